@@ -1,0 +1,334 @@
+"""Command line: `causallm-inspect` opens the app; its subcommands run headless.
+
+Only argparse is imported at start-up, so `--help` is instant; torch and transformers load
+inside the command that needs them. A problem the user can fix ends in one line on stderr
+and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from inspector import __version__
+from inspector.core.errors import InspectorError
+
+STRATEGY_CHOICES = ("copy", "mask", "trl")
+
+
+def _common(parser: argparse.ArgumentParser, *, json_flag: bool = True, data: bool = True) -> None:
+    g = parser.add_argument_group("model and data")
+    g.add_argument(
+        "--model",
+        metavar="M",
+        help="Hugging Face id (from the local cache), model folder or .gguf file; default: the embedded Gemma 3 270M",
+    )
+    g.add_argument("--device", metavar="D", default="auto", help="auto (CUDA, then MPS, then CPU), cuda, mps or cpu")
+    g.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="allow a model's own Python code to run (off unless given; read that code first)",
+    )
+    if data:
+        g.add_argument(
+            "--data",
+            metavar="FILE",
+            help='JSONL with {"text": ...} rows in the ### Human:/### Assistant: format, or {"prompt", "completion"} rows; '
+            "default: the article's five examples",
+        )
+    g.add_argument("--human-marker", metavar="TEXT", default=None, help='marker of a human turn (default "\\n\\n### Human:")')
+    g.add_argument(
+        "--assistant-marker", metavar="TEXT", default=None, help='marker of an assistant turn (default "\\n\\n### Assistant:")'
+    )
+    if json_flag:
+        parser.add_argument("--json", action="store_true", help="print machine-readable JSON instead of a table")
+
+
+def _burst_options(parser: argparse.ArgumentParser, *, required_strategy: bool) -> None:
+    from inspector.core.training import DEFAULT_EPOCHS, DEFAULT_HOLDOUT, DEFAULT_LEARNING_RATE, DEFAULT_SEED
+
+    parser.add_argument(
+        "--strategy",
+        choices=STRATEGY_CHOICES,
+        required=required_strategy,
+        help="copy: labels = input_ids; mask: human part -100; trl: TRL SFTTrainer, completion-only loss",
+    )
+    parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, help=f"epochs to train (default {DEFAULT_EPOCHS})")
+    parser.add_argument("--lr", type=float, default=DEFAULT_LEARNING_RATE, help=f"learning rate (default {DEFAULT_LEARNING_RATE:g})")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})")
+    parser.add_argument(
+        "--holdout",
+        metavar="TEXT",
+        default=DEFAULT_HOLDOUT,
+        help='held-out prompt answered after each epoch: one word is asked the article\'s question (default "good"), '
+        "other text is the human's message",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="causallm-inspect",
+        description="See which tokens a causal LM is trained on when you fine-tune it on chat data, "
+        "and what it learns. Without a command, opens the interactive app.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    _common(parser, json_flag=False)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("labels", help="input_ids and labels of every example under one strategy")
+    _common(p)
+    p.add_argument("--strategy", choices=STRATEGY_CHOICES, default="mask", help="label strategy (default mask)")
+
+    p = sub.add_parser("train", help="a training burst: loss and held-out answer per epoch")
+    _common(p)
+    _burst_options(p, required_strategy=True)
+
+    p = sub.add_parser("predict", help="teacher-forced predictions, untrained or after a burst")
+    _common(p)
+    _burst_options(p, required_strategy=False)
+    p.add_argument(
+        "--text",
+        metavar="TEXT",
+        help='text to predict on (default: the held-out example with its answer, or the first --data row)',
+    )
+    p.add_argument("--example", type=int, default=1, metavar="N", help="with --data: which example to predict on (default 1)")
+    p.add_argument("--top-k", type=int, default=5, metavar="K", help="candidates kept per position (default 5)")
+
+    p = sub.add_parser("models", help="the embedded model, the cache and its state")
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command is None:
+            return _run_app(args)
+        return {"labels": cmd_labels, "train": cmd_train, "predict": cmd_predict, "models": cmd_models}[args.command](args)
+    except InspectorError as exc:
+        print(f"causallm-inspect: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("causallm-inspect: interrupted", file=sys.stderr)
+        return 130
+
+
+# --- shared steps ---------------------------------------------------------------------------
+
+
+def _template(args: argparse.Namespace) -> Any:
+    from inspector.core.chat import ChatTemplate
+
+    def unescape(s: str | None, default: str) -> str:
+        return default if s is None else s.encode("utf-8").decode("unicode_escape") if "\\" in s else s
+
+    t = ChatTemplate()
+    return ChatTemplate(unescape(args.human_marker, t.human), unescape(args.assistant_marker, t.assistant))
+
+
+def _status(msg: str) -> None:
+    print(f"… {msg}", file=sys.stderr, flush=True)
+
+
+def _load(args: argparse.Namespace) -> Any:
+    from inspector.core.models import load_model
+
+    template = _template(args)  # check the options before the slow load
+    loaded = load_model(args.model, device=args.device, trust_remote_code=args.trust_remote_code, progress=_status)
+    if loaded.trust_remote_code:
+        _status("trust_remote_code is ON: this model's own code was allowed to run")
+    return loaded, template
+
+
+def _examples(args: argparse.Namespace, template: Any) -> list:
+    from inspector.core.data import article_examples, load_jsonl
+
+    return load_jsonl(args.data, template) if getattr(args, "data", None) else article_examples()
+
+
+def _check_data_early(args: argparse.Namespace) -> list:
+    """Read the data before loading the model, so a bad file fails in a second, not a minute."""
+    return _examples(args, _template(args))
+
+
+def _dump(obj: Any) -> None:
+    print(json.dumps(obj, ensure_ascii=False, indent=1))
+
+
+# --- commands --------------------------------------------------------------------------------
+
+
+def cmd_labels(args: argparse.Namespace) -> int:
+    examples = _check_data_early(args)
+    loaded, template = _load(args)
+    from inspector.core.data import format_examples
+    from inspector.core.labels import label_examples
+
+    formatted = format_examples(examples, loaded.tokenizer, template, loaded.name)
+    labeled = label_examples(args.strategy, formatted, loaded.tokenizer, loaded.model, max_length=loaded.max_length)
+    if args.json:
+        _dump(
+            {
+                "model": loaded.name,
+                "strategy": args.strategy,
+                "examples": [dict(row=ex.row, **lab.to_dict()) for ex, lab in zip(examples, labeled)],
+            }
+        )
+        return 0
+    from inspector.core.report import labels_table
+
+    for ex, lab in zip(examples, labeled):
+        print(labels_table(lab, title=f"example {ex.row}"))
+        print()
+    return 0
+
+
+class _StopFlag:
+    """Ctrl-C during a burst stops it between steps; a second Ctrl-C interrupts at once."""
+
+    def __init__(self) -> None:
+        self.stop = False
+
+    def __enter__(self) -> _StopFlag:
+        self._old = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.stop:
+            raise KeyboardInterrupt
+        self.stop = True
+        print("\n… stopping after this step (Ctrl-C again to quit at once)", file=sys.stderr, flush=True)
+
+    def __exit__(self, *exc: object) -> None:
+        signal.signal(signal.SIGINT, self._old)
+
+
+def _run_burst(args: argparse.Namespace, loaded: Any, template: Any, examples: list, *, verbose: bool) -> Any:
+    from inspector.core.data import format_examples
+    from inspector.core.training import BurstSettings, TrainingSession
+
+    settings = BurstSettings(epochs=args.epochs, learning_rate=args.lr, seed=args.seed, holdout=args.holdout)
+    formatted = format_examples(examples, loaded.tokenizer, template, loaded.name)
+    total = args.epochs * len(formatted)
+
+    def on_step(log: Any) -> None:
+        if sys.stderr.isatty():
+            print(f"\r… {args.strategy}: step {log.step}/{total}  loss {log.loss:.4f}", end="", file=sys.stderr, flush=True)
+
+    def on_epoch(log: Any) -> None:
+        if sys.stderr.isatty():
+            print("\r", end="", file=sys.stderr)
+        if verbose:
+            print(f"epoch {log.epoch:>3}  loss {log.loss:8.4f}  held-out: {log.holdout!r}", flush=True)
+
+    session = TrainingSession(
+        loaded.model, loaded.tokenizer, formatted, args.strategy, settings,
+        device=loaded.device, template=template, max_length=loaded.max_length,
+    )
+    with session, _StopFlag() as flag:
+        if verbose:
+            print(f"held-out prompt: {session.prompt.text!r}")
+            print(f"untrained answer: {session.holdout_answer()!r}")
+        result = session.run(on_step=on_step, on_epoch=on_epoch, should_stop=lambda: flag.stop)
+    return session, result
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    examples = _check_data_early(args)
+    loaded, template = _load(args)
+    _session, result = _run_burst(args, loaded, template, examples, verbose=not args.json)
+    if args.json:
+        _dump({"model": loaded.name, "device": loaded.device, "learning_rate": args.lr, "seed": args.seed, **result.to_dict()})
+        return 0
+    if result.stopped:
+        print(f"stopped on request after step {result.steps[-1].step if result.steps else 0}")
+    print(
+        f"{args.strategy}: {len(result.steps)} steps in {result.train_runtime:.1f} s, "
+        f"{result.tokens_per_second:.0f} tokens/s, {result.trained_tokens} of {result.input_tokens} tokens trained"
+    )
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from inspector.core.chat import HOLDOUT_ANSWER, HOLDOUT_WORD, article_text
+
+    examples = _check_data_early(args)
+    if args.top_k < 1:
+        raise InspectorError(f"--top-k must be at least 1, not {args.top_k}", "pass a positive number")
+    if args.text is not None:
+        text = args.text
+    elif args.data:
+        if not 1 <= args.example <= len(examples):
+            raise InspectorError(
+                f"--example {args.example} is out of range", f"the data has {len(examples)} examples: pass 1 to {len(examples)}"
+            )
+        text = examples[args.example - 1].text
+    else:
+        text = article_text(HOLDOUT_WORD, HOLDOUT_ANSWER, _template(args))
+    loaded, template = _load(args)
+    from inspector.core.chat import add_special_tokens
+    from inspector.core.labels import encode
+    from inspector.core.predictions import accuracy, teacher_forced
+
+    fe = add_special_tokens(text, loaded.tokenizer.bos_token, loaded.tokenizer.eos_token, template, model_name=loaded.name)
+    ids, _ = encode(fe, loaded.tokenizer)
+    result = None
+    if args.strategy:
+        _session, result = _run_burst(args, loaded, template, examples, verbose=False)
+    rows = teacher_forced(loaded.model, loaded.tokenizer, ids, top_k=args.top_k)
+    state = f"after {args.strategy}, {result.epochs_done:g} epochs" if result else "untrained"
+    if args.json:
+        _dump(
+            {
+                "model": loaded.name,
+                "state": state,
+                "text": fe.text,
+                "accuracy": accuracy(rows),
+                "holdout": result.epochs[-1].holdout if result and result.epochs else None,
+                "positions": [r.to_dict() for r in rows],
+            }
+        )
+        return 0
+    from inspector.core.report import predictions_table
+
+    print(predictions_table(rows, title=f"teacher-forced predictions, {state}"))
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from inspector.core.models import cache_report
+
+    report = cache_report()
+    if args.json:
+        _dump(report)
+        return 0
+    e = report["embedded"]
+    print(f"embedded model: {e['title']}")
+    print(f"  from the PyPI package {e['package']}")
+    print(f"  fp32 cache: {e['cache_path']} ({'converted' if e['converted'] else 'not converted yet: the first run converts it'})")
+    print(f"cache folder: {report['cache_dir']} (set {report['cache_env']} to move it)")
+    for entry in report["entries"]:
+        state = "complete" if entry["complete"] else "INCOMPLETE (ignored, rebuilt on next use)"
+        print(f"  {entry['name']}: {entry['bytes'] / 1e6:.0f} MB, {state}")
+    if not report["entries"]:
+        print("  (empty)")
+    print("other models: pass --model with a local folder, a .gguf file, or a Hugging Face id already in the local cache")
+    return 0
+
+
+def _run_app(args: argparse.Namespace) -> int:
+    _template(args)
+    if args.data:
+        _check_data_early(args)
+    from inspector.app import run_app
+
+    return run_app(args)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

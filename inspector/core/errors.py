@@ -1,0 +1,19 @@
+"""The one exception type a user is meant to see: what was wrong and what to do about it."""
+
+from __future__ import annotations
+
+
+class InspectorError(Exception):
+    """A problem caused by the user's input or environment, with the fix.
+
+    The CLI prints it as one line and exits with code 2; the app shows it in a
+    notification. Never raised for bugs: those stay ordinary exceptions.
+    """
+
+    def __init__(self, problem: str, fix: str = "") -> None:
+        self.problem = problem.rstrip(".")
+        self.fix = fix.rstrip(".")
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return f"{self.problem}. {self.fix}." if self.fix else f"{self.problem}."

@@ -1,0 +1,41 @@
+"""Plain-text tables for the headless commands and the lessons' --plain mode."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from inspector.core.labels import STRATEGY_TITLES, LabeledExample
+from inspector.core.predictions import PredictionRow, accuracy
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def labels_table(lab: LabeledExample, title: str = "") -> str:
+    """One line per token: position, token, input_id, label (masked shown as -100 ·masked)."""
+    head = f"{title}: " if title else ""
+    lines = [
+        f"{head}{lab.strategy} ({STRATEGY_TITLES.get(lab.strategy, '')}): "
+        f"{lab.trained_tokens} of {len(lab.rows)} tokens trained",
+        f"{'pos':>4}  {'token':<18} {'input_id':>9} {'label':>9}",
+    ]
+    for r in lab.rows:
+        label = f"{r.label:>9}" + ("  masked" if r.masked else "  trained")
+        lines.append(f"{r.position:>4}  {_clip(r.text, 18):<18} {r.id:>9} {label}")
+    return "\n".join(lines)
+
+
+def predictions_table(rows: Sequence[PredictionRow], title: str = "") -> str:
+    lines = [
+        title,
+        f"{'pos':>4}  {'input':<16} {'next (true)':<16} {'predicted':<16} {'':1} {'p(true)':>8}",
+    ]
+    for r in rows:
+        mark = "" if r.correct is None else ("✓" if r.correct else "✗")
+        p = "" if r.p_target is None else f"{r.p_target:8.3f}"
+        target = r.target if r.target is not None else "(end)"
+        lines.append(f"{r.position:>4}  {_clip(r.input, 16):<16} {_clip(target, 16):<16} {_clip(r.predicted, 16):<16} {mark:1} {p:>8}")
+    lines.append(f"right: {accuracy(rows):.0%} of {sum(1 for r in rows if r.correct is not None)} positions")
+    lines.append("predicted, read as text: " + "".join(r.predicted for r in rows))
+    return "\n".join(lines)

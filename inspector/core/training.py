@@ -1,0 +1,317 @@
+"""Training bursts: a few epochs of one label strategy, observable step by step.
+
+`copy` and `mask` train with the Hugging Face `Trainer` on our labels; `trl` trains with
+TRL's `SFTTrainer` on the prompt/completion dataset. A `TrainingSession` keeps its trainer
+(and so its optimizer state) between bursts, so a second `run()` continues where the first
+stopped; the schedule is constant so that continuing does not restart a decay.
+"""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from inspector.core.chat import ARTICLE_TEMPLATE, ChatTemplate, FormattedExample, add_special_tokens, holdout_text
+from inspector.core.errors import InspectorError
+from inspector.core.labels import STRATEGIES, label_examples
+
+# Chosen on the embedded Gemma 3 270M: with these the masked burst answers the held-out
+# "good" in Spanish ("buen..."/"bueno") within three epochs (see tests/integration).
+DEFAULT_LEARNING_RATE = 5e-5
+DEFAULT_EPOCHS = 3
+DEFAULT_SEED = 1
+DEFAULT_HOLDOUT = "good"
+
+
+@dataclass(frozen=True)
+class BurstSettings:
+    epochs: int = DEFAULT_EPOCHS
+    learning_rate: float = DEFAULT_LEARNING_RATE
+    seed: int = DEFAULT_SEED
+    holdout: str = DEFAULT_HOLDOUT
+    max_new_tokens: int = 8
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise InspectorError(f"--epochs must be at least 1, not {self.epochs}", "pass a positive number")
+        if not (0 < self.learning_rate < 1):
+            raise InspectorError(
+                f"--lr {self.learning_rate} is out of range", "pass a learning rate between 0 and 1, e.g. 5e-5"
+            )
+
+
+@dataclass(frozen=True)
+class StepLog:
+    strategy: str
+    step: int  # counted over all bursts of the session
+    epoch: float  # likewise
+    loss: float
+
+
+@dataclass(frozen=True)
+class EpochLog:
+    strategy: str
+    epoch: int  # counted over all bursts of the session
+    loss: float  # mean of the step losses of this epoch
+    holdout: str  # greedy answer to the held-out prompt after this epoch
+
+
+@dataclass
+class BurstResult:
+    strategy: str
+    steps: list[StepLog] = field(default_factory=list)
+    epochs: list[EpochLog] = field(default_factory=list)
+    train_runtime: float = 0.0  # seconds of training steps, held-out generation excluded
+    input_tokens: int = 0  # tokens run through the model
+    trained_tokens: int = 0  # of those, tokens whose label was scored
+    stopped: bool = False  # stopped on request before the planned epochs
+    epochs_done: float = 0.0  # over all bursts of the session
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.input_tokens / self.train_runtime if self.train_runtime > 0 else 0.0
+
+    @property
+    def final_loss(self) -> float | None:
+        return self.steps[-1].loss if self.steps else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "strategy": self.strategy,
+            "epochs": [asdict(e) for e in self.epochs],
+            "steps": [asdict(s) for s in self.steps],
+            "train_runtime": self.train_runtime,
+            "tokens_per_second": self.tokens_per_second,
+            "input_tokens": self.input_tokens,
+            "trained_tokens": self.trained_tokens,
+            "stopped": self.stopped,
+            "epochs_done": self.epochs_done,
+        }
+
+
+def greedy_answer(model: Any, tokenizer: Any, prompt_ids: Sequence[int], max_new_tokens: int = 8) -> str:
+    """Greedy continuation of a prompt, special tokens kept so that a learned `eos` shows."""
+    import torch
+    from transformers import GenerationConfig
+
+    was_training = model.training
+    model.eval()
+    try:
+        ids = torch.tensor([list(prompt_ids)], device=model.device)
+        config = GenerationConfig(
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
+        )
+        with torch.no_grad():
+            out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), generation_config=config)
+        return tokenizer.decode(out[0, ids.shape[1] :].tolist())
+    finally:
+        model.train(was_training)
+
+
+def holdout_prompt(
+    tokenizer: Any, holdout: str, template: ChatTemplate = ARTICLE_TEMPLATE, model_name: str = "in use"
+) -> FormattedExample:
+    """The held-out prompt formatted the way training examples are, ending at the answer's `bos`."""
+    return add_special_tokens(
+        holdout_text(holdout, template),
+        tokenizer.bos_token,
+        tokenizer.eos_token,
+        template,
+        final_eos=False,
+        model_name=model_name,
+    )
+
+
+class TrainingSession:
+    """One strategy training one model on the examples, burst after burst.
+
+    The model is trained in place: pass a copy (`copy.deepcopy`) to keep the original.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        examples: Sequence[FormattedExample],
+        strategy: str,
+        settings: BurstSettings = BurstSettings(),
+        *,
+        device: str = "cpu",
+        template: ChatTemplate = ARTICLE_TEMPLATE,
+        max_length: int | None = None,
+    ) -> None:
+        if strategy not in STRATEGIES:
+            raise InspectorError(f"unknown strategy {strategy!r}", f"choose one of {', '.join(STRATEGIES)}")
+        if not examples:
+            raise InspectorError("there are no examples to train on", "give at least one example")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.examples = list(examples)
+        self.strategy = strategy
+        self.settings = settings
+        self.device = device
+        self.prompt = holdout_prompt(tokenizer, settings.holdout, template)
+        self.prompt_ids = tokenizer(self.prompt.text)["input_ids"]
+        self.labeled = label_examples(strategy, self.examples, tokenizer, model, max_length=max_length)
+        self.epochs_done = 0.0
+        self.steps_done = 0
+        self._trainer: Any = None
+        self._tmp = tempfile.mkdtemp(prefix="causallm-inspect-")
+
+    # The trainer is made on first use: making an SFTTrainer tokenizes the dataset.
+    def _make_trainer(self, callback: Any) -> Any:
+        from inspector.core.trl_bridge import make_sft_trainer, trainer_arguments
+
+        s = self.settings
+        if self.strategy == "trl":
+            return make_sft_trainer(
+                self.model,
+                self.tokenizer,
+                self.examples,
+                output_dir=self._tmp,
+                epochs=s.epochs,
+                learning_rate=s.learning_rate,
+                seed=s.seed,
+                device=self.device,
+                callbacks=[callback],
+            )
+        from datasets import Dataset
+        from transformers import Trainer, TrainingArguments, default_data_collator
+        from transformers.trainer_callback import PrinterCallback
+
+        rows = [
+            {"input_ids": ex.input_ids, "attention_mask": [1] * len(ex.rows), "labels": ex.labels}
+            for ex in self.labeled
+        ]
+        args = TrainingArguments(
+            **trainer_arguments(
+                self._tmp, epochs=s.epochs, learning_rate=s.learning_rate, seed=s.seed, device=self.device
+            )
+        )
+        trainer = Trainer(
+            model=self.model,
+            args=args,
+            train_dataset=Dataset.from_list(rows),
+            data_collator=default_data_collator,
+            callbacks=[callback],
+        )
+        trainer.remove_callback(PrinterCallback)
+        return trainer
+
+    def holdout_answer(self) -> str:
+        return greedy_answer(self.model, self.tokenizer, self.prompt_ids, self.settings.max_new_tokens)
+
+    def run(
+        self,
+        epochs: int | None = None,
+        *,
+        on_step: Callable[[StepLog], None] | None = None,
+        on_epoch: Callable[[EpochLog], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> BurstResult:
+        """Train `epochs` more epochs (default: the settings'); stop between steps when asked."""
+        epochs = self.settings.epochs if epochs is None else epochs
+        if epochs < 1:
+            raise InspectorError(f"--epochs must be at least 1, not {epochs}", "pass a positive number")
+        result = BurstResult(self.strategy)
+        callback = _make_callback(self, result, on_step, on_epoch, should_stop)
+        if self._trainer is None:
+            self._trainer = self._make_trainer(callback)
+        else:
+            self._trainer.callback_handler.callbacks = [
+                c for c in self._trainer.callback_handler.callbacks if not getattr(c, "is_burst_callback", False)
+            ]
+            self._trainer.add_callback(callback)
+        self._trainer.args.num_train_epochs = epochs
+        start = time.perf_counter()
+        self._trainer.train()
+        result.train_runtime = time.perf_counter() - start - callback.holdout_seconds
+        per_example = [len(ex.rows) for ex in self.labeled]
+        trained = [ex.trained_tokens for ex in self.labeled]
+        steps = len(result.steps)
+        n = len(per_example)
+        # Whole epochs are exact; a stopped partial epoch is counted at the mean example length.
+        full, part = divmod(steps, n)
+        result.input_tokens = full * sum(per_example) + round(part * statistics.mean(per_example))
+        result.trained_tokens = full * sum(trained) + round(part * statistics.mean(trained))
+        result.stopped = callback.stopped
+        result.epochs_done = self.epochs_done
+        return result
+
+    def close(self) -> None:
+        shutil.rmtree(self._tmp, ignore_errors=True)
+
+    def __enter__(self) -> TrainingSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _make_callback(
+    session: TrainingSession,
+    result: BurstResult,
+    on_step: Callable[[StepLog], None] | None,
+    on_epoch: Callable[[EpochLog], None] | None,
+    should_stop: Callable[[], bool] | None,
+) -> Any:
+    from transformers import TrainerCallback
+
+    steps_at_start = session.steps_done
+    epochs_at_start = session.epochs_done
+
+    class BurstCallback(TrainerCallback):
+        is_burst_callback = True
+
+        def __init__(self) -> None:
+            self.stopped = False
+            self.holdout_seconds = 0.0
+            self.epoch_losses: list[float] = []
+
+        def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001
+            session.steps_done = steps_at_start + state.global_step
+            session.epochs_done = epochs_at_start + (state.epoch or 0.0)
+            return control
+
+        def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
+            if logs and "loss" in logs:
+                log = StepLog(
+                    session.strategy,
+                    steps_at_start + state.global_step,
+                    round(epochs_at_start + (state.epoch or 0.0), 4),
+                    float(logs["loss"]),
+                )
+                result.steps.append(log)
+                self.epoch_losses.append(log.loss)
+                if on_step is not None:
+                    on_step(log)
+                # Checked after the step is logged: the Trainer looks at the flag right after this.
+                if should_stop is not None and should_stop():
+                    self.stopped = True
+                    control.should_training_stop = True
+            return control
+
+        def on_epoch_end(self, args, state, control, **kwargs):  # noqa: ANN001
+            if self.stopped and abs((state.epoch or 0.0) - round(state.epoch or 0.0)) > 1e-6:
+                return control  # stopped inside the epoch: no held-out answer for a partial epoch
+            start = time.perf_counter()
+            answer = session.holdout_answer()
+            self.holdout_seconds += time.perf_counter() - start
+            epoch = round(epochs_at_start + (state.epoch or 0.0))
+            loss = statistics.mean(self.epoch_losses) if self.epoch_losses else float("nan")
+            self.epoch_losses = []
+            log = EpochLog(session.strategy, epoch, loss, answer)
+            result.epochs.append(log)
+            if on_epoch is not None:
+                on_epoch(log)
+            return control
+
+    return BurstCallback()

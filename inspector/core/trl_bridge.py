@@ -1,0 +1,101 @@
+"""TRL's `SFTTrainer` with completion-only loss, today's API.
+
+The article used `DataCollatorForCompletionOnlyLM`, which TRL removed in 0.20. Today a
+prompt/completion dataset and `SFTConfig(completion_only_loss=True)` do the same job: TRL
+tokenizes prompt and prompt+completion and trains only the completion's tokens. The labels
+shown for the `trl` strategy are read from the trainer's own prepared dataset and collator.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from typing import Any
+
+from inspector.core.chat import FormattedExample
+
+
+def trainer_arguments(output_dir: str, *, epochs: float, learning_rate: float, seed: int, device: str) -> dict:
+    """Arguments shared by the HF Trainer and TRL's SFTTrainer.
+
+    A constant schedule, because a burst that continues calls `train()` again and a
+    decaying schedule would restart; no checkpoints, no reports, no progress bars, nothing
+    written outside `output_dir` (a temporary folder).
+    """
+    return dict(
+        output_dir=output_dir,
+        per_device_train_batch_size=1,
+        gradient_accumulation_steps=1,
+        learning_rate=learning_rate,
+        num_train_epochs=epochs,
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        seed=seed,
+        logging_strategy="steps",
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        use_cpu=device == "cpu",
+        bf16=False,
+        fp16=False,
+        activation_checkpointing=False,
+        dataloader_num_workers=0,
+    )
+
+
+def prompt_completion_dataset(examples: Sequence[FormattedExample]) -> Any:
+    """TRL's prompt/completion format: the prompt ends with the last `bos`."""
+    from datasets import Dataset
+
+    return Dataset.from_dict(
+        {"prompt": [fe.prompt for fe in examples], "completion": [fe.completion for fe in examples]}
+    )
+
+
+def make_sft_trainer(
+    model: Any,
+    tokenizer: Any,
+    examples: Sequence[FormattedExample],
+    *,
+    output_dir: str,
+    epochs: float = 1,
+    learning_rate: float = 2e-5,
+    seed: int = 1,
+    device: str = "cpu",
+    callbacks: list | None = None,
+) -> Any:
+    from transformers.trainer_callback import PrinterCallback
+    from trl import SFTConfig, SFTTrainer
+
+    from inspector.core.quiet import quiet_libraries
+
+    quiet_libraries()
+
+    config = SFTConfig(
+        **trainer_arguments(output_dir, epochs=epochs, learning_rate=learning_rate, seed=seed, device=device),
+        completion_only_loss=True,
+        max_length=None,  # the context check is ours; TRL would truncate silently at 1024
+        packing=False,
+        dataset_num_proc=None,
+    )
+    trainer = SFTTrainer(
+        model=model,
+        args=config,
+        train_dataset=prompt_completion_dataset(examples),
+        processing_class=tokenizer,
+        callbacks=callbacks,
+    )
+    trainer.remove_callback(PrinterCallback)
+    return trainer
+
+
+def trl_dataset_rows(model: Any, tokenizer: Any, examples: Sequence[FormattedExample]) -> list[tuple[list, list]]:
+    """(input_ids, labels) of each example exactly as TRL's collator hands them to the model."""
+    with tempfile.TemporaryDirectory(prefix="causallm-inspect-") as tmp:
+        trainer = make_sft_trainer(model, tokenizer, examples, output_dir=tmp)
+        rows = []
+        for i in range(len(examples)):
+            batch = trainer.data_collator([trainer.train_dataset[i]])
+            rows.append((batch["input_ids"][0].tolist(), batch["labels"][0].tolist()))
+        return rows

@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""Set up on first use, then run causallm-inspect or its tests. Needs only Python 3.10+ and pip.
+
+    python3 run.py [ARGS...]       # the app (or any causallm-inspect command: run.py labels --json)
+    python3 run.py test [ARGS...]  # the test suite (pytest; ARGS go to pytest)
+
+The first run makes `.venv/` beside this file and installs the project into it; later runs
+reinstall only when pyproject.toml changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = Path(os.environ.get("CAUSALLM_INSPECT_VENV", ROOT / ".venv"))
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / ("python.exe" if os.name == "nt" else "python")
+# torch is installed first and on its own: 2.13.0 is the release this project is tested
+# with (the CPU build where the machine provides it); any torch >= 2.4 already in the
+# environment is kept.
+TORCH = "torch==2.13.0"
+
+
+def _say(msg: str) -> None:
+    print(f"[run.py] {msg}", file=sys.stderr, flush=True)
+
+
+def _pip(*args: str) -> None:
+    subprocess.check_call([str(PY), "-m", "pip", "--disable-pip-version-check", *args])
+
+
+def setup(extras: str) -> None:
+    stamp = VENV / f".installed-{extras or 'app'}"
+    want = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if stamp.exists() and stamp.read_text() == want and PY.exists():
+        return
+    if not PY.exists():
+        _say(f"creating {VENV}")
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    has_torch = subprocess.run([str(PY), "-c", "import torch"], capture_output=True).returncode == 0
+    if not has_torch:
+        _say(f"installing {TORCH} (once)")
+        _pip("install", "-q", TORCH)
+    _say("installing causallm-inspect and its dependencies (once)")
+    _pip("install", "-q", "-e", f"{ROOT}[{extras}]" if extras else str(ROOT))
+    stamp.write_text(want)
+
+
+def main(argv: list[str]) -> int:
+    if argv[:1] == ["test"]:
+        setup("test")
+        return subprocess.call([str(PY), "-m", "pytest", *argv[1:]], cwd=ROOT)
+    setup("")
+    return subprocess.call([str(BIN / "causallm-inspect"), *argv])
+
+
+if __name__ == "__main__":
+    try:
+        raise SystemExit(main(sys.argv[1:]))
+    except subprocess.CalledProcessError as exc:
+        _say(f"setup failed ({exc}); see pip's message above")
+        raise SystemExit(1)
+    except KeyboardInterrupt:
+        raise SystemExit(130)

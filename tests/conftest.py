@@ -1,0 +1,53 @@
+"""Shared fixtures: tiny models saved to disk once per test session."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import tiny_model  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_path(tmp_path_factory) -> Path:
+    """A tiny Llama-shaped model whose tokenizer adds nothing (like Bloom in the article)."""
+    return tiny_model.build(tmp_path_factory.mktemp("tiny"))
+
+
+@pytest.fixture(scope="session")
+def tiny_bos_path(tmp_path_factory) -> Path:
+    """The same, but its tokenizer prepends its own bos (like Gemma and Llama)."""
+    return tiny_model.build(tmp_path_factory.mktemp("tinybos"), prepend_bos=True)
+
+
+@pytest.fixture(scope="session")
+def tiny(tiny_path):
+    from inspector.core.models import load_model
+
+    return load_model(str(tiny_path), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_bos(tiny_bos_path):
+    from inspector.core.models import load_model
+
+    return load_model(str(tiny_bos_path), device="cpu")
+
+
+@pytest.fixture
+def fresh_tiny(tiny_path):
+    """A model of its own, for tests that train it."""
+    from inspector.core.models import load_model
+
+    return load_model(str(tiny_path), device="cpu")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(request, tmp_path, monkeypatch):
+    """Unit tests get an empty cache; the integration tests use the real one (the conversion is slow)."""
+    if request.node.get_closest_marker("integration") is None:
+        monkeypatch.setenv("CAUSALLM_INSPECT_CACHE", str(tmp_path / "cache"))

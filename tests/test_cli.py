@@ -1,0 +1,205 @@
+"""The headless commands, as a script would call them: output, JSON shape, exit codes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from inspector.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_labels_json_has_tokens_and_trained_counts(capsys, tiny_path):
+    code, out, _ = run(capsys, "labels", "--model", str(tiny_path), "--strategy", "mask", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["strategy"] == "mask"
+    assert len(data["examples"]) == 5
+    first = data["examples"][0]
+    assert first["row"] == 1
+    assert first["trained_tokens"] == 2
+    tok = first["tokens"][-1]
+    assert set(tok) >= {"position", "id", "text", "label", "masked"}
+    assert tok["text"] == "</s>" and not tok["masked"]
+    assert [t["masked"] for t in first["tokens"]].count(False) == 2
+
+
+def test_labels_plain_is_a_table(capsys, tiny_path):
+    code, out, _ = run(capsys, "labels", "--model", str(tiny_path), "--strategy", "copy")
+    assert code == 0
+    assert "example 1: copy (labels copied from input_ids): 22 of 23 tokens trained" in out
+    assert "␣perro" in out
+
+
+def test_labels_from_jsonl_text_and_prompt_completion_rows(capsys, tiny_path, tmp_path):
+    data = tmp_path / "d.jsonl"
+    data.write_text(
+        json.dumps({"text": '\n\n### Human: How do you say "cat" in Spanish?\n\n### Assistant: gato'})
+        + "\n\n"
+        + json.dumps({"prompt": 'How do you say "dog" in Spanish?', "completion": "perro"})
+        + "\n"
+    )
+    code, out, _ = run(capsys, "labels", "--model", str(tiny_path), "--data", str(data), "--json")
+    assert code == 0
+    ex = json.loads(out)["examples"]
+    assert [e["row"] for e in ex] == [1, 3]  # numbered as lines of the file
+    assert ex[1]["text"] == '\n\n### Human: How do you say "dog" in Spanish?\n\n### Assistant:<s> perro</s>'
+    assert [t["text"] for t in ex[1]["tokens"] if not t["masked"]] == ["␣perro", "</s>"]
+
+
+def test_trl_labels_on_the_command_line(capsys, tiny_path):
+    code, out, _ = run(capsys, "labels", "--model", str(tiny_path), "--strategy", "trl", "--json")
+    assert code == 0
+    assert [e["trained_tokens"] for e in json.loads(out)["examples"]] == [2, 2, 2, 2, 2]
+
+
+def test_train_json_reports_epochs_runtime_and_speed(capsys, tiny_path):
+    code, out, _ = run(capsys, "train", "--model", str(tiny_path), "--strategy", "mask", "--epochs", "2", "--lr", "0.01", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert [e["epoch"] for e in data["epochs"]] == [1, 2]
+    assert all({"epoch", "loss", "holdout"} <= set(e) for e in data["epochs"])
+    assert data["epochs"][1]["loss"] < data["epochs"][0]["loss"]
+    assert data["train_runtime"] > 0 and data["tokens_per_second"] > 0
+    assert data["trained_tokens"] == 20
+
+
+def test_train_plain_prints_each_epoch(capsys, tiny_path):
+    code, out, _ = run(capsys, "train", "--model", str(tiny_path), "--strategy", "copy", "--epochs", "2", "--lr", "0.01")
+    assert code == 0
+    assert "epoch   1" in out and "epoch   2" in out and "held-out:" in out
+    assert "untrained answer:" in out
+
+
+def test_predict_untrained_and_after_a_burst(capsys, tiny_path):
+    code, out, _ = run(capsys, "predict", "--model", str(tiny_path), "--json")
+    assert code == 0
+    untrained = json.loads(out)
+    assert untrained["state"] == "untrained"
+    pos = untrained["positions"]
+    assert set(pos[0]) >= {"position", "input", "target", "predicted", "correct", "p_target"}
+    assert pos[-1]["target"] is None
+    code, out, _ = run(capsys, "predict", "--model", str(tiny_path), "--strategy", "copy", "--epochs", "3", "--lr", "0.01", "--json")
+    trained = json.loads(out)
+    assert trained["state"] == "after copy, 3 epochs"
+    # copy trains every position: the prompt is predicted better than by the random model
+    assert trained["accuracy"] > untrained["accuracy"]
+
+
+def test_models_lists_the_embedded_model_and_cache(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("CAUSALLM_INSPECT_CACHE", str(tmp_path / "c"))
+    code, out, _ = run(capsys, "models")
+    assert code == 0
+    assert "Gemma 3 270M" in out and str(tmp_path / "c") in out and "not converted yet" in out
+    code, out, _ = run(capsys, "models", "--json")
+    assert json.loads(out)["embedded"]["converted"] is False
+
+
+# --- bad input: one line, exit 2 ----------------------------------------------------------------
+
+
+def _error(capsys, *argv):
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert lines[-1].startswith("causallm-inspect: error:")
+    assert "Traceback" not in err
+    return lines[-1]
+
+
+def test_unknown_hub_model_offline(capsys):
+    msg = _error(capsys, "labels", "--model", "nobody/no-such-model-xyz")
+    assert "not in the Hugging Face cache" in msg and "never downloads" in msg
+
+
+def test_folder_that_is_not_a_model(capsys, tmp_path):
+    assert "has no config.json" in _error(capsys, "labels", "--model", str(tmp_path))
+
+
+def test_missing_gguf_file(capsys, tmp_path):
+    assert "does not exist" in _error(capsys, "labels", "--model", str(tmp_path / "x.gguf"))
+
+
+def test_file_that_is_not_a_gguf(capsys, tmp_path):
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"not a gguf at all")
+    assert "could not be read as a GGUF model" in _error(capsys, "labels", "--model", str(bad))
+
+
+def test_pickle_only_model_folder_is_refused(capsys, tiny_path, tmp_path):
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    folder = tmp_path / "pickled"
+    shutil.copytree(tiny_path, folder)
+    state = load_file(str(folder / "model.safetensors"))
+    (folder / "model.safetensors").unlink()
+    torch.save(state, folder / "pytorch_model.bin")
+    assert "no safetensors weights" in _error(capsys, "labels", "--model", str(folder))
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("", "is empty"),
+        ("{not json}\n", "line 1 is not valid JSON"),
+        ('{"text": "ok\\n\\n### Assistant: a"}\n[1, 2]\n', "line 2 is a JSON list, not an object"),
+        ('{"prompt": "p"}\n', 'has no "completion"'),
+        ('{"txt": "x"}\n', 'neither "text" nor "prompt"/"completion"'),
+        ('{"text": 5}\n', '"text" is a int, not a string'),
+        ('{"text": "\\n\\n### Human: hello"}\n', "line 1: the text has no assistant turn"),
+    ],
+)
+def test_bad_data_files(capsys, tiny_path, tmp_path, content, expected):
+    f = tmp_path / "data.jsonl"
+    f.write_text(content)
+    assert expected in _error(capsys, "labels", "--model", str(tiny_path), "--data", str(f))
+
+
+def test_missing_data_file(capsys, tmp_path):
+    assert "does not exist" in _error(capsys, "labels", "--data", str(tmp_path / "none.jsonl"))
+
+
+def test_example_longer_than_context(capsys, tiny_path, tmp_path):
+    f = tmp_path / "long.jsonl"
+    f.write_text(json.dumps({"prompt": "dog " * 300, "completion": "perro"}) + "\n")
+    assert "longer than the model's context of 128" in _error(capsys, "labels", "--model", str(tiny_path), "--data", str(f))
+
+
+def test_bad_options(capsys, tiny_path):
+    assert "--epochs must be at least 1" in _error(capsys, "train", "--model", str(tiny_path), "--strategy", "mask", "--epochs", "0")
+    assert "unknown device" in _error(capsys, "labels", "--model", str(tiny_path), "--device", "tpu")
+
+
+def test_help_does_not_import_torch():
+    code = (
+        "import sys, contextlib, io\n"
+        "from inspector.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    try: main(['--help'])\n"
+        "    except SystemExit: pass\n"
+        "bad = [m for m in ('torch', 'transformers', 'textual', 'trl') if m in sys.modules]\n"
+        "print(','.join(bad))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == ""
+
+
+def test_core_does_not_import_textual():
+    code = (
+        "import sys, pkgutil, importlib, inspector.core as c\n"
+        "for m in pkgutil.iter_modules(c.__path__): importlib.import_module('inspector.core.' + m.name)\n"
+        "print('textual' in sys.modules, 'torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "False"]  # no textual ever; torch only inside the functions that need it
