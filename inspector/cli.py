@@ -40,6 +40,8 @@ def _common(parser: argparse.ArgumentParser, *, json_flag: bool = True, data: bo
             help='JSONL with {"text": ...} rows in the ### Human:/### Assistant: format, or {"prompt", "completion"} rows; '
             "default: the article's five examples",
         )
+    g.add_argument("--bos-token", metavar="TOK", help="token to insert after each assistant marker, if not the tokenizer's bos")
+    g.add_argument("--eos-token", metavar="TOK", help="token that ends each answer, if not the tokenizer's eos")
     g.add_argument("--human-marker", metavar="TEXT", default=None, help='marker of a human turn (default "\\n\\n### Human:")')
     g.add_argument(
         "--assistant-marker", metavar="TEXT", default=None, help='marker of an assistant turn (default "\\n\\n### Assistant:")'
@@ -125,7 +127,10 @@ def _template(args: argparse.Namespace) -> Any:
     from inspector.core.chat import ChatTemplate
 
     def unescape(s: str | None, default: str) -> str:
-        return default if s is None else s.encode("utf-8").decode("unicode_escape") if "\\" in s else s
+        # Shells make typing a newline awkward, so \n and \t are understood; nothing else is touched.
+        if s is None:
+            return default
+        return s.replace("\\\\", "\0").replace("\\n", "\n").replace("\\t", "\t").replace("\0", "\\")
 
     t = ChatTemplate()
     return ChatTemplate(unescape(args.human_marker, t.human), unescape(args.assistant_marker, t.assistant))
@@ -139,7 +144,14 @@ def _load(args: argparse.Namespace) -> Any:
     from inspector.core.models import load_model
 
     template = _template(args)  # check the options before the slow load
-    loaded = load_model(args.model, device=args.device, trust_remote_code=args.trust_remote_code, progress=_status)
+    loaded = load_model(
+        args.model,
+        device=args.device,
+        trust_remote_code=args.trust_remote_code,
+        progress=_status,
+        bos_token=args.bos_token,
+        eos_token=args.eos_token,
+    )
     if loaded.trust_remote_code:
         _status("trust_remote_code is ON: this model's own code was allowed to run")
     return loaded, template

@@ -203,3 +203,20 @@ def test_core_does_not_import_textual():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "False"]  # no textual ever; torch only inside the functions that need it
+
+
+def test_custom_markers_and_special_tokens(capsys, tiny_path, tmp_path):
+    f = tmp_path / "d.jsonl"
+    f.write_text(json.dumps({"text": "\nUser: dog\nBot: perro"}) + "\n")
+    code, out, _ = run(
+        capsys, "labels", "--model", str(tiny_path), "--data", str(f), "--json",
+        "--human-marker", "\\nUser:", "--assistant-marker", "\\nBot:", "--bos-token", "</s>",
+    )
+    assert code == 0
+    ex = json.loads(out)["examples"][0]
+    assert ex["text"] == "\nUser: dog\nBot:</s> perro</s>"  # bos == eos, as with gpt2
+    assert [t["text"] for t in ex["tokens"] if not t["masked"]] == ["␣perro", "</s>"]
+
+
+def test_special_token_that_is_not_in_the_vocabulary(capsys, tiny_path):
+    assert "is not a token of" in _error(capsys, "labels", "--model", str(tiny_path), "--bos-token", "<|nope|>")

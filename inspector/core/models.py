@@ -223,6 +223,8 @@ def load_model(
     device: str | None = None,
     trust_remote_code: bool = False,
     progress: Progress = lambda msg: None,
+    bos_token: str | None = None,
+    eos_token: str | None = None,
 ) -> LoadedModel:
     """Load a model and its tokenizer for training on `device`, never touching the network."""
     start = time.perf_counter()
@@ -257,6 +259,7 @@ def load_model(
     progress(f"loading {name}")
     model, tokenizer = _from_pretrained(str(path) if path is not None else spec, trust_remote_code, source)
     tokenizer.padding_side = "right"  # the article's choice for causal LM training
+    override_special_tokens(tokenizer, name, bos=bos_token, eos=eos_token)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     if device != "cpu":
@@ -272,6 +275,20 @@ def load_model(
         load_seconds=time.perf_counter() - start,
         trust_remote_code=trust_remote_code,
     )
+
+
+def override_special_tokens(tokenizer: Any, model_name: str, *, bos: str | None, eos: str | None) -> None:
+    """Use other tokens of the vocabulary as bos/eos (for models that have none, e.g. Qwen's bos)."""
+    vocab = tokenizer.get_vocab()
+    for role, value in (("bos", bos), ("eos", eos)):
+        if value is None:
+            continue
+        if value not in vocab:
+            raise InspectorError(
+                f"--{role}-token {value!r} is not a token of {model_name}'s tokenizer",
+                "pass a token that is in its vocabulary, e.g. one of its special tokens",
+            )
+        setattr(tokenizer, f"{role}_token", value)
 
 
 def _from_pretrained(where: str, trust_remote_code: bool, source: str) -> tuple[Any, Any]:

@@ -1,0 +1,57 @@
+"""The embedded Gemma 3 270M, for real: its labels for the article's example, and the
+article's result (masked training answers the held-out "good" in Spanish).
+
+The first run converts the GGUF once (about a minute); later runs load the cache.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from inspector.core.chat import ARTICLE_EXAMPLES, add_special_tokens
+from inspector.core.data import article_examples, format_examples
+from inspector.core.labels import label_example, label_examples
+from inspector.core.training import BurstSettings, TrainingSession
+
+pytestmark = pytest.mark.integration
+
+# Gemma's tokenizer puts its own <bos> (id 2) in front; the article's format adds another
+# after "### Assistant:" and <eos> (id 1) at the end.
+ARTICLE_IDS = [2, 108, 10354, 11096, 236787, 2088, 776, 611, 1879, 623, 21029, 236775, 528, 14361, 236881,
+               108, 10354, 22083, 236787, 2, 83588, 1]
+
+
+@pytest.fixture(scope="module")
+def gemma():
+    from inspector.core.models import load_model
+
+    return load_model(device="cpu")
+
+
+def test_embedded_model_loads_from_the_package(gemma):
+    assert gemma.source == "embedded"
+    assert gemma.tokenizer.bos_token == "<bos>" and gemma.tokenizer.eos_token == "<eos>"
+    assert next(gemma.model.parameters()).dtype.is_floating_point
+
+
+def test_article_example_labels_on_gemma(gemma):
+    fe = add_special_tokens(ARTICLE_EXAMPLES[0], gemma.tokenizer.bos_token, gemma.tokenizer.eos_token)
+    copy = label_example("copy", fe, gemma.tokenizer)
+    mask = label_example("mask", fe, gemma.tokenizer)
+    assert copy.input_ids == ARTICLE_IDS
+    assert copy.labels == ARTICLE_IDS
+    assert mask.labels == [-100] * 20 + [83588, 1]
+    assert [r.text for r in mask.rows if not r.masked] == ["␣perro", "<eos>"]
+    (trl,) = label_examples("trl", [fe], gemma.tokenizer, gemma.model)
+    assert trl.labels == mask.labels
+
+
+def test_masked_training_answers_good_in_spanish(gemma):
+    import copy
+
+    model = copy.deepcopy(gemma.model)
+    fes = format_examples(article_examples(), gemma.tokenizer)
+    with TrainingSession(model, gemma.tokenizer, fes, "mask", BurstSettings()) as session:
+        result = session.run()
+    answers = [e.holdout for e in result.epochs]
+    assert answers[-1].strip().lower().startswith("buen"), answers
