@@ -20,9 +20,13 @@ from inspector.core.chat import ARTICLE_TEMPLATE, ChatTemplate, FormattedExample
 from inspector.core.errors import InspectorError
 from inspector.core.labels import STRATEGIES, label_examples
 
-# Chosen on the embedded Gemma 3 270M: with these the masked burst answers the held-out
-# "good" in Spanish ("buen..."/"bueno") within three epochs (see tests/integration).
-DEFAULT_LEARNING_RATE = 5e-5
+# Chosen by measurement on the embedded Gemma 3 270M (batch 1, constant schedule, seed 1):
+# after three epochs the masked burst answers the held-out "good" with " buenos" while a
+# copy burst answers " good" and reproduces the prompt (tests/integration checks the first).
+# Higher rates memorise the five answers within two epochs (5e-5: " buen" after epoch 1,
+# then " madre", " perro"); the answer wanders from epoch to epoch at any rate, and other
+# seeds land on " hola" as often as on " buen...": the lessons show it per epoch.
+DEFAULT_LEARNING_RATE = 6e-6
 DEFAULT_EPOCHS = 3
 DEFAULT_SEED = 1
 DEFAULT_HOLDOUT = "good"

@@ -91,11 +91,22 @@ def make_sft_trainer(
 
 
 def trl_dataset_rows(model: Any, tokenizer: Any, examples: Sequence[FormattedExample]) -> list[tuple[list, list]]:
-    """(input_ids, labels) of each example exactly as TRL's collator hands them to the model."""
-    with tempfile.TemporaryDirectory(prefix="causallm-inspect-") as tmp:
-        trainer = make_sft_trainer(model, tokenizer, examples, output_dir=tmp)
-        rows = []
-        for i in range(len(examples)):
-            batch = trainer.data_collator([trainer.train_dataset[i]])
-            rows.append((batch["input_ids"][0].tolist(), batch["labels"][0].tolist()))
-        return rows
+    """(input_ids, labels) of each example exactly as TRL's collator hands them to the model.
+
+    Making an SFTTrainer patches `model.forward` with TRL's fused LM head, a closure over
+    this very model: a `copy.deepcopy` of the model made later would still run the
+    original's forward and never train. Only the labels are wanted here, so the patch is
+    undone.
+    """
+    patched_before = "forward" in vars(model)
+    try:
+        with tempfile.TemporaryDirectory(prefix="causallm-inspect-") as tmp:
+            trainer = make_sft_trainer(model, tokenizer, examples, output_dir=tmp)
+            rows = []
+            for i in range(len(examples)):
+                batch = trainer.data_collator([trainer.train_dataset[i]])
+                rows.append((batch["input_ids"][0].tolist(), batch["labels"][0].tolist()))
+            return rows
+    finally:
+        if not patched_before:
+            vars(model).pop("forward", None)

@@ -74,11 +74,22 @@ def test_trl_completion_only_trains_only_the_last_answer_of_a_multi_turn_text(ti
     assert [mask.rows[i].text for i in diff] == ["␣hola", "</s>"]
 
 
-def test_trl_labels_do_not_change_the_model(tiny):
-    before = {k: v.clone() for k, v in tiny.model.state_dict().items()}
-    label_examples("trl", [fmt(tiny)], tiny.tokenizer, tiny.model)
-    after = tiny.model.state_dict()
-    assert all((before[k] == after[k]).all() for k in before)
+def test_trl_labels_do_not_change_the_model(fresh_tiny):
+    import copy
+
+    from inspector.core.training import BurstSettings, TrainingSession
+
+    model = fresh_tiny.model
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    label_examples("trl", [fmt(fresh_tiny)], fresh_tiny.tokenizer, model)
+    assert all((before[k] == v).all() for k, v in model.state_dict().items())
+    assert "forward" not in vars(model)  # TRL's fused-head patch is undone
+    # A copy made afterwards trains itself, not the original (the patch would bind it to the original).
+    twin = copy.deepcopy(model)
+    with TrainingSession(twin, fresh_tiny.tokenizer, [fmt(fresh_tiny)], "mask", BurstSettings(epochs=1, learning_rate=1e-2)) as s:
+        s.run()
+    assert any((before[k] != v).any() for k, v in twin.state_dict().items())
+    assert all((before[k] == v).all() for k, v in model.state_dict().items())
 
 
 def test_rows_show_whitespace_and_special_tokens(tiny):
