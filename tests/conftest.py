@@ -25,6 +25,12 @@ def tiny_bos_path(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_gpt2_path(tmp_path_factory) -> Path:
+    """bos == eos == <|endoftext|> and no pad token, as in GPT-2."""
+    return tiny_model.build(tmp_path_factory.mktemp("tinygpt2"), gpt2_style=True)
+
+
+@pytest.fixture(scope="session")
 def tiny(tiny_path):
     from inspector.core.models import load_model
 

@@ -16,7 +16,7 @@ def _corpus() -> list[str]:
     return list(ARTICLE_EXAMPLES) * 3 + [article_text(w, "bueno") for w in words] + [" ".join(words)] * 3
 
 
-def make_tokenizer(prepend_bos: bool = False):
+def make_tokenizer(prepend_bos: bool = False, gpt2_style: bool = False):
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
 
@@ -35,6 +35,11 @@ def make_tokenizer(prepend_bos: bool = False):
         tok.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", bos_id)])
     else:
         tok.post_processor = processors.ByteLevel(trim_offsets=False)
+    if gpt2_style:  # one special token for bos and eos, and no pad token, as in GPT-2
+        tok.add_special_tokens(["<|endoftext|>"])
+        return PreTrainedTokenizerFast(
+            tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>", unk_token="<unk>"
+        )
     return PreTrainedTokenizerFast(
         tokenizer_object=tok,
         bos_token="<s>",
@@ -66,8 +71,8 @@ def make_model(vocab_size: int, seed: int = 0):
     return LlamaForCausalLM(config)
 
 
-def build(folder: Path, prepend_bos: bool = False) -> Path:
-    tokenizer = make_tokenizer(prepend_bos)
+def build(folder: Path, prepend_bos: bool = False, gpt2_style: bool = False) -> Path:
+    tokenizer = make_tokenizer(prepend_bos, gpt2_style)
     model = make_model(len(tokenizer))
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)

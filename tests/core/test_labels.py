@@ -118,3 +118,19 @@ def test_example_longer_than_the_context_is_a_clear_error(tiny):
 def test_unknown_strategy(tiny):
     with pytest.raises(InspectorError, match="unknown strategy"):
         label_examples("nope", [fmt(tiny)], tiny.tokenizer)
+
+
+def test_gpt2_style_tokenizer_with_bos_equal_to_eos_and_no_pad(tiny_gpt2_path):
+    from inspector.core.models import load_model
+    from inspector.core.training import BurstSettings, TrainingSession
+
+    lm = load_model(str(tiny_gpt2_path))
+    assert lm.tokenizer.pad_token == lm.tokenizer.eos_token == lm.tokenizer.bos_token == "<|endoftext|>"
+    fe = fmt(lm, MULTI)
+    mask = label_example("mask", fe, lm.tokenizer)
+    assert [r.text for r in mask.rows if not r.masked] == ["␣hola", "<|endoftext|>", "␣perro", "<|endoftext|>"]
+    (trl,) = label_examples("trl", [fe], lm.tokenizer, lm.model)
+    assert [r.text for r in trl.rows if not r.masked] == ["␣perro", "<|endoftext|>"]
+    with TrainingSession(lm.model, lm.tokenizer, [fe], "trl", BurstSettings(epochs=2, learning_rate=1e-2)) as s:
+        result = s.run()
+    assert result.trained_tokens == 4 and len(result.epochs) == 2

@@ -81,3 +81,21 @@ def test_cache_report_lists_entries(tmp_path, monkeypatch):
     assert report["cache_dir"] == str(tmp_path)
     assert report["entries"] == [{"name": "half", "path": str(tmp_path / "models" / "half"), "complete": False, "bytes": 0}]
     assert report["embedded"]["converted"] is False
+
+
+def test_hub_id_loads_from_the_local_hugging_face_cache_without_network(tiny_path, tmp_path, monkeypatch):
+    """A model id works when it is in the HF cache (as after `hf download`); nothing is fetched."""
+    import shutil
+
+    hub = tmp_path / "hub"
+    snap = hub / "models--someone--tiny-chat" / "snapshots" / ("a" * 40)
+    shutil.copytree(tiny_path, snap)
+    (hub / "models--someone--tiny-chat" / "refs").mkdir()
+    (hub / "models--someone--tiny-chat" / "refs" / "main").write_text("a" * 40)
+    monkeypatch.setenv("HF_HUB_CACHE", str(hub))
+    import huggingface_hub.constants as hc
+
+    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(hub))
+    lm = models.load_model("someone/tiny-chat", device="cpu")
+    assert lm.source == "hub" and lm.name == "someone/tiny-chat"
+    assert lm.tokenizer.bos_token == "<s>"
