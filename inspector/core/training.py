@@ -32,15 +32,37 @@ DEFAULT_SEED = 1
 DEFAULT_HOLDOUT = "good"
 
 
+OPTIMIZERS = {"fused": "adamw_torch_fused", "foreach": "adamw_torch"}
+BATCHING = ("single", "padded")
+
+
 @dataclass(frozen=True)
 class BurstSettings:
+    """What a burst trains and how fast. The speed options after `max_new_tokens` are the
+    ones the benchmark (`causallm-inspect bench`) measures; two of them change what is
+    learned (`train_embeddings=False`, `lora=True`), which the lessons show."""
+
     epochs: int = DEFAULT_EPOCHS
     learning_rate: float = DEFAULT_LEARNING_RATE
     seed: int = DEFAULT_SEED
     holdout: str = DEFAULT_HOLDOUT
     max_new_tokens: int = 8
+    optimizer: str = "fused"  # AdamW: "fused" (the Trainer's default) or "foreach" (torch's default)
+    train_embeddings: bool = True  # False freezes the (tied) embedding matrix
+    lora: bool = False  # LoRA adapters through peft instead of training every weight
+    lora_rank: int = 16
+    head_trained_only: bool = False  # copy/mask: LM head only where the next label is trained
+    batching: str = "single"  # "single": one example per step (the article); "padded": all in one step
+    threads: int | None = None  # torch CPU threads during the burst (None: torch's default)
+    compile: bool = False  # torch.compile the model
 
     def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise InspectorError(f"unknown optimizer {self.optimizer!r}", f"choose one of {', '.join(OPTIMIZERS)}")
+        if self.batching not in BATCHING:
+            raise InspectorError(f"unknown batching {self.batching!r}", f"choose one of {', '.join(BATCHING)}")
+        if self.threads is not None and self.threads < 1:
+            raise InspectorError(f"--threads must be at least 1, not {self.threads}", "pass a positive number")
         if self.epochs < 1:
             raise InspectorError(f"--epochs must be at least 1, not {self.epochs}", "pass a positive number")
         if not (0 < self.learning_rate < 1):
@@ -170,41 +192,64 @@ class TrainingSession:
         self._trainer: Any = None
         self._tmp = tempfile.mkdtemp(prefix="causallm-inspect-")
 
+    @property
+    def examples_per_step(self) -> int:
+        return len(self.examples) if self.settings.batching == "padded" else 1
+
+    def _lora_config(self) -> Any:
+        from peft import LoraConfig
+
+        r = self.settings.lora_rank
+        return LoraConfig(r=r, lora_alpha=2 * r, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
+
     # The trainer is made on first use: making an SFTTrainer tokenizes the dataset.
     def _make_trainer(self, callback: Any) -> Any:
         from inspector.core.trl_bridge import make_sft_trainer, trainer_arguments
 
         s = self.settings
+        if not s.train_embeddings:
+            # Tied models share this matrix with the LM head: both stay as they are.
+            self.model.get_input_embeddings().weight.requires_grad_(False)
+        common = dict(
+            epochs=s.epochs,
+            learning_rate=s.learning_rate,
+            seed=s.seed,
+            device=self.device,
+            optim=OPTIMIZERS[s.optimizer],
+            batch_size=self.examples_per_step,
+            torch_compile=s.compile,
+        )
         if self.strategy == "trl":
-            return make_sft_trainer(
+            trainer = make_sft_trainer(
                 self.model,
                 self.tokenizer,
                 self.examples,
                 output_dir=self._tmp,
-                epochs=s.epochs,
-                learning_rate=s.learning_rate,
-                seed=s.seed,
-                device=self.device,
                 callbacks=[callback],
+                peft_config=self._lora_config() if s.lora else None,
+                **common,
             )
+            self.model = trainer.model  # a PeftModel with LoRA
+            return trainer
         from datasets import Dataset
-        from transformers import Trainer, TrainingArguments, default_data_collator
+        from transformers import DataCollatorForSeq2Seq, TrainingArguments
         from transformers.trainer_callback import PrinterCallback
 
+        if s.lora:
+            from peft import get_peft_model
+
+            self.model = get_peft_model(self.model, self._lora_config())
         rows = [
             {"input_ids": ex.input_ids, "attention_mask": [1] * len(ex.rows), "labels": ex.labels}
             for ex in self.labeled
         ]
-        args = TrainingArguments(
-            **trainer_arguments(
-                self._tmp, epochs=s.epochs, learning_rate=s.learning_rate, seed=s.seed, device=self.device
-            )
-        )
-        trainer = Trainer(
+        trainer_cls = _trained_positions_trainer() if s.head_trained_only else _plain_trainer()
+        trainer = trainer_cls(
             model=self.model,
-            args=args,
+            args=TrainingArguments(**trainer_arguments(self._tmp, **common)),
             train_dataset=Dataset.from_list(rows),
-            data_collator=default_data_collator,
+            # Pads only with batching="padded": labels with -100, input_ids on the right.
+            data_collator=DataCollatorForSeq2Seq(self.tokenizer, padding=True, label_pad_token_id=-100),
             callbacks=[callback],
         )
         trainer.remove_callback(PrinterCallback)
@@ -235,15 +280,23 @@ class TrainingSession:
             ]
             self._trainer.add_callback(callback)
         self._trainer.args.num_train_epochs = epochs
-        start = time.perf_counter()
-        self._trainer.train()
-        result.train_runtime = time.perf_counter() - start - callback.holdout_seconds
+        import torch
+
+        threads = torch.get_num_threads()
+        if self.settings.threads:
+            torch.set_num_threads(self.settings.threads)
+        try:
+            start = time.perf_counter()
+            self._trainer.train()
+            result.train_runtime = time.perf_counter() - start - callback.holdout_seconds
+        finally:
+            torch.set_num_threads(threads)
         per_example = [len(ex.rows) for ex in self.labeled]
         trained = [ex.trained_tokens for ex in self.labeled]
-        steps = len(result.steps)
+        examples_done = len(result.steps) * self.examples_per_step
         n = len(per_example)
         # Whole epochs are exact; a stopped partial epoch is counted at the mean example length.
-        full, part = divmod(steps, n)
+        full, part = divmod(examples_done, n)
         result.input_tokens = full * sum(per_example) + round(part * statistics.mean(per_example))
         result.trained_tokens = full * sum(trained) + round(part * statistics.mean(trained))
         result.stopped = callback.stopped
@@ -258,6 +311,44 @@ class TrainingSession:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _plain_trainer() -> type:
+    from transformers import Trainer
+
+    return Trainer
+
+
+def _trained_positions_trainer() -> type:
+    """A Trainer whose loss projects the LM head only where the next label is trained.
+
+    Stock transformers computes the logits of every position and lets the loss ignore the
+    -100 ones; `logits_to_keep` with the trained positions skips that work (TRL's trainer
+    does the same with its fused LM head). The loss is the same: the mean cross-entropy over
+    trained tokens.
+    """
+    import torch
+    from transformers import Trainer
+
+    class TrainedPositionsTrainer(Trainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
+            return trained_positions_loss(model, inputs, num_items_in_batch)
+
+    def trained_positions_loss(model: Any, inputs: dict, num_items_in_batch: Any = None) -> Any:
+        labels = inputs["labels"]
+        targets = labels[:, 1:]
+        keep = (targets != -100).any(dim=0).nonzero().squeeze(-1)
+        forward = {k: v for k, v in inputs.items() if k != "labels"}
+        logits = model(**forward, logits_to_keep=keep).logits.float()
+        picked = targets[:, keep]
+        loss = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), picked.reshape(-1), ignore_index=-100, reduction="sum"
+        )
+        count = num_items_in_batch if num_items_in_batch is not None else (picked != -100).sum()
+        return loss / count
+
+    TrainedPositionsTrainer.loss_function = staticmethod(trained_positions_loss)
+    return TrainedPositionsTrainer
 
 
 def _make_callback(

@@ -15,16 +15,29 @@ from typing import Any
 from inspector.core.chat import FormattedExample
 
 
-def trainer_arguments(output_dir: str, *, epochs: float, learning_rate: float, seed: int, device: str) -> dict:
+def trainer_arguments(
+    output_dir: str,
+    *,
+    epochs: float,
+    learning_rate: float,
+    seed: int,
+    device: str,
+    optim: str | None = None,
+    batch_size: int = 1,
+    torch_compile: bool = False,
+) -> dict:
     """Arguments shared by the HF Trainer and TRL's SFTTrainer.
 
     A constant schedule, because a burst that continues calls `train()` again and a
     decaying schedule would restart; no checkpoints, no reports, no progress bars, nothing
     written outside `output_dir` (a temporary folder).
     """
+    extra = {"optim": optim} if optim else {}
     return dict(
+        **extra,
         output_dir=output_dir,
-        per_device_train_batch_size=1,
+        per_device_train_batch_size=batch_size,
+        torch_compile=torch_compile,
         gradient_accumulation_steps=1,
         learning_rate=learning_rate,
         num_train_epochs=epochs,
@@ -64,6 +77,10 @@ def make_sft_trainer(
     seed: int = 1,
     device: str = "cpu",
     callbacks: list | None = None,
+    optim: str | None = None,
+    batch_size: int = 1,
+    torch_compile: bool = False,
+    peft_config: Any = None,
 ) -> Any:
     from transformers.trainer_callback import PrinterCallback
     from trl import SFTConfig, SFTTrainer
@@ -73,7 +90,16 @@ def make_sft_trainer(
     quiet_libraries()
 
     config = SFTConfig(
-        **trainer_arguments(output_dir, epochs=epochs, learning_rate=learning_rate, seed=seed, device=device),
+        **trainer_arguments(
+            output_dir,
+            epochs=epochs,
+            learning_rate=learning_rate,
+            seed=seed,
+            device=device,
+            optim=optim,
+            batch_size=batch_size,
+            torch_compile=torch_compile,
+        ),
         completion_only_loss=True,
         max_length=None,  # the context check is ours; TRL would truncate silently at 1024
         packing=False,
@@ -85,6 +111,7 @@ def make_sft_trainer(
         train_dataset=prompt_completion_dataset(examples),
         processing_class=tokenizer,
         callbacks=callbacks,
+        peft_config=peft_config,
     )
     trainer.remove_callback(PrinterCallback)
     return trainer
