@@ -100,6 +100,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--example", type=int, default=1, metavar="N", help="with --data: which example to predict on (default 1)")
     p.add_argument("--top-k", type=int, default=5, metavar="K", help="candidates kept per position (default 5)")
 
+    p = sub.add_parser(
+        "bench",
+        help="where a training step's time goes: forward/backward/optimizer, tokens/s, GFLOP/s vs the matmul peak",
+    )
+    _common(p)
+    p.add_argument("--strategies", default="copy,mask,trl", metavar="LIST", help="comma-separated (default all three)")
+    p.add_argument(
+        "--options",
+        default="all",
+        metavar="LIST",
+        help="comma-separated speed options, or all: default, foreach-adamw, frozen-embedding, lora, "
+        "head-trained-only, padded-batch, threads-1, compile",
+    )
+    p.add_argument("--epochs", type=int, default=3, help="epochs per run (default 3; the first step is a warm-up)")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default: the bursts' default)")
+
     p = sub.add_parser("models", help="the embedded model, the cache and its state")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     return parser
@@ -111,7 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command is None:
             return _run_app(args)
-        return {"labels": cmd_labels, "train": cmd_train, "predict": cmd_predict, "models": cmd_models}[args.command](args)
+        commands = {"labels": cmd_labels, "train": cmd_train, "predict": cmd_predict, "models": cmd_models, "bench": cmd_bench}
+        return commands[args.command](args)
     except InspectorError as exc:
         print(f"causallm-inspect: error: {exc}", file=sys.stderr)
         return 2
@@ -309,6 +326,46 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from inspector.core.report import predictions_table
 
     print(predictions_table(rows, title=f"teacher-forced predictions, {state}"))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from inspector.core.bench import OPTIONS, STRATEGIES
+
+    strategies = [x.strip() for x in args.strategies.split(",") if x.strip()]
+    options = list(OPTIONS) if args.options == "all" else [x.strip() for x in args.options.split(",") if x.strip()]
+    for name, known, flag in ((strategies, STRATEGIES, "--strategies"), (options, tuple(OPTIONS), "--options")):
+        bad = [x for x in name if x not in known]
+        if bad or not name:
+            raise InspectorError(f"{flag} has unknown entries: {', '.join(bad) or '(none given)'}", f"choose from {', '.join(known)}")
+    examples = _check_data_early(args)
+    loaded, template = _load(args)
+    from inspector.core.bench import format_report, run_bench
+    from inspector.core.data import format_examples
+    from inspector.core.models import load_model
+    from inspector.core.training import BurstSettings
+
+    def warm_load() -> float:
+        # The first load above may have converted the model; this one reads the cache.
+        again = load_model(args.model, device=args.device, trust_remote_code=args.trust_remote_code)
+        seconds = again.load_seconds
+        del again
+        return seconds
+
+    settings = BurstSettings(epochs=args.epochs, **({"learning_rate": args.lr} if args.lr else {}))
+    formatted = format_examples(examples, loaded.tokenizer, template, loaded.name)
+    _status(f"benchmarking {len(strategies)} strategies x {len(options)} options, {args.epochs} epochs each")
+
+    def progress(r: Any) -> None:
+        _status(f"{r.strategy}/{r.option}: {r.step_s.median:.3f} s per step, {r.gflops:.1f} GFLOP/s")
+
+    report = run_bench(
+        loaded, formatted, strategies=strategies, options=options, settings=settings, warm_load=warm_load, on_result=progress
+    )
+    if args.json:
+        _dump(report.to_dict())
+    else:
+        print(format_report(report))
     return 0
 
 

@@ -16,4 +16,6 @@ class InspectorError(Exception):
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        return f"{self.problem}. {self.fix}." if self.fix else f"{self.problem}."
+        if not self.fix:
+            return f"{self.problem}."
+        return f"{self.problem}. {self.fix[0].upper()}{self.fix[1:]}."

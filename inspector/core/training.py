@@ -265,8 +265,14 @@ class TrainingSession:
         on_step: Callable[[StepLog], None] | None = None,
         on_epoch: Callable[[EpochLog], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
+        extra_callbacks: Sequence[Any] = (),
+        before_train: Callable[[Any], None] | None = None,
     ) -> BurstResult:
-        """Train `epochs` more epochs (default: the settings'); stop between steps when asked."""
+        """Train `epochs` more epochs (default: the settings'); stop between steps when asked.
+
+        `extra_callbacks` (TrainerCallbacks) are attached for this burst only; `before_train`
+        gets the model the trainer will run, once it is made (the benchmark hooks it).
+        """
         epochs = self.settings.epochs if epochs is None else epochs
         if epochs < 1:
             raise InspectorError(f"--epochs must be at least 1, not {epochs}", "pass a positive number")
@@ -280,6 +286,10 @@ class TrainingSession:
             ]
             self._trainer.add_callback(callback)
         self._trainer.args.num_train_epochs = epochs
+        for extra in extra_callbacks:
+            self._trainer.add_callback(extra)
+        if before_train is not None:
+            before_train(self._trainer.model)
         import torch
 
         threads = torch.get_num_threads()
@@ -291,6 +301,8 @@ class TrainingSession:
             result.train_runtime = time.perf_counter() - start - callback.holdout_seconds
         finally:
             torch.set_num_threads(threads)
+            for extra in extra_callbacks:
+                self._trainer.remove_callback(extra)
         per_example = [len(ex.rows) for ex in self.labeled]
         trained = [ex.trained_tokens for ex in self.labeled]
         examples_done = len(result.steps) * self.examples_per_step

@@ -1,0 +1,272 @@
+"""The benchmark behind `causallm-inspect bench`: where a training step's time goes.
+
+For the current model and device, in one run: the machine's own fp32 matmul peak, the warm
+load time of the model, and for each strategy and speed option the seconds per optimizer
+step split into forward, backward (with gradient clipping) and optimizer, tokens/s, and the
+achieved GFLOP/s (matmul FLOPs of one step counted by torch's FlopCounterMode, divided by
+the median step time). Steps are timed inside the real Trainer/SFTTrainer bursts the app
+runs, through callbacks and forward hooks; the first step of each run is a warm-up and not
+counted.
+"""
+
+from __future__ import annotations
+
+import copy
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from inspector.core.chat import FormattedExample
+from inspector.core.training import BurstSettings, TrainingSession
+
+# name -> (description, settings change). "default" is what bursts use unless told otherwise.
+OPTIONS: dict[str, tuple[str, dict]] = {
+    "default": ("fused AdamW, all weights, one example per step", {}),
+    "foreach-adamw": ("torch's default (foreach) AdamW instead of fused", {"optimizer": "foreach"}),
+    "frozen-embedding": ("the tied embedding / LM head matrix frozen", {"train_embeddings": False}),
+    "lora": ("LoRA adapters (rank 16, all linear layers) through peft", {"lora": True}),
+    "head-trained-only": ("LM head only at trained positions (copy/mask; TRL does it already)", {"head_trained_only": True}),
+    "padded-batch": ("all examples padded into one step (one step = one epoch)", {"batching": "padded"}),
+    "threads-1": ("one torch thread", {"threads": 1}),
+    "compile": ("torch.compile of the model", {"compile": True}),
+}
+STRATEGIES = ("copy", "mask", "trl")
+
+
+@dataclass
+class Spread:
+    median: float
+    min: float
+    max: float
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Spread:
+        return cls(statistics.median(values), min(values), max(values)) if values else cls(0.0, 0.0, 0.0)
+
+
+@dataclass
+class BenchResult:
+    strategy: str
+    option: str
+    step_s: Spread
+    forward_s: Spread
+    backward_s: Spread
+    optimizer_s: Spread
+    tokens_per_step: float
+    tokens_per_s: float
+    gflop_per_step: float
+    gflops: float
+    holdout: str
+    steps: int
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class BenchReport:
+    device: str
+    model: str
+    threads: int
+    peak_gflops: float
+    warm_load_s: float
+    help_s: float
+    results: list[BenchResult] = field(default_factory=list)
+    torch_version: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["results"] = [r.to_dict() for r in self.results]
+        return d
+
+
+def matmul_peak_gflops(device: str = "cpu", sizes: Sequence[int] = (2048, 4096), repeats: int = 3) -> float:
+    """The best fp32 GFLOP/s of square matmuls on this device: the ceiling to compare with."""
+    import torch
+
+    best = 0.0
+    for n in sizes:
+        a = torch.randn(n, n, device=device)
+        b = torch.randn(n, n, device=device)
+        a @ b  # warm-up
+        for _ in range(repeats):
+            _sync(device)
+            t = time.perf_counter()
+            a @ b
+            _sync(device)
+            best = max(best, 2 * n**3 / (time.perf_counter() - t) / 1e9)
+    return best
+
+
+def help_seconds() -> float:
+    """Wall time of `causallm-inspect --help` in a fresh interpreter."""
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "inspector", "--help"], capture_output=True, check=True)
+    return time.perf_counter() - t
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def _phase_timer(device: str) -> Any:
+    from transformers import TrainerCallback
+
+    class PhaseTimer(TrainerCallback):
+        """Marks the phases of each optimizer step; forward time comes from module hooks."""
+
+        def __init__(self) -> None:
+            self.rows: list[tuple[float, float, float, float]] = []  # step, forward, backward, optimizer
+            self.forward = 0.0
+            self._fwd_start = 0.0
+
+        def hook(self, model: Any) -> None:
+            model.register_forward_pre_hook(self._pre)
+            model.register_forward_hook(self._post)
+
+        def _pre(self, *args: Any) -> None:
+            _sync(device)
+            self._fwd_start = time.perf_counter()
+
+        def _post(self, *args: Any) -> None:
+            _sync(device)
+            self.forward += time.perf_counter() - self._fwd_start
+
+        def on_step_begin(self, args, state, control, **kw):  # noqa: ANN001
+            _sync(device)
+            self.forward = 0.0
+            self.t0 = time.perf_counter()
+
+        def on_pre_optimizer_step(self, args, state, control, **kw):  # noqa: ANN001
+            _sync(device)
+            self.t1 = time.perf_counter()
+
+        def on_optimizer_step(self, args, state, control, **kw):  # noqa: ANN001
+            _sync(device)
+            self.t2 = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):  # noqa: ANN001
+            _sync(device)
+            t3 = time.perf_counter()
+            self.rows.append((t3 - self.t0, self.forward, self.t1 - self.t0 - self.forward, self.t2 - self.t1))
+
+    return PhaseTimer()
+
+
+def step_flops(session: TrainingSession) -> float:
+    """Matmul FLOPs of one forward+backward of one step of this session (first batch)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    trainer = session._trainer
+    batch = next(iter(trainer.get_train_dataloader()))
+    batch = {k: v.to(session.model.device) for k, v in batch.items() if hasattr(v, "to")}
+    model = trainer.model
+    with FlopCounterMode(display=False) as counter:
+        loss = trainer.compute_loss(model, batch)
+        loss.backward()
+    model.zero_grad(set_to_none=True)
+    del loss
+    torch.cuda.empty_cache() if torch.cuda.is_available() else None
+    return float(counter.get_total_flops())
+
+
+def run_one(
+    base_model: Any,
+    tokenizer: Any,
+    examples: Sequence[FormattedExample],
+    strategy: str,
+    option: str,
+    settings: BurstSettings,
+    device: str,
+) -> BenchResult:
+    desc, change = OPTIONS[option]
+    if option == "head-trained-only" and strategy == "trl":
+        change = {}
+        note = "TRL's trainer computes the LM head at trained positions only, always"
+    else:
+        note = ""
+    model = copy.deepcopy(base_model)
+    s = replace(settings, **change)
+    timer = _phase_timer(device)
+    with TrainingSession(model, tokenizer, examples, strategy, s, device=device) as session:
+        result = session.run(extra_callbacks=[timer], before_train=lambda m: timer.hook(m))
+        flops = step_flops(session)
+        per_step_tokens = result.input_tokens / max(1, len(result.steps))
+    rows = timer.rows[1:] or timer.rows  # the first step warms caches and allocators up
+    step = Spread.of([r[0] for r in rows])
+    del model
+    return BenchResult(
+        strategy=strategy,
+        option=option,
+        step_s=step,
+        forward_s=Spread.of([r[1] for r in rows]),
+        backward_s=Spread.of([r[2] for r in rows]),
+        optimizer_s=Spread.of([r[3] for r in rows]),
+        tokens_per_step=per_step_tokens,
+        tokens_per_s=per_step_tokens / step.median if step.median else 0.0,
+        gflop_per_step=flops / 1e9,
+        gflops=flops / 1e9 / step.median if step.median else 0.0,
+        holdout=result.epochs[-1].holdout if result.epochs else "",
+        steps=len(timer.rows),
+        note=note,
+    )
+
+
+def run_bench(
+    loaded: Any,
+    examples: Sequence[FormattedExample],
+    *,
+    strategies: Sequence[str] = STRATEGIES,
+    options: Sequence[str] = tuple(OPTIONS),
+    settings: BurstSettings = BurstSettings(),
+    warm_load: Callable[[], float] | None = None,
+    on_result: Callable[[BenchResult], None] | None = None,
+) -> BenchReport:
+    import torch
+
+    report = BenchReport(
+        device=loaded.device,
+        model=loaded.name,
+        threads=torch.get_num_threads(),
+        peak_gflops=matmul_peak_gflops(loaded.device),
+        warm_load_s=warm_load() if warm_load else loaded.load_seconds,
+        help_s=help_seconds(),
+        torch_version=torch.__version__,
+    )
+    for strategy in strategies:
+        for option in options:
+            r = run_one(loaded.model, loaded.tokenizer, examples, strategy, option, settings, loaded.device)
+            report.results.append(r)
+            if on_result:
+                on_result(r)
+    return report
+
+
+def format_report(report: BenchReport) -> str:
+    lines = [
+        f"model: {report.model}   device: {report.device}   torch {report.torch_version}, {report.threads} threads",
+        f"fp32 matmul peak: {report.peak_gflops:.0f} GFLOP/s   warm load: {report.warm_load_s:.1f} s   "
+        f"--help: {report.help_s:.2f} s",
+        "",
+        f"{'strategy':<8} {'option':<18} {'step s (min-max)':<20} {'fwd':>6} {'bwd':>6} {'opt':>6} "
+        f"{'tok/s':>7} {'GFLOP/s':>8} {'% peak':>7}  held-out",
+    ]
+    for r in report.results:
+        d = 2 if r.step_s.median >= 0.1 else 4
+        span = f"{r.step_s.median:.{d}f} ({r.step_s.min:.{d}f}-{r.step_s.max:.{d}f})"
+        pct = 100 * r.gflops / report.peak_gflops if report.peak_gflops else 0
+        lines.append(
+            f"{r.strategy:<8} {r.option:<18} {span:<20} {r.forward_s.median:>6.{d}f} {r.backward_s.median:>6.{d}f} "
+            f"{r.optimizer_s.median:>6.{d}f} {r.tokens_per_s:>7.1f} {r.gflops:>8.1f} {pct:>6.1f}%  {r.holdout!r}"
+            + (f"  ({r.note})" if r.note else "")
+        )
+    return "\n".join(lines)
