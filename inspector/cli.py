@@ -51,7 +51,13 @@ def _common(parser: argparse.ArgumentParser, *, json_flag: bool = True, data: bo
 
 
 def _burst_options(parser: argparse.ArgumentParser, *, required_strategy: bool) -> None:
-    from inspector.core.training import DEFAULT_EPOCHS, DEFAULT_HOLDOUT, DEFAULT_LEARNING_RATE, DEFAULT_SEED
+    from inspector.core.training import (
+        DEFAULT_EPOCHS,
+        DEFAULT_HOLDOUT,
+        DEFAULT_LEARNING_RATE,
+        DEFAULT_LORA_LEARNING_RATE,
+        DEFAULT_SEED,
+    )
 
     parser.add_argument(
         "--strategy",
@@ -60,8 +66,25 @@ def _burst_options(parser: argparse.ArgumentParser, *, required_strategy: bool) 
         help="copy: labels = input_ids; mask: human part -100; trl: TRL SFTTrainer, completion-only loss",
     )
     parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, help=f"epochs to train (default {DEFAULT_EPOCHS})")
-    parser.add_argument("--lr", type=float, default=DEFAULT_LEARNING_RATE, help=f"learning rate (default {DEFAULT_LEARNING_RATE:g})")
+    parser.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help=f"learning rate (default {DEFAULT_LEARNING_RATE:g}, or {DEFAULT_LORA_LEARNING_RATE:g} with --lora)",
+    )
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})")
+    g = parser.add_argument_group("speed options (causallm-inspect bench measures them)")
+    g.add_argument("--lora", action="store_true", help="train LoRA adapters (peft) instead of every weight")
+    g.add_argument("--freeze-embeddings", action="store_true", help="freeze the (tied) embedding matrix")
+    g.add_argument(
+        "--head-trained-only",
+        action="store_true",
+        help="compute the LM head only where the next label is trained (same loss; trl always does this)",
+    )
+    g.add_argument("--batching", choices=("single", "padded"), default="single", help="one example per step, or all in one padded step")
+    g.add_argument("--optimizer", choices=("fused", "foreach"), default="fused", help="AdamW implementation (default fused)")
+    g.add_argument("--threads", type=int, default=None, help="torch CPU threads during the burst")
+    g.add_argument("--compile", action="store_true", help="torch.compile the model")
     parser.add_argument(
         "--holdout",
         metavar="TEXT",
@@ -237,11 +260,29 @@ class _StopFlag:
         signal.signal(signal.SIGINT, self._old)
 
 
+def _settings(args: argparse.Namespace) -> Any:
+    from inspector.core.training import BurstSettings
+
+    return BurstSettings(
+        epochs=args.epochs,
+        learning_rate=args.lr,
+        seed=args.seed,
+        holdout=args.holdout,
+        lora=args.lora,
+        train_embeddings=not args.freeze_embeddings,
+        head_trained_only=args.head_trained_only,
+        batching=args.batching,
+        optimizer=args.optimizer,
+        threads=args.threads,
+        compile=args.compile,
+    )
+
+
 def _run_burst(args: argparse.Namespace, loaded: Any, template: Any, examples: list, *, verbose: bool) -> Any:
     from inspector.core.data import format_examples
-    from inspector.core.training import BurstSettings, TrainingSession
+    from inspector.core.training import TrainingSession
 
-    settings = BurstSettings(epochs=args.epochs, learning_rate=args.lr, seed=args.seed, holdout=args.holdout)
+    settings = _settings(args)
     formatted = format_examples(examples, loaded.tokenizer, template, loaded.name)
     total = args.epochs * len(formatted)
 
@@ -272,7 +313,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     loaded, template = _load(args)
     _session, result = _run_burst(args, loaded, template, examples, verbose=not args.json)
     if args.json:
-        _dump({"model": loaded.name, "device": loaded.device, "learning_rate": args.lr, "seed": args.seed, **result.to_dict()})
+        from dataclasses import asdict
+
+        _dump({"model": loaded.name, "device": loaded.device, "settings": asdict(_session.settings), **result.to_dict()})
         return 0
     if result.stopped:
         print(f"stopped on request after step {result.steps[-1].step if result.steps else 0}")

@@ -220,3 +220,15 @@ def test_custom_markers_and_special_tokens(capsys, tiny_path, tmp_path):
 
 def test_special_token_that_is_not_in_the_vocabulary(capsys, tiny_path):
     assert "is not a token of" in _error(capsys, "labels", "--model", str(tiny_path), "--bos-token", "<|nope|>")
+
+
+def test_train_with_speed_options(capsys, tiny_path):
+    code, out, _ = run(
+        capsys, "train", "--model", str(tiny_path), "--strategy", "mask", "--epochs", "2", "--json",
+        "--lora", "--batching", "padded", "--threads", "1", "--head-trained-only",
+    )
+    assert code == 0
+    data = json.loads(out)
+    assert data["settings"]["lora"] is True and data["settings"]["batching"] == "padded"
+    assert data["settings"]["learning_rate"] == 1.5e-4  # LoRA's own default rate
+    assert len(data["steps"]) == 2  # one padded step per epoch

@@ -27,6 +27,9 @@ from inspector.core.labels import STRATEGIES, label_examples
 # then " madre", " perro"); the answer wanders from epoch to epoch at any rate, and other
 # seeds land on " hola" as often as on " buen...": the lessons show it per epoch.
 DEFAULT_LEARNING_RATE = 6e-6
+# LoRA trains far fewer weights and needs a larger rate: with rank 16 on every linear layer,
+# three masked epochs at 1.5e-4 answer " buenos" and a copy burst reproduces the prompt.
+DEFAULT_LORA_LEARNING_RATE = 1.5e-4
 DEFAULT_EPOCHS = 3
 DEFAULT_SEED = 1
 DEFAULT_HOLDOUT = "good"
@@ -43,7 +46,7 @@ class BurstSettings:
     learned (`train_embeddings=False`, `lora=True`), which the lessons show."""
 
     epochs: int = DEFAULT_EPOCHS
-    learning_rate: float = DEFAULT_LEARNING_RATE
+    learning_rate: float | None = None  # None: DEFAULT_LEARNING_RATE, or DEFAULT_LORA_LEARNING_RATE with lora
     seed: int = DEFAULT_SEED
     holdout: str = DEFAULT_HOLDOUT
     max_new_tokens: int = 8
@@ -57,6 +60,9 @@ class BurstSettings:
     compile: bool = False  # torch.compile the model
 
     def __post_init__(self) -> None:
+        if self.learning_rate is None:
+            default = DEFAULT_LORA_LEARNING_RATE if self.lora else DEFAULT_LEARNING_RATE
+            object.__setattr__(self, "learning_rate", default)
         if self.optimizer not in OPTIMIZERS:
             raise InspectorError(f"unknown optimizer {self.optimizer!r}", f"choose one of {', '.join(OPTIMIZERS)}")
         if self.batching not in BATCHING:
