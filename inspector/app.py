@@ -1,0 +1,508 @@
+"""The Textual app: lessons beside live views of labels, training and predictions.
+
+The app owns the slow work. Every worker runs in a thread (`@work(thread=True, ...)`),
+imports torch and transformers only when it runs, and posts messages to the view that
+shows its results; its failures reach the one `on_worker_state_changed` handler, which
+turns them into a readable notification and leaves the app working. Nothing here imports
+torch at module level, so the first screen paints at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any, ClassVar
+
+from textual import work
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.reactive import var
+from textual.widget import Widget
+from textual.worker import Worker, WorkerState, get_current_worker
+
+from inspector.core.chat import ARTICLE_TEMPLATE, HOLDOUT_ANSWER, HOLDOUT_WORD, ChatTemplate, article_text
+from inspector.core.data import Example, article_examples
+from inspector.core.errors import InspectorError
+from inspector.core.labels import STRATEGIES
+from inspector.core.lessons import Lesson, load_lessons
+from inspector.core.training import DEFAULT_EPOCHS, DEFAULT_LEARNING_RATE, DEFAULT_SEED, BurstSettings
+from inspector.help import help_for
+from inspector.messages import (
+    BurstFinished,
+    BurstStarted,
+    EpochFinished,
+    LabelsComputed,
+    ModelLoaded,
+    ModelLoadProgressed,
+    PredictionsComputed,
+    TrainingIdle,
+    TrainingStepLogged,
+)
+from inspector.screens.help import HelpScreen
+from inspector.screens.main import VIEWS, MainScreen
+from inspector.widgets.labels_view import example_label
+from inspector.widgets.model_status import short_name
+
+
+class InspectorCommands(Provider):
+    """Command palette entries: every lesson, and the app's actions."""
+
+    def _commands(self) -> list[tuple[str, Any, str]]:
+        app: InspectorApp = self.app  # type: ignore[assignment]
+        out: list[tuple[str, Any, str]] = []
+        for i, lesson in enumerate(app.lessons):
+            out.append(
+                (f"Lesson {i + 1}: {lesson.title}", lambda i=i: app.goto_lesson(i), f"open the {lesson.view} view")
+            )
+        for s in STRATEGIES:
+            out.append((f"Train {s}", lambda s=s: app.start_training((s,)), "run a burst of this strategy"))
+        out.append(("Train all three", lambda: app.start_training(STRATEGIES), "copy, mask and trl in turn"))
+        out.append(("Stop training", app.stop_training, "after the current step"))
+        out.append(("Reset training", app.reset_training, "every strategy back to the untrained model"))
+        for s in STRATEGIES:
+            out.append((f"Strategy: {s}", lambda s=s: app.set_strategy(s), "show this strategy's labels"))
+        for v in VIEWS:
+            out.append((f"View: {v}", lambda v=v: app.show_view(v), f"show the {v} view"))
+        out.append(("Replay predictions", lambda: app.main.predictions_view.replay(), "animate the guesses again"))
+        out.append(("Help", app.action_help, "explain the part in focus"))
+        return out
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for text, command, help_text in self._commands():
+            score = matcher.match(text)
+            if score > 0:
+                yield Hit(score, matcher.highlight(text), command, text=text, help=help_text)
+
+    async def discover(self) -> Hits:
+        for text, command, help_text in self._commands():
+            yield DiscoveryHit(text, command, text=text, help=help_text)
+
+
+def _readable(error: BaseException) -> str:
+    """A user-facing line for any worker error: InspectorError as it is, others by type and message."""
+    if isinstance(error, InspectorError):
+        return str(error)
+    lines = str(error).strip().splitlines()
+    message = lines[0][:300] if lines else ""
+    text = f"{type(error).__name__}: {message}" if message else type(error).__name__
+    if "out of memory" in str(error).lower() or type(error).__name__ == "OutOfMemoryError":
+        text += ". The model does not fit: try --device cpu, fewer epochs, or a smaller model."
+    return text
+
+
+class _StepCounter:
+    """Counts the steps of one burst and posts each, with a live tokens/s estimate."""
+
+    def __init__(self, strategy: str, target: Widget, mean_tokens: float) -> None:
+        self.strategy = strategy
+        self.target = target
+        self.mean_tokens = mean_tokens
+        self.start = time.perf_counter()
+        self.done = 0
+
+    def step(self, log: Any) -> None:
+        self.done += 1
+        elapsed = time.perf_counter() - self.start
+        tokens = round(self.done * self.mean_tokens)
+        self.target.post_message(TrainingStepLogged(self.strategy, log, self.done, elapsed, tokens))
+
+
+class InspectorApp(App[int]):
+    """causallm-inspect: which tokens a causal LM is trained on, and what it learns."""
+
+    CSS_PATH = "inspector.tcss"
+    TITLE = "causallm-inspect"
+    COMMANDS = App.COMMANDS | {InspectorCommands}
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f1", "help", "Help", id="help", tooltip="Explain the part in focus"),
+        Binding("question_mark", "help", "Help", show=False, id="help-alt"),
+        Binding("n", "next_lesson", "Next", id="lesson-next", tooltip="Next lesson"),
+        Binding("p", "previous_lesson", "Prev", id="lesson-previous", tooltip="Previous lesson"),
+        Binding("ctrl+right", "next_lesson", "Next lesson", show=False, id="lesson-next-alt"),
+        Binding("ctrl+left", "previous_lesson", "Previous lesson", show=False, id="lesson-previous-alt"),
+        Binding("f2", "view('labels')", "Labels", id="view-labels"),
+        Binding("f3", "view('training')", "Training", id="view-training"),
+        Binding("f4", "view('predictions')", "Predictions", id="view-predictions"),
+    ]
+
+    loaded: var[Any] = var(None)
+    lesson_index: var[int] = var(0, init=False)
+    training: var[bool] = var(False, init=False)
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        device: str = "auto",
+        examples: Sequence[Example | str] | None = None,
+        template: ChatTemplate | None = None,
+        trust_remote_code: bool = False,
+        data_name: str | None = None,
+        epochs: int = DEFAULT_EPOCHS,
+        learning_rate: float = DEFAULT_LEARNING_RATE,
+        seed: int = DEFAULT_SEED,
+        lessons: list[Lesson] | None = None,
+    ) -> None:
+        super().__init__()
+        self.model_spec = model
+        self.device = device
+        self.template = template or ARTICLE_TEMPLATE
+        self.examples = [
+            e if isinstance(e, Example) else Example(e, i + 1, "given")
+            for i, e in enumerate(examples or article_examples())
+        ]
+        self.trust_remote_code = trust_remote_code
+        self.data_name = data_name
+        self.burst_defaults = (epochs, learning_rate, seed)
+        self.lesson_error: str | None = None
+        if lessons is None:
+            try:
+                lessons = load_lessons()
+            except InspectorError as exc:
+                lessons, self.lesson_error = [], str(exc)
+        self.lessons = lessons
+        self.formatted: list[Any] = []
+        self.load_error: str | None = None
+        self.data_error: str | None = None
+        self.errors: list[str] = []  # every error shown, newest last
+        self.sessions: dict[str, Any] = {}
+        self.training_strategy: str | None = None  # set by the train worker while a burst runs
+        self._stop = threading.Event()
+        self._base_lock = threading.Lock()  # the untrained model: read by labels, predictions, copies
+        self._session_locks = {s: threading.Lock() for s in STRATEGIES}
+        self._prediction_cache: dict[tuple[Any, ...], list[Any]] = {}
+
+    # --- screens ---------------------------------------------------------------------------
+
+    def get_default_screen(self) -> MainScreen:
+        texts = [e.text for e in self.examples]
+        if self.data_name:
+            choices = [(example_label(e.row, e.text, self.template), e.text) for e in self.examples]
+        else:
+            holdout = article_text(HOLDOUT_WORD, HOLDOUT_ANSWER, self.template)
+            choices = [(f"held-out · {HOLDOUT_WORD} → {HOLDOUT_ANSWER}", holdout)]
+            choices += [(f"training {example_label(i + 1, t, self.template)}", t) for i, t in enumerate(texts)]
+        return MainScreen(self.lessons, texts, self.template, choices, self.burst_defaults)
+
+    @property
+    def main(self) -> MainScreen:
+        screen = self.screen_stack[0] if self.screen_stack else self.screen
+        assert isinstance(screen, MainScreen)
+        return screen
+
+    def on_mount(self) -> None:
+        self.sub_title = f"loading {self.model_spec or 'the embedded Gemma 3 270M'}…"
+        if self.lesson_error:
+            self.show_error("The lessons could not be read", self.lesson_error)
+        # The model loads once the main screen is composed (see MainScreen.on_mount),
+        # so that every message of the load finds its widgets.
+
+    def on_unmount(self) -> None:
+        self._stop.set()  # a running burst ends after its current step, so the process can exit
+        for session in self.sessions.values():
+            session.close()
+
+    # --- lessons, views, strategies --------------------------------------------------------
+
+    def goto_lesson(self, index: int) -> None:
+        if self.lessons:
+            self.lesson_index = index % len(self.lessons)
+
+    def watch_lesson_index(self, index: int) -> None:
+        self.main.show_lesson(index)
+
+    def action_next_lesson(self) -> None:
+        if self.lessons and self.lesson_index < len(self.lessons) - 1:
+            self.lesson_index += 1
+        elif self.lessons:
+            self.notify("This is the last lesson.", timeout=2)
+
+    def action_previous_lesson(self) -> None:
+        if self.lesson_index > 0:
+            self.lesson_index -= 1
+
+    def action_view(self, view: str) -> None:
+        self.show_view(view)
+
+    def show_view(self, view: str) -> None:
+        self.main.show_view(view)
+
+    def set_strategy(self, strategy: str) -> None:
+        self.main.show_view("labels")
+        self.main.labels_view.set_strategy(strategy)
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            return
+        view = self.main.current_view_widget if self.screen is self.main else None
+        self.push_screen(HelpScreen(help_for(self.focused or self.screen, view)))
+
+    # --- errors ----------------------------------------------------------------------------
+
+    def show_error(self, title: str, text: str) -> None:
+        self.errors.append(text)
+        self.notify(text, title=title, severity="error", timeout=12, markup=False)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state != WorkerState.ERROR or event.worker.error is None:
+            return
+        text = _readable(event.worker.error)
+        group = event.worker.group
+        if group == "load":
+            self.load_error = text
+            self.sub_title = "no model loaded"
+            self.main.model_failed(text)
+            self.show_error("The model could not be loaded", text)
+        elif group == "train":
+            self.training = False
+            self.training_strategy = None
+            self.main.training_view.failed()
+            self.main.predictions_view.invalidate()
+            self.show_error("Training failed", text)
+        elif group == "labels":
+            self.show_error("The labels could not be made", text)
+        else:
+            self.show_error("Something went wrong", text)
+
+    # --- model loading ---------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="load", exit_on_error=False)
+    def load(self) -> None:
+        from inspector.core.data import format_examples
+        from inspector.core.models import load_model
+
+        loaded = load_model(
+            self.model_spec,
+            device=self.device,
+            trust_remote_code=self.trust_remote_code,
+            progress=lambda text: self.post_message(ModelLoadProgressed(text)),
+        )
+        try:
+            formatted = format_examples(self.examples, loaded.tokenizer, self.template, loaded.name)
+        except InspectorError as exc:  # bad data: the model is still good for the lessons
+            self.post_message(ModelLoaded(loaded, [], data_error=str(exc)))
+            return
+        self.post_message(ModelLoaded(loaded, formatted))
+
+    def on_model_load_progressed(self, message: ModelLoadProgressed) -> None:
+        self.main.model_progressed(message.text)
+
+    def on_model_loaded(self, message: ModelLoaded) -> None:
+        lm = message.loaded
+        self.formatted = message.formatted
+        self.loaded = lm
+        cache = "cached" if lm.from_cache else "converted now"
+        trust = " · ⚠ trust_remote_code ON" if lm.trust_remote_code else ""
+        self.sub_title = f"{short_name(lm)} · {lm.device} · {cache}{trust}"
+        self.main.model_ready(lm)
+        if message.data_error:
+            self.data_error = message.data_error
+            self.show_error("The training data has a problem", message.data_error)
+        if lm.trust_remote_code:
+            self.notify(
+                "trust_remote_code is ON: this model's own Python code was allowed to run.",
+                title="Warning",
+                severity="warning",
+                timeout=10,
+            )
+
+    # --- labels ----------------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="labels", exit_on_error=False)
+    def compute_labels(self, text: str, target: Widget) -> None:
+        """copy and mask at once (the tokenizer only), then trl (TRL makes an SFTTrainer)."""
+        from inspector.core.chat import add_special_tokens
+        from inspector.core.labels import label_examples
+
+        lm = self.loaded
+        tok = lm.tokenizer
+        try:
+            fe = add_special_tokens(text, tok.bos_token, tok.eos_token, self.template, model_name=lm.name)
+            found = {s: label_examples(s, [fe], tok, max_length=lm.max_length)[0] for s in ("copy", "mask")}
+        except InspectorError as exc:
+            target.post_message(LabelsComputed(text, {}, error=str(exc)))
+            return
+        target.post_message(LabelsComputed(text, dict(found), pending=("trl",)))
+        if get_current_worker().is_cancelled:
+            return
+        try:
+            with self._base_lock:  # TRL makes an SFTTrainer around the untrained model
+                found["trl"] = label_examples("trl", [fe], tok, lm.model, max_length=lm.max_length)[0]
+            target.post_message(LabelsComputed(text, found))
+        except InspectorError as exc:
+            target.post_message(LabelsComputed(text, found, error=f"trl: {exc}"))
+
+    # --- training --------------------------------------------------------------------------
+
+    def start_training(self, strategies: Iterable[str]) -> None:
+        strategies = tuple(strategies)
+        if self.loaded is None:
+            self.notify(
+                self.load_error or "The model is still loading; training can start once it is ready.",
+                severity="warning",
+            )
+            return
+        if self.training:
+            self.notify("A burst is running: Esc stops it, then start the next one.", severity="warning")
+            return
+        if self.data_error:
+            self.show_error("No training until the data is fixed", self.data_error)
+            return
+        view = self.main.training_view
+        try:
+            epochs, lr, seed = view.read_settings()
+            settings = BurstSettings(epochs=epochs, learning_rate=lr, seed=seed)
+        except InspectorError as exc:
+            self.show_error("Check the burst settings", str(exc))
+            return
+        changed = [s for s in strategies if s in self.sessions and self.sessions[s].settings != settings]
+        if any(
+            self.sessions[s].settings.learning_rate != lr or self.sessions[s].settings.seed != seed for s in changed
+        ):
+            self.notify(
+                f"{', '.join(changed)} keep{'s' if len(changed) == 1 else ''} the learning rate and seed of "
+                "their first burst; x resets to use the new ones.",
+                timeout=6,
+            )
+        self._stop.clear()
+        self.training = True
+        view.preparing(strategies)
+        self.main.refresh_bindings()
+        self.train(strategies, settings, view)
+
+    def stop_training(self) -> None:
+        if self.training:
+            self._stop.set()
+            self.notify("Stopping after the current step…", timeout=3)
+
+    def reset_training(self) -> None:
+        if self.training:
+            self.notify("Stop the running burst first (Esc).", severity="warning")
+            return
+        for session in self.sessions.values():
+            session.close()
+        self.sessions.clear()
+        self._prediction_cache.clear()
+        self.main.training_view.reset()
+        self.main.predictions_view.invalidate()
+        self.notify("Every strategy is back to the untrained model.", timeout=3)
+
+    def on_training_idle(self, message: TrainingIdle) -> None:
+        self.training = False
+        self.main.refresh_bindings()
+
+    def _session(self, strategy: str, settings: BurstSettings) -> Any:
+        session = self.sessions.get(strategy)
+        if session is None:
+            from inspector.core.training import TrainingSession
+
+            lm = self.loaded
+            with self._base_lock:
+                model = copy.deepcopy(lm.model)
+            session = TrainingSession(
+                model,
+                lm.tokenizer,
+                self.formatted,
+                strategy,
+                settings,
+                device=lm.device,
+                template=self.template,
+                max_length=lm.max_length,
+            )
+            self.sessions[strategy] = session
+        return session
+
+    @work(thread=True, exclusive=True, group="train", exit_on_error=False)
+    def train(self, strategies: tuple[str, ...], settings: BurstSettings, target: Widget) -> None:
+        """Bursts of each strategy in turn; Esc (or a cancel) stops between two steps."""
+        worker = get_current_worker()
+
+        def should_stop() -> bool:
+            return self._stop.is_set() or worker.is_cancelled
+
+        try:
+            for strategy in strategies:
+                if should_stop():
+                    break
+                with self._session_locks[strategy]:
+                    self.training_strategy = strategy
+                    session = self._session(strategy, settings)
+                    lengths = [len(ex.rows) for ex in session.labeled]
+                    mean_tokens = sum(lengths) / len(lengths)
+                    total = settings.epochs * len(lengths)
+                    target.post_message(BurstStarted(strategy, settings.epochs, total))
+
+                    progress = _StepCounter(strategy, target, mean_tokens)
+                    result = session.run(
+                        settings.epochs,
+                        on_step=progress.step,
+                        on_epoch=lambda log, strategy=strategy: target.post_message(EpochFinished(strategy, log)),
+                        should_stop=should_stop,
+                    )
+                target.post_message(BurstFinished(strategy, result))
+                if result.stopped:
+                    break
+        finally:
+            self.training_strategy = None
+            target.post_message(TrainingIdle())
+
+    # --- predictions -----------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="predict", exit_on_error=False)
+    def compute_predictions(self, text: str, target: Widget) -> None:
+        """Teacher-forced rows of the untrained model and of every trained strategy."""
+        from inspector.core.chat import add_special_tokens
+        from inspector.core.labels import label_example
+        from inspector.core.predictions import teacher_forced
+
+        lm = self.loaded
+        tok = lm.tokenizer
+        fe = add_special_tokens(text, tok.bos_token, tok.eos_token, self.template, model_name=lm.name)
+        masked = label_example("mask", fe, tok, max_length=lm.max_length)
+        ids = masked.input_ids
+        answer = frozenset(r.position - 1 for r in masked.rows if not r.masked and r.position > 0)
+        rows: dict[str, Any] = {}
+        key = ("untrained", text)
+        if key not in self._prediction_cache:
+            with self._base_lock:
+                self._prediction_cache[key] = teacher_forced(lm.model, tok, ids)
+        rows["untrained"] = self._prediction_cache[key]
+        for strategy in STRATEGIES:
+            rows[strategy] = None
+            lock = self._session_locks[strategy]
+            if not lock.acquire(blocking=False):  # training right now: its row waits for the burst's end
+                continue
+            try:
+                session = self.sessions.get(strategy)
+                if session is None or session.steps_done == 0:
+                    continue
+                key = (strategy, id(session), session.steps_done, text)
+                if key not in self._prediction_cache:
+                    self._prediction_cache[key] = teacher_forced(session.model, tok, ids)
+                rows[strategy] = self._prediction_cache[key]
+            finally:
+                lock.release()
+        target.post_message(PredictionsComputed(text, rows, answer))
+
+
+def run_app(args: argparse.Namespace) -> int:
+    """Build the app from the command line's options, run it, and return its exit code."""
+    from inspector.cli import _examples, _template
+
+    template = _template(args)
+    examples = _examples(args, template)
+    app = InspectorApp(
+        model=args.model,
+        device=args.device or "auto",
+        examples=examples,
+        template=template,
+        trust_remote_code=bool(args.trust_remote_code),
+        data_name=getattr(args, "data", None),
+    )
+    app.run()
+    return app.return_code or 0

@@ -1,0 +1,103 @@
+"""Messages that cross widgets and screens, named in the past tense: what happened.
+
+Workers run in threads and post these (`post_message` is thread-safe); the widget they
+are posted to handles them and they bubble up to the screen and the app.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.message import Message
+
+
+class ModelLoadProgressed(Message):
+    """A step of the model load, as `load_model` reports it."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        super().__init__()
+
+    def can_replace(self, message: Message) -> bool:
+        # Only the latest step matters; a backlog of them may collapse.
+        return isinstance(message, ModelLoadProgressed)
+
+
+class ModelLoaded(Message):
+    """The model, its tokenizer and the formatted training examples are ready."""
+
+    def __init__(self, loaded: Any, formatted: list[Any], data_error: str | None = None) -> None:
+        self.loaded = loaded
+        self.formatted = formatted
+        self.data_error = data_error  # the examples could not be formatted: no training until fixed
+        super().__init__()
+
+
+class LabelsComputed(Message):
+    """Labels of one text under the strategies computed so far.
+
+    `labelings` maps a strategy to its `LabeledExample`; `error` is a user-facing
+    problem with the text (no assistant turn...); `pending` lists strategies still being
+    computed (trl asks TRL, which takes a moment).
+    """
+
+    def __init__(
+        self, text: str, labelings: dict[str, Any], error: str | None = None, pending: tuple[str, ...] = ()
+    ) -> None:
+        self.text = text
+        self.labelings = labelings
+        self.error = error
+        self.pending = pending
+        super().__init__()
+
+
+class BurstStarted(Message):
+    def __init__(self, strategy: str, epochs: int, total_steps: int) -> None:
+        self.strategy = strategy
+        self.epochs = epochs
+        self.total_steps = total_steps
+        super().__init__()
+
+
+class TrainingStepLogged(Message):
+    """One optimizer step of a burst; `log` is a `StepLog`, `done` counts steps in this burst."""
+
+    def __init__(self, strategy: str, log: Any, done: int, elapsed: float, tokens: int) -> None:
+        self.strategy = strategy
+        self.log = log
+        self.done = done
+        self.elapsed = elapsed  # seconds since the burst's first step began
+        self.tokens = tokens  # tokens run through the model so far in this burst
+        super().__init__()
+
+
+class EpochFinished(Message):
+    """An epoch ended; `log` is an `EpochLog` with the held-out answer."""
+
+    def __init__(self, strategy: str, log: Any) -> None:
+        self.strategy = strategy
+        self.log = log
+        super().__init__()
+
+
+class BurstFinished(Message):
+    """A burst ended, completed or stopped; `result` is a `BurstResult`."""
+
+    def __init__(self, strategy: str, result: Any) -> None:
+        self.strategy = strategy
+        self.result = result
+        super().__init__()
+
+
+class TrainingIdle(Message):
+    """No burst is running any more (the sequence finished, stopped or failed)."""
+
+
+class PredictionsComputed(Message):
+    """Teacher-forced rows per model ("untrained", "copy", ...) for one text."""
+
+    def __init__(self, text: str, rows: dict[str, Any], answer_positions: frozenset[int]) -> None:
+        self.text = text
+        self.rows = rows  # model name -> list of PredictionRow, or None where not trained
+        self.answer_positions = answer_positions  # positions whose next token is part of an answer
+        super().__init__()

@@ -1,0 +1,1 @@
+"""The app's screens: the main lesson screen and the help dialog."""

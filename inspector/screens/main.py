@@ -1,0 +1,237 @@
+"""The main screen: lessons on the left, the current lesson's live view on the right.
+
+The screen owns the view-specific keys; `check_action` hides those that do not apply to
+the view on show, so the footer always lists what works now.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import ContentSwitcher, Footer, Header, Input, Markdown, OptionList, TextArea
+
+from inspector.messages import BurstFinished, BurstStarted, TrainingIdle
+from inspector.widgets.labels_view import LabelsView
+from inspector.widgets.lesson_list import LessonList
+from inspector.widgets.model_status import ModelStatus
+from inspector.widgets.predictions_view import PredictionsView
+from inspector.widgets.training_view import TrainingView
+
+VIEWS = ("labels", "training", "predictions")
+
+
+class LessonText(VerticalScroll):
+    """The current lesson's prose."""
+
+    HELP = """\
+## Lesson text
+
+The lesson's explanation; the live view on the right shows what it describes. Scroll
+with the arrow keys or the mouse once it has the focus; `n`/`p` change the lesson.
+"""
+
+
+class MainScreen(Screen[None]):
+    """Lesson list, model status and lesson prose on the left; the live view on the right."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("1", "strategy('copy')", "copy", id="strategy-copy", tooltip="Labels copied from input_ids"),
+        Binding("2", "strategy('mask')", "mask", id="strategy-mask", tooltip="Human part masked to -100"),
+        Binding("3", "strategy('trl')", "trl", id="strategy-trl", tooltip="TRL SFTTrainer, completion-only loss"),
+        Binding("left", "step(-1)", "◀", id="step-back", show=False),
+        Binding("right", "step(1)", "▶", id="step-on", show=False),
+        Binding("home", "jump(False)", "start", id="jump-start", show=False),
+        Binding("end", "jump(True)", "end", id="jump-end", show=False),
+        Binding("c", "train('copy')", "train copy", id="train-copy"),
+        Binding("m", "train('mask')", "train mask", id="train-mask"),
+        Binding("t", "train('trl')", "train trl", id="train-trl"),
+        Binding("a", "train_all", "all three", id="train-all"),
+        Binding("plus", "again", "again", id="train-again", tooltip="Repeat the last burst: train more epochs"),
+        Binding("escape", "stop", "stop", id="train-stop", tooltip="Stop the burst after the current step"),
+        Binding("x", "reset", "reset", id="train-reset", tooltip="Every strategy back to the untrained model"),
+        Binding("space", "toggle_play", "pause/play", id="play-toggle"),
+        Binding("r", "replay", "replay", id="play-replay"),
+    ]
+
+    def __init__(
+        self,
+        lessons: list[Any],
+        examples: list[str],
+        template: Any,
+        predict_choices: list[tuple[str, str]],
+        settings: tuple[int, float, int],
+    ) -> None:
+        super().__init__()
+        self.lessons = lessons
+        self.examples = examples
+        self.template = template
+        self.predict_choices = predict_choices
+        self.settings = settings
+        self.view = "labels"
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="body"):
+            with Vertical(id="side"):
+                yield LessonList(self.lessons, id="lesson-list")
+                yield ModelStatus(id="model-status")
+                with LessonText(id="lesson-scroll"):
+                    yield Markdown("", id="lesson-text")
+            with ContentSwitcher(id="views", initial="labels-view"):
+                yield LabelsView(self.examples, self.template, id="labels-view")
+                epochs, lr, seed = self.settings
+                yield TrainingView(epochs, lr, seed, id="training-view")
+                yield PredictionsView(self.predict_choices, id="predictions-view")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.show_lesson(0)
+        self.app.load()  # type: ignore[attr-defined]
+
+    # --- parts -----------------------------------------------------------------------------
+
+    @property
+    def labels_view(self) -> LabelsView:
+        return self.query_one(LabelsView)
+
+    @property
+    def training_view(self) -> TrainingView:
+        return self.query_one(TrainingView)
+
+    @property
+    def predictions_view(self) -> PredictionsView:
+        return self.query_one(PredictionsView)
+
+    @property
+    def current_view_widget(self) -> LabelsView | TrainingView | PredictionsView:
+        return {"labels": self.labels_view, "training": self.training_view, "predictions": self.predictions_view}[
+            self.view
+        ]
+
+    @property
+    def model_status(self) -> ModelStatus:
+        return self.query_one(ModelStatus)
+
+    # --- lessons and views -----------------------------------------------------------------
+
+    def show_lesson(self, index: int) -> None:
+        if not self.lessons:
+            return
+        lesson = self.lessons[index]
+        option_list = self.query_one(LessonList)
+        if option_list.highlighted != index:
+            option_list.highlighted = index
+        self.query_one("#lesson-text", Markdown).update(lesson.body)
+        self.query_one(LessonText).scroll_home(animate=False)
+        self.labels_view.set_strategy(lesson.strategy)
+        if lesson.example:
+            self.labels_view.set_example(lesson.example)
+        self.labels_view.point_at_interesting_column()
+        if lesson.epochs:
+            self.training_view.set_epochs(lesson.epochs)
+        self.show_view(lesson.view)
+
+    def show_view(self, view: str) -> None:
+        self.view = view
+        self.query_one(ContentSwitcher).current = f"{view}-view"
+        if view == "predictions":
+            self.predictions_view.shown()
+        # The view's main widget takes the focus, so its keys (arrows, Home/End) work at once.
+        if not isinstance(self.focused, (Input, TextArea)) or not self.focused.is_on_screen:
+            self.current_view_widget.focus_main()
+        self.refresh_bindings()
+
+    @on(OptionList.OptionSelected, "#lesson-list")
+    def _lesson_selected(self, event: OptionList.OptionSelected) -> None:
+        self.app.lesson_index = event.option_index  # type: ignore[attr-defined]
+
+    # --- model -----------------------------------------------------------------------------
+
+    def model_progressed(self, text: str) -> None:
+        self.model_status.progressed(text)
+
+    def model_ready(self, loaded: Any) -> None:
+        self.model_status.loaded(loaded)
+        self.labels_view.model_ready()
+        self.predictions_view.model_ready()
+
+    def model_failed(self, problem: str) -> None:
+        self.model_status.failed(problem)
+        self.labels_view.model_failed(problem)
+        self.predictions_view.model_failed()
+
+    # --- training news, for the predictions view and the footer ----------------------------
+
+    def on_burst_started(self, message: BurstStarted) -> None:
+        self.predictions_view.invalidate()
+        self.refresh_bindings()
+
+    def on_burst_finished(self, message: BurstFinished) -> None:
+        self.predictions_view.invalidate()
+
+    def on_training_idle(self, message: TrainingIdle) -> None:
+        self.predictions_view.invalidate()
+        self.refresh_bindings()
+
+    # --- actions ---------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        view = self.view
+        if action == "strategy":
+            return view == "labels"
+        if action in ("step", "jump"):
+            return view in ("labels", "predictions")
+        if action in ("train", "train_all"):
+            return view in ("training", "predictions")
+        if action in ("again", "reset"):
+            return view == "training"
+        if action == "stop":
+            return bool(getattr(self.app, "training", False))
+        if action in ("toggle_play", "replay"):
+            return view == "predictions"
+        return True
+
+    def action_strategy(self, strategy: str) -> None:
+        self.labels_view.set_strategy(strategy)
+
+    def action_step(self, delta: int) -> None:
+        if self.view == "labels":
+            self.labels_view.grid.action_move(delta)
+        else:
+            self.predictions_view.step(delta)
+
+    def action_jump(self, end: bool) -> None:
+        if self.view == "labels":
+            self.labels_view.grid.action_move_to(-1 if end else 0)
+        else:
+            self.predictions_view.jump(end)
+
+    def action_train(self, strategy: str) -> None:
+        self.app.start_training((strategy,))  # type: ignore[attr-defined]
+
+    def action_train_all(self) -> None:
+        self.app.start_training(("copy", "mask", "trl"))  # type: ignore[attr-defined]
+
+    def action_again(self) -> None:
+        last = self.training_view.last_request
+        if last is None:
+            self.notify("Nothing to repeat yet: press c, m, t or a first.", severity="warning")
+            return
+        self.app.start_training(last)  # type: ignore[attr-defined]
+
+    def action_stop(self) -> None:
+        self.app.stop_training()  # type: ignore[attr-defined]
+
+    def action_reset(self) -> None:
+        self.app.reset_training()  # type: ignore[attr-defined]
+
+    def action_toggle_play(self) -> None:
+        self.predictions_view.toggle()
+
+    def action_replay(self) -> None:
+        self.predictions_view.replay()

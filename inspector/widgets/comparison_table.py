@@ -1,0 +1,98 @@
+"""A small table comparing the strategies: epochs, final loss, runtime, speed, held-out answer."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from textual.widgets import DataTable
+
+from inspector.core.labels import STRATEGIES
+
+COLUMNS = ("strategy", "epochs", "final loss", "runtime s", "tok/s", "trained/input", "held-out")
+
+
+def _clip(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+@dataclass
+class StrategyTotals:
+    """What the table shows for one strategy, summed over its bursts."""
+
+    epochs_done: float = 0.0
+    final_loss: float | None = None
+    runtime: float = 0.0
+    input_tokens: int = 0
+    trained_tokens: int = 0
+    holdout: str | None = None
+    bursts: int = 0
+
+    def add(self, result: Any) -> None:
+        self.bursts += 1
+        self.epochs_done = result.epochs_done
+        if result.final_loss is not None:
+            self.final_loss = result.final_loss
+        self.runtime += result.train_runtime
+        self.input_tokens += result.input_tokens
+        self.trained_tokens += result.trained_tokens
+        if result.epochs:
+            self.holdout = result.epochs[-1].holdout
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.input_tokens / self.runtime if self.runtime > 0 else 0.0
+
+
+class ComparisonTable(DataTable):
+    """One row per strategy, filled in as bursts finish."""
+
+    HELP = """\
+## Comparison
+
+One row per strategy, summed over all its bursts: epochs trained, the loss of the last
+step, seconds spent in training steps (held-out generation excluded), tokens per second,
+how many of the tokens run through the model were trained (had a label other than
+-100), and the latest held-out answer. `x` resets every strategy to the untrained model.
+"""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=True)
+        self.totals: dict[str, StrategyTotals] = {s: StrategyTotals() for s in STRATEGIES}
+
+    def on_mount(self) -> None:
+        for name in COLUMNS:
+            self.add_column(name, key=name)
+        for s in STRATEGIES:
+            self.add_row(*self._cells(s), key=s)
+
+    def _cells(self, strategy: str) -> list[str]:
+        t = self.totals[strategy]
+        if t.bursts == 0:
+            return [strategy, "0", "—", "—", "—", "—", "—"]
+        loss = "—" if t.final_loss is None or math.isnan(t.final_loss) else f"{t.final_loss:.4f}"
+        return [
+            strategy,
+            f"{t.epochs_done:g}",
+            loss,
+            f"{t.runtime:.1f}",
+            f"{t.tokens_per_second:,.0f}",
+            f"{t.trained_tokens}/{t.input_tokens}",
+            _clip(repr(t.holdout), 22) if t.holdout is not None else "—",
+        ]
+
+    def burst_finished(self, strategy: str, result: Any) -> None:
+        self.totals[strategy].add(result)
+        for column, value in zip(COLUMNS, self._cells(strategy)):
+            self.update_cell(strategy, column, value, update_width=True)
+
+    def reset(self) -> None:
+        self.totals = {s: StrategyTotals() for s in STRATEGIES}
+        for s in STRATEGIES:
+            for column, value in zip(COLUMNS, self._cells(s)):
+                self.update_cell(s, column, value, update_width=True)
+
+    def row_values(self, strategy: str) -> dict[str, str]:
+        """The cells of one row by column name (for tests and the command palette)."""
+        return {c: str(self.get_cell(strategy, c)) for c in COLUMNS}

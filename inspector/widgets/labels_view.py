@@ -1,0 +1,279 @@
+"""The labels view: an example, its tokens as columns, and the labels each strategy gives them.
+
+The text is editable and re-tokenized as you type (after a short pause); labels are made
+by the core in a worker (`trl` asks TRL's SFTTrainer, which takes a moment), and problems
+with the text show inline.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.markup import escape
+from textual.reactive import reactive
+from textual.timer import Timer
+from textual.widgets import RadioButton, RadioSet, Select, Static, TextArea
+
+from inspector.core.chat import split_turns
+from inspector.core.labels import STRATEGIES, differing_positions
+from inspector.messages import LabelsComputed
+from inspector.widgets.column_grid import ColumnGrid
+from inspector.widgets.token_details import TokenDetails
+from inspector.widgets.token_grid import TokenGrid
+
+DEBOUNCE_SECONDS = 0.3
+LEGEND = "✓ trained   · masked: label -100, struck and grey   – position 0, never predicted"
+
+
+def example_label(index: int, text: str, template: Any) -> str:
+    """'1 · How do you say "dog" in… → perro' for the picker."""
+    turns = split_turns(text, template)
+    human = next((t.content.strip() for t in turns if t.role == "human"), text.strip())
+    answers = [t.content.strip() for t in turns if t.role == "assistant"]
+    human = human if len(human) <= 34 else human[:33] + "…"
+    answer = " / ".join(answers) or "(no answer)"
+    answer = answer if len(answer) <= 24 else answer[:23] + "…"
+    return f"{index} · {human} → {answer}"
+
+
+class StrategyBar(RadioSet):
+    """The three label strategies; keys 1, 2, 3 pick one from anywhere in the view."""
+
+    HELP = """\
+## Label strategy
+
+- **copy** (`1`): labels are a copy of input_ids; every token is trained.
+- **mask** (`2`): the article's `create_special_mask`: everything up to and including the
+  `bos` after `### Assistant:` becomes -100; each answer and its closing `eos` are trained.
+- **trl** (`3`): what TRL's `SFTTrainer` trains with `completion_only_loss=True`: only the
+  completion after the last `bos`.
+"""
+
+
+class ExampleEditor(TextArea):
+    """The example's chat text, editable; the grid follows as you type."""
+
+    HELP = """\
+## Example text
+
+The example in the article's chat format: `### Human:` turns and `### Assistant:` turns,
+each marker on a new line after a blank line. Edit it freely: after a short pause it is
+formatted the article's way (an `eos` before each human turn, a `bos` after each
+assistant marker, a final `eos`), tokenized and labelled again. Add a second exchange to
+see how `mask` and `trl` differ on multi-turn text. Problems show in red below.
+
+`Tab` leaves the editor; the strategy keys work again once it is left.
+"""
+
+
+class LabelsView(Vertical):
+    """Everything about the labels of one example."""
+
+    HELP = """\
+## Labels view
+
+The selected example as the model sees it: one column per token, with the label the
+loss uses for each. Pick the strategy with `1`, `2`, `3` (or the buttons), the example
+with the picker, or edit the text. `←`/`→` select a token and show why it is trained or
+masked.
+"""
+
+    strategy: reactive[str] = reactive("copy", init=False)
+
+    def __init__(self, examples: list[str], template: Any, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.template = template
+        self.choices: list[tuple[str, str]] = [
+            (example_label(i + 1, text, template), text) for i, text in enumerate(examples)
+        ]
+        self.text = examples[0] if examples else ""
+        self.labelings: dict[str, Any] = {}
+        self.pending: tuple[str, ...] = ()
+        self.error: str | None = None
+        self._cache: dict[str, LabelsComputed] = {}
+        self._timer: Timer | None = None
+        self._ready = False
+        self._point = False  # move the cursor to the telling column once labels arrive
+
+    def compose(self) -> ComposeResult:
+        yield StrategyBar(
+            *(RadioButton(f"{i + 1} {s}", value=(s == self.strategy)) for i, s in enumerate(STRATEGIES)),
+            id="strategy-bar",
+        )
+        yield Static("", id="trained-count")
+        picker: Select[int] = Select(
+            [(label, i) for i, (label, _) in enumerate(self.choices)],
+            allow_blank=False,
+            compact=True,
+            id="example-picker",
+        )
+        picker.display = len(self.choices) > 1
+        yield picker
+        yield ExampleEditor(self.text, soft_wrap=True, compact=True, id="example-editor")
+        yield Static("", id="labels-error")
+        yield TokenGrid(id="token-grid")
+        yield Static(LEGEND, id="labels-legend")
+        yield TokenDetails("", id="token-details")
+
+    def focus_main(self) -> None:
+        self.grid.focus()
+
+    @property
+    def grid(self) -> TokenGrid:
+        return self.query_one(TokenGrid)
+
+    # --- inputs ----------------------------------------------------------------------------
+
+    def model_ready(self) -> None:
+        self._ready = True
+        self.request_labels()
+
+    def model_failed(self, problem: str) -> None:
+        self.grid.clear("no model: see the message on the left")
+        self.refresh_view()
+
+    def set_strategy(self, strategy: str) -> None:
+        self.strategy = strategy
+
+    def set_example(self, text: str) -> None:
+        """Show this text (a lesson's example); it joins the picker if it is new."""
+        texts = [t for _, t in self.choices]
+        if text not in texts:
+            self.choices.append((example_label(len(self.choices) + 1, text, self.template), text))
+            picker = self.query_one("#example-picker", Select)
+            picker.set_options([(label, i) for i, (label, _) in enumerate(self.choices)])
+            picker.display = True
+        index = [t for _, t in self.choices].index(text)
+        self.query_one("#example-picker", Select).value = index
+        self._load_text(text)
+
+    def _load_text(self, text: str) -> None:
+        editor = self.query_one(ExampleEditor)
+        if editor.text != text:
+            editor.load_text(text)
+        self.text = text
+        self.request_labels()
+
+    @on(Select.Changed, "#example-picker")
+    def _picked(self, event: Select.Changed) -> None:
+        if isinstance(event.value, int) and 0 <= event.value < len(self.choices):
+            text = self.choices[event.value][1]
+            if text != self.text:
+                self._load_text(text)
+
+    @on(TextArea.Changed, "#example-editor")
+    def _edited(self, event: TextArea.Changed) -> None:
+        if event.text_area.text == self.text:
+            return
+        if self._timer is not None:
+            self._timer.stop()
+        self._timer = self.set_timer(DEBOUNCE_SECONDS, self._retokenize)
+
+    def _retokenize(self) -> None:
+        self._timer = None
+        self.text = self.query_one(ExampleEditor).text
+        self.request_labels()
+
+    @on(RadioSet.Changed, "#strategy-bar")
+    def _strategy_pressed(self, event: RadioSet.Changed) -> None:
+        self.strategy = STRATEGIES[event.index]
+
+    def watch_strategy(self, strategy: str) -> None:
+        button = self.query_one(StrategyBar).query(RadioButton)[STRATEGIES.index(strategy)]
+        if not button.value:
+            button.value = True
+        self.refresh_view()
+
+    # --- labels ----------------------------------------------------------------------------
+
+    def request_labels(self) -> None:
+        if not self._ready:
+            return
+        cached = self._cache.get(self.text)
+        if cached is not None and not cached.pending:
+            self._apply(cached)
+            return
+        self.pending = STRATEGIES
+        self.refresh_view()
+        self.app.compute_labels(self.text, self)  # type: ignore[attr-defined]
+
+    def on_labels_computed(self, message: LabelsComputed) -> None:
+        message.stop()
+        if not message.pending:
+            self._cache[message.text] = message
+        if message.text == self.text:
+            self._apply(message)
+
+    def _apply(self, message: LabelsComputed) -> None:
+        self.labelings = dict(message.labelings)
+        self.pending = message.pending
+        self.error = message.error
+        self.refresh_view()
+
+    def refresh_view(self) -> None:
+        grid = self.grid
+        lab = self.labelings.get(self.strategy)
+        error = self.query_one("#labels-error", Static)
+        if lab is None:
+            if self.strategy in self.pending:
+                grid.clear(f"asking {'TRL' if self.strategy == 'trl' else 'the tokenizer'} for the labels…")
+            elif self.error:
+                grid.clear("nothing to show: see the problem above")
+            elif self._ready:
+                grid.clear("")
+        else:
+            differs: list[int] = []
+            if "mask" in self.labelings and "trl" in self.labelings:
+                differs = differing_positions(self.labelings["mask"], self.labelings["trl"])
+            grid.show(lab, differs, show_differs=self.strategy in ("mask", "trl"))
+        error.update(escape(self.error) if self.error and lab is None else "")
+        error.display = bool(self.error and lab is None)
+        self.query_one("#trained-count", Static).update(self._count_text())
+        self.query_one("#labels-legend", Static).update(self._legend_text())
+        self.query_one(TokenDetails).show(self.strategy, grid.cursor, self.labelings)
+        self._apply_point()
+
+    def point_at_interesting_column(self) -> None:
+        """After a lesson opens: select where mask and trl differ, or the first trained label."""
+        self._point = True
+        self._apply_point()
+
+    def _apply_point(self) -> None:
+        lab = self.labelings.get(self.strategy)
+        if not self._point or lab is None or (self.strategy != "copy" and "trl" in self.pending):
+            return
+        self._point = False
+        target = 0
+        if self.strategy != "copy":
+            differs = self.grid.differs if self.grid.show_differs else frozenset()
+            trained = [r.position for r in lab.rows if not r.masked and r.position > 0]
+            target = min(differs) if differs else trained[0] if trained else 0
+        self.grid.cursor = target
+        self.grid.scroll_cursor_visible(center=True)
+
+    def _count_text(self) -> str:
+        parts = []
+        for s in STRATEGIES:
+            lab = self.labelings.get(s)
+            value = "…" if s in self.pending else "?" if lab is None else str(lab.trained_tokens)
+            total = f"/{len(lab.rows)}" if lab is not None else ""
+            parts.append(f"[b reverse] {s} {value}{total} [/]" if s == self.strategy else f" {s} {value}{total} ")
+        return "trained tokens  " + " ".join(parts)
+
+    def _legend_text(self) -> str:
+        if self.strategy in ("mask", "trl") and "mask" in self.labelings and "trl" in self.labelings:
+            n = len(differing_positions(self.labelings["mask"], self.labelings["trl"]))
+            if n:
+                return f"{LEGEND}   ≠ {n} column{'s' if n > 1 else ''} differ between mask and trl"
+            return f"{LEGEND}   mask and trl agree on every column"
+        return LEGEND
+
+    @on(ColumnGrid.CursorMoved, "#token-grid")
+    def _cursor_moved(self, event: ColumnGrid.CursorMoved) -> None:
+        self.query_one(TokenDetails).show(self.strategy, event.position, self.labelings)
+
+    def move_cursor(self, delta: int) -> None:
+        self.grid.action_move(delta)

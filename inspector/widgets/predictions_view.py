@@ -1,0 +1,267 @@
+"""The predictions view: teacher-forced guesses of every model, animated token by token.
+
+The rows come from the core (`teacher_forced`, in the app's `predict` worker); the view
+steps a reactive index with `set_interval` and reveals one more column per frame. With
+`App.animation_level == "none"` everything shows at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.reactive import reactive
+from textual.widgets import Select, Static
+
+from inspector.core.labels import STRATEGIES
+from inspector.messages import PredictionsComputed
+from inspector.widgets.column_grid import ColumnGrid
+from inspector.widgets.prediction_grid import PredictionGrid
+from inspector.widgets.strategy_panel import KEYS
+
+MODELS = ("untrained", *STRATEGIES)
+FRAME_SECONDS = 0.12
+LEGEND = "under each token, each model's guess for the next one · ✓ right  ✗ wrong · bold columns: the answer"
+
+
+def _reads(rows: list[Any], upto: int) -> str:
+    """The guesses read as one text, the way the article prints them."""
+    return "".join(r.predicted for r in rows[: upto + 1]).replace("␣", " ")
+
+
+class PredictionsView(Vertical):
+    """Side-by-side teacher-forced predictions of the untrained and the trained models."""
+
+    HELP = """\
+## Predictions view
+
+Teacher forcing, as in training: the model reads the true tokens and, at every position,
+guesses the next one. Rows: the untrained model, then each strategy once trained.
+`Space` pauses and resumes, `←`/`→` step, `r` replays; the selected position lists the
+five most likely next tokens of every model. `c`, `m`, `t` train a strategy that has
+no row yet. Pick another text with the selector at the top.
+"""
+
+    index: reactive[int] = reactive(-1, init=False)
+    playing: reactive[bool] = reactive(False, init=False)
+
+    def __init__(self, choices: list[tuple[str, str]], *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.choices = choices  # (label, text)
+        self.text = choices[0][1] if choices else ""
+        self.rows: dict[str, list[Any] | None] = {}
+        self.answer_positions: frozenset[int] = frozenset()
+        self.stale = True
+        self._ready = False
+
+    def compose(self) -> ComposeResult:
+        picker: Select[int] = Select(
+            [(label, i) for i, (label, _) in enumerate(self.choices)],
+            allow_blank=False,
+            compact=True,
+            id="predict-example",
+        )
+        picker.display = len(self.choices) > 1
+        yield picker
+        yield Static(LEGEND, id="predict-legend")
+        yield PredictionGrid(MODELS, id="prediction-grid")
+        yield Static("", id="predict-summary")
+        yield Static("", id="predict-top")
+        yield Static("", id="predict-status")
+
+    def on_mount(self) -> None:
+        self._timer = self.set_interval(FRAME_SECONDS, self._tick, pause=True)
+
+    def focus_main(self) -> None:
+        self.grid.focus()
+
+    @property
+    def grid(self) -> PredictionGrid:
+        return self.query_one(PredictionGrid)
+
+    @property
+    def length(self) -> int:
+        return len(self.grid.base)
+
+    @property
+    def finished(self) -> bool:
+        """The animation has revealed the last position."""
+        return self.length > 0 and self.index >= self.length - 1
+
+    # --- data ------------------------------------------------------------------------------
+
+    def model_ready(self) -> None:
+        self._ready = True
+        self.grid.clear("computing predictions…")
+        if self.display:
+            self.request()
+
+    def model_failed(self) -> None:
+        self.grid.clear("no model: see the message on the left")
+
+    def shown(self) -> None:
+        """The view became visible: compute what changed while it was hidden."""
+        if self.stale:
+            self.request()
+
+    def invalidate(self) -> None:
+        self.stale = True
+        if self.display and self.is_on_screen:
+            self.request()
+        else:
+            self.grid.set_messages(self._messages())
+
+    def request(self) -> None:
+        if not self._ready:
+            return
+        self.stale = False
+        self._set_status("computing teacher-forced predictions…")
+        self.app.compute_predictions(self.text, self)  # type: ignore[attr-defined]
+
+    @on(Select.Changed, "#predict-example")
+    def _picked(self, event: Select.Changed) -> None:
+        if isinstance(event.value, int) and self.choices[event.value][1] != self.text:
+            self.text = self.choices[event.value][1]
+            self.request()
+
+    def on_predictions_computed(self, message: PredictionsComputed) -> None:
+        message.stop()
+        if message.text != self.text:
+            return
+        if message.rows == self.rows and message.answer_positions == self.answer_positions:
+            return  # nothing new: let the animation be
+        self.rows = message.rows
+        self.answer_positions = message.answer_positions
+        self.grid.show(self.rows, self.answer_positions, self._messages())
+        self.replay()
+
+    def _messages(self) -> dict[str, str]:
+        training = getattr(self.app, "training_strategy", None)
+        out = {}
+        for s in STRATEGIES:
+            if training == s:
+                out[s] = f"training {s} now: its row fills in when the burst ends"
+            else:
+                out[s] = f"not trained yet · press {KEYS[s]} to train {s}"
+        return out
+
+    # --- animation -------------------------------------------------------------------------
+
+    def replay(self) -> None:
+        if self.length == 0:
+            return
+        if self.app.animation_level == "none":
+            self.playing = False
+            self.index = self.length - 1
+            self._refresh_texts()
+            return
+        self.index = 0
+        self.playing = True
+        self._refresh_texts()
+
+    def toggle(self) -> None:
+        if self.length == 0:
+            return
+        if not self.playing and self.finished:
+            self.replay()
+        else:
+            self.playing = not self.playing
+
+    def step(self, delta: int) -> None:
+        if self.length:
+            self.playing = False
+            self.index = min(max(0, self.index + delta), self.length - 1)
+
+    def jump(self, end: bool) -> None:
+        if self.length:
+            self.playing = False
+            self.index = self.length - 1 if end else 0
+
+    def _tick(self) -> None:
+        if self.index < self.length - 1:
+            self.index += 1
+        if self.index >= self.length - 1:
+            self.playing = False
+
+    def watch_playing(self, playing: bool) -> None:
+        if playing:
+            self._timer.resume()
+        else:
+            self._timer.pause()
+        self._refresh_texts()
+
+    def watch_index(self, index: int) -> None:
+        self.grid.set_revealed(index)
+        if index >= 0 and self.grid.cursor != index:
+            self.grid.cursor = index
+        self._refresh_texts()
+
+    @on(ColumnGrid.CursorMoved, "#prediction-grid")
+    def _clicked(self, event: ColumnGrid.CursorMoved) -> None:
+        if event.position != self.index:
+            self.playing = False
+            self.index = event.position
+
+    # --- texts -----------------------------------------------------------------------------
+
+    def _set_status(self, text: str) -> None:
+        self.query_one("#predict-status", Static).update(text)
+
+    def _refresh_texts(self) -> None:
+        n = self.length
+        if n == 0:
+            return
+        i = max(0, self.index)
+        state = "▶ playing" if self.playing else "■ end" if self.finished else "‖ paused"
+        self._set_status(f"{state} · position {i}/{n - 1} · space pause/resume · ←/→ step · r replay")
+        self.query_one("#predict-summary", Static).update(self._summary(i))
+        self.query_one("#predict-top", Static).update(self._top(i))
+
+    def _summary(self, upto: int) -> Text:
+        out = Text(no_wrap=True, overflow="ellipsis")
+        for m in MODELS:
+            rows = self.rows.get(m)
+            out.append(f"{m:<10}", style="bold")
+            if not rows:
+                out.append("—\n", style="dim")
+                continue
+            seen = [r for r in rows[: upto + 1] if r.correct is not None]
+            answer = [r for r in seen if r.position in self.answer_positions]
+            prompt = [r for r in seen if r.position not in self.answer_positions]
+            out.append(f"prompt {sum(r.correct for r in prompt):>2}/{len(prompt):<2} ✓  ")
+            out.append(f"answer {sum(r.correct for r in answer)}/{len(answer)} ✓  ")
+            out.append("reads: ", style="dim")
+            out.append(repr(_reads(rows, upto)) + "\n")
+        out.rstrip()
+        return out
+
+    def _top(self, i: int) -> Group | str:
+        present = [(m, rows) for m, rows in self.rows.items() if rows]
+        if not present or i >= len(present[0][1]):
+            return ""
+        base = present[0][1][i]
+        if base.target is None:
+            title = f"position {i}: {base.input!r} ends the text; top 5 guesses of what would follow"
+        else:
+            title = f"position {i}: after {base.input!r} the true next token is {base.target!r}; top 5 guesses"
+        table = Table(box=None, padding=(0, 1), expand=False)
+        for m, _ in present:
+            table.add_column(m, no_wrap=True, overflow="ellipsis", max_width=18)
+        ranks = max(len(rows[i].top) for _, rows in present)
+        for k in range(ranks):
+            cells = []
+            for _, rows in present:
+                top = rows[i].top
+                if k < len(top):
+                    c = top[k]
+                    mark = "✓ " if base.target_id is not None and c.id == base.target_id else "  "
+                    cells.append(f"{mark}{c.text} {c.prob:.2f}")
+                else:
+                    cells.append("")
+            table.add_row(*cells)
+        return Group(Text(title, style="italic"), table)

@@ -1,0 +1,166 @@
+"""The training view: burst settings, one panel per strategy, and a comparison table.
+
+The bursts themselves run in the app's `train` worker (one `TrainingSession` per
+strategy, each on its own copy of the model); this view shows the messages it posts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Input, Label, Static
+
+from inspector.core.errors import InspectorError
+from inspector.core.labels import STRATEGIES
+from inspector.messages import BurstFinished, BurstStarted, EpochFinished, TrainingIdle, TrainingStepLogged
+from inspector.widgets.comparison_table import ComparisonTable
+from inspector.widgets.strategy_panel import StrategyPanel
+
+HINT = (
+    "[b]c[/b] copy · [b]m[/b] mask · [b]t[/b] trl · [b]a[/b] all three · "
+    "[b]+[/b] again · [b]Esc[/b] stop · [b]x[/b] reset"
+)
+
+
+class BurstSettingsBar(Horizontal):
+    """Epochs per burst, learning rate and seed."""
+
+    HELP = """\
+## Burst settings
+
+- **epochs**: how many passes over the examples one burst makes (each key press runs
+  one burst; pressing again continues from where the last one ended).
+- **learning rate** and **seed**: used when a strategy's trainer is made, i.e. at its
+  first burst. To change them for a strategy already trained, reset with `x`.
+
+Type a value and press `Enter` to go back to the training keys.
+"""
+
+    def compose(self) -> ComposeResult:
+        yield Label("epochs")
+        yield Input(id="set-epochs", type="integer", compact=True)
+        yield Label("learning rate")
+        yield Input(id="set-lr", type="number", compact=True)
+        yield Label("seed")
+        yield Input(id="set-seed", type="integer", compact=True)
+
+
+class TrainingView(Vertical):
+    """Training bursts of the three strategies, side by side."""
+
+    HELP = """\
+## Training view
+
+Train the same untrained model three ways and compare. Each strategy trains its own copy
+of the model, so they never disturb each other. Keys: `c`, `m`, `t` run a burst of one
+strategy, `a` all three in turn, `+` repeats the last burst, `Esc` stops between two
+steps, `x` resets every strategy to the untrained model.
+"""
+
+    def __init__(self, epochs: int, learning_rate: float, seed: int, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._initial = (epochs, learning_rate, seed)
+        self.totals_steps: dict[str, int] = {}
+        self.last_request: tuple[str, ...] | None = None
+        self.results: dict[str, Any] = {}  # the last BurstResult of each strategy
+
+    def compose(self) -> ComposeResult:
+        yield BurstSettingsBar(id="burst-settings")
+        yield Static(HINT, id="train-hint")
+        for s in STRATEGIES:
+            yield StrategyPanel(s)
+        yield ComparisonTable(id="comparison")
+
+    def on_mount(self) -> None:
+        epochs, lr, seed = self._initial
+        self.query_one("#set-epochs", Input).value = str(epochs)
+        self.query_one("#set-lr", Input).value = f"{lr:g}"
+        self.query_one("#set-seed", Input).value = str(seed)
+
+    @on(Input.Submitted)
+    def _settings_entered(self) -> None:
+        # Enter leaves the field, so the training keys (c, m, t...) work again.
+        self.table.focus()
+
+    def panel(self, strategy: str) -> StrategyPanel:
+        return self.query_one(f"#panel-{strategy}", StrategyPanel)
+
+    def focus_main(self) -> None:
+        self.table.focus()
+
+    @property
+    def table(self) -> ComparisonTable:
+        return self.query_one(ComparisonTable)
+
+    def set_epochs(self, epochs: int) -> None:
+        self.query_one("#set-epochs", Input).value = str(epochs)
+
+    def read_settings(self) -> tuple[int, float, int]:
+        """(epochs, learning rate, seed) from the inputs, or an InspectorError saying what is wrong."""
+        values = []
+        for key, kind, name in (("epochs", int, "epochs"), ("lr", float, "learning rate"), ("seed", int, "seed")):
+            raw = self.query_one(f"#set-{key}", Input).value.strip()
+            try:
+                values.append(kind(raw))
+            except ValueError:
+                raise InspectorError(
+                    f"the {name} {raw!r} is not a number", f"type a number into the {name} field"
+                ) from None
+        epochs, lr, seed = values
+        if epochs < 1:
+            raise InspectorError(f"epochs must be at least 1, not {epochs}", "type a positive whole number")
+        if not 0 < lr < 1:
+            raise InspectorError(f"the learning rate {lr:g} is out of range", "use a value between 0 and 1, e.g. 5e-05")
+        return int(epochs), float(lr), int(seed)
+
+    # --- messages from the train worker -------------------------------------------------
+
+    def preparing(self, strategies: tuple[str, ...]) -> None:
+        self.last_request = strategies
+        self.panel(strategies[0]).preparing()
+
+    def on_burst_started(self, message: BurstStarted) -> None:
+        self.totals_steps[message.strategy] = message.total_steps
+        self.panel(message.strategy).started(message.total_steps)
+
+    def on_training_step_logged(self, message: TrainingStepLogged) -> None:
+        log = message.log
+        speed = message.tokens / message.elapsed if message.elapsed > 0 else 0.0
+        total = self.totals_steps.get(message.strategy, message.done)
+        self.panel(message.strategy).step(log.loss, log.step, log.epoch, message.done, total, speed)
+
+    def on_epoch_finished(self, message: EpochFinished) -> None:
+        self.panel(message.strategy).epoch(message.log.epoch, message.log.holdout)
+
+    def on_burst_finished(self, message: BurstFinished) -> None:
+        r = message.result
+        self.results[message.strategy] = r
+        self.panel(message.strategy).finished(r.stopped, r.epochs_done, r.final_loss, r.tokens_per_second)
+        self.table.burst_finished(message.strategy, r)
+        # Let the next strategy of an "all three" run show that it is being prepared.
+        if not r.stopped and self.last_request and message.strategy in self.last_request:
+            i = self.last_request.index(message.strategy)
+            if i + 1 < len(self.last_request):
+                self.panel(self.last_request[i + 1]).preparing()
+
+    def on_training_idle(self, message: TrainingIdle) -> None:
+        for s in STRATEGIES:
+            panel = self.panel(s)
+            if panel.state == "preparing":
+                panel.state = "idle" if not panel.losses else "done"
+                panel.set_class(False, "-running")
+                panel.show_status(panel.idle_text() if not panel.losses else "ready · press its key to train more")
+
+    def failed(self) -> None:
+        for s in STRATEGIES:
+            if self.panel(s).state in ("preparing", "running"):
+                self.panel(s).failed()
+
+    def reset(self) -> None:
+        self.results = {}
+        for s in STRATEGIES:
+            self.panel(s).reset()
+        self.table.reset()

@@ -1,0 +1,321 @@
+"""Pilot tests of the app on the tiny model: loading, labels, training, predictions, errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from textual.widgets import Input, Markdown
+from ui_helpers import FAST_LR, labels_settled, started, wait_until
+
+from inspector.app import InspectorApp
+from inspector.screens.help import HelpScreen
+from inspector.widgets.labels_view import ExampleEditor
+
+SIZE = (120, 40)
+
+
+def make_app(tiny_path, **kw) -> InspectorApp:
+    return InspectorApp(model=str(tiny_path), device="cpu", learning_rate=FAST_LR, **kw)
+
+
+def test_importing_the_app_loads_neither_torch_nor_transformers():
+    code = (
+        "import sys, inspector.app, inspector.cli; "
+        "bad = [m for m in ('torch', 'transformers', 'trl', 'datasets') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+async def test_the_app_starts_and_loads_the_model(tiny_path, monkeypatch):
+    import threading
+
+    from inspector.core import models
+
+    release = threading.Event()
+    real_load = models.load_model
+
+    def slow_load(*args, **kwargs):
+        release.wait(10)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(models, "load_model", slow_load)
+    app = make_app(tiny_path)
+    async with app.run_test(size=SIZE) as pilot:
+        assert app.main.model_status.state == "loading"  # the first screen is up before the model
+        assert "loading" in app.sub_title
+        release.set()
+        await started(pilot)
+        assert app.loaded is not None and app.errors == []
+        assert app.main.model_status.state == "loaded"
+        assert "cpu" in app.sub_title and tiny_path.name in app.sub_title and "cached" in app.sub_title
+        assert app.main.labels_view.grid.rows  # the first example is on show, as columns
+
+
+async def test_trust_remote_code_is_said_visibly(tiny_path):
+    app = make_app(tiny_path, trust_remote_code=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        assert "trust_remote_code ON" in app.sub_title
+        assert app.main.query_one("#model-warning").display
+
+
+async def test_switching_strategies_changes_the_greyed_columns(tiny_path):
+    app = make_app(tiny_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        grid = app.main.labels_view.grid
+        await pilot.press("1")
+        assert app.main.labels_view.strategy == "copy"
+        assert not any(grid.masked_flags)
+        await pilot.press("2")
+        mask = grid.masked_flags
+        assert any(mask) and not all(mask)
+        assert mask[-2:] == [False, False]  # " perro" and its eos stay trained
+        await pilot.press("3")
+        assert app.main.labels_view.strategy == "trl"
+        assert grid.masked_flags == mask  # one turn: TRL trains what mask trains
+        assert grid.show_differs and not grid.differs
+
+
+async def test_a_multi_turn_example_shows_where_trl_and_mask_differ(tiny_path):
+    app = make_app(tiny_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        app.goto_lesson(2)  # the TRL lesson: a two-exchange example, strategy trl
+        view = app.main.labels_view
+        await wait_until(pilot, lambda: view.text.count("### Assistant:") == 2 and labels_settled(app))
+        await pilot.pause()
+        mask, trl = view.labelings["mask"], view.labelings["trl"]
+        assert trl.trained_tokens < mask.trained_tokens  # TRL trains only the last answer
+        first_answer = {r.position for r in mask.rows if not r.masked} - {r.position for r in trl.rows if not r.masked}
+        assert view.grid.differs == first_answer and first_answer
+        assert view.grid.cursor == min(first_answer)  # the lesson points at the difference
+        await pilot.press("1")
+        assert not view.grid.show_differs
+
+
+async def test_editing_the_text_retokenizes_it(tiny_path):
+    app = make_app(tiny_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        view = app.main.labels_view
+        before = len(view.grid.rows)
+        editor = app.main.query_one(ExampleEditor)
+        editor.focus()
+        editor.move_cursor(editor.document.end)
+        await pilot.press(*" y gato")
+        await wait_until(
+            pilot, lambda: view.text.endswith("perro y gato") and labels_settled(app), what="the re-tokenized text"
+        )
+        assert len(view.grid.rows) > before
+        # A text without an assistant turn is a problem shown in place, not a crash.
+        editor.load_text("just some words")
+        await wait_until(pilot, lambda: view.error is not None, what="the inline error")
+        assert "no assistant turn" in view.error
+        assert app.main.query_one("#labels-error").display
+        assert view.grid.rows == () and app.errors == []
+
+
+async def test_a_burst_posts_losses_and_fills_the_table(tiny_path):
+    app = make_app(tiny_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)  # the trl labels were asked of the untrained model first
+        await pilot.press("f3", "c")
+        await wait_until(pilot, lambda: "copy" in app.main.training_view.results and not app.training, what="the burst")
+        await pilot.pause()
+        view = app.main.training_view
+        panel = view.panel("copy")
+        assert len(panel.losses) == 15 and len(panel.holdouts) == 3
+        assert view.table.row_values("copy")["epochs"] == "3"
+        assert view.table.row_values("mask")["epochs"] == "0"
+        result = view.results["copy"]
+        losses = [e.loss for e in result.epochs]
+        assert losses[-1] < losses[0]  # the copy of the model really learns
+        assert app.errors == []
+
+
+async def test_escape_stops_a_burst_and_a_key_continues_it(tiny_path):
+    app = make_app(tiny_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await pilot.press("f3")
+        view = app.main.training_view
+        view.query_one("#set-epochs", Input).value = "200"
+        await pilot.press("m")
+        await wait_until(pilot, lambda: len(view.panel("mask").losses) >= 3, what="a few steps")
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not app.training, what="the stop")
+        await pilot.pause()
+        stopped = view.results["mask"]
+        assert stopped.stopped and stopped.epochs_done < 200
+        assert view.panel("mask").state == "stopped"
+        view.query_one("#set-epochs", Input).value = "1"
+        await pilot.press("plus")  # again: the same strategy, one more epoch, same session
+        await wait_until(pilot, lambda: not app.training, what="the second burst")
+        await pilot.pause()
+        more = view.results["mask"]
+        assert not more.stopped
+        assert more.epochs_done > stopped.epochs_done
+        assert more.steps[0].step == stopped.steps[-1].step + 1  # continued, not restarted
+        assert float(view.table.row_values("mask")["epochs"]) == more.epochs_done
+
+
+async def test_the_predictions_animation_reaches_the_end(tiny_path):
+    app = make_app(tiny_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        app.goto_lesson(4)
+        view = app.main.predictions_view
+        await wait_until(pilot, lambda: view.length > 0, what="the predictions")
+        assert view.playing or view.finished
+        await wait_until(pilot, lambda: view.finished, what="the animation's end")
+        assert not view.playing
+        assert view.rows["untrained"] and view.rows["copy"] is None
+        assert "press c" in view.grid.messages["copy"]
+        await pilot.press("space")  # at the end, space plays again from the start
+        assert view.playing and view.index < view.length - 1
+        await pilot.press("space")
+        assert not view.playing
+        paused_at = view.index
+        await pilot.press("right", "right")
+        assert view.index == paused_at + 2 == view.grid.cursor
+        # The key the row offers trains that strategy; its row fills in afterwards.
+        await pilot.press("c")
+        await wait_until(pilot, lambda: not app.training and view.rows.get("copy"), what="copy's row")
+        assert len(view.rows["copy"]) == view.length
+
+
+async def test_without_animations_everything_shows_at_once(tiny_path):
+    app = make_app(tiny_path)
+    app.animation_level = "none"
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await pilot.press("f4")
+        view = app.main.predictions_view
+        await wait_until(pilot, lambda: view.length > 0, what="the predictions")
+        assert view.finished and not view.playing
+
+
+async def test_a_bad_model_path_shows_an_error_and_the_app_keeps_working(tmp_path):
+    app = InspectorApp(model=str(tmp_path / "no-such-model"), device="cpu")
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(pilot, lambda: bool(app.errors), what="the error")
+        await pilot.pause()
+        assert "no-such-model" in app.errors[0] and "Traceback" not in app.errors[0]
+        assert app._notifications  # shown as a notification
+        assert app.main.model_status.state == "failed"
+        await pilot.press("n")
+        assert app.lesson_index == 1
+        assert "Masking" in app.main.query_one("#lesson-text", Markdown).source
+        await pilot.press("f3", "c")  # training says why it cannot start, and nothing breaks
+        assert not app.training
+        await pilot.press("f1")
+        assert isinstance(app.screen, HelpScreen)
+
+
+async def test_f1_opens_help_for_the_widget_in_focus(tiny_path):
+    app = make_app(tiny_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        app.main.labels_view.grid.focus()
+        await pilot.press("f1")
+        assert isinstance(app.screen, HelpScreen)
+        assert "Token grid" in app.screen.markdown and "Keys everywhere" in app.screen.markdown
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_the_command_palette_jumps_to_a_lesson(tiny_path):
+    app = make_app(tiny_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await pilot.press("ctrl+p")
+        await pilot.press(*"Training all three")
+        await wait_until(pilot, lambda: _palette_has(app, "Lesson 4"), what="the palette's hit")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.lesson_index == 3, what="the jump")
+        assert app.main.view == "training"
+
+
+def _palette_has(app, text: str) -> bool:
+    from textual.command import CommandList
+    from textual.css.query import NoMatches
+
+    try:
+        options = app.screen.query_one(CommandList).options
+    except NoMatches:
+        return False
+    return any(text in str(o.prompt) for o in options)
+
+
+async def test_a_failing_worker_is_a_readable_notification(tiny_path, monkeypatch):
+    from inspector.core.training import TrainingSession
+
+    def boom(self, *args, **kwargs):
+        raise RuntimeError("the accelerator caught fire\nTraceback (most recent call last): ...")
+
+    monkeypatch.setattr(TrainingSession, "run", boom)
+    app = make_app(tiny_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await pilot.press("f3", "t")
+        await wait_until(pilot, lambda: bool(app.errors), what="the error")
+        await wait_until(pilot, lambda: not app.training, what="the training flag")
+        assert app.errors == ["RuntimeError: the accelerator caught fire"]
+        assert app.main.training_view.panel("trl").state == "failed"
+        await pilot.press("1", "f2")  # still working
+        assert app.main.view == "labels"
+
+
+def test_out_of_memory_says_what_to_do():
+    from inspector.app import _readable
+    from inspector.core.errors import InspectorError
+
+    class OutOfMemoryError(RuntimeError):
+        pass
+
+    assert "smaller model" in _readable(OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB"))
+    error = InspectorError("bad thing", "do this")
+    assert _readable(error) == str(error)  # already written for the user
+
+
+def test_run_app_builds_the_app_from_the_command_line(monkeypatch, tmp_path):
+    import json
+
+    from inspector import app as app_module
+    from inspector.cli import build_parser
+
+    data = tmp_path / "rows.jsonl"
+    data.write_text(json.dumps({"prompt": "cat", "completion": "gato"}) + "\n")
+    seen = {}
+
+    def fake_run(self):
+        seen["app"] = self
+
+    monkeypatch.setattr(app_module.InspectorApp, "run", fake_run)
+    args = build_parser().parse_args(["--model", "somewhere", "--device", "cpu", "--data", str(data)])
+    assert app_module.run_app(args) == 0
+    app = seen["app"]
+    assert app.model_spec == "somewhere" and app.device == "cpu" and app.data_name == str(data)
+    assert [e.text for e in app.examples] == ["\n\n### Human: cat\n\n### Assistant: gato"]
+
+
+async def test_data_rows_are_the_examples_and_bad_rows_are_reported(tiny_path):
+    from inspector.core.data import Example
+
+    rows = [
+        Example("\n\n### Human: cat\n\n### Assistant: gato", 1, "rows.jsonl"),
+        Example("\n\n### Human: no answer here", 2, "rows.jsonl"),
+    ]
+    app = make_app(tiny_path, examples=rows, data_name="rows.jsonl")
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await wait_until(pilot, lambda: bool(app.errors), what="the data error")
+        assert "rows.jsonl line 2" in app.errors[0]
+        assert app.main.labels_view.grid.rows  # row 1 still shows its labels
+        predict = app.main.predictions_view
+        assert [text for _, text in predict.choices] == [r.text for r in rows]  # no held-out "good" with --data
+        await pilot.press("f3", "c")
+        assert not app.training and len(app.errors) == 2  # refused, saying why

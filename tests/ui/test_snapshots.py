@@ -1,0 +1,56 @@
+"""Snapshots of the main views on the tiny model, at 120x40, before any burst runs (so no
+timing-dependent numbers are on screen). Update with `pytest --snapshot-update` and look."""
+
+from __future__ import annotations
+
+from ui_helpers import FAST_LR, labels_settled, started, wait_until
+
+from inspector.app import InspectorApp
+
+SIZE = (120, 40)
+
+
+def make_app(path) -> InspectorApp:
+    return InspectorApp(model=str(path), device="cpu", learning_rate=FAST_LR)
+
+
+def test_labels_view_copy(snap_compare, tiny_named):
+    async def run_before(pilot):
+        await started(pilot)
+        await pilot.press("right", "right", "right")  # select a column: its details show
+
+    assert snap_compare(make_app(tiny_named), terminal_size=SIZE, run_before=run_before)
+
+
+def test_labels_view_multi_turn_trl(snap_compare, tiny_named):
+    async def run_before(pilot):
+        await started(pilot)
+        pilot.app.goto_lesson(2)
+        view = pilot.app.main.labels_view
+        await wait_until(pilot, lambda: view.text.count("### Assistant:") == 2 and labels_settled(pilot.app))
+        await pilot.pause()
+
+    assert snap_compare(make_app(tiny_named), terminal_size=SIZE, run_before=run_before)
+
+
+def test_training_view_before_a_burst(snap_compare, tiny_named):
+    async def run_before(pilot):
+        await started(pilot)
+        pilot.app.goto_lesson(3)
+        await pilot.pause()
+
+    assert snap_compare(make_app(tiny_named), terminal_size=SIZE, run_before=run_before)
+
+
+def test_predictions_view_untrained(snap_compare, tiny_named):
+    async def run_before(pilot):
+        await started(pilot)
+        pilot.app.goto_lesson(4)
+        view = pilot.app.main.predictions_view
+        await wait_until(pilot, lambda: view.length > 0)
+        view.jump(True)  # the animation's last frame
+        view.step(-2)  # select the answer's first guess
+        view.grid.scroll_cursor_visible(center=True)  # a scroll that depends on the cursor only
+        await pilot.pause()
+
+    assert snap_compare(make_app(tiny_named), terminal_size=SIZE, run_before=run_before)
