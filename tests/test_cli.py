@@ -232,3 +232,8 @@ def test_train_with_speed_options(capsys, tiny_path):
     assert data["settings"]["lora"] is True and data["settings"]["batching"] == "padded"
     assert data["settings"]["learning_rate"] == 1.5e-4  # LoRA's own default rate
     assert len(data["steps"]) == 2  # one padded step per epoch
+
+
+def test_a_path_that_does_not_exist_is_not_taken_for_a_hub_id(capsys, tmp_path):
+    msg = _error(capsys, "labels", "--model", str(tmp_path / "no-such-model"))
+    assert "does not exist" in msg and "hf download" not in msg

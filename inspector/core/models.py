@@ -254,6 +254,11 @@ def load_model(
                     "pass a folder saved with save_pretrained, a .gguf file, or a Hugging Face id",
                 )
             source, name, path, cached = "folder", spec, p, True
+        elif spec.startswith(("/", ".", "~")) or spec.count("/") > 1 or "\\" in spec:
+            raise InspectorError(
+                f"the model folder {spec} does not exist",
+                "check the path given to --model (a Hugging Face id looks like org/name)",
+            )
         else:
             source, name, path, cached = "hub", spec, None, True
     progress(f"loading {name}")
