@@ -147,9 +147,12 @@ class InspectorApp(App[int]):
         learning_rate: float = DEFAULT_LEARNING_RATE,
         seed: int = DEFAULT_SEED,
         lessons: list[Lesson] | None = None,
+        bos_token: str | None = None,
+        eos_token: str | None = None,
     ) -> None:
         super().__init__()
         self.model_spec = model
+        self.special_tokens = {"bos_token": bos_token, "eos_token": eos_token}
         self.device = device
         self.template = template or ARTICLE_TEMPLATE
         self.examples = [
@@ -281,6 +284,7 @@ class InspectorApp(App[int]):
             device=self.device,
             trust_remote_code=self.trust_remote_code,
             progress=lambda text: self.post_message(ModelLoadProgressed(text)),
+            **self.special_tokens,
         )
         try:
             formatted = format_examples(self.examples, loaded.tokenizer, self.template, loaded.name)
@@ -503,6 +507,8 @@ def run_app(args: argparse.Namespace) -> int:
         template=template,
         trust_remote_code=bool(args.trust_remote_code),
         data_name=getattr(args, "data", None),
+        bos_token=getattr(args, "bos_token", None),
+        eos_token=getattr(args, "eos_token", None),
     )
     app.run()
     return app.return_code or 0

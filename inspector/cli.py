@@ -139,6 +139,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=3, help="epochs per run (default 3; the first step is a warm-up)")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: the bursts' default)")
 
+    p = sub.add_parser("lesson", help="a lesson headless: its prose and its computed views as text")
+    _common(p)
+    p.add_argument("number", metavar="N", help="lesson number (1, 2, ...) or id")
+    p.add_argument("--plain", action="store_true", help="plain text, no colours (the default when not a terminal)")
+
+    p = sub.add_parser("export", help="a lesson's code as a standalone script that runs on its own")
+    _common(p, json_flag=False)
+    p.add_argument("number", metavar="N", help="lesson number (1, 2, ...) or id")
+    p.add_argument("-o", "--output", metavar="FILE", help="where to write it (default: print it)")
+    p.add_argument("--notebook", action="store_true", help="write a Jupyter notebook (.ipynb) instead of a script")
+
     p = sub.add_parser("models", help="the embedded model, the cache and its state")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     return parser
@@ -150,7 +161,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command is None:
             return _run_app(args)
-        commands = {"labels": cmd_labels, "train": cmd_train, "predict": cmd_predict, "models": cmd_models, "bench": cmd_bench}
+        commands = {
+            "labels": cmd_labels,
+            "train": cmd_train,
+            "predict": cmd_predict,
+            "models": cmd_models,
+            "bench": cmd_bench,
+            "lesson": _lesson_command("cmd_lesson"),
+            "export": _lesson_command("cmd_export"),
+        }
         return commands[args.command](args)
     except InspectorError as exc:
         print(f"causallm-inspect: error: {exc}", file=sys.stderr)
@@ -158,6 +177,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("causallm-inspect: interrupted", file=sys.stderr)
         return 130
+
+
+def _lesson_command(name: str) -> Any:
+    def run(args: argparse.Namespace) -> int:
+        from inspector import lesson_commands
+
+        return getattr(lesson_commands, name)(args)
+
+    return run
 
 
 # --- shared steps ---------------------------------------------------------------------------

@@ -319,3 +319,12 @@ async def test_data_rows_are_the_examples_and_bad_rows_are_reported(tiny_path):
         assert [text for _, text in predict.choices] == [r.text for r in rows]  # no held-out "good" with --data
         await pilot.press("f3", "c")
         assert not app.training and len(app.errors) == 2  # refused, saying why
+
+
+async def test_special_token_overrides_reach_the_app(tiny_path):
+    app = make_app(tiny_path, bos_token="</s>")
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        mask = app.main.labels_view.labelings["mask"]
+        assert "Assistant:</s>" in mask.formatted.text
+        assert [r.text for r in mask.rows if not r.masked] == ["␣perro", "</s>"]
