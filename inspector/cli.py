@@ -150,6 +150,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="FILE", help="where to write it (default: print it)")
     p.add_argument("--notebook", action="store_true", help="write a Jupyter notebook (.ipynb) instead of a script")
 
+    p = sub.add_parser("prepare", help="run every lesson's bursts once and store them, for instant replay in a talk")
+    _common(p)
+    p.add_argument("--strategies", default="copy,mask,trl", metavar="LIST", help="comma-separated (default all three)")
+    p.add_argument("--epochs", type=int, default=None, help="epochs to store (default: the most any lesson asks for)")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default: the bursts' default)")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: the bursts' default)")
+
     p = sub.add_parser("models", help="the embedded model, the cache and its state")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     return parser
@@ -167,6 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "predict": cmd_predict,
             "models": cmd_models,
             "bench": cmd_bench,
+            "prepare": cmd_prepare,
             "lesson": _lesson_command("cmd_lesson"),
             "export": _lesson_command("cmd_export"),
         }
@@ -438,6 +446,48 @@ def cmd_bench(args: argparse.Namespace) -> int:
     else:
         print(format_report(report))
     return 0
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from inspector.core.labels import STRATEGIES
+
+    strategies = [x.strip() for x in args.strategies.split(",") if x.strip()]
+    bad = [x for x in strategies if x not in STRATEGIES]
+    if bad or not strategies:
+        raise InspectorError(f"--strategies has unknown entries: {', '.join(bad) or '(none given)'}", f"choose from {', '.join(STRATEGIES)}")
+    examples = _check_data_early(args)
+    from inspector.core.lessons import load_lessons
+    from inspector.core.training import DEFAULT_EPOCHS, DEFAULT_SEED, BurstSettings
+
+    epochs = args.epochs or max([DEFAULT_EPOCHS] + [lesson.epochs or 0 for lesson in load_lessons()])
+    settings = BurstSettings(
+        epochs=epochs, learning_rate=args.lr, seed=args.seed if args.seed is not None else DEFAULT_SEED
+    )
+    loaded, template = _load(args)
+    from inspector.core import replay
+    from inspector.core.data import format_examples
+
+    formatted = format_examples(examples, loaded.tokenizer, template, loaded.name)
+    predict_text, predict_ids = replay_prediction_target(loaded, template)
+    runs = replay.prepare(loaded, formatted, strategies, settings, predict_ids, predict_text, progress=_status)
+    for run in runs:
+        last = run.result["epochs"][-1] if run.result["epochs"] else {}
+        print(
+            f"{run.strategy}: {run.epochs} epochs stored ({run.result['train_runtime']:.1f} s of training), "
+            f"held-out {last.get('holdout')!r}"
+        )
+    print(f"stored in {replay.store_dir()}; the app replays these bursts instantly (--live to train instead)")
+    return 0
+
+
+def replay_prediction_target(loaded: Any, template: Any) -> tuple[str, list[int]]:
+    """The text whose predictions a prepared run stores: the held-out example with its answer."""
+    from inspector.core.chat import HOLDOUT_ANSWER, HOLDOUT_WORD, add_special_tokens, article_text
+    from inspector.core.labels import encode
+
+    text = article_text(HOLDOUT_WORD, HOLDOUT_ANSWER, template)
+    fe = add_special_tokens(text, loaded.tokenizer.bos_token, loaded.tokenizer.eos_token, template, model_name=loaded.name)
+    return text, encode(fe, loaded.tokenizer)[0]
 
 
 def cmd_models(args: argparse.Namespace) -> int:

@@ -1,0 +1,78 @@
+"""Prepared runs: stored once, found for exactly the burst they recorded, ignored when stale or corrupt."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+from inspector.core import replay
+from inspector.core.chat import ARTICLE_EXAMPLES, HOLDOUT_ANSWER, HOLDOUT_WORD, add_special_tokens, article_text
+from inspector.core.labels import encode
+from inspector.core.training import BurstSettings
+
+SETTINGS = BurstSettings(epochs=2, learning_rate=1e-2)
+
+
+def _setup(lm):
+    fes = [add_special_tokens(t, lm.tokenizer.bos_token, lm.tokenizer.eos_token) for t in ARTICLE_EXAMPLES]
+    text = article_text(HOLDOUT_WORD, HOLDOUT_ANSWER)
+    ids = encode(add_special_tokens(text, lm.tokenizer.bos_token, lm.tokenizer.eos_token), lm.tokenizer)[0]
+    return fes, text, ids
+
+
+def test_prepare_stores_a_run_that_replays_exactly(tiny):
+    fes, text, ids = _setup(tiny)
+    (run,) = replay.prepare(tiny, fes, ["mask"], SETTINGS, ids, text)
+    found, why = replay.find(tiny, fes, "mask", SETTINGS, text)
+    assert why == "ok" and found.key == run.key
+    burst = found.burst(2)
+    assert len(burst.steps) == 10 and [e.epoch for e in burst.epochs] == [1, 2]
+    assert [s.loss for s in burst.steps] == [s["loss"] for s in run.result["steps"]]
+    one = found.burst(1)
+    assert len(one.steps) == 5 and [e.epoch for e in one.epochs] == [1]
+    rows = found.predictions_after(2)
+    assert len(rows) == len(ids) and rows[0]["input_id"] == ids[0]
+    # The base model was not trained: prepare works on a copy.
+    assert found.burst(2).epochs[-1].loss < found.burst(2).epochs[0].loss
+
+
+def test_other_settings_data_or_longer_bursts_find_nothing(tiny):
+    fes, text, ids = _setup(tiny)
+    replay.prepare(tiny, fes, ["copy"], SETTINGS, ids, text)
+    assert replay.find(tiny, fes, "copy", replace(SETTINGS, learning_rate=2e-2), text)[0] is None
+    assert replay.find(tiny, fes[:3], "copy", SETTINGS, text)[0] is None
+    assert replay.find(tiny, fes, "mask", SETTINGS, text)[0] is None
+    run, why = replay.find(tiny, fes, "copy", replace(SETTINGS, epochs=5), text)
+    assert run is None and "2 epochs only" in why
+    assert replay.find(tiny, fes, "copy", replace(SETTINGS, epochs=1), text)[0] is not None
+
+
+def test_corrupt_or_edited_store_is_ignored(tiny):
+    fes, text, ids = _setup(tiny)
+    (run,) = replay.prepare(tiny, fes, ["mask"], SETTINGS, ids, text)
+    path = replay.store_dir() / f"{run.key}.json"
+    data = json.loads(path.read_text())
+    data["run"]["result"]["epochs"][-1]["holdout"] = " bueno</s>"  # a doctored result
+    path.write_text(json.dumps(data))
+    found, why = replay.find(tiny, fes, "mask", SETTINGS, text)
+    assert found is None and "checksum" in why
+    path.write_text(path.read_text()[:100])  # a truncated file
+    found, why = replay.find(tiny, fes, "mask", SETTINGS, text)
+    assert found is None and why.startswith("corrupt")
+    assert [p.name for p in replay.store_dir().iterdir() if p.name.startswith(".tmp")] == []
+
+
+def test_library_versions_are_part_of_the_key(tiny, monkeypatch):
+    fes, text, ids = _setup(tiny)
+    replay.prepare(tiny, fes, ["mask"], SETTINGS, ids, text)
+    monkeypatch.setattr(replay, "library_versions", lambda: {"torch": "0.0"})
+    assert replay.find(tiny, fes, "mask", SETTINGS, text)[0] is None
+
+
+def test_prepare_command(capsys, tiny_path):
+    from inspector.cli import main
+
+    assert main(["prepare", "--model", str(tiny_path), "--strategies", "copy,mask", "--epochs", "1", "--lr", "0.01"]) == 0
+    out = capsys.readouterr().out
+    assert "copy: 1 epochs stored" in out and "mask: 1 epochs stored" in out
+    assert len(list(replay.store_dir().glob("*.json"))) == 2
