@@ -55,3 +55,20 @@ def test_masked_training_answers_good_in_spanish(gemma):
         result = session.run()
     answers = [e.holdout for e in result.epochs]
     assert answers[-1].strip().lower().startswith("buen"), answers
+
+
+def test_the_default_path_makes_no_network_call(gemma, tmp_path):
+    """The embedded model, the shipped lessons and local data, with sockets blocked."""
+    import json
+    import sys
+
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parents[1]))
+    from test_offline import _run
+
+    from inspector.core.models import cache_dir
+
+    r = _run("-m", "inspector", "labels", "--json", cwd=tmp_path, cache=cache_dir())
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads(r.stdout)["examples"][0]["trained_tokens"] == 2
+    r = _run("-m", "inspector", "lesson", "1", "--plain", cwd=tmp_path, cache=cache_dir())
+    assert r.returncode == 0, r.stderr[-2000:]
