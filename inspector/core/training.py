@@ -195,6 +195,7 @@ class TrainingSession:
         self.labeled = label_examples(strategy, self.examples, tokenizer, model, max_length=max_length)
         self.epochs_done = 0.0
         self.steps_done = 0
+        self.damaged = False  # an out-of-memory error cut an optimizer step short
         self._trainer: Any = None
         self._tmp = tempfile.mkdtemp(prefix="causallm-inspect-")
 
@@ -303,7 +304,12 @@ class TrainingSession:
             torch.set_num_threads(self.settings.threads)
         try:
             start = time.perf_counter()
-            self._trainer.train()
+            try:
+                self._trainer.train()
+            except Exception as exc:
+                if not _is_out_of_memory(exc):
+                    raise
+                raise self._out_of_memory(callback, exc) from exc
             result.train_runtime = time.perf_counter() - start - callback.holdout_seconds
         finally:
             torch.set_num_threads(threads)
@@ -321,6 +327,24 @@ class TrainingSession:
         result.epochs_done = self.epochs_done
         return result
 
+    def _out_of_memory(self, callback: Any, exc: BaseException) -> InspectorError:
+        """Say where the burst stopped and whether the weights are whole."""
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        step = self.steps_done + 1
+        if callback.phase == "optimizer":
+            # The optimizer had started updating the weights: some may be new, some old.
+            self.damaged = True
+            state = "the optimizer step was cut short, so the weights may be partly updated: reset this strategy"
+        else:
+            state = f"its weights are those after step {self.steps_done}, the last complete one"
+        return InspectorError(
+            f"out of memory at step {step} of the {self.strategy} burst ({self.device}); {state}",
+            "free memory, or train less: --lora, --freeze-embeddings, shorter examples or a smaller model",
+        )
+
     def close(self) -> None:
         shutil.rmtree(self._tmp, ignore_errors=True)
 
@@ -329,6 +353,13 @@ class TrainingSession:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    import torch
+
+    oom = getattr(torch, "OutOfMemoryError", None)
+    return (oom is not None and isinstance(exc, oom)) or "out of memory" in str(exc).lower()
 
 
 def _plain_trainer() -> type:
@@ -388,6 +419,20 @@ def _make_callback(
             self.stopped = False
             self.holdout_seconds = 0.0
             self.epoch_losses: list[float] = []
+
+        phase = "idle"
+
+        def on_step_begin(self, args, state, control, **kwargs):  # noqa: ANN001
+            self.phase = "forward-backward"
+            return control
+
+        def on_pre_optimizer_step(self, args, state, control, **kwargs):  # noqa: ANN001
+            self.phase = "optimizer"
+            return control
+
+        def on_optimizer_step(self, args, state, control, **kwargs):  # noqa: ANN001
+            self.phase = "idle"
+            return control
 
         def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001
             session.steps_done = steps_at_start + state.global_step

@@ -77,3 +77,41 @@ def test_bad_settings_are_clear_errors(fresh_tiny):
         BurstSettings(learning_rate=5)
     with pytest.raises(InspectorError, match="no examples"):
         TrainingSession(fresh_tiny.model, fresh_tiny.tokenizer, [], "mask")
+
+
+@pytest.mark.parametrize("where", ["forward", "optimizer"])
+def test_out_of_memory_says_where_it_stopped_and_whether_the_weights_are_whole(fresh_tiny, where):
+    import torch
+
+    model = fresh_tiny.model
+    examples = _examples(fresh_tiny)
+    with TrainingSession(model, fresh_tiny.tokenizer, examples, "mask", FAST) as session:
+        snapshots = {}
+        calls = {"n": 0}
+
+        def after_step(log):
+            snapshots[log.step] = {k: v.clone() for k, v in model.state_dict().items()}
+
+        def boom(*args, **kwargs):
+            calls["n"] += 1
+            if session.steps_done == 2:
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB (simulated)")
+
+        if where == "forward":
+            model.register_forward_pre_hook(boom)
+        else:
+            from transformers import TrainerCallback
+
+            class Boom(TrainerCallback):
+                def on_pre_optimizer_step(self, args, state, control, **kw):
+                    boom()
+
+        with pytest.raises(InspectorError) as err:
+            session.run(on_step=after_step, extra_callbacks=[] if where == "forward" else [Boom()])
+        msg = str(err.value)
+        assert "out of memory at step 3 of the mask burst" in msg
+        if where == "forward":
+            assert "its weights are those after step 2" in msg and not session.damaged
+            assert all((snapshots[2][k] == v).all() for k, v in model.state_dict().items())
+        else:
+            assert "reset this strategy" in msg and session.damaged
