@@ -237,3 +237,28 @@ def test_train_with_speed_options(capsys, tiny_path):
 def test_a_path_that_does_not_exist_is_not_taken_for_a_hub_id(capsys, tmp_path):
     msg = _error(capsys, "labels", "--model", str(tmp_path / "no-such-model"))
     assert "does not exist" in msg and "hf download" not in msg
+
+
+def test_a_model_that_needs_its_own_code_is_refused_without_the_flag(capsys, tiny_path, tmp_path):
+    import shutil
+
+    folder = tmp_path / "custom"
+    shutil.copytree(tiny_path, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config.update(model_type="strange-llm", auto_map={"AutoModelForCausalLM": "modeling_strange.StrangeForCausalLM"})
+    (folder / "config.json").write_text(json.dumps(config))
+    (folder / "modeling_strange.py").write_text("raise SystemExit('this code must never run')\n")
+    msg = _error(capsys, "labels", "--model", str(folder))
+    assert "needs custom code from its repository" in msg and "--trust-remote-code" in msg
+
+
+def test_tokenizer_without_bos_token(capsys, tiny_path, tmp_path):
+    import shutil
+
+    folder = tmp_path / "nobos"
+    shutil.copytree(tiny_path, folder)
+    cfg = json.loads((folder / "tokenizer_config.json").read_text())
+    cfg["bos_token"] = None
+    (folder / "tokenizer_config.json").write_text(json.dumps(cfg))
+    msg = _error(capsys, "labels", "--model", str(folder))
+    assert "has no bos token" in msg and "--bos-token" in msg

@@ -311,9 +311,26 @@ def _from_pretrained(where: str, trust_remote_code: bool, source: str) -> tuple[
     return model, tokenizer
 
 
+def _local_config(where: str) -> dict[str, Any]:
+    """The config.json of a folder, or of a hub id in the local cache; {} if none."""
+    path = Path(where) / "config.json"
+    if not path.is_file():
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            cached = try_to_load_from_cache(where, "config.json")
+            path = Path(cached) if isinstance(cached, str) else path
+        except Exception:  # not a valid repo id either
+            return {}
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 def _explain_load_error(where: str, source: str, exc: BaseException) -> InspectorError:
     msg = str(exc)
-    if "trust_remote_code" in msg:
+    if "trust_remote_code" in msg or (_local_config(where).get("auto_map") and "recognize" in msg):
         return InspectorError(
             f"{where} needs custom code from its repository to load",
             "read that code first; if you trust it, pass --trust-remote-code",
