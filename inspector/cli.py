@@ -37,8 +37,17 @@ def _common(parser: argparse.ArgumentParser, *, json_flag: bool = True, data: bo
         g.add_argument(
             "--data",
             metavar="FILE",
-            help='JSONL with {"text": ...} rows in the ### Human:/### Assistant: format, or {"prompt", "completion"} rows; '
-            "default: the article's five examples",
+            help="JSONL, JSON, CSV, Parquet or a saved datasets folder; rows of text (### Human:/### Assistant: format), "
+            "prompt/completion or conversational messages; default: the article's five examples",
+        )
+    if data:
+        g.add_argument("--split", metavar="NAME", help="split of a JSON object or dataset folder (default train)")
+        g.add_argument("--limit", type=int, metavar="N", help="read only the first N rows")
+        g.add_argument(
+            "--columns", metavar="MAP", help="column names where yours differ: text=body,prompt=question,messages=chat"
+        )
+        g.add_argument(
+            "--chat-template", metavar="FILE", help="Jinja chat template for conversational rows (default: the model's)"
         )
     g.add_argument("--bos-token", metavar="TOK", help="token to insert after each assistant marker, if not the tokenizer's bos")
     g.add_argument("--eos-token", metavar="TOK", help="token that ends each answer, if not the tokenizer's eos")
@@ -234,9 +243,22 @@ def _load(args: argparse.Namespace) -> Any:
 
 
 def _examples(args: argparse.Namespace, template: Any) -> list:
-    from inspector.core.data import article_examples, load_jsonl
+    from inspector.core.data import article_examples, load_examples
 
-    return load_jsonl(args.data, template) if getattr(args, "data", None) else article_examples()
+    if not getattr(args, "data", None):
+        return article_examples()
+    from inspector.core.conversations import read_chat_template
+    from inspector.core.datasource import parse_columns
+
+    chat_template = read_chat_template(args.chat_template) if args.chat_template else None
+    return load_examples(
+        args.data,
+        template,
+        split=args.split,
+        limit=args.limit,
+        columns=parse_columns(args.columns),
+        chat_template=chat_template,
+    )
 
 
 def _check_data_early(args: argparse.Namespace) -> list:

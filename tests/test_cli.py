@@ -40,19 +40,27 @@ def test_labels_plain_is_a_table(capsys, tiny_path):
 
 
 def test_labels_from_jsonl_text_and_prompt_completion_rows(capsys, tiny_path, tmp_path):
-    data = tmp_path / "d.jsonl"
-    data.write_text(
-        json.dumps({"text": '\n\n### Human: How do you say "cat" in Spanish?\n\n### Assistant: gato'})
-        + "\n\n"
-        + json.dumps({"prompt": 'How do you say "dog" in Spanish?', "completion": "perro"})
-        + "\n"
+    texts = tmp_path / "t.jsonl"
+    texts.write_text(
+        json.dumps({"text": '\n\n### Human: How do you say "cat" in Spanish?\n\n### Assistant: gato'}) + "\n\n"
+        + json.dumps({"text": '\n\n### Human: How do you say "dog" in Spanish?\n\n### Assistant: perro'}) + "\n"
     )
-    code, out, _ = run(capsys, "labels", "--model", str(tiny_path), "--data", str(data), "--json")
+    code, out, _ = run(capsys, "labels", "--model", str(tiny_path), "--data", str(texts), "--json")
     assert code == 0
+    assert [e["row"] for e in json.loads(out)["examples"]] == [1, 3]  # numbered as lines of the file
+    pc = tmp_path / "pc.jsonl"
+    pc.write_text(json.dumps({"prompt": 'How do you say "dog" in Spanish?', "completion": "perro"}) + "\n")
+    code, out, _ = run(capsys, "labels", "--model", str(tiny_path), "--data", str(pc), "--json")
     ex = json.loads(out)["examples"]
-    assert [e["row"] for e in ex] == [1, 3]  # numbered as lines of the file
-    assert ex[1]["text"] == '\n\n### Human: How do you say "dog" in Spanish?\n\n### Assistant:<s> perro</s>'
-    assert [t["text"] for t in ex[1]["tokens"] if not t["masked"]] == ["␣perro", "</s>"]
+    assert ex[0]["text"] == '\n\n### Human: How do you say "dog" in Spanish?\n\n### Assistant:<s> perro</s>'
+    assert [t["text"] for t in ex[0]["tokens"] if not t["masked"]] == ["␣perro", "</s>"]
+
+
+def test_a_file_mixing_row_types_is_refused_at_the_first_odd_row(capsys, tiny_path, tmp_path):
+    f = tmp_path / "mixed.jsonl"
+    f.write_text(json.dumps({"text": "\n\n### Human: a\n\n### Assistant: b"}) + "\n" + json.dumps({"prompt": "p", "completion": "c"}) + "\n")
+    msg = _error(capsys, "labels", "--model", str(tiny_path), "--data", str(f))
+    assert "mixed.jsonl line 2 is prompt/completion but the rows before it are language modeling (text)" in msg
 
 
 def test_trl_labels_on_the_command_line(capsys, tiny_path):
@@ -154,8 +162,8 @@ def test_pickle_only_model_folder_is_refused(capsys, tiny_path, tmp_path):
         ("", "is empty"),
         ("{not json}\n", "line 1 is not valid JSON"),
         ('{"text": "ok\\n\\n### Assistant: a"}\n[1, 2]\n', "line 2 is a JSON list, not an object"),
-        ('{"prompt": "p"}\n', 'has no "completion"'),
-        ('{"txt": "x"}\n', 'neither "text" nor "prompt"/"completion"'),
+        ('{"prompt": "p"}\n', 'line 1 has "prompt" but no "completion"'),
+        ('{"txt": "x"}\n', 'line 1 has none of "text", "prompt"/"completion", "messages" (its columns: txt'),
         ('{"text": 5}\n', '"text" is a int, not a string'),
         ('{"text": "\\n\\n### Human: hello"}\n', "line 1: the text has no assistant turn"),
     ],

@@ -104,6 +104,15 @@ class FormattedExample:
     bos: str
     eos: str
     template: ChatTemplate = field(default=ARTICLE_TEMPLATE)
+    # "article": built by add_special_tokens; "chat": rendered by a tokenizer's chat template,
+    # which writes its own special tokens (so the tokenizer must not add any).
+    kind: str = "article"
+    messages: tuple[dict[str, str], ...] | None = None
+    chat_template: str | None = None
+
+    @property
+    def add_special(self) -> bool:
+        return self.kind == "article"
 
     @property
     def prompt(self) -> str:

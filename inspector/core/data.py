@@ -26,9 +26,17 @@ from inspector.core.errors import InspectorError
 
 @dataclass(frozen=True)
 class Example:
-    text: str  # in the template's format, before add_special_tokens
-    row: int  # line number in the data file (1-based); for built-in examples, their index + 1
+    text: str  # in the template's format, before add_special_tokens (conversations: the article rendering)
+    row: int  # row number in the data file (1-based); for built-in examples, their index + 1
     origin: str = "article"  # "article", or the data file's name
+    messages: tuple[dict[str, str], ...] | None = None  # conversational rows
+    chat_template: str | None = None  # from --chat-template, for conversational rows
+    kind: str = "text"  # the row's type (datasource.KINDS)
+    unit: str = "row"  # how rows are counted in messages: "line" for JSONL
+
+    @property
+    def where(self) -> str:
+        return f"{self.origin} {self.unit} {self.row}"
 
 
 def article_examples() -> list[Example]:
@@ -68,6 +76,50 @@ def row_to_text(obj: Any, template: ChatTemplate, where: str) -> str:
     )
 
 
+def load_examples(
+    path: str | Path,
+    template: ChatTemplate = ARTICLE_TEMPLATE,
+    *,
+    split: str | None = None,
+    limit: int | None = None,
+    columns: dict[str, str] | None = None,
+    chat_template: str | None = None,
+) -> list[Example]:
+    """Every row of a data file as an Example; the first bad row is an error naming it.
+
+    All rows must be of one type (text, prompt/completion, conversational): a file that
+    mixes them is refused at the first row that differs.
+    """
+    from inspector.core.conversations import to_article_text
+    from inspector.core.datasource import KIND_TITLES, classify, iter_records, messages_of
+
+    name = Path(path).name
+    examples: list[Example] = []
+    first_kind = None
+    for rec in iter_records(path, split=split, limit=limit, columns=columns):
+        where = f"{name} {rec.where}"
+        if rec.data is None:
+            raise InspectorError(f"{where} {rec.error}", "fix or remove that row")
+        kind, why = classify(rec.data)
+        if kind is None:
+            raise InspectorError(f"{where} {why}", "give each row one of TRL's dataset types")
+        if first_kind is None:
+            first_kind = kind
+        elif kind != first_kind:
+            raise InspectorError(
+                f"{where} is {KIND_TITLES[kind]} but the rows before it are {KIND_TITLES[first_kind]}",
+                "keep one type of row per file",
+            )
+        if kind in ("messages", "conversational-prompt-completion"):
+            msgs = tuple(messages_of(kind, rec.data))
+            examples.append(Example(to_article_text(msgs, template), rec.row, name, msgs, chat_template, kind, rec.unit))
+        else:
+            examples.append(Example(row_to_text(rec.data, template, where), rec.row, name, kind=kind, unit=rec.unit))
+    if not examples:
+        raise InspectorError(f"the data file {path} is empty: it has no rows", "add at least one example")
+    return examples
+
+
 def load_jsonl(path: str | Path, template: ChatTemplate = ARTICLE_TEMPLATE) -> list[Example]:
     p = Path(path).expanduser()
     if not p.exists():
@@ -100,12 +152,20 @@ def format_examples(
     model_name: str = "in use",
 ) -> list[FormattedExample]:
     """The article's `add_special_tokens` on every example; errors name the row."""
+    from inspector.core.conversations import format_messages
+
     out = []
     for ex in examples:
         try:
+            if ex.messages is not None:
+                where = ex.where
+                out.append(format_messages(ex.messages, tokenizer, template, ex.chat_template, model_name=model_name, where=where))
+                continue
             out.append(add_special_tokens(ex.text, tokenizer.bos_token, tokenizer.eos_token, template, model_name=model_name))
         except InspectorError as exc:
             if ex.origin == "article":
                 raise
-            raise InspectorError(f"{ex.origin} line {ex.row}: {exc.problem}", exc.fix) from exc
+            if exc.problem.startswith(ex.origin):
+                raise
+            raise InspectorError(f"{ex.where}: {exc.problem}", exc.fix) from exc
     return out

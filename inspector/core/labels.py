@@ -104,9 +104,11 @@ def encode(fe: FormattedExample, tokenizer: Any) -> tuple[list[int], list[tuple[
             f"the tokenizer {type(tokenizer).__name__} is a slow (Python) tokenizer without offsets",
             "use a model that ships a tokenizer.json (a fast tokenizer)",
         )
-    enc = tokenizer(fe.text, return_offsets_mapping=True)
+    enc = tokenizer(fe.text, return_offsets_mapping=True, add_special_tokens=fe.add_special)
     ids = list(enc["input_ids"])
     offsets = [tuple(o) for o in enc["offset_mapping"]]
+    if fe.kind != "article":
+        return ids, offsets
     bos_id = tokenizer.convert_tokens_to_ids(fe.bos)
     for start, _ in fe.answer_spans:
         if not any(t == bos_id and e == start for t, (_, e) in zip(ids, offsets)):

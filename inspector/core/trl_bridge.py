@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from inspector.core.chat import FormattedExample
+from inspector.core.errors import InspectorError
 
 
 def trainer_arguments(
@@ -58,12 +60,28 @@ def trainer_arguments(
 
 
 def prompt_completion_dataset(examples: Sequence[FormattedExample]) -> Any:
-    """TRL's prompt/completion format: the prompt ends with the last `bos`."""
+    """TRL's prompt/completion format: the prompt ends with the last `bos`.
+
+    Conversations rendered by a chat template go to TRL as conversations instead
+    (`messages`), as a user of TRL would pass them.
+    """
     from datasets import Dataset
 
+    if is_conversational(examples):
+        return Dataset.from_dict({"messages": [list(fe.messages or ()) for fe in examples]})
     return Dataset.from_dict(
         {"prompt": [fe.prompt for fe in examples], "completion": [fe.completion for fe in examples]}
     )
+
+
+def is_conversational(examples: Sequence[FormattedExample]) -> bool:
+    kinds = {fe.kind for fe in examples}
+    if len(kinds) > 1:
+        raise InspectorError(
+            "the examples mix chat-template conversations and article-format texts",
+            "give one kind of row per dataset",
+        )
+    return kinds == {"chat"}
 
 
 def make_sft_trainer(
@@ -89,6 +107,15 @@ def make_sft_trainer(
 
     quiet_libraries()
 
+    conversational = is_conversational(examples)
+    extra: dict[str, Any] = {}
+    if conversational:
+        # TRL's loss on assistant turns only, from the template's {% generation %} markers.
+        template_file = Path(output_dir) / "chat_template.jinja"
+        template_file.write_text(examples[0].chat_template or "", encoding="utf-8")
+        extra = {"assistant_only_loss": True, "chat_template_path": str(template_file)}
+    else:
+        extra = {"completion_only_loss": True}
     config = SFTConfig(
         **trainer_arguments(
             output_dir,
@@ -100,19 +127,28 @@ def make_sft_trainer(
             batch_size=batch_size,
             torch_compile=torch_compile,
         ),
-        completion_only_loss=True,
+        **extra,
         max_length=None,  # the context check is ours; TRL would truncate silently at 1024
         packing=False,
         dataset_num_proc=None,
     )
-    trainer = SFTTrainer(
-        model=model,
-        args=config,
-        train_dataset=prompt_completion_dataset(examples),
-        processing_class=tokenizer,
-        callbacks=callbacks,
-        peft_config=peft_config,
-    )
+    try:
+        trainer = SFTTrainer(
+            model=model,
+            args=config,
+            train_dataset=prompt_completion_dataset(examples),
+            processing_class=tokenizer,
+            callbacks=callbacks,
+            peft_config=peft_config,
+        )
+    except RuntimeError as exc:
+        if conversational and "assistant" in str(exc):
+            raise InspectorError(
+                "TRL's assistant_only_loss found no assistant tokens: the chat template has no "
+                "{% generation %} ... {% endgeneration %} markers around the assistant's turns",
+                "pass --chat-template FILE with a template that marks them (the mask strategy works without)",
+            ) from exc
+        raise
     trainer.remove_callback(PrinterCallback)
     return trainer
 
