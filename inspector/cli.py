@@ -444,7 +444,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from inspector.core.bench import format_report, run_bench
     from inspector.core.data import format_examples
     from inspector.core.models import load_model
-    from inspector.core.training import BurstSettings
+    from inspector.core.training import DEFAULT_LORA_LEARNING_RATE, BurstSettings
 
     def warm_load() -> float:
         # The first load above may have converted the model; this one reads the cache.
@@ -461,7 +461,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
         _status(f"{r.strategy}/{r.option}: {r.step_s.median:.3f} s per step, {r.gflops:.1f} GFLOP/s")
 
     report = run_bench(
-        loaded, formatted, strategies=strategies, options=options, settings=settings, warm_load=warm_load, on_result=progress
+        loaded,
+        formatted,
+        strategies=strategies,
+        options=options,
+        settings=settings,
+        lora_learning_rate=args.lr or DEFAULT_LORA_LEARNING_RATE,  # LoRA's own default rate unless --lr
+        warm_load=warm_load,
+        on_result=progress,
     )
     if args.json:
         _dump(report.to_dict())

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from inspector.core.chat import FormattedExample
-from inspector.core.training import BurstSettings, TrainingSession
+from inspector.core.training import DEFAULT_LORA_LEARNING_RATE, BurstSettings, TrainingSession
 
 # name -> (description, settings change). "default" is what bursts use unless told otherwise.
 OPTIONS: dict[str, tuple[str, dict]] = {
@@ -187,6 +187,7 @@ def run_one(
     option: str,
     settings: BurstSettings,
     device: str,
+    lora_learning_rate: float | None = None,
 ) -> BenchResult:
     desc, change = OPTIONS[option]
     if option == "head-trained-only" and strategy == "trl":
@@ -196,6 +197,8 @@ def run_one(
         note = ""
     model = copy.deepcopy(base_model)
     s = replace(settings, **change)
+    if change.get("lora") and lora_learning_rate is not None:
+        s = replace(s, learning_rate=lora_learning_rate)
     timer = _phase_timer(device)
     with TrainingSession(model, tokenizer, examples, strategy, s, device=device) as session:
         result = session.run(extra_callbacks=[timer], before_train=lambda m: timer.hook(m))
@@ -228,6 +231,7 @@ def run_bench(
     strategies: Sequence[str] = STRATEGIES,
     options: Sequence[str] = tuple(OPTIONS),
     settings: BurstSettings = BurstSettings(),
+    lora_learning_rate: float | None = DEFAULT_LORA_LEARNING_RATE,
     warm_load: Callable[[], float] | None = None,
     on_result: Callable[[BenchResult], None] | None = None,
 ) -> BenchReport:
@@ -244,7 +248,9 @@ def run_bench(
     )
     for strategy in strategies:
         for option in options:
-            r = run_one(loaded.model, loaded.tokenizer, examples, strategy, option, settings, loaded.device)
+            r = run_one(
+                loaded.model, loaded.tokenizer, examples, strategy, option, settings, loaded.device, lora_learning_rate
+            )
             report.results.append(r)
             if on_result:
                 on_result(r)
