@@ -141,8 +141,8 @@ def make_sft_trainer(
             callbacks=callbacks,
             peft_config=peft_config,
         )
-    except RuntimeError as exc:
-        if conversational and "assistant" in str(exc):
+    except (RuntimeError, ValueError) as exc:
+        if conversational and ("assistant" in str(exc) or "generation" in str(exc)):
             raise InspectorError(
                 "TRL's assistant_only_loss found no assistant tokens: the chat template has no "
                 "{% generation %} ... {% endgeneration %} markers around the assistant's turns",
