@@ -78,11 +78,12 @@ class LoadedModel:
     path: str  # where the weights were read from
     load_seconds: float = 0.0
     trust_remote_code: bool = False
+    config: Any = None  # the model's config (also when only the tokenizer was loaded)
 
     @property
     def max_length(self) -> int | None:
         """The model's context length, where its config says."""
-        config = self.model.config
+        config = self.config if self.config is not None else self.model.config
         for key in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
             value = getattr(config, key, None)
             if isinstance(value, int) and value > 0:
@@ -225,6 +226,7 @@ def load_model(
     progress: Progress = lambda msg: None,
     bos_token: str | None = None,
     eos_token: str | None = None,
+    tokenizer_only: bool = False,
 ) -> LoadedModel:
     """Load a model and its tokenizer for training on `device`, never touching the network."""
     start = time.perf_counter()
@@ -262,12 +264,14 @@ def load_model(
         else:
             source, name, path, cached = "hub", spec, None, True
     progress(f"loading {name}")
-    model, tokenizer = _from_pretrained(str(path) if path is not None else spec, trust_remote_code, source)
+    where = str(path) if path is not None else spec
+    model, tokenizer = _from_pretrained(where, trust_remote_code, source, tokenizer_only=tokenizer_only)
+    config = model.config if model is not None else _config(where, trust_remote_code, source)
     tokenizer.padding_side = "right"  # the article's choice for causal LM training
     override_special_tokens(tokenizer, name, bos=bos_token, eos=eos_token)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    if device != "cpu":
+    if device != "cpu" and model is not None:
         model.to(device)
     return LoadedModel(
         model=model,
@@ -279,6 +283,7 @@ def load_model(
         path=str(path) if path is not None else spec,
         load_seconds=time.perf_counter() - start,
         trust_remote_code=trust_remote_code,
+        config=config,
     )
 
 
@@ -296,13 +301,24 @@ def override_special_tokens(tokenizer: Any, model_name: str, *, bos: str | None,
         setattr(tokenizer, f"{role}_token", value)
 
 
-def _from_pretrained(where: str, trust_remote_code: bool, source: str) -> tuple[Any, Any]:
+def _config(where: str, trust_remote_code: bool, source: str) -> Any:
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(where, local_files_only=True, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError, KeyError) as exc:
+        raise _explain_load_error(where, source, exc) from exc
+
+
+def _from_pretrained(where: str, trust_remote_code: bool, source: str, *, tokenizer_only: bool = False) -> tuple[Any, Any]:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     kwargs = dict(local_files_only=True, trust_remote_code=trust_remote_code)
     try:
         tokenizer = AutoTokenizer.from_pretrained(where, **kwargs)
+        if tokenizer_only:
+            return None, tokenizer
         model = AutoModelForCausalLM.from_pretrained(where, dtype=torch.float32, use_safetensors=True, **kwargs)
     except InspectorError:
         raise

@@ -1,0 +1,100 @@
+"""The dataset report: exact counts and the problem rows, on fixture datasets made here."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from inspector.cli import main
+from inspector.core.inspect_data import inspect_data
+
+CHAT_OK = {"messages": [{"role": "user", "content": "dog?"}, {"role": "assistant", "content": "perro"}]}
+CHAT_MULTI = {"messages": [
+    {"role": "user", "content": "water?"}, {"role": "assistant", "content": "agua"},
+    {"role": "user", "content": "tree?"}, {"role": "assistant", "content": "árbol"},
+]}
+NO_ANSWER = {"messages": [{"role": "user", "content": "cat?"}]}
+# The answer's end-of-turn comes after a newline: the token closing the answer is not special.
+LATE_EOS = (
+    "{% for m in messages %}<s>{{ m['role'] }}\n{{ m['content'] }}\n</s>{% endfor %}"
+)
+
+
+def jsonl(tmp_path, rows, name="d.jsonl"):
+    p = tmp_path / name
+    p.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
+    return p
+
+
+def test_broken_rows_are_each_named(tiny, tmp_path):
+    path = jsonl(tmp_path, [CHAT_OK, NO_ANSWER, "not json", CHAT_MULTI, {"prompt": "x", "completion": "y"}, {"messages": "oops"}])
+    report = inspect_data(path, tiny)
+    assert report.rows_read == 6 and report.examples == 2
+    assert {(p.row, p.kind) for p in report.problems} == {
+        (2, "no-trained-tokens"), (3, "bad-row"), (5, "mixed-format"), (6, "bad-row"),
+    }
+    assert report.row_kinds == {"messages": 3}
+    mask = report.totals["mask"]
+    assert mask.trained_tokens == 6  # " perro</s>", " agua</s>", " árbol</s>" in the tiny BPE
+
+
+def test_trained_fraction_is_exact(tiny, tmp_path):
+    from inspector.core.chat import ARTICLE_EXAMPLES
+
+    path = jsonl(tmp_path, [{"text": t} for t in ARTICLE_EXAMPLES])
+    report = inspect_data(path, tiny)
+    assert report.tokens == 115 and report.examples == 5
+    assert report.totals["mask"].trained_tokens == 10
+    assert report.totals["mask"].trained_fraction == pytest.approx(10 / 115)
+    assert report.totals["copy"].trained_tokens == 110  # every position but the first
+    assert report.counts == {}
+
+
+def test_text_rows_without_the_template(tiny, tmp_path):
+    path = jsonl(tmp_path, [{"text": "User: hi\nBot: hola"}, {"text": "\n\n### Human: a\n\n### Assistant: b"}])
+    report = inspect_data(path, tiny)
+    assert [(p.row, p.kind) for p in report.problems] == [(1, "template-not-found")]
+
+
+def test_eos_not_trained_when_the_template_closes_turns_late(tiny, tmp_path):
+    path = jsonl(tmp_path, [CHAT_OK])
+    report = inspect_data(path, tiny, chat_template=LATE_EOS)
+    assert [(p.row, p.kind, p.strategy) for p in report.problems] == [(1, "eos-not-trained", "mask")]
+
+
+def test_truncation_into_an_answer(tiny, tmp_path):
+    long = {"prompt": "dog " * 30, "completion": "perro"}
+    path = jsonl(tmp_path, [CHAT_OK["messages"] and {"prompt": "dog", "completion": "perro"}, long])
+    report = inspect_data(path, tiny, max_length=20)
+    assert [(p.row, p.kind) for p in report.problems if p.strategy == "mask"] == [(2, "truncated-answer")]
+
+
+def test_pad_equal_to_eos_is_a_dataset_wide_problem(tiny_gpt2_path, tmp_path):
+    from inspector.core.models import load_model
+
+    lm = load_model(str(tiny_gpt2_path), tokenizer_only=True)
+    report = inspect_data(jsonl(tmp_path, [{"prompt": "dog", "completion": "perro"}]), lm)
+    assert [(p.row, p.kind) for p in report.problems] == [(None, "pad-equals-eos")]
+
+
+def test_trl_in_the_report(tiny, tmp_path):
+    path = jsonl(tmp_path, [{"text": "\n\n### Human: a\n\n### Assistant: b\n\n### Human: c\n\n### Assistant: d"}])
+    report = inspect_data(path, tiny, strategies=("mask", "trl"))
+    assert report.totals["trl"].trained_tokens < report.totals["mask"].trained_tokens  # TRL: the last answer only
+
+
+def test_cli_json_and_fail_on(capsys, tiny_path, tmp_path):
+    path = jsonl(tmp_path, [CHAT_OK, NO_ANSWER])
+    code = main(["inspect-data", str(path), "--model", str(tiny_path), "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert data["problems"] == [{"row": 2, "kind": "no-trained-tokens", "detail": "the conversation has no assistant message", "strategy": None}]
+    assert set(data["strategies"]) == {"copy", "mask"} and 0 < data["strategies"]["mask"]["trained_fraction"] < 1
+    assert main(["inspect-data", str(path), "--model", str(tiny_path), "--fail-on", "no-trained-tokens"]) == 1
+    out = capsys.readouterr().out
+    assert "no-trained-tokens: 1 (rows 2)" in out
+    assert main(["inspect-data", str(path), "--model", str(tiny_path), "--fail-on", "truncated-answer"]) == 0
+    capsys.readouterr()
+    assert main(["inspect-data", str(path), "--fail-on", "typo"]) == 2
+    assert "--fail-on has unknown problems: typo" in capsys.readouterr().err
