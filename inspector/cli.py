@@ -147,6 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--epochs", type=int, default=3, help="epochs per run (default 3; the first step is a warm-up)")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: the bursts' default)")
+    p.add_argument(
+        "--data-rows",
+        type=int,
+        metavar="N",
+        help="instead: time inspect-data on a generated N-row conversational JSONL (rows/s, peak memory)",
+    )
 
     p = sub.add_parser("lesson", help="a lesson headless: its prose and its computed views as text")
     _common(p)
@@ -453,6 +459,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from inspector.core.bench import OPTIONS, STRATEGIES
 
+    if args.data_rows is not None:
+        return _bench_data(args)
+
     strategies = [x.strip() for x in args.strategies.split(",") if x.strip()]
     options = list(OPTIONS) if args.options == "all" else [x.strip() for x in args.options.split(",") if x.strip()]
     for name, known, flag in ((strategies, STRATEGIES, "--strategies"), (options, tuple(OPTIONS), "--options")):
@@ -603,6 +612,26 @@ def cmd_inspect_data(args: argparse.Namespace) -> int:
         print(format_report(report))
     found = fail_on & set(report.counts)
     return 1 if found else 0
+
+
+def _bench_data(args: argparse.Namespace) -> int:
+    import tempfile
+    from pathlib import Path
+
+    from inspector.core.bench import data_scale_bench
+
+    if args.data_rows < 10:
+        raise InspectorError(f"--data-rows {args.data_rows} is too few to measure", "pass 10 or more, e.g. 100000")
+    with tempfile.TemporaryDirectory(prefix="causallm-inspect-bench-") as tmp:
+        result = data_scale_bench(args.data_rows, args.model, Path(tmp))
+    if args.json:
+        _dump(result)
+        return 0
+    for n, r in result.items():
+        if n == "rows":
+            continue
+        print(f"{int(n):>9} rows: {r['seconds']:6.1f} s, {r['rows_per_s']:8.0f} rows/s, peak {r['peak_rss_mb']:6.0f} MB, problems {r['problems']}")
+    return 0
 
 
 def cmd_models(args: argparse.Namespace) -> int:

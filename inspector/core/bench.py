@@ -18,6 +18,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from inspector.core.chat import FormattedExample
@@ -276,3 +277,50 @@ def format_report(report: BenchReport) -> str:
             + (f"  ({r.note})" if r.note else "")
         )
     return "\n".join(lines)
+
+
+def data_scale_bench(rows: int, model: str | None, workdir: Path, *, step: int | None = None) -> dict[str, Any]:
+    """`inspect-data` over a generated JSONL of `rows` conversations, in a child process:
+    rows/s and the child's peak memory, at `rows` and at a tenth of it (flat memory means the
+    two peaks are close)."""
+    import json
+    import random
+    import resource
+
+    rng = random.Random(0)
+    words = ["dog", "water", "hello", "tree", "mother", "good", "cat", "house", "sun", "book"]
+
+    def write(n: int) -> Path:
+        path = workdir / f"data-{n}.jsonl"
+        with path.open("w", encoding="utf-8") as f:
+            for i in range(n):
+                w = rng.choice(words)
+                msgs = [{"role": "user", "content": f'How do you say "{w}" in Spanish? ({i})'}]
+                if i % 97:  # about 1% of the rows have no answer: the report must find them
+                    msgs.append({"role": "assistant", "content": f"{w} en español {i}"})
+                f.write(json.dumps({"messages": msgs}) + "\n")
+        return path
+
+    out: dict[str, Any] = {"rows": rows}
+    for n in (max(1, rows // 10), rows):
+        path = write(n)
+        cmd = [sys.executable, "-m", "inspector", "inspect-data", str(path), "--json"]
+        if model:
+            cmd += ["--model", model]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        t = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        seconds = time.perf_counter() - t
+        peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        if proc.returncode not in (0, 1):
+            raise RuntimeError(proc.stderr[-500:])
+        report = json.loads(proc.stdout)
+        out[str(n)] = {
+            "seconds": seconds,
+            "rows_per_s": n / seconds,
+            # RUSAGE_CHILDREN keeps the largest child so far: runs go from small to large.
+            "peak_rss_mb": max(peak_kb, before) / 1024,
+            "problems": report["problem_counts"],
+        }
+        path.unlink()
+    return out

@@ -31,3 +31,11 @@ def test_bench_json_has_the_documented_fields(capsys, tiny_path):
 def test_bench_rejects_unknown_options(capsys):
     assert main(["bench", "--options", "warp-speed"]) == 2
     assert "--options has unknown entries: warp-speed" in capsys.readouterr().err
+
+
+def test_data_scale_bench(capsys, tiny_path):
+    assert main(["bench", "--data-rows", "200", "--model", str(tiny_path), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["rows"] == 200
+    assert data["200"]["rows_per_s"] > 0 and data["200"]["peak_rss_mb"] > 0
+    assert data["200"]["problems"] == {"no-trained-tokens": 3}  # rows 1, 98, 195 have no answer
