@@ -77,6 +77,7 @@ class BenchReport:
     peak_gflops: float
     warm_load_s: float
     help_s: float
+    first_paint_s: float = float("nan")
     results: list[BenchResult] = field(default_factory=list)
     torch_version: str = ""
 
@@ -109,6 +110,27 @@ def help_seconds() -> float:
     t = time.perf_counter()
     subprocess.run([sys.executable, "-m", "inspector", "--help"], capture_output=True, check=True)
     return time.perf_counter() - t
+
+
+_FIRST_PAINT = """
+import asyncio, time, psutil
+from inspector.app import InspectorApp
+T0 = psutil.Process().create_time()
+async def main():
+    app = InspectorApp(model=MODEL)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.call_after_refresh(lambda: print("PAINT", time.time() - T0, flush=True))
+        await pilot.pause()
+        app.exit()
+asyncio.run(main())
+"""
+
+
+def first_paint_seconds(model: str | None) -> float:
+    """Seconds from the start of a fresh process to the app's first painted frame."""
+    code = _FIRST_PAINT.replace("MODEL", repr(model))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120).stdout
+    return next((float(line.split()[1]) for line in out.splitlines() if line.startswith("PAINT")), float("nan"))
 
 
 def _sync(device: str) -> None:
@@ -245,6 +267,7 @@ def run_bench(
         peak_gflops=matmul_peak_gflops(loaded.device),
         warm_load_s=warm_load() if warm_load else loaded.load_seconds,
         help_s=help_seconds(),
+        first_paint_s=first_paint_seconds(None),  # the model loads after the first frame anyway
         torch_version=torch.__version__,
     )
     for strategy in strategies:
@@ -262,7 +285,7 @@ def format_report(report: BenchReport) -> str:
     lines = [
         f"model: {report.model}   device: {report.device}   torch {report.torch_version}, {report.threads} threads",
         f"fp32 matmul peak: {report.peak_gflops:.0f} GFLOP/s   warm load: {report.warm_load_s:.1f} s   "
-        f"--help: {report.help_s:.2f} s",
+        f"--help: {report.help_s:.2f} s   first paint: {report.first_paint_s:.2f} s",
         "",
         f"{'strategy':<8} {'option':<18} {'step s (min-max)':<20} {'fwd':>6} {'bwd':>6} {'opt':>6} "
         f"{'tok/s':>7} {'GFLOP/s':>8} {'% peak':>7}  held-out",

@@ -91,7 +91,8 @@ class MainScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.show_lesson(0)
-        self.app.load()  # type: ignore[attr-defined]
+        # Load after the first frame is painted: importing torch in the worker holds the GIL.
+        self.call_after_refresh(self.app.load)  # type: ignore[attr-defined]
 
     # --- parts -----------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ def test_bench_json_has_the_documented_fields(capsys, tiny_path):
                  "--epochs", "2", "--lr", "0.01", "--json"])
     assert code == 0
     data = json.loads(capsys.readouterr().out)
-    assert data["peak_gflops"] > 0 and data["warm_load_s"] > 0 and data["help_s"] > 0
+    assert data["peak_gflops"] > 0 and data["warm_load_s"] > 0 and data["help_s"] > 0 and data["first_paint_s"] > 0
     assert [(r["strategy"], r["option"]) for r in data["results"]] == [
         ("mask", "default"), ("mask", "padded-batch"), ("trl", "default"), ("trl", "padded-batch")
     ]
