@@ -270,3 +270,14 @@ def test_tokenizer_without_bos_token(capsys, tiny_path, tmp_path):
     (folder / "tokenizer_config.json").write_text(json.dumps(cfg))
     msg = _error(capsys, "labels", "--model", str(folder))
     assert "has no bos token" in msg and "--bos-token" in msg
+
+
+def test_a_one_megabyte_row_is_a_clear_error_not_a_hang(capsys, tiny_path, tmp_path):
+    f = tmp_path / "big.jsonl"
+    f.write_text(json.dumps({"prompt": "dog " * 250_000, "completion": "perro"}) + "\n")  # 1 MB
+    msg = _error(capsys, "labels", "--model", str(tiny_path), "--data", str(f))
+    assert "example 1 is" in msg and "longer than the model's context of 128" in msg
+    code = main(["inspect-data", str(f), "--model", str(tiny_path), "--max-length", "128", "--json"])
+    assert code == 0
+    problems = json.loads(capsys.readouterr().out)["problems"]
+    assert [(p["row"], p["kind"]) for p in problems if p["strategy"] == "mask"] == [(1, "truncated-answer")]
