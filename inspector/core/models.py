@@ -113,7 +113,16 @@ def cache_is_complete(folder: Path) -> bool:
         meta = json.loads(marker.read_text())
     except (OSError, ValueError):
         return False
-    return meta.get("format") == CACHE_FORMAT and all((folder / f).is_file() for f in meta.get("files", []))
+    if meta.get("format") != CACHE_FORMAT:
+        return False
+    sizes = meta.get("sizes", {})
+    for name in meta.get("files", []):
+        f = folder / name
+        # The sizes written at conversion catch a truncated or replaced file cheaply; a
+        # folder that fails is converted again.
+        if not f.is_file() or (name in sizes and f.stat().st_size != sizes[name]):
+            return False
+    return True
 
 
 def _clean_stale(target: Path) -> None:
@@ -154,8 +163,9 @@ def _convert_gguf(gguf: Path, target: Path, progress: Progress, source_sha: str)
         model.save_pretrained(tmp, safe_serialization=True)
         tokenizer.save_pretrained(tmp)
         files = sorted(p.name for p in tmp.iterdir() if p.is_file())
+        sizes = {name: (tmp / name).stat().st_size for name in files}
         (tmp / _COMPLETE).write_text(
-            json.dumps({"format": CACHE_FORMAT, "source_sha256": source_sha, "files": files}, indent=1)
+            json.dumps({"format": CACHE_FORMAT, "source_sha256": source_sha, "files": files, "sizes": sizes}, indent=1)
         )
         if target.exists():  # a stale folder from an older format
             shutil.rmtree(target)

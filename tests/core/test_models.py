@@ -37,6 +37,11 @@ def test_a_cache_folder_counts_only_when_complete(tmp_path):
     assert not models.cache_is_complete(folder)  # no marker: a conversion that did not finish
     (folder / models._COMPLETE).write_text(json.dumps({"format": models.CACHE_FORMAT, "files": ["model.safetensors"]}))
     assert models.cache_is_complete(folder)
+    meta = {"format": models.CACHE_FORMAT, "files": ["model.safetensors"], "sizes": {"model.safetensors": 1}}
+    (folder / models._COMPLETE).write_text(json.dumps(meta))
+    assert models.cache_is_complete(folder)
+    (folder / "model.safetensors").write_bytes(b"xy")
+    assert not models.cache_is_complete(folder)  # a file of another size: truncated or replaced
     (folder / "model.safetensors").unlink()
     assert not models.cache_is_complete(folder)  # a file it lists went missing
     (folder / models._COMPLETE).write_text("{broken")

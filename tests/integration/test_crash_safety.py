@@ -61,8 +61,17 @@ def test_killed_conversions_never_leave_a_usable_half_cache(tmp_path):
     try:
         lm = load_model(device="cpu")
         assert lm.from_cache and lm.tokenizer.bos_token == "<bos>"
+        # A damaged cache (a truncated weights file) is detected and converted again.
+        from inspector.core.models import embedded_cache_path, ensure_embedded
+
+        weights = embedded_cache_path() / "model.safetensors"
+        with weights.open("r+b") as f:
+            f.truncate(weights.stat().st_size // 2)
+        folder, cached = ensure_embedded()
+        assert not cached and _state(cache) == (True, True)
+        assert load_model(device="cpu").from_cache
     finally:
-        del os.environ["CAUSALLM_INSPECT_CACHE"]
+        os.environ.pop("CAUSALLM_INSPECT_CACHE", None)
 
 
 def test_two_copies_converting_at_once_share_the_cache(tmp_path):
