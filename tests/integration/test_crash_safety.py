@@ -31,12 +31,16 @@ def _start(cache):
 def _state(cache):
     from inspector.core.models import cache_is_complete, embedded_cache_path
 
+    before = os.environ.get("CAUSALLM_INSPECT_CACHE")
     os.environ["CAUSALLM_INSPECT_CACHE"] = str(cache)
     try:
         target = embedded_cache_path()
         return target.exists(), cache_is_complete(target)
     finally:
-        del os.environ["CAUSALLM_INSPECT_CACHE"]
+        if before is None:
+            del os.environ["CAUSALLM_INSPECT_CACHE"]
+        else:
+            os.environ["CAUSALLM_INSPECT_CACHE"] = before
 
 
 def test_killed_conversions_never_leave_a_usable_half_cache(tmp_path):
