@@ -31,6 +31,7 @@ from inspector.core.labels import STRATEGIES
 from inspector.core.lessons import Lesson, load_lessons
 from inspector.core.training import DEFAULT_EPOCHS, DEFAULT_LEARNING_RATE, DEFAULT_SEED, BurstSettings
 from inspector.help import help_for
+from inspector.lesson_extras import LessonExtras
 from inspector.messages import (
     BurstFinished,
     BurstStarted,
@@ -68,6 +69,8 @@ class InspectorCommands(Provider):
         for v in VIEWS:
             out.append((f"View: {v}", lambda v=v: app.show_view(v), f"show the {v} view"))
         out.append(("Replay predictions", lambda: app.main.predictions_view.replay(), "animate the guesses again"))
+        out.append(("Show code", app.show_code, "the code behind this lesson's view, runnable on its own"))
+        out.append(("Run the lesson's demo", app.run_demo, "compute the lesson's panel again (some train copies)"))
         out.append(("Help", app.action_help, "explain the part in focus"))
         return out
 
@@ -112,7 +115,7 @@ class _StepCounter:
         self.target.post_message(TrainingStepLogged(self.strategy, log, self.done, elapsed, tokens))
 
 
-class InspectorApp(App[int]):
+class InspectorApp(LessonExtras, App[int]):
     """causallm-inspect: which tokens a causal LM is trained on, and what it learns."""
 
     CSS_PATH = "inspector.tcss"
@@ -176,6 +179,7 @@ class InspectorApp(App[int]):
         self.sessions: dict[str, Any] = {}
         self.training_strategy: str | None = None  # set by the train worker while a burst runs
         self._stop = threading.Event()
+        self._stop_demo = threading.Event()  # set on quit: a training demo ends after its current step
         self._base_lock = threading.Lock()  # the untrained model: read by labels, predictions, copies
         self._session_locks = {s: threading.Lock() for s in STRATEGIES}
         self._prediction_cache: dict[tuple[Any, ...], list[Any]] = {}
@@ -207,6 +211,7 @@ class InspectorApp(App[int]):
 
     def on_unmount(self) -> None:
         self._stop.set()  # a running burst ends after its current step, so the process can exit
+        self._stop_demo.set()
         for session in self.sessions.values():
             session.close()
 
@@ -269,6 +274,9 @@ class InspectorApp(App[int]):
             self.show_error("Training failed", text)
         elif group == "labels":
             self.show_error("The labels could not be made", text)
+        elif group in ("demo", "demo-run"):
+            self.main.demo_panel.failed(None, text)
+            self.show_error("The lesson's demo failed", text)
         else:
             self.show_error("Something went wrong", text)
 

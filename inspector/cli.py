@@ -165,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="FILE", help="where to write it (default: print it)")
     p.add_argument("--notebook", action="store_true", help="write a Jupyter notebook (.ipynb) instead of a script")
 
-    p = sub.add_parser("prepare", help="run every lesson's bursts once and store them, for instant replay in a talk")
+    p = sub.add_parser("prepare", help="run every strategy's burst once and store it (losses, held-out answers, predictions)")
     _common(p)
     p.add_argument("--strategies", default="copy,mask,trl", metavar="LIST", help="comma-separated (default all three)")
     p.add_argument("--epochs", type=int, default=None, help="epochs to store (default: the most any lesson asks for)")
@@ -534,7 +534,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
             f"{run.strategy}: {run.epochs} epochs stored ({run.result['train_runtime']:.1f} s of training), "
             f"held-out {last.get('holdout')!r}"
         )
-    print(f"stored in {replay.store_dir()}; the app replays these bursts instantly (--live to train instead)")
+    print(f"stored in {replay.store_dir()}, keyed by model, examples, strategy, settings and library versions")
     return 0
 
 

@@ -101,3 +101,22 @@ class PredictionsComputed(Message):
         self.rows = rows  # model name -> list of PredictionRow, or None where not trained
         self.answer_positions = answer_positions  # positions whose next token is part of an answer
         super().__init__()
+
+
+class DemoProgressed(Message):
+    """A step of a lesson's demo (which variant is being timed, ...)."""
+
+    def __init__(self, lesson_id: str, text: str) -> None:
+        self.lesson_id = lesson_id
+        self.text = text
+        super().__init__()
+
+
+class DemoComputed(Message):
+    """A lesson's demo finished: its text, or the problem that stopped it."""
+
+    def __init__(self, lesson_id: str, text: str = "", error: str | None = None) -> None:
+        self.lesson_id = lesson_id
+        self.text = text
+        self.error = error
+        super().__init__()

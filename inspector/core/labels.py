@@ -85,7 +85,8 @@ def make_rows(tokenizer: Any, ids: Sequence[int], labels: Sequence[int]) -> tupl
     for pos, (tid, lab) in enumerate(zip(ids, labels, strict=True)):
         tid, lab = int(tid), int(lab)
         if tid in special_ids:
-            text, special = str(tokenizer.convert_ids_to_tokens(tid)), True
+            # Added special tokens may hold whitespace (a "\n\n### Human:" template): made visible too.
+            text, special = visible(str(tokenizer.convert_ids_to_tokens(tid))), True
         else:
             text, special = visible(tokenizer.decode([tid])), False
         rows.append(TokenRow(pos, tid, text, lab, lab == IGNORE_INDEX, special))

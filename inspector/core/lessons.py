@@ -9,6 +9,9 @@ A lesson file looks like this::
     strategy: mask        # copy, mask or trl: the strategy the view starts on
     example: "..."        # optional: the chat text the labels view shows
     epochs: 3             # optional: the burst length the training view proposes
+    strategies: [copy, mask]  # optional: what `lesson N` trains headless (default: strategy)
+    demo: template-pitfall    # optional: a computed panel (inspector.core.demos.DEMOS)
+    code: 06-template-pitfall.py  # the code behind the view, in lessons/code/
     ---
     # Markdown body ...
 
@@ -20,6 +23,7 @@ and the key, so a lesson author sees at once what to fix.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from importlib import resources
 from importlib.abc import Traversable
@@ -31,7 +35,9 @@ from inspector.core.labels import STRATEGIES
 
 VIEWS = ("labels", "training", "predictions")
 REQUIRED_KEYS = ("id", "title", "view", "strategy")
-OPTIONAL_KEYS = ("example", "epochs")
+OPTIONAL_KEYS = ("example", "epochs", "strategies", "demo", "code")
+CODE_FOLDER = "code"
+_CODE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\.py$")
 _FENCE = "---"
 
 
@@ -45,6 +51,13 @@ class Lesson:
     example: str | None = None  # chat text in the template's format, before add_special_tokens
     epochs: int | None = None
     source: str = ""  # file name, for error messages
+    strategies: tuple[str, ...] = ()  # what `lesson N` trains headless; empty: (strategy,)
+    demo: str | None = None  # a computed panel, a key of inspector.core.demos.DEMOS
+    code: str | None = None  # the file in lessons/code/ with the code behind the view
+
+    @property
+    def trains(self) -> tuple[str, ...]:
+        return self.strategies or (self.strategy,)
 
 
 def _split(text: str, source: str) -> tuple[str, str]:
@@ -112,6 +125,24 @@ def parse_lesson(text: str, source: str = "<lesson>") -> Lesson:
     epochs = meta.get("epochs")
     if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
         raise InspectorError(f"lesson {source}: key 'epochs' is {epochs!r}", "give a whole number of at least 1")
+    strategies = meta.get("strategies", [])
+    valid = isinstance(strategies, list) and all(x in STRATEGIES for x in strategies)
+    if not valid or ("strategies" in meta and not strategies):
+        raise InspectorError(
+            f"lesson {source}: key 'strategies' is {strategies!r}", f"give a list of {', '.join(STRATEGIES)}"
+        )
+    demo = meta.get("demo")
+    if demo is not None:
+        from inspector.core.demos import DEMOS
+
+        if demo not in DEMOS:
+            raise InspectorError(f"lesson {source}: key 'demo' is {demo!r}", f"choose one of {', '.join(DEMOS)}")
+    code = meta.get("code")
+    if code is not None and (not isinstance(code, str) or not _CODE_NAME.match(code)):
+        raise InspectorError(
+            f"lesson {source}: key 'code' is {code!r}",
+            f"give the name of a .py file in the lessons' {CODE_FOLDER}/ folder",
+        )
     if not body.strip():
         raise InspectorError(f"lesson {source} has no text after its front matter", "write the lesson in Markdown")
     return Lesson(
@@ -123,7 +154,19 @@ def parse_lesson(text: str, source: str = "<lesson>") -> Lesson:
         example=example,
         epochs=epochs,
         source=source,
+        strategies=tuple(strategies),
+        demo=demo,
+        code=code,
     )
+
+
+def read_code(name: str, folder: Traversable | Path | None = None) -> str:
+    """The text of a code template in the lessons' `code/` folder."""
+    root = lessons_dir() if folder is None else folder
+    f = root / CODE_FOLDER / name
+    if not f.is_file():
+        raise InspectorError(f"the lesson code {CODE_FOLDER}/{name} was not found", "reinstall causallm-inspect")
+    return f.read_text(encoding="utf-8")
 
 
 def lessons_dir() -> Traversable:
@@ -154,6 +197,11 @@ def load_lessons(folder: Traversable | Path | None = None) -> list[Lesson]:
         except UnicodeDecodeError as exc:
             raise InspectorError(f"lesson {f.name} is not UTF-8 text", "save it as UTF-8") from exc
         lesson = parse_lesson(text, f.name)
+        if lesson.code is not None and not (root / CODE_FOLDER / lesson.code).is_file():
+            raise InspectorError(
+                f"lesson {f.name}: key 'code' names {lesson.code}, which is not in {CODE_FOLDER}/",
+                f"add {CODE_FOLDER}/{lesson.code} or correct the name",
+            )
         if lesson.id in seen:
             raise InspectorError(
                 f"lesson {f.name}: key 'id' is {lesson.id!r}, already used by {seen[lesson.id]}",

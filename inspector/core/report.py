@@ -39,3 +39,16 @@ def predictions_table(rows: Sequence[PredictionRow], title: str = "") -> str:
     lines.append(f"right: {accuracy(rows):.0%} of {sum(1 for r in rows if r.correct is not None)} positions")
     lines.append("predicted, read as text: " + "".join(r.predicted for r in rows))
     return "\n".join(lines)
+
+
+def predictions_summary(rows: Sequence[PredictionRow], answer_positions: frozenset[int], name: str) -> str:
+    """Two lines: how many prompt and answer positions were guessed right, and the guesses as text."""
+    scored = [r for r in rows if r.correct is not None]
+    prompt = [r for r in scored if r.position not in answer_positions]
+    answer = [r for r in scored if r.position in answer_positions]
+    share = sum(r.correct for r in prompt) / len(prompt) if prompt else 0.0
+    return (
+        f"{name}: prompt {sum(r.correct for r in prompt)}/{len(prompt)} right ({share:.0%}),"
+        f" answer {sum(r.correct for r in answer)}/{len(answer)} right\n"
+        f"{name}: predicted, read as text: {''.join(r.predicted for r in rows)!r}"
+    )

@@ -132,6 +132,8 @@ def make_sft_trainer(
         packing=False,
         dataset_num_proc=None,
     )
+    # TRL installs chat_template_path on the tokenizer it is given: keep the caller's as it was.
+    own_template = getattr(tokenizer, "chat_template", None)
     try:
         trainer = SFTTrainer(
             model=model,
@@ -149,6 +151,9 @@ def make_sft_trainer(
                 "pass --chat-template FILE with a template that marks them (the mask strategy works without)",
             ) from exc
         raise
+    finally:
+        if conversational:
+            tokenizer.chat_template = own_template
     trainer.remove_callback(PrinterCallback)
     return trainer
 

@@ -16,6 +16,7 @@ from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Footer, Header, Input, Markdown, OptionList, TextArea
 
 from inspector.messages import BurstFinished, BurstStarted, TrainingIdle
+from inspector.widgets.demo_panel import DemoPanel
 from inspector.widgets.labels_view import LabelsView
 from inspector.widgets.lesson_list import LessonList
 from inspector.widgets.model_status import ModelStatus
@@ -56,6 +57,8 @@ class MainScreen(Screen[None]):
         Binding("x", "reset", "reset", id="train-reset", tooltip="Every strategy back to the untrained model"),
         Binding("space", "toggle_play", "pause/play", id="play-toggle"),
         Binding("r", "replay", "replay", id="play-replay"),
+        Binding("s", "show_code", "code", id="show-code", tooltip="The code behind this lesson's view"),
+        Binding("g", "run_demo", "run demo", id="run-demo", tooltip="Run the lesson's demo (it trains copies)"),
     ]
 
     def __init__(
@@ -82,11 +85,13 @@ class MainScreen(Screen[None]):
                 yield ModelStatus(id="model-status")
                 with LessonText(id="lesson-scroll"):
                     yield Markdown("", id="lesson-text")
-            with ContentSwitcher(id="views", initial="labels-view"):
-                yield LabelsView(self.examples, self.template, id="labels-view")
-                epochs, lr, seed = self.settings
-                yield TrainingView(epochs, lr, seed, id="training-view")
-                yield PredictionsView(self.predict_choices, id="predictions-view")
+            with Vertical(id="right"):
+                yield DemoPanel(id="demo-panel")
+                with ContentSwitcher(id="views", initial="labels-view"):
+                    yield LabelsView(self.examples, self.template, id="labels-view")
+                    epochs, lr, seed = self.settings
+                    yield TrainingView(epochs, lr, seed, id="training-view")
+                    yield PredictionsView(self.predict_choices, id="predictions-view")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -115,6 +120,10 @@ class MainScreen(Screen[None]):
         ]
 
     @property
+    def demo_panel(self) -> DemoPanel:
+        return self.query_one(DemoPanel)
+
+    @property
     def model_status(self) -> ModelStatus:
         return self.query_one(ModelStatus)
 
@@ -135,6 +144,7 @@ class MainScreen(Screen[None]):
         self.labels_view.point_at_interesting_column()
         if lesson.epochs:
             self.training_view.set_epochs(lesson.epochs)
+        self.demo_panel.show_for(lesson)
         self.show_view(lesson.view)
 
     def show_view(self, view: str) -> None:
@@ -160,11 +170,13 @@ class MainScreen(Screen[None]):
         self.model_status.loaded(loaded)
         self.labels_view.model_ready()
         self.predictions_view.model_ready()
+        self.demo_panel.model_ready()
 
     def model_failed(self, problem: str) -> None:
         self.model_status.failed(problem)
         self.labels_view.model_failed(problem)
         self.predictions_view.model_failed()
+        self.demo_panel.model_failed()
 
     # --- training news, for the predictions view and the footer ----------------------------
 
@@ -195,6 +207,9 @@ class MainScreen(Screen[None]):
             return bool(getattr(self.app, "training", False))
         if action in ("toggle_play", "replay"):
             return view == "predictions"
+        if action == "run_demo":
+            spec = self.demo_panel.spec
+            return spec is not None and spec.on_demand
         return True
 
     def action_strategy(self, strategy: str) -> None:
@@ -236,3 +251,9 @@ class MainScreen(Screen[None]):
 
     def action_replay(self) -> None:
         self.predictions_view.replay()
+
+    def action_show_code(self) -> None:
+        self.app.show_code()  # type: ignore[attr-defined]
+
+    def action_run_demo(self) -> None:
+        self.app.run_demo()  # type: ignore[attr-defined]

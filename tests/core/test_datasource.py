@@ -134,3 +134,13 @@ def test_a_template_that_tries_to_escape_the_sandbox_is_refused(tiny, tmp_path):
     (ex,) = load_examples(write(tmp_path, "c.jsonl", CHAT), chat_template=evil)
     with pytest.raises(InspectorError, match="the chat template failed to render"):
         format_examples([ex], tiny.tokenizer)
+
+
+def test_trl_leaves_the_tokenizers_chat_template_alone(tiny_path, tmp_path):
+    from inspector.core.models import load_model
+
+    lm = load_model(str(tiny_path))
+    assert lm.tokenizer.chat_template is None
+    (ex,) = load_examples(write(tmp_path, "c.jsonl", CHAT), chat_template=MARKED)
+    label_examples("trl", format_examples([ex], lm.tokenizer), lm.tokenizer, lm.model)
+    assert lm.tokenizer.chat_template is None

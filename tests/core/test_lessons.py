@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from inspector.core.chat import ARTICLE_TEMPLATE, add_special_tokens
+from inspector.core.demos import DEMOS
 from inspector.core.errors import InspectorError
 from inspector.core.labels import STRATEGIES
-from inspector.core.lessons import VIEWS, Lesson, lessons_dir, load_lessons, parse_lesson
+from inspector.core.lessons import CODE_FOLDER, VIEWS, Lesson, lessons_dir, load_lessons, parse_lesson, read_code
 
 GOOD = """---
 id: demo
@@ -16,6 +17,9 @@ view: labels
 strategy: mask
 example: "\\n\\n### Human: hi\\n\\n### Assistant: hola"
 epochs: 2
+strategies: [copy, mask]
+demo: template-pitfall
+code: 06-template-pitfall.py
 ---
 # Demo
 
@@ -23,32 +27,57 @@ Some prose.
 """
 
 
+TRACK = [
+    "shift",
+    "tokens",
+    "copy",
+    "mask",
+    "trl",
+    "template-pitfall",
+    "special-tokens",
+    "multi-turn",
+    "chat-template",
+    "eos-padding",
+]
+
+
 def test_every_shipped_lesson_loads_with_its_fields():
     lessons = load_lessons()
-    assert [lesson.id for lesson in lessons][:5] == ["labels", "mask", "trl", "training", "predictions"]
-    assert len({lesson.id for lesson in lessons}) == len(lessons)
+    assert [lesson.id for lesson in lessons] == TRACK
     for lesson in lessons:
         assert isinstance(lesson, Lesson)
         assert lesson.title and lesson.body.strip()
         assert lesson.view in VIEWS and lesson.strategy in STRATEGIES
         assert "TODO" not in lesson.body and "lorem" not in lesson.body.lower()
         assert lesson.body.count("\n\n") >= 2, f"{lesson.source} should have a few paragraphs"
+        assert lesson.code and read_code(lesson.code).strip(), f"{lesson.source} needs its code"
+        assert lesson.demo is None or lesson.demo in DEMOS
+        assert set(lesson.trains) <= set(STRATEGIES)
         if lesson.example is not None:  # the example is a chat text the app can format
             fe = add_special_tokens(lesson.example, "<s>", "</s>", ARTICLE_TEMPLATE)
             assert fe.answer_spans
 
 
-def test_the_lessons_cover_the_three_views():
+def test_the_track_covers_the_views_and_demos():
     by_id = {lesson.id: lesson for lesson in load_lessons()}
-    assert by_id["mask"].view == "labels" and by_id["mask"].strategy == "mask"
-    assert by_id["trl"].view == "labels" and by_id["trl"].strategy == "trl"
-    assert by_id["trl"].example.count("### Assistant:") == 2  # multi-turn: TRL trains only the last answer
-    assert by_id["training"].view == "training"
-    assert by_id["predictions"].view == "predictions"
+    assert by_id["shift"].view == "labels" and by_id["shift"].strategy == "copy" and by_id["shift"].demo == "shift"
+    assert by_id["copy"].view == "training" and by_id["copy"].trains == ("copy",)
+    assert by_id["mask"].view == "predictions" and by_id["mask"].trains == ("copy", "mask")
+    assert by_id["mask"].demo == "step-timing" and DEMOS["step-timing"].on_demand
+    assert by_id["trl"].strategy == "trl" and by_id["trl"].demo == "old-collator"
+    assert by_id["multi-turn"].example.count("### Assistant:") == 2  # TRL trains only the last answer
+    assert by_id["template-pitfall"].demo == "template-pitfall"
+    assert by_id["special-tokens"].demo == "special-tokens"
+    assert by_id["chat-template"].demo == "chat-template"
+    assert by_id["eos-padding"].demo == "eos-padding" and DEMOS["eos-padding"].covers_view
+    # Every demo is used by a lesson, and every lesson has its own code file.
+    assert {lesson.demo for lesson in by_id.values()} - {None} == set(DEMOS)
+    assert len({lesson.code for lesson in by_id.values()}) == len(by_id)
 
 
 def test_lessons_are_found_in_the_checkout():
-    assert any(f.name == "01-labels.md" for f in lessons_dir().iterdir())
+    assert any(f.name == "01-shift.md" for f in lessons_dir().iterdir())
+    assert (lessons_dir() / CODE_FOLDER / "_common.py").is_file()
 
 
 def test_a_good_lesson_parses():
@@ -62,6 +91,9 @@ def test_a_good_lesson_parses():
         example="\n\n### Human: hi\n\n### Assistant: hola",
         epochs=2,
         source="99-demo.md",
+        strategies=("copy", "mask"),
+        demo="template-pitfall",
+        code="06-template-pitfall.py",
     )
 
 
@@ -75,6 +107,12 @@ def test_a_good_lesson_parses():
         (lambda t: t.replace("epochs: 2", "epochs: zero"), "'epochs'"),
         (lambda t: t.replace("epochs: 2", "colour: red"), "'colour'"),
         (lambda t: t.replace("title: A demo", "title: [1, 2]"), "'title'"),
+        (lambda t: t.replace("demo: template-pitfall", "demo: magic-trick"), "'demo'"),
+        (lambda t: t.replace("code: 06-template-pitfall.py", "code: ../../etc/passwd"), "'code'"),
+        (lambda t: t.replace("code: 06-template-pitfall.py", "code: notes.txt"), "'code'"),
+        (lambda t: t.replace("strategies: [copy, mask]", "strategies: [copy, magic]"), "'strategies'"),
+        (lambda t: t.replace("strategies: [copy, mask]", "strategies: []"), "'strategies'"),
+        (lambda t: t.replace("strategies: [copy, mask]", "strategies: copy"), "'strategies'"),
     ],
 )
 def test_a_bad_front_matter_names_the_file_and_the_key(change, key):
@@ -94,7 +132,16 @@ def test_a_malformed_file_names_the_file(text):
 
 
 def test_duplicate_ids_are_refused(tmp_path):
+    (tmp_path / CODE_FOLDER).mkdir()
+    (tmp_path / CODE_FOLDER / "06-template-pitfall.py").write_text("print()\n")
     (tmp_path / "01-a.md").write_text(GOOD)
     (tmp_path / "02-b.md").write_text(GOOD)
     with pytest.raises(InspectorError, match="02-b.md.*'id'"):
+        load_lessons(tmp_path)
+
+
+def test_a_missing_code_file_names_the_lesson_and_the_key(tmp_path):
+    (tmp_path / "01-a.md").write_text(GOOD.replace("06-template-pitfall.py", "01-missing.py"))
+    (tmp_path / CODE_FOLDER).mkdir()
+    with pytest.raises(InspectorError, match="01-a.md.*'code'.*01-missing.py"):
         load_lessons(tmp_path)

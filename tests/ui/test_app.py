@@ -83,7 +83,7 @@ async def test_a_multi_turn_example_shows_where_trl_and_mask_differ(tiny_path):
     app = make_app(tiny_path)
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot)
-        app.goto_lesson(2)  # the TRL lesson: a two-exchange example, strategy trl
+        app.goto_lesson(7)  # the multi-turn lesson: a two-exchange example, strategy trl
         view = app.main.labels_view
         await wait_until(pilot, lambda: view.text.count("### Assistant:") == 2 and labels_settled(app))
         await pilot.pause()
@@ -166,7 +166,7 @@ async def test_the_predictions_animation_reaches_the_end(tiny_path):
     app = make_app(tiny_path)
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot)
-        app.goto_lesson(4)
+        app.goto_lesson(3)  # strategy 2, mask: the predictions view
         view = app.main.predictions_view
         await wait_until(pilot, lambda: view.length > 0, what="the predictions")
         assert view.playing or view.finished
@@ -208,7 +208,8 @@ async def test_a_bad_model_path_shows_an_error_and_the_app_keeps_working(tmp_pat
         assert app.main.model_status.state == "failed"
         await pilot.press("n")
         assert app.lesson_index == 1
-        assert "Masking" in app.main.query_one("#lesson-text", Markdown).source
+        assert "Tokens, special tokens, padding" in app.main.query_one("#lesson-text", Markdown).source
+        assert "no model" in str(app.main.demo_panel.query_one("#demo-status").render())
         await pilot.press("f3", "c")  # training says why it cannot start, and nothing breaks
         assert not app.training
         await pilot.press("f1")
@@ -232,10 +233,10 @@ async def test_the_command_palette_jumps_to_a_lesson(tiny_path):
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot)
         await pilot.press("ctrl+p")
-        await pilot.press(*"Training all three")
-        await wait_until(pilot, lambda: _palette_has(app, "Lesson 4"), what="the palette's hit")
+        await pilot.press(*"Strategy 1")
+        await wait_until(pilot, lambda: _palette_has(app, "Lesson 3"), what="the palette's hit")
         await pilot.press("enter")
-        await wait_until(pilot, lambda: app.lesson_index == 3, what="the jump")
+        await wait_until(pilot, lambda: app.lesson_index == 2, what="the jump")
         assert app.main.view == "training"
 
 
@@ -306,8 +307,8 @@ async def test_data_rows_are_the_examples_and_bad_rows_are_reported(tiny_path):
     from inspector.core.data import Example
 
     rows = [
-        Example("\n\n### Human: cat\n\n### Assistant: gato", 1, "rows.jsonl"),
-        Example("\n\n### Human: no answer here", 2, "rows.jsonl"),
+        Example("\n\n### Human: cat\n\n### Assistant: gato", 1, "rows.jsonl", unit="line"),
+        Example("\n\n### Human: no answer here", 2, "rows.jsonl", unit="line"),
     ]
     app = make_app(tiny_path, examples=rows, data_name="rows.jsonl")
     async with app.run_test(size=SIZE) as pilot:

@@ -3,7 +3,7 @@ timing-dependent numbers are on screen). Update with `pytest --snapshot-update` 
 
 from __future__ import annotations
 
-from ui_helpers import FAST_LR, labels_settled, started, wait_until
+from ui_helpers import FAST_LR, demo_settled, labels_settled, started, wait_until
 
 from inspector.app import InspectorApp
 
@@ -25,9 +25,10 @@ def test_labels_view_copy(snap_compare, tiny_named):
 def test_labels_view_multi_turn_trl(snap_compare, tiny_named):
     async def run_before(pilot):
         await started(pilot)
-        pilot.app.goto_lesson(2)
+        pilot.app.goto_lesson(7)  # multi-turn conversations
         view = pilot.app.main.labels_view
         await wait_until(pilot, lambda: view.text.count("### Assistant:") == 2 and labels_settled(pilot.app))
+        await wait_until(pilot, lambda: demo_settled(pilot.app))
         await pilot.pause()
 
     assert snap_compare(make_app(tiny_named), terminal_size=SIZE, run_before=run_before)
@@ -36,7 +37,7 @@ def test_labels_view_multi_turn_trl(snap_compare, tiny_named):
 def test_training_view_before_a_burst(snap_compare, tiny_named):
     async def run_before(pilot):
         await started(pilot)
-        pilot.app.goto_lesson(3)
+        pilot.app.goto_lesson(2)  # strategy 1, copy: the training view
         await pilot.pause()
 
     assert snap_compare(make_app(tiny_named), terminal_size=SIZE, run_before=run_before)
@@ -45,7 +46,7 @@ def test_training_view_before_a_burst(snap_compare, tiny_named):
 def test_predictions_view_untrained(snap_compare, tiny_named):
     async def run_before(pilot):
         await started(pilot)
-        pilot.app.goto_lesson(4)
+        pilot.app.goto_lesson(3)  # strategy 2, mask: the predictions view, its demo not run yet
         view = pilot.app.main.predictions_view
         await wait_until(pilot, lambda: view.length > 0)
         view.jump(True)  # the animation's last frame

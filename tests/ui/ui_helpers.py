@@ -25,7 +25,16 @@ def labels_settled(app) -> bool:
     return not view.pending and (bool(view.labelings) or view.error is not None)
 
 
+def demo_settled(app) -> bool:
+    """The lesson's demo panel shows its result, or waits for `g`, or there is none."""
+    panel = app.main.demo_panel
+    if not panel.display or panel.spec is None:
+        return True
+    return panel.spec.on_demand or (bool(panel.text) and not panel.running)
+
+
 async def started(pilot) -> None:
-    """Wait for the model and the first labels."""
+    """Wait for the model, the first labels and the first lesson's demo panel."""
     await wait_until(pilot, lambda: labels_settled(pilot.app) or bool(pilot.app.errors), what="the model and labels")
+    await wait_until(pilot, lambda: demo_settled(pilot.app) or bool(pilot.app.errors), what="the demo panel")
     await pilot.pause()

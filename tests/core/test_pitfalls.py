@@ -1,0 +1,183 @@
+"""The lessons' computed pitfalls on the tiny tokenizers, exactly: the template found or not,
+the removed collator's labels, templates as special tokens, a masked eos, chat-template masks."""
+
+from __future__ import annotations
+
+import pytest
+
+from inspector.core.chat import ARTICLE_EXAMPLES, add_special_tokens
+from inspector.core.data import article_examples, format_examples
+from inspector.core.labels import IGNORE_INDEX, label_example
+from inspector.core.pitfalls import (
+    eos_masked,
+    eos_masked_labels,
+    find_sublist,
+    old_collator_labels,
+    old_collator_view,
+    pad_is_eos_collator_labels,
+    special_tokens_view,
+    template_candidates,
+    template_pitfall,
+)
+
+M = IGNORE_INDEX
+
+
+def fmt(lm, text=ARTICLE_EXAMPLES[0]):
+    return add_special_tokens(text, lm.tokenizer.bos_token, lm.tokenizer.eos_token)
+
+
+def ids(lm, text):
+    return lm.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def test_find_sublist():
+    assert find_sublist([1, 2, 3, 2, 3], [2, 3]) == 1
+    assert find_sublist([1, 2, 3], [3, 1]) is None
+    assert find_sublist([1, 2], []) is None
+
+
+def test_template_candidates_are_pieces_of_the_marker():
+    assert template_candidates("\n\n### Assistant:") == [
+        "\n\n### Assistant:",
+        "\n### Assistant:",
+        "### Assistant:",
+        "Assistant:",
+    ]
+    assert template_candidates("<|assistant|>") == ["<|assistant|>"]
+
+
+def test_the_template_pitfall_is_found_live_on_the_tiny_tokenizer(tiny):
+    fes = format_examples(article_examples(), tiny.tokenizer)
+    pitfall = template_pitfall(tiny.tokenizer, fes)
+    found = {c.template: c.found for c in pitfall.checks}
+    # Byte-level BPE keeps "?" and the newlines apart, so the whole marker is found...
+    assert found == {"\n\n### Assistant:": True, "\n### Assistant:": True, "### Assistant:": True, "Assistant:": False}
+    whole = pitfall.checks[0]
+    assert whole.found_at == 15 and whole.found_in == 5 and whole.examples == 5
+    # ...but "Assistant:" alone is not " Assistant:" in context: the classic pitfall.
+    bad = pitfall.failing
+    assert bad is not None and bad.template == "Assistant:"
+    assert [r.id for r in bad.alone] == ids(tiny, "Assistant:")
+    assert [r.text for r in bad.alone] == ["As", "sistan", "t", ":"]
+    assert bad.found_in == 0
+    assert [bad.context[p].text for p in bad.span] == ["␣Assistant", ":"]
+    assert list(bad.fixed_ids) == ids(tiny, " Assistant:")
+    assert bad.fixed_found_in == 5
+    assert bad.old_trained == 0  # not found: the old collator trains nothing
+    assert bad.old_trained_fixed == 3  # found: <s>, " perro" and "</s>" after it
+
+
+def test_old_collator_labels_step_by_step():
+    # response template 9 at 2 and 6, instruction template 7 at 4: two exchanges.
+    ids = [1, 5, 9, 3, 7, 5, 9, 4, 8]
+    labels, warnings = old_collator_labels(ids, [9], [7])
+    assert labels == [M, M, M, 3, M, M, M, 4, 8] and warnings == []
+    # No instruction template: everything through the last response template is masked.
+    assert old_collator_labels(ids, [9])[0] == [M] * 7 + [4, 8]
+    # A template that is not there: every label -100, and the collator's warning.
+    labels, warnings = old_collator_labels(ids, [6, 6])
+    assert labels == [M] * 9 and "Could not find response key" in warnings[0]
+    # The pad id is masked first, as DataCollatorForLanguageModeling did.
+    assert old_collator_labels([9, 3, 0], [9], pad_id=0)[0] == [M, 3, M]
+
+
+def test_the_old_collator_masks_the_final_eos(tiny):
+    view = old_collator_view(tiny.tokenizer, fmt(tiny))
+    perro = ids(tiny, " perro")
+    assert view.mask.labels == [M] * 21 + perro + [tiny.tokenizer.eos_token_id]
+    assert view.old.labels == [M] * 21 + perro + [M]  # eos was the instruction template
+    assert view.bos_positions == (20,) and view.warnings == ()
+
+
+def test_a_prepended_bos_also_matches_the_response_template(tiny_bos):
+    view = old_collator_view(tiny_bos.tokenizer, fmt(tiny_bos))
+    assert view.bos_positions[0] == 0
+    # Templates paired wrongly: the prompt is trained, and so is the final eos.
+    assert view.old.labels[0] == M and view.old.labels[1:] == view.old.input_ids[1:]
+
+
+def test_templates_as_special_tokens_shorten_the_labels(tiny):
+    view = special_tokens_view(tiny.tokenizer, fmt(tiny))
+    n = len(tiny.tokenizer)
+    assert view.added == (("\n\n### Human:", n), ("\n\n### Assistant:", n + 1))
+    assert (view.vocab_before, view.vocab_after) == (n, n + 2)
+    assert len(view.before.rows) == 23 and len(view.after.rows) == 15
+    assert view.after.labels == [M] * 13 + ids(tiny, " perro") + [tiny.tokenizer.eos_token_id]
+    assert view.after.rows[0].text == "↵↵###␣Human:" and view.after.rows[0].special
+    assert len(tiny.tokenizer) == n  # the app's tokenizer is left alone
+
+
+def test_eos_masked_labels(tiny):
+    lab = label_example("mask", fmt(tiny), tiny.tokenizer)
+    eos = tiny.tokenizer.eos_token_id
+    masked = eos_masked_labels(lab.labels, lab.input_ids, eos)
+    assert masked == lab.labels[:-1] + [M]
+    assert eos_masked(lab, tiny.tokenizer).labels == masked
+    assert eos_masked(lab, tiny.tokenizer).trained_tokens == 1
+
+
+def test_pad_equal_to_eos_masks_the_eos_in_the_lm_collator(tiny):
+    lab = label_example("copy", fmt(tiny), tiny.tokenizer)
+    labels = pad_is_eos_collator_labels(tiny.tokenizer, lab.input_ids)
+    assert labels == lab.input_ids[:-1] + [M]
+    assert tiny.tokenizer.pad_token == "<pad>"  # a copy was changed, not the tokenizer in use
+
+
+def test_chat_template_masks_with_and_without_markers(fresh_tiny):
+    tiny = fresh_tiny  # a tokenizer of its own: other tests may give the shared one a chat template
+    from inspector.core.chat_templates import (
+        chat_template_view,
+        conversation,
+        generation_template,
+        without_markers,
+    )
+    from inspector.core.demos import TWO_TURNS
+
+    assert "{% generation %}" in generation_template()
+    assert "{% generation %}" not in without_markers(generation_template())
+    assert "{% endgeneration %}" not in without_markers(generation_template())
+    messages = conversation(TWO_TURNS)
+    assert messages == [
+        {"role": "user", "content": 'How do you say "dog" in Spanish?'},
+        {"role": "assistant", "content": "perro"},
+        {"role": "user", "content": 'And "water"?'},
+        {"role": "assistant", "content": "agua"},
+    ]
+    view = chat_template_view(tiny.tokenizer, messages)
+    assert not view.model_template
+    assert view.rendered.startswith("<s><start_of_turn>user\nHow do you say")
+    trained = tiny.tokenizer.decode([r.id for r in view.rows if not r.masked])
+    assert trained == "perro<end_of_turn>agua<end_of_turn>"  # both answers, each with its end of turn
+    assert view.trained == sum(1 for r in view.rows if not r.masked) > 0
+    assert view.unmarked_trained == 0 and view.unmarked_tokens == len(view.rows)
+
+
+def test_trl_assistant_only_loss_needs_the_markers(fresh_tiny):
+    tiny = fresh_tiny
+    from inspector.core.chat_templates import (
+        chat_template_view,
+        conversation,
+        generation_template,
+        trl_assistant_only,
+        without_markers,
+    )
+    from inspector.core.demos import TWO_TURNS
+
+    messages = conversation(TWO_TURNS)
+    marked = trl_assistant_only(tiny.model, tiny.tokenizer, messages, generation_template())
+    view = chat_template_view(tiny.tokenizer, messages)
+    assert marked.error is None
+    assert [x for x in marked.labels if x != M] == [r.id for r in view.rows if not r.masked]
+    bare = trl_assistant_only(tiny.model, tiny.tokenizer, messages, without_markers(generation_template()))
+    assert bare.labels is None and "generation" in bare.error
+    assert "forward" not in vars(tiny.model)  # TRL's patch undone
+    assert tiny.tokenizer.chat_template is None
+
+
+def test_a_text_without_an_assistant_turn_is_no_conversation():
+    from inspector.core.chat_templates import conversation
+    from inspector.core.errors import InspectorError
+
+    with pytest.raises(InspectorError, match="no assistant turn"):
+        conversation("\n\n### Human: hello")

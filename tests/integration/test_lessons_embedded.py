@@ -1,0 +1,75 @@
+"""The lessons' claims about the embedded Gemma 3 270M, checked on it: what its tokenizer does
+with the response templates, the special tokens and the chat template (no training here)."""
+
+from __future__ import annotations
+
+import pytest
+
+from inspector.core.chat import ARTICLE_EXAMPLES, add_special_tokens
+from inspector.core.data import article_examples, format_examples
+from inspector.core.labels import IGNORE_INDEX as M
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def gemma():
+    from inspector.core.models import load_model
+
+    return load_model(device="cpu")
+
+
+def fmt(lm, text=ARTICLE_EXAMPLES[0]):
+    return add_special_tokens(text, lm.tokenizer.bos_token, lm.tokenizer.eos_token)
+
+
+def test_the_template_pitfall_on_gemma(gemma):
+    from inspector.core.pitfalls import template_pitfall
+
+    pitfall = template_pitfall(gemma.tokenizer, format_examples(article_examples(), gemma.tokenizer))
+    found = {c.template: c.found for c in pitfall.checks}
+    # Gemma keeps "?" apart from "\n\n": the article's whole marker is found, one newline is not.
+    assert found == {"\n\n### Assistant:": True, "\n### Assistant:": False, "### Assistant:": True, "Assistant:": False}
+    bad = pitfall.failing
+    assert [r.id for r in bad.alone] == [107, 10354, 22083, 236787]
+    assert list(bad.fixed_ids) == [108, 10354, 22083, 236787] and bad.fixed_found_in == 5
+
+
+def test_the_old_collator_on_gemma_trains_the_prompt(gemma):
+    from inspector.core.pitfalls import old_collator_view
+
+    view = old_collator_view(gemma.tokenizer, fmt(gemma))
+    assert view.bos_positions == (0, 19)  # Gemma's own bos is a response template too
+    assert view.old.labels[0] == M and view.old.labels[1:] == view.old.input_ids[1:]
+
+
+def test_special_tokens_on_gemma(gemma):
+    from inspector.core.pitfalls import special_tokens_view
+
+    view = special_tokens_view(gemma.tokenizer, fmt(gemma))
+    assert view.added == (("\n\n### Human:", 262144), ("\n\n### Assistant:", 262145))
+    assert view.before.labels == [M] * 20 + [83588, 1]
+    assert view.after.labels == [M] * 14 + [83588, 1]
+
+
+def test_the_shipped_chat_template_on_gemma(gemma):
+    from inspector.core.chat_templates import chat_template_view, conversation
+    from inspector.core.demos import TWO_TURNS
+
+    assert gemma.tokenizer.chat_template is None  # the GGUF tokenizer has none
+    view = chat_template_view(gemma.tokenizer, conversation(TWO_TURNS))
+    assert [r.text for r in view.rows if not r.masked] == ["per", "ro", "<end_of_turn>", "agua", "<end_of_turn>"]
+    assert view.unmarked_trained == 0
+
+
+def test_shift_and_padding_on_gemma(gemma):
+    from inspector.core.anatomy import padding_view, shift_view
+    from inspector.core.demos import TWO_TURNS
+    from inspector.core.labels import label_example
+
+    lab = label_example("copy", fmt(gemma), gemma.tokenizer)
+    shift = shift_view(gemma.model, lab)
+    assert shift.model_loss == pytest.approx(shift.shifted_loss, abs=1e-4)
+    pad = padding_view(gemma.model, gemma.tokenizer, lab, label_example("copy", fmt(gemma, TWO_TURNS), gemma.tokenizer))
+    assert pad.loss_right == pytest.approx(pad.loss_alone, abs=1e-3)
+    assert pad.scored_left == pad.scored_alone + 1 and pad.max_diff_left < 1e-3  # RoPE: positions are relative

@@ -1,0 +1,225 @@
+"""`causallm-inspect lesson N` and `export N` on the tiny model: every lesson runs headless,
+and every exported script runs on its own (no `inspector` import) and prints what the lesson
+shows: the same numbers, computed with plain transformers and TRL."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from inspector.cli import main
+
+LESSONS = 10
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # the tiny model gains nothing from threads on a busy 2-core machine
+    yield
+    torch.set_num_threads(before)
+
+
+def headless(capsys, n, tiny_path) -> str:
+    code = main(["lesson", str(n), "--plain", "--model", str(tiny_path)])
+    out, _ = capsys.readouterr()
+    assert code == 0
+    return out
+
+
+def export(capsys, n, tiny_path, tmp_path, *extra) -> tuple:
+    target = tmp_path / f"lesson{n}.{'ipynb' if '--notebook' in extra else 'py'}"
+    code = main(["export", str(n), "--model", str(tiny_path), "--device", "cpu", "-o", str(target), *extra])
+    _, err = capsys.readouterr()
+    assert code == 0 and target.is_file() and f"wrote lesson {n}" in err
+    return target
+
+
+def run_script(path, *args) -> str:
+    env = dict(os.environ, HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
+    done = subprocess.run(
+        [sys.executable, str(path), *args], capture_output=True, text=True, env=env, timeout=180, cwd=path.parent
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def line_with(text: str, start: str) -> str:
+    """The first line of `text` that starts with `start` (leading spaces ignored)."""
+    for line in text.splitlines():
+        if line.strip().startswith(start):
+            return line.strip()
+    raise AssertionError(f"no line starts with {start!r} in:\n{text[-2000:]}")
+
+
+# What each lesson's headless run must show, beyond its prose.
+SHOWS = {
+    1: [
+        "Lesson 1: What a causal LM is trained on",
+        "copy (labels copied from input_ids): 22 of 23 tokens trained",
+        "(the same: the model shifts inside)",
+        "22 positions scored; the label at position 0 is never a target.",
+    ],
+    2: [
+        "the tokenizer adds nothing in front",
+        "positions scored: alone 22 · right 22 · left 23",
+        "with left padding the last pad is scored on the first real token",
+    ],
+    3: ["======== training: copy, 3 epochs", "epoch   3  loss", "untrained: prompt", "copy: prompt"],
+    4: [
+        "training: copy",
+        "training: mask",
+        "mask: prompt",
+        "mask, position by position",
+        "seconds per training step",
+        "mask, LM head at trained positions only",
+        "mask, embedding frozen",
+    ],
+    5: [
+        "trl (TRL SFTTrainer, completion-only loss): 2 of 23 tokens trained",
+        "mask and trl agree on every position",
+        "old collator         [-100 ×21, 331, -100]",
+        "is MASKED by the old collator",
+    ],
+    6: [
+        "'Assistant:'           alone [266 288 87 29]  ✗ not found  (0 of 5 examples)",
+        "The first that fails: 'Assistant:'",
+        "found in 5 of 5 examples, 3 labels trained",
+    ],
+    7: [
+        "vocabulary 354 → 356",
+        "before: 23 tokens, mask labels [-100 ×21, 331, 1]",
+        "after:  15 tokens, mask labels [-100 ×13, 331, 1]",
+    ],
+    8: [
+        "trl (TRL SFTTrainer, completion-only loss): 2 of 44 tokens trained",
+        "mask labels: [-100 ×21, 331, 1, -100 ×19, 330, 1]",
+        "positions where mask and trl differ: [21, 22]",
+    ],
+    9: [
+        "has no chat template",
+        "with {% generation %} markers: 26 of 149 tokens",
+        "without the markers: 0 of 149",
+        "TRL, without markers: raises ValueError",
+    ],
+    10: [
+        "mask, eos masked   trains [-100 ×21, 331, -100]",
+        "mask               epoch  3",
+        "mask, eos masked   epoch  3",
+    ],
+}
+
+
+@pytest.mark.parametrize("n", range(1, LESSONS + 1))
+def test_every_lesson_runs_headless(capsys, tiny_path, n):
+    out = headless(capsys, n, tiny_path)
+    for expected in SHOWS[n]:
+        assert expected in out, f"lesson {n} should show {expected!r}"
+    assert ("======== training" in out) == (n in (3, 4))  # lesson 10's demo trains in place of its view
+
+
+def test_a_lesson_by_id_and_as_json(capsys, tiny_path):
+    assert main(["lesson", "template-pitfall", "--json", "--model", str(tiny_path)]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["lesson"] == {
+        "number": 6,
+        "id": "template-pitfall",
+        "title": "The template that was not found",
+        "view": "labels",
+    }
+    assert data["labels"]["mask"]["trained_tokens"] == 2
+    assert "✗ not found" in data["demo"]["text"]
+
+
+@pytest.mark.parametrize("wanted", ["0", "11", "nope"])
+def test_a_bad_lesson_number_lists_the_valid_ones(capsys, wanted):
+    for command in ("lesson", "export"):
+        assert main([command, wanted]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "Choose a number from 1 to 10" in err and "template-pitfall" in err
+
+
+def test_export_to_stdout_fills_in_the_model(capsys, tiny_path):
+    assert main(["export", "7", "--model", str(tiny_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"MODEL = {str(tiny_path)!r}" in out and "import inspector" not in out
+    compile(out, "lesson7.py", "exec")
+    assert main(["export", "7"]) == 0
+    assert "MODEL = None" in capsys.readouterr().out  # the embedded Gemma
+
+
+def test_export_refuses_a_model_folder_that_does_not_exist(capsys, tmp_path):
+    assert main(["export", "1", "--model", str(tmp_path / "nothing-here")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_an_exported_notebook_runs(capsys, tiny_path, tmp_path):
+    target = export(capsys, 7, tiny_path, tmp_path, "--notebook")
+    notebook = json.loads(target.read_text())
+    cells = notebook["cells"]
+    assert notebook["nbformat"] == 4 and cells[0]["cell_type"] == "markdown"
+    assert "Templates as special tokens" in "".join(cells[0]["source"])
+    code = "\n\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    script = tmp_path / "from_notebook.py"
+    script.write_text(code)
+    assert "after:  15 tokens, mask labels [-100 ×13, 331, 1]" in run_script(script, "-f", "kernel.json")
+
+
+def _numbers(line: str) -> list[str]:
+    return re.findall(r"\d+\.\d{4}", line)
+
+
+@pytest.mark.parametrize("n", range(1, LESSONS + 1))
+def test_every_exported_script_runs_and_shows_what_the_lesson_shows(capsys, tiny_path, tmp_path, n):
+    lesson = headless(capsys, n, tiny_path)
+    script = run_script(export(capsys, n, tiny_path, tmp_path), "--epochs", "1")
+    if n == 1:
+        for start in (
+            "model(input_ids, labels=labels).loss",
+            "logits[:-1] vs labels[1:]",
+            "labels shifted by hand too",
+        ):
+            assert _numbers(line_with(script, start)) == _numbers(line_with(lesson, start))
+    elif n == 2:
+        assert _numbers(line_with(script, "alone:")) == _numbers(line_with(lesson, "its loss:"))[:1]
+        assert _numbers(line_with(script, "right-padded:")) == _numbers(line_with(lesson, "its loss:"))[1:2]
+        assert _numbers(line_with(script, "left-padded:")) == _numbers(line_with(lesson, "its loss:"))[2:]
+        assert "left-padded: loss" in script and ", 23 positions scored" in line_with(script, "left-padded:")
+    elif n in (3, 4):
+        # Epoch 1 of the lesson's three-epoch burst is the script's one-epoch run, to the digit.
+        assert line_with(script, "epoch   1") == line_with(lesson, "epoch   1")
+        assert line_with(script, "untrained: prompt") == line_with(lesson, "untrained: prompt")
+        if n == 4:
+            assert "seconds per training step" in script and "mask, embedding frozen" in script
+            assert line_with(script, "mask labels of example 1") == "mask labels of example 1: 2 of 23 tokens trained"
+    elif n == 5:
+        for start in ("create_special_mask  [", "old collator         ["):
+            assert line_with(script, start).startswith(line_with(lesson, start))
+        assert "TRL and the mask agree on every position" in script
+        assert "the final </s>: mask trains it, the old collator MASKS it" in script
+    elif n == 6:
+        assert line_with(script, "'Assistant:'").replace(",", "") == line_with(lesson, "'Assistant:'")
+        assert "old collator with the template as text: 0 labels trained" in script
+        assert line_with(script, "fix:").endswith("found in 5 of 5 examples, 3 labels trained")
+    elif n == 7:
+        for start in ("before:", "after:"):
+            assert line_with(script, start) == line_with(lesson, start)
+        assert "embedding matrix now (356, 32)" in script
+    elif n == 8:
+        assert line_with(script, "positions where") == line_with(lesson, "positions where")
+        assert "trained by the mask only: ␣perro </s>" in script
+    elif n == 9:
+        for start in ("with {% generation %} markers", "without the markers"):
+            assert line_with(lesson, start).startswith(line_with(script, start))
+        assert "TRL, with markers: 26 labels trained, the same tokens as the mask" in script
+        assert "TRL, without markers: raises ValueError" in script
+    elif n == 10:
+        for start in ("mask               epoch  1", "mask, eos masked   epoch  1"):
+            assert line_with(script, start) == line_with(lesson, start)

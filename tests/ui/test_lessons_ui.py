@@ -1,0 +1,83 @@
+"""Pilot tests of the lesson track in the app: the show-code dialog and the demo panels."""
+
+from __future__ import annotations
+
+from textual.widgets import Static
+from ui_helpers import FAST_LR, started, wait_until
+
+from inspector.app import InspectorApp
+from inspector.screens.code import CodeScreen
+
+SIZE = (120, 40)
+
+
+def make_app(tiny_path) -> InspectorApp:
+    return InspectorApp(model=str(tiny_path), device="cpu", learning_rate=FAST_LR)
+
+
+def lesson_index(app, lesson_id: str) -> int:
+    return [lesson.id for lesson in app.lessons].index(lesson_id)
+
+
+async def test_show_code_opens_the_current_lessons_code(tiny_path):
+    app = make_app(tiny_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await pilot.press("s")
+        assert isinstance(app.screen, CodeScreen)
+        code = app.screen.code
+        assert "labels = list(input_ids)  # a plain copy" in code  # lesson 1's own lines
+        assert f"MODEL = {str(tiny_path)!r}" in code and "import inspector" not in code
+        shown = app.screen.query_one("#code-text", Static)
+        assert "create_special_mask" in str(shown.render())  # the whole script, highlighted
+        assert app.screen.query_one("#code-scroll").scroll_y > 0  # scrolled to the lesson's own lines
+        await pilot.press("escape")
+        assert not isinstance(app.screen, CodeScreen)
+        # Another lesson, from the command palette: its own code.
+        app.goto_lesson(lesson_index(app, "special-tokens"))
+        await pilot.pause()
+        app.show_code()
+        await pilot.pause()
+        assert isinstance(app.screen, CodeScreen)
+        assert 'tokenizer.add_special_tokens({"additional_special_tokens": [HUMAN, ASSISTANT]})' in app.screen.code
+        await pilot.press("s")
+        assert not isinstance(app.screen, CodeScreen)
+
+
+async def test_the_template_pitfall_panel_shows_both_token_lists(tiny_path):
+    app = make_app(tiny_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        panel = app.main.demo_panel
+        assert panel.display and panel.border_title == "The shift, computed"  # lesson 1 has one too
+        await wait_until(pilot, lambda: "model(input_ids, labels=labels).loss" in panel.text, what="the shift")
+        app.goto_lesson(lesson_index(app, "template-pitfall"))
+        await wait_until(pilot, lambda: "The first that fails" in panel.text, what="the pitfall panel")
+        text = panel.text
+        assert "The first that fails: 'Assistant:'" in text
+        assert "alone:      As(266) sistan(288) t(87) :(29)" in text
+        assert "in context: … ↵(202) ###(264) ␣Assistant(291) :(29)" in text
+        body = str(panel.query_one("#demo-body", Static).render())
+        assert "✗ not found" in body
+        app.goto_lesson(lesson_index(app, "copy"))  # no demo: no panel
+        await pilot.pause()
+        assert not panel.display
+        assert not app.main.check_action("run_demo", ())  # and no g key in the footer
+        assert app.errors == []
+
+
+async def test_the_eos_demo_trains_when_asked(tiny_path):
+    app = make_app(tiny_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        app.goto_lesson(lesson_index(app, "eos-padding"))
+        await pilot.pause()
+        panel = app.main.demo_panel
+        assert panel.text == "" and "g" in str(panel.query_one("#demo-status", Static).render())
+        assert app.main.check_action("run_demo", ())
+        await pilot.press("g")
+        await wait_until(pilot, lambda: "mask, eos masked   epoch  3" in panel.text, timeout=60, what="the eos run")
+        lines = panel.text.splitlines()
+        assert all(line.endswith("stops ✓") for line in lines if line.strip().startswith("mask               epoch"))
+        assert all(line.endswith("runs on ✗") for line in lines if line.strip().startswith("mask, eos masked   epoch"))
+        assert app.errors == []
