@@ -251,7 +251,7 @@ def _status(msg: str) -> None:
     print(f"… {msg}", file=sys.stderr, flush=True)
 
 
-def _load(args: argparse.Namespace) -> Any:
+def _load(args: argparse.Namespace, *, tokenizer_only: bool = False) -> Any:
     from inspector.core.models import load_model
 
     template = _template(args)  # check the options before the slow load
@@ -262,6 +262,7 @@ def _load(args: argparse.Namespace) -> Any:
         progress=_status,
         bos_token=args.bos_token,
         eos_token=args.eos_token,
+        tokenizer_only=tokenizer_only,
     )
     if loaded.trust_remote_code:
         _status("trust_remote_code is ON: this model's own code was allowed to run")
@@ -574,18 +575,7 @@ def cmd_inspect_data(args: argparse.Namespace) -> int:
     detect_format(path)  # a wrong kind of file fails before the model loads
     columns = parse_columns(args.columns)
     chat_template = read_chat_template(args.chat_template) if args.chat_template else None
-    template = _template(args)
-    from inspector.core.models import load_model
-
-    loaded = load_model(
-        args.model,
-        device=args.device,
-        trust_remote_code=args.trust_remote_code,
-        progress=_status,
-        bos_token=args.bos_token,
-        eos_token=args.eos_token,
-        tokenizer_only="trl" not in strategies,
-    )
+    loaded, template = _load(args, tokenizer_only="trl" not in strategies)
     tty = sys.stderr.isatty()
 
     def progress(rows: int) -> None:
