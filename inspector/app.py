@@ -16,7 +16,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
-from textual import work
+from textual import events, work
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.command import DiscoveryHit, Hit, Hits, Provider
@@ -203,11 +203,28 @@ class InspectorApp(LessonExtras, App[int]):
         return screen
 
     def on_mount(self) -> None:
+        self.call_after_refresh(lambda: self._check_size(self.size))
         self.sub_title = f"loading {self.model_spec or 'the embedded Gemma 3 270M'}…"
         if self.lesson_error:
             self.show_error("The lessons could not be read", self.lesson_error)
         # The model loads once the main screen is composed (see MainScreen.on_mount),
         # so that every message of the load finds its widgets.
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._check_size(event.size)
+
+    def _check_size(self, size: Any) -> None:
+        """Cover the app with a notice while the terminal is too small for its layout."""
+        from inspector.screens.too_small import TooSmallScreen, too_small
+
+        showing = isinstance(self.screen, TooSmallScreen)
+        if too_small(size):
+            if showing:
+                self.screen.update_size(size)
+            else:
+                self.push_screen(TooSmallScreen(size))
+        elif showing:
+            self.pop_screen()
 
     def on_unmount(self) -> None:
         self._stop.set()  # a running burst ends after its current step, so the process can exit

@@ -76,3 +76,27 @@ def test_prepare_command(capsys, tiny_path):
     out = capsys.readouterr().out
     assert "copy: 1 epochs stored" in out and "mask: 1 epochs stored" in out
     assert len(list(replay.store_dir().glob("*.json"))) == 2
+
+
+def test_killing_prepare_never_leaves_a_run_that_would_be_used(tiny_path, tmp_path, monkeypatch):
+    import os
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    monkeypatch.setenv("CAUSALLM_INSPECT_CACHE", str(tmp_path / "cache"))
+    env = dict(os.environ)
+    cmd = [sys.executable, "-m", "inspector", "prepare", "--model", str(tiny_path), "--epochs", "2", "--lr", "0.01"]
+    rng = random.Random(3)
+    for delay in sorted(rng.uniform(0.5, 6.0) for _ in range(3)):
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        time.sleep(delay)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        store = tmp_path / "cache" / "prepared"
+        for f in store.glob("*.json") if store.exists() else []:
+            run, why = replay.load(f.stem)
+            assert run is not None, why  # every file under a run's name is whole

@@ -329,3 +329,17 @@ async def test_special_token_overrides_reach_the_app(tiny_path):
         mask = app.main.labels_view.labelings["mask"]
         assert "Assistant:</s>" in mask.formatted.text
         assert [r.text for r in mask.rows if not r.masked] == ["␣perro", "</s>"]
+
+
+async def test_a_terminal_too_small_gets_a_notice_and_nothing_is_lost(tiny_path):
+    from inspector.screens.too_small import TooSmallScreen
+
+    app = make_app(tiny_path)
+    async with app.run_test(size=(60, 20)) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, TooSmallScreen), what="the notice")
+        text = str(app.screen.query_one("#too-small").render())
+        assert "60x20" in text and "at least 80x24" in text
+        await started(pilot)  # the model loads underneath all the same
+        await pilot.resize_terminal(120, 40)
+        await wait_until(pilot, lambda: not isinstance(app.screen, TooSmallScreen), what="the notice to go")
+        assert app.main.labels_view.grid.rows  # the labels computed meanwhile are there
