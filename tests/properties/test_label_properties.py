@@ -19,7 +19,9 @@ from inspector.core.predictions import iterative_greedy, teacher_forced
 # Text that may look like the template without being it.
 FRAGMENTS = ["### Human", "### Assistant", "Human:", "\n\n###", "\n", " ", "¿", "ñ", "日本", "🙂", "\t"]
 content = st.lists(
-    st.one_of(st.text(min_size=0, max_size=12), st.sampled_from(FRAGMENTS)), min_size=0, max_size=6
+    st.one_of(st.text(min_size=0, max_size=12), st.sampled_from(FRAGMENTS), st.text(min_size=80, max_size=300)),
+    min_size=0,
+    max_size=6,
 ).map("".join).filter(lambda s: HUMAN_MARKER not in s and ASSISTANT_MARKER not in s and "\r" not in s)
 
 
