@@ -42,6 +42,13 @@ def test_a_cache_folder_counts_only_when_complete(tmp_path):
     assert models.cache_is_complete(folder)
     (folder / "model.safetensors").write_bytes(b"xy")
     assert not models.cache_is_complete(folder)  # a file of another size: truncated or replaced
+    (folder / "model.safetensors").write_bytes(b"x")
+    meta["xxh3"] = {"model.safetensors": models._xxh3(folder / "model.safetensors")}
+    (folder / models._COMPLETE).write_text(json.dumps(meta))
+    assert models.cache_is_complete(folder)
+    (folder / "model.safetensors").write_bytes(b"y")  # same size, other bytes: a checksum mismatch
+    assert not models.cache_is_complete(folder)
+    (folder / "model.safetensors").write_bytes(b"x")
     (folder / "model.safetensors").unlink()
     assert not models.cache_is_complete(folder)  # a file it lists went missing
     (folder / models._COMPLETE).write_text("{broken")
