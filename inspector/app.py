@@ -10,7 +10,6 @@ torch at module level, so the first screen paints at once.
 from __future__ import annotations
 
 import argparse
-import copy
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -430,19 +429,10 @@ class InspectorApp(LessonExtras, App[int]):
         if session is None:
             from inspector.core.training import TrainingSession
 
-            lm = self.loaded
-            with self._base_lock:
-                model = copy.deepcopy(lm.model)
-            session = TrainingSession(
-                model,
-                lm.tokenizer,
-                self.formatted,
-                strategy,
-                settings,
-                device=lm.device,
-                template=self.template,
-                max_length=lm.max_length,
-            )
+            with self._base_lock:  # the copy reads the untrained model
+                session = TrainingSession.on_a_copy(
+                    self.loaded, self.formatted, strategy, settings, template=self.template
+                )
             self.sessions[strategy] = session
         return session
 

@@ -8,7 +8,6 @@ the code behind the lesson as a standalone script, or with `--notebook` a notebo
 from __future__ import annotations
 
 import argparse
-import copy
 import sys
 from pathlib import Path
 from typing import Any
@@ -93,16 +92,7 @@ class _Run:
 
         lm = self.loaded
         settings = BurstSettings(epochs=self.lesson.epochs or DEFAULT_EPOCHS)
-        session = TrainingSession(
-            copy.deepcopy(lm.model),
-            lm.tokenizer,
-            self.formatted,
-            strategy,
-            settings,
-            device=lm.device,
-            template=self.template,
-            max_length=lm.max_length,
-        )
+        session = TrainingSession.on_a_copy(lm, self.formatted, strategy, settings, template=self.template)
         self.say(f"{strategy}: held-out prompt {session.prompt.text!r}")
         self.say(f"untrained answer: {session.holdout_answer()!r}")
 

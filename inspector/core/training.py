@@ -199,6 +199,30 @@ class TrainingSession:
         self._trainer: Any = None
         self._tmp = tempfile.mkdtemp(prefix="causallm-inspect-")
 
+    @classmethod
+    def on_a_copy(
+        cls,
+        loaded: Any,
+        examples: Sequence[FormattedExample],
+        strategy: str,
+        settings: BurstSettings = BurstSettings(),
+        *,
+        template: ChatTemplate = ARTICLE_TEMPLATE,
+    ) -> TrainingSession:
+        """A session training a deep copy of a LoadedModel's model, so the original stays untrained."""
+        import copy
+
+        return cls(
+            copy.deepcopy(loaded.model),
+            loaded.tokenizer,
+            examples,
+            strategy,
+            settings,
+            device=loaded.device,
+            template=template,
+            max_length=loaded.max_length,
+        )
+
     @property
     def examples_per_step(self) -> int:
         return len(self.examples) if self.settings.batching == "padded" else 1
