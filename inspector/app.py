@@ -31,6 +31,7 @@ from inspector.core.lessons import Lesson, load_lessons
 from inspector.core.training import DEFAULT_EPOCHS, DEFAULT_LEARNING_RATE, DEFAULT_SEED, BurstSettings
 from inspector.help import help_for
 from inspector.lesson_extras import LessonExtras
+from inspector.prepared_runs import PreparedReplays, speed_of
 from inspector.messages import (
     BurstFinished,
     BurstStarted,
@@ -114,7 +115,7 @@ class _StepCounter:
         self.target.post_message(TrainingStepLogged(self.strategy, log, self.done, elapsed, tokens))
 
 
-class InspectorApp(LessonExtras, App[int]):
+class InspectorApp(PreparedReplays, LessonExtras, App[int]):
     """causallm-inspect: which tokens a causal LM is trained on, and what it learns."""
 
     CSS_PATH = "inspector.tcss"
@@ -151,8 +152,11 @@ class InspectorApp(LessonExtras, App[int]):
         lessons: list[Lesson] | None = None,
         bos_token: str | None = None,
         eos_token: str | None = None,
+        runs: str = "1",
     ) -> None:
         super().__init__()
+        self._init_replays()
+        self.runs_source = runs  # the runs selector's first value: "live" or a replay speed
         self.model_spec = model
         self.special_tokens = {"bos_token": bos_token, "eos_token": eos_token}
         self.device = device
@@ -193,7 +197,7 @@ class InspectorApp(LessonExtras, App[int]):
             holdout = article_text(HOLDOUT_WORD, HOLDOUT_ANSWER, self.template)
             choices = [(f"held-out · {HOLDOUT_WORD} → {HOLDOUT_ANSWER}", holdout)]
             choices += [(f"training {example_label(i + 1, t, self.template)}", t) for i, t in enumerate(texts)]
-        return MainScreen(self.lessons, texts, self.template, choices, self.burst_defaults)
+        return MainScreen(self.lessons, texts, self.template, choices, self.burst_defaults, self.runs_source)
 
     @property
     def main(self) -> MainScreen:
@@ -344,13 +348,12 @@ class InspectorApp(LessonExtras, App[int]):
     @work(thread=True, exclusive=True, group="labels", exit_on_error=False)
     def compute_labels(self, text: str, target: Widget) -> None:
         """copy and mask at once (the tokenizer only), then trl (TRL makes an SFTTrainer)."""
-        from inspector.core.chat import add_special_tokens
         from inspector.core.labels import label_examples
 
         lm = self.loaded
         tok = lm.tokenizer
         try:
-            fe = add_special_tokens(text, tok.bos_token, tok.eos_token, self.template, model_name=lm.name)
+            fe = self.formatted_for(text)
             found = {s: label_examples(s, [fe], tok, max_length=lm.max_length)[0] for s in ("copy", "mask")}
         except InspectorError as exc:
             target.post_message(LabelsComputed(text, {}, error=str(exc)))
@@ -388,6 +391,10 @@ class InspectorApp(LessonExtras, App[int]):
         except InspectorError as exc:
             self.show_error("Check the burst settings", str(exc))
             return
+        speed = speed_of(view.read_source())
+        strategies = self.split_by_source(strategies, speed)
+        if not strategies:
+            return
         changed = [s for s in strategies if s in self.sessions and self.sessions[s].settings != settings]
         if any(
             self.sessions[s].settings.learning_rate != lr or self.sessions[s].settings.seed != seed for s in changed
@@ -401,7 +408,7 @@ class InspectorApp(LessonExtras, App[int]):
         self.training = True
         view.preparing(strategies)
         self.main.refresh_bindings()
-        self.train(strategies, settings, view)
+        self.train(strategies, settings, view, speed)
 
     def stop_training(self) -> None:
         if self.training:
@@ -415,6 +422,7 @@ class InspectorApp(LessonExtras, App[int]):
         for session in self.sessions.values():
             session.close()
         self.sessions.clear()
+        self.replays.clear()
         self._prediction_cache.clear()
         self.main.training_view.reset()
         self.main.predictions_view.invalidate()
@@ -437,8 +445,14 @@ class InspectorApp(LessonExtras, App[int]):
         return session
 
     @work(thread=True, exclusive=True, group="train", exit_on_error=False)
-    def train(self, strategies: tuple[str, ...], settings: BurstSettings, target: Widget) -> None:
-        """Bursts of each strategy in turn; Esc (or a cancel) stops between two steps."""
+    def train(
+        self, strategies: tuple[str, ...], settings: BurstSettings, target: Widget, speed: float | None = None
+    ) -> None:
+        """Bursts of each strategy in turn; Esc (or a cancel) stops between two steps.
+
+        With a replay `speed`, a strategy with a prepared run replays it instead (see
+        `PreparedReplays.replay_burst`); the others train live.
+        """
         worker = get_current_worker()
 
         def should_stop() -> bool:
@@ -448,6 +462,13 @@ class InspectorApp(LessonExtras, App[int]):
             for strategy in strategies:
                 if should_stop():
                     break
+                if speed is not None:
+                    self.training_strategy = strategy
+                    handled, replayed = self.replay_burst(strategy, settings, speed, target, should_stop)
+                    if handled:
+                        if replayed is not None and replayed.stopped:
+                            break
+                        continue
                 with self._session_locks[strategy]:
                     self.training_strategy = strategy
                     session = self._session(strategy, settings)
@@ -475,17 +496,14 @@ class InspectorApp(LessonExtras, App[int]):
     @work(thread=True, exclusive=True, group="predict", exit_on_error=False)
     def compute_predictions(self, text: str, target: Widget) -> None:
         """Teacher-forced rows of the untrained model and of every trained strategy."""
-        from inspector.core.chat import add_special_tokens
-        from inspector.core.labels import label_example
-        from inspector.core.predictions import teacher_forced
+        from inspector.core.predictions import prediction_input, teacher_forced
 
         lm = self.loaded
         tok = lm.tokenizer
-        fe = add_special_tokens(text, tok.bos_token, tok.eos_token, self.template, model_name=lm.name)
-        masked = label_example("mask", fe, tok, max_length=lm.max_length)
-        ids = masked.input_ids
-        answer = frozenset(r.position - 1 for r in masked.rows if not r.masked and r.position > 0)
+        ids, answer = prediction_input(self.formatted_for(text), tok, lm.max_length)
         rows: dict[str, Any] = {}
+        notes: dict[str, str] = {}
+        sources: dict[str, str] = {}
         key = ("untrained", text)
         if key not in self._prediction_cache:
             with self._base_lock:
@@ -493,6 +511,9 @@ class InspectorApp(LessonExtras, App[int]):
         rows["untrained"] = self._prediction_cache[key]
         for strategy in STRATEGIES:
             rows[strategy] = None
+            if strategy in self.replays:
+                rows[strategy], notes[strategy], sources[strategy] = self.replayed_predictions(strategy, text)
+                continue
             lock = self._session_locks[strategy]
             if not lock.acquire(blocking=False):  # training right now: its row waits for the burst's end
                 continue
@@ -506,7 +527,19 @@ class InspectorApp(LessonExtras, App[int]):
                 rows[strategy] = self._prediction_cache[key]
             finally:
                 lock.release()
-        target.post_message(PredictionsComputed(text, rows, answer))
+        notes = {k: v for k, v in notes.items() if v}
+        target.post_message(PredictionsComputed(text, rows, answer, notes=notes, sources=sources))
+
+    def formatted_for(self, text: str) -> Any:
+        """The formatted example behind a shown text: a data row as training formats it
+        (a conversation through its chat template), else the text with the article's special tokens."""
+        from inspector.core.chat import add_special_tokens
+
+        for example, fe in zip(self.examples, self.formatted):
+            if example.text == text:
+                return fe
+        tok = self.loaded.tokenizer
+        return add_special_tokens(text, tok.bos_token, tok.eos_token, self.template, model_name=self.loaded.name)
 
 
 def run_app(args: argparse.Namespace) -> int:
@@ -524,6 +557,7 @@ def run_app(args: argparse.Namespace) -> int:
         data_name=getattr(args, "data", None),
         bos_token=getattr(args, "bos_token", None),
         eos_token=getattr(args, "eos_token", None),
+        runs="live" if getattr(args, "live", False) else str(getattr(args, "replay_speed", None) or "1"),
     )
     app.run()
     return app.return_code or 0

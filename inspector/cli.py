@@ -111,6 +111,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     _common(parser, json_flag=False)
+    talk = parser.add_argument_group("prepared runs (causallm-inspect prepare stores them)")
+    talk.add_argument(
+        "--replay-speed",
+        choices=("1", "2", "5", "instant"),
+        default="1",
+        help="replay prepared bursts as fast as recorded (1), faster, or at once (default 1)",
+    )
+    talk.add_argument("--live", action="store_true", help="never replay prepared runs: every burst trains now")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("labels", help="input_ids and labels of every example under one strategy")
@@ -165,12 +173,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="FILE", help="where to write it (default: print it)")
     p.add_argument("--notebook", action="store_true", help="write a Jupyter notebook (.ipynb) instead of a script")
 
-    p = sub.add_parser("prepare", help="run every strategy's burst once and store it (losses, held-out answers, predictions)")
+    p = sub.add_parser(
+        "prepare", help="run every burst and lesson demo once and store it, for the app to replay in a talk"
+    )
     _common(p)
     p.add_argument("--strategies", default="copy,mask,trl", metavar="LIST", help="comma-separated (default all three)")
-    p.add_argument("--epochs", type=int, default=None, help="epochs to store (default: the most any lesson asks for)")
+    p.add_argument(
+        "--epochs", type=int, default=None, help="epochs to store (default: five bursts of the longest lesson burst)"
+    )
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: the bursts' default)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: the bursts' default)")
+    p.add_argument("--no-demos", action="store_true", help="store the bursts only, not the lesson demos that train")
 
     p = sub.add_parser("inspect-data", help="a report over a whole dataset: trained tokens and the rows that train nothing")
     _common(p, data=False)
@@ -507,6 +520,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+PREPARED_BURSTS = 5  # prepare stores this many of the longest lesson burst: the speaker may press + four times
+
+
 def cmd_prepare(args: argparse.Namespace) -> int:
     from inspector.core.labels import STRATEGIES
 
@@ -518,25 +534,87 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     from inspector.core.lessons import load_lessons
     from inspector.core.training import DEFAULT_EPOCHS, DEFAULT_SEED, BurstSettings
 
-    epochs = args.epochs or max([DEFAULT_EPOCHS] + [lesson.epochs or 0 for lesson in load_lessons()])
-    settings = BurstSettings(
-        epochs=epochs, learning_rate=args.lr, seed=args.seed if args.seed is not None else DEFAULT_SEED
-    )
+    lessons = load_lessons()
+    longest = max([DEFAULT_EPOCHS] + [lesson.epochs or 0 for lesson in lessons])
+    epochs = args.epochs or PREPARED_BURSTS * longest
+    seed = args.seed if args.seed is not None else DEFAULT_SEED
+    settings = BurstSettings(epochs=epochs, learning_rate=args.lr, seed=seed)
     loaded, template = _load(args)
     from inspector.core import replay
     from inspector.core.data import format_examples
+    from inspector.core.predictions import prediction_input
 
     formatted = format_examples(examples, loaded.tokenizer, template, loaded.name)
     predict_text, predict_ids = replay_prediction_target(loaded, template)
-    runs = replay.prepare(loaded, formatted, strategies, settings, predict_ids, predict_text, progress=_status)
+    texts = {ex.text: prediction_input(fe, loaded.tokenizer, loaded.max_length)[0] for ex, fe in zip(examples, formatted)}
+    runs = replay.prepare(
+        loaded, formatted, strategies, settings, predict_ids, predict_text, texts=texts, progress=_status
+    )
+    demos = [] if args.no_demos else _prepare_demos(loaded, template, formatted, lessons, args.lr, seed)
+    if args.json:
+        _dump(
+            {
+                "runs": [
+                    {
+                        "strategy": run.strategy,
+                        "key": run.key,
+                        "epochs": run.epochs,
+                        "train_runtime": run.result["train_runtime"],
+                        "holdouts": [e["holdout"] for e in run.result["epochs"]],
+                    }
+                    for run in runs
+                ],
+                "demos": [{"name": d.name, "key": d.key, "seconds": d.seconds} for d in demos],
+                "store": str(replay.store_dir()),
+            }
+        )
+        return 0
     for run in runs:
         last = run.result["epochs"][-1] if run.result["epochs"] else {}
         print(
             f"{run.strategy}: {run.epochs} epochs stored ({run.result['train_runtime']:.1f} s of training), "
             f"held-out {last.get('holdout')!r}"
         )
+    for demo in demos:
+        print(f"lesson demo {demo.name}: stored ({demo.seconds:.1f} s)")
     print(f"stored in {replay.store_dir()}, keyed by model, examples, strategy, settings and library versions")
+    print("causallm-inspect (with the same --model and --data) replays them: see 'runs' in the Training view")
     return 0
+
+
+def _prepare_demos(loaded: Any, template: Any, formatted: list, lessons: list, lr: float | None, seed: int) -> list:
+    """Run every lesson demo that trains, with the settings the app will show for its lesson."""
+    from inspector.core import replay
+    from inspector.core.chat import add_special_tokens
+    from inspector.core.demos import DEMOS, DemoContext
+    from inspector.core.training import DEFAULT_EPOCHS
+
+    out = []
+    tok = loaded.tokenizer
+    for lesson in lessons:
+        if lesson.demo is None or not DEMOS[lesson.demo].on_demand or not formatted:
+            continue
+        example = (
+            add_special_tokens(lesson.example, tok.bos_token, tok.eos_token, template, model_name=loaded.name)
+            if lesson.example
+            else formatted[0]
+        )
+        ctx = DemoContext(
+            loaded.model,
+            tok,
+            list(formatted),
+            example,
+            device=loaded.device,
+            template=template,
+            strategy=lesson.strategy,
+            epochs=lesson.epochs or DEFAULT_EPOCHS,
+            learning_rate=lr,
+            seed=seed,
+            progress=_status,
+        )
+        _status(f"lesson demo {lesson.demo}: running it once")
+        out.append(replay.prepare_demo(loaded, ctx, lesson.demo))
+    return out
 
 
 def replay_prediction_target(loaded: Any, template: Any) -> tuple[str, list[int]]:

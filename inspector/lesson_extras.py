@@ -30,6 +30,7 @@ class LessonExtras:
     loaded: Any
     formatted: list[Any]
     examples: list[Any]
+    prepared_demo: Any
 
     def show_code(self) -> None:
         """The current lesson's code, as `causallm-inspect export N` would write it."""
@@ -68,7 +69,7 @@ class LessonExtras:
         from inspector.core.demos import DEMOS
 
         if DEMOS[lesson.demo].on_demand:  # type: ignore[index]
-            self._demo_run(lesson, target)
+            self._demo_run(lesson, target, self.main.training_view.read_source())
         else:
             self._demo_quick(lesson, target)
 
@@ -124,12 +125,22 @@ class LessonExtras:
         target.post_message(DemoComputed(lesson.id, result.text))
 
     @work(thread=True, exclusive=True, group="demo-run", exit_on_error=False)
-    def _demo_run(self, lesson: Lesson, target: Widget) -> None:
-        """A demo that trains: on a copy of the untrained model, so nothing else waits for it."""
+    def _demo_run(self, lesson: Lesson, target: Widget, source: str = "live") -> None:
+        """A demo that trains: on a copy of the untrained model, so nothing else waits for it.
+
+        Unless runs are set to live, a result `causallm-inspect prepare` stored for exactly
+        this model, data and settings is shown at once instead, labelled as such.
+        """
         from inspector.core.demos import run_demo
 
         self._stop_demo.clear()
         try:
+            if source != "live":
+                demo = self.prepared_demo(lesson, self._demo_context(lesson, target, self.loaded.model))
+                if demo is not None:
+                    label = f"replay of a run prepared {demo.created_text} (it took {demo.seconds:.0f} s)"
+                    target.post_message(DemoComputed(lesson.id, demo.text, source=label))
+                    return
             with self._base_lock:
                 model = copy.deepcopy(self.loaded.model)
             result = run_demo(lesson.demo, self._demo_context(lesson, target, model))  # type: ignore[arg-type]

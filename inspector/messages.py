@@ -52,10 +52,13 @@ class LabelsComputed(Message):
 
 
 class BurstStarted(Message):
-    def __init__(self, strategy: str, epochs: int, total_steps: int) -> None:
+    """A burst began; `source` is "live", or says which prepared run is being replayed."""
+
+    def __init__(self, strategy: str, epochs: int, total_steps: int, source: str = "live") -> None:
         self.strategy = strategy
         self.epochs = epochs
         self.total_steps = total_steps
+        self.source = source
         super().__init__()
 
 
@@ -81,11 +84,12 @@ class EpochFinished(Message):
 
 
 class BurstFinished(Message):
-    """A burst ended, completed or stopped; `result` is a `BurstResult`."""
+    """A burst ended, completed or stopped; `result` is a `BurstResult`; `source` as in BurstStarted."""
 
-    def __init__(self, strategy: str, result: Any) -> None:
+    def __init__(self, strategy: str, result: Any, source: str = "live") -> None:
         self.strategy = strategy
         self.result = result
+        self.source = source
         super().__init__()
 
 
@@ -96,10 +100,19 @@ class TrainingIdle(Message):
 class PredictionsComputed(Message):
     """Teacher-forced rows per model ("untrained", "copy", ...) for one text."""
 
-    def __init__(self, text: str, rows: dict[str, Any], answer_positions: frozenset[int]) -> None:
+    def __init__(
+        self,
+        text: str,
+        rows: dict[str, Any],
+        answer_positions: frozenset[int],
+        notes: dict[str, str] | None = None,
+        sources: dict[str, str] | None = None,
+    ) -> None:
         self.text = text
         self.rows = rows  # model name -> list of PredictionRow, or None where not trained
         self.answer_positions = answer_positions  # positions whose next token is part of an answer
+        self.notes = notes or {}  # model name -> why its row is empty, where the view cannot tell
+        self.sources = sources or {}  # model name -> "replay, epoch 3" for rows from a prepared run
         super().__init__()
 
 
@@ -115,8 +128,9 @@ class DemoProgressed(Message):
 class DemoComputed(Message):
     """A lesson's demo finished: its text, or the problem that stopped it."""
 
-    def __init__(self, lesson_id: str, text: str = "", error: str | None = None) -> None:
+    def __init__(self, lesson_id: str, text: str = "", error: str | None = None, source: str = "live") -> None:
         self.lesson_id = lesson_id
         self.text = text
         self.error = error
+        self.source = source  # "live", or the label of the prepared run shown
         super().__init__()

@@ -39,6 +39,20 @@ class PredictionRow:
         d["top"] = [asdict(c) for c in self.top]
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PredictionRow:
+        return cls(**{**d, "top": tuple(Candidate(**c) for c in d["top"])})
+
+
+def prediction_input(fe: Any, tokenizer: Any, max_length: int | None = None) -> tuple[list[int], frozenset[int]]:
+    """The token ids the predictions of a formatted example are made on, and the positions
+    whose next token belongs to an answer (the ones the mask strategy trains)."""
+    from inspector.core.labels import label_example
+
+    masked = label_example("mask", fe, tokenizer, max_length=max_length)
+    answer = frozenset(r.position - 1 for r in masked.rows if not r.masked and r.position > 0)
+    return list(masked.input_ids), answer
+
 
 def teacher_forced(model: Any, tokenizer: Any, input_ids: Sequence[int], top_k: int = 5) -> list[PredictionRow]:
     """One row per position: the input token, the true next token, the model's argmax guess."""

@@ -25,7 +25,7 @@ from inspector.core.chat import FormattedExample
 from inspector.core.models import cache_dir
 from inspector.core.training import BurstResult, BurstSettings, EpochLog, StepLog
 
-STORE_FORMAT = 1
+STORE_FORMAT = 2
 
 
 def store_dir() -> Path:
@@ -60,9 +60,10 @@ def model_fingerprint(loaded: Any) -> str:
     return digest.hexdigest()
 
 
-def run_key(fingerprint: str, examples: Sequence[FormattedExample], strategy: str, settings: BurstSettings,
-            predict_text: str, versions: dict[str, str]) -> str:
-    spec = {
+def run_spec(fingerprint: str, examples: Sequence[FormattedExample], strategy: str, settings: BurstSettings,
+             predict_text: str, versions: dict[str, str]) -> dict[str, Any]:
+    """Everything a stored run depends on; its hash is the run's key."""
+    return {
         "format": STORE_FORMAT,
         "model": fingerprint,
         "examples": [fe.text for fe in examples],
@@ -71,7 +72,15 @@ def run_key(fingerprint: str, examples: Sequence[FormattedExample], strategy: st
         "predict": predict_text,
         "versions": versions,
     }
+
+
+def spec_key(spec: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:32]
+
+
+def run_key(fingerprint: str, examples: Sequence[FormattedExample], strategy: str, settings: BurstSettings,
+            predict_text: str, versions: dict[str, str]) -> str:
+    return spec_key(run_spec(fingerprint, examples, strategy, settings, predict_text, versions))
 
 
 @dataclass
@@ -81,14 +90,32 @@ class PreparedRun:
     model: str
     epochs: int
     result: dict[str, Any]  # BurstResult.to_dict() of the whole run
-    predictions: dict[str, list[dict[str, Any]]]  # epoch ("1", "2", ...) -> teacher-forced rows
+    # epoch ("1", "2", ...) -> text -> teacher-forced rows (PredictionRow.to_dict()) after that epoch
+    predictions: dict[str, dict[str, list[dict[str, Any]]]]
+    step_seconds: list[float]  # wall time of each step as a viewer waited for it (held-out answers included)
+    spec: dict[str, Any]  # what the key was made of, to explain why another burst finds no run
     created: float
 
-    def burst(self, epochs: int) -> BurstResult:
-        """The stored run cut to its first `epochs` epochs, as a BurstResult."""
-        steps = [StepLog(**s) for s in self.result["steps"] if s["epoch"] <= epochs + 1e-9]
-        logs = [EpochLog(**e) for e in self.result["epochs"] if e["epoch"] <= epochs]
-        share = len(steps) / max(1, len(self.result["steps"]))
+    @property
+    def total_steps(self) -> int:
+        return len(self.result["steps"])
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return max(1, self.total_steps // max(1, self.epochs))
+
+    def step_logs(self) -> list[StepLog]:
+        return [StepLog(**s) for s in self.result["steps"]]
+
+    def epoch_log(self, epoch: int) -> EpochLog | None:
+        return next((EpochLog(**e) for e in self.result["epochs"] if e["epoch"] == epoch), None)
+
+    def segment(self, start: int, end: int, *, stopped: bool = False) -> BurstResult:
+        """Steps start..end-1 of the stored run (0-based), as the BurstResult of a burst that ran them."""
+        steps = self.step_logs()[start:end]
+        spe = self.steps_per_epoch
+        logs = [EpochLog(**e) for e in self.result["epochs"] if start < e["epoch"] * spe <= end]
+        share = len(steps) / max(1, self.total_steps)
         return BurstResult(
             strategy=self.strategy,
             steps=steps,
@@ -96,22 +123,40 @@ class PreparedRun:
             train_runtime=self.result["train_runtime"] * share,
             input_tokens=round(self.result["input_tokens"] * share),
             trained_tokens=round(self.result["trained_tokens"] * share),
-            stopped=False,
-            epochs_done=float(epochs),
+            stopped=stopped,
+            epochs_done=end / self.steps_per_epoch,
         )
 
-    def predictions_after(self, epochs: int) -> list[dict[str, Any]] | None:
-        return self.predictions.get(str(epochs))
+    def burst(self, epochs: int) -> BurstResult:
+        """The stored run cut to its first `epochs` epochs, as a BurstResult."""
+        return self.segment(0, min(self.total_steps, epochs * self.steps_per_epoch))
+
+    def predictions_for(self, text: str, epoch: int) -> list[Any] | None:
+        """Teacher-forced rows of `text` after `epoch` epochs, if this run stored them."""
+        from inspector.core.predictions import PredictionRow
+
+        rows = self.predictions.get(str(epoch), {}).get(text)
+        return None if rows is None else [PredictionRow.from_dict(r) for r in rows]
+
+    def predictions_after(self, epochs: int, text: str | None = None) -> list[dict[str, Any]] | None:
+        by_text = self.predictions.get(str(epochs), {})
+        if text is None:
+            text = self.spec.get("predict", "")
+        return by_text.get(text)
+
+    @property
+    def created_text(self) -> str:
+        return time.strftime("%Y-%m-%d %H:%M", time.localtime(self.created))
 
 
 def _checksum(body: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
 
-def save(run: PreparedRun) -> Path:
+def _write(key: str, body: dict[str, Any]) -> Path:
+    """Store `body` under `key`: written to a temporary file, then renamed, with a checksum."""
     folder = store_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    body = asdict(run)
     data = {"format": STORE_FORMAT, "checksum": _checksum(body), "run": body}
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
     try:
@@ -119,7 +164,7 @@ def save(run: PreparedRun) -> Path:
             json.dump(data, f, ensure_ascii=False)
             f.flush()
             os.fsync(f.fileno())
-        target = folder / f"{run.key}.json"
+        target = folder / f"{key}.json"
         os.replace(tmp, target)
     finally:
         if os.path.exists(tmp):
@@ -127,24 +172,109 @@ def save(run: PreparedRun) -> Path:
     return target
 
 
-def load(key: str) -> tuple[PreparedRun | None, str]:
-    """The stored run for `key`, or None and why not ("none stored", "corrupt: ...")."""
+def _read(key: str) -> tuple[dict[str, Any] | None, str]:
     path = store_dir() / f"{key}.json"
     if not path.exists():
         return None, "none stored"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         if data.get("format") != STORE_FORMAT:
-            return None, f"stored in an older format ({data.get('format')})"
+            return None, f"stored in an older format ({data.get('format')}): run prepare again"
         body = data["run"]
         if _checksum(body) != data.get("checksum"):
             return None, "corrupt: its checksum does not match its content"
-        run = PreparedRun(**body)
-        if run.key != key:
+        if body.get("key") != key:
             return None, "corrupt: stored under another key"
-        return run, "ok"
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return body, "ok"
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         return None, f"corrupt: {type(exc).__name__}"
+
+
+def save(run: PreparedRun | PreparedDemo) -> Path:
+    return _write(run.key, asdict(run))
+
+
+def load(key: str) -> tuple[PreparedRun | None, str]:
+    """The stored run for `key`, or None and why not ("none stored", "corrupt: ...")."""
+    body, why = _read(key)
+    if body is None or "result" not in body:
+        return None, why if body is None else "corrupt: not a training run"
+    try:
+        return PreparedRun(**body), "ok"
+    except TypeError as exc:
+        return None, f"corrupt: {type(exc).__name__}"
+
+
+# --- lesson demos that train ------------------------------------------------------------
+
+
+@dataclass
+class PreparedDemo:
+    """A lesson demo that trains (`step-timing`, `eos-padding`), run once: its text."""
+
+    key: str
+    name: str
+    title: str
+    text: str
+    seconds: float  # how long it ran
+    spec: dict[str, Any]
+    created: float
+
+    @property
+    def created_text(self) -> str:
+        return time.strftime("%Y-%m-%d %H:%M", time.localtime(self.created))
+
+
+def demo_spec(fingerprint: str, ctx: Any, name: str, versions: dict[str, str]) -> dict[str, Any]:
+    from inspector.core.training import DEFAULT_LEARNING_RATE
+
+    return {
+        "format": STORE_FORMAT,
+        "kind": "demo",
+        "model": fingerprint,
+        "demo": name,
+        "examples": [fe.text for fe in ctx.examples],
+        "example": ctx.example.text,
+        "strategy": ctx.strategy,
+        "settings": {
+            "epochs": ctx.epochs,
+            "learning_rate": ctx.learning_rate if ctx.learning_rate is not None else DEFAULT_LEARNING_RATE,
+            "seed": ctx.seed,
+        },
+        "versions": versions,
+    }
+
+
+def find_demo(loaded: Any, ctx: Any, name: str) -> tuple[PreparedDemo | None, str]:
+    """The stored result of demo `name` run with exactly this context, or why there is none."""
+    key = spec_key(demo_spec(model_fingerprint(loaded), ctx, name, library_versions()))
+    body, why = _read(key)
+    if body is None or "text" not in body:
+        return None, why if body is None else "corrupt: not a demo"
+    try:
+        return PreparedDemo(**body), "ok"
+    except TypeError as exc:
+        return None, f"corrupt: {type(exc).__name__}"
+
+
+def prepare_demo(loaded: Any, ctx: Any, name: str) -> PreparedDemo:
+    """Run demo `name` now (on `ctx`, whose model it may train) and store its text."""
+    from inspector.core.demos import run_demo
+
+    spec = demo_spec(model_fingerprint(loaded), ctx, name, library_versions())
+    start = time.perf_counter()
+    result = run_demo(name, ctx)
+    demo = PreparedDemo(
+        key=spec_key(spec),
+        name=name,
+        title=result.title,
+        text=result.text,
+        seconds=time.perf_counter() - start,
+        spec=spec,
+        created=time.time(),
+    )
+    save(demo)
+    return demo
 
 
 def prepare(
@@ -155,9 +285,14 @@ def prepare(
     predict_ids: Sequence[int],
     predict_text: str,
     *,
+    texts: dict[str, Sequence[int]] | None = None,
     progress: Callable[[str], None] = lambda msg: None,
 ) -> list[PreparedRun]:
-    """Run each strategy's burst on a fresh copy of the model and store it."""
+    """Run each strategy's burst on a fresh copy of the model and store it.
+
+    After every epoch the teacher-forced predictions of the held-out text and of each of
+    `texts` (shown text -> token ids) are stored, so a replay can show them for any of them.
+    """
     import copy
 
     from inspector.core.predictions import teacher_forced
@@ -165,27 +300,42 @@ def prepare(
 
     versions = library_versions()
     fingerprint = model_fingerprint(loaded)
+    targets = {predict_text: list(predict_ids), **{t: list(ids) for t, ids in (texts or {}).items()}}
     runs = []
     for strategy in strategies:
-        key = run_key(fingerprint, examples, strategy, settings, predict_text, versions)
+        spec = run_spec(fingerprint, examples, strategy, settings, predict_text, versions)
         progress(f"{strategy}: training {settings.epochs} epochs")
         model = copy.deepcopy(loaded.model)
-        predictions: dict[str, list[dict[str, Any]]] = {}
-        with TrainingSession(model, loaded.tokenizer, examples, strategy, settings, device=loaded.device) as session:
+        predictions: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        step_seconds: list[float] = []
+        last = [time.perf_counter()]
+        with TrainingSession(
+            model, loaded.tokenizer, examples, strategy, settings, device=loaded.device, max_length=loaded.max_length
+        ) as session:
+
+            def on_step(log: StepLog) -> None:
+                now = time.perf_counter()
+                step_seconds.append(now - last[0])
+                last[0] = now
 
             def on_epoch(log: EpochLog, session: Any = session) -> None:
-                rows = teacher_forced(session.model, loaded.tokenizer, predict_ids)
-                predictions[str(log.epoch)] = [r.to_dict() for r in rows]
+                predictions[str(log.epoch)] = {
+                    text: [r.to_dict() for r in teacher_forced(session.model, loaded.tokenizer, ids)]
+                    for text, ids in targets.items()
+                }
                 progress(f"{strategy}: epoch {log.epoch}, loss {log.loss:.4f}, held-out {log.holdout!r}")
 
-            result = session.run(on_epoch=on_epoch)
+            last[0] = time.perf_counter()
+            result = session.run(on_step=on_step, on_epoch=on_epoch)
         run = PreparedRun(
-            key=key,
+            key=spec_key(spec),
             strategy=strategy,
             model=loaded.name,
             epochs=settings.epochs,
             result=result.to_dict(),
             predictions=predictions,
+            step_seconds=step_seconds,
+            spec=spec,
             created=time.time(),
         )
         save(run)
@@ -194,11 +344,53 @@ def prepare(
     return runs
 
 
+_SPEC_NAMES = {
+    "examples": "training examples",
+    "settings": "burst settings",
+    "predict": "held-out text",
+    "versions": "library versions",
+    "format": "store format",
+}
+
+
+def _difference(stored: dict[str, Any], wanted: dict[str, Any]) -> str:
+    """What differs between a stored run's spec and the wanted one, in words."""
+    parts = []
+    for field_name, name in _SPEC_NAMES.items():
+        a, b = stored.get(field_name), wanted.get(field_name)
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+            detail = ", ".join(f"{k} {a.get(k)!r} there, {b.get(k)!r} here" for k in keys[:3])
+            parts.append(f"{name} ({detail})")
+        else:
+            parts.append(name)
+    return "; ".join(parts) or "its key"
+
+
+def explain_miss(spec: dict[str, Any]) -> str:
+    """Why no stored run fits `spec`: the nearest stored run of the same model and strategy, and how it differs."""
+    folder = store_dir()
+    best: tuple[int, str] | None = None
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        run, _ = load(path.stem)  # demos and broken files load as None
+        if run is None or run.spec.get("model") != spec["model"] or run.strategy != spec["strategy"]:
+            continue
+        diff = _difference(run.spec, spec)
+        score = diff.count(";")
+        if best is None or score < best[0]:
+            best = (score, f"the prepared {run.strategy} run differs in {diff}")
+    return best[1] if best else "none stored"
+
+
 def find(loaded: Any, examples: Sequence[FormattedExample], strategy: str, settings: BurstSettings,
          predict_text: str) -> tuple[PreparedRun | None, str]:
-    """The prepared run that recorded exactly this burst (or a longer one), if any."""
-    key = run_key(model_fingerprint(loaded), examples, strategy, settings, predict_text, library_versions())
-    run, why = load(key)
+    """The prepared run that recorded exactly this burst (or a longer one), if any, or why not."""
+    spec = run_spec(model_fingerprint(loaded), examples, strategy, settings, predict_text, library_versions())
+    run, why = load(spec_key(spec))
+    if run is None and why == "none stored":
+        return None, explain_miss(spec)
     if run is not None and run.epochs < settings.epochs:
         return None, f"prepared for {run.epochs} epochs only"
     return run, why

@@ -68,8 +68,10 @@ class MainScreen(Screen[None]):
         template: Any,
         predict_choices: list[tuple[str, str]],
         settings: tuple[int, float, int],
+        runs: str = "1",
     ) -> None:
         super().__init__()
+        self.runs = runs
         self.lessons = lessons
         self.examples = examples
         self.template = template
@@ -90,7 +92,7 @@ class MainScreen(Screen[None]):
                 with ContentSwitcher(id="views", initial="labels-view"):
                     yield LabelsView(self.examples, self.template, id="labels-view")
                     epochs, lr, seed = self.settings
-                    yield TrainingView(epochs, lr, seed, id="training-view")
+                    yield TrainingView(epochs, lr, seed, runs=self.runs, id="training-view")
                     yield PredictionsView(self.predict_choices, id="predictions-view")
         yield Footer()
 

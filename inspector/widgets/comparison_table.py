@@ -28,9 +28,11 @@ class StrategyTotals:
     trained_tokens: int = 0
     holdout: str | None = None
     bursts: int = 0
+    replayed: bool = False  # the figures come from a prepared run
 
-    def add(self, result: Any) -> None:
+    def add(self, result: Any, replayed: bool = False) -> None:
         self.bursts += 1
+        self.replayed = self.replayed or replayed
         self.epochs_done = result.epochs_done
         if result.final_loss is not None:
             self.final_loss = result.final_loss
@@ -55,6 +57,7 @@ One row per strategy, summed over all its bursts: epochs trained, the loss of th
 step, seconds spent in training steps (held-out generation excluded), tokens per second,
 how many of the tokens run through the model were trained (had a label other than
 -100), and the latest held-out answer. `x` resets every strategy to the untrained model.
+A strategy marked **⟲ replay** shows a prepared run: its figures are the recorded ones.
 """
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -73,7 +76,7 @@ how many of the tokens run through the model were trained (had a label other tha
             return [strategy, "0", "—", "—", "—", "—", "—"]
         loss = "—" if t.final_loss is None or math.isnan(t.final_loss) else f"{t.final_loss:.4f}"
         return [
-            strategy,
+            f"{strategy} ⟲ replay" if t.replayed else strategy,
             f"{t.epochs_done:g}",
             loss,
             f"{t.runtime:.1f}",
@@ -82,8 +85,8 @@ how many of the tokens run through the model were trained (had a label other tha
             _clip(repr(t.holdout), 22) if t.holdout is not None else "—",
         ]
 
-    def burst_finished(self, strategy: str, result: Any) -> None:
-        self.totals[strategy].add(result)
+    def burst_finished(self, strategy: str, result: Any, replayed: bool = False) -> None:
+        self.totals[strategy].add(result, replayed)
         for column, value in zip(COLUMNS, self._cells(strategy)):
             self.update_cell(strategy, column, value, update_width=True)
 

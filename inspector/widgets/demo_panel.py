@@ -43,6 +43,7 @@ Press `s` for the code that computes the lesson's view, runnable on its own.
         self.lesson_id: str | None = None
         self.spec: Any = None
         self.results: dict[str, str] = {}  # lesson id -> the demo's text
+        self.sources: dict[str, str] = {}  # lesson id -> "live", or the prepared run it replays
         self.running: set[str] = set()  # lesson ids whose demo is computing
         self.ready = False
         self.failed_load = False
@@ -104,15 +105,16 @@ Press `s` for the code that computes the lesson's view, runnable on its own.
         if message.error is not None:
             self.failed(message.lesson_id, message.error)
         else:
-            self.finished(message.lesson_id, message.text)
+            self.finished(message.lesson_id, message.text, message.source)
 
     def progressed(self, lesson_id: str, text: str) -> None:
         if lesson_id == self.lesson_id:
             self.query_one("#demo-status", Static).update(f"… {escape(text)}")
 
-    def finished(self, lesson_id: str, text: str) -> None:
+    def finished(self, lesson_id: str, text: str, source: str = "live") -> None:
         self.running.discard(lesson_id)
         self.results[lesson_id] = text
+        self.sources[lesson_id] = source
         if lesson_id == self.lesson_id:
             self._refresh()
 
@@ -143,6 +145,11 @@ Press `s` for the code that computes the lesson's view, runnable on its own.
             status.update("no model: see the message on the left")
         elif not self.ready:
             status.update("waiting for the model…")
+        elif on_demand and self.sources.get(lesson_id, "live") != "live":
+            status.update(
+                f"[b]⟲ {escape(self.sources[lesson_id])}[/b] · with runs set to live in the Training view, "
+                "[b]g[/b] runs it now · [b]s[/b] shows the code"
+            )
         elif on_demand:
             status.update(
                 "[b]g[/b] runs it again · [b]s[/b] shows the code"

@@ -22,7 +22,8 @@ token that really follows, and every model row shows that model's most likely ne
 given the true tokens up to this column: `✓` when it is the true next token, `✗` when
 not. Bold columns are the answer: what the task is about.
 
-A row that says *not trained yet* has its key next to it: press it to train that
+A row marked `⟲` shows predictions recorded by `causallm-inspect prepare` (a replay),
+not computed now. A row that says *not trained yet* has its key next to it: press it to train that
 strategy (a burst with the Training view's settings).
 """
 
@@ -48,8 +49,14 @@ strategy (a burst with the Training view's settings).
         return next((rows for rows in self.rows_by_model.values() if rows), [])
 
     def show(
-        self, rows_by_model: dict[str, list[Any] | None], answer_positions: frozenset[int], messages: dict[str, str]
+        self,
+        rows_by_model: dict[str, list[Any] | None],
+        answer_positions: frozenset[int],
+        messages: dict[str, str],
+        replayed: frozenset[str] = frozenset(),
     ) -> None:
+        """Show every model's rows; a model in `replayed` comes from a prepared run (marked ⟲)."""
+        self.set_row_names([*FIXED_ROWS, *(f"{m} ⟲" if m in replayed else m for m in self.models)])
         self.rows_by_model = rows_by_model
         self.answer_positions = answer_positions
         self.messages = messages

@@ -55,6 +55,8 @@ no row yet. Pick another text with the selector at the top.
         self.choices = choices  # (label, text)
         self.text = choices[0][1] if choices else ""
         self.rows: dict[str, list[Any] | None] = {}
+        self.notes: dict[str, str] = {}  # why a model's row is empty, from the app
+        self.sources: dict[str, str] = {}  # "replay, epoch 3" for rows from a prepared run
         self.answer_positions: frozenset[int] = frozenset()
         self.stale = True
         self._ready = False
@@ -133,11 +135,22 @@ no row yet. Pick another text with the selector at the top.
         message.stop()
         if message.text != self.text:
             return
-        if message.rows == self.rows and message.answer_positions == self.answer_positions:
+        if (
+            message.rows == self.rows
+            and message.answer_positions == self.answer_positions
+            and message.notes == self.notes
+            and message.sources == self.sources
+        ):
             return  # nothing new: let the animation be
+        self.notes = message.notes
+        self.sources = message.sources
         self.rows = message.rows
         self.answer_positions = message.answer_positions
-        self.grid.show(self.rows, self.answer_positions, self._messages())
+        self.grid.show(self.rows, self.answer_positions, self._messages(), replayed=frozenset(self.sources))
+        replays = ", ".join(f"{m} ({src.removeprefix('replay, ')})" for m, src in self.sources.items())
+        self.query_one("#predict-legend", Static).update(
+            LEGEND + (f"\n⟲ recorded by causallm-inspect prepare, not computed now: {replays}" if replays else "")
+        )
         self.replay()
 
     def _messages(self) -> dict[str, str]:
@@ -146,6 +159,8 @@ no row yet. Pick another text with the selector at the top.
         for s in STRATEGIES:
             if training == s:
                 out[s] = f"training {s} now: its row fills in when the burst ends"
+            elif s in self.notes:
+                out[s] = self.notes[s]
             else:
                 out[s] = f"not trained yet · press {KEYS[s]} to train {s}"
         return out
@@ -226,7 +241,7 @@ no row yet. Pick another text with the selector at the top.
         out = Text(no_wrap=True, overflow="ellipsis")
         for m in MODELS:
             rows = self.rows.get(m)
-            out.append(f"{m:<10}", style="bold")
+            out.append(f"{m + (' ⟲' if m in self.sources else ''):<10}", style="bold")
             if not rows:
                 out.append("—\n", style="dim")
                 continue

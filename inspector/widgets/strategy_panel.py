@@ -27,6 +27,8 @@ class StrategyPanel(Vertical):
 - **tok/s**: tokens run through the model per second (live figure includes the held-out
   generation; the table below has the training-only figure).
 - **held-out**: the model's greedy answer to the held-out question after each epoch.
+- A panel whose border says **replay** shows a run recorded by `causallm-inspect prepare`,
+  not one training now: its times and tokens/s are the recorded ones.
 """
 
     def __init__(self, strategy: str) -> None:
@@ -36,6 +38,7 @@ class StrategyPanel(Vertical):
         self.holdouts: list[tuple[int, str]] = []
         self.border_title = f"{strategy} · {STRATEGY_TITLES[strategy]}"
         self.state = "idle"  # idle, preparing, running, stopped, done, failed
+        self.source = "live"  # or the label of the prepared run being replayed
 
     def compose(self) -> ComposeResult:
         yield Static(self.idle_text(), classes="panel-status")
@@ -63,9 +66,16 @@ class StrategyPanel(Vertical):
         self.set_class(True, "-running")
         self.show_status("preparing the burst (the first one of a strategy copies the model and makes its trainer)…")
 
-    def started(self, total_steps: int) -> None:
+    @property
+    def replaying(self) -> bool:
+        return self.source != "live"
+
+    def started(self, total_steps: int, source: str = "live") -> None:
         self.state = "running"
+        self.source = source
         self.set_class(True, "-running")
+        self.set_class(self.replaying, "-replay")
+        self.border_subtitle = f"⟲ {source}" if self.replaying else "live"
         self.query_one(ProgressBar).update(total=total_steps, progress=0)
 
     def step(self, loss: float, step: int, epoch: float, done: int, total: int, tokens_per_second: float) -> None:
@@ -73,7 +83,10 @@ class StrategyPanel(Vertical):
         self._show_sparkline(True)
         self.query_one(Sparkline).data = list(self.losses)
         self.query_one(ProgressBar).update(progress=done)
-        self.show_status(f"step {done}/{total} · epoch {epoch:.2f} · loss {loss:.4f} · ≈{tokens_per_second:,.0f} tok/s")
+        what = "⟲ replay · " if self.replaying else ""
+        self.show_status(
+            f"{what}step {done}/{total} · epoch {epoch:.2f} · loss {loss:.4f} · ≈{tokens_per_second:,.0f} tok/s"
+        )
 
     def epoch(self, epoch: int, holdout: str) -> None:
         self.holdouts.append((epoch, holdout))
@@ -85,6 +98,8 @@ class StrategyPanel(Vertical):
         self.set_class(False, "-running")
         loss = "—" if final_loss is None or math.isnan(final_loss) else f"{final_loss:.4f}"
         what = "stopped" if stopped else "done"
+        if self.replaying:
+            what = f"⟲ replay {what} (recorded figures)"
         self.show_status(
             f"{what} · {epochs_done:g} epochs so far · loss {loss} · {tokens_per_second:,.0f} tok/s"
             f" · [b]{KEYS[self.strategy]}[/b] trains more"
@@ -97,6 +112,9 @@ class StrategyPanel(Vertical):
 
     def reset(self) -> None:
         self.state = "idle"
+        self.source = "live"
+        self.border_subtitle = ""
+        self.set_class(False, "-replay")
         self.losses = []
         self.holdouts = []
         self.set_class(False, "-running")

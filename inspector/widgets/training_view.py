@@ -11,10 +11,11 @@ from typing import Any
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Input, Label, Static
+from textual.widgets import Input, Label, Select, Static
 
 from inspector.core.errors import InspectorError
 from inspector.core.labels import STRATEGIES
+from inspector.prepared_runs import SOURCES
 from inspector.messages import BurstFinished, BurstStarted, EpochFinished, TrainingIdle, TrainingStepLogged
 from inspector.widgets.comparison_table import ComparisonTable
 from inspector.widgets.strategy_panel import StrategyPanel
@@ -48,6 +49,31 @@ Type a value and press `Enter` to go back to the training keys.
         yield Input(id="set-seed", type="integer", compact=True)
 
 
+class RunsBar(Horizontal):
+    """Live bursts, or replays of prepared runs at a chosen speed."""
+
+    HELP = """\
+## Runs: live or prepared
+
+- **live**: every burst trains now, on this machine.
+- **prepared**: a burst replays a run stored by `causallm-inspect prepare` for exactly
+  this model, data, strategy, settings and library versions: as fast as it was recorded,
+  faster, or at once. A replay is labelled as one (the panel's border, its status line,
+  the table and the predictions view say so), and its times are the recorded ones.
+  Without a matching prepared run, or with a stale or damaged one, the burst trains live
+  and a message says why. The next burst of a replayed strategy continues the recording;
+  `x` resets, and *live* then trains from the untrained model.
+
+Lesson demos that train (`g`) follow the same choice. Start the app with
+`--replay-speed 5` or `--live` to choose before the talk.
+"""
+
+    def compose(self) -> ComposeResult:
+        yield Label("runs")
+        yield Select([(label, value) for value, label in SOURCES.items()], id="set-runs", allow_blank=False, compact=True)
+        yield Static("stored by [b]causallm-inspect prepare[/b]", id="runs-note")
+
+
 class TrainingView(Vertical):
     """Training bursts of the three strategies, side by side."""
 
@@ -60,15 +86,19 @@ strategy, `a` all three in turn, `+` repeats the last burst, `Esc` stops between
 steps, `x` resets every strategy to the untrained model.
 """
 
-    def __init__(self, epochs: int, learning_rate: float, seed: int, *, id: str | None = None) -> None:
+    def __init__(
+        self, epochs: int, learning_rate: float, seed: int, *, runs: str = "1", id: str | None = None
+    ) -> None:
         super().__init__(id=id)
         self._initial = (epochs, learning_rate, seed)
+        self._runs = runs if runs in SOURCES else "1"
         self.totals_steps: dict[str, int] = {}
         self.last_request: tuple[str, ...] | None = None
         self.results: dict[str, Any] = {}  # the last BurstResult of each strategy
 
     def compose(self) -> ComposeResult:
         yield BurstSettingsBar(id="burst-settings")
+        yield RunsBar(id="runs-bar")
         yield Static(HINT, id="train-hint")
         for s in STRATEGIES:
             yield StrategyPanel(s)
@@ -79,6 +109,15 @@ steps, `x` resets every strategy to the untrained model.
         self.query_one("#set-epochs", Input).value = str(epochs)
         self.query_one("#set-lr", Input).value = f"{lr:g}"
         self.query_one("#set-seed", Input).value = str(seed)
+        self.query_one("#set-runs", Select).value = self._runs
+
+    def read_source(self) -> str:
+        """The runs selector: "live", or a replay speed ("1", "2", "5", "instant")."""
+        value = self.query_one("#set-runs", Select).value
+        return value if isinstance(value, str) else "live"
+
+    def set_source(self, value: str) -> None:
+        self.query_one("#set-runs", Select).value = value
 
     @on(Input.Submitted)
     def _settings_entered(self) -> None:
@@ -124,7 +163,7 @@ steps, `x` resets every strategy to the untrained model.
 
     def on_burst_started(self, message: BurstStarted) -> None:
         self.totals_steps[message.strategy] = message.total_steps
-        self.panel(message.strategy).started(message.total_steps)
+        self.panel(message.strategy).started(message.total_steps, message.source)
 
     def on_training_step_logged(self, message: TrainingStepLogged) -> None:
         log = message.log
@@ -139,7 +178,7 @@ steps, `x` resets every strategy to the untrained model.
         r = message.result
         self.results[message.strategy] = r
         self.panel(message.strategy).finished(r.stopped, r.epochs_done, r.final_loss, r.tokens_per_second)
-        self.table.burst_finished(message.strategy, r)
+        self.table.burst_finished(message.strategy, r, replayed=message.source != "live")
         # Let the next strategy of an "all three" run show that it is being prepared.
         if not r.stopped and self.last_request and message.strategy in self.last_request:
             i = self.last_request.index(message.strategy)

@@ -75,7 +75,20 @@ def test_prepare_command(capsys, tiny_path):
     assert main(["prepare", "--model", str(tiny_path), "--strategies", "copy,mask", "--epochs", "1", "--lr", "0.01"]) == 0
     out = capsys.readouterr().out
     assert "copy: 1 epochs stored" in out and "mask: 1 epochs stored" in out
-    assert len(list(replay.store_dir().glob("*.json"))) == 2
+    assert "lesson demo step-timing: stored" in out and "lesson demo eos-padding: stored" in out
+    assert len(list(replay.store_dir().glob("*.json"))) == 4  # two bursts, two lesson demos
+
+
+def test_prepare_command_json_and_bursts_only(capsys, tiny_path):
+    from inspector.cli import main
+
+    args = ["prepare", "--model", str(tiny_path), "--strategies", "trl", "--epochs", "2", "--lr", "0.01"]
+    assert main([*args, "--no-demos", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    (run,) = data["runs"]
+    assert run["strategy"] == "trl" and run["epochs"] == 2 and len(run["holdouts"]) == 2
+    assert data["demos"] == [] and data["store"] == str(replay.store_dir())
+    assert len(list(replay.store_dir().glob("*.json"))) == 1
 
 
 def test_killing_prepare_never_leaves_a_run_that_would_be_used(tiny_path, tmp_path, monkeypatch):
@@ -100,3 +113,60 @@ def test_killing_prepare_never_leaves_a_run_that_would_be_used(tiny_path, tmp_pa
         for f in store.glob("*.json") if store.exists() else []:
             run, why = replay.load(f.stem)
             assert run is not None, why  # every file under a run's name is whole
+
+
+def test_a_segment_is_the_burst_that_ran_those_steps(tiny):
+    fes, text, ids = _setup(tiny)
+    (run,) = replay.prepare(tiny, fes, ["mask"], replace(SETTINGS, epochs=3), ids, text)
+    assert run.steps_per_epoch == 5 and len(run.step_seconds) == 15
+    assert all(s > 0 for s in run.step_seconds)
+    middle = run.segment(5, 12, stopped=True)
+    assert [s.step for s in middle.steps] == list(range(6, 13))
+    assert [e.epoch for e in middle.epochs] == [2]  # epoch 2 ends at step 10; epoch 3 was not reached
+    assert middle.stopped and middle.epochs_done == 12 / 5
+    assert run.segment(0, 15).epochs_done == 3 and len(run.burst(3).epochs) == 3
+
+
+def test_predictions_are_stored_for_every_text_asked(tiny):
+    fes, text, ids = _setup(tiny)
+    other = ARTICLE_EXAMPLES[1]
+    other_ids = encode(fes[1], tiny.tokenizer)[0]
+    (run,) = replay.prepare(tiny, fes, ["copy"], SETTINGS, ids, text, texts={other: other_ids})
+    for epoch in (1, 2):
+        rows = run.predictions_for(other, epoch)
+        assert [r.input_id for r in rows] == other_ids
+        assert run.predictions_for(text, epoch)[0].input_id == ids[0]
+    assert run.predictions_for("a text never prepared", 1) is None
+    assert run.predictions_for(other, 3) is None
+    # Stored rows are the rows the live model gives after the same training.
+    from inspector.core.predictions import teacher_forced
+    from inspector.core.training import TrainingSession
+
+    with TrainingSession.on_a_copy(tiny, fes, "copy", SETTINGS) as session:
+        session.run()
+        assert run.predictions_for(other, 2) == teacher_forced(session.model, tiny.tokenizer, other_ids)
+
+
+def test_a_miss_says_how_the_nearest_prepared_run_differs(tiny):
+    fes, text, ids = _setup(tiny)
+    replay.prepare(tiny, fes, ["copy"], SETTINGS, ids, text)
+    run, why = replay.find(tiny, fes, "copy", replace(SETTINGS, learning_rate=3e-2, seed=7), text)
+    assert run is None
+    assert why.startswith("the prepared copy run differs in burst settings")
+    assert "learning_rate 0.01 there, 0.03 here" in why and "seed 1 there, 7 here" in why
+    assert replay.find(tiny, fes[:2], "copy", SETTINGS, text)[1] == "the prepared copy run differs in training examples"
+    assert replay.find(tiny, fes, "mask", SETTINGS, text)[1] == "none stored"  # no mask run at all
+
+
+def test_a_demo_is_stored_and_found_for_its_context_only(tiny):
+    from inspector.core.demos import DemoContext
+
+    fes, text, ids = _setup(tiny)
+    ctx = DemoContext(tiny.model, tiny.tokenizer, fes, fes[0], strategy="mask", epochs=1, learning_rate=1e-2)
+    stored = replay.prepare_demo(tiny, ctx, "eos-padding")
+    found, why = replay.find_demo(tiny, ctx, "eos-padding")
+    assert why == "ok" and found.text == stored.text and "eos" in found.text
+    assert replay.find_demo(tiny, replace(ctx, epochs=2), "eos-padding")[0] is None
+    assert replay.find_demo(tiny, ctx, "step-timing")[0] is None
+    # a demo is not a training run: find() never mistakes one for the other
+    assert replay.load(stored.key)[0] is None

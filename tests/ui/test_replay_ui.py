@@ -1,0 +1,184 @@
+"""Prepared runs in the app: replayed instantly or paced, labelled as replays, live on demand."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from textual.widgets import Input, Select
+from ui_helpers import FAST_LR, started, wait_until
+
+from inspector.app import InspectorApp
+from inspector.cli import main
+from inspector.core import replay
+
+SIZE = (120, 40)
+
+
+@pytest.fixture
+def prepared(tiny_path, capsys):
+    """Six epochs of copy and mask prepared on the tiny model at the tests' learning rate."""
+    args = ["prepare", "--model", str(tiny_path), "--device", "cpu", "--epochs", "6", "--lr", str(FAST_LR)]
+    assert main([*args, "--strategies", "copy,mask", "--no-demos"]) == 0
+    capsys.readouterr()
+    runs = {}
+    for path in replay.store_dir().glob("*.json"):
+        run, why = replay.load(path.stem)
+        assert run is not None, why
+        runs[run.strategy] = run
+    return runs
+
+
+def make_app(tiny_path, runs="instant", **kw) -> InspectorApp:
+    return InspectorApp(model=str(tiny_path), device="cpu", learning_rate=FAST_LR, runs=runs, **kw)
+
+
+def _idle(app) -> bool:
+    return not app.training
+
+
+async def test_a_prepared_burst_replays_instantly_labelled_and_continues(tiny_path, prepared):
+    app = make_app(tiny_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await pilot.press("f3", "m")
+        view = app.main.training_view
+        await wait_until(pilot, lambda: "mask" in view.results and _idle(app), what="the replay")
+        await pilot.pause()
+        run = prepared["mask"]
+        panel = view.panel("mask")
+        assert panel.losses == [s["loss"] for s in run.result["steps"][:15]]
+        assert panel.holdouts == [(e["epoch"], e["holdout"]) for e in run.result["epochs"][:3]]
+        assert "replay" in str(panel.border_subtitle) and panel.has_class("-replay")
+        assert "mask" not in app.sessions  # nothing was trained
+        assert view.table.row_values("mask")["strategy"] == "mask ⟲ replay"
+        assert view.table.row_values("mask")["epochs"] == "3"
+
+        await pilot.press("m")  # the next burst continues the recorded run
+        await wait_until(pilot, lambda: _idle(app) and len(panel.losses) == 30, what="the second replay")
+        assert panel.losses == [s["loss"] for s in run.result["steps"]]
+        assert view.table.row_values("mask")["epochs"] == "6"
+
+        await pilot.press("m")  # the recording ends at epoch 6: said, nothing invented
+        await wait_until(pilot, lambda: _idle(app), what="the refusal")
+        await pilot.pause()
+        assert len(panel.losses) == 30
+        assert any("ends at epoch 6" in n.message for n in app._notifications)
+
+        # The predictions view shows the stored rows, marked as a replay.
+        await pilot.press("f4")
+        pv = app.main.predictions_view
+        await wait_until(pilot, lambda: pv.rows.get("mask") is not None, what="the replayed predictions")
+        held_out = replay.PreparedRun.predictions_for(run, run.spec["predict"], 6)
+        assert pv.rows["mask"] == held_out
+        assert pv.sources == {"mask": "replay, epoch 6"}
+        assert pv.rows["copy"] is None and pv.rows["untrained"]
+        assert app.errors == []
+
+
+async def test_a_training_example_shows_its_stored_predictions(tiny_path, prepared):
+    app = make_app(tiny_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await pilot.press("f3", "c")
+        await wait_until(pilot, lambda: "copy" in app.main.training_view.results and _idle(app), what="the replay")
+        await pilot.press("f4")
+        pv = app.main.predictions_view
+        pv.query_one("#predict-example", Select).value = 2  # the second training example
+        await wait_until(pilot, lambda: pv.text == pv.choices[2][1] and pv.rows.get("copy"), what="its rows")
+        assert pv.rows["copy"] == prepared["copy"].predictions_for(pv.choices[2][1], 3)
+
+
+async def test_live_runs_train_and_a_replayed_strategy_asks_for_a_reset(tiny_path, prepared):
+    app = make_app(tiny_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await pilot.press("f3", "m")
+        view = app.main.training_view
+        await wait_until(pilot, lambda: "mask" in view.results and _idle(app), what="the replay")
+        view.set_source("live")
+        await pilot.pause()
+        await pilot.press("m")
+        await pilot.pause()
+        assert not app.training and "mask" not in app.sessions
+        assert any("x resets it" in n.message for n in app._notifications)
+        await pilot.press("x")
+        await pilot.press("m")
+        await wait_until(pilot, lambda: _idle(app) and "mask" in app.sessions, what="the live burst")
+        await wait_until(pilot, lambda: view.panel("mask").state == "done", what="the live panel")
+        assert app.sessions["mask"].steps_done == 15
+        assert view.panel("mask").border_subtitle == "live"
+        assert view.table.row_values("mask")["strategy"] == "mask"
+
+
+async def test_other_settings_train_live_and_say_what_differs(tiny_path, prepared):
+    app = make_app(tiny_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await pilot.press("f3")
+        view = app.main.training_view
+        view.query_one("#set-lr", Input).value = "0.02"
+        await pilot.press("m")
+        await wait_until(pilot, lambda: _idle(app) and "mask" in app.sessions, what="the live burst")
+        messages = [n.message for n in app._notifications]
+        assert any("differs in burst settings" in m and "learning_rate" in m for m in messages), messages
+        assert "mask" not in app.replays
+
+
+async def test_a_corrupt_prepared_run_is_never_replayed(tiny_path, prepared):
+    path = replay.store_dir() / f"{prepared['mask'].key}.json"
+    data = json.loads(path.read_text())
+    data["run"]["result"]["steps"][0]["loss"] = 0.0  # doctored
+    path.write_text(json.dumps(data))
+    app = make_app(tiny_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await pilot.press("f3", "m")
+        await wait_until(pilot, lambda: _idle(app) and "mask" in app.sessions, what="the live burst")
+        assert "mask" not in app.replays
+        assert any("corrupt" in n.message for n in app._notifications)
+
+
+async def test_a_paced_replay_stops_on_escape_and_goes_on(tiny_path, prepared):
+    run = prepared["mask"]
+    run.step_seconds = [0.2] * run.total_steps  # slow enough to stop in the middle
+    replay.save(run)
+    app = make_app(tiny_path, runs="1")
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await pilot.press("f3", "m")
+        view = app.main.training_view
+        panel = view.panel("mask")
+        await wait_until(pilot, lambda: len(panel.losses) >= 2, what="two replayed steps")
+        assert app.training and len(panel.losses) < 15  # paced, not all at once
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: _idle(app), what="the stop")
+        await pilot.pause()
+        stopped = view.results["mask"]
+        assert stopped.stopped and len(panel.losses) < 15
+        shown = len(panel.losses)
+        view.set_source("instant")
+        await pilot.pause()
+        await pilot.press("m")
+        await wait_until(pilot, lambda: _idle(app) and len(panel.losses) == shown + 15, what="the rest")
+        assert panel.losses == [s["loss"] for s in run.result["steps"][: shown + 15]]
+
+
+async def test_a_lesson_demo_that_trains_shows_its_prepared_result(tiny_path, capsys):
+    args = ["prepare", "--model", str(tiny_path), "--device", "cpu", "--epochs", "3", "--lr", str(FAST_LR)]
+    assert main([*args, "--strategies", "mask"]) == 0
+    assert "lesson demo eos-padding: stored" in capsys.readouterr().out
+    app = make_app(tiny_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        number = next(i for i, lesson in enumerate(app.lessons) if lesson.demo == "eos-padding")
+        app.goto_lesson(number)
+        await pilot.pause()
+        panel = app.main.demo_panel
+        await pilot.press("g")
+        await wait_until(pilot, lambda: bool(panel.text) and not panel.running, what="the demo")
+        stored = [replay._read(p.stem)[0] for p in replay.store_dir().glob("*.json")]
+        demo = next(b for b in stored if b and b.get("name") == "eos-padding")
+        assert panel.text == demo["text"]
+        assert panel.sources[app.lessons[number].id].startswith("replay of a run prepared")
+        assert "runs it now" in str(panel.query_one("#demo-status").render())
