@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import threading
+from pathlib import Path
 import time
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
@@ -24,12 +25,13 @@ from textual.widget import Widget
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from inspector.core.chat import ARTICLE_TEMPLATE, HOLDOUT_ANSWER, HOLDOUT_WORD, ChatTemplate, article_text
-from inspector.core.data import Example, article_examples
+from inspector.core.data import TRAIN_ROWS, Example, article_examples
 from inspector.core.errors import InspectorError
 from inspector.core.labels import STRATEGIES
 from inspector.core.lessons import Lesson, load_lessons
 from inspector.core.training import DEFAULT_EPOCHS, DEFAULT_LEARNING_RATE, DEFAULT_SEED, BurstSettings
 from inspector.help import help_for
+from inspector.data_rows import DataRows
 from inspector.lesson_extras import LessonExtras
 from inspector.prepared_runs import PreparedReplays, speed_of
 from inspector.messages import (
@@ -115,7 +117,7 @@ class _StepCounter:
         self.target.post_message(TrainingStepLogged(self.strategy, log, self.done, elapsed, tokens))
 
 
-class InspectorApp(PreparedReplays, LessonExtras, App[int]):
+class InspectorApp(DataRows, PreparedReplays, LessonExtras, App[int]):
     """causallm-inspect: which tokens a causal LM is trained on, and what it learns."""
 
     CSS_PATH = "inspector.tcss"
@@ -153,6 +155,9 @@ class InspectorApp(PreparedReplays, LessonExtras, App[int]):
         bos_token: str | None = None,
         eos_token: str | None = None,
         runs: str = "1",
+        data_problems: Sequence[Any] = (),
+        data_options: dict[str, Any] | None = None,
+        train_rows: int = TRAIN_ROWS,
     ) -> None:
         super().__init__()
         self._init_replays()
@@ -167,6 +172,13 @@ class InspectorApp(PreparedReplays, LessonExtras, App[int]):
         ]
         self.trust_remote_code = trust_remote_code
         self.data_name = data_name
+        # --data: the rows that are not examples (found while reading), how to read the file
+        # again for the data report, and how many examples the bursts train on.
+        self.data_problems = list(data_problems)
+        self.data_options = data_options
+        self.train_rows = train_rows if data_name else len(self.examples)
+        self._formatted_by_text: dict[str, Any] = {}
+        self.train_examples: list[Example] = []  # the examples the bursts train on, once formatted
         self.burst_defaults = (epochs, learning_rate, seed)
         self.lesson_error: str | None = None
         if lessons is None:
@@ -192,12 +204,21 @@ class InspectorApp(PreparedReplays, LessonExtras, App[int]):
     def get_default_screen(self) -> MainScreen:
         texts = [e.text for e in self.examples]
         if self.data_name:
-            choices = [(example_label(e.row, e.text, self.template), e.text) for e in self.examples]
+            choices = [(example_label(e.row, e.text, self.template), e.text) for e in self.examples[: self.train_rows]]
         else:
             holdout = article_text(HOLDOUT_WORD, HOLDOUT_ANSWER, self.template)
             choices = [(f"held-out · {HOLDOUT_WORD} → {HOLDOUT_ANSWER}", holdout)]
             choices += [(f"training {example_label(i + 1, t, self.template)}", t) for i, t in enumerate(texts)]
-        return MainScreen(self.lessons, texts, self.template, choices, self.burst_defaults, self.runs_source)
+        return MainScreen(
+            self.lessons,
+            texts,
+            self.template,
+            choices,
+            self.burst_defaults,
+            self.runs_source,
+            rows=[e.row for e in self.examples] if self.data_name else None,
+            data_source=self.data_name and Path(self.data_name).name,
+        )
 
     @property
     def main(self) -> MainScreen:
@@ -294,6 +315,9 @@ class InspectorApp(PreparedReplays, LessonExtras, App[int]):
             self.show_error("Training failed", text)
         elif group == "labels":
             self.show_error("The labels could not be made", text)
+        elif group == "data-check":
+            self.data_check_failed(text)
+            self.show_error("The data could not be checked", text)
         elif group in ("demo", "demo-run"):
             self.main.demo_panel.failed(None, text)
             self.show_error("The lesson's demo failed", text)
@@ -304,7 +328,7 @@ class InspectorApp(PreparedReplays, LessonExtras, App[int]):
 
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
     def load(self) -> None:
-        from inspector.core.data import format_examples
+        from inspector.core.data import format_leniently
         from inspector.core.models import load_model
 
         loaded = load_model(
@@ -314,12 +338,13 @@ class InspectorApp(PreparedReplays, LessonExtras, App[int]):
             progress=lambda text: self.post_message(ModelLoadProgressed(text)),
             **self.special_tokens,
         )
-        try:
-            formatted = format_examples(self.examples, loaded.tokenizer, self.template, loaded.name)
-        except InspectorError as exc:  # bad data: the model is still good for the lessons
-            self.post_message(ModelLoaded(loaded, [], data_error=str(exc)))
+        pairs, problems = format_leniently(self.examples, loaded.tokenizer, self.template, loaded.name)
+        self._formatted_by_text = {ex.text: fe for ex, fe in pairs}
+        self.train_examples = [ex for ex, _ in pairs[: self.train_rows]]
+        if not pairs:  # bad data: the model is still good for the lessons
+            self.post_message(ModelLoaded(loaded, [], data_error=str(problems[0]), problems=problems))
             return
-        self.post_message(ModelLoaded(loaded, formatted))
+        self.post_message(ModelLoaded(loaded, [fe for _, fe in pairs[: self.train_rows]], problems=problems))
 
     def on_model_load_progressed(self, message: ModelLoadProgressed) -> None:
         self.main.model_progressed(message.text)
@@ -335,6 +360,8 @@ class InspectorApp(PreparedReplays, LessonExtras, App[int]):
         if message.data_error:
             self.data_error = message.data_error
             self.show_error("The training data has a problem", message.data_error)
+        if self.data_name:
+            self.data_loaded(message.problems)
         if lm.trust_remote_code:
             self.notify(
                 "trust_remote_code is ON: this model's own Python code was allowed to run.",
@@ -535,29 +562,51 @@ class InspectorApp(PreparedReplays, LessonExtras, App[int]):
         (a conversation through its chat template), else the text with the article's special tokens."""
         from inspector.core.chat import add_special_tokens
 
-        for example, fe in zip(self.examples, self.formatted):
-            if example.text == text:
-                return fe
+        if text in self._formatted_by_text:
+            return self._formatted_by_text[text]
         tok = self.loaded.tokenizer
         return add_special_tokens(text, tok.bos_token, tok.eos_token, self.template, model_name=self.loaded.name)
 
 
 def run_app(args: argparse.Namespace) -> int:
     """Build the app from the command line's options, run it, and return its exit code."""
-    from inspector.cli import _examples, _template
+    from inspector.cli import _read_leniently, _template
 
     template = _template(args)
-    examples = _examples(args, template)
+    data = getattr(args, "data", None)
+    examples: list[Example] | None = None
+    problems: list[Any] = []
+    options = None
+    train_rows = getattr(args, "train_rows", None) or TRAIN_ROWS
+    if train_rows < 1:
+        raise InspectorError(f"--train-rows must be at least 1, not {train_rows}", "pass a positive number")
+    if data:
+        from inspector.core.datasource import parse_columns
+
+        read = _read_leniently(args, template)
+        examples, problems = read.examples, read.problems
+        chat_template = examples[0].chat_template
+        options = {
+            "path": data,
+            "split": args.split,
+            "limit": read.rows_read,
+            "columns": parse_columns(args.columns),
+            "chat_template": chat_template,
+            "more": read.more,
+        }
     app = InspectorApp(
         model=args.model,
         device=args.device or "auto",
         examples=examples,
         template=template,
         trust_remote_code=bool(args.trust_remote_code),
-        data_name=getattr(args, "data", None),
+        data_name=data,
         bos_token=getattr(args, "bos_token", None),
         eos_token=getattr(args, "eos_token", None),
         runs="live" if getattr(args, "live", False) else str(getattr(args, "replay_speed", None) or "1"),
+        data_problems=problems,
+        data_options=options,
+        train_rows=train_rows,
     )
     app.run()
     return app.return_code or 0

@@ -103,6 +103,18 @@ def _burst_options(parser: argparse.ArgumentParser, *, required_strategy: bool) 
     )
 
 
+def _train_rows_option(parser: argparse.ArgumentParser) -> None:
+    from inspector.core.data import TRAIN_ROWS
+
+    parser.add_argument(
+        "--train-rows",
+        type=int,
+        metavar="N",
+        default=TRAIN_ROWS,
+        help=f"with --data: the bursts train on the first N examples that can be used (default {TRAIN_ROWS})",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="causallm-inspect",
@@ -119,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="replay prepared bursts as fast as recorded (1), faster, or at once (default 1)",
     )
     talk.add_argument("--live", action="store_true", help="never replay prepared runs: every burst trains now")
+    _train_rows_option(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("labels", help="input_ids and labels of every example under one strategy")
@@ -184,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: the bursts' default)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: the bursts' default)")
     p.add_argument("--no-demos", action="store_true", help="store the bursts only, not the lesson demos that train")
+    _train_rows_option(p)
 
     p = sub.add_parser("inspect-data", help="a report over a whole dataset: trained tokens and the rows that train nothing")
     _common(p, data=False)
@@ -292,6 +306,23 @@ def _examples(args: argparse.Namespace, template: Any) -> list:
 
     chat_template = read_chat_template(args.chat_template) if args.chat_template else None
     return load_examples(
+        args.data,
+        template,
+        split=args.split,
+        limit=args.limit,
+        columns=parse_columns(args.columns),
+        chat_template=chat_template,
+    )
+
+
+def _read_leniently(args: argparse.Namespace, template: Any) -> Any:
+    """The rows of --data as the app reads them: bad rows listed, not fatal (a DataRead)."""
+    from inspector.core.conversations import read_chat_template
+    from inspector.core.data import read_examples
+    from inspector.core.datasource import parse_columns
+
+    chat_template = read_chat_template(args.chat_template) if args.chat_template else None
+    return read_examples(
         args.data,
         template,
         split=args.split,
@@ -530,7 +561,16 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     bad = [x for x in strategies if x not in STRATEGIES]
     if bad or not strategies:
         raise InspectorError(f"--strategies has unknown entries: {', '.join(bad) or '(none given)'}", f"choose from {', '.join(STRATEGIES)}")
-    examples = _check_data_early(args)
+    if args.train_rows < 1:
+        raise InspectorError(f"--train-rows must be at least 1, not {args.train_rows}", "pass a positive number")
+    from inspector.core.data import article_examples
+
+    template = _template(args)
+    if args.data:  # the rows the app trains on: the first --train-rows examples that can be used
+        read = _read_leniently(args, template)
+        examples = read.examples
+    else:
+        examples = article_examples()
     from inspector.core.lessons import load_lessons
     from inspector.core.training import DEFAULT_EPOCHS, DEFAULT_SEED, BurstSettings
 
@@ -541,10 +581,14 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     settings = BurstSettings(epochs=epochs, learning_rate=args.lr, seed=seed)
     loaded, template = _load(args)
     from inspector.core import replay
-    from inspector.core.data import format_examples
+    from inspector.core.data import format_leniently
     from inspector.core.predictions import prediction_input
 
-    formatted = format_examples(examples, loaded.tokenizer, template, loaded.name)
+    pairs, _ = format_leniently(examples, loaded.tokenizer, template, loaded.name)
+    if not pairs:
+        raise InspectorError(f"no row of {args.data} can be formatted for training", "check it with inspect-data")
+    pairs = pairs[: args.train_rows] if args.data else pairs
+    examples, formatted = [ex for ex, _ in pairs], [fe for _, fe in pairs]
     predict_text, predict_ids = replay_prediction_target(loaded, template)
     texts = {ex.text: prediction_input(fe, loaded.tokenizer, loaded.max_length)[0] for ex, fe in zip(examples, formatted)}
     runs = replay.prepare(
@@ -724,9 +768,8 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def _run_app(args: argparse.Namespace) -> int:
-    _template(args)
-    if args.data:
-        _check_data_early(args)
+    # Bad options and a data file with no usable row fail here, before the screen opens;
+    # rows that cannot be used are listed in the app (run_app reads the data leniently).
     from inspector.app import run_app
 
     return run_app(args)

@@ -26,10 +26,13 @@ class ModelLoadProgressed(Message):
 class ModelLoaded(Message):
     """The model, its tokenizer and the formatted training examples are ready."""
 
-    def __init__(self, loaded: Any, formatted: list[Any], data_error: str | None = None) -> None:
+    def __init__(
+        self, loaded: Any, formatted: list[Any], data_error: str | None = None, problems: list[Any] | None = None
+    ) -> None:
         self.loaded = loaded
-        self.formatted = formatted
-        self.data_error = data_error  # the examples could not be formatted: no training until fixed
+        self.formatted = formatted  # the examples the bursts train on
+        self.data_error = data_error  # no example could be formatted: no training until fixed
+        self.problems = problems or []  # data rows that could not be formatted (RowProblem)
         super().__init__()
 
 
@@ -133,4 +136,24 @@ class DemoComputed(Message):
         self.text = text
         self.error = error
         self.source = source  # "live", or the label of the prepared run shown
+        super().__init__()
+
+
+class DataCheckProgressed(Message):
+    """The data report has gone through `rows` of `total` rows."""
+
+    def __init__(self, rows: int, total: int) -> None:
+        self.rows = rows
+        self.total = total
+        super().__init__()
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, DataCheckProgressed)
+
+
+class DataChecked(Message):
+    """The data report (`inspect_data`) over the rows the app read; `report` is a DataReport."""
+
+    def __init__(self, report: Any) -> None:
+        self.report = report
         super().__init__()

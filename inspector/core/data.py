@@ -8,8 +8,7 @@ the completion the assistant's answer. Rows are numbered from 1 as lines of the 
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,6 +75,65 @@ def row_to_text(obj: Any, template: ChatTemplate, where: str) -> str:
     )
 
 
+class RowProblem(InspectorError):
+    """A data row that cannot be an example; `kind` is one of inspect_data's PROBLEMS."""
+
+    strategy = None  # like inspect_data's Problem: about the row, whatever the strategy
+
+    def __init__(self, kind: str, problem: str, fix: str, row: int) -> None:
+        super().__init__(problem, fix)
+        self.kind = kind
+        self.row = row
+
+    @property
+    def detail(self) -> str:
+        return self.problem
+
+
+def _scan(
+    path: str | Path,
+    template: ChatTemplate,
+    *,
+    split: str | None,
+    limit: int | None,
+    columns: dict[str, str] | None,
+    chat_template: str | None,
+) -> Iterator[Example | RowProblem]:
+    """Every row of a data file, in order: an Example, or the RowProblem that stops it being one."""
+    from inspector.core.conversations import to_article_text
+    from inspector.core.datasource import KIND_TITLES, classify, iter_records, messages_of
+
+    name = Path(path).name
+    first_kind = None
+    for rec in iter_records(path, split=split, limit=limit, columns=columns):
+        where = f"{name} {rec.where}"
+        if rec.data is None:
+            yield RowProblem("bad-row", f"{where} {rec.error}", "fix or remove that row", rec.row)
+            continue
+        kind, why = classify(rec.data)
+        if kind is None:
+            yield RowProblem("bad-row", f"{where} {why}", "give each row one of TRL's dataset types", rec.row)
+            continue
+        if first_kind is None:
+            first_kind = kind
+        elif kind != first_kind:
+            yield RowProblem(
+                "mixed-format",
+                f"{where} is {KIND_TITLES[kind]} but the rows before it are {KIND_TITLES[first_kind]}",
+                "keep one type of row per file",
+                rec.row,
+            )
+            continue
+        if kind in ("messages", "conversational-prompt-completion"):
+            msgs = tuple(messages_of(kind, rec.data))
+            yield Example(to_article_text(msgs, template), rec.row, name, msgs, chat_template, kind, rec.unit)
+            continue
+        try:
+            yield Example(row_to_text(rec.data, template, where), rec.row, name, kind=kind, unit=rec.unit)
+        except InspectorError as exc:
+            yield RowProblem("bad-row", exc.problem, exc.fix, rec.row)
+
+
 def load_examples(
     path: str | Path,
     template: ChatTemplate = ARTICLE_TEMPLATE,
@@ -90,59 +148,64 @@ def load_examples(
     All rows must be of one type (text, prompt/completion, conversational): a file that
     mixes them is refused at the first row that differs.
     """
-    from inspector.core.conversations import to_article_text
-    from inspector.core.datasource import KIND_TITLES, classify, iter_records, messages_of
-
-    name = Path(path).name
     examples: list[Example] = []
-    first_kind = None
-    for rec in iter_records(path, split=split, limit=limit, columns=columns):
-        where = f"{name} {rec.where}"
-        if rec.data is None:
-            raise InspectorError(f"{where} {rec.error}", "fix or remove that row")
-        kind, why = classify(rec.data)
-        if kind is None:
-            raise InspectorError(f"{where} {why}", "give each row one of TRL's dataset types")
-        if first_kind is None:
-            first_kind = kind
-        elif kind != first_kind:
-            raise InspectorError(
-                f"{where} is {KIND_TITLES[kind]} but the rows before it are {KIND_TITLES[first_kind]}",
-                "keep one type of row per file",
-            )
-        if kind in ("messages", "conversational-prompt-completion"):
-            msgs = tuple(messages_of(kind, rec.data))
-            examples.append(Example(to_article_text(msgs, template), rec.row, name, msgs, chat_template, kind, rec.unit))
-        else:
-            examples.append(Example(row_to_text(rec.data, template, where), rec.row, name, kind=kind, unit=rec.unit))
+    for item in _scan(path, template, split=split, limit=limit, columns=columns, chat_template=chat_template):
+        if isinstance(item, RowProblem):
+            raise item
+        examples.append(item)
     if not examples:
         raise InspectorError(f"the data file {path} is empty: it has no rows", "add at least one example")
     return examples
 
 
-def load_jsonl(path: str | Path, template: ChatTemplate = ARTICLE_TEMPLATE) -> list[Example]:
-    p = Path(path).expanduser()
-    if not p.exists():
-        raise InspectorError(f"the data file {path} does not exist", "check the path given to --data")
-    if p.is_dir():
-        raise InspectorError(f"{path} is a folder, not a JSONL file", "pass a .jsonl file to --data")
-    examples = []
-    try:
-        with p.open(encoding="utf-8") as f:
-            for n, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                where = f"{p.name} line {n}"
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise InspectorError(f"{where} is not valid JSON ({exc.msg})", "write one JSON object per line") from exc
-                examples.append(Example(row_to_text(obj, template, where), n, p.name))
-    except UnicodeDecodeError as exc:
-        raise InspectorError(f"{path} is not UTF-8 text", "save the file as UTF-8 JSONL") from exc
+@dataclass
+class DataRead:
+    """What the app reads of a data file: the rows that are examples, and those that are not."""
+
+    examples: list[Example]
+    problems: list[RowProblem]
+    rows_read: int
+    more: bool  # the file has rows past the ones read
+
+
+APP_ROWS = 2000  # rows the app reads when --limit does not say (the report `inspect-data` reads all)
+
+
+def read_examples(
+    path: str | Path,
+    template: ChatTemplate = ARTICLE_TEMPLATE,
+    *,
+    split: str | None = None,
+    limit: int | None = None,
+    columns: dict[str, str] | None = None,
+    chat_template: str | None = None,
+) -> DataRead:
+    """Like `load_examples`, but a bad row is listed instead of stopping the read.
+
+    Reads `limit` rows, or APP_ROWS when no limit is given (and says whether more follow).
+    A file with no row that is an example is still an error.
+    """
+    cap = limit if limit is not None else APP_ROWS
+    examples: list[Example] = []
+    problems: list[RowProblem] = []
+    rows = 0
+    more = False
+    for item in _scan(path, template, split=split, limit=cap + 1, columns=columns, chat_template=chat_template):
+        if rows >= cap:
+            more = True
+            break
+        rows += 1
+        if isinstance(item, RowProblem):
+            problems.append(item)
+        else:
+            examples.append(item)
     if not examples:
-        raise InspectorError(f"the data file {path} is empty", "add one JSON object per line")
-    return examples
+        if problems:
+            first = problems[0]
+            others = f" (and {len(problems) - 1} more rows)" if len(problems) > 1 else ""
+            raise InspectorError(f"no row of {Path(path).name} can be used: {first.problem}{others}", first.fix)
+        raise InspectorError(f"the data file {path} is empty: it has no rows", "add at least one example")
+    return DataRead(examples, problems, rows, more)
 
 
 def format_examples(
@@ -169,3 +232,27 @@ def format_examples(
                 raise
             raise InspectorError(f"{ex.where}: {exc.problem}", exc.fix) from exc
     return out
+
+
+TRAIN_ROWS = 8  # examples of a data file the app's bursts train on (and `prepare` prepares), unless told
+
+
+def format_leniently(
+    examples: Sequence[Example],
+    tokenizer: Any,
+    template: ChatTemplate = ARTICLE_TEMPLATE,
+    model_name: str = "in use",
+) -> tuple[list[tuple[Example, FormattedExample]], list[RowProblem]]:
+    """Each example formatted as training formats it; one that cannot be is listed as a RowProblem
+    (`template-not-found` when no assistant turn is found, else `bad-row`) instead of stopping the rest."""
+    pairs: list[tuple[Example, FormattedExample]] = []
+    problems: list[RowProblem] = []
+    for ex in examples:
+        try:
+            (fe,) = format_examples([ex], tokenizer, template, model_name)
+        except InspectorError as exc:
+            kind = "template-not-found" if "assistant" in exc.problem.lower() else "bad-row"
+            problems.append(RowProblem(kind, exc.problem, exc.fix, ex.row))
+            continue
+        pairs.append((ex, fe))
+    return pairs, problems

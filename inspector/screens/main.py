@@ -69,9 +69,14 @@ class MainScreen(Screen[None]):
         predict_choices: list[tuple[str, str]],
         settings: tuple[int, float, int],
         runs: str = "1",
+        *,
+        rows: list[int] | None = None,
+        data_source: str | None = None,
     ) -> None:
         super().__init__()
         self.runs = runs
+        self.rows = rows
+        self.data_source = data_source
         self.lessons = lessons
         self.examples = examples
         self.template = template
@@ -90,7 +95,9 @@ class MainScreen(Screen[None]):
             with Vertical(id="right"):
                 yield DemoPanel(id="demo-panel")
                 with ContentSwitcher(id="views", initial="labels-view"):
-                    yield LabelsView(self.examples, self.template, id="labels-view")
+                    yield LabelsView(
+                        self.examples, self.template, rows=self.rows, data_source=self.data_source, id="labels-view"
+                    )
                     epochs, lr, seed = self.settings
                     yield TrainingView(epochs, lr, seed, runs=self.runs, id="training-view")
                     yield PredictionsView(self.predict_choices, id="predictions-view")

@@ -21,6 +21,7 @@ from inspector.core.chat import split_turns
 from inspector.core.labels import STRATEGIES, differing_positions
 from inspector.messages import LabelsComputed
 from inspector.widgets.column_grid import ColumnGrid
+from inspector.widgets.problem_list import ProblemList
 from inspector.widgets.token_details import TokenDetails
 from inspector.widgets.token_grid import TokenGrid
 
@@ -83,11 +84,23 @@ masked.
 
     strategy: reactive[str] = reactive("copy", init=False)
 
-    def __init__(self, examples: list[str], template: Any, *, id: str | None = None) -> None:
+    def __init__(
+        self,
+        examples: list[str],
+        template: Any,
+        *,
+        rows: list[int] | None = None,
+        data_source: str | None = None,
+        id: str | None = None,
+    ) -> None:
         super().__init__(id=id)
         self.template = template
+        # With --data: the file row of each example, and the file's name for the problem list.
+        self.rows = rows if rows is not None else list(range(1, len(examples) + 1))
+        self.data_source = data_source
+        self.row_problems: dict[int, list[str]] = {}  # file row -> its problems, as lines
         self.choices: list[tuple[str, str]] = [
-            (example_label(i + 1, text, template), text) for i, text in enumerate(examples)
+            (example_label(row, text, template), text) for row, text in zip(self.rows, examples)
         ]
         self.text = examples[0] if examples else ""
         self.labelings: dict[str, Any] = {}
@@ -112,6 +125,11 @@ masked.
         )
         picker.display = len(self.choices) > 1
         yield picker
+        if self.data_source is not None:
+            yield ProblemList(self.data_source, id="problem-list")
+        note = Static("", id="row-problems")
+        note.display = False
+        yield note
         yield ExampleEditor(self.text, soft_wrap=True, compact=True, id="example-editor")
         yield Static("", id="labels-error")
         yield TokenGrid(id="token-grid")
@@ -155,7 +173,66 @@ masked.
         if editor.text != text:
             editor.load_text(text)
         self.text = text
+        self._show_row_problems()
         self.request_labels()
+
+    # --- problem rows (--data) -------------------------------------------------------------
+
+    @property
+    def current_row(self) -> int | None:
+        """The file row of the example on show (None for an edited or a lesson's text)."""
+        texts = [t for _, t in self.choices]
+        if self.text in texts:
+            i = texts.index(self.text)
+            return self.rows[i] if i < len(self.rows) else None
+        return None
+
+    def set_problems(self, problems: list[Any], *, final: bool, note: str = "") -> None:
+        """The data's problem rows (from reading the file, then from the data report)."""
+        self.row_problems = {}
+        for p in problems:
+            if p.row is not None:
+                who = f" ({p.strategy})" if getattr(p, "strategy", None) else ""
+                self.row_problems.setdefault(p.row, []).append(f"{p.kind}{who}: {p.detail}")
+        if self.data_source is not None:
+            self.query_one(ProblemList).show_problems(problems, final=final, note=note)
+        self._show_row_problems()
+
+    def problem_list_progressed(self, rows: int, total: int) -> None:
+        if self.data_source is not None:
+            self.query_one(ProblemList).progressed(rows, total)
+
+    def problem_list_failed(self, problem: str) -> None:
+        if self.data_source is not None:
+            self.query_one(ProblemList).failed(problem)
+
+    def _show_row_problems(self, unreadable: str | None = None) -> None:
+        note = self.query_one("#row-problems", Static)
+        row = self.current_row
+        lines = [unreadable] if unreadable else self.row_problems.get(row, []) if row is not None else []
+        note.update("\n".join(f"⚠ row {row if row is not None else ''}: {escape(line)}" for line in lines))
+        note.display = bool(lines)
+
+    @on(ProblemList.Picked)
+    def _problem_picked(self, event: ProblemList.Picked) -> None:
+        event.stop()
+        if event.row in self.rows:
+            index = self.rows.index(event.row)
+            self.query_one("#example-picker", Select).value = index
+            if self.choices[index][1] != self.text:
+                self._load_text(self.choices[index][1])
+            self.point_at_interesting_column()
+            return
+        # A row that is not an example (it cannot be read, or is of another type): say why.
+        self.text = ""
+        self.labelings = {}
+        self.pending = ()
+        self.error = None
+        self.query_one(ExampleEditor).load_text("")
+        self.grid.clear(f"row {event.row} cannot be shown as tokens")
+        note = self.query_one("#row-problems", Static)
+        note.update(f"⚠ row {event.row}: {escape(event.kind)}: {escape(event.detail)}")
+        note.display = True
 
     @on(Select.Changed, "#example-picker")
     def _picked(self, event: Select.Changed) -> None:

@@ -99,6 +99,9 @@ steps, `x` resets every strategy to the untrained model.
     def compose(self) -> ComposeResult:
         yield BurstSettingsBar(id="burst-settings")
         yield RunsBar(id="runs-bar")
+        note = Static("", id="train-data")
+        note.display = False
+        yield note
         yield Static(HINT, id="train-hint")
         for s in STRATEGIES:
             yield StrategyPanel(s)
@@ -110,6 +113,12 @@ steps, `x` resets every strategy to the untrained model.
         self.query_one("#set-lr", Input).value = f"{lr:g}"
         self.query_one("#set-seed", Input).value = str(seed)
         self.query_one("#set-runs", Select).value = self._runs
+
+    def set_data_note(self, text: str) -> None:
+        """Which rows of the user's data the bursts train on."""
+        note = self.query_one("#train-data", Static)
+        note.update(text)
+        note.display = bool(text)
 
     def read_source(self) -> str:
         """The runs selector: "live", or a replay speed ("1", "2", "5", "instant")."""

@@ -1,0 +1,92 @@
+"""The problem rows of the user's data (`--data`), listed by row number; Enter jumps to one.
+
+The rows that cannot be read show at once (the app finds them while reading the file);
+the rest (no trained token, an eos never trained, a template not found, truncation) come
+from the data report (`inspect_data`, the same one `causallm-inspect inspect-data`
+prints), which a worker computes once the model is loaded.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from textual import on
+from textual.message import Message
+from textual.widgets import OptionList
+from textual.widgets.option_list import Option
+
+from inspector.core.inspect_data import FIXES, PROBLEMS
+
+
+class ProblemList(OptionList):
+    """One line per problem: where, what, why; selecting a line shows that row."""
+
+    HELP = """\
+## Problem rows
+
+The rows of your data that train wrongly or not at all, by row number (lines of a JSONL
+file, rows of a table), with the reason: a row that cannot be read or fits none of TRL's
+dataset types, a row of another type than the rest, a template not found, every label
+-100, an answer whose closing eos is never trained, truncation into an answer. `↑`/`↓`
+move, `Enter` shows the row in the grid above (a row that cannot be read shows why). The
+same report, on all rows, is `causallm-inspect inspect-data FILE`.
+"""
+
+    class Picked(Message):
+        """A problem line was chosen: show `row` (a file row number)."""
+
+        def __init__(self, row: int, kind: str, detail: str) -> None:
+            self.row = row
+            self.kind = kind
+            self.detail = detail
+            super().__init__()
+
+    def __init__(self, source: str, *, id: str | None = None) -> None:
+        super().__init__(id=id, compact=True)
+        self.source = source
+        self.problems: list[Any] = []  # Problem-like: row, kind, detail, strategy
+        self.border_title = f"problem rows · {source}"
+        self.state = "reading"
+
+    def show_problems(self, problems: list[Any], *, final: bool, note: str = "") -> None:
+        """List these problems; `final` once the data report has covered every row read."""
+        self.problems = [p for p in problems if p.row is not None] + [p for p in problems if p.row is None]
+        self.state = "done" if final else "checking"
+        self.clear_options()
+        for i, p in enumerate(self.problems):
+            where = f"row {p.row}" if p.row is not None else "all rows"
+            who = f" ({p.strategy})" if getattr(p, "strategy", None) else ""
+            self.add_option(Option(f"{where} · {p.kind}{who} · {p.detail}", id=str(i)))
+        if not self.problems:
+            self.add_option(
+                Option(
+                    "no problem found in the rows read" if final else "checking the rows for problems…",
+                    disabled=True,
+                )
+            )
+        counts = Counter(p.kind for p in self.problems)
+        summary = ", ".join(f"{k} {n}" for k, n in counts.items())
+        rows = len({p.row for p in self.problems if p.row is not None})
+        head = f"problem rows · {rows} in {self.source}" + (f" ({summary})" if summary else "")
+        self.border_title = head if final else f"{head} · checking…"
+        self.border_subtitle = note
+
+    def progressed(self, rows: int, total: int) -> None:
+        if self.state != "done":
+            self.border_subtitle = f"checking row {rows:,} of {total:,}…"
+
+    def failed(self, problem: str) -> None:
+        self.state = "failed"
+        self.border_subtitle = f"the check failed: {problem}"
+
+    @on(OptionList.OptionSelected)
+    def _selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        if event.option.id is None:
+            return
+        p = self.problems[int(event.option.id)]
+        if p.row is not None:
+            self.post_message(self.Picked(p.row, p.kind, f"{p.detail}: {FIXES.get(p.kind, '')}"))
+        else:
+            self.app.notify(f"{PROBLEMS[p.kind]}. {FIXES[p.kind]}.", title=p.kind, timeout=8)
