@@ -197,7 +197,7 @@ def inspect_data(
 
 def _label_batch(report: DataReport, formatted: list[tuple[int, FormattedExample]], loaded: Any,
                  strategies: Sequence[str], max_length: int | None) -> None:
-    from inspector.core.labels import encode, label_examples, mask_labels
+    from inspector.core.labels import encode, label_examples, mask_labels, special_token_ids
 
     tok = loaded.tokenizer
     if not formatted:
@@ -236,7 +236,7 @@ def _label_batch(report: DataReport, formatted: list[tuple[int, FormattedExample
             if strategy == "copy":
                 continue
             checked = closers if strategy == "mask" else closers[-1:]  # TRL trains the last answer only
-            special = set(tok.all_special_ids)
+            special = special_token_ids(tok)
             for n, pos in enumerate(checked, start=1):
                 if pos is None or ids[pos] not in special or lab[pos] == -100:
                     which = f"answer {n}" if strategy == "mask" else "the last answer"

@@ -79,8 +79,18 @@ class LabeledExample:
         }
 
 
+def special_token_ids(tokenizer: Any) -> set[int]:
+    """The ids of every special token: the named ones (bos, eos, pad...) and the added tokens
+    marked special, which chat templates use (Gemma's `<end_of_turn>` is one and is not in
+    `all_special_ids`)."""
+    ids = set(tokenizer.all_special_ids)
+    decoder = getattr(tokenizer, "added_tokens_decoder", None) or {}
+    ids.update(int(i) for i, token in decoder.items() if getattr(token, "special", False))
+    return ids
+
+
 def make_rows(tokenizer: Any, ids: Sequence[int], labels: Sequence[int]) -> tuple[TokenRow, ...]:
-    special_ids = set(tokenizer.all_special_ids)
+    special_ids = special_token_ids(tokenizer)
     rows = []
     for pos, (tid, lab) in enumerate(zip(ids, labels, strict=True)):
         tid, lab = int(tid), int(lab)

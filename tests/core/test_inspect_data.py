@@ -63,6 +63,28 @@ def test_eos_not_trained_when_the_template_closes_turns_late(tiny, tmp_path):
     assert [(p.row, p.kind, p.strategy) for p in report.problems] == [(1, "eos-not-trained", "mask")]
 
 
+def test_an_added_special_end_of_turn_counts_as_trained_eos(fresh_tiny, tmp_path):
+    """Gemma's <end_of_turn> is an added special token that `all_special_ids` does not list."""
+    from tokenizers import AddedToken
+
+    tok = fresh_tiny.tokenizer
+    tok.add_tokens([AddedToken("<eot>", special=True, normalized=False)])
+    eot = tok.convert_tokens_to_ids("<eot>")
+    assert eot not in tok.all_special_ids
+    template = "{% for m in messages %}{{ m['role'] }}\n{{ m['content'] }}<eot>\n{% endfor %}"
+    path = jsonl(tmp_path, [CHAT_OK, CHAT_MULTI])
+    report = inspect_data(path, fresh_tiny, chat_template=template)
+    # each answer's tokens and the <eot> that closes it
+    trained = sum(len(tok(w, add_special_tokens=False)["input_ids"]) + 1 for w in ("perro", "agua", "árbol"))
+    assert report.counts == {}
+    assert report.totals["mask"].trained_tokens == trained
+    # The labels view marks it as special too.
+    from inspector.core.labels import make_rows
+
+    (row,) = make_rows(tok, [eot], [eot])
+    assert row.special and row.text == "<eot>"
+
+
 def test_truncation_into_an_answer(tiny, tmp_path):
     long = {"prompt": "dog " * 30, "completion": "perro"}
     path = jsonl(tmp_path, [CHAT_OK["messages"] and {"prompt": "dog", "completion": "perro"}, long])
