@@ -59,6 +59,7 @@ class MainScreen(Screen[None]):
         Binding("r", "replay", "replay", id="play-replay"),
         Binding("s", "show_code", "code", id="show-code", tooltip="The code behind this lesson's view"),
         Binding("g", "run_demo", "run demo", id="run-demo", tooltip="Run the lesson's demo (it trains copies)"),
+        Binding("e", "problems", "problem rows", id="problem-rows", tooltip="The rows of --data that train wrongly"),
     ]
 
     def __init__(
@@ -216,10 +217,17 @@ class MainScreen(Screen[None]):
             return bool(getattr(self.app, "training", False))
         if action in ("toggle_play", "replay"):
             return view == "predictions"
+        if action == "problems":
+            return self.data_source is not None
         if action == "run_demo":
             spec = self.demo_panel.spec
             return spec is not None and spec.on_demand
         return True
+
+    def action_problems(self) -> None:
+        """The labels view, with the focus on its list of problem rows."""
+        self.show_view("labels")
+        self.labels_view.query_one("#problem-list").focus()
 
     def action_strategy(self, strategy: str) -> None:
         self.labels_view.set_strategy(strategy)

@@ -222,6 +222,7 @@ masked.
             if self.choices[index][1] != self.text:
                 self._load_text(self.choices[index][1])
             self.point_at_interesting_column()
+            self.grid.focus()  # arrows walk the row's tokens; `e` goes back to the list
             return
         # A row that is not an example (it cannot be read, or is of another type): say why.
         self.text = ""

@@ -80,15 +80,17 @@ async def test_a_problem_row_is_one_enter_away(tiny_path, chats, monkeypatch):
         await wait_until(pilot, lambda: _checked(app), what="the data report")
         view = app.main.labels_view
         plist = view.query_one(ProblemList)
-        plist.focus()
+        await pilot.press("f3", "e")  # e: from any view to the problem list
+        assert app.main.view == "labels" and app.focused is plist
         plist.highlighted = next(i for i, p in enumerate(plist.problems) if p.row == 4)
         await pilot.press("enter")
         await wait_until(pilot, lambda: view.current_row == 4 and not view.pending, what="row 4's labels")
         assert view.query_one("#example-picker", Select).value == view.rows.index(4)
         note = str(view.query_one("#row-problems").render())
         assert "row 4" in note and "no-trained-tokens" in note
+        assert app.focused is view.grid
         # A row that is no example at all says why, and nothing stale stays on show.
-        plist.focus()
+        await pilot.press("e")
         plist.highlighted = next(i for i, p in enumerate(plist.problems) if p.row == 3)
         await pilot.press("enter")
         await pilot.pause()
