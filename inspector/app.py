@@ -179,6 +179,7 @@ class InspectorApp(DataRows, PreparedReplays, LessonExtras, App[int]):
         self.train_rows = train_rows if data_name else len(self.examples)
         self._formatted_by_text: dict[str, Any] = {}
         self.train_examples: list[Example] = []  # the examples the bursts train on, once formatted
+        self.extra_examples: dict[str, Example] = {}  # data rows read on demand (past the rows kept)
         self.burst_defaults = (epochs, learning_rate, seed)
         self.lesson_error: str | None = None
         if lessons is None:
@@ -565,6 +566,12 @@ class InspectorApp(DataRows, PreparedReplays, LessonExtras, App[int]):
         if text in self._formatted_by_text:
             return self._formatted_by_text[text]
         tok = self.loaded.tokenizer
+        if text in self.extra_examples:  # a data row read on demand: formatted as training would
+            from inspector.core.data import format_examples
+
+            (fe,) = format_examples([self.extra_examples[text]], tok, self.template, self.loaded.name)
+            self._formatted_by_text[text] = fe
+            return fe
         return add_special_tokens(text, tok.bos_token, tok.eos_token, self.template, model_name=self.loaded.name)
 
 
@@ -589,7 +596,7 @@ def run_app(args: argparse.Namespace) -> int:
         options = {
             "path": data,
             "split": args.split,
-            "limit": read.rows_read,
+            "limit": args.limit,  # the report reads as far as the user asked: the whole file by default
             "columns": parse_columns(args.columns),
             "chat_template": chat_template,
             "more": read.more,

@@ -44,6 +44,7 @@ class DataRows:
     data_options: dict[str, Any] | None
     examples: list[Any]
     train_examples: list[Any]
+    extra_examples: dict[str, Any]
     train_rows: int
     template: Any
     loaded: Any
@@ -69,7 +70,7 @@ class DataRows:
 
         o = self.data_options
         assert o is not None
-        total = o["limit"]
+        total = o["limit"]  # None: the whole file
         report = inspect_data(
             o["path"],
             self.loaded,
@@ -91,10 +92,29 @@ class DataRows:
     def on_data_checked(self, message: DataChecked) -> None:
         report = message.report
         fractions = " · ".join(f"{s} trains {t.trained_fraction:.0%} of tokens" for s, t in report.totals.items())
-        note = f"{report.rows_read:,} rows checked · {fractions}"
+        note = f"all {report.rows_read:,} rows checked · {fractions}"
         if self.data_options and self.data_options.get("more"):
-            note += " · the file has more rows: inspect-data FILE checks them all"
+            note += f" · the picker holds the first {len(self.examples):,} rows; a later one is read when picked"
         self.main.labels_view.set_problems(report.problems, final=True, note=note)  # type: ignore[attr-defined]
+
+    def on_labels_view_row_wanted(self, message: Any) -> None:
+        self.fetch_row(message.row, message.kind, message.detail)
+
+    @work(thread=True, group="data-row", exit_on_error=False)
+    def fetch_row(self, row: int, kind: str, detail: str) -> None:
+        """Read one row of the file that the app did not keep (streaming up to it)."""
+        from inspector.core.data import RowProblem, read_row
+
+        o = self.data_options
+        assert o is not None
+        item = read_row(o["path"], row, self.template, split=o["split"], columns=o["columns"], chat_template=o["chat_template"])
+        view = self.main.labels_view  # type: ignore[attr-defined]
+        if item is None or isinstance(item, RowProblem):
+            why = item.problem if isinstance(item, RowProblem) else f"the file has no row {row} any more"
+            self.call_from_thread(view.show_unusable_row, row, kind, why)  # type: ignore[attr-defined]
+            return
+        self.extra_examples[item.text] = item
+        self.call_from_thread(view.add_row, row, item.text)  # type: ignore[attr-defined]
 
     def data_check_failed(self, text: str) -> None:
         self.main.labels_view.problem_list_failed(text)  # type: ignore[attr-defined]

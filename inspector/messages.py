@@ -140,9 +140,9 @@ class DemoComputed(Message):
 
 
 class DataCheckProgressed(Message):
-    """The data report has gone through `rows` of `total` rows."""
+    """The data report has gone through `rows` of `total` rows (None: the whole file, length unknown)."""
 
-    def __init__(self, rows: int, total: int) -> None:
+    def __init__(self, rows: int, total: int | None) -> None:
         self.rows = rows
         self.total = total
         super().__init__()

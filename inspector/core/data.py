@@ -256,3 +256,22 @@ def format_leniently(
             continue
         pairs.append((ex, fe))
     return pairs, problems
+
+
+def read_row(
+    path: str | Path,
+    row: int,
+    template: ChatTemplate = ARTICLE_TEMPLATE,
+    *,
+    split: str | None = None,
+    columns: dict[str, str] | None = None,
+    chat_template: str | None = None,
+) -> Example | RowProblem | None:
+    """Row `row` of a data file (streamed to it): its Example, the RowProblem that stops it
+    being one, or None when the file has no such row."""
+    for item in _scan(path, template, split=split, limit=None, columns=columns, chat_template=chat_template):
+        if item.row == row:
+            return item
+        if item.row > row:
+            return None
+    return None

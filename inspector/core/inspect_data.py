@@ -210,6 +210,7 @@ def _label_batch(report: DataReport, formatted: list[tuple[int, FormattedExample
         except InspectorError as exc:
             for row, _ in formatted:
                 report.add(Problem(row, "template-not-found", exc.problem, "trl"))
+    special = special_token_ids(tok)  # once per batch: Gemma's tokenizer has thousands of added tokens
     for row, fe in formatted:
         ids, offsets = encode(fe, tok)
         report.examples += 1
@@ -236,7 +237,6 @@ def _label_batch(report: DataReport, formatted: list[tuple[int, FormattedExample
             if strategy == "copy":
                 continue
             checked = closers if strategy == "mask" else closers[-1:]  # TRL trains the last answer only
-            special = special_token_ids(tok)
             for n, pos in enumerate(checked, start=1):
                 if pos is None or ids[pos] not in special or lab[pos] == -100:
                     which = f"answer {n}" if strategy == "mask" else "the last answer"

@@ -13,6 +13,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.markup import escape
+from textual.message import Message
 from textual.reactive import reactive
 from textual.timer import Timer
 from textual.widgets import RadioButton, RadioSet, Select, Static, TextArea
@@ -102,6 +103,7 @@ masked.
         self.choices: list[tuple[str, str]] = [
             (example_label(row, text, template), text) for row, text in zip(self.rows, examples)
         ]
+        self._choice_of_row = {row: i for i, row in enumerate(self.rows)}  # lessons' texts join the picker too
         self.text = examples[0] if examples else ""
         self.labelings: dict[str, Any] = {}
         self.pending: tuple[str, ...] = ()
@@ -184,7 +186,7 @@ masked.
         texts = [t for _, t in self.choices]
         if self.text in texts:
             i = texts.index(self.text)
-            return self.rows[i] if i < len(self.rows) else None
+            return next((row for row, choice in self._choice_of_row.items() if choice == i), None)
         return None
 
     def set_problems(self, problems: list[Any], *, final: bool, note: str = "") -> None:
@@ -213,26 +215,59 @@ masked.
         note.update("\n".join(f"⚠ row {row if row is not None else ''}: {escape(line)}" for line in lines))
         note.display = bool(lines)
 
+    def show_row(self, row: int) -> bool:
+        """Show the example of file row `row`, if it is one of the examples read."""
+        if row not in self._choice_of_row:
+            return False
+        index = self._choice_of_row[row]
+        self.query_one("#example-picker", Select).value = index
+        if self.choices[index][1] != self.text:
+            self._load_text(self.choices[index][1])
+        self.point_at_interesting_column()
+        self.grid.focus()  # arrows walk the row's tokens; `e` goes back to the list
+        return True
+
     @on(ProblemList.Picked)
     def _problem_picked(self, event: ProblemList.Picked) -> None:
         event.stop()
-        if event.row in self.rows:
-            index = self.rows.index(event.row)
-            self.query_one("#example-picker", Select).value = index
-            if self.choices[index][1] != self.text:
-                self._load_text(self.choices[index][1])
-            self.point_at_interesting_column()
-            self.grid.focus()  # arrows walk the row's tokens; `e` goes back to the list
+        if self.show_row(event.row):
             return
-        # A row that is not an example (it cannot be read, or is of another type): say why.
+        if event.kind not in ("bad-row", "mixed-format"):
+            # An example the app has not read (past --limit or the first rows): fetch it.
+            self.post_message(self.RowWanted(event.row, event.kind, event.detail))
+            return
+        self.show_unusable_row(event.row, event.kind, event.detail)
+
+    class RowWanted(Message):
+        """A problem row that is not among the examples read was picked: the app reads it."""
+
+        def __init__(self, row: int, kind: str, detail: str) -> None:
+            self.row = row
+            self.kind = kind
+            self.detail = detail
+            super().__init__()
+
+    def add_row(self, row: int, text: str) -> None:
+        """An example read on demand joins the picker (under its row number) and shows."""
+        if row not in self._choice_of_row:
+            self.rows.append(row)
+            self._choice_of_row[row] = len(self.choices)
+            self.choices.append((example_label(row, text, self.template), text))
+            picker = self.query_one("#example-picker", Select)
+            picker.set_options([(label, i) for i, (label, _) in enumerate(self.choices)])
+            picker.display = True
+        self.show_row(row)
+
+    def show_unusable_row(self, row: int, kind: str, detail: str) -> None:
+        """A row that is not an example (it cannot be read, or is of another type): say why."""
         self.text = ""
         self.labelings = {}
         self.pending = ()
         self.error = None
         self.query_one(ExampleEditor).load_text("")
-        self.grid.clear(f"row {event.row} cannot be shown as tokens")
+        self.grid.clear(f"row {row} cannot be shown as tokens")
         note = self.query_one("#row-problems", Static)
-        note.update(f"⚠ row {event.row}: {escape(event.kind)}: {escape(event.detail)}")
+        note.update(f"⚠ row {row}: {escape(kind)}: {escape(detail)}")
         note.display = True
 
     @on(Select.Changed, "#example-picker")

@@ -73,9 +73,9 @@ comes back to this list.
         self.border_title = head if final else f"{head} · checking…"
         self.border_subtitle = note
 
-    def progressed(self, rows: int, total: int) -> None:
+    def progressed(self, rows: int, total: int | None) -> None:
         if self.state != "done":
-            self.border_subtitle = f"checking row {rows:,} of {total:,}…"
+            self.border_subtitle = f"checking row {rows:,}" + (f" of {total:,}…" if total else "…")
 
     def failed(self, problem: str) -> None:
         self.state = "failed"

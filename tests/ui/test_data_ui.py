@@ -129,3 +129,25 @@ async def test_a_file_with_no_usable_row_is_one_clear_line(tiny_path, tmp_path, 
     assert main(["--model", str(tiny_path), "--data", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "no row of bad.jsonl can be used: bad.jsonl line 1 is not valid JSON" in err and "(and 1 more rows)" in err
+
+
+async def test_a_problem_row_past_the_rows_kept_is_read_when_picked(tiny_path, chats, monkeypatch):
+    import inspector.core.data as data
+
+    monkeypatch.setattr(data, "APP_ROWS", 3)  # the app keeps rows 1-3; the report still reads all 8
+    app = build_app(monkeypatch, ["--model", str(tiny_path), "--device", "cpu", "--data", str(chats)])
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await wait_until(pilot, lambda: _checked(app), what="the data report")
+        view = app.main.labels_view
+        assert view.rows == [1, 2]
+        plist = view.query_one(ProblemList)
+        assert {p.row for p in plist.problems} == {3, 4, 5, 8}
+        assert "later one is read when picked" in str(plist.border_subtitle)
+        await pilot.press("e")
+        plist.highlighted = next(i for i, p in enumerate(plist.problems) if p.row == 4)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: view.current_row == 4 and not view.pending, what="row 4, read on demand")
+        assert view.rows == [1, 2, 4] and "only a question" in view.text
+        assert "no-trained-tokens" in str(view.query_one("#row-problems").render())
+        assert app.errors == []
