@@ -139,6 +139,7 @@ def inspect_data(
     from inspector.core.conversations import ASSISTANT_ROLES, format_messages
     from inspector.core.data import row_to_text
     from inspector.core.datasource import classify, detect_format, iter_records, messages_of
+    from inspector.core.labels import special_token_ids
 
     start = time.perf_counter()
     tok = loaded.tokenizer
@@ -152,6 +153,7 @@ def inspect_data(
     )
     if tok.pad_token_id is not None and tok.pad_token_id == tok.eos_token_id:
         report.add(Problem(None, "pad-equals-eos", f"pad and eos are both {tok.eos_token!r}"))
+    special = special_token_ids(tok)
     first_kind: str | None = None
     for batch in _batches(iter_records(p, split=split, limit=limit, columns=columns), batch_size):
         formatted: list[tuple[int, FormattedExample]] = []
@@ -186,7 +188,7 @@ def inspect_data(
                 report.add(Problem(rec.row, kind_of, exc.problem))
                 continue
             formatted.append((rec.row, fe))
-        _label_batch(report, formatted, loaded, strategies, max_length)
+        _label_batch(report, formatted, loaded, strategies, max_length, special)
         if progress:
             progress(report.rows_read)
     if report.rows_read == 0:
@@ -196,8 +198,10 @@ def inspect_data(
 
 
 def _label_batch(report: DataReport, formatted: list[tuple[int, FormattedExample]], loaded: Any,
-                 strategies: Sequence[str], max_length: int | None) -> None:
-    from inspector.core.labels import encode, label_examples, mask_labels, special_token_ids
+                 strategies: Sequence[str], max_length: int | None, special: set[int]) -> None:
+    """Label a batch of formatted rows; `special` is the tokenizer's special ids (computed once
+    per report: Gemma's tokenizer has thousands of added tokens)."""
+    from inspector.core.labels import encode, label_examples, mask_labels
 
     tok = loaded.tokenizer
     if not formatted:
@@ -210,7 +214,6 @@ def _label_batch(report: DataReport, formatted: list[tuple[int, FormattedExample
         except InspectorError as exc:
             for row, _ in formatted:
                 report.add(Problem(row, "template-not-found", exc.problem, "trl"))
-    special = special_token_ids(tok)  # once per batch: Gemma's tokenizer has thousands of added tokens
     for row, fe in formatted:
         ids, offsets = encode(fe, tok)
         report.examples += 1
