@@ -182,3 +182,36 @@ async def test_a_lesson_demo_that_trains_shows_its_prepared_result(tiny_path, ca
         assert panel.text == demo["text"]
         assert panel.sources[app.lessons[number].id].startswith("replay of a run prepared")
         assert "runs it now" in str(panel.query_one("#demo-status").render())
+
+
+async def test_a_prepared_talk_replays_every_lessons_burst_and_demo(tiny_path, capsys):
+    """`prepare` with its defaults, then every lesson in turn: nothing trains live."""
+    from inspector.core.demos import DEMOS
+
+    args = ["prepare", "--model", str(tiny_path), "--device", "cpu", "--lr", str(FAST_LR)]
+    assert main(args) == 0
+    capsys.readouterr()
+    app = make_app(tiny_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        keys = {"copy": "c", "mask": "m", "trl": "t"}
+        demos = 0
+        for number, lesson in enumerate(app.lessons):
+            app.goto_lesson(number)
+            await pilot.pause()
+            if lesson.view in ("training", "predictions"):
+                await pilot.press(keys[lesson.strategy])
+                await wait_until(pilot, lambda: not app.training, what=f"lesson {number + 1}'s burst")
+            if lesson.demo and DEMOS[lesson.demo].on_demand:
+                panel = app.main.demo_panel
+                await pilot.press("g")
+                await wait_until(pilot, lambda: not panel.running and bool(panel.text), what="the demo")
+                assert panel.sources[lesson.id].startswith("replay of a run prepared"), lesson.id
+                demos += 1
+        await pilot.press("f3", "a")  # and all three strategies once more
+        await wait_until(pilot, lambda: not app.training, what="all three")
+        assert demos == 2
+        assert app.sessions == {}  # every burst was a replay: no model was trained
+        assert set(app.replays) == {"copy", "mask", "trl"}
+        assert app.replays["mask"].epochs_shown == 9  # lessons 4 and 10, then `a`: three bursts of 3
+        assert app.errors == []
