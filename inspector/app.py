@@ -577,7 +577,8 @@ class InspectorApp(DataRows, PreparedReplays, LessonExtras, App[int]):
 
 def run_app(args: argparse.Namespace) -> int:
     """Build the app from the command line's options, run it, and return its exit code."""
-    from inspector.cli import _read_leniently, _template
+    from inspector.cli import _template, data_options
+    from inspector.core.data import read_examples
 
     template = _template(args)
     data = getattr(args, "data", None)
@@ -588,19 +589,11 @@ def run_app(args: argparse.Namespace) -> int:
     if train_rows < 1:
         raise InspectorError(f"--train-rows must be at least 1, not {train_rows}", "pass a positive number")
     if data:
-        from inspector.core.datasource import parse_columns
-
-        read = _read_leniently(args, template)
+        options = data_options(args)
+        read = read_examples(data, template, **options)
         examples, problems = read.examples, read.problems
-        chat_template = examples[0].chat_template
-        options = {
-            "path": data,
-            "split": args.split,
-            "limit": args.limit,  # the report reads as far as the user asked: the whole file by default
-            "columns": parse_columns(args.columns),
-            "chat_template": chat_template,
-            "more": read.more,
-        }
+        # The data report reads as far as the user asked (--limit; the whole file by default).
+        options.update(path=data, more=read.more)
     app = InspectorApp(
         model=args.model,
         device=args.device or "auto",

@@ -301,35 +301,20 @@ def _examples(args: argparse.Namespace, template: Any) -> list:
 
     if not getattr(args, "data", None):
         return article_examples()
+    return load_examples(args.data, template, **data_options(args))
+
+
+def data_options(args: argparse.Namespace) -> dict[str, Any]:
+    """How to read --data: split, limit, column mapping and chat template, from the options."""
     from inspector.core.conversations import read_chat_template
     from inspector.core.datasource import parse_columns
 
-    chat_template = read_chat_template(args.chat_template) if args.chat_template else None
-    return load_examples(
-        args.data,
-        template,
-        split=args.split,
-        limit=args.limit,
-        columns=parse_columns(args.columns),
-        chat_template=chat_template,
-    )
-
-
-def _read_leniently(args: argparse.Namespace, template: Any) -> Any:
-    """The rows of --data as the app reads them: bad rows listed, not fatal (a DataRead)."""
-    from inspector.core.conversations import read_chat_template
-    from inspector.core.data import read_examples
-    from inspector.core.datasource import parse_columns
-
-    chat_template = read_chat_template(args.chat_template) if args.chat_template else None
-    return read_examples(
-        args.data,
-        template,
-        split=args.split,
-        limit=args.limit,
-        columns=parse_columns(args.columns),
-        chat_template=chat_template,
-    )
+    return {
+        "split": args.split,
+        "limit": args.limit,
+        "columns": parse_columns(args.columns),
+        "chat_template": read_chat_template(args.chat_template) if args.chat_template else None,
+    }
 
 
 def _check_data_early(args: argparse.Namespace) -> list:
@@ -563,12 +548,11 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         raise InspectorError(f"--strategies has unknown entries: {', '.join(bad) or '(none given)'}", f"choose from {', '.join(STRATEGIES)}")
     if args.train_rows < 1:
         raise InspectorError(f"--train-rows must be at least 1, not {args.train_rows}", "pass a positive number")
-    from inspector.core.data import article_examples
+    from inspector.core.data import article_examples, read_examples
 
     template = _template(args)
     if args.data:  # the rows the app trains on: the first --train-rows examples that can be used
-        read = _read_leniently(args, template)
-        examples = read.examples
+        examples = read_examples(args.data, template, **data_options(args)).examples
     else:
         examples = article_examples()
     from inspector.core.lessons import load_lessons

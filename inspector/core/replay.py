@@ -194,15 +194,20 @@ def save(run: PreparedRun | PreparedDemo) -> Path:
     return _write(run.key, asdict(run))
 
 
-def load(key: str) -> tuple[PreparedRun | None, str]:
-    """The stored run for `key`, or None and why not ("none stored", "corrupt: ...")."""
+def _load_as(key: str, cls: type, marker: str, what: str) -> tuple[Any, str]:
+    """The record stored under `key` as a `cls` (a body with a `marker` field), or None and why not."""
     body, why = _read(key)
-    if body is None or "result" not in body:
-        return None, why if body is None else "corrupt: not a training run"
+    if body is None or marker not in body:
+        return None, why if body is None else f"corrupt: not a {what}"
     try:
-        return PreparedRun(**body), "ok"
+        return cls(**body), "ok"
     except TypeError as exc:
         return None, f"corrupt: {type(exc).__name__}"
+
+
+def load(key: str) -> tuple[PreparedRun | None, str]:
+    """The stored run for `key`, or None and why not ("none stored", "corrupt: ...")."""
+    return _load_as(key, PreparedRun, "result", "training run")
 
 
 # --- lesson demos that train ------------------------------------------------------------
@@ -248,13 +253,7 @@ def demo_spec(fingerprint: str, ctx: Any, name: str, versions: dict[str, str]) -
 def find_demo(loaded: Any, ctx: Any, name: str) -> tuple[PreparedDemo | None, str]:
     """The stored result of demo `name` run with exactly this context, or why there is none."""
     key = spec_key(demo_spec(model_fingerprint(loaded), ctx, name, library_versions()))
-    body, why = _read(key)
-    if body is None or "text" not in body:
-        return None, why if body is None else "corrupt: not a demo"
-    try:
-        return PreparedDemo(**body), "ok"
-    except TypeError as exc:
-        return None, f"corrupt: {type(exc).__name__}"
+    return _load_as(key, PreparedDemo, "text", "demo")
 
 
 def prepare_demo(loaded: Any, ctx: Any, name: str) -> PreparedDemo:

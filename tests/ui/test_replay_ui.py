@@ -215,3 +215,27 @@ async def test_a_prepared_talk_replays_every_lessons_burst_and_demo(tiny_path, c
         assert set(app.replays) == {"copy", "mask", "trl"}
         assert app.replays["mask"].epochs_shown == 9  # lessons 4 and 10, then `a`: three bursts of 3
         assert app.errors == []
+
+
+async def test_a_run_prepared_on_own_data_replays_in_the_app_on_that_data(tiny_path, tmp_path, monkeypatch, capsys):
+    from inspector import app as app_module
+    from inspector.cli import build_parser
+
+    data = tmp_path / "rows.jsonl"
+    rows = [{"prompt": w, "completion": t} for w, t in (("dog", "perro"), ("cat", "gato"), ("red", "rojo"))]
+    data.write_text("".join(json.dumps(r) + "\n" for r in [rows[0], "broken", *rows[1:]]).replace('"broken"', "{"))
+    common = ["--model", str(tiny_path), "--device", "cpu", "--data", str(data), "--train-rows", "2"]
+    prepare = ["prepare", *common, "--strategies", "mask", "--epochs", "3", "--lr", str(FAST_LR), "--no-demos"]
+    assert main(prepare) == 0
+    capsys.readouterr()
+    seen = {}
+    monkeypatch.setattr(app_module.InspectorApp, "run", lambda self: seen.setdefault("app", self))
+    assert app_module.run_app(build_parser().parse_args([*common, "--replay-speed", "instant"])) == 0
+    app = seen["app"]
+    app.burst_defaults = (3, FAST_LR, 1)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await pilot.press("f3", "m")
+        await wait_until(pilot, lambda: not app.training and "mask" in app.main.training_view.results, what="the burst")
+        assert "mask" in app.replays and app.sessions == {}
+        assert app.replays["mask"].run.steps_per_epoch == 2  # rows 1 and 3: the broken row 2 is skipped
