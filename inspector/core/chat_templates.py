@@ -1,4 +1,8 @@
-"""Chat templates and assistant-only masks: the same data through `apply_chat_template`.
+"""Chat templates and assistant-only masks (lesson 9): the same data through `apply_chat_template`.
+
+Rendering conversations for training (content spans, the article format and back, the
+`{% generation %}` markers) is `conversations`; this module asks transformers and TRL
+which tokens they would train under a template.
 
 A model's chat template renders a list of messages as text. When it wraps what the
 assistant writes in `{% generation %}` ... `{% endgeneration %}`, transformers can return
@@ -11,39 +15,22 @@ from __future__ import annotations
 
 import copy
 import logging
-import re
 import tempfile
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from inspector.core.chat import ARTICLE_TEMPLATE, ChatTemplate, split_turns
-from inspector.core.errors import InspectorError
+from inspector.core.conversations import conversation, without_markers
 from inspector.core.labels import IGNORE_INDEX, TokenRow, make_rows
 
+__all__ = ["conversation", "without_markers", "generation_template", "chat_template_view", "trl_assistant_only"]
+
 TEMPLATE_FILE = "gemma-generation.jinja"
-_MARKERS = re.compile(r"{%-?\s*(end)?generation\s*-?%}")
 
 
 def generation_template() -> str:
     """The shipped Jinja chat template in Gemma's turn format, with generation markers."""
     return (resources.files("inspector") / "templates" / TEMPLATE_FILE).read_text(encoding="utf-8")
-
-
-def without_markers(template: str) -> str:
-    """The same template with its `{% generation %}` / `{% endgeneration %}` tags removed."""
-    return _MARKERS.sub("", template)
-
-
-def conversation(text: str, template: ChatTemplate = ARTICLE_TEMPLATE) -> list[dict[str, str]]:
-    """A `### Human:` / `### Assistant:` text as chat messages (user / assistant)."""
-    roles = {"human": "user", "assistant": "assistant"}
-    messages = [
-        {"role": roles[t.role], "content": t.content.strip()} for t in split_turns(text, template) if t.role in roles
-    ]
-    if not any(m["role"] == "assistant" for m in messages):
-        raise InspectorError("the text has no assistant turn", "write it as '### Human: ...### Assistant: ...'")
-    return messages
 
 
 @dataclass(frozen=True)

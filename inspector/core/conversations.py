@@ -13,11 +13,12 @@ template from a file cannot reach Python objects or the file system.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from inspector.core.chat import ARTICLE_TEMPLATE, ChatTemplate, FormattedExample, add_special_tokens
+from inspector.core.chat import ARTICLE_TEMPLATE, ChatTemplate, FormattedExample, add_special_tokens, split_turns
 from inspector.core.errors import InspectorError
 
 ASSISTANT_ROLES = ("assistant", "model", "gpt", "bot")
@@ -36,9 +37,19 @@ def read_chat_template(path: str | Path) -> str:
     return text
 
 
+_MARKERS = re.compile(r"{%-?\s*(end)?generation\s*-?%}")
+
+
 def has_generation_markers(template: str | None) -> bool:
-    """TRL's assistant_only_loss and transformers' assistant masks need `{% generation %}`."""
-    return bool(template) and "generation" in template and "endgeneration" in template
+    """TRL's assistant_only_loss and transformers' assistant masks need `{% generation %}`
+    and `{% endgeneration %}`."""
+    found = {m.group(1) or "" for m in _MARKERS.finditer(template or "")}
+    return found == {"", "end"}
+
+
+def without_markers(template: str) -> str:
+    """The same template with its `{% generation %}` / `{% endgeneration %}` tags removed."""
+    return _MARKERS.sub("", template)
 
 
 def to_article_text(messages: Sequence[dict[str, str]], template: ChatTemplate = ARTICLE_TEMPLATE) -> str:
@@ -55,11 +66,23 @@ def to_article_text(messages: Sequence[dict[str, str]], template: ChatTemplate =
     return out
 
 
+def conversation(text: str, template: ChatTemplate = ARTICLE_TEMPLATE) -> list[dict[str, str]]:
+    """A `### Human:` / `### Assistant:` text as chat messages (user / assistant): the
+    inverse of `to_article_text`."""
+    roles = {"human": "user", "assistant": "assistant"}
+    messages = [
+        {"role": roles[t.role], "content": t.content.strip()} for t in split_turns(text, template) if t.role in roles
+    ]
+    if not any(m["role"] == "assistant" for m in messages):
+        raise InspectorError("the text has no assistant turn", "write it as '### Human: ...### Assistant: ...'")
+    return messages
+
+
 def _special_strings(tokenizer: Any) -> list[str]:
-    found = set(tokenizer.all_special_tokens)
-    for tok in getattr(tokenizer, "added_tokens_decoder", {}).values():
-        if getattr(tok, "special", False):
-            found.add(str(tok))
+    """Every special token's text, longest first (a closing token is matched greedily)."""
+    from inspector.core.labels import special_token_ids
+
+    found = {str(tokenizer.convert_ids_to_tokens(i)) for i in special_token_ids(tokenizer)}
     return sorted((s for s in found if s), key=len, reverse=True)
 
 

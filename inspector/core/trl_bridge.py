@@ -109,7 +109,16 @@ def make_sft_trainer(
 
     conversational = is_conversational(examples)
     extra: dict[str, Any] = {}
+    no_markers = InspectorError(
+        "TRL's assistant_only_loss found no assistant tokens: the chat template has no "
+        "{% generation %} ... {% endgeneration %} markers around the assistant's turns",
+        "pass --chat-template FILE with a template that marks them (the mask strategy works without)",
+    )
     if conversational:
+        from inspector.core.conversations import has_generation_markers
+
+        if not has_generation_markers(examples[0].chat_template):
+            raise no_markers  # said before TRL is asked: it would refuse the same way
         # TRL's loss on assistant turns only, from the template's {% generation %} markers.
         template_file = Path(output_dir) / "chat_template.jinja"
         template_file.write_text(examples[0].chat_template or "", encoding="utf-8")
@@ -145,11 +154,7 @@ def make_sft_trainer(
         )
     except (RuntimeError, ValueError) as exc:
         if conversational and ("assistant" in str(exc) or "generation" in str(exc)):
-            raise InspectorError(
-                "TRL's assistant_only_loss found no assistant tokens: the chat template has no "
-                "{% generation %} ... {% endgeneration %} markers around the assistant's turns",
-                "pass --chat-template FILE with a template that marks them (the mask strategy works without)",
-            ) from exc
+            raise no_markers from exc
         raise
     finally:
         if conversational:
