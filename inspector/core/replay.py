@@ -318,10 +318,12 @@ def prepare(
                 last[0] = now
 
             def on_epoch(log: EpochLog, session: Any = session) -> None:
+                began = time.perf_counter()
                 predictions[str(log.epoch)] = {
                     text: [r.to_dict() for r in teacher_forced(session.model, loaded.tokenizer, ids)]
                     for text, ids in targets.items()
                 }
+                last[0] += time.perf_counter() - began  # a live burst does not wait for these: nor does a replay
                 progress(f"{strategy}: epoch {log.epoch}, loss {log.loss:.4f}, held-out {log.holdout!r}")
 
             last[0] = time.perf_counter()
