@@ -37,13 +37,19 @@ def _idle(app) -> bool:
     return not app.training
 
 
+async def _first_mask_burst(pilot, app):
+    """Start the app, press `m` in the training view, wait for the burst; the training view."""
+    await started(pilot)
+    await pilot.press("f3", "m")
+    view = app.main.training_view
+    await wait_until(pilot, lambda: "mask" in view.results and _idle(app), what="the burst")
+    return view
+
+
 async def test_a_prepared_burst_replays_instantly_labelled_and_continues(tiny_path, prepared):
     app = make_app(tiny_path)
     async with app.run_test(size=SIZE) as pilot:
-        await started(pilot)
-        await pilot.press("f3", "m")
-        view = app.main.training_view
-        await wait_until(pilot, lambda: "mask" in view.results and _idle(app), what="the replay")
+        view = await _first_mask_burst(pilot, app)
         await pilot.pause()
         run = prepared["mask"]
         panel = view.panel("mask")
@@ -92,10 +98,7 @@ async def test_a_training_example_shows_its_stored_predictions(tiny_path, prepar
 async def test_live_runs_train_and_a_replayed_strategy_asks_for_a_reset(tiny_path, prepared):
     app = make_app(tiny_path)
     async with app.run_test(size=SIZE) as pilot:
-        await started(pilot)
-        await pilot.press("f3", "m")
-        view = app.main.training_view
-        await wait_until(pilot, lambda: "mask" in view.results and _idle(app), what="the replay")
+        view = await _first_mask_burst(pilot, app)
         view.set_source("live")
         await pilot.pause()
         await pilot.press("m")
