@@ -585,9 +585,7 @@ def run_app(args: argparse.Namespace) -> int:
     examples: list[Example] | None = None
     problems: list[Any] = []
     options = None
-    train_rows = getattr(args, "train_rows", None) or TRAIN_ROWS
-    if train_rows < 1:
-        raise InspectorError(f"--train-rows must be at least 1, not {train_rows}", "pass a positive number")
+    train_rows = getattr(args, "train_rows", TRAIN_ROWS)  # at least 1: the parser checks it
     if data:
         options = data_options(args)
         read = read_examples(data, template, **options)

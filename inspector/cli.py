@@ -103,12 +103,23 @@ def _burst_options(parser: argparse.ArgumentParser, *, required_strategy: bool) 
     )
 
 
+def _at_least_one(text: str) -> int:
+    """argparse type of a count: a whole number of 1 or more, or a message saying so."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number: pass 1 or more") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def _train_rows_option(parser: argparse.ArgumentParser) -> None:
     from inspector.core.data import TRAIN_ROWS
 
     parser.add_argument(
         "--train-rows",
-        type=int,
+        type=_at_least_one,
         metavar="N",
         default=TRAIN_ROWS,
         help=f"with --data: the bursts train on the first N examples that can be used (default {TRAIN_ROWS})",
@@ -546,8 +557,6 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     bad = [x for x in strategies if x not in STRATEGIES]
     if bad or not strategies:
         raise InspectorError(f"--strategies has unknown entries: {', '.join(bad) or '(none given)'}", f"choose from {', '.join(STRATEGIES)}")
-    if args.train_rows < 1:
-        raise InspectorError(f"--train-rows must be at least 1, not {args.train_rows}", "pass a positive number")
     from inspector.core.data import article_examples, read_examples
 
     template = _template(args)

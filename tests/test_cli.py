@@ -189,6 +189,17 @@ def test_bad_options(capsys, tiny_path):
     assert "unknown device" in _error(capsys, "labels", "--model", str(tiny_path), "--device", "tpu")
 
 
+@pytest.mark.parametrize("argv", [["--train-rows", "0"], ["prepare", "--train-rows", "-2"], ["--train-rows", "x"]])
+def test_train_rows_must_be_a_count(capsys, argv):
+    from inspector.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(argv)  # the app never opens: the parser refuses the value
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "--train-rows" in err and ("at least 1" in err or "whole number" in err)
+
+
 def test_help_does_not_import_torch():
     code = (
         "import sys, contextlib, io\n"
