@@ -17,7 +17,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -137,12 +137,6 @@ class PreparedRun:
 
         rows = self.predictions.get(str(epoch), {}).get(text)
         return None if rows is None else [PredictionRow.from_dict(r) for r in rows]
-
-    def predictions_after(self, epochs: int, text: str | None = None) -> list[dict[str, Any]] | None:
-        by_text = self.predictions.get(str(epochs), {})
-        if text is None:
-            text = self.spec.get("predict", "")
-        return by_text.get(text)
 
     @property
     def created_text(self) -> str:
@@ -395,7 +389,3 @@ def find(loaded: Any, examples: Sequence[FormattedExample], strategy: str, setti
     if run is not None and run.epochs < settings.epochs:
         return None, f"prepared for {run.epochs} epochs only"
     return run, why
-
-
-def with_epochs(settings: BurstSettings, epochs: int) -> BurstSettings:
-    return replace(settings, epochs=epochs)

@@ -30,8 +30,8 @@ def test_prepare_stores_a_run_that_replays_exactly(tiny):
     assert [s.loss for s in burst.steps] == [s["loss"] for s in run.result["steps"]]
     one = found.burst(1)
     assert len(one.steps) == 5 and [e.epoch for e in one.epochs] == [1]
-    rows = found.predictions_after(2)
-    assert len(rows) == len(ids) and rows[0]["input_id"] == ids[0]
+    rows = found.predictions_for(text, 2)
+    assert len(rows) == len(ids) and rows[0].input_id == ids[0]
     # The base model was not trained: prepare works on a copy.
     assert found.burst(2).epochs[-1].loss < found.burst(2).epochs[0].loss
 
