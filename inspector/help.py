@@ -14,6 +14,7 @@ GENERAL = """\
 | `F2` / `F3` / `F4` | labels / training / predictions view |
 | `s` | the code behind the lesson's view, runnable on its own |
 | `g` | run the lesson's demo, where it trains copies of the model |
+| `e` | with `--data`: the list of problem rows of your data |
 | `Tab` / `Shift+Tab` | move the focus |
 | `F1` or `?` | this help, for the part in focus |
 | `Ctrl+P` | command palette: jump to a lesson, train, switch strategy… |

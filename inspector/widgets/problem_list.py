@@ -30,7 +30,7 @@ file, rows of a table), with the reason: a row that cannot be read or fits none 
 dataset types, a row of another type than the rest, a template not found, every label
 -100, an answer whose closing eos is never trained, truncation into an answer. `↑`/`↓`
 move, `Enter` shows the row in the grid above (a row that cannot be read shows why). The
-same report, on all rows, is `causallm-inspect inspect-data FILE`. `e`, from any view,
+same report in the terminal is `causallm-inspect inspect-data FILE`. `e`, from any view,
 comes back to this list.
 """
 
