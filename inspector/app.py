@@ -154,14 +154,17 @@ class InspectorApp(DataRows, PreparedReplays, LessonExtras, App[int]):
         lessons: list[Lesson] | None = None,
         bos_token: str | None = None,
         eos_token: str | None = None,
-        runs: str = "1",
+        runs: str | None = None,
         data_problems: Sequence[Any] = (),
         data_options: dict[str, Any] | None = None,
         train_rows: int = TRAIN_ROWS,
     ) -> None:
         super().__init__()
         self._init_replays()
-        self.runs_source = runs  # the runs selector's first value: "live" or a replay speed
+        # The runs selector's first value: "live" or a replay speed. None: replay as recorded
+        # where prepared runs are stored for the model, else live (said once it is loaded).
+        self.runs_chosen = runs is not None
+        self.runs_source = runs or "1"
         self.model_spec = model
         self.special_tokens = {"bos_token": bos_token, "eos_token": eos_token}
         self.device = device
@@ -339,13 +342,21 @@ class InspectorApp(DataRows, PreparedReplays, LessonExtras, App[int]):
             progress=lambda text: self.post_message(ModelLoadProgressed(text)),
             **self.special_tokens,
         )
+        from inspector.core.replay import stored_runs_of
+
         pairs, problems = format_leniently(self.examples, loaded.tokenizer, self.template, loaded.name)
         self._formatted_by_text = {ex.text: fe for ex, fe in pairs}
         self.train_examples = [ex for ex, _ in pairs[: self.train_rows]]
+        try:
+            prepared = stored_runs_of(loaded)
+        except OSError:  # an unreadable store: nothing to replay
+            prepared = []
         if not pairs:  # bad data: the model is still good for the lessons
             self.post_message(ModelLoaded(loaded, [], data_error=str(problems[0]), problems=problems))
             return
-        self.post_message(ModelLoaded(loaded, [fe for _, fe in pairs[: self.train_rows]], problems=problems))
+        self.post_message(
+            ModelLoaded(loaded, [fe for _, fe in pairs[: self.train_rows]], problems=problems, prepared=prepared)
+        )
 
     def on_model_load_progressed(self, message: ModelLoadProgressed) -> None:
         self.main.model_progressed(message.text)
@@ -358,6 +369,7 @@ class InspectorApp(DataRows, PreparedReplays, LessonExtras, App[int]):
         trust = " · ⚠ trust_remote_code ON" if lm.trust_remote_code else ""
         self.sub_title = f"{short_name(lm)} · {lm.device} · {cache}{trust}"
         self.main.model_ready(lm)
+        self._say_prepared(message.prepared)
         if message.data_error:
             self.data_error = message.data_error
             self.show_error("The training data has a problem", message.data_error)
@@ -369,6 +381,27 @@ class InspectorApp(DataRows, PreparedReplays, LessonExtras, App[int]):
                 title="Warning",
                 severity="warning",
                 timeout=10,
+            )
+
+    def _say_prepared(self, strategies: list[str]) -> None:
+        """The runs selector offers prepared runs only where some are stored for this model."""
+        view = self.main.training_view
+        if strategies:
+            names = ", ".join(sorted(set(strategies)))
+            view.set_runs_note(f"prepared for this model by [b]causallm-inspect prepare[/b]: {names}")
+            return
+        asked = self.runs_chosen and view.read_source() != "live"
+        view.set_source("live")
+        view.set_runs_note(
+            "no prepared runs for this model: bursts train live · [b]causallm-inspect prepare[/b] stores them"
+        )
+        if asked:
+            self.notify(
+                f"--replay-speed {self.runs_source}: no run is prepared for this model, so bursts train live. "
+                "Run causallm-inspect prepare first to replay on stage.",
+                title="Prepared runs",
+                severity="warning",
+                timeout=8,
             )
 
     # --- labels ----------------------------------------------------------------------------
@@ -575,6 +608,10 @@ class InspectorApp(DataRows, PreparedReplays, LessonExtras, App[int]):
         return add_special_tokens(text, tok.bos_token, tok.eos_token, self.template, model_name=self.loaded.name)
 
 
+def _given(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
 def run_app(args: argparse.Namespace) -> int:
     """Build the app from the command line's options, run it, and return its exit code."""
     from inspector.cli import _template, data_options
@@ -601,7 +638,7 @@ def run_app(args: argparse.Namespace) -> int:
         data_name=data,
         bos_token=getattr(args, "bos_token", None),
         eos_token=getattr(args, "eos_token", None),
-        runs="live" if getattr(args, "live", False) else str(getattr(args, "replay_speed", None) or "1"),
+        runs="live" if getattr(args, "live", False) else _given(getattr(args, "replay_speed", None)),
         data_problems=problems,
         data_options=options,
         train_rows=train_rows,

@@ -27,9 +27,15 @@ class ModelLoaded(Message):
     """The model, its tokenizer and the formatted training examples are ready."""
 
     def __init__(
-        self, loaded: Any, formatted: list[Any], data_error: str | None = None, problems: list[Any] | None = None
+        self,
+        loaded: Any,
+        formatted: list[Any],
+        data_error: str | None = None,
+        problems: list[Any] | None = None,
+        prepared: list[str] | None = None,
     ) -> None:
         self.loaded = loaded
+        self.prepared = prepared or []  # strategies with prepared runs stored for this model
         self.formatted = formatted  # the examples the bursts train on
         self.data_error = data_error  # no example could be formatted: no training until fixed
         self.problems = problems or []  # data rows that could not be formatted (RowProblem)

@@ -113,7 +113,9 @@ class PreparedReplays:
                 return False, None
             run, why = replay.find(self.loaded, self.formatted, strategy, settings, self._predict_text())
             if run is None:
-                if why != "none stored":
+                if why == "none stored":
+                    self._tell(f"No {strategy} run is prepared for this model: training live.", "information")
+                else:
                     self._tell(f"No prepared run for {strategy} ({why}): training live.", "warning")
                 return False, None
             state = self.replays[strategy] = ReplayState(run)

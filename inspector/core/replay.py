@@ -379,6 +379,21 @@ def explain_miss(spec: dict[str, Any]) -> str:
     return best[1] if best else "none stored"
 
 
+def stored_runs_of(loaded: Any) -> list[str]:
+    """The strategies of the prepared runs stored for this model's weights (any data or settings).
+
+    The app's runs selector says "prepared" only where there is something to replay.
+    """
+    folder = store_dir()
+    fingerprint = model_fingerprint(loaded)
+    found = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        run, _ = load(path.stem)  # demos and broken files load as None
+        if run is not None and run.spec.get("model") == fingerprint:
+            found.append(run.strategy)
+    return found
+
+
 def find(loaded: Any, examples: Sequence[FormattedExample], strategy: str, settings: BurstSettings,
          predict_text: str) -> tuple[PreparedRun | None, str]:
     """The prepared run that recorded exactly this burst (or a longer one), if any, or why not."""

@@ -128,6 +128,10 @@ steps, `x` resets every strategy to the untrained model.
     def set_source(self, value: str) -> None:
         self.query_one("#set-runs", Select).value = value
 
+    def set_runs_note(self, text: str) -> None:
+        """What the runs selector can replay here (markup)."""
+        self.query_one("#runs-note", Static).update(text)
+
     @on(Input.Submitted)
     def _settings_entered(self) -> None:
         # Enter leaves the field, so the training keys (c, m, t...) work again.

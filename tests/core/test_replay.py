@@ -170,3 +170,11 @@ def test_a_demo_is_stored_and_found_for_its_context_only(tiny):
     assert replay.find_demo(tiny, ctx, "step-timing")[0] is None
     # a demo is not a training run: find() never mistakes one for the other
     assert replay.load(stored.key)[0] is None
+
+
+def test_the_stored_runs_of_a_model_are_listed_and_others_are_not(tiny, tiny_bos):
+    assert replay.stored_runs_of(tiny) == []  # a fresh cache: nothing to replay
+    fes, text, ids = _setup(tiny)
+    replay.prepare(tiny, fes, ["mask"], SETTINGS, ids, text)
+    assert replay.stored_runs_of(tiny) == ["mask"]
+    assert replay.stored_runs_of(tiny_bos) == []  # another model's weights

@@ -301,7 +301,7 @@ def test_run_app_builds_the_app_from_the_command_line(monkeypatch, tmp_path):
     app = seen["app"]
     assert app.model_spec == "somewhere" and app.device == "cpu" and app.data_name == str(data)
     assert [e.text for e in app.examples] == ["\n\n### Human: cat\n\n### Assistant: gato"]
-    assert app.runs_source == "1"  # prepared runs replay as recorded unless told otherwise
+    assert app.runs_source == "1" and not app.runs_chosen  # replay as recorded where prepared runs exist
     assert app_module.run_app(build_parser().parse_args(["--replay-speed", "5"])) == 0
     assert seen["app"].runs_source == "5"
     assert app_module.run_app(build_parser().parse_args(["--live", "--replay-speed", "5"])) == 0

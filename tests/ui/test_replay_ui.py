@@ -242,3 +242,31 @@ async def test_a_run_prepared_on_own_data_replays_in_the_app_on_that_data(tiny_p
         await wait_until(pilot, lambda: not app.training and "mask" in app.main.training_view.results, what="the burst")
         assert "mask" in app.replays and app.sessions == {}
         assert app.replays["mask"].run.steps_per_epoch == 2  # rows 1 and 3: the broken row 2 is skipped
+
+
+async def test_with_no_prepared_run_the_selector_says_live_and_why(tiny_path):
+    app = InspectorApp(model=str(tiny_path), device="cpu", learning_rate=FAST_LR)  # the default: no --replay-speed
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        view = app.main.training_view
+        assert view.read_source() == "live"
+        note = str(view.query_one("#runs-note").render())
+        assert "no prepared runs for this model" in note and "train live" in note
+        assert not any("replay-speed" in n.message for n in app._notifications)
+
+
+async def test_an_asked_replay_speed_without_prepared_runs_is_told(tiny_path):
+    app = make_app(tiny_path, runs="5")
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        assert app.main.training_view.read_source() == "live"
+        assert any("--replay-speed 5: no run is prepared" in n.message for n in app._notifications)
+
+
+async def test_with_prepared_runs_the_selector_replays_and_names_them(tiny_path, prepared):
+    app = InspectorApp(model=str(tiny_path), device="cpu", learning_rate=FAST_LR)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        view = app.main.training_view
+        assert view.read_source() == "1"
+        assert "copy, mask" in str(view.query_one("#runs-note").render())
