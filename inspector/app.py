@@ -88,6 +88,18 @@ class InspectorCommands(Provider):
             yield DiscoveryHit(text, command, text=text, help=help_text)
 
 
+def screenshot_folder() -> Path:
+    """Where Ctrl+P → Screenshot saves: the Downloads folder where there is one, else the working folder."""
+    import os
+
+    from platformdirs import user_downloads_path
+
+    downloads = user_downloads_path()
+    if downloads.is_dir() and os.access(downloads, os.W_OK):
+        return downloads
+    return Path.cwd()
+
+
 def _readable(error: BaseException) -> str:
     """A user-facing line for any worker error: InspectorError as it is, others by type and message."""
     if isinstance(error, InspectorError):
@@ -294,6 +306,18 @@ class InspectorApp(DataRows, PreparedReplays, LessonExtras, App[int]):
             return
         view = self.main.current_view_widget if self.screen is self.main else None
         self.push_screen(HelpScreen(help_for(self.focused or self.screen, view)))
+
+    # --- screenshots -----------------------------------------------------------------------
+
+    def deliver_screenshot(
+        self, filename: str | None = None, path: str | None = None, time_format: str | None = None
+    ) -> str | None:
+        # Textual saves to ~/Downloads, which many machines (servers, containers) do not have.
+        return super().deliver_screenshot(filename, path or str(screenshot_folder()), time_format)
+
+    def _on_delivery_failed(self, event: events.DeliveryFailed) -> None:
+        if event.name == "screenshot":
+            self.show_error("The screenshot was not saved", f"{event.exception}. Check that the folder is writable.")
 
     # --- errors ----------------------------------------------------------------------------
 

@@ -349,3 +349,18 @@ async def test_a_terminal_too_small_gets_a_notice_and_nothing_is_lost(tiny_path)
         await pilot.resize_terminal(120, 40)
         await wait_until(pilot, lambda: not isinstance(app.screen, TooSmallScreen), what="the notice to go")
         assert app.main.labels_view.grid.rows  # the labels computed meanwhile are there
+
+
+async def test_a_screenshot_is_saved_where_there_is_no_downloads_folder(tiny_path, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # a home without ~/Downloads
+    monkeypatch.setenv("XDG_DOWNLOAD_DIR", str(tmp_path / "home" / "Downloads"))
+    monkeypatch.chdir(tmp_path)
+    app = make_app(tiny_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        app.action_screenshot()
+        await wait_until(pilot, lambda: list(tmp_path.glob("*.svg")) or app.errors, what="the screenshot")
+        await wait_until(pilot, lambda: any("Saved screenshot" in n.message for n in app._notifications))
+    assert not app.errors
+    (svg,) = tmp_path.glob("*.svg")
+    assert "causallm-inspect" in svg.read_text()
