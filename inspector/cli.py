@@ -138,8 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     talk.add_argument(
         "--replay-speed",
         choices=("1", "2", "5", "instant"),
-        default="1",
-        help="replay prepared bursts as fast as recorded (1), faster, or at once (default 1)",
+        default=None,
+        help="replay prepared bursts as fast as recorded (1), faster, or at once (default 1, where runs are prepared)",
     )
     talk.add_argument("--live", action="store_true", help="never replay prepared runs: every burst trains now")
     _train_rows_option(parser)

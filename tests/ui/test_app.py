@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -292,7 +293,7 @@ def test_run_app_builds_the_app_from_the_command_line(monkeypatch, tmp_path):
     data.write_text(json.dumps({"prompt": "cat", "completion": "gato"}) + "\n")
     seen = {}
 
-    def fake_run(self):
+    def fake_run(self, **options):
         seen["app"] = self
 
     monkeypatch.setattr(app_module.InspectorApp, "run", fake_run)
@@ -364,3 +365,30 @@ async def test_a_screenshot_is_saved_where_there_is_no_downloads_folder(tiny_pat
     assert not app.errors
     (svg,) = tmp_path.glob("*.svg")
     assert "causallm-inspect" in svg.read_text()
+
+
+_QUIT_WHILE_LOADING = """
+import threading
+from textual.worker import WorkerState
+from inspector.core import models
+from inspector.app import InspectorApp, run_until_quit
+
+models.load_model = lambda *a, **k: threading.Event().wait()  # a conversion that never ends
+
+async def quit_while_loading(pilot):
+    while not any(w.group == "load" and w.state == WorkerState.RUNNING for w in pilot.app.workers):
+        await pilot.pause(0.05)
+    pilot.app.exit(return_code=3)
+
+code = run_until_quit(InspectorApp(model=None), headless=True, auto_pilot=quit_while_loading)
+raise SystemExit(code)
+"""
+
+
+def test_quitting_while_the_model_converts_ends_the_process_at_once(tmp_path):
+    env = {**os.environ, "CAUSALLM_INSPECT_CACHE": str(tmp_path / "cache")}
+    done = subprocess.run(
+        [sys.executable, "-c", _QUIT_WHILE_LOADING], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert done.returncode == 3, done.stderr  # the app's own exit code, not a hang or a crash
+    assert "Traceback" not in done.stderr
