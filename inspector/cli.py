@@ -572,8 +572,11 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     epochs = args.epochs or PREPARED_BURSTS * longest
     seed = args.seed if args.seed is not None else DEFAULT_SEED
     settings = BurstSettings(epochs=epochs, learning_rate=args.lr, seed=seed)
-    loaded, template = _load(args)
     from inspector.core import replay
+    from inspector.core.models import writable_folder
+
+    writable_folder(replay.store_dir())  # before minutes of training, not after
+    loaded, template = _load(args)
     from inspector.core.data import format_leniently
     from inspector.core.predictions import prediction_input
 

@@ -292,3 +292,27 @@ def test_a_one_megabyte_row_is_a_clear_error_not_a_hang(capsys, tiny_path, tmp_p
     assert code == 0
     problems = json.loads(capsys.readouterr().out)["problems"]
     assert [(p["row"], p["kind"]) for p in problems if p["strategy"] == "mask"] == [(1, "truncated-answer")]
+
+
+def test_data_nested_too_deeply_is_a_bad_row_not_a_traceback(capsys, tiny_path, tmp_path):
+    deep = "[" * 5000 + "]" * 5000
+    jsonl = tmp_path / "deep.jsonl"
+    jsonl.write_text(json.dumps({"text": "x"})[:-1] + f', "extra": {deep}}}\n')
+    assert "line 1 is nested too deeply" in _error(capsys, "labels", "--model", str(tiny_path), "--data", str(jsonl))
+    whole = tmp_path / "deep.json"
+    whole.write_text(deep)
+    assert "deep.json is nested too deeply" in _error(capsys, "labels", "--model", str(tiny_path), "--data", str(whole))
+    from inspector.cli import main
+
+    assert main(["inspect-data", str(jsonl), "--model", str(tiny_path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [(p["row"], p["kind"]) for p in report["problems"]] == [(1, "bad-row")]
+
+
+@pytest.mark.parametrize("command", [["labels"], ["prepare", "--epochs", "1", "--model", "TINY"]])
+def test_a_cache_folder_that_cannot_be_made_is_one_clear_line(capsys, tiny_path, tmp_path, monkeypatch, command):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("CAUSALLM_INSPECT_CACHE", str(blocker / "cache"))
+    line = _error(capsys, *[str(tiny_path) if a == "TINY" else a for a in command])
+    assert f"the cache folder {blocker / 'cache'}" in line and "CAUSALLM_INSPECT_CACHE" in line

@@ -114,6 +114,10 @@ def iter_records(
             return
 
 
+# Python's JSON reader recurses once per level; no chat row comes near its limit of ~1,000.
+TOO_DEEP = "is nested too deeply to read (lists or objects over about 1,000 levels deep)"
+
+
 def _jsonl(p: Path, split: str | None) -> Iterator[Record]:
     _no_split(p, split)
     try:
@@ -126,6 +130,9 @@ def _jsonl(p: Path, split: str | None) -> Iterator[Record]:
                 except json.JSONDecodeError as exc:
                     yield Record(n, None, f"is not valid JSON ({exc.msg} at column {exc.colno})", "line")
                     continue
+                except RecursionError:
+                    yield Record(n, None, TOO_DEEP, "line")
+                    continue
                 rec = _as_record(n, obj)
                 yield Record(rec.row, rec.data, rec.error, "line")
     except UnicodeDecodeError as exc:
@@ -137,6 +144,8 @@ def _json(p: Path, split: str | None) -> Iterator[Record]:
         obj = json.loads(p.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:
         raise InspectorError(f"{p.name} is not UTF-8 text", "save the file as UTF-8") from exc
+    except RecursionError as exc:
+        raise InspectorError(f"{p.name} {TOO_DEEP}", "flatten the data: rows of plain objects, lists and strings") from exc
     except json.JSONDecodeError as exc:
         hint = " (one object per line is JSONL: name the file .jsonl)" if exc.msg.startswith("Extra data") else ""
         raise InspectorError(
@@ -178,6 +187,9 @@ def _csv(p: Path, split: str | None) -> Iterator[Record]:
                     if key in ("messages", "prompt", "completion") and value is not None and value.lstrip().startswith("["):
                         try:
                             value = json.loads(value)
+                        except RecursionError:
+                            yield Record(n, None, f'column "{key}" {TOO_DEEP}')
+                            break
                         except json.JSONDecodeError:
                             yield Record(n, None, f'column "{key}" looks like a JSON list but is not valid JSON')
                             break

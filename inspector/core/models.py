@@ -47,6 +47,20 @@ def cache_dir() -> Path:
     return Path(user_cache_dir("causallm-inspect", appauthor=False))
 
 
+def writable_folder(folder: Path) -> Path:
+    """`folder` under the cache, created if needed; a folder that cannot be made is a clear error."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=folder, prefix=".probe-")
+        probe.close()
+    except OSError as exc:
+        raise InspectorError(
+            f"the cache folder {folder} cannot be written ({exc.strerror or type(exc).__name__})",
+            f"set {CACHE_ENV} to a folder you can write, e.g. {CACHE_ENV}=~/.cache/causallm-inspect",
+        ) from exc
+    return folder
+
+
 def pick_device(requested: str | None = None) -> str:
     """CUDA, then Apple MPS, then CPU, unless the user asked for one."""
     import torch
@@ -193,7 +207,7 @@ def _convert_gguf(gguf: Path, target: Path, progress: Progress, source_sha: str)
 def _locked(target: Path) -> Any:
     from filelock import FileLock
 
-    target.parent.mkdir(parents=True, exist_ok=True)
+    writable_folder(target.parent)
     return FileLock(str(target) + ".lock")
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from inspector.core.chat import FormattedExample
-from inspector.core.models import cache_dir
+from inspector.core.models import cache_dir, writable_folder
 from inspector.core.training import BurstResult, BurstSettings, EpochLog, StepLog
 
 STORE_FORMAT = 2
@@ -149,8 +149,7 @@ def _checksum(body: dict[str, Any]) -> str:
 
 def _write(key: str, body: dict[str, Any]) -> Path:
     """Store `body` under `key`: written to a temporary file, then renamed, with a checksum."""
-    folder = store_dir()
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = writable_folder(store_dir())
     data = {"format": STORE_FORMAT, "checksum": _checksum(body), "run": body}
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
     try:
