@@ -305,7 +305,9 @@ class InspectorApp(DataRows, PreparedReplays, LessonExtras, App[int]):
         if isinstance(self.screen, HelpScreen):
             return
         view = self.main.current_view_widget if self.screen is self.main else None
-        self.push_screen(HelpScreen(help_for(self.focused or self.screen, view)))
+        tok = self.loaded.tokenizer if self.loaded is not None else None
+        tokens = {"bos": tok.bos_token, "eos": tok.eos_token} if tok is not None else None
+        self.push_screen(HelpScreen(help_for(self.focused or self.screen, view, tokens)))
 
     # --- screenshots -----------------------------------------------------------------------
 

@@ -33,9 +33,12 @@ TRL's completion-only loss, trained side by side on the same five examples.
 """
 
 
-def help_for(node: DOMNode | None, view: DOMNode | None = None) -> str:
+def help_for(node: DOMNode | None, view: DOMNode | None = None, tokens: dict[str, str] | None = None) -> str:
     """The Markdown help of `node` (or its nearest ancestor that has one), of the view on
-    show when it is another, and the keys that work everywhere."""
+    show when it is another, and the keys that work everywhere.
+
+    `{bos}` and `{eos}` in a help text name the model's own tokens (`tokens`), or say
+    "the model's bos" while no model is loaded."""
     texts: list[str] = []
     for start in (node, view):
         while start is not None:
@@ -47,4 +50,8 @@ def help_for(node: DOMNode | None, view: DOMNode | None = None) -> str:
             start = start.parent
     if not texts:
         texts.append(APP)
-    return "\n\n".join([*texts, GENERAL])
+    text = "\n\n".join([*texts, GENERAL])
+    for name in ("bos", "eos"):
+        token = (tokens or {}).get(name)
+        text = text.replace(f"`{{{name}}}`", f"`{token}`" if token else f"the model's {name}")
+    return text

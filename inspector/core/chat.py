@@ -152,7 +152,7 @@ def add_special_tokens(
     if not any(t.role == "assistant" for t in turns):
         raise InspectorError(
             f"the text has no assistant turn (no {template.assistant.strip()!r}): {_short(text)}",
-            f"write each example as '{template.human.strip()} question{template.assistant.strip()} answer'",
+            f"write each example as {template.human + ' question' + template.assistant + ' answer'!r}",
         )
     out = ""
     spans: list[tuple[int, int]] = []

@@ -19,6 +19,7 @@ from textual.timer import Timer
 from textual.widgets import RadioButton, RadioSet, Select, Static, TextArea
 
 from inspector.core.chat import split_turns
+from inspector.core.errors import InspectorError
 from inspector.core.labels import STRATEGIES, differing_positions
 from inspector.messages import LabelsComputed
 from inspector.widgets.column_grid import ColumnGrid
@@ -30,7 +31,7 @@ DEBOUNCE_SECONDS = 0.3
 LEGEND = "✓ trained   · masked: label -100, struck and grey   – position 0, never predicted"
 
 
-def example_label(index: int, text: str, template: Any) -> str:
+def example_label(index: int | str, text: str, template: Any) -> str:
     """'1 · How do you say "dog" in… → perro' for the picker."""
     turns = split_turns(text, template)
     human = next((t.content.strip() for t in turns if t.role == "human"), text.strip())
@@ -112,6 +113,7 @@ masked.
         self._timer: Timer | None = None
         self._ready = False
         self._point = False  # move the cursor to the telling column once labels arrive
+        self._edited_choice: int | None = None  # the picker's entry for the text as edited
 
     def compose(self) -> ComposeResult:
         yield StrategyBar(
@@ -288,7 +290,30 @@ masked.
     def _retokenize(self) -> None:
         self._timer = None
         self.text = self.query_one(ExampleEditor).text
+        self._show_edited_in_picker()
+        self._show_row_problems()
         self.request_labels()
+
+    def _show_edited_in_picker(self) -> None:
+        """The picker names what the grid shows: an edited text has an entry of its own,
+        kept up to date, so the original example is one pick away and the edit is not lost."""
+        picker = self.query_one("#example-picker", Select)
+        texts = [t for _, t in self.choices]
+        if self.text in texts:  # edited back into one of the examples
+            picker.value = texts.index(self.text)
+            return
+        try:
+            entry = (example_label("✎ edited", self.text, self.template), self.text)
+        except InspectorError:  # not a chat text (yet): the grid says what is wrong
+            entry = ("✎ edited", self.text)
+        if self._edited_choice is None:
+            self._edited_choice = len(self.choices)
+            self.choices.append(entry)
+        else:
+            self.choices[self._edited_choice] = entry
+        picker.set_options([(label, i) for i, (label, _) in enumerate(self.choices)])
+        picker.display = True
+        picker.value = self._edited_choice
 
     @on(RadioSet.Changed, "#strategy-bar")
     def _strategy_pressed(self, event: RadioSet.Changed) -> None:

@@ -61,10 +61,13 @@ class StrategyPanel(Vertical):
     def show_status(self, text: str) -> None:
         self.query_one(".panel-status", Static).update(text)
 
-    def preparing(self) -> None:
+    def preparing(self, first: bool = True) -> None:
         self.state = "preparing"
         self.set_class(True, "-running")
-        self.show_status("preparing the burst (the first one of a strategy copies the model and makes its trainer)…")
+        if first:
+            self.show_status("preparing the first burst: copying the model and making its trainer…")
+        else:
+            self.show_status("starting the next burst, from where the last one stopped…")
 
     @property
     def replaying(self) -> bool:

@@ -29,7 +29,7 @@ One column per token of the formatted example, in order:
 
 - **pos**: the position in the sequence.
 - **token**: the token's text; `␣` is a space, `↵` a newline, special tokens such as
-  `<s>` and `</s>` show by name.
+  `{bos}` and `{eos}` show by name.
 - **input_id**: what the model reads.
 - **label**: what the loss compares the model's guess with. The model shifts labels
   itself: the guess made at position *i − 1* is scored against the label at *i*.

@@ -172,7 +172,7 @@ steps, `x` resets every strategy to the untrained model.
 
     def preparing(self, strategies: tuple[str, ...]) -> None:
         self.last_request = strategies
-        self.panel(strategies[0]).preparing()
+        self.panel(strategies[0]).preparing(first=strategies[0] not in self.results)
 
     def on_burst_started(self, message: BurstStarted) -> None:
         self.totals_steps[message.strategy] = message.total_steps

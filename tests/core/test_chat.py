@@ -57,8 +57,10 @@ def test_bos_equal_to_eos_still_gives_exact_spans():
 
 
 def test_text_without_assistant_turn_is_a_clear_error():
-    with pytest.raises(InspectorError, match="no assistant turn"):
+    with pytest.raises(InspectorError, match="no assistant turn") as exc:
         add_special_tokens("\n\n### Human: hello there", "<s>", "</s>")
+    # The hint shows the format with its newlines, as escapes on one line.
+    assert "'\\n\\n### Human: question\\n\\n### Assistant: answer'" in str(exc.value)
 
 
 def test_model_without_bos_is_a_clear_error():

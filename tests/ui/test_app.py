@@ -111,6 +111,13 @@ async def test_editing_the_text_retokenizes_it(tiny_path):
             pilot, lambda: view.text.endswith("perro y gato") and labels_settled(app), what="the re-tokenized text"
         )
         assert len(view.grid.rows) > before
+        # The picker names the edited text, and the original is one pick away.
+        picker = app.main.query_one("#example-picker")
+        label = dict((i, lab) for i, (lab, _) in enumerate(view.choices))[picker.value]
+        assert label.startswith("✎ edited") and "perro y gato" in label
+        picker.value = 0
+        await wait_until(pilot, lambda: view.text.endswith("perro") and labels_settled(app), what="the original")
+        assert view.choices[-1][1].endswith("perro y gato")  # the edit is kept under its entry
         # A text without an assistant turn is a problem shown in place, not a crash.
         editor.load_text("just some words")
         await wait_until(pilot, lambda: view.error is not None, what="the inline error")
@@ -135,6 +142,11 @@ async def test_a_burst_posts_losses_and_fills_the_table(tiny_path):
         losses = [e.loss for e in result.epochs]
         assert losses[-1] < losses[0]  # the copy of the model really learns
         assert app.errors == []
+        # What the panel says while a burst gets ready: only a strategy's first copies the model.
+        view.preparing(("copy",))
+        assert "next burst" in str(panel.query_one(".panel-status").render())
+        view.preparing(("mask",))
+        assert "first burst" in str(view.panel("mask").query_one(".panel-status").render())
 
 
 async def test_escape_stops_a_burst_and_a_key_continues_it(tiny_path):
@@ -227,6 +239,16 @@ async def test_f1_opens_help_for_the_widget_in_focus(tiny_path):
         assert "Token grid" in app.screen.markdown and "Keys everywhere" in app.screen.markdown
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_the_help_names_the_models_own_special_tokens(tiny_gpt2_path):
+    app = make_app(tiny_gpt2_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        app.main.labels_view.grid.focus()
+        await pilot.press("f1")
+        assert "`<|endoftext|>` and `<|endoftext|>` show by name" in app.screen.markdown
+        assert "</s>" not in app.screen.markdown
 
 
 async def test_the_command_palette_jumps_to_a_lesson(tiny_path):
