@@ -414,13 +414,11 @@ class InspectorApp(DataRows, PreparedReplays, LessonExtras, App[int]):
         view = self.main.training_view
         if strategies:
             names = ", ".join(sorted(set(strategies)))
-            view.set_runs_note(f"prepared for this model by [b]causallm-inspect prepare[/b]: {names}")
+            view.set_runs_note(f"prepared for this model: {names}")
             return
         asked = self.runs_chosen and view.read_source() != "live"
         view.set_source("live")
-        view.set_runs_note(
-            "no prepared runs for this model: bursts train live · [b]causallm-inspect prepare[/b] stores them"
-        )
+        view.set_runs_note("none prepared for this model: bursts train live ([b]causallm-inspect prepare[/b])")
         if asked:
             self.notify(
                 f"--replay-speed {self.runs_source}: no run is prepared for this model, so bursts train live. "

@@ -21,7 +21,8 @@ def labels_table(lab: LabeledExample, title: str = "") -> str:
         f"{'pos':>4}  {'token':<18} {'input_id':>9} {'label':>9}",
     ]
     for r in lab.rows:
-        label = f"{r.label:>9}" + ("  masked" if r.masked else "  trained")
+        state = "never a target (position 0)" if r.position == 0 else "masked" if r.masked else "trained"
+        label = f"{r.label:>9}  {state}"
         lines.append(f"{r.position:>4}  {_clip(r.text, 18):<18} {r.id:>9} {label}")
     return "\n".join(lines)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -24,6 +24,7 @@ from inspector.widgets.predictions_view import PredictionsView
 from inspector.widgets.training_view import TrainingView
 
 VIEWS = ("labels", "training", "predictions")
+TALL_ROWS = 40  # from this many rows the lesson list grows to show all ten lessons
 
 
 class LessonText(VerticalScroll):
@@ -109,6 +110,10 @@ class MainScreen(Screen[None]):
         # Load after the first frame is painted: importing torch in the worker holds the GIL.
         self.call_after_refresh(self.app.load)  # type: ignore[attr-defined]
 
+    def on_resize(self, event: events.Resize) -> None:
+        # A tall terminal shows every lesson in the list; a short one scrolls it.
+        self.set_class(event.size.height >= TALL_ROWS, "-tall")
+
     # --- parts -----------------------------------------------------------------------------
 
     @property
@@ -162,8 +167,11 @@ class MainScreen(Screen[None]):
         self.query_one(ContentSwitcher).current = f"{view}-view"
         if view == "predictions":
             self.predictions_view.shown()
-        # The view's main widget takes the focus, so its keys (arrows, Home/End) work at once.
-        if not isinstance(self.focused, (Input, TextArea)) or not self.focused.is_on_screen:
+        # The view's main widget takes the focus, so its keys (arrows, Home/End) work at once;
+        # not while the learner is in the lesson list (its arrows browse lessons, F1 explains it)
+        # or typing.
+        keep = isinstance(self.focused, (Input, TextArea, LessonList)) and self.focused.is_on_screen
+        if not keep:
             self.current_view_widget.focus_main()
         self.refresh_bindings()
 

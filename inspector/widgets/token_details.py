@@ -61,7 +61,8 @@ input_id and label, whether the loss uses the label, and why, under the current 
             self.update("")
             return
         row = lab.rows[position]
-        state = "[b]masked[/b]" if row.masked else "[b]trained[/b]"
+        # Position 0 is never a target whatever its label (`LabeledExample.trained_tokens`).
+        state = "[b]never a target[/b]" if row.position == 0 else "[b]masked[/b]" if row.masked else "[b]trained[/b]"
         kind = " (special token)" if row.special else ""
         self.update(
             f"position [b]{row.position}[/b] · token [b]{escape(row.text)}[/b]{kind} · input_id {row.id} · "

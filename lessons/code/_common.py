@@ -143,4 +143,5 @@ def print_labels(input_ids, labels, title):
     trained = sum(1 for x in labels[1:] if x != -100)
     print(f"{title}: {trained} of {len(input_ids)} tokens trained")
     for i, (token, label) in enumerate(zip(input_ids, labels)):
-        print(f"{i:>4}  {show(token)[:18]:<18} {token:>9} {label:>9}  {'masked' if label == -100 else 'trained'}")
+        state = "never a target (position 0)" if i == 0 else "masked" if label == -100 else "trained"
+        print(f"{i:>4}  {show(token)[:18]:<18} {token:>9} {label:>9}  {state}")

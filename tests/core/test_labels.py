@@ -28,6 +28,16 @@ def test_copy_labels_equal_input_ids(tiny):
     lab = label_example("copy", fmt(tiny), tiny.tokenizer)
     assert lab.labels == lab.input_ids
     assert not any(r.masked for r in lab.rows)
+
+
+def test_the_labels_table_never_calls_position_0_trained(tiny):
+    from inspector.core.report import labels_table
+
+    lab = label_example("copy", fmt(tiny), tiny.tokenizer)
+    lines = labels_table(lab).splitlines()
+    assert f"{len(lab.rows) - 1} of {len(lab.rows)} tokens trained" in lines[0]
+    assert lines[2].strip().startswith("0 ") and lines[2].endswith("never a target (position 0)")
+    assert all(line.endswith("trained") for line in lines[3:])
     assert lab.trained_tokens == len(lab.rows) - 1  # position 0 is never predicted
 
 

@@ -414,3 +414,21 @@ def test_quitting_while_the_model_converts_ends_the_process_at_once(tmp_path):
     )
     assert done.returncode == 3, done.stderr  # the app's own exit code, not a hang or a crash
     assert "Traceback" not in done.stderr
+
+
+async def test_the_lesson_list_keeps_the_focus_and_shows_every_lesson_when_tall(tiny_path):
+    from inspector.widgets.lesson_list import LessonList
+
+    app = make_app(tiny_path)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await started(pilot)
+        lessons = app.main.query_one(LessonList)
+        assert lessons.scrollable_content_region.height >= len(app.lessons)  # all ten in view
+        await pilot.click(LessonList, offset=(3, 2))  # the second lesson, under the border
+        await pilot.pause()
+        assert app.lesson_index == 1 and app.focused is lessons
+        await pilot.press("f1")
+        assert "## Lessons" in app.screen.markdown
+        await pilot.press("escape", "down", "enter")
+        await pilot.pause()
+        assert app.lesson_index == 2 and app.focused is lessons

@@ -251,7 +251,7 @@ async def test_with_no_prepared_run_the_selector_says_live_and_why(tiny_path):
         view = app.main.training_view
         assert view.read_source() == "live"
         note = str(view.query_one("#runs-note").render())
-        assert "no prepared runs for this model" in note and "train live" in note
+        assert "none prepared for this model" in note and "train live" in note
         assert not any("replay-speed" in n.message for n in app._notifications)
 
 
