@@ -30,7 +30,6 @@ SOURCES: dict[str, str] = {
     "5": "prepared · 5× faster",
     "instant": "prepared · instant",
 }
-REPLAY_SPEEDS = ("1", "2", "5", "instant")
 
 
 def speed_of(source: str) -> float | None:

@@ -157,13 +157,3 @@ def notebook_json(code: str, lesson: Lesson, number: int) -> str:
     return json.dumps(to_notebook(code, lesson, number), ensure_ascii=False, indent=1) + "\n"
 
 
-def spec_from(values: Mapping[str, Any], examples: Sequence[str] | None = None) -> CodeSpec:
-    """A CodeSpec from the app's or the command line's settings."""
-    return CodeSpec(
-        model=values.get("model"),
-        device=values.get("device") or "auto",
-        examples=tuple(examples) if examples else ARTICLE_EXAMPLES,
-        template=values.get("template") or ARTICLE_TEMPLATE,
-        bos_token=values.get("bos_token"),
-        eos_token=values.get("eos_token"),
-    )

@@ -274,10 +274,6 @@ def _first_line(exc: BaseException) -> str:
     return text[0][:200] if text else type(exc).__name__
 
 
-def describe_model(spec: str | None) -> str:
-    return EMBEDDED_TITLE if spec in (None, "", EMBEDDED) else spec
-
-
 def load_model(
     spec: str | None = None,
     *,

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from inspector.core.chat import ARTICLE_TEMPLATE, ChatTemplate, FormattedExample, add_special_tokens
+from inspector.core.chat import ARTICLE_TEMPLATE, ChatTemplate, FormattedExample
 from inspector.core.labels import IGNORE_INDEX, LabeledExample, TokenRow, label_example, make_rows
 
 
@@ -266,5 +266,3 @@ def pad_is_eos_collator_labels(tokenizer: Any, input_ids: Sequence[int]) -> list
     return [int(x) for x in batch["labels"][0].tolist()]
 
 
-def format_like(tokenizer: Any, text: str, template: ChatTemplate = ARTICLE_TEMPLATE) -> FormattedExample:
-    return add_special_tokens(text, tokenizer.bos_token, tokenizer.eos_token, template)

@@ -78,11 +78,6 @@ def spec_key(spec: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(spec, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:32]
 
 
-def run_key(fingerprint: str, examples: Sequence[FormattedExample], strategy: str, settings: BurstSettings,
-            predict_text: str, versions: dict[str, str]) -> str:
-    return spec_key(run_spec(fingerprint, examples, strategy, settings, predict_text, versions))
-
-
 @dataclass
 class PreparedRun:
     key: str

@@ -22,7 +22,11 @@ def _setup(lm):
 
 def test_prepare_stores_a_run_that_replays_exactly(tiny):
     fes, text, ids = _setup(tiny)
+    before = {k: v.clone() for k, v in tiny.model.state_dict().items()}
     (run,) = replay.prepare(tiny, fes, ["mask"], SETTINGS, ids, text)
+    after = tiny.model.state_dict()
+    assert before.keys() == after.keys()
+    assert all(v.equal(after[k]) for k, v in before.items())  # prepare trains a copy, never the model
     found, why = replay.find(tiny, fes, "mask", SETTINGS, text)
     assert why == "ok" and found.key == run.key
     burst = found.burst(2)
@@ -32,8 +36,7 @@ def test_prepare_stores_a_run_that_replays_exactly(tiny):
     assert len(one.steps) == 5 and [e.epoch for e in one.epochs] == [1]
     rows = found.predictions_for(text, 2)
     assert len(rows) == len(ids) and rows[0].input_id == ids[0]
-    # The base model was not trained: prepare works on a copy.
-    assert found.burst(2).epochs[-1].loss < found.burst(2).epochs[0].loss
+    assert found.burst(2).epochs[-1].loss < found.burst(2).epochs[0].loss  # the copy learned
 
 
 def test_other_settings_data_or_longer_bursts_find_nothing(tiny):
