@@ -43,7 +43,7 @@ def chats(tmp_path):
 def build_app(monkeypatch, argv: list[str]):
     """The app exactly as `causallm-inspect ARGV` builds it."""
     seen = {}
-    monkeypatch.setattr(app_module.InspectorApp, "run", lambda self: seen.setdefault("app", self))
+    monkeypatch.setattr(app_module.InspectorApp, "run", lambda self, **options: seen.setdefault("app", self))
     assert app_module.run_app(build_parser().parse_args(argv)) == 0
     app = seen["app"]
     app.burst_defaults = (2, FAST_LR, 1)
@@ -125,7 +125,7 @@ async def test_a_file_with_no_usable_row_is_one_clear_line(tiny_path, tmp_path, 
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text("nope\n{\"msgs\": 1}\n")
-    monkeypatch.setattr(app_module.InspectorApp, "run", lambda self: pytest.fail("the app should not start"))
+    monkeypatch.setattr(app_module.InspectorApp, "run", lambda self, **options: pytest.fail("the app should not start"))
     assert main(["--model", str(tiny_path), "--data", str(bad)]) == 2
     err = capsys.readouterr().err
     assert "no row of bad.jsonl can be used: bad.jsonl line 1 is not valid JSON" in err and "(and 1 more rows)" in err

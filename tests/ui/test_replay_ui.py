@@ -91,8 +91,10 @@ async def test_a_training_example_shows_its_stored_predictions(tiny_path, prepar
         await pilot.press("f4")
         pv = app.main.predictions_view
         pv.query_one("#predict-example", Select).value = 2  # the second training example
-        await wait_until(pilot, lambda: pv.text == pv.choices[2][1] and pv.rows.get("copy"), what="its rows")
-        assert pv.rows["copy"] == prepared["copy"].predictions_for(pv.choices[2][1], 3)
+        stored = prepared["copy"].predictions_for(pv.choices[2][1], 3)
+        assert stored
+        # The rows on show change once the new text's predictions arrive: wait for them.
+        await wait_until(pilot, lambda: pv.text == pv.choices[2][1] and pv.rows.get("copy") == stored, what="its rows")
 
 
 async def test_live_runs_train_and_a_replayed_strategy_asks_for_a_reset(tiny_path, prepared):
@@ -232,7 +234,7 @@ async def test_a_run_prepared_on_own_data_replays_in_the_app_on_that_data(tiny_p
     assert main(prepare) == 0
     capsys.readouterr()
     seen = {}
-    monkeypatch.setattr(app_module.InspectorApp, "run", lambda self: seen.setdefault("app", self))
+    monkeypatch.setattr(app_module.InspectorApp, "run", lambda self, **options: seen.setdefault("app", self))
     assert app_module.run_app(build_parser().parse_args([*common, "--replay-speed", "instant"])) == 0
     app = seen["app"]
     app.burst_defaults = (3, FAST_LR, 1)
