@@ -170,3 +170,16 @@ def test_a_demo_is_stored_and_found_for_its_context_only(tiny):
     assert replay.find_demo(tiny, ctx, "step-timing")[0] is None
     # a demo is not a training run: find() never mistakes one for the other
     assert replay.load(stored.key)[0] is None
+
+
+def test_a_replayed_burst_carries_seconds_per_step(tiny):
+    fes, text, ids = _setup(tiny)
+    (run,) = replay.prepare(tiny, fes, ["mask"], SETTINGS, ids, text)
+    burst = run.burst(2)
+    assert [s.seconds for s in burst.steps] == [s["seconds"] for s in run.result["steps"]]
+    assert all(t > 0 for t in burst.step_seconds)
+    # A run stored before steps had their own seconds: the recorded wait per step stands in.
+    old = replace(run, result={**run.result, "steps": [{k: v for k, v in s.items() if k != "seconds"}
+                                                       for s in run.result["steps"]]})
+    assert old.burst(2).step_seconds == run.step_seconds[:10]
+    assert [s.seconds for s in old.segment(3, 5).steps] == run.step_seconds[3:5]
