@@ -433,6 +433,16 @@ def _run_burst(args: argparse.Namespace, loaded: Any, template: Any, examples: l
     return session, result
 
 
+def _per_step(result: Any) -> str:
+    """` (median 1.04 s per step, 1.02–1.09)`, or nothing when no step was timed."""
+    from inspector.core.step_times import StepSpread, seconds
+
+    spread = StepSpread.of_steps(result.steps)
+    if spread is None:
+        return ""
+    return f" (median {seconds(spread.median)} s per step, {seconds(spread.min)}–{seconds(spread.max)})"
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     examples = _check_data_early(args)
     loaded, template = _load(args)
@@ -445,7 +455,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if result.stopped:
         print(f"stopped on request after step {result.steps[-1].step if result.steps else 0}")
     print(
-        f"{args.strategy}: {len(result.steps)} steps in {result.train_runtime:.1f} s, "
+        f"{args.strategy}: {len(result.steps)} steps in {result.train_runtime:.1f} s{_per_step(result)}, "
         f"{result.tokens_per_second:.0f} tokens/s, {result.trained_tokens} of {result.input_tokens} tokens trained"
     )
     return 0
@@ -651,6 +661,7 @@ def _prepare_demos(loaded: Any, template: Any, formatted: list, lessons: list, l
             learning_rate=lr,
             seed=seed,
             progress=_status,
+            again="close other programs and run causallm-inspect prepare again",
         )
         _status(f"lesson demo {lesson.demo}: running it once")
         out.append(replay.prepare_demo(loaded, ctx, lesson.demo))

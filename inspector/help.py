@@ -15,6 +15,7 @@ GENERAL = """\
 | `s` | the code behind the lesson's view, runnable on its own |
 | `g` | run the lesson's demo, where it trains copies of the model |
 | `e` | with `--data`: the list of problem rows of your data |
+| `l` | the lesson pane on the left: wide → narrow → hidden (below 120 columns it starts narrow) |
 | `Tab` / `Shift+Tab` | move the focus |
 | `F1` or `?` | this help, for the part in focus |
 | `Ctrl+P` | command palette: jump to a lesson, train, switch strategy… |

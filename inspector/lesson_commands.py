@@ -101,8 +101,10 @@ class _Run:
 
         with session:
             result = session.run(on_epoch=on_epoch)
+        from inspector.cli import _per_step
+
         self.say(
-            f"{strategy}: {len(result.steps)} steps in {result.train_runtime:.1f} s, "
+            f"{strategy}: {len(result.steps)} steps in {result.train_runtime:.1f} s{_per_step(result)}, "
             f"{result.tokens_per_second:.0f} tokens/s, {result.trained_tokens} of {result.input_tokens} tokens trained"
         )
         self.json.setdefault("bursts", {})[strategy] = result.to_dict()
@@ -152,6 +154,7 @@ class _Run:
             strategy=self.lesson.strategy,
             epochs=self.lesson.epochs or 3,
             progress=_progress,
+            again="close other programs and run this command again",
         )
         self.say(_heading(f"demo: {spec.title}"))
         if spec.on_demand:

@@ -109,6 +109,16 @@ class LessonExtras:
             progress=progress,
             should_stop=lambda: worker.is_cancelled or self._stop_demo.is_set(),
             on_epoch=lambda variant, log: progress(f"{variant}, epoch {log.epoch}: {log.holdout!r}"),
+            again=self._measure_again(lesson),
+        )
+
+    def _measure_again(self, lesson: Lesson) -> str:
+        """How to time the steps again: here, or in a terminal, where nothing draws meanwhile."""
+        command = f"causallm-inspect lesson {self.lessons.index(lesson) + 1} --plain"
+        if self.model_spec:
+            command += f" --model {self.model_spec}"
+        return (
+            f"close other programs and press g again, or run `{command}` in a terminal, where nothing draws meanwhile"
         )
 
     @work(thread=True, exclusive=True, group="demo", exit_on_error=False)

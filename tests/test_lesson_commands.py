@@ -81,6 +81,7 @@ SHOWS = {
         "seconds per training step",
         "mask, LM head at trained positions only",
         "mask, embedding frozen",
+        "mask vs copy: ",
     ],
     5: [
         "trl (TRL SFTTrainer, completion-only loss): 2 of 23 tokens trained",
@@ -123,6 +124,13 @@ def test_every_lesson_runs_headless(capsys, tiny_path, n):
     for expected in SHOWS[n]:
         assert expected in out, f"lesson {n} should show {expected!r}"
     assert ("======== training" in out) == (n in (3, 4))  # lesson 10's demo trains in place of its view
+    if n == 4:  # the timing compares medians, and never advises running the command that runs
+        demo = out.split("======== demo:")[1]
+        assert "causallm-inspect lesson" not in demo
+        verdicts = [line for line in demo.splitlines() if " vs copy: " in line]
+        assert len(verdicts) == 3
+        verdict = re.compile(r"vs copy: (cannot conclude: |no clear difference \(|\d+% (faster|slower) \()")
+        assert all(verdict.search(v) for v in verdicts), verdicts
 
 
 def test_a_lesson_by_id_and_as_json(capsys, tiny_path):

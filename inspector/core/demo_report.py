@@ -6,6 +6,7 @@ never claims what the model in use did not do.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from itertools import groupby
 
@@ -46,6 +47,28 @@ def wrapped(items: Sequence[str], width: int = 96, indent: str = "  ") -> list[s
     if line:
         lines.append(indent + line)
     return lines
+
+
+def hanging_wrap(line: str, width: int, hang: int = 4) -> list[str]:
+    """One line of a demo's text in lines of at most `width` characters, for a narrow panel.
+
+    Continuation lines are indented `hang` more than the line itself, so a wrapped line
+    reads as one; runs of spaces (the columns of a table) are kept where nothing wraps.
+    """
+    if len(line) <= width or width < 8:
+        return [line]
+    indent = " " * (len(line) - len(line.lstrip(" ")))
+    follow = indent + " " * hang
+    if len(follow) > width // 2:
+        follow = " " * hang
+    return textwrap.wrap(
+        line,
+        width,
+        subsequent_indent=follow,
+        break_long_words=True,
+        break_on_hyphens=False,
+        replace_whitespace=False,
+    ) or [line]
 
 
 def trained_texts(lab: LabeledExample) -> str:
@@ -220,30 +243,35 @@ def chat_template_text(v: ChatTemplateView, marked: TrlAssistantOnly | None, bar
     return "\n".join(lines)
 
 
-def timing_text(rows: Sequence[StepTiming], device: str, threads: int) -> str:
+def timing_text(rows: Sequence[StepTiming], device: str, threads: int, again: str = "run it again") -> str:
+    """The measured seconds per step, and what their medians say against copy's.
+
+    `again` says how to measure again (the app: press g; the command line: run the command).
+    """
+    from inspector.core.step_times import busy_advice, compare, seconds
+
     if not rows:
         return "no steps were timed"
     lines = [
-        f"seconds per training step on {device} ({threads} torch threads); median after a warm-up step,"
-        " each on a fresh copy of the model:"
+        f"seconds per training step on {device} ({threads} torch threads), each variant on a fresh copy of the model:",
+        "the median of its steps after a warm-up step, and (in brackets) its fastest and slowest step",
     ]
     for r in rows:
         lines.append(
-            f"  {r.name:<42} {r.median_s:6.3f} s  (min {r.min_s:.3f}, max {r.max_s:.3f}, {r.steps} steps)"
+            f"  {r.name:<42} {seconds(r.median_s):>7} s  ({seconds(r.min_s)}–{seconds(r.max_s)}, {r.steps} steps)"
             f"  {r.tokens_per_step:.0f} tokens, {r.trained_per_step:.0f} trained"
         )
-    if any(r.max_s > 1.5 * r.min_s for r in rows):
-        lines.append(
-            "  the steps varied a lot (the machine was busy, or the app was drawing): trust the min column more,"
-            " or run `causallm-inspect lesson 4` in a terminal"
-        )
     base = next((r for r in rows if r.name == "copy"), None)
-    if base is not None:
-        for r in rows:
-            if r is not base:
-                change = (r.median_s - base.median_s) / base.median_s
-                faster = "faster" if change < 0 else "slower"
-                lines.append(f"  {r.name} vs copy: {abs(change):.0%} {faster}")
+    if base is None:
+        return "\n".join(lines)
+    verdicts = [
+        compare(r.name, r.times or (r.median_s,), base.name, base.times or (base.median_s,))
+        for r in rows
+        if r is not base
+    ]
+    lines += [f"  {v.text}" for v in verdicts]
+    if any(v.kind == "busy" for v in verdicts):
+        lines.append(f"  {busy_advice(again)}")
     return "\n".join(lines)
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from inspector.core.chat import FormattedExample
-from inspector.core.training import BurstSettings, EpochLog, TrainingSession
+from inspector.core.training import BurstSettings, EpochLog, TrainingSession, wait_for_device
 
 # (name, strategy, BurstSettings changes). The last two show where a step's time goes.
 TIMING_VARIANTS: tuple[tuple[str, str, dict], ...] = (
@@ -41,9 +41,10 @@ class StepTiming:
     steps: int  # steps timed
     tokens_per_step: float  # tokens run through the model per step
     trained_per_step: float  # of those, tokens whose label is scored
+    times: tuple[float, ...] = ()  # the seconds of each timed step, in order
 
 
-def _step_timer() -> Any:
+def _step_timer(device: str) -> Any:
     from transformers import TrainerCallback
 
     class StepTimer(TrainerCallback):
@@ -57,6 +58,7 @@ def _step_timer() -> Any:
             self._start = time.perf_counter()
 
         def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001
+            wait_for_device(device)
             self.times.append(time.perf_counter() - self._start)
 
     return StepTimer()
@@ -85,7 +87,7 @@ def measure_step_times(
             break
         progress(f"timing {name}")
         settings = BurstSettings(epochs=epochs, learning_rate=learning_rate, seed=seed, max_new_tokens=1, **change)
-        timer = _step_timer()
+        timer = _step_timer(device)
         session = TrainingSession(copy.deepcopy(model), tokenizer, examples, strategy, settings, device=device)
         with session:
             session.run(extra_callbacks=[timer], should_stop=should_stop)
@@ -106,6 +108,7 @@ def measure_step_times(
                 steps=len(timed),
                 tokens_per_step=statistics.mean(lengths),
                 trained_per_step=statistics.mean(trained),
+                times=tuple(timed),
             )
         )
     return out

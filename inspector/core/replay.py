@@ -17,7 +17,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +100,14 @@ class PreparedRun:
         return max(1, self.total_steps // max(1, self.epochs))
 
     def step_logs(self) -> list[StepLog]:
-        return [StepLog(**s) for s in self.result["steps"]]
+        """The recorded steps, each with its seconds. A run stored before steps carried their own
+        gets the wait recorded for it instead (the held-out answer after an epoch counted in the
+        next step), so its replay still shows seconds per step."""
+        logs = [StepLog(**s) for s in self.result["steps"]]
+        return [
+            replace(log, seconds=self.step_seconds[i]) if log.seconds is None and i < len(self.step_seconds) else log
+            for i, log in enumerate(logs)
+        ]
 
     def epoch_log(self, epoch: int) -> EpochLog | None:
         return next((EpochLog(**e) for e in self.result["epochs"] if e["epoch"] == epoch), None)

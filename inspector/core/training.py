@@ -83,6 +83,7 @@ class StepLog:
     step: int  # counted over all bursts of the session
     epoch: float  # likewise
     loss: float
+    seconds: float | None = None  # the step itself (forward, backward, optimizer); None in older records
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,11 @@ class BurstResult:
     def final_loss(self) -> float | None:
         return self.steps[-1].loss if self.steps else None
 
+    @property
+    def step_seconds(self) -> list[float]:
+        """The seconds of each step that has them, in order."""
+        return [s.seconds for s in self.steps if s.seconds is not None]
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "strategy": self.strategy,
@@ -124,6 +130,14 @@ class BurstResult:
             "stopped": self.stopped,
             "epochs_done": self.epochs_done,
         }
+
+
+def wait_for_device(device: str) -> None:
+    """Wait for the work queued on a GPU, so that a step's time is the step's: CUDA and MPS run asynchronously."""
+    if device.startswith(("cuda", "mps")):
+        import torch
+
+        (torch.cuda if device.startswith("cuda") else torch.mps).synchronize()
 
 
 def greedy_answer(model: Any, tokenizer: Any, prompt_ids: Sequence[int], max_new_tokens: int = 8) -> str:
@@ -445,9 +459,12 @@ def _make_callback(
             self.epoch_losses: list[float] = []
 
         phase = "idle"
+        step_start = 0.0
+        step_seconds: float | None = None
 
         def on_step_begin(self, args, state, control, **kwargs):  # noqa: ANN001
             self.phase = "forward-backward"
+            self.step_start = time.perf_counter()
             return control
 
         def on_pre_optimizer_step(self, args, state, control, **kwargs):  # noqa: ANN001
@@ -459,6 +476,8 @@ def _make_callback(
             return control
 
         def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001
+            wait_for_device(session.device)
+            self.step_seconds = time.perf_counter() - self.step_start
             session.steps_done = steps_at_start + state.global_step
             session.epochs_done = epochs_at_start + (state.epoch or 0.0)
             return control
@@ -470,6 +489,7 @@ def _make_callback(
                     steps_at_start + state.global_step,
                     round(epochs_at_start + (state.epoch or 0.0), 4),
                     float(logs["loss"]),
+                    self.step_seconds,
                 )
                 result.steps.append(log)
                 self.epoch_losses.append(log.loss)

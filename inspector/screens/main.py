@@ -26,6 +26,11 @@ from inspector.widgets.training_view import TrainingView
 VIEWS = ("labels", "training", "predictions")
 TALL_ROWS = 40  # from this many rows the lesson list grows to show all ten lessons
 
+# The lesson pane on the left: `l` cycles through these. Below NARROW_BELOW terminal columns
+# it starts narrow, so that the views keep room for their token columns.
+PANE_MODES = ("wide", "narrow", "hidden")
+NARROW_BELOW = 120
+
 
 class LessonText(VerticalScroll):
     """The current lesson's prose."""
@@ -34,7 +39,9 @@ class LessonText(VerticalScroll):
 ## Lesson text
 
 The lesson's explanation; the live view on the right shows what it describes. Scroll
-with the arrow keys or the mouse once it has the focus; `n`/`p` change the lesson.
+with the arrow keys or the mouse once it has the focus; `n`/`p` change the lesson. `l`
+makes the pane narrow, hides it, and brings it back wide: the views get the room for
+more token columns. Below 120 terminal columns it starts narrow.
 """
 
 
@@ -61,6 +68,7 @@ class MainScreen(Screen[None]):
         Binding("s", "show_code", "code", id="show-code", tooltip="The code behind this lesson's view"),
         Binding("g", "run_demo", "run demo", id="run-demo", tooltip="Run the lesson's demo (it trains copies)"),
         Binding("e", "problems", "problem rows", id="problem-rows", tooltip="The rows of --data that train wrongly"),
+        Binding("l", "cycle_pane", "lesson pane", id="lesson-pane", tooltip="Lesson pane: wide → narrow → hidden"),
     ]
 
     def __init__(
@@ -85,6 +93,8 @@ class MainScreen(Screen[None]):
         self.predict_choices = predict_choices
         self.settings = settings
         self.view = "labels"
+        self.pane = "wide"
+        self.pane_chosen = False  # `l` was pressed: the pane no longer follows the terminal's width
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -106,6 +116,8 @@ class MainScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.set_pane(self._pane_for(self.app.size.width))
+        self.demo_panel.fit_height(self.app.size.height)
         self.show_lesson(0)
         # Load after the first frame is painted: importing torch in the worker holds the GIL.
         self.call_after_refresh(self.app.load)  # type: ignore[attr-defined]
@@ -178,6 +190,30 @@ class MainScreen(Screen[None]):
     @on(OptionList.OptionSelected, "#lesson-list")
     def _lesson_selected(self, event: OptionList.OptionSelected) -> None:
         self.app.lesson_index = event.option_index  # type: ignore[attr-defined]
+
+    # --- the lesson pane -------------------------------------------------------------------
+
+    @staticmethod
+    def _pane_for(width: int) -> str:
+        return "narrow" if width < NARROW_BELOW else "wide"
+
+    def on_resize(self, event: events.Resize) -> None:
+        if not self.pane_chosen:
+            self.set_pane(self._pane_for(event.size.width))
+        self.demo_panel.fit_height(event.size.height)
+
+    def set_pane(self, mode: str) -> None:
+        """Show the lesson pane wide, narrow, or not at all."""
+        self.pane = mode
+        for m in PANE_MODES:
+            self.set_class(m == mode, f"-pane-{m}")
+        side = self.query_one("#side")
+        if mode == "hidden" and self.focused is not None and side in self.focused.ancestors_with_self:
+            self.current_view_widget.focus_main()
+
+    def action_cycle_pane(self) -> None:
+        self.pane_chosen = True
+        self.set_pane(PANE_MODES[(PANE_MODES.index(self.pane) + 1) % len(PANE_MODES)])
 
     # --- model -----------------------------------------------------------------------------
 

@@ -1,16 +1,24 @@
-"""A small table comparing the strategies: epochs, final loss, runtime, speed, held-out answer."""
+"""A small table comparing the strategies: epochs, final loss, wall time, seconds per step,
+speed, held-out answer.
+
+The wall time of a burst depends on what else the machine is doing; the median seconds per
+step, with the fastest and slowest step beside it, shows whether it was steady. A strategy
+whose steps varied too much (see `inspector.core.step_times`) is marked `*` and named in a
+note under the table.
+"""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from textual.widgets import DataTable
 
 from inspector.core.labels import STRATEGIES
+from inspector.core.step_times import StepSpread
 
-COLUMNS = ("strategy", "epochs", "final loss", "runtime s", "tok/s", "trained/input", "held-out")
+COLUMNS = ("strategy", "epochs", "final loss", "wall s", "s/step (min–max)", "tok/s", "trained/input", "held-out")
 
 
 def _clip(text: str, n: int) -> str:
@@ -29,9 +37,11 @@ class StrategyTotals:
     holdout: str | None = None
     bursts: int = 0
     replayed: bool = False  # the figures come from a prepared run
+    steps: list[Any] = field(default_factory=list)  # the StepLogs of every burst, for their seconds
 
     def add(self, result: Any, replayed: bool = False) -> None:
         self.bursts += 1
+        self.steps += result.steps
         self.replayed = self.replayed or replayed
         self.epochs_done = result.epochs_done
         if result.final_loss is not None:
@@ -46,6 +56,11 @@ class StrategyTotals:
     def tokens_per_second(self) -> float:
         return self.input_tokens / self.runtime if self.runtime > 0 else 0.0
 
+    @property
+    def spread(self) -> StepSpread | None:
+        """The median and spread of the steps' seconds, the first (warm-up) step left out."""
+        return StepSpread.of_steps(self.steps)
+
 
 class ComparisonTable(DataTable):
     """One row per strategy, filled in as bursts finish."""
@@ -54,9 +69,16 @@ class ComparisonTable(DataTable):
 ## Comparison
 
 One row per strategy, summed over all its bursts: epochs trained, the loss of the last
-step, seconds spent in training steps (held-out generation excluded), tokens per second,
-how many of the tokens run through the model were trained (had a label other than
--100), and the latest held-out answer. `x` resets every strategy to the untrained model.
+step, **wall s**: the seconds its bursts took (held-out generation excluded), **s/step**:
+the median seconds of one training step with, in brackets, the fastest and the slowest
+(the very first step, which allocates, left out), tokens per second, how many of the
+tokens run through the model were trained (had a label other than -100), and the latest
+held-out answer. `x` resets every strategy to the untrained model.
+
+Compare the medians, not the wall times: a burst's wall time grows with whatever else the
+machine is doing. A median marked `*` comes from steps that varied more than 1.5× (the
+slowest left out), and a note under the table says so: the machine was busy, and that
+row's times compare badly with the others.
 A strategy marked **⟲ replay** shows a prepared run: its figures are the recorded ones.
 """
 
@@ -73,13 +95,16 @@ A strategy marked **⟲ replay** shows a prepared run: its figures are the recor
     def _cells(self, strategy: str) -> list[str]:
         t = self.totals[strategy]
         if t.bursts == 0:
-            return [strategy, "0", "—", "—", "—", "—", "—"]
+            return [strategy, "0", "—", "—", "—", "—", "—", "—"]
         loss = "—" if t.final_loss is None or math.isnan(t.final_loss) else f"{t.final_loss:.4f}"
+        spread = t.spread
+        per_step = "—" if spread is None else spread.span() + (" *" if spread.busy else "")
         return [
             f"{strategy} ⟲ replay" if t.replayed else strategy,
             f"{t.epochs_done:g}",
             loss,
             f"{t.runtime:.1f}",
+            per_step,
             f"{t.tokens_per_second:,.0f}",
             f"{t.trained_tokens}/{t.input_tokens}",
             _clip(repr(t.holdout), 22) if t.holdout is not None else "—",
@@ -95,6 +120,18 @@ A strategy marked **⟲ replay** shows a prepared run: its figures are the recor
         for s in STRATEGIES:
             for column, value in zip(COLUMNS, self._cells(s)):
                 self.update_cell(s, column, value, update_width=True)
+
+    def busy_note(self) -> str:
+        """A line per strategy whose steps varied too much to compare its times; empty when none did."""
+        lines = []
+        for s, t in self.totals.items():
+            spread = t.spread
+            if spread is not None and spread.busy:
+                lines.append(
+                    f"* {s}: its steps varied {spread.varied()}: machine busy? Its times compare badly with the"
+                    " other rows'."
+                )
+        return "\n".join(lines)
 
     def row_values(self, strategy: str) -> dict[str, str]:
         """The cells of one row by column name (for tests and the command palette)."""

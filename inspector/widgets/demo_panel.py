@@ -8,8 +8,11 @@ lesson visited again shows its last result at once.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.measure import Measurement
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
@@ -19,7 +22,41 @@ from textual.widgets import Static
 from inspector.messages import DemoComputed, DemoProgressed
 
 # Lines that report a failure read differently without colour: bold, and they carry ✗ or MASKED.
-_FAILURE = r"[^\n]*(✗|MASKED|raises|runs on)[^\n]*"
+_FAILURE = re.compile(r"✗|MASKED|raises|runs on")
+
+
+class WrappedDemoText:
+    """A demo's text, each long line wrapped to the width it is drawn at with its continuation
+    indented, so that nothing is cut off at the panel's right edge."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        from inspector.core.demo_report import hanging_wrap
+
+        out = Text(overflow="fold")  # ends in a newline: Textual counts them for the height
+        lines = self.text.split("\n")
+        for i, line in enumerate(lines):
+            style = "bold" if _FAILURE.search(line) else ""
+            pieces = hanging_wrap(line, options.max_width)
+            out.append("\n".join(pieces), style)
+            if i < len(lines) - 1:
+                out.append("\n")
+        yield out
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        longest = max((len(line) for line in self.text.split("\n")), default=0)
+        return Measurement(min(8, longest), longest)
+
+
+# Lines of the demo's text on show at once (it scrolls): fewer in a short terminal, so that
+# the view under the panel keeps room for its grid.
+DEMO_LINES = 12
+
+
+def demo_lines(screen_height: int) -> int:
+    return DEMO_LINES if screen_height >= 40 else max(3, (screen_height - 16) // 2)
 
 
 class DemoPanel(Vertical):
@@ -34,6 +71,14 @@ templates as special tokens, a chat template's assistant mask... Quick ones run 
 as the lesson opens. Those that train copies of the model (the seconds-per-step
 measurement, the masked-`eos` run) start with `g` and take a while on a CPU; the
 training view stays usable meanwhile.
+
+Long lines wrap, their continuation indented; a long result scrolls (the scrollbar on
+the right, or the arrow keys once the panel has the focus: `Tab`). In a short terminal
+it shows fewer lines at once.
+
+The seconds-per-step demo compares each variant's median step with copy's; where the
+steps of a run varied more than 1.5× (the machine was busy) it says it cannot conclude,
+rather than report a difference the machine made.
 
 Press `s` for the code that computes the lesson's view, runnable on its own.
 """
@@ -55,6 +100,20 @@ Press `s` for the code that computes the lesson's view, runnable on its own.
 
     def on_mount(self) -> None:
         self.display = False
+
+    def fit_height(self, screen_height: int) -> None:
+        """Show fewer lines at once in a short terminal."""
+        self.query_one("#demo-scroll").styles.max_height = demo_lines(screen_height)
+        self.call_after_refresh(self._show_more_hint)
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._show_more_hint)
+
+    def _show_more_hint(self) -> None:
+        """Say on the border when the result is longer than the panel shows: it scrolls."""
+        scroll = self.query_one("#demo-scroll")
+        hidden = scroll.display and scroll.max_scroll_y > 0
+        self.border_subtitle = f"↕ scrolls: {scroll.virtual_size.height} lines · Tab, then ↑↓" if hidden else ""
 
     # --- which lesson -------------------------------------------------------------------
 
@@ -158,6 +217,7 @@ Press `s` for the code that computes the lesson's view, runnable on its own.
             )
         else:
             status.update("computed on the model in use · [b]s[/b] shows the code")
-        text = Text(self.results.get(lesson_id, ""), no_wrap=True)
-        text.highlight_regex(_FAILURE, "bold")
-        body.update(text)
+        text = self.results.get(lesson_id, "")
+        body.update(WrappedDemoText(text) if text else "")
+        self.query_one("#demo-scroll").display = bool(text)  # no result yet: the status line alone
+        self.call_after_refresh(self._show_more_hint)

@@ -11,6 +11,7 @@ from typing import Any
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.markup import escape
 from textual.widgets import Input, Label, Select, Static
 
 from inspector.core.errors import InspectorError
@@ -106,6 +107,9 @@ steps, `x` resets every strategy to the untrained model.
         for s in STRATEGIES:
             yield StrategyPanel(s)
         yield ComparisonTable(id="comparison")
+        note = Static("", id="comparison-note")
+        note.display = False
+        yield note
 
     def on_mount(self) -> None:
         epochs, lr, seed = self._initial
@@ -192,6 +196,7 @@ steps, `x` resets every strategy to the untrained model.
         self.results[message.strategy] = r
         self.panel(message.strategy).finished(r.stopped, r.epochs_done, r.final_loss, r.tokens_per_second)
         self.table.burst_finished(message.strategy, r, replayed=message.source != "live")
+        self._show_busy_note()
         # Let the next strategy of an "all three" run show that it is being prepared.
         if not r.stopped and self.last_request and message.strategy in self.last_request:
             i = self.last_request.index(message.strategy)
@@ -216,3 +221,14 @@ steps, `x` resets every strategy to the untrained model.
         for s in STRATEGIES:
             self.panel(s).reset()
         self.table.reset()
+        self._show_busy_note()
+
+    def _show_busy_note(self) -> None:
+        """Under the table: which strategies' step times varied too much to be compared."""
+        note = self.query_one("#comparison-note", Static)
+        text = self.table.busy_note()
+        appears = bool(text) and not note.display
+        note.update(escape(text))
+        note.display = bool(text)
+        if appears:  # below the table, perhaps below the screen's edge: bring it into view
+            self.call_after_refresh(note.scroll_visible, animate=False)

@@ -181,3 +181,16 @@ def test_the_stored_runs_of_a_model_are_listed_and_others_are_not(tiny, tiny_bos
     replay.prepare(tiny, fes, ["mask"], SETTINGS, ids, text)
     assert replay.stored_runs_of(tiny) == ["mask"]
     assert replay.stored_runs_of(tiny_bos) == []  # another model's weights
+
+
+def test_a_replayed_burst_carries_seconds_per_step(tiny):
+    fes, text, ids = _setup(tiny)
+    (run,) = replay.prepare(tiny, fes, ["mask"], SETTINGS, ids, text)
+    burst = run.burst(2)
+    assert [s.seconds for s in burst.steps] == [s["seconds"] for s in run.result["steps"]]
+    assert all(t > 0 for t in burst.step_seconds)
+    # A run stored before steps had their own seconds: the recorded wait per step stands in.
+    old = replace(run, result={**run.result, "steps": [{k: v for k, v in s.items() if k != "seconds"}
+                                                       for s in run.result["steps"]]})
+    assert old.burst(2).step_seconds == run.step_seconds[:10]
+    assert [s.seconds for s in old.segment(3, 5).steps] == run.step_seconds[3:5]

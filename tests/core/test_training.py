@@ -30,6 +30,10 @@ def test_a_burst_lowers_the_loss_and_answers_the_holdout_each_epoch(fresh_tiny, 
     assert [e.epoch for e in result.epochs] == [1, 2, 3] == [e.epoch for e in epochs]
     assert result.epochs[-1].loss < result.epochs[0].loss
     assert result.train_runtime > 0 and result.tokens_per_second > 0
+    # Each step carries its own seconds (held-out answers excluded), and so does the JSON.
+    assert len(result.step_seconds) == 15 and all(t > 0 for t in result.step_seconds)
+    assert sum(result.step_seconds) <= result.train_runtime
+    assert [s["seconds"] for s in result.to_dict()["steps"]] == result.step_seconds
     per_epoch_trained = 10 if strategy != "copy" else None  # " word" + eos for five examples
     if per_epoch_trained:
         assert result.trained_tokens == 3 * per_epoch_trained

@@ -10,6 +10,10 @@ from textual.widgets import Input, Markdown
 from ui_helpers import FAST_LR, labels_settled, started, wait_until
 
 from inspector.app import InspectorApp
+from inspector.core.step_times import StepSpread
+from inspector.core.training import BurstResult, StepLog
+from inspector.messages import BurstFinished
+from inspector.widgets.comparison_table import COLUMNS
 from inspector.screens.help import HelpScreen
 from inspector.widgets.labels_view import ExampleEditor
 
@@ -141,12 +145,49 @@ async def test_a_burst_posts_losses_and_fills_the_table(tiny_path):
         result = view.results["copy"]
         losses = [e.loss for e in result.epochs]
         assert losses[-1] < losses[0]  # the copy of the model really learns
+        # Wall time and, beside it, the median step with the fastest and slowest (the warm-up step left out).
+        row = view.table.row_values("copy")
+        assert list(row) == list(COLUMNS) and COLUMNS.index("s/step (min–max)") == COLUMNS.index("wall s") + 1
+        assert row["wall s"] == f"{result.train_runtime:.1f}"
+        spread = StepSpread.of(result.step_seconds[1:])
+        assert row["s/step (min–max)"].removesuffix(" *") == spread.span() and spread.steps == 14
+        assert row["s/step (min–max)"].endswith(" *") == spread.busy
+        assert view.table.row_values("mask")["s/step (min–max)"] == "—"
         assert app.errors == []
         # What the panel says while a burst gets ready: only a strategy's first copies the model.
         view.preparing(("copy",))
         assert "next burst" in str(panel.query_one(".panel-status").render())
         view.preparing(("mask",))
         assert "first burst" in str(view.panel("mask").query_one(".panel-status").render())
+
+
+async def test_the_table_says_when_a_strategys_steps_varied_too_much(tiny_path):
+    app = make_app(tiny_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await pilot.press("f3")
+        view = app.main.training_view
+        note = view.query_one("#comparison-note")
+        assert not note.display
+
+        def burst(strategy, seconds):
+            steps = [StepLog(strategy, i + 1, (i + 1) / 5, 1.0, t) for i, t in enumerate(seconds)]
+            return BurstResult(strategy, steps=steps, train_runtime=sum(seconds), input_tokens=100, epochs_done=2)
+
+        view.post_message(BurstFinished("copy", burst("copy", [9.0, 0.9, 1.6, 3.1, 1.2, 2.8, 1.0, 1.5, 2.0, 1.7])))
+        view.post_message(BurstFinished("mask", burst("mask", [9.0, 1.04, 1.02, 1.05, 1.09, 1.03])))
+        await wait_until(pilot, lambda: view.table.totals["mask"].bursts == 1, what="the two rows")
+        await pilot.pause()
+        # 9.0, the warm-up step, is left out
+        assert view.table.row_values("copy")["s/step (min–max)"] == "1.60 (0.900–3.10) *"
+        assert view.table.row_values("mask")["s/step (min–max)"] == "1.04 (1.02–1.09)"
+        assert note.display
+        text = str(note.render())
+        assert "copy: its steps varied 3.1× (0.900–2.80 s without the slowest): machine busy?" in text
+        assert "mask" not in text
+        await pilot.press("x")  # reset: no rows, no note
+        await pilot.pause()
+        assert not note.display
 
 
 async def test_escape_stops_a_burst_and_a_key_continues_it(tiny_path):
