@@ -118,13 +118,10 @@ class MainScreen(Screen[None]):
     def on_mount(self) -> None:
         self.set_pane(self._pane_for(self.app.size.width))
         self.demo_panel.fit_height(self.app.size.height)
+        self.set_class(self.app.size.height >= TALL_ROWS, "-tall")
         self.show_lesson(0)
         # Load after the first frame is painted: importing torch in the worker holds the GIL.
         self.call_after_refresh(self.app.load)  # type: ignore[attr-defined]
-
-    def on_resize(self, event: events.Resize) -> None:
-        # A tall terminal shows every lesson in the list; a short one scrolls it.
-        self.set_class(event.size.height >= TALL_ROWS, "-tall")
 
     # --- parts -----------------------------------------------------------------------------
 
@@ -201,6 +198,8 @@ class MainScreen(Screen[None]):
         if not self.pane_chosen:
             self.set_pane(self._pane_for(event.size.width))
         self.demo_panel.fit_height(event.size.height)
+        # A tall terminal shows every lesson in the list; a short one scrolls it.
+        self.set_class(event.size.height >= TALL_ROWS, "-tall")
 
     def set_pane(self, mode: str) -> None:
         """Show the lesson pane wide, narrow, or not at all."""
