@@ -284,6 +284,12 @@ class TrainingSession:
             from peft import get_peft_model
 
             self.model = get_peft_model(self.model, self._lora_config())
+        else:
+            from inspector.core.tied_head import sum_tied_gradient_in_place
+
+            # The stock LM head's gradient and the lookup's are summed out of place: a third
+            # embedding-sized buffer at the end of every backward (TRL's own head avoids it).
+            sum_tied_gradient_in_place(self.model)
         rows = [
             {"input_ids": ex.input_ids, "attention_mask": [1] * len(ex.rows), "labels": ex.labels}
             for ex in self.labeled

@@ -198,6 +198,38 @@ def test_where_the_optimizer_state_cannot_be_written_it_stays_in_memory(fresh_ti
     assert [s.step for s in second.steps] == list(range(6, 11))
 
 
+def test_the_tied_head_sums_its_gradient_in_place_to_the_same_bits(tiny_path):
+    """TiedHeadLinear gives the very gradient (and loss) of the stock head; bursts use it for copy and mask."""
+    import copy
+
+    import torch
+
+    from inspector.core.models import load_model
+    from inspector.core.tied_head import TiedHeadLinear, sum_tied_gradient_in_place
+
+    lm = load_model(str(tiny_path))
+    ids = torch.tensor([lm.tokenizer(ARTICLE_EXAMPLES[0])["input_ids"]])
+    grads = []
+    for swap in (False, True):
+        model = copy.deepcopy(lm.model)
+        if swap:
+            assert sum_tied_gradient_in_place(model) and type(model.get_output_embeddings()) is TiedHeadLinear
+        loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        grads.append((loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}))
+    (loss_a, a), (loss_b, b) = grads
+    assert torch.equal(loss_a, loss_b)
+    assert a.keys() == b.keys() and all(torch.equal(a[n], b[n]) for n in a)
+
+    frozen = copy.deepcopy(lm.model)
+    frozen.get_input_embeddings().weight.requires_grad_(False)
+    assert not sum_tied_gradient_in_place(frozen)  # nothing to sum: left as it is
+    with TrainingSession.on_a_copy(lm, _examples(lm), "mask", FAST) as session:
+        session.run(1)
+        assert type(session.model.get_output_embeddings()) is TiedHeadLinear
+    assert type(lm.model.get_output_embeddings()) is torch.nn.Linear  # the untrained original is untouched
+
+
 def test_folders_left_by_a_killed_process_are_removed_when_a_session_starts(fresh_tiny, tmp_path, monkeypatch):
     import subprocess
     import sys
