@@ -185,6 +185,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="instead: time inspect-data on a generated N-row conversational JSONL (rows/s, peak memory)",
     )
+    p.add_argument(
+        "--memory",
+        action="store_true",
+        help="instead: resident memory idle, during and after each strategy's burst (as the app's a), "
+        "after a continued burst and after a reset (x), against the memory targets",
+    )
 
     p = sub.add_parser("lesson", help="a lesson headless: its prose and its computed views as text")
     _common(p)
@@ -521,6 +527,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
             raise InspectorError(f"{flag} has unknown entries: {', '.join(bad) or '(none given)'}", f"choose from {', '.join(known)}")
     examples = _check_data_early(args)
     loaded, template = _load(args)
+    if args.memory:
+        return _bench_memory(args, loaded, template, examples, strategies)
     from inspector.core.bench import format_report, run_bench
     from inspector.core.data import format_examples
     from inspector.core.models import load_model
@@ -731,6 +739,28 @@ def cmd_inspect_data(args: argparse.Namespace) -> int:
         print(format_report(report))
     found = fail_on & set(report.counts)
     return 1 if found else 0
+
+
+def _bench_memory(args: argparse.Namespace, loaded: Any, template: Any, examples: Any, strategies: list[str]) -> int:
+    from inspector.core.bench import format_memory_report, memory_bench
+    from inspector.core.data import format_examples
+    from inspector.core.training import BurstSettings
+
+    settings = BurstSettings(epochs=args.epochs, **({"learning_rate": args.lr} if args.lr else {}))
+    formatted = format_examples(examples, loaded.tokenizer, template, loaded.name)
+    _status(f"memory: {', '.join(strategies)} in turn, {args.epochs} epochs each, then {strategies[0]} again, then a reset")
+    report = memory_bench(
+        loaded,
+        formatted,
+        strategies=strategies,
+        settings=settings,
+        on_stage=lambda name, mb: _status(f"{name}: {mb:.0f} MB"),
+    )
+    if args.json:
+        _dump(report.to_dict())
+    else:
+        print(format_memory_report(report))
+    return 0
 
 
 def _bench_data(args: argparse.Namespace) -> int:
