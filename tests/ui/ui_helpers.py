@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections import Counter
 from collections.abc import Callable
 
 FAST_LR = 1e-2  # the tiny model learns visibly in a few steps at this rate
@@ -38,3 +40,59 @@ async def started(pilot) -> None:
     await wait_until(pilot, lambda: labels_settled(pilot.app) or bool(pilot.app.errors), what="the model and labels")
     await wait_until(pilot, lambda: demo_settled(pilot.app) or bool(pilot.app.errors), what="the demo panel")
     await pilot.pause()
+
+
+class DispatchCounter:
+    """Counts, by message type, what every message pump of the app handles.
+
+    Installed by patching `MessagePump._dispatch_message` (the one place a pump handles a
+    message), so a loop of messages bouncing between widgets shows up as a count that grows
+    while nothing else happens.
+    """
+
+    def __init__(self, monkeypatch) -> None:
+        from textual.message_pump import MessagePump
+
+        self.counts: Counter[str] = Counter()
+        real = MessagePump._dispatch_message
+        counts = self.counts
+
+        async def counting(pump, message):
+            counts[type(message).__qualname__] += 1
+            return await real(pump, message)
+
+        monkeypatch.setattr(MessagePump, "_dispatch_message", counting)
+
+
+# A quiet app handles a handful of messages a second (a cursor blink, a notification's
+# timeout); the loop of issue 11 handled thousands. Generous, so that it never flakes.
+QUIET_MESSAGES = 60
+
+
+async def idle_window(pilot, counter: DispatchCounter, seconds: float = 0.5) -> tuple[Counter[str], float]:
+    """What the app does while left alone for `seconds`: the messages handled, and the CPU time spent.
+
+    Not a synchronisation: the window is the measurement (is anything still running?). It
+    starts after a pilot pause, whose own callbacks to every widget are not counted.
+    """
+    await pilot.pause()
+    counter.counts.clear()
+    cpu = time.process_time()
+    await asyncio.sleep(seconds)
+    return Counter(counter.counts), time.process_time() - cpu
+
+
+def own_messages(counts: Counter[str]) -> dict[str, int]:
+    """The app's own messages among those counted (the worker news, the grid's cursor moves)."""
+    from inspector import messages
+
+    ours = {name for name in dir(messages) if isinstance(getattr(messages, name), type)} | {"ColumnGrid.CursorMoved"}
+    return {name: n for name, n in counts.items() if name in ours}
+
+
+def post_keys(app, *keys: str) -> None:
+    """Keys as fast as a user can type: all queued at once, none waited for (unlike `pilot.press`)."""
+    from textual import events
+
+    for key in keys:
+        app.post_message(events.Key(key, key if len(key) == 1 else None))
