@@ -286,6 +286,15 @@ class InspectorApp(DataRows, PreparedReplays, LessonExtras, App[int]):
         self.main.show_view("labels")
         self.main.labels_view.set_strategy(strategy)
 
+    def action_command_palette(self) -> None:
+        """Ctrl+P: Textual's palette, made safe against keys typed fast (see screens/palette.py)."""
+        from textual.command import CommandPalette
+
+        from inspector.screens.palette import SafeCommandPalette
+
+        if self.use_command_palette and not CommandPalette.is_open(self):
+            self.push_screen(SafeCommandPalette(id="--command-palette"))
+
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
             return

@@ -349,3 +349,55 @@ async def test_a_terminal_too_small_gets_a_notice_and_nothing_is_lost(tiny_path)
         await pilot.resize_terminal(120, 40)
         await wait_until(pilot, lambda: not isinstance(app.screen, TooSmallScreen), what="the notice to go")
         assert app.main.labels_view.grid.rows  # the labels computed meanwhile are there
+
+
+async def _palette_with_hits(pilot, query: str):
+    from textual.command import CommandList
+
+    await pilot.press("ctrl+p", *query)
+    palette = pilot.app.screen
+    await wait_until(pilot, lambda: palette.query_one(CommandList).option_count > 0, what="the palette's hits")
+    return palette
+
+
+async def test_a_palette_choice_handled_after_esc_closed_it_does_nothing(tiny_path):
+    """Enter, then Esc, typed faster than the palette answers: the choice, still in the palette's
+    queue when Esc closed it, used to dismiss it again, popping the main screen (the app died)."""
+    from textual.command import CommandList
+    from textual.widgets import OptionList
+
+    app = make_app(tiny_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        palette = await _palette_with_hits(pilot, "Lesson 5")
+        hits = palette.query_one(CommandList)
+        hits.highlighted = 0
+        # Where Enter's choice waits when Esc arrives: bubbled up to the palette, not handled yet.
+        palette.post_message(OptionList.OptionSelected(hits, hits.get_option_at_index(0), 0))
+        await palette.run_action("escape")  # Esc's binding, before the palette handles the choice
+        for _ in range(3):
+            await pilot.pause()
+        assert app._exception is None
+        assert app.screen is app.main and app.lesson_index == 0  # closed; the late choice did not run
+
+
+async def test_a_search_typed_before_esc_does_not_start_after_it(tiny_path, monkeypatch):
+    """Typed, then Esc: the search, handled after Esc, looked for the palette's list once it was
+    removed (NoMatches: the app died)."""
+    from textual.command import CommandInput, CommandPalette
+    from textual.widgets import Input
+
+    searches: list[str] = []
+    real = CommandPalette._gather_commands
+    monkeypatch.setattr(CommandPalette, "_gather_commands", lambda self, value: searches.append(value) or real(self, value))
+    app = make_app(tiny_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        palette = await _palette_with_hits(pilot, "Lesson")
+        searches.clear()
+        palette.post_message(Input.Changed(palette.query_one(CommandInput), "Lesson 2"))  # typed, not handled yet
+        await palette.run_action("escape")  # Esc's binding, before the palette handles what was typed
+        for _ in range(3):
+            await pilot.pause()
+        assert app._exception is None and app.screen is app.main
+        assert searches == []
