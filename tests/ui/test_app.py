@@ -162,6 +162,31 @@ async def test_escape_stops_a_burst_and_a_key_continues_it(tiny_path):
         assert float(view.table.row_values("mask")["epochs"]) == more.epochs_done
 
 
+async def test_labels_asked_of_trl_during_a_burst_do_not_break_it(tiny_path):
+    """Making an HF trainer resets accelerate's shared state, which a burst reads at every step:
+    TRL's labels, asked for a new text while a burst ran, made it fail (AttributeError: the
+    AcceleratorState has no distributed_type). They now wait for the burst."""
+    app = make_app(tiny_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await pilot.press("f3")
+        view = app.main.training_view
+        view.query_one("#set-epochs", Input).value = "200"
+        await pilot.press("m")
+        panel = view.panel("mask")
+        await wait_until(pilot, lambda: len(panel.losses) >= 3 or bool(app.errors), what="a few steps")
+        labels = app.main.labels_view
+        labels.set_example(labels.text + " y gato")  # a new text: its trl labels need an SFTTrainer
+        steps = len(panel.losses)
+        await wait_until(pilot, lambda: len(panel.losses) >= steps + 20 or bool(app.errors), what="more steps")
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not app.training, what="the stop")
+        await wait_until(pilot, lambda: "trl" in labels.labelings and not labels.pending, what="the trl labels")
+        assert app.errors == []
+        assert view.results["mask"].stopped and panel.state == "stopped"  # stopped by Esc, not failed
+        assert labels.text.endswith("y gato")
+
+
 async def test_the_predictions_animation_reaches_the_end(tiny_path):
     app = make_app(tiny_path)
     async with app.run_test(size=SIZE) as pilot:
