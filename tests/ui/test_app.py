@@ -53,6 +53,16 @@ async def test_the_app_starts_and_loads_the_model(tiny_path, monkeypatch):
         assert app.main.labels_view.grid.rows  # the first example is on show, as columns
 
 
+async def test_once_the_model_is_loaded_nothing_animates_unseen(tiny_path):
+    """The loading bar (of unknown length) was hidden, not removed, and went on animating."""
+    from ui_helpers import running_timers
+
+    app = make_app(tiny_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await pilot.pause()
+        assert [t for t in running_timers(app) if t.startswith("Bar")] == []
+
 async def test_trust_remote_code_is_said_visibly(tiny_path):
     app = make_app(tiny_path, trust_remote_code=True)
     async with app.run_test(size=SIZE) as pilot:
