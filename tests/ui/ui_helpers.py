@@ -42,18 +42,21 @@ async def started(pilot) -> None:
     await pilot.pause()
 
 
+
 class DispatchCounter:
     """Counts, by message type, what every message pump of the app handles.
 
-    Installed by patching `MessagePump._dispatch_message` (the one place a pump handles a
-    message), so a loop of messages bouncing between widgets shows up as a count that grows
-    while nothing else happens.
+    It wraps `MessagePump._dispatch_message` (the one place a pump handles a message), so
+    messages bouncing between widgets show up as a count that grows while nothing happens.
+    `install` returns the function that puts the original back (the `dispatched` fixture does both).
     """
 
-    def __init__(self, monkeypatch) -> None:
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+
+    def install(self) -> Callable[[], None]:
         from textual.message_pump import MessagePump
 
-        self.counts: Counter[str] = Counter()
         real = MessagePump._dispatch_message
         counts = self.counts
 
@@ -61,7 +64,12 @@ class DispatchCounter:
             counts[type(message).__qualname__] += 1
             return await real(pump, message)
 
-        monkeypatch.setattr(MessagePump, "_dispatch_message", counting)
+        MessagePump._dispatch_message = counting
+
+        def uninstall() -> None:
+            MessagePump._dispatch_message = real
+
+        return uninstall
 
 
 # A quiet app handles a handful of messages a second (a cursor blink, a notification's
@@ -72,7 +80,7 @@ QUIET_MESSAGES = 60
 async def idle_window(pilot, counter: DispatchCounter, seconds: float = 0.5) -> tuple[Counter[str], float]:
     """What the app does while left alone for `seconds`: the messages handled, and the CPU time spent.
 
-    Not a synchronisation: the window is the measurement (is anything still running?). It
+    Not a synchronisation: the window is the measurement (does anything keep running?). It
     starts after a pilot pause, whose own callbacks to every widget are not counted.
     """
     await pilot.pause()
@@ -83,16 +91,35 @@ async def idle_window(pilot, counter: DispatchCounter, seconds: float = 0.5) -> 
 
 
 def own_messages(counts: Counter[str]) -> dict[str, int]:
-    """The app's own messages among those counted (the worker news, the grid's cursor moves)."""
+    """The app's own messages among those counted (the workers' news, the grids' cursor moves)."""
     from inspector import messages
 
     ours = {name for name in dir(messages) if isinstance(getattr(messages, name), type)} | {"ColumnGrid.CursorMoved"}
     return {name: n for name, n in counts.items() if name in ours}
 
 
-def post_keys(app, *keys: str) -> None:
-    """Keys as fast as a user can type: all queued at once, none waited for (unlike `pilot.press`)."""
+def running_timers(app) -> list[str]:
+    """Timers that tick now (started, not paused, not done), on every screen, as `Widget: timer`."""
+    out = []
+    nodes = [app]
+    for screen in app.screen_stack:
+        nodes += list(screen.walk_children(with_self=True))
+    for node in nodes:
+        for timer in list(node._timers):
+            if timer._task is not None and not timer._task.done() and timer._active.is_set():
+                out.append(f"{type(node).__name__}: {timer.name}")
+    return out
+
+
+def post_key(app, key: str) -> None:
+    """A key as the terminal sends it, not waited for (`pilot.press` waits for each)."""
     from textual import events
 
+    char = key if len(key) == 1 else {"space": " ", "plus": "+", "question_mark": "?"}.get(key)
+    app.post_message(events.Key(key, char))
+
+
+def post_keys(app, *keys: str) -> None:
+    """Keys as fast as a user can type: all queued at once, none waited for."""
     for key in keys:
-        app.post_message(events.Key(key, key if len(key) == 1 else None))
+        post_key(app, key)
