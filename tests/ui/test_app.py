@@ -436,3 +436,26 @@ async def test_a_search_typed_before_esc_does_not_start_after_it(tiny_path, monk
             await pilot.pause()
         assert app._exception is None and app.screen is app.main
         assert searches == []
+
+
+async def test_page_keys_before_the_palette_s_hits_are_laid_out_do_nothing(tiny_path):
+    """PageUp with hits not laid out yet (just filled, typed fast) raised KeyError in the list."""
+    from textual.command import CommandList
+
+    app = make_app(tiny_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        palette = await _palette_with_hits(pilot, "Lesson")
+        hits = palette.query_one(CommandList)
+        hits.display = False
+        await pilot.pause()  # laid out with no size: then refilled, as a search's hits are
+        options = list(hits.options)
+        hits.clear_options()
+        hits.add_options(options)
+        hits.highlighted = 2
+        await pilot.press("pageup", "pagedown")
+        assert app._exception is None and app.screen is palette
+        hits.display = True
+        await pilot.pause()
+        await pilot.press("pageup")
+        assert hits.highlighted == 0  # once laid out, the keys work
