@@ -213,6 +213,11 @@ class InspectorApp(DataRows, PreparedReplays, LessonExtras, App[int]):
         self._stop_demo = threading.Event()  # set on quit: a training demo ends after its current step
         self._base_lock = threading.Lock()  # the untrained model: read by labels, predictions, copies
         self._session_locks = {s: threading.Lock() for s in STRATEGIES}
+        # HF trainers, one at a time: making a Trainer or an SFTTrainer (TrainingArguments, in
+        # fact) resets accelerate's process-wide AcceleratorState, which a training loop reads
+        # at every step, so a trainer made during a burst failed it. Held by a burst, by TRL's
+        # labels and by the demos that make trainers; always taken before the other locks.
+        self._trainer_lock = threading.Lock()
         self._prediction_cache: dict[tuple[Any, ...], list[Any]] = {}
 
     # --- screens ---------------------------------------------------------------------------
@@ -299,6 +304,15 @@ class InspectorApp(DataRows, PreparedReplays, LessonExtras, App[int]):
     def set_strategy(self, strategy: str) -> None:
         self.main.show_view("labels")
         self.main.labels_view.set_strategy(strategy)
+
+    def action_command_palette(self) -> None:
+        """Ctrl+P: Textual's palette, made safe against keys typed fast (see screens/palette.py)."""
+        from textual.command import CommandPalette
+
+        from inspector.screens.palette import SafeCommandPalette
+
+        if self.use_command_palette and not CommandPalette.is_open(self):
+            self.push_screen(SafeCommandPalette(id="--command-palette"))
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
@@ -446,7 +460,8 @@ class InspectorApp(DataRows, PreparedReplays, LessonExtras, App[int]):
         if get_current_worker().is_cancelled:
             return
         try:
-            with self._base_lock:  # TRL makes an SFTTrainer around the untrained model
+            # TRL makes an SFTTrainer around the untrained model: after a running burst.
+            with self._trainer_lock, self._base_lock:
                 found["trl"] = label_examples("trl", [fe], tok, lm.model, max_length=lm.max_length)[0]
             target.post_message(LabelsComputed(text, found))
         except InspectorError as exc:
@@ -559,7 +574,7 @@ class InspectorApp(DataRows, PreparedReplays, LessonExtras, App[int]):
                         if replayed is not None and replayed.stopped:
                             break
                         continue
-                with self._session_locks[strategy]:
+                with self._trainer_lock, self._session_locks[strategy]:
                     self.training_strategy = strategy
                     session = self._session(strategy, settings)
                     lengths = [len(ex.rows) for ex in session.labeled]

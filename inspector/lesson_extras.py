@@ -9,6 +9,8 @@ lock) or on a copy of it (the ones that train), and post their text to the demo 
 from __future__ import annotations
 
 import copy
+import threading
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from textual import work
@@ -31,6 +33,21 @@ class LessonExtras:
     formatted: list[Any]
     examples: list[Any]
     prepared_demo: Any
+    _base_lock: threading.Lock
+    _trainer_lock: threading.Lock
+
+    def _trainer_turn(self, lesson: Lesson, target: Widget) -> AbstractContextManager[Any]:
+        """The app's trainer lock for a demo that makes HF trainers (one at a time), else nothing.
+
+        A demo that has to wait for a running burst says so in its panel.
+        """
+        from inspector.core.demos import DEMOS
+
+        if not DEMOS[lesson.demo].makes_trainer:  # type: ignore[index]
+            return nullcontext()
+        if self._trainer_lock.locked():
+            target.post_message(DemoProgressed(lesson.id, "waiting for the running burst: one trainer at a time"))
+        return self._trainer_lock
 
     def show_code(self) -> None:
         """The current lesson's code, as `causallm-inspect export N` would write it."""
@@ -127,7 +144,7 @@ class LessonExtras:
         from inspector.core.demos import run_demo
 
         try:
-            with self._base_lock:
+            with self._trainer_turn(lesson, target), self._base_lock:
                 result = run_demo(lesson.demo, self._demo_context(lesson, target, self.loaded.model))  # type: ignore[arg-type]
         except InspectorError as exc:
             target.post_message(DemoComputed(lesson.id, error=str(exc)))
@@ -153,7 +170,8 @@ class LessonExtras:
                     return
             with self._base_lock:
                 model = copy.deepcopy(self.loaded.model)
-            result = run_demo(lesson.demo, self._demo_context(lesson, target, model))  # type: ignore[arg-type]
+            with self._trainer_turn(lesson, target):
+                result = run_demo(lesson.demo, self._demo_context(lesson, target, model))  # type: ignore[arg-type]
         except InspectorError as exc:
             target.post_message(DemoComputed(lesson.id, error=str(exc)))
             return

@@ -58,6 +58,7 @@ class DemoSpec:
     on_demand: bool  # trains: runs when asked, not when the lesson opens
     run: Callable[[DemoContext], tuple[str, Any]]
     covers_view: bool = False  # headless: the demo's runs replace the view's own burst
+    makes_trainer: bool = False  # builds HF trainers (the app runs one at a time: see `InspectorApp._trainer_lock`)
 
 
 def _shift(ctx: DemoContext) -> tuple[str, Any]:
@@ -165,9 +166,9 @@ DEMOS: dict[str, DemoSpec] = {
     "old-collator": DemoSpec("The removed collator, rerun", False, _old_collator),
     "template-pitfall": DemoSpec("Template tokens alone and in context", False, _template_pitfall),
     "special-tokens": DemoSpec("Templates as special tokens", False, _special_tokens),
-    "chat-template": DemoSpec("Chat template and assistant mask", False, _chat_template),
-    "step-timing": DemoSpec("Seconds per step, measured", True, _step_timing),
-    "eos-padding": DemoSpec("Training with the eos masked", True, _eos_padding, covers_view=True),
+    "chat-template": DemoSpec("Chat template and assistant mask", False, _chat_template, makes_trainer=True),
+    "step-timing": DemoSpec("Seconds per step, measured", True, _step_timing, makes_trainer=True),
+    "eos-padding": DemoSpec("Training with the eos masked", True, _eos_padding, covers_view=True, makes_trainer=True),
 }
 
 

@@ -53,11 +53,17 @@ class ColumnGrid(ScrollView, can_focus=True):
     cursor: reactive[int] = reactive(0, init=False)
 
     class CursorMoved(Message):
-        """The selected column changed."""
+        """The selected column changed: by the user (a key or a click on the grid), or set by code.
 
-        def __init__(self, grid: ColumnGrid, position: int) -> None:
+        `by_user` tells them apart. A view that moves the cursor itself (the predictions
+        animation) must act on user moves only: a message of its own change arrives after
+        later changes, and acting on it would set the cursor back and post again, forever.
+        """
+
+        def __init__(self, grid: ColumnGrid, position: int, by_user: bool = False) -> None:
             self.grid = grid
             self.position = position
+            self.by_user = by_user
             super().__init__()
 
         @property
@@ -73,6 +79,7 @@ class ColumnGrid(ScrollView, can_focus=True):
         self._styles: dict[tuple[str, ...], Style] = {}
         self._center = False
         self._scroll_pending = False
+        self._user_move = False  # True while a key or a click sets the cursor
 
     # --- what subclasses provide -----------------------------------------------------------
 
@@ -141,16 +148,27 @@ class ColumnGrid(ScrollView, can_focus=True):
 
     def action_move(self, delta: int) -> None:
         if self._widths:
-            self.cursor = min(max(0, self.cursor + delta), len(self._widths) - 1)
+            self.move_by_user(min(max(0, self.cursor + delta), len(self._widths) - 1))
 
     def action_move_to(self, position: int) -> None:
         if self._widths:
-            self.cursor = position % len(self._widths)
+            self.move_by_user(position % len(self._widths))
+
+    def move_by_user(self, position: int) -> None:
+        """Select a column as the user did; setting `cursor` instead is a change made by code.
+
+        Either way a `CursorMoved` follows (if the column changed), with `by_user` telling which.
+        """
+        self._user_move = True
+        try:
+            self.cursor = position
+        finally:
+            self._user_move = False
 
     def watch_cursor(self, cursor: int) -> None:
         self.scroll_cursor_visible()
         self.refresh()
-        self.post_message(self.CursorMoved(self, cursor))
+        self.post_message(self.CursorMoved(self, cursor, by_user=self._user_move))
 
     def scroll_cursor_visible(self, center: bool = False) -> None:
         """Bring the selected column into view once the layout is up to date.
@@ -197,7 +215,7 @@ class ColumnGrid(ScrollView, can_focus=True):
         x = self.scroll_offset.x + event.x - self.GUTTER
         column = bisect_right(self._offsets, x) - 1
         if 0 <= column < len(self._widths):
-            self.cursor = column
+            self.move_by_user(column)
 
     # --- drawing ---------------------------------------------------------------------------
 

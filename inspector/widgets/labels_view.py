@@ -357,7 +357,12 @@ masked.
         error = self.query_one("#labels-error", Static)
         if lab is None:
             if self.strategy in self.pending:
-                grid.clear(f"asking {'TRL' if self.strategy == 'trl' else 'the tokenizer'} for the labels…")
+                if self.strategy != "trl":
+                    grid.clear("asking the tokenizer for the labels…")
+                elif getattr(self.app, "training", False):  # TRL's trainer waits for the burst's (app._trainer_lock)
+                    grid.clear("asking TRL for the labels, after the running burst (one trainer at a time)…")
+                else:
+                    grid.clear("asking TRL for the labels…")
             elif self.error:
                 grid.clear("nothing to show: see the problem above")
             elif self._ready:

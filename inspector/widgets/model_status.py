@@ -49,6 +49,11 @@ readable. Quit with `Ctrl+Q` and start again with another `--model`.
     def on_mount(self) -> None:
         self.query_one("#model-warning").display = False
 
+    def _loading_done(self) -> None:
+        # Removed, not hidden: a hidden bar of unknown length still animates, 15 frames a second.
+        for bar in self.query("#model-progress"):
+            bar.remove()
+
     def progressed(self, text: str) -> None:
         self.query_one("#model-line", Static).update(f"[b]Model[/b] {escape(text)}…")
 
@@ -59,7 +64,7 @@ readable. Quit with `Ctrl+Q` and start again with another `--model`.
         self.query_one("#model-line", Static).update(
             f"[b]Model[/b] {escape(short_name(loaded))}\n{loaded.device} · {loaded.source} · {cache}"
         )
-        self.query_one("#model-progress").display = False
+        self._loading_done()
         if loaded.trust_remote_code:
             warning = self.query_one("#model-warning", Static)
             warning.update("⚠ trust_remote_code is ON: this model's own code was allowed to run")
@@ -72,4 +77,4 @@ readable. Quit with `Ctrl+Q` and start again with another `--model`.
             f"[b]No model:[/b] {escape(problem)}\nThe lessons stay readable. Quit (Ctrl+Q) and start again with "
             "--model pointing to a model folder, a .gguf file or a cached Hugging Face id."
         )
-        self.query_one("#model-progress").display = False
+        self._loading_done()

@@ -218,7 +218,9 @@ no row yet. Pick another text with the selector at the top.
 
     @on(ColumnGrid.CursorMoved, "#prediction-grid")
     def _clicked(self, event: ColumnGrid.CursorMoved) -> None:
-        if event.position != self.index:
+        # Only the user's moves: the grid also reports the cursor that watch_index sets, and
+        # such a message, handled after the animation moved on, would pull the index back.
+        if event.by_user and event.position < self.length:
             self.playing = False
             self.index = event.position
 

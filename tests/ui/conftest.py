@@ -26,3 +26,14 @@ def tiny_named(tiny_path, tmp_path_factory) -> Path:
     target = tmp_path_factory.mktemp("named") / "tiny"
     shutil.copytree(tiny_path, target)
     return target
+
+
+@pytest.fixture
+def dispatched():
+    """Counts the messages the app's widgets handle, by type (see `ui_helpers.DispatchCounter`)."""
+    from ui_helpers import DispatchCounter
+
+    counter = DispatchCounter()
+    uninstall = counter.install()
+    yield counter
+    uninstall()

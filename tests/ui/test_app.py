@@ -58,6 +58,16 @@ async def test_the_app_starts_and_loads_the_model(tiny_path, monkeypatch):
         assert app.main.labels_view.grid.rows  # the first example is on show, as columns
 
 
+async def test_once_the_model_is_loaded_nothing_animates_unseen(tiny_path):
+    """The loading bar (of unknown length) was hidden, not removed, and went on animating."""
+    from ui_helpers import running_timers
+
+    app = make_app(tiny_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await pilot.pause()
+        assert [t for t in running_timers(app) if t.startswith("Bar")] == []
+
 async def test_trust_remote_code_is_said_visibly(tiny_path):
     app = make_app(tiny_path, trust_remote_code=True)
     async with app.run_test(size=SIZE) as pilot:
@@ -214,6 +224,31 @@ async def test_escape_stops_a_burst_and_a_key_continues_it(tiny_path):
         assert more.epochs_done > stopped.epochs_done
         assert more.steps[0].step == stopped.steps[-1].step + 1  # continued, not restarted
         assert float(view.table.row_values("mask")["epochs"]) == more.epochs_done
+
+
+async def test_labels_asked_of_trl_during_a_burst_do_not_break_it(tiny_path):
+    """Making an HF trainer resets accelerate's shared state, which a burst reads at every step:
+    TRL's labels, asked for a new text while a burst ran, made it fail (AttributeError: the
+    AcceleratorState has no distributed_type). They now wait for the burst."""
+    app = make_app(tiny_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await pilot.press("f3")
+        view = app.main.training_view
+        view.query_one("#set-epochs", Input).value = "200"
+        await pilot.press("m")
+        panel = view.panel("mask")
+        await wait_until(pilot, lambda: len(panel.losses) >= 3 or bool(app.errors), what="a few steps")
+        labels = app.main.labels_view
+        labels.set_example(labels.text + " y gato")  # a new text: its trl labels need an SFTTrainer
+        steps = len(panel.losses)
+        await wait_until(pilot, lambda: len(panel.losses) >= steps + 20 or bool(app.errors), what="more steps")
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not app.training, what="the stop")
+        await wait_until(pilot, lambda: "trl" in labels.labelings and not labels.pending, what="the trl labels")
+        assert app.errors == []
+        assert view.results["mask"].stopped and panel.state == "stopped"  # stopped by Esc, not failed
+        assert labels.text.endswith("y gato")
 
 
 async def test_the_predictions_animation_reaches_the_end(tiny_path):
@@ -507,3 +542,78 @@ async def test_reset_and_quitting_give_the_sessions_memory_back(tiny_path):
         assert model() is None and not os.path.exists(folder)  # quitting closed and freed it
     finally:
         gc.enable()
+
+
+async def _palette_with_hits(pilot, query: str):
+    from textual.command import CommandList
+
+    await pilot.press("ctrl+p", *query)
+    palette = pilot.app.screen
+    await wait_until(pilot, lambda: palette.query_one(CommandList).option_count > 0, what="the palette's hits")
+    return palette
+
+
+async def test_a_palette_choice_handled_after_esc_closed_it_does_nothing(tiny_path):
+    """Enter, then Esc, typed faster than the palette answers: the choice, still in the palette's
+    queue when Esc closed it, used to dismiss it again, popping the main screen (the app died)."""
+    from textual.command import CommandList
+    from textual.widgets import OptionList
+
+    app = make_app(tiny_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        palette = await _palette_with_hits(pilot, "Lesson 5")
+        hits = palette.query_one(CommandList)
+        hits.highlighted = 0
+        # Where Enter's choice waits when Esc arrives: bubbled up to the palette, not handled yet.
+        palette.post_message(OptionList.OptionSelected(hits, hits.get_option_at_index(0), 0))
+        await palette.run_action("escape")  # Esc's binding, before the palette handles the choice
+        for _ in range(3):
+            await pilot.pause()
+        assert app._exception is None
+        assert app.screen is app.main and app.lesson_index == 0  # closed; the late choice did not run
+
+
+async def test_a_search_typed_before_esc_does_not_start_after_it(tiny_path, monkeypatch):
+    """Typed, then Esc: the search, handled after Esc, looked for the palette's list once it was
+    removed (NoMatches: the app died)."""
+    from textual.command import CommandInput, CommandPalette
+    from textual.widgets import Input
+
+    searches: list[str] = []
+    real = CommandPalette._gather_commands
+    monkeypatch.setattr(CommandPalette, "_gather_commands", lambda self, value: searches.append(value) or real(self, value))
+    app = make_app(tiny_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        palette = await _palette_with_hits(pilot, "Lesson")
+        searches.clear()
+        palette.post_message(Input.Changed(palette.query_one(CommandInput), "Lesson 2"))  # typed, not handled yet
+        await palette.run_action("escape")  # Esc's binding, before the palette handles what was typed
+        for _ in range(3):
+            await pilot.pause()
+        assert app._exception is None and app.screen is app.main
+        assert searches == []
+
+
+async def test_page_keys_before_the_palette_s_hits_are_laid_out_do_nothing(tiny_path):
+    """PageUp with hits not laid out yet (just filled, typed fast) raised KeyError in the list."""
+    from textual.command import CommandList
+
+    app = make_app(tiny_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        palette = await _palette_with_hits(pilot, "Lesson")
+        hits = palette.query_one(CommandList)
+        hits.display = False
+        await pilot.pause()  # laid out with no size: then refilled, as a search's hits are
+        options = list(hits.options)
+        hits.clear_options()
+        hits.add_options(options)
+        hits.highlighted = 2
+        await pilot.press("pageup", "pagedown")
+        assert app._exception is None and app.screen is palette
+        hits.display = True
+        await pilot.pause()
+        await pilot.press("pageup")
+        assert hits.highlighted == 0  # once laid out, the keys work

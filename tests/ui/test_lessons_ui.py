@@ -84,3 +84,34 @@ async def test_the_eos_demo_trains_when_asked(tiny_path):
         assert all(line.endswith("stops ✓") for line in lines if line.strip().startswith("mask               epoch"))
         assert all(line.endswith("runs on ✗") for line in lines if line.strip().startswith("mask, eos masked   epoch"))
         assert app.errors == []
+
+
+async def test_a_training_demo_asked_for_during_a_burst_waits_for_it(tiny_path):
+    """The eos demo makes trainers; made while a burst ran, they reset accelerate's shared state
+    under it and one of the two failed (AttributeError). The demo now waits its turn, and says so."""
+    from textual.widgets import Input
+
+    app = make_app(tiny_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        app.goto_lesson(lesson_index(app, "eos-padding"))
+        await pilot.pause()
+        view = app.main.training_view
+        view.query_one("#set-epochs", Input).value = "200"
+        await pilot.press("f3", "c")
+        panel = view.panel("copy")
+        await wait_until(pilot, lambda: len(panel.losses) >= 3 or bool(app.errors), what="a few steps")
+        view.query_one("#set-epochs", Input).value = "3"  # the demo's own runs: short
+        await pilot.press("g")
+        demo = app.main.demo_panel
+        status = demo.query_one("#demo-status", Static)
+        await wait_until(
+            pilot, lambda: "waiting for the running burst" in str(status.render()) or bool(app.errors), what="the wait"
+        )
+        steps = len(panel.losses)
+        await wait_until(pilot, lambda: len(panel.losses) >= steps + 20 or bool(app.errors), what="more steps")
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not app.training, what="the stop")
+        await wait_until(pilot, lambda: "mask, eos masked   epoch  3" in demo.text or bool(app.errors), timeout=90)
+        assert app.errors == []
+        assert view.results["copy"].stopped and panel.state == "stopped"

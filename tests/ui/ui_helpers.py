@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections import Counter
 from collections.abc import Callable
 
 FAST_LR = 1e-2  # the tiny model learns visibly in a few steps at this rate
@@ -38,3 +40,86 @@ async def started(pilot) -> None:
     await wait_until(pilot, lambda: labels_settled(pilot.app) or bool(pilot.app.errors), what="the model and labels")
     await wait_until(pilot, lambda: demo_settled(pilot.app) or bool(pilot.app.errors), what="the demo panel")
     await pilot.pause()
+
+
+
+class DispatchCounter:
+    """Counts, by message type, what every message pump of the app handles.
+
+    It wraps `MessagePump._dispatch_message` (the one place a pump handles a message), so
+    messages bouncing between widgets show up as a count that grows while nothing happens.
+    `install` returns the function that puts the original back (the `dispatched` fixture does both).
+    """
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+
+    def install(self) -> Callable[[], None]:
+        from textual.message_pump import MessagePump
+
+        real = MessagePump._dispatch_message
+        counts = self.counts
+
+        async def counting(pump, message):
+            counts[type(message).__qualname__] += 1
+            return await real(pump, message)
+
+        MessagePump._dispatch_message = counting
+
+        def uninstall() -> None:
+            MessagePump._dispatch_message = real
+
+        return uninstall
+
+
+# A quiet app handles a handful of messages a second (a cursor blink, a notification's
+# timeout); the loop of issue 11 handled thousands. Generous, so that it never flakes.
+QUIET_MESSAGES = 60
+
+
+async def idle_window(pilot, counter: DispatchCounter, seconds: float = 0.5) -> tuple[Counter[str], float]:
+    """What the app does while left alone for `seconds`: the messages handled, and the CPU time spent.
+
+    Not a synchronisation: the window is the measurement (does anything keep running?). It
+    starts after a pilot pause, whose own callbacks to every widget are not counted.
+    """
+    await pilot.pause()
+    counter.counts.clear()
+    cpu = time.process_time()
+    await asyncio.sleep(seconds)
+    return Counter(counter.counts), time.process_time() - cpu
+
+
+def own_messages(counts: Counter[str]) -> dict[str, int]:
+    """The app's own messages among those counted (the workers' news, the grids' cursor moves)."""
+    from inspector import messages
+
+    ours = {name for name in dir(messages) if isinstance(getattr(messages, name), type)} | {"ColumnGrid.CursorMoved"}
+    return {name: n for name, n in counts.items() if name in ours}
+
+
+def running_timers(app) -> list[str]:
+    """Timers that tick now (started, not paused, not done), on every screen, as `Widget: timer`."""
+    out = []
+    nodes = [app]
+    for screen in app.screen_stack:
+        nodes += list(screen.walk_children(with_self=True))
+    for node in nodes:
+        for timer in list(node._timers):
+            if timer._task is not None and not timer._task.done() and timer._active.is_set():
+                out.append(f"{type(node).__name__}: {timer.name}")
+    return out
+
+
+def post_key(app, key: str) -> None:
+    """A key as the terminal sends it, not waited for (`pilot.press` waits for each)."""
+    from textual import events
+
+    char = key if len(key) == 1 else {"space": " ", "plus": "+", "question_mark": "?"}.get(key)
+    app.post_message(events.Key(key, char))
+
+
+def post_keys(app, *keys: str) -> None:
+    """Keys as fast as a user can type: all queued at once, none waited for."""
+    for key in keys:
+        post_key(app, key)
