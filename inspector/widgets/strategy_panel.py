@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from textual import events
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.markup import escape
@@ -12,6 +13,15 @@ from textual.widgets import ProgressBar, Sparkline, Static
 from inspector.core.labels import STRATEGY_TITLES
 
 KEYS = {"copy": "c", "mask": "m", "trl": "t"}
+
+
+class StepProgress(ProgressBar):
+    """A burst's progress. Textual's bar redraws itself every second for its ETA, which is not
+    shown here: that timer would tick for as long as the app runs, trained or not."""
+
+    def on_mount(self, event: events.Mount) -> None:
+        event.prevent_default()  # ProgressBar.on_mount starts the timer
+        self.update()
 
 
 class StrategyPanel(Vertical):
@@ -44,7 +54,7 @@ class StrategyPanel(Vertical):
         yield Static(self.idle_text(), classes="panel-status")
         yield Static("loss per step: appears with the first step", classes="panel-sparkline-empty")
         yield Sparkline([], summary_function=max, classes="panel-sparkline")
-        yield ProgressBar(total=1, show_eta=False, show_percentage=True, classes="panel-progress")
+        yield StepProgress(total=1, show_eta=False, show_percentage=True, classes="panel-progress")
         yield Static("held-out: (not trained yet)", classes="panel-holdout")
 
     def on_mount(self) -> None:
