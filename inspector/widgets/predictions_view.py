@@ -141,7 +141,8 @@ no row yet. Pick another text with the selector at the top.
             and message.notes == self.notes
             and message.sources == self.sources
         ):
-            return  # nothing new: let the animation be
+            self.grid.set_messages(self._messages())  # a burst may have started or ended
+            return  # nothing new to animate: let the animation be
         self.notes = message.notes
         self.sources = message.sources
         self.rows = message.rows

@@ -78,3 +78,22 @@ async def test_the_issue_s_recipe_trained_rows_then_the_predictions_view(tiny_pa
         await pilot.press("r")
         await wait_until(pilot, lambda: view.finished, what="the replay's end")
         await assert_settles(pilot, dispatched, view)
+
+
+async def test_a_strategy_training_now_says_so_in_the_predictions_view(tiny_path):
+    app = make_app(tiny_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await pilot.press("f3")
+        app.main.training_view.query_one("#set-epochs", Input).value = "200"  # long enough to look
+        await pilot.press("f4")
+        view = app.main.predictions_view
+        await wait_until(pilot, lambda: bool(view.rows.get("untrained")), what="the untrained row")
+        await pilot.press("m")
+        await wait_until(pilot, lambda: app.training_strategy == "mask", what="the burst to start")
+        await wait_until(
+            pilot, lambda: view.grid.messages.get("mask", "").startswith("training mask now"), what="the row's note"
+        )
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not app.training, what="the stop")
+        await wait_until(pilot, lambda: bool(view.rows.get("mask")), what="the mask row once stopped")
