@@ -9,7 +9,6 @@ torch at module level, so the first screen paints at once.
 
 from __future__ import annotations
 
-import argparse
 import threading
 from pathlib import Path
 import time
@@ -630,44 +629,6 @@ class InspectorApp(DataRows, PreparedReplays, LessonExtras, App[int]):
             self._formatted_by_text[text] = fe
             return fe
         return add_special_tokens(text, tok.bos_token, tok.eos_token, self.template, model_name=self.loaded.name)
-
-
-def _given(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-def run_app(args: argparse.Namespace) -> int:
-    """Build the app from the command line's options, run it, and return its exit code."""
-    from inspector.cli import _template, data_options
-    from inspector.core.data import read_examples
-
-    template = _template(args)
-    data = getattr(args, "data", None)
-    examples: list[Example] | None = None
-    problems: list[Any] = []
-    options = None
-    train_rows = getattr(args, "train_rows", TRAIN_ROWS)  # at least 1: the parser checks it
-    if data:
-        options = data_options(args)
-        read = read_examples(data, template, **options)
-        examples, problems = read.examples, read.problems
-        # The data report reads as far as the user asked (--limit; the whole file by default).
-        options.update(path=data, more=read.more)
-    app = InspectorApp(
-        model=args.model,
-        device=args.device or "auto",
-        examples=examples,
-        template=template,
-        trust_remote_code=bool(args.trust_remote_code),
-        data_name=data,
-        bos_token=getattr(args, "bos_token", None),
-        eos_token=getattr(args, "eos_token", None),
-        runs="live" if getattr(args, "live", False) else _given(getattr(args, "replay_speed", None)),
-        data_problems=problems,
-        data_options=options,
-        train_rows=train_rows,
-    )
-    return run_until_quit(app)
 
 
 WORKER_THREADS = "inspector-worker"

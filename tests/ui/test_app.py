@@ -350,7 +350,7 @@ def test_run_app_builds_the_app_from_the_command_line(monkeypatch, tmp_path):
     import json
 
     from inspector import app as app_module
-    from inspector.cli import build_parser
+    from inspector.cli import app as app_command, build_parser
 
     data = tmp_path / "rows.jsonl"
     data.write_text(json.dumps({"prompt": "cat", "completion": "gato"}) + "\n")
@@ -361,14 +361,14 @@ def test_run_app_builds_the_app_from_the_command_line(monkeypatch, tmp_path):
 
     monkeypatch.setattr(app_module.InspectorApp, "run", fake_run)
     args = build_parser().parse_args(["--model", "somewhere", "--device", "cpu", "--data", str(data)])
-    assert app_module.run_app(args) == 0
+    assert app_command.run(args) == 0
     app = seen["app"]
     assert app.model_spec == "somewhere" and app.device == "cpu" and app.data_name == str(data)
     assert [e.text for e in app.examples] == ["\n\n### Human: cat\n\n### Assistant: gato"]
     assert app.runs_source == "1" and not app.runs_chosen  # replay as recorded where prepared runs exist
-    assert app_module.run_app(build_parser().parse_args(["--replay-speed", "5"])) == 0
+    assert app_command.run(build_parser().parse_args(["--replay-speed", "5"])) == 0
     assert seen["app"].runs_source == "5"
-    assert app_module.run_app(build_parser().parse_args(["--live", "--replay-speed", "5"])) == 0
+    assert app_command.run(build_parser().parse_args(["--live", "--replay-speed", "5"])) == 0
     assert seen["app"].runs_source == "live"
 
 

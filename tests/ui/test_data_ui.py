@@ -9,7 +9,7 @@ from textual.widgets import Select
 from ui_helpers import FAST_LR, started, wait_until
 
 from inspector import app as app_module
-from inspector.cli import build_parser
+from inspector.cli import app as app_command, build_parser
 from inspector.widgets.problem_list import ProblemList
 
 SIZE = (120, 40)
@@ -44,7 +44,7 @@ def build_app(monkeypatch, argv: list[str]):
     """The app exactly as `causallm-inspect ARGV` builds it."""
     seen = {}
     monkeypatch.setattr(app_module.InspectorApp, "run", lambda self, **options: seen.setdefault("app", self))
-    assert app_module.run_app(build_parser().parse_args(argv)) == 0
+    assert app_command.run(build_parser().parse_args(argv)) == 0
     app = seen["app"]
     app.burst_defaults = (2, FAST_LR, 1)
     return app

@@ -10,10 +10,31 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from inspector.cli.options import check_data_early, common, dump, load, per_step, status, template
 from inspector.core.errors import InspectorError
 from inspector.core.lessons import Lesson, load_lessons
+
+if TYPE_CHECKING:
+    from inspector.core.chat import ChatTemplate
+    from inspector.core.data import Example
+    from inspector.core.models import LoadedModel
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("lesson", help="a lesson headless: its prose and its computed views as text")
+    common(p)
+    p.add_argument("number", metavar="N", help="lesson number (1, 2, ...) or id")
+    p.add_argument("--plain", action="store_true", help="plain text, no colours (the default when not a terminal)")
+    p.set_defaults(run=run_lesson)
+
+    p = sub.add_parser("export", help="a lesson's code as a standalone script that runs on its own")
+    common(p, json_flag=False)
+    p.add_argument("number", metavar="N", help="lesson number (1, 2, ...) or id")
+    p.add_argument("-o", "--output", metavar="FILE", help="where to write it (default: print it)")
+    p.add_argument("--notebook", action="store_true", help="write a Jupyter notebook (.ipynb) instead of a script")
+    p.set_defaults(run=run_export)
 
 
 def pick_lesson(lessons: list[Lesson], wanted: str) -> tuple[int, Lesson]:
@@ -42,7 +63,9 @@ def _heading(text: str) -> str:
 class _Run:
     """Everything one `lesson N` run computes, printed as it goes (or kept for --json)."""
 
-    def __init__(self, args: argparse.Namespace, lesson: Lesson, loaded: Any, template: Any, examples: list) -> None:
+    def __init__(
+        self, args: argparse.Namespace, lesson: Lesson, loaded: LoadedModel, template: ChatTemplate, examples: list[Example]
+    ) -> None:
         from inspector.core.chat import add_special_tokens
         from inspector.core.data import format_examples
 
@@ -101,10 +124,8 @@ class _Run:
 
         with session:
             result = session.run(on_epoch=on_epoch)
-        from inspector.cli import _per_step
-
         self.say(
-            f"{strategy}: {len(result.steps)} steps in {result.train_runtime:.1f} s{_per_step(result)}, "
+            f"{strategy}: {len(result.steps)} steps in {result.train_runtime:.1f} s{per_step(result)}, "
             f"{result.tokens_per_second:.0f} tokens/s, {result.trained_tokens} of {result.input_tokens} tokens trained"
         )
         self.json.setdefault("bursts", {})[strategy] = result.to_dict()
@@ -153,30 +174,22 @@ class _Run:
             template=self.template,
             strategy=self.lesson.strategy,
             epochs=self.lesson.epochs or 3,
-            progress=_progress,
+            progress=status,
             again="close other programs and run this command again",
         )
         self.say(_heading(f"demo: {spec.title}"))
         if spec.on_demand:
-            _progress(f"running the demo (it trains): {spec.title}")
+            status(f"running the demo (it trains): {spec.title}")
         result = run_demo(self.lesson.demo, ctx)  # type: ignore[arg-type]
         self.say(result.text)
         self.json["demo"] = {"name": result.name, "title": result.title, "text": result.text}
 
 
-def _progress(msg: str) -> None:
-    from inspector.cli import _status
-
-    _status(msg)
-
-
-def cmd_lesson(args: argparse.Namespace) -> int:
-    from inspector.cli import _check_data_early, _dump, _load
-
+def run_lesson(args: argparse.Namespace) -> int:
     number, lesson = pick_lesson(load_lessons(), args.number)
-    examples = _check_data_early(args)
-    loaded, template = _load(args)
-    run = _Run(args, lesson, loaded, template, examples)
+    examples = check_data_early(args)
+    loaded, markers = load(args)
+    run = _Run(args, lesson, loaded, markers, examples)
     if not args.json:
         _print_prose(lesson, number, plain=args.plain or not sys.stdout.isatty())
     from inspector.core.demos import DEMOS
@@ -189,7 +202,7 @@ def cmd_lesson(args: argparse.Namespace) -> int:
     if lesson.demo:
         run.demo()
     if args.json:
-        _dump(
+        dump(
             {
                 "lesson": {"number": number, "id": lesson.id, "title": lesson.title, "view": lesson.view},
                 "model": loaded.name,
@@ -213,12 +226,11 @@ def _print_prose(lesson: Lesson, number: int, *, plain: bool) -> None:
 # --- export N ------------------------------------------------------------------------------
 
 
-def cmd_export(args: argparse.Namespace) -> int:
-    from inspector.cli import _check_data_early, _status, _template
+def run_export(args: argparse.Namespace) -> int:
     from inspector.core.lesson_code import CodeSpec, notebook_json, render_code
 
     number, lesson = pick_lesson(load_lessons(), args.number)
-    examples = _check_data_early(args)
+    examples = check_data_early(args)
     model = args.model
     if model and not Path(model).expanduser().exists() and (model.startswith(("/", ".", "~")) or model.count("/") > 1):
         raise InspectorError(f"the model folder {model} does not exist", "check the path given to --model")
@@ -226,7 +238,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         model=model,
         device=args.device or "auto",
         examples=tuple(e.text for e in examples),
-        template=_template(args),
+        template=template(args),
         bos_token=args.bos_token,
         eos_token=args.eos_token,
     )
@@ -245,5 +257,5 @@ def cmd_export(args: argparse.Namespace) -> int:
             f"{args.output} could not be written ({exc.strerror})", "choose another path for -o"
         ) from exc
     run = f"jupyter lab {out}" if args.notebook else f"python {out}"
-    _status(f"wrote lesson {number} ({lesson.title}) to {out}; run it with: {run}")
+    status(f"wrote lesson {number} ({lesson.title}) to {out}; run it with: {run}")
     return 0

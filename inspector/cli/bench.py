@@ -1,0 +1,101 @@
+"""`causallm-inspect bench`: where a training step's time goes, or how fast inspect-data reads a large file."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from inspector.cli.options import check_data_early, comma_list, common, dump, load, status
+from inspector.core.errors import InspectorError
+from inspector.core.labels import STRATEGIES
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="where a training step's time goes: forward/backward/optimizer, tokens/s, GFLOP/s vs the matmul peak",
+    )
+    common(p)
+    p.add_argument("--strategies", default=",".join(STRATEGIES), metavar="LIST", help="comma-separated (default all three)")
+    p.add_argument(
+        "--options",
+        default="all",
+        metavar="LIST",
+        help="comma-separated speed options, or all: default, foreach-adamw, frozen-embedding, lora, "
+        "head-trained-only, padded-batch, threads-1, compile",
+    )
+    p.add_argument("--epochs", type=int, default=3, help="epochs per run (default 3; the first step is a warm-up)")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default: the bursts' default)")
+    p.add_argument(
+        "--data-rows",
+        type=int,
+        metavar="N",
+        help="instead: time inspect-data on a generated N-row conversational JSONL (rows/s, peak memory)",
+    )
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from inspector.core.bench import OPTIONS
+
+    if args.data_rows is not None:
+        return _bench_data(args)
+
+    strategies = comma_list(args.strategies, STRATEGIES, "--strategies")
+    options = list(OPTIONS) if args.options == "all" else comma_list(args.options, tuple(OPTIONS), "--options")
+    examples = check_data_early(args)
+    loaded, template = load(args)
+    from inspector.core.bench import format_report, run_bench
+    from inspector.core.data import format_examples
+    from inspector.core.models import load_model
+    from inspector.core.training import DEFAULT_LORA_LEARNING_RATE, BurstSettings
+
+    def warm_load() -> float:
+        # The first load above may have converted the model; this one reads the cache.
+        again = load_model(args.model, device=args.device, trust_remote_code=args.trust_remote_code)
+        seconds = again.load_seconds
+        del again
+        return seconds
+
+    settings = BurstSettings(epochs=args.epochs, **({"learning_rate": args.lr} if args.lr else {}))
+    formatted = format_examples(examples, loaded.tokenizer, template, loaded.name)
+    status(f"benchmarking {len(strategies)} strategies x {len(options)} options, {args.epochs} epochs each")
+
+    def progress(r: Any) -> None:
+        status(f"{r.strategy}/{r.option}: {r.step_s.median:.3f} s per step, {r.gflops:.1f} GFLOP/s")
+
+    report = run_bench(
+        loaded,
+        formatted,
+        strategies=strategies,
+        options=options,
+        settings=settings,
+        lora_learning_rate=args.lr or DEFAULT_LORA_LEARNING_RATE,  # LoRA's own default rate unless --lr
+        warm_load=warm_load,
+        on_result=progress,
+    )
+    if args.json:
+        dump(report.to_dict())
+    else:
+        print(format_report(report))
+    return 0
+
+
+def _bench_data(args: argparse.Namespace) -> int:
+    import tempfile
+    from pathlib import Path
+
+    from inspector.core.bench import data_scale_bench
+
+    if args.data_rows < 10:
+        raise InspectorError(f"--data-rows {args.data_rows} is too few to measure", "pass 10 or more, e.g. 100000")
+    with tempfile.TemporaryDirectory(prefix="causallm-inspect-bench-") as tmp:
+        result = data_scale_bench(args.data_rows, args.model, Path(tmp))
+    if args.json:
+        dump(result)
+        return 0
+    for n, r in result.items():
+        if n == "rows":
+            continue
+        print(f"{int(n):>9} rows: {r['seconds']:6.1f} s, {r['rows_per_s']:8.0f} rows/s, peak {r['peak_rss_mb']:6.0f} MB, problems {r['problems']}")
+    return 0
