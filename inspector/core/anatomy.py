@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from inspector.core.chat import FormattedExample
-from inspector.core.labels import IGNORE_INDEX, LabeledExample, TokenRow, encode, visible
+from inspector.core.labels import IGNORE_INDEX, LabeledExample, TokenRow, encode
+from inspector.core.tokens import visible
 
 
 @dataclass(frozen=True)

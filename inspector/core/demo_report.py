@@ -12,7 +12,8 @@ from itertools import groupby
 
 from inspector.core.anatomy import PaddingView, ShiftView, TokenizeView
 from inspector.core.chat_templates import ChatTemplateView, TrlAssistantOnly
-from inspector.core.labels import IGNORE_INDEX, LabeledExample, TokenRow, visible
+from inspector.core.labels import IGNORE_INDEX, LabeledExample, TokenRow
+from inspector.core.tokens import visible
 from inspector.core.live_runs import EosRun, StepTiming
 from inspector.core.pitfalls import OldCollatorView, SpecialTokensView, TemplatePitfall
 

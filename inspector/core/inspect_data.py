@@ -139,7 +139,7 @@ def inspect_data(
     from inspector.core.conversations import ASSISTANT_ROLES, format_messages
     from inspector.core.data import row_to_text
     from inspector.core.datasource import classify, detect_format, iter_records, messages_of
-    from inspector.core.labels import special_token_ids
+    from inspector.core.tokens import special_token_ids
 
     start = time.perf_counter()
     tok = loaded.tokenizer

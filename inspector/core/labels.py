@@ -17,6 +17,7 @@ from typing import Any
 
 from inspector.core.chat import FormattedExample
 from inspector.core.errors import InspectorError
+from inspector.core.tokens import special_token_ids, visible
 
 IGNORE_INDEX = -100
 STRATEGIES = ("copy", "mask", "trl")
@@ -25,14 +26,6 @@ STRATEGY_TITLES = {
     "mask": "human part masked to -100",
     "trl": "TRL SFTTrainer, completion-only loss",
 }
-
-_VISIBLE = str.maketrans({" ": "␣", "\n": "↵", "\t": "⇥", "\r": "␍"})
-
-
-def visible(text: str) -> str:
-    """Whitespace made visible: spaces, newlines and tabs get a glyph each."""
-    return text.translate(_VISIBLE) if text else "∅"
-
 
 @dataclass(frozen=True)
 class TokenRow:
@@ -77,16 +70,6 @@ class LabeledExample:
             "tokens": [r.to_dict() for r in self.rows],
             "trained_tokens": self.trained_tokens,
         }
-
-
-def special_token_ids(tokenizer: Any) -> set[int]:
-    """The ids of every special token: the named ones (bos, eos, pad...) and the added tokens
-    marked special, which chat templates use (Gemma's `<end_of_turn>` is one and is not in
-    `all_special_ids`)."""
-    ids = set(tokenizer.all_special_ids)
-    decoder = getattr(tokenizer, "added_tokens_decoder", None) or {}
-    ids.update(int(i) for i, token in decoder.items() if getattr(token, "special", False))
-    return ids
 
 
 def make_rows(tokenizer: Any, ids: Sequence[int], labels: Sequence[int]) -> tuple[TokenRow, ...]:

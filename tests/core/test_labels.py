@@ -6,7 +6,8 @@ import pytest
 
 from inspector.core.chat import ARTICLE_EXAMPLES, add_special_tokens
 from inspector.core.errors import InspectorError
-from inspector.core.labels import IGNORE_INDEX, differing_positions, label_example, label_examples, visible
+from inspector.core.labels import IGNORE_INDEX, differing_positions, label_example, label_examples
+from inspector.core.tokens import visible
 
 M = IGNORE_INDEX
 MULTI = "\n\n### Human: hi\n\n### Assistant: hola\n\n### Human: dog\n\n### Assistant: perro"
