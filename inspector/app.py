@@ -23,12 +23,12 @@ from textual.reactive import var
 from textual.widget import Widget
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from inspector.core.chat import ARTICLE_TEMPLATE, HOLDOUT_ANSWER, HOLDOUT_WORD, ChatTemplate, article_text
-from inspector.core.data import TRAIN_ROWS, Example, article_examples
+from inspector.core.data.chat_format import ARTICLE_TEMPLATE, HOLDOUT_ANSWER, HOLDOUT_WORD, ChatTemplate, article_text
+from inspector.core.data.examples import TRAIN_ROWS, Example, article_examples
 from inspector.core.errors import InspectorError
-from inspector.core.labels import STRATEGIES
-from inspector.core.lessons import Lesson, load_lessons
-from inspector.core.training import DEFAULT_EPOCHS, DEFAULT_LEARNING_RATE, DEFAULT_SEED, BurstSettings
+from inspector.core.labels.strategies import STRATEGIES
+from inspector.core.lessons.model import Lesson, load_lessons
+from inspector.core.training.session import DEFAULT_EPOCHS, DEFAULT_LEARNING_RATE, DEFAULT_SEED, BurstSettings
 from inspector.help import help_for
 from inspector.data_rows import DataRows
 from inspector.lesson_extras import LessonExtras
@@ -357,7 +357,7 @@ class InspectorApp(DataRows, PreparedReplays, LessonExtras, App[int]):
 
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
     def load(self) -> None:
-        from inspector.core.data import format_leniently
+        from inspector.core.data.examples import format_leniently
         from inspector.core.models import load_model
 
         loaded = load_model(
@@ -367,7 +367,7 @@ class InspectorApp(DataRows, PreparedReplays, LessonExtras, App[int]):
             progress=lambda text: self.post_message(ModelLoadProgressed(text)),
             **self.special_tokens,
         )
-        from inspector.core.replay import stored_runs_of
+        from inspector.core.runs.store import stored_runs_of
 
         pairs, problems = format_leniently(self.examples, loaded.tokenizer, self.template, loaded.name)
         self._formatted_by_text = {ex.text: fe for ex, fe in pairs}
@@ -432,7 +432,7 @@ class InspectorApp(DataRows, PreparedReplays, LessonExtras, App[int]):
     @work(thread=True, exclusive=True, group="labels", exit_on_error=False)
     def compute_labels(self, text: str, target: Widget) -> None:
         """copy and mask at once (the tokenizer only), then trl (TRL makes an SFTTrainer)."""
-        from inspector.core.labels import label_examples
+        from inspector.core.labels.strategies import label_examples
 
         lm = self.loaded
         tok = lm.tokenizer
@@ -519,7 +519,7 @@ class InspectorApp(DataRows, PreparedReplays, LessonExtras, App[int]):
     def _session(self, strategy: str, settings: BurstSettings) -> Any:
         session = self.sessions.get(strategy)
         if session is None:
-            from inspector.core.training import TrainingSession
+            from inspector.core.training.session import TrainingSession
 
             with self._base_lock:  # the copy reads the untrained model
                 session = TrainingSession.on_a_copy(
@@ -580,7 +580,7 @@ class InspectorApp(DataRows, PreparedReplays, LessonExtras, App[int]):
     @work(thread=True, exclusive=True, group="predict", exit_on_error=False)
     def compute_predictions(self, text: str, target: Widget) -> None:
         """Teacher-forced rows of the untrained model and of every trained strategy."""
-        from inspector.core.predictions import prediction_input, teacher_forced
+        from inspector.core.training.predictions import prediction_input, teacher_forced
 
         lm = self.loaded
         tok = lm.tokenizer
@@ -617,13 +617,13 @@ class InspectorApp(DataRows, PreparedReplays, LessonExtras, App[int]):
     def formatted_for(self, text: str) -> Any:
         """The formatted example behind a shown text: a data row as training formats it
         (a conversation through its chat template), else the text with the article's special tokens."""
-        from inspector.core.chat import add_special_tokens
+        from inspector.core.data.chat_format import add_special_tokens
 
         if text in self._formatted_by_text:
             return self._formatted_by_text[text]
         tok = self.loaded.tokenizer
         if text in self.extra_examples:  # a data row read on demand: formatted as training would
-            from inspector.core.data import format_examples
+            from inspector.core.data.examples import format_examples
 
             (fe,) = format_examples([self.extra_examples[text]], tok, self.template, self.loaded.name)
             self._formatted_by_text[text] = fe

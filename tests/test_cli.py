@@ -217,7 +217,7 @@ def test_help_does_not_import_torch():
 def test_core_does_not_import_textual():
     code = (
         "import sys, pkgutil, importlib, inspector.core as c\n"
-        "for m in pkgutil.iter_modules(c.__path__): importlib.import_module('inspector.core.' + m.name)\n"
+        "for m in pkgutil.walk_packages(c.__path__, 'inspector.core.'): importlib.import_module(m.name)\n"
         "print('textual' in sys.modules, 'torch' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()

@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     rows that cannot be used are listed in the app (the data is read leniently).
     """
     from inspector.app import InspectorApp, run_until_quit
-    from inspector.core.data import TRAIN_ROWS, Example, read_examples
+    from inspector.core.data.examples import TRAIN_ROWS, Example, read_examples
 
     markers = template(args)
     data = getattr(args, "data", None)

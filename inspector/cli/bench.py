@@ -7,7 +7,7 @@ from typing import Any
 
 from inspector.cli.options import check_data_early, comma_list, common, dump, load, status
 from inspector.core.errors import InspectorError
-from inspector.core.labels import STRATEGIES
+from inspector.core.labels.strategies import STRATEGIES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from inspector.core.bench import OPTIONS
+    from inspector.core.training.bench import OPTIONS
 
     if args.data_rows is not None:
         return _bench_data(args)
@@ -45,10 +45,10 @@ def run(args: argparse.Namespace) -> int:
     options = list(OPTIONS) if args.options == "all" else comma_list(args.options, tuple(OPTIONS), "--options")
     examples = check_data_early(args)
     loaded, template = load(args)
-    from inspector.core.bench import format_report, run_bench
-    from inspector.core.data import format_examples
+    from inspector.core.training.bench import format_report, run_bench
+    from inspector.core.data.examples import format_examples
     from inspector.core.models import load_model
-    from inspector.core.training import DEFAULT_LORA_LEARNING_RATE, BurstSettings
+    from inspector.core.training.session import DEFAULT_LORA_LEARNING_RATE, BurstSettings
 
     def warm_load() -> float:
         # The first load above may have converted the model; this one reads the cache.
@@ -85,7 +85,7 @@ def _bench_data(args: argparse.Namespace) -> int:
     import tempfile
     from pathlib import Path
 
-    from inspector.core.bench import data_scale_bench
+    from inspector.core.training.bench import data_scale_bench
 
     if args.data_rows < 10:
         raise InspectorError(f"--data-rows {args.data_rows} is too few to measure", "pass 10 or more, e.g. 100000")

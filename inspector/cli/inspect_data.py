@@ -7,7 +7,7 @@ import sys
 
 from inspector.cli.options import comma_list, common, dump, load
 from inspector.core.errors import InspectorError
-from inspector.core.labels import STRATEGIES
+from inspector.core.labels.strategies import STRATEGIES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,9 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from inspector.core.conversations import read_chat_template
-    from inspector.core.datasource import detect_format, parse_columns
-    from inspector.core.inspect_data import PROBLEMS, format_report, inspect_data
+    from inspector.core.data.conversations import read_chat_template
+    from inspector.core.data.readers import detect_format, parse_columns
+    from inspector.core.reports.data_report import PROBLEMS, format_report, inspect_data
 
     strategies = comma_list(args.strategy, STRATEGIES, "--strategy")
     fail_on = {x.strip() for x in args.fail_on.split(",") if x.strip()}

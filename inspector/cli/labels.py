@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from inspector.cli.options import check_data_early, common, dump, load
-from inspector.core.labels import STRATEGIES
+from inspector.core.labels.strategies import STRATEGIES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,8 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     examples = check_data_early(args)
     loaded, template = load(args)
-    from inspector.core.data import format_examples
-    from inspector.core.labels import label_examples
+    from inspector.core.data.examples import format_examples
+    from inspector.core.labels.strategies import label_examples
 
     formatted = format_examples(examples, loaded.tokenizer, template, loaded.name)
     labeled = label_examples(args.strategy, formatted, loaded.tokenizer, loaded.model, max_length=loaded.max_length)
@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
             }
         )
         return 0
-    from inspector.core.report import labels_table
+    from inspector.core.reports.tables import labels_table
 
     for ex, lab in zip(examples, labeled):
         print(labels_table(lab, title=f"example {ex.row}"))

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from inspector.cli.options import check_data_early, common, dump, load, per_step, status, template
 from inspector.core.errors import InspectorError
-from inspector.core.lessons import Lesson, load_lessons
+from inspector.core.lessons.model import Lesson, load_lessons
 
 if TYPE_CHECKING:
-    from inspector.core.chat import ChatTemplate
-    from inspector.core.data import Example
+    from inspector.core.data.chat_format import ChatTemplate
+    from inspector.core.data.examples import Example
     from inspector.core.models import LoadedModel
 
 
@@ -66,8 +66,8 @@ class _Run:
     def __init__(
         self, args: argparse.Namespace, lesson: Lesson, loaded: LoadedModel, template: ChatTemplate, examples: list[Example]
     ) -> None:
-        from inspector.core.chat import add_special_tokens
-        from inspector.core.data import format_examples
+        from inspector.core.data.chat_format import add_special_tokens
+        from inspector.core.data.examples import format_examples
 
         self.args, self.lesson, self.loaded, self.template = args, lesson, loaded, template
         tok = loaded.tokenizer
@@ -86,8 +86,8 @@ class _Run:
     # --- the views -------------------------------------------------------------------
 
     def labels(self) -> None:
-        from inspector.core.labels import differing_positions, label_examples
-        from inspector.core.report import labels_table
+        from inspector.core.labels.strategies import differing_positions, label_examples
+        from inspector.core.reports.tables import labels_table
 
         lm = self.loaded
         wanted = ("mask", "trl") if self.lesson.strategy == "trl" else (self.lesson.strategy,)
@@ -99,7 +99,7 @@ class _Run:
         self.say(labels_table(found[self.lesson.strategy]))
         self.say()
         if len(found) == 2:
-            from inspector.core.demo_report import compact_labels
+            from inspector.core.lessons.demo_report import compact_labels
 
             self.say(f"mask labels: {compact_labels(found['mask'].labels)}")
             self.say(f"trl labels:  {compact_labels(found['trl'].labels)}")
@@ -111,7 +111,7 @@ class _Run:
         self.json["labels"] = {s: lab.to_dict() for s, lab in found.items()}
 
     def _burst(self, strategy: str) -> Any:
-        from inspector.core.training import DEFAULT_EPOCHS, BurstSettings, TrainingSession
+        from inspector.core.training.session import DEFAULT_EPOCHS, BurstSettings, TrainingSession
 
         lm = self.loaded
         settings = BurstSettings(epochs=self.lesson.epochs or DEFAULT_EPOCHS)
@@ -132,10 +132,10 @@ class _Run:
         return session.model
 
     def training(self, full_table: bool = False) -> None:
-        from inspector.core.chat import HOLDOUT_ANSWER, HOLDOUT_WORD, add_special_tokens, article_text
-        from inspector.core.labels import label_example
-        from inspector.core.predictions import teacher_forced
-        from inspector.core.report import predictions_summary, predictions_table
+        from inspector.core.data.chat_format import HOLDOUT_ANSWER, HOLDOUT_WORD, add_special_tokens, article_text
+        from inspector.core.labels.strategies import label_example
+        from inspector.core.training.predictions import teacher_forced
+        from inspector.core.reports.tables import predictions_summary, predictions_table
 
         lm = self.loaded
         tok = lm.tokenizer
@@ -161,7 +161,7 @@ class _Run:
         self.json["predictions"] = {n: [r.to_dict() for r in rows] for n, rows in predictions.items()}
 
     def demo(self) -> None:
-        from inspector.core.demos import DEMOS, DemoContext, run_demo
+        from inspector.core.lessons.demos import DEMOS, DemoContext, run_demo
 
         spec = DEMOS[self.lesson.demo]  # type: ignore[index]
         lm = self.loaded
@@ -192,7 +192,7 @@ def run_lesson(args: argparse.Namespace) -> int:
     run = _Run(args, lesson, loaded, markers, examples)
     if not args.json:
         _print_prose(lesson, number, plain=args.plain or not sys.stdout.isatty())
-    from inspector.core.demos import DEMOS
+    from inspector.core.lessons.demos import DEMOS
 
     covered = lesson.demo is not None and DEMOS[lesson.demo].covers_view
     if lesson.view == "labels":
@@ -227,7 +227,7 @@ def _print_prose(lesson: Lesson, number: int, *, plain: bool) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from inspector.core.lesson_code import CodeSpec, notebook_json, render_code
+    from inspector.core.lessons.code import CodeSpec, notebook_json, render_code
 
     number, lesson = pick_lesson(load_lessons(), args.number)
     examples = check_data_early(args)

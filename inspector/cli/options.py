@@ -13,11 +13,11 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from inspector.core.errors import InspectorError
-from inspector.core.labels import STRATEGIES
+from inspector.core.labels.strategies import STRATEGIES
 
 if TYPE_CHECKING:
-    from inspector.core.chat import ChatTemplate
-    from inspector.core.data import Example
+    from inspector.core.data.chat_format import ChatTemplate
+    from inspector.core.data.examples import Example
     from inspector.core.models import LoadedModel
 
 
@@ -61,7 +61,7 @@ def common(parser: argparse.ArgumentParser, *, json_flag: bool = True, data: boo
 
 
 def burst_options(parser: argparse.ArgumentParser, *, required_strategy: bool) -> None:
-    from inspector.core.training import (
+    from inspector.core.training.session import (
         DEFAULT_EPOCHS,
         DEFAULT_HOLDOUT,
         DEFAULT_LEARNING_RATE,
@@ -116,7 +116,7 @@ def at_least_one(text: str) -> int:
 
 
 def train_rows_option(parser: argparse.ArgumentParser) -> None:
-    from inspector.core.data import TRAIN_ROWS
+    from inspector.core.data.examples import TRAIN_ROWS
 
     parser.add_argument(
         "--train-rows",
@@ -141,7 +141,7 @@ def comma_list(text: str, known: tuple[str, ...] | list[str], flag: str) -> list
 
 def template(args: argparse.Namespace) -> ChatTemplate:
     """The chat markers of --human-marker and --assistant-marker (\\n and \\t understood)."""
-    from inspector.core.chat import ChatTemplate
+    from inspector.core.data.chat_format import ChatTemplate
 
     def unescape(s: str | None, default: str) -> str:
         # Shells make typing a newline awkward, so \n and \t are understood; nothing else is touched.
@@ -179,7 +179,7 @@ def load(args: argparse.Namespace, *, tokenizer_only: bool = False) -> tuple[Loa
 
 def examples(args: argparse.Namespace, markers: ChatTemplate) -> list[Example]:
     """The examples of --data, or the article's five."""
-    from inspector.core.data import article_examples, load_examples
+    from inspector.core.data.examples import article_examples, load_examples
 
     if not getattr(args, "data", None):
         return article_examples()
@@ -188,8 +188,8 @@ def examples(args: argparse.Namespace, markers: ChatTemplate) -> list[Example]:
 
 def data_options(args: argparse.Namespace) -> dict[str, Any]:
     """How to read --data: split, limit, column mapping and chat template, from the options."""
-    from inspector.core.conversations import read_chat_template
-    from inspector.core.datasource import parse_columns
+    from inspector.core.data.conversations import read_chat_template
+    from inspector.core.data.readers import parse_columns
 
     return {
         "split": args.split,
@@ -211,7 +211,7 @@ def dump(obj: Any) -> None:
 
 def per_step(result: Any) -> str:
     """` (median 1.04 s per step, 1.02–1.09)`, or nothing when no step was timed."""
-    from inspector.core.step_times import StepSpread, seconds
+    from inspector.core.training.step_times import StepSpread, seconds
 
     spread = StepSpread.of_steps(result.steps)
     if spread is None:

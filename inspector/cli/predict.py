@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from inspector.core.chat import HOLDOUT_ANSWER, HOLDOUT_WORD, article_text
+    from inspector.core.data.chat_format import HOLDOUT_ANSWER, HOLDOUT_WORD, article_text
 
     examples = check_data_early(args)
     if args.top_k < 1:
@@ -40,9 +40,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         text = article_text(HOLDOUT_WORD, HOLDOUT_ANSWER, template(args))
     loaded, markers = load(args)
-    from inspector.core.chat import add_special_tokens
-    from inspector.core.labels import encode
-    from inspector.core.predictions import accuracy, teacher_forced
+    from inspector.core.data.chat_format import add_special_tokens
+    from inspector.core.labels.strategies import encode
+    from inspector.core.training.predictions import accuracy, teacher_forced
 
     fe = add_special_tokens(text, loaded.tokenizer.bos_token, loaded.tokenizer.eos_token, markers, model_name=loaded.name)
     ids, _ = encode(fe, loaded.tokenizer)
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
             }
         )
         return 0
-    from inspector.core.report import predictions_table
+    from inspector.core.reports.tables import predictions_table
 
     print(predictions_table(rows, title=f"teacher-forced predictions, {state}"))
     return 0

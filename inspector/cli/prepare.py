@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING
 
 from inspector.cli.options import comma_list, common, data_options, dump, load, status, template, train_rows_option
 from inspector.core.errors import InspectorError
-from inspector.core.labels import STRATEGIES
+from inspector.core.labels.strategies import STRATEGIES
 
 if TYPE_CHECKING:
-    from inspector.core.chat import ChatTemplate, FormattedExample
-    from inspector.core.lessons import Lesson
+    from inspector.core.data.chat_format import ChatTemplate, FormattedExample
+    from inspector.core.lessons.model import Lesson
     from inspector.core.models import LoadedModel
 
 PREPARED_BURSTS = 5  # prepare stores this many of the longest lesson burst: the speaker may press + four times
@@ -35,28 +35,28 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     strategies = comma_list(args.strategies, STRATEGIES, "--strategies")
-    from inspector.core.data import article_examples, read_examples
+    from inspector.core.data.examples import article_examples, read_examples
 
     markers = template(args)
     if args.data:  # the rows the app trains on: the first --train-rows examples that can be used
         examples = read_examples(args.data, markers, **data_options(args)).examples
     else:
         examples = article_examples()
-    from inspector.core.lessons import load_lessons
-    from inspector.core.training import DEFAULT_EPOCHS, DEFAULT_SEED, BurstSettings
+    from inspector.core.lessons.model import load_lessons
+    from inspector.core.training.session import DEFAULT_EPOCHS, DEFAULT_SEED, BurstSettings
 
     lessons = load_lessons()
     longest = max([DEFAULT_EPOCHS] + [lesson.epochs or 0 for lesson in lessons])
     epochs = args.epochs or PREPARED_BURSTS * longest
     seed = args.seed if args.seed is not None else DEFAULT_SEED
     settings = BurstSettings(epochs=epochs, learning_rate=args.lr, seed=seed)
-    from inspector.core import replay
+    from inspector.core.runs import store as replay
     from inspector.core.models import writable_folder
 
     writable_folder(replay.store_dir())  # before minutes of training, not after
     loaded, markers = load(args)
-    from inspector.core.data import format_leniently
-    from inspector.core.predictions import prediction_input
+    from inspector.core.data.examples import format_leniently
+    from inspector.core.training.predictions import prediction_input
 
     pairs, _ = format_leniently(examples, loaded.tokenizer, markers, loaded.name)
     if not pairs:
@@ -109,10 +109,10 @@ def _prepare_demos(
     seed: int,
 ) -> list:
     """Run every lesson demo that trains, with the settings the app will show for its lesson."""
-    from inspector.core import replay
-    from inspector.core.chat import add_special_tokens
-    from inspector.core.demos import DEMOS, DemoContext
-    from inspector.core.training import DEFAULT_EPOCHS
+    from inspector.core.runs import store as replay
+    from inspector.core.data.chat_format import add_special_tokens
+    from inspector.core.lessons.demos import DEMOS, DemoContext
+    from inspector.core.training.session import DEFAULT_EPOCHS
 
     out = []
     tok = loaded.tokenizer
@@ -145,8 +145,8 @@ def _prepare_demos(
 
 def replay_prediction_target(loaded: LoadedModel, template: ChatTemplate) -> tuple[str, list[int]]:
     """The text whose predictions a prepared run stores: the held-out example with its answer."""
-    from inspector.core.chat import HOLDOUT_ANSWER, HOLDOUT_WORD, add_special_tokens, article_text
-    from inspector.core.labels import encode
+    from inspector.core.data.chat_format import HOLDOUT_ANSWER, HOLDOUT_WORD, add_special_tokens, article_text
+    from inspector.core.labels.strategies import encode
 
     text = article_text(HOLDOUT_WORD, HOLDOUT_ANSWER, template)
     fe = add_special_tokens(text, loaded.tokenizer.bos_token, loaded.tokenizer.eos_token, template, model_name=loaded.name)

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 from inspector.cli.options import burst_options, check_data_early, common, dump, load, per_step
 
 if TYPE_CHECKING:
-    from inspector.core.chat import ChatTemplate
-    from inspector.core.data import Example
+    from inspector.core.data.chat_format import ChatTemplate
+    from inspector.core.data.examples import Example
     from inspector.core.models import LoadedModel
-    from inspector.core.training import BurstResult, BurstSettings, TrainingSession
+    from inspector.core.training.session import BurstResult, BurstSettings, TrainingSession
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -65,7 +65,7 @@ class _StopFlag:
 
 
 def _settings(args: argparse.Namespace) -> BurstSettings:
-    from inspector.core.training import BurstSettings
+    from inspector.core.training.session import BurstSettings
 
     return BurstSettings(
         epochs=args.epochs,
@@ -86,8 +86,8 @@ def run_burst(
     args: argparse.Namespace, loaded: LoadedModel, template: ChatTemplate, examples: list[Example], *, verbose: bool
 ) -> tuple[TrainingSession, BurstResult]:
     """The burst of the burst options on the loaded model itself; Ctrl-C stops it between steps."""
-    from inspector.core.data import format_examples
-    from inspector.core.training import TrainingSession
+    from inspector.core.data.examples import format_examples
+    from inspector.core.training.session import TrainingSession
 
     settings = _settings(args)
     formatted = format_examples(examples, loaded.tokenizer, template, loaded.name)

@@ -10,8 +10,8 @@ from textual.widgets import Input, Markdown
 from ui_helpers import FAST_LR, labels_settled, started, wait_until
 
 from inspector.app import InspectorApp
-from inspector.core.step_times import StepSpread
-from inspector.core.training import BurstResult, StepLog
+from inspector.core.training.step_times import StepSpread
+from inspector.core.training.session import BurstResult, StepLog
 from inspector.messages import BurstFinished
 from inspector.widgets.comparison_table import COLUMNS
 from inspector.screens.help import HelpScreen
@@ -316,7 +316,7 @@ def _palette_has(app, text: str) -> bool:
 
 
 async def test_a_failing_worker_is_a_readable_notification(tiny_path, monkeypatch):
-    from inspector.core.training import TrainingSession
+    from inspector.core.training.session import TrainingSession
 
     def boom(self, *args, **kwargs):
         raise RuntimeError("the accelerator caught fire\nTraceback (most recent call last): ...")
@@ -373,7 +373,7 @@ def test_run_app_builds_the_app_from_the_command_line(monkeypatch, tmp_path):
 
 
 async def test_data_rows_are_the_examples_and_bad_rows_are_reported(tiny_path):
-    from inspector.core.data import Example
+    from inspector.core.data.examples import Example
 
     rows = [
         Example("\n\n### Human: cat\n\n### Assistant: gato", 1, "rows.jsonl", unit="line"),

@@ -132,7 +132,7 @@ async def test_a_file_with_no_usable_row_is_one_clear_line(tiny_path, tmp_path, 
 
 
 async def test_a_problem_row_past_the_rows_kept_is_read_when_picked(tiny_path, chats, monkeypatch):
-    import inspector.core.data as data
+    import inspector.core.data.examples as data
 
     monkeypatch.setattr(data, "APP_ROWS", 3)  # the app keeps rows 1-3; the report still reads all 8
     app = build_app(monkeypatch, ["--model", str(tiny_path), "--device", "cpu", "--data", str(chats)])

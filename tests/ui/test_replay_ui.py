@@ -10,7 +10,7 @@ from ui_helpers import FAST_LR, started, wait_until
 
 from inspector.app import InspectorApp
 from inspector.cli import main
-from inspector.core import replay
+from inspector.core.runs import store as replay
 
 SIZE = (120, 40)
 
@@ -191,7 +191,7 @@ async def test_a_lesson_demo_that_trains_shows_its_prepared_result(tiny_path, ca
 
 async def test_a_prepared_talk_replays_every_lessons_burst_and_demo(tiny_path, capsys):
     """`prepare` with its defaults, then every lesson in turn: nothing trains live."""
-    from inspector.core.demos import DEMOS
+    from inspector.core.lessons.demos import DEMOS
 
     args = ["prepare", "--model", str(tiny_path), "--device", "cpu", "--lr", str(FAST_LR)]
     assert main(args) == 0

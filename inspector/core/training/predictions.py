@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from inspector.core.labels import make_rows
+from inspector.core.labels.strategies import make_rows
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class PredictionRow:
 def prediction_input(fe: Any, tokenizer: Any, max_length: int | None = None) -> tuple[list[int], frozenset[int]]:
     """The token ids the predictions of a formatted example are made on, and the positions
     whose next token belongs to an answer (the ones the mask strategy trains)."""
-    from inspector.core.labels import label_example
+    from inspector.core.labels.strategies import label_example
 
     masked = label_example("mask", fe, tokenizer, max_length=max_length)
     answer = frozenset(r.position - 1 for r in masked.rows if not r.masked and r.position > 0)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from inspector.core.chat import (
+from inspector.core.data.chat_format import (
     ARTICLE_EXAMPLES,
     ARTICLE_TEMPLATE,
     HOLDOUT_ANSWER,
@@ -26,8 +26,8 @@ from inspector.core.chat import (
     holdout_text,
 )
 from inspector.core.errors import InspectorError
-from inspector.core.lessons import Lesson, read_code
-from inspector.core.training import DEFAULT_EPOCHS, DEFAULT_LEARNING_RATE, DEFAULT_SEED
+from inspector.core.lessons.model import Lesson, read_code
+from inspector.core.training.session import DEFAULT_EPOCHS, DEFAULT_LEARNING_RATE, DEFAULT_SEED
 
 COMMON = "_common.py"
 _PLACEHOLDER = re.compile(r"\{\{(\w+)(\|s)?\}\}")
@@ -51,8 +51,8 @@ class CodeSpec:
 
 
 def code_values(lesson: Lesson, number: int, spec: CodeSpec) -> dict[str, Any]:
-    from inspector.core.chat_templates import generation_template
-    from inspector.core.demos import TWO_TURNS
+    from inspector.core.lessons.chat_templates import generation_template
+    from inspector.core.lessons.demos import TWO_TURNS
 
     model = None if spec.model in (None, "", "embedded") else spec.model
     if model is not None and Path(model).expanduser().exists():  # a folder or .gguf: absolute, to run from anywhere

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from inspector.core.chat import FormattedExample
+from inspector.core.data.chat_format import FormattedExample
 from inspector.core.errors import InspectorError
 
 
@@ -115,7 +115,7 @@ def make_sft_trainer(
         "pass --chat-template FILE with a template that marks them (the mask strategy works without)",
     )
     if conversational:
-        from inspector.core.conversations import has_generation_markers
+        from inspector.core.data.conversations import has_generation_markers
 
         if not has_generation_markers(examples[0].chat_template):
             raise no_markers  # said before TRL is asked: it would refuse the same way

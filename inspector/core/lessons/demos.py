@@ -12,8 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from inspector.core import demo_report as report
-from inspector.core.chat import ARTICLE_TEMPLATE, ChatTemplate, FormattedExample, add_special_tokens
+from inspector.core.lessons import demo_report as report
+from inspector.core.data.chat_format import ARTICLE_TEMPLATE, ChatTemplate, FormattedExample, add_special_tokens
 
 # The two-exchange text the padding and chat-template demos use beside the lesson's example.
 TWO_TURNS = (
@@ -61,8 +61,8 @@ class DemoSpec:
 
 
 def _shift(ctx: DemoContext) -> tuple[str, Any]:
-    from inspector.core.anatomy import shift_view
-    from inspector.core.labels import label_example
+    from inspector.core.lessons.anatomy import shift_view
+    from inspector.core.labels.strategies import label_example
 
     strategy = ctx.strategy if ctx.strategy in ("copy", "mask") else "mask"
     v = shift_view(ctx.model, label_example(strategy, ctx.example, ctx.tokenizer))
@@ -70,8 +70,8 @@ def _shift(ctx: DemoContext) -> tuple[str, Any]:
 
 
 def _tokenize(ctx: DemoContext) -> tuple[str, Any]:
-    from inspector.core.anatomy import padding_view, tokenize_view
-    from inspector.core.labels import label_example
+    from inspector.core.lessons.anatomy import padding_view, tokenize_view
+    from inspector.core.labels.strategies import label_example
 
     v = tokenize_view(ctx.tokenizer, ctx.example)
     short = label_example("copy", ctx.example, ctx.tokenizer)
@@ -81,14 +81,14 @@ def _tokenize(ctx: DemoContext) -> tuple[str, Any]:
 
 
 def _old_collator(ctx: DemoContext) -> tuple[str, Any]:
-    from inspector.core.pitfalls import old_collator_view
+    from inspector.core.lessons.pitfalls import old_collator_view
 
     v = old_collator_view(ctx.tokenizer, ctx.example)
     return report.old_collator_text(v), v
 
 
 def _template_pitfall(ctx: DemoContext) -> tuple[str, Any]:
-    from inspector.core.pitfalls import template_pitfall
+    from inspector.core.lessons.pitfalls import template_pitfall
 
     examples = [ctx.example, *(e for e in ctx.examples if e.text != ctx.example.text)]
     v = template_pitfall(ctx.tokenizer, examples, ctx.template)
@@ -96,14 +96,14 @@ def _template_pitfall(ctx: DemoContext) -> tuple[str, Any]:
 
 
 def _special_tokens(ctx: DemoContext) -> tuple[str, Any]:
-    from inspector.core.pitfalls import special_tokens_view
+    from inspector.core.lessons.pitfalls import special_tokens_view
 
     v = special_tokens_view(ctx.tokenizer, ctx.example, ctx.template)
     return report.special_tokens_text(v), v
 
 
 def _chat_template(ctx: DemoContext) -> tuple[str, Any]:
-    from inspector.core.chat_templates import (
+    from inspector.core.lessons.chat_templates import (
         chat_template_view,
         conversation,
         generation_template,
@@ -122,7 +122,7 @@ def _chat_template(ctx: DemoContext) -> tuple[str, Any]:
 def _step_timing(ctx: DemoContext) -> tuple[str, Any]:
     import torch
 
-    from inspector.core.live_runs import measure_step_times
+    from inspector.core.lessons.demo_runs import measure_step_times
 
     rows = measure_step_times(
         ctx.model,
@@ -138,9 +138,9 @@ def _step_timing(ctx: DemoContext) -> tuple[str, Any]:
 
 
 def _eos_padding(ctx: DemoContext) -> tuple[str, Any]:
-    from inspector.core.labels import label_example
-    from inspector.core.live_runs import eos_padding_run
-    from inspector.core.pitfalls import pad_is_eos_collator_labels
+    from inspector.core.labels.strategies import label_example
+    from inspector.core.lessons.demo_runs import eos_padding_run
+    from inspector.core.lessons.pitfalls import pad_is_eos_collator_labels
 
     ids = label_example("copy", ctx.example, ctx.tokenizer).input_ids
     pad_labels = pad_is_eos_collator_labels(ctx.tokenizer, ids)

@@ -19,11 +19,16 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from inspector.core.chat import FormattedExample
+from inspector.core.data.chat_format import FormattedExample
 from inspector.core.models import cache_dir, writable_folder
-from inspector.core.training import BurstResult, BurstSettings, EpochLog, StepLog
+from inspector.core.training.session import BurstResult, BurstSettings, EpochLog, StepLog
+
+if TYPE_CHECKING:
+    from inspector.core.lessons.demos import DemoContext
+    from inspector.core.models import LoadedModel
+
 
 STORE_FORMAT = 2
 
@@ -44,7 +49,7 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def model_fingerprint(loaded: Any) -> str:
+def model_fingerprint(loaded: LoadedModel) -> str:
     """Identifies the weights: the config and the size and date of every weight file."""
     path = Path(loaded.path)
     digest = hashlib.sha256(loaded.source.encode())
@@ -135,7 +140,7 @@ class PreparedRun:
 
     def predictions_for(self, text: str, epoch: int) -> list[Any] | None:
         """Teacher-forced rows of `text` after `epoch` epochs, if this run stored them."""
-        from inspector.core.predictions import PredictionRow
+        from inspector.core.training.predictions import PredictionRow
 
         rows = self.predictions.get(str(epoch), {}).get(text)
         return None if rows is None else [PredictionRow.from_dict(r) for r in rows]
@@ -225,8 +230,8 @@ class PreparedDemo:
         return time.strftime("%Y-%m-%d %H:%M", time.localtime(self.created))
 
 
-def demo_spec(fingerprint: str, ctx: Any, name: str, versions: dict[str, str]) -> dict[str, Any]:
-    from inspector.core.training import DEFAULT_LEARNING_RATE
+def demo_spec(fingerprint: str, ctx: DemoContext, name: str, versions: dict[str, str]) -> dict[str, Any]:
+    from inspector.core.training.session import DEFAULT_LEARNING_RATE
 
     return {
         "format": STORE_FORMAT,
@@ -245,15 +250,15 @@ def demo_spec(fingerprint: str, ctx: Any, name: str, versions: dict[str, str]) -
     }
 
 
-def find_demo(loaded: Any, ctx: Any, name: str) -> tuple[PreparedDemo | None, str]:
+def find_demo(loaded: LoadedModel, ctx: DemoContext, name: str) -> tuple[PreparedDemo | None, str]:
     """The stored result of demo `name` run with exactly this context, or why there is none."""
     key = spec_key(demo_spec(model_fingerprint(loaded), ctx, name, library_versions()))
     return _load_as(key, PreparedDemo, "text", "demo")
 
 
-def prepare_demo(loaded: Any, ctx: Any, name: str) -> PreparedDemo:
+def prepare_demo(loaded: LoadedModel, ctx: DemoContext, name: str) -> PreparedDemo:
     """Run demo `name` now (on `ctx`, whose model it may train) and store its text."""
-    from inspector.core.demos import run_demo
+    from inspector.core.lessons.demos import run_demo
 
     spec = demo_spec(model_fingerprint(loaded), ctx, name, library_versions())
     start = time.perf_counter()
@@ -272,7 +277,7 @@ def prepare_demo(loaded: Any, ctx: Any, name: str) -> PreparedDemo:
 
 
 def prepare(
-    loaded: Any,
+    loaded: LoadedModel,
     examples: Sequence[FormattedExample],
     strategies: Sequence[str],
     settings: BurstSettings,
@@ -289,8 +294,8 @@ def prepare(
     """
     import copy
 
-    from inspector.core.predictions import teacher_forced
-    from inspector.core.training import TrainingSession
+    from inspector.core.training.predictions import teacher_forced
+    from inspector.core.training.session import TrainingSession
 
     versions = library_versions()
     fingerprint = model_fingerprint(loaded)
@@ -380,7 +385,7 @@ def explain_miss(spec: dict[str, Any]) -> str:
     return best[1] if best else "none stored"
 
 
-def stored_runs_of(loaded: Any) -> list[str]:
+def stored_runs_of(loaded: LoadedModel) -> list[str]:
     """The strategies of the prepared runs stored for this model's weights (any data or settings).
 
     The app's runs selector says "prepared" only where there is something to replay.
@@ -395,7 +400,7 @@ def stored_runs_of(loaded: Any) -> list[str]:
     return found
 
 
-def find(loaded: Any, examples: Sequence[FormattedExample], strategy: str, settings: BurstSettings,
+def find(loaded: LoadedModel, examples: Sequence[FormattedExample], strategy: str, settings: BurstSettings,
          predict_text: str) -> tuple[PreparedRun | None, str]:
     """The prepared run that recorded exactly this burst (or a longer one), if any, or why not."""
     spec = run_spec(model_fingerprint(loaded), examples, strategy, settings, predict_text, library_versions())

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from inspector.core.chat import ARTICLE_TEMPLATE, ChatTemplate, FormattedExample, add_special_tokens, split_turns
+from inspector.core.data.chat_format import ARTICLE_TEMPLATE, ChatTemplate, FormattedExample, add_special_tokens, split_turns
 from inspector.core.errors import InspectorError
 
 ASSISTANT_ROLES = ("assistant", "model", "gpt", "bot")
@@ -80,7 +80,7 @@ def conversation(text: str, template: ChatTemplate = ARTICLE_TEMPLATE) -> list[d
 
 def _special_strings(tokenizer: Any) -> list[str]:
     """Every special token's text, longest first (a closing token is matched greedily)."""
-    from inspector.core.tokens import special_token_ids
+    from inspector.core.data.tokens import special_token_ids
 
     found = {str(tokenizer.convert_ids_to_tokens(i)) for i in special_token_ids(tokenizer)}
     return sorted((s for s in found if s), key=len, reverse=True)

@@ -10,12 +10,12 @@ import textwrap
 from collections.abc import Sequence
 from itertools import groupby
 
-from inspector.core.anatomy import PaddingView, ShiftView, TokenizeView
-from inspector.core.chat_templates import ChatTemplateView, TrlAssistantOnly
-from inspector.core.labels import IGNORE_INDEX, LabeledExample, TokenRow
-from inspector.core.tokens import visible
-from inspector.core.live_runs import EosRun, StepTiming
-from inspector.core.pitfalls import OldCollatorView, SpecialTokensView, TemplatePitfall
+from inspector.core.lessons.anatomy import PaddingView, ShiftView, TokenizeView
+from inspector.core.lessons.chat_templates import ChatTemplateView, TrlAssistantOnly
+from inspector.core.labels.strategies import IGNORE_INDEX, LabeledExample, TokenRow
+from inspector.core.data.tokens import visible
+from inspector.core.lessons.demo_runs import EosRun, StepTiming
+from inspector.core.lessons.pitfalls import OldCollatorView, SpecialTokensView, TemplatePitfall
 
 
 def compact_labels(labels: Sequence[int]) -> str:
@@ -249,7 +249,7 @@ def timing_text(rows: Sequence[StepTiming], device: str, threads: int, again: st
 
     `again` says how to measure again (the app: press g; the command line: run the command).
     """
-    from inspector.core.step_times import busy_advice, compare, seconds
+    from inspector.core.training.step_times import busy_advice, compare, seconds
 
     if not rows:
         return "no steps were timed"

@@ -10,7 +10,7 @@ A lesson file looks like this::
     example: "..."        # optional: the chat text the labels view shows
     epochs: 3             # optional: the burst length the training view proposes
     strategies: [copy, mask]  # optional: what `lesson N` trains headless (default: strategy)
-    demo: template-pitfall    # optional: a computed panel (inspector.core.demos.DEMOS)
+    demo: template-pitfall    # optional: a computed panel (inspector.core.lessons.demos.DEMOS)
     code: 06-template-pitfall.py  # the code behind the view, in lessons/code/
     ---
     # Markdown body ...
@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from inspector.core.errors import InspectorError
-from inspector.core.labels import STRATEGIES
+from inspector.core.labels.strategies import STRATEGIES
 
 VIEWS = ("labels", "training", "predictions")
 REQUIRED_KEYS = ("id", "title", "view", "strategy")
@@ -52,7 +52,7 @@ class Lesson:
     epochs: int | None = None
     source: str = ""  # file name, for error messages
     strategies: tuple[str, ...] = ()  # what `lesson N` trains headless; empty: (strategy,)
-    demo: str | None = None  # a computed panel, a key of inspector.core.demos.DEMOS
+    demo: str | None = None  # a computed panel, a key of inspector.core.lessons.demos.DEMOS
     code: str | None = None  # the file in lessons/code/ with the code behind the view
 
     @property
@@ -133,7 +133,7 @@ def parse_lesson(text: str, source: str = "<lesson>") -> Lesson:
         )
     demo = meta.get("demo")
     if demo is not None:
-        from inspector.core.demos import DEMOS
+        from inspector.core.lessons.demos import DEMOS
 
         if demo not in DEMOS:
             raise InspectorError(f"lesson {source}: key 'demo' is {demo!r}", f"choose one of {', '.join(DEMOS)}")

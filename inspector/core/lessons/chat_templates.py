@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-from inspector.core.conversations import conversation, without_markers
-from inspector.core.labels import IGNORE_INDEX, TokenRow, make_rows
+from inspector.core.data.conversations import conversation, without_markers
+from inspector.core.labels.strategies import IGNORE_INDEX, TokenRow, make_rows
 
 __all__ = ["conversation", "without_markers", "generation_template", "chat_template_view", "trl_assistant_only"]
 
@@ -92,7 +92,7 @@ def trl_assistant_only(model: Any, tokenizer: Any, messages: list[dict[str, str]
     from trl import SFTConfig, SFTTrainer
 
     from inspector.core.quiet import quiet_libraries
-    from inspector.core.trl_bridge import trainer_arguments
+    from inspector.core.labels.trl_bridge import trainer_arguments
 
     quiet_libraries()
     tok = copy.deepcopy(tokenizer)

@@ -14,11 +14,15 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from inspector.core.chat import ARTICLE_TEMPLATE, ChatTemplate, FormattedExample, add_special_tokens, holdout_text
+from inspector.core.data.chat_format import ARTICLE_TEMPLATE, ChatTemplate, FormattedExample, add_special_tokens, holdout_text
 from inspector.core.errors import InspectorError
-from inspector.core.labels import STRATEGIES, label_examples
+from inspector.core.labels.strategies import STRATEGIES, label_examples
+
+if TYPE_CHECKING:
+    from inspector.core.models import LoadedModel
+
 
 # Chosen by measurement on the embedded Gemma 3 270M (batch 1, constant schedule, seed 1):
 # after three epochs the masked burst answers the held-out "good" with " buenos" while a
@@ -216,7 +220,7 @@ class TrainingSession:
     @classmethod
     def on_a_copy(
         cls,
-        loaded: Any,
+        loaded: LoadedModel,
         examples: Sequence[FormattedExample],
         strategy: str,
         settings: BurstSettings = BurstSettings(),
@@ -249,7 +253,7 @@ class TrainingSession:
 
     # The trainer is made on first use: making an SFTTrainer tokenizes the dataset.
     def _make_trainer(self, callback: Any) -> Any:
-        from inspector.core.trl_bridge import make_sft_trainer, trainer_arguments
+        from inspector.core.labels.trl_bridge import make_sft_trainer, trainer_arguments
 
         s = self.settings
         if not s.train_embeddings:

@@ -15,8 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from inspector.core.chat import FormattedExample
-from inspector.core.training import BurstSettings, EpochLog, TrainingSession, wait_for_device
+from inspector.core.data.chat_format import FormattedExample
+from inspector.core.training.session import BurstSettings, EpochLog, TrainingSession, wait_for_device
 
 # (name, strategy, BurstSettings changes). The last two show where a step's time goes.
 TIMING_VARIANTS: tuple[tuple[str, str, dict], ...] = (
@@ -146,8 +146,8 @@ def eos_padding_run(
     should_stop: Callable[[], bool] = lambda: False,
 ) -> EosRun:
     """Train `mask` twice on copies of the model, once with every eos label set to -100."""
-    from inspector.core.pitfalls import eos_masked
-    from inspector.core.training import greedy_answer
+    from inspector.core.lessons.pitfalls import eos_masked
+    from inspector.core.training.session import greedy_answer
 
     settings = BurstSettings(epochs=epochs, learning_rate=learning_rate, seed=seed, max_new_tokens=max_new_tokens)
     run: EosRun | None = None

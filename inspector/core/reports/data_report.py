@@ -13,10 +13,14 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from inspector.core.chat import ARTICLE_TEMPLATE, ChatTemplate, FormattedExample
+from inspector.core.data.chat_format import ARTICLE_TEMPLATE, ChatTemplate, FormattedExample
 from inspector.core.errors import InspectorError
+
+if TYPE_CHECKING:
+    from inspector.core.models import LoadedModel
+
 
 PROBLEMS = {
     "bad-row": "the row cannot be read, or fits none of TRL's dataset types",
@@ -124,7 +128,7 @@ def _batches(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
 
 def inspect_data(
     path: str | Path,
-    loaded: Any,
+    loaded: LoadedModel,
     *,
     strategies: Sequence[str] = ("copy", "mask"),
     template: ChatTemplate = ARTICLE_TEMPLATE,
@@ -136,10 +140,10 @@ def inspect_data(
     batch_size: int = 256,
     progress: Callable[[int], None] | None = None,
 ) -> DataReport:
-    from inspector.core.conversations import ASSISTANT_ROLES, format_messages
-    from inspector.core.data import row_to_text
-    from inspector.core.datasource import classify, detect_format, iter_records, messages_of
-    from inspector.core.tokens import special_token_ids
+    from inspector.core.data.conversations import ASSISTANT_ROLES, format_messages
+    from inspector.core.data.examples import row_to_text
+    from inspector.core.data.readers import classify, detect_format, iter_records, messages_of
+    from inspector.core.data.tokens import special_token_ids
 
     start = time.perf_counter()
     tok = loaded.tokenizer
@@ -179,7 +183,7 @@ def inspect_data(
                         continue
                     fe = format_messages(msgs, tok, template, chat_template, model_name=loaded.name, where=rec.where)
                 else:
-                    from inspector.core.chat import add_special_tokens
+                    from inspector.core.data.chat_format import add_special_tokens
 
                     text = row_to_text(rec.data, template, rec.where)
                     fe = add_special_tokens(text, tok.bos_token, tok.eos_token, template, model_name=loaded.name)
@@ -197,11 +201,11 @@ def inspect_data(
     return report
 
 
-def _label_batch(report: DataReport, formatted: list[tuple[int, FormattedExample]], loaded: Any,
+def _label_batch(report: DataReport, formatted: list[tuple[int, FormattedExample]], loaded: LoadedModel,
                  strategies: Sequence[str], max_length: int | None, special: set[int]) -> None:
     """Label a batch of formatted rows; `special` is the tokenizer's special ids (computed once
     per report: Gemma's tokenizer has thousands of added tokens)."""
-    from inspector.core.labels import encode, label_examples, mask_labels
+    from inspector.core.labels.strategies import encode, label_examples, mask_labels
 
     tok = loaded.tokenizer
     if not formatted:

@@ -19,10 +19,14 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from inspector.core.chat import FormattedExample
-from inspector.core.training import DEFAULT_LORA_LEARNING_RATE, BurstSettings, TrainingSession
+from inspector.core.data.chat_format import FormattedExample
+from inspector.core.training.session import DEFAULT_LORA_LEARNING_RATE, BurstSettings, TrainingSession
+
+if TYPE_CHECKING:
+    from inspector.core.models import LoadedModel
+
 
 # name -> (description, settings change). "default" is what bursts use unless told otherwise.
 OPTIONS: dict[str, tuple[str, dict]] = {
@@ -250,7 +254,7 @@ def run_one(
 
 
 def run_bench(
-    loaded: Any,
+    loaded: LoadedModel,
     examples: Sequence[FormattedExample],
     *,
     strategies: Sequence[str] = STRATEGIES,

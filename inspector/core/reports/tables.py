@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from inspector.core.labels import STRATEGY_TITLES, LabeledExample
-from inspector.core.predictions import PredictionRow, accuracy
+from inspector.core.labels.strategies import STRATEGY_TITLES, LabeledExample
+from inspector.core.training.predictions import PredictionRow, accuracy
 
 
 def _clip(text: str, width: int) -> str:

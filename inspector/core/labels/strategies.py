@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from inspector.core.chat import FormattedExample
+from inspector.core.data.chat_format import FormattedExample
 from inspector.core.errors import InspectorError
-from inspector.core.tokens import special_token_ids, visible
+from inspector.core.data.tokens import special_token_ids, visible
 
 IGNORE_INDEX = -100
 STRATEGIES = ("copy", "mask", "trl")
@@ -164,7 +164,7 @@ def label_examples(
     if strategy == "trl":
         if model is None:
             raise ValueError("the trl strategy needs the model: TRL's SFTTrainer makes the labels")
-        from inspector.core.trl_bridge import trl_dataset_rows
+        from inspector.core.labels.trl_bridge import trl_dataset_rows
 
         out = []
         for i, (fe, (ids, labels)) in enumerate(zip(examples, trl_dataset_rows(model, tokenizer, examples))):

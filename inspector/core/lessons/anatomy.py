@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from inspector.core.chat import FormattedExample
-from inspector.core.labels import IGNORE_INDEX, LabeledExample, TokenRow, encode
-from inspector.core.tokens import visible
+from inspector.core.data.chat_format import FormattedExample
+from inspector.core.labels.strategies import IGNORE_INDEX, LabeledExample, TokenRow, encode
+from inspector.core.data.tokens import visible
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ class TokenizeView:
 
 
 def tokenize_view(tokenizer: Any, fe: FormattedExample) -> TokenizeView:
-    from inspector.core.labels import make_rows
+    from inspector.core.labels.strategies import make_rows
 
     ids, _ = encode(fe, tokenizer)
     specials = tuple(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from inspector.core.chat import (
+from inspector.core.data.chat_format import (
     ARTICLE_EXAMPLES,
     ARTICLE_TEMPLATE,
     ChatTemplate,
@@ -100,8 +100,8 @@ def _scan(
     chat_template: str | None,
 ) -> Iterator[Example | RowProblem]:
     """Every row of a data file, in order: an Example, or the RowProblem that stops it being one."""
-    from inspector.core.conversations import to_article_text
-    from inspector.core.datasource import KIND_TITLES, classify, iter_records, messages_of
+    from inspector.core.data.conversations import to_article_text
+    from inspector.core.data.readers import KIND_TITLES, classify, iter_records, messages_of
 
     name = Path(path).name
     first_kind = None
@@ -215,7 +215,7 @@ def format_examples(
     model_name: str = "in use",
 ) -> list[FormattedExample]:
     """The article's `add_special_tokens` on every example; errors name the row."""
-    from inspector.core.conversations import format_messages
+    from inspector.core.data.conversations import format_messages
 
     out = []
     for ex in examples:
