@@ -268,8 +268,7 @@ class InspectorApp(DataRows, PreparedReplays, LessonExtras, App[int]):
     def on_unmount(self) -> None:
         self._stop.set()  # a running burst ends after its current step, so the process can exit
         self._stop_demo.set()
-        for session in self.sessions.values():
-            session.close()
+        self._drop_sessions()
 
     # --- lessons, views, strategies --------------------------------------------------------
 
@@ -503,14 +502,20 @@ class InspectorApp(DataRows, PreparedReplays, LessonExtras, App[int]):
         if self.training:
             self.notify("Stop the running burst first (Esc).", severity="warning")
             return
-        for session in self.sessions.values():
-            session.close()
-        self.sessions.clear()
+        self._drop_sessions()
         self.replays.clear()
         self._prediction_cache.clear()
         self.main.training_view.reset()
         self.main.predictions_view.invalidate()
         self.notify("Every strategy is back to the untrained model.", timeout=3)
+
+    def _drop_sessions(self) -> None:
+        """Close every strategy's session and give its memory back (weights, optimizer, files)."""
+        from inspector.core.training.memory import release_memory
+
+        for strategy in list(self.sessions):
+            self.sessions.pop(strategy).close()
+        release_memory()  # the Trainer and TRL's patched forward hold cycles: gc, then malloc_trim
 
     def on_training_idle(self, message: TrainingIdle) -> None:
         self.training = False

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from inspector.cli.options import check_data_early, comma_list, common, dump, load, status
 from inspector.core.errors import InspectorError
 from inspector.core.labels.strategies import STRATEGIES
+
+if TYPE_CHECKING:
+    from inspector.core.data.chat_format import ChatTemplate
+    from inspector.core.data.examples import Example
+    from inspector.core.models import LoadedModel
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,6 +37,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="N",
         help="instead: time inspect-data on a generated N-row conversational JSONL (rows/s, peak memory)",
     )
+    p.add_argument(
+        "--memory",
+        action="store_true",
+        help="instead: resident memory idle, during and after each strategy's burst (as the app's a), "
+        "after a continued burst and after a reset (x), against the memory targets",
+    )
     p.set_defaults(run=run)
 
 
@@ -45,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
     options = list(OPTIONS) if args.options == "all" else comma_list(args.options, tuple(OPTIONS), "--options")
     examples = check_data_early(args)
     loaded, template = load(args)
+    if args.memory:
+        return _bench_memory(args, loaded, template, examples, strategies)
     from inspector.core.training.bench import format_report, run_bench
     from inspector.core.data.examples import format_examples
     from inspector.core.models import load_model
@@ -78,6 +91,30 @@ def run(args: argparse.Namespace) -> int:
         dump(report.to_dict())
     else:
         print(format_report(report))
+    return 0
+
+
+def _bench_memory(
+    args: argparse.Namespace, loaded: LoadedModel, template: ChatTemplate, examples: list[Example], strategies: list[str]
+) -> int:
+    from inspector.core.data.examples import format_examples
+    from inspector.core.training.bench import format_memory_report, memory_bench
+    from inspector.core.training.session import BurstSettings
+
+    settings = BurstSettings(epochs=args.epochs, **({"learning_rate": args.lr} if args.lr else {}))
+    formatted = format_examples(examples, loaded.tokenizer, template, loaded.name)
+    status(f"memory: {', '.join(strategies)} in turn, {args.epochs} epochs each, then {strategies[0]} again, then a reset")
+    report = memory_bench(
+        loaded,
+        formatted,
+        strategies=strategies,
+        settings=settings,
+        on_stage=lambda name, mb: status(f"{name}: {mb:.0f} MB"),
+    )
+    if args.json:
+        dump(report.to_dict())
+    else:
+        print(format_memory_report(report))
     return 0
 
 

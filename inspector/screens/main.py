@@ -15,6 +15,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Footer, Header, Input, Markdown, OptionList, TextArea
 
+from inspector.core.labels.strategies import STRATEGIES
 from inspector.messages import BurstFinished, BurstStarted, TrainingIdle
 from inspector.widgets.demo_panel import DemoPanel
 from inspector.widgets.labels_view import LabelsView
@@ -296,7 +297,7 @@ class MainScreen(Screen[None]):
         self.app.start_training((strategy,))  # type: ignore[attr-defined]
 
     def action_train_all(self) -> None:
-        self.app.start_training(("copy", "mask", "trl"))  # type: ignore[attr-defined]
+        self.app.start_training(STRATEGIES)  # type: ignore[attr-defined]
 
     def action_again(self) -> None:
         last = self.training_view.last_request

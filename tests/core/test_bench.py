@@ -39,3 +39,29 @@ def test_data_scale_bench(capsys, tiny_path):
     assert data["rows"] == 200
     assert data["200"]["rows_per_s"] > 0 and data["200"]["peak_rss_mb"] > 0
     assert data["200"]["problems"] == {"no-trained-tokens": 3}  # rows 1, 98, 195 have no answer
+
+
+def test_memory_bench_json_has_the_documented_fields(capsys, tiny_path):
+    code = main(["bench", "--memory", "--model", str(tiny_path), "--strategies", "mask,trl", "--epochs", "1",
+                 "--lr", "0.01", "--json"])
+    assert code == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["epochs"] == 1 and data["device"] == "cpu"
+    assert [(s["stage"], s["strategy"], s["continued"]) for s in data["stages"]] == [
+        ("mask burst", "mask", False), ("trl burst", "trl", False), ("mask continued", "mask", True)
+    ]
+    for s in data["stages"]:
+        assert s["peak_mb"] >= s["after_mb"] * 0.5 > 0 and s["seconds"] > 0 and isinstance(s["holdout"], str)
+        assert s["peak_mb"] <= data["peak_mb"]
+    assert data["idle_mb"] > 0 and data["reset_mb"] > 0 and data["process_peak_mb"] >= data["peak_mb"] * 0.99
+    assert data["after_all_mb"] == data["stages"][1]["after_mb"]
+    assert set(data["targets"]) == {"after_all_mb", "peak_mb", "reset_over_idle_mb"}
+    assert set(data["met"]) == {"after_all", "peak", "reset"} and all(isinstance(v, bool) for v in data["met"].values())
+
+
+def test_memory_bench_table_names_every_stage_and_target(capsys, tiny_path):
+    assert main(["bench", "--memory", "--model", str(tiny_path), "--strategies", "copy", "--epochs", "1"]) == 0
+    out = capsys.readouterr().out
+    for line in ("idle", "copy burst", "copy continued", "reset", "every strategy trained, idle",
+                 "peak during a burst", "reset: idle + 512"):
+        assert line in out

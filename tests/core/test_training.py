@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -120,3 +121,139 @@ def test_out_of_memory_says_where_it_stopped_and_whether_the_weights_are_whole(f
             assert all((snapshots[2][k] == v).all() for k, v in model.state_dict().items())
         else:
             assert "reset this strategy" in msg and session.damaged
+
+
+def _grads(model):
+    return [p.grad for p in model.parameters() if p.grad is not None]
+
+
+@pytest.mark.parametrize("strategy", ["mask", "trl"])
+def test_continuing_after_the_optimizer_state_went_to_disk_trains_as_never_pausing(tiny_path, strategy):
+    """2 + 2 epochs, the AdamW moments on disk in between, give the losses and weights of 4 at once."""
+    import torch
+
+    from inspector.core.models import load_model
+
+    settings = BurstSettings(epochs=2, learning_rate=1e-2, seed=1)
+    paused, straight = load_model(str(tiny_path)), load_model(str(tiny_path))
+    with TrainingSession(paused.model, paused.tokenizer, _examples(paused), strategy, settings) as session:
+        first = session.run(2)
+        assert session.parked_optimizer is not None and session.parked_optimizer.is_file()
+        assert len(session._trainer.optimizer.state) == 0  # the moments are on disk only
+        second = session.run(2)
+        model = session.model
+    with TrainingSession(straight.model, straight.tokenizer, _examples(straight), strategy, settings) as session:
+        whole = session.run(4)
+        reference = session.model
+    assert [s.step for s in second.steps] == list(range(11, 21))
+    assert [s.loss for s in first.steps + second.steps] == [s.loss for s in whole.steps]
+    assert [e.holdout for e in first.epochs + second.epochs] == [e.holdout for e in whole.epochs]
+    for (name, a), (_, b) in zip(model.named_parameters(), reference.named_parameters(), strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_between_bursts_a_session_holds_only_its_weights_and_close_removes_its_files(fresh_tiny):
+    seen = []
+    session = TrainingSession(fresh_tiny.model, fresh_tiny.tokenizer, _examples(fresh_tiny), "copy", FAST)
+    folder = session._tmp
+    session.run(should_stop=lambda: len(seen) >= 3, on_step=seen.append)  # stopped inside an epoch
+    assert _grads(session.model) == []
+    optimizer = session._trainer.optimizer
+    assert len(optimizer.state) == 0
+    assert session.parked_optimizer.parent == Path(folder) and session.parked_optimizer.stat().st_size > 0
+    session.run(1)  # the state comes back for the burst, and goes to disk again after it
+    assert _grads(session.model) == [] and len(optimizer.state) == 0
+    assert session.parked_optimizer.is_file()
+    session.close()
+    assert not os.path.exists(folder)
+    assert session._trainer is None and session.parked_optimizer is None
+
+
+def test_a_closed_and_dropped_session_leaves_nothing_holding_its_model(tiny_path):
+    import weakref
+
+    from inspector.core.training.memory import release_memory
+    from inspector.core.models import load_model
+
+    lm = load_model(str(tiny_path))
+    refs = []
+    for strategy in ("copy", "mask", "trl"):
+        session = TrainingSession.on_a_copy(lm, _examples(lm), strategy, FAST)
+        session.run(1)
+        refs.append(weakref.ref(session.model))
+        session.close()
+        del session
+    release_memory()
+    assert [r() for r in refs] == [None, None, None]
+
+
+@pytest.mark.parametrize("error", [OSError(28, "No space left on device"), RuntimeError("file write failed")])
+def test_where_the_optimizer_state_cannot_be_written_it_stays_in_memory(fresh_tiny, monkeypatch, error):
+    import torch
+
+    def full_disk(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with TrainingSession(fresh_tiny.model, fresh_tiny.tokenizer, _examples(fresh_tiny), "mask", FAST) as session:
+        session.run(1)
+        assert session.parked_optimizer is None and len(session._trainer.optimizer.state) > 0
+        assert os.listdir(session._tmp) == []
+        second = session.run(1)
+    assert [s.step for s in second.steps] == list(range(6, 11))
+
+
+def test_the_tied_head_sums_its_gradient_in_place_to_the_same_bits(tiny_path):
+    """TiedHeadLinear gives the very gradient (and loss) of the stock head; bursts use it for copy and mask."""
+    import copy
+
+    import torch
+
+    from inspector.core.models import load_model
+    from inspector.core.training.tied_head import TiedHeadLinear, sum_tied_gradient_in_place
+
+    lm = load_model(str(tiny_path))
+    ids = torch.tensor([lm.tokenizer(ARTICLE_EXAMPLES[0])["input_ids"]])
+    grads = []
+    for swap in (False, True):
+        model = copy.deepcopy(lm.model)
+        if swap:
+            assert sum_tied_gradient_in_place(model) and type(model.get_output_embeddings()) is TiedHeadLinear
+        loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        grads.append((loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}))
+    (loss_a, a), (loss_b, b) = grads
+    assert torch.equal(loss_a, loss_b)
+    assert a.keys() == b.keys() and all(torch.equal(a[n], b[n]) for n in a)
+
+    frozen = copy.deepcopy(lm.model)
+    frozen.get_input_embeddings().weight.requires_grad_(False)
+    assert not sum_tied_gradient_in_place(frozen)  # nothing to sum: left as it is
+    with TrainingSession.on_a_copy(lm, _examples(lm), "mask", FAST) as session:
+        session.run(1)
+        assert type(session.model.get_output_embeddings()) is TiedHeadLinear
+    assert type(lm.model.get_output_embeddings()) is torch.nn.Linear  # the untrained original is untouched
+
+
+def test_folders_left_by_a_killed_process_are_removed_when_a_session_starts(fresh_tiny, tmp_path, monkeypatch):
+    import subprocess
+    import sys
+    import tempfile
+
+    from inspector.core.training.session import SESSION_PREFIX
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f"{SESSION_PREFIX}{dead.pid}-abc"
+    stale.mkdir()
+    (stale / TrainingSession.OPTIMIZER_FILE).write_bytes(b"x" * 1000)
+    ours = tmp_path / f"{SESSION_PREFIX}{os.getpid()}-def"
+    ours.mkdir()
+    other = tmp_path / "causallm-inspect-something-else"
+    other.mkdir()
+    with TrainingSession(fresh_tiny.model, fresh_tiny.tokenizer, _examples(fresh_tiny), "mask", FAST) as session:
+        assert Path(session._tmp).parent == tmp_path
+        assert Path(session._tmp).name.startswith(f"{SESSION_PREFIX}{os.getpid()}-")
+        assert not stale.exists() and ours.exists() and other.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([ours.name, other.name])

@@ -473,3 +473,37 @@ async def test_the_lesson_list_keeps_the_focus_and_shows_every_lesson_when_tall(
         await pilot.press("escape", "down", "enter")
         await pilot.pause()
         assert app.lesson_index == 2 and app.focused is lessons
+
+
+async def test_reset_and_quitting_give_the_sessions_memory_back(tiny_path):
+    """x drops every session: its weights are freed and its optimizer file is gone; so does quitting."""
+    import gc
+    import os
+    import weakref
+
+    app = make_app(tiny_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await pilot.press("f3")
+        app.main.training_view.query_one("#set-epochs", Input).value = "1"
+        await pilot.press("m")
+        await wait_until(pilot, lambda: not app.training and "mask" in app.sessions, what="the burst")
+        session = app.sessions["mask"]
+        model, folder, parked = weakref.ref(session.model), session._tmp, session.parked_optimizer
+        assert parked is not None and parked.is_file()  # between bursts the optimizer state is on disk
+        gc.disable()  # the reset itself must collect the cycles (Trainer, accelerate, callbacks)
+        try:
+            del session
+            await pilot.press("x")
+            await pilot.pause()
+            assert app.sessions == {} and model() is None and not os.path.exists(folder)
+        finally:
+            gc.enable()
+        await pilot.press("c")
+        await wait_until(pilot, lambda: not app.training and "copy" in app.sessions, what="a burst after the reset")
+        model, folder = weakref.ref(app.sessions["copy"].model), app.sessions["copy"]._tmp
+        gc.disable()
+    try:
+        assert model() is None and not os.path.exists(folder)  # quitting closed and freed it
+    finally:
+        gc.enable()

@@ -3,17 +3,25 @@
 `copy` and `mask` train with the Hugging Face `Trainer` on our labels; `trl` trains with
 TRL's `SFTTrainer` on the prompt/completion dataset. A `TrainingSession` keeps its trainer
 (and so its optimizer state) between bursts, so a second `run()` continues where the first
-stopped; the schedule is constant so that continuing does not restart a decay.
+stopped: the schedule is constant so that continuing does not restart a decay, and the
+epochs' example order goes on where it stopped, so that bursts of 3 + 3 epochs train
+exactly as one of 6.
+
+Between bursts a session holds only its weights: the gradients are dropped and AdamW's two
+moments (twice the model's size) wait in a file of the session's temporary folder until
+the next `run()` reads them back (`park` / `unpark`).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import statistics
 import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from inspector.core.data.chat_format import ARTICLE_TEMPLATE, ChatTemplate, FormattedExample, add_special_tokens, holdout_text
@@ -184,7 +192,11 @@ class TrainingSession:
     """One strategy training one model on the examples, burst after burst.
 
     The model is trained in place: pass a copy (`copy.deepcopy`) to keep the original.
+    Between bursts the optimizer state is on disk (`parked_optimizer`); `close()` removes it
+    and lets go of the trainer.
     """
+
+    OPTIMIZER_FILE = "optimizer-state.pt"
 
     def __init__(
         self,
@@ -215,7 +227,9 @@ class TrainingSession:
         self.steps_done = 0
         self.damaged = False  # an out-of-memory error cut an optimizer step short
         self._trainer: Any = None
-        self._tmp = tempfile.mkdtemp(prefix="causallm-inspect-")
+        self._tmp = _session_folder()
+        self.parked_optimizer: Path | None = None  # the optimizer state's file while no burst runs
+        self._epochs_begun = 0  # over all bursts: the next burst's first epoch takes the order after these
 
     @classmethod
     def on_a_copy(
@@ -279,7 +293,7 @@ class TrainingSession:
                 **common,
             )
             self.model = trainer.model  # a PeftModel with LoRA
-            return trainer
+            return self._continue_epoch_order(trainer)
         from datasets import Dataset
         from transformers import DataCollatorForSeq2Seq, TrainingArguments
         from transformers.trainer_callback import PrinterCallback
@@ -288,6 +302,12 @@ class TrainingSession:
             from peft import get_peft_model
 
             self.model = get_peft_model(self.model, self._lora_config())
+        else:
+            from inspector.core.training.tied_head import sum_tied_gradient_in_place
+
+            # The stock LM head's gradient and the lookup's are summed out of place: a third
+            # embedding-sized buffer at the end of every backward (TRL's own head avoids it).
+            sum_tied_gradient_in_place(self.model)
         rows = [
             {"input_ids": ex.input_ids, "attention_mask": [1] * len(ex.rows), "labels": ex.labels}
             for ex in self.labeled
@@ -302,7 +322,72 @@ class TrainingSession:
             callbacks=[callback],
         )
         trainer.remove_callback(PrinterCallback)
+        return self._continue_epoch_order(trainer)
+
+    def _continue_epoch_order(self, trainer: Any) -> Any:
+        """Number the epochs' example orders over the whole session, not per `train()` call.
+
+        The Trainer's sampler (accelerate's SeedableRandomSampler) shuffles epoch e with the
+        seed plus e, counting e from 0 at every `train()`: without this a second burst would
+        replay the first one's orders, and 3 + 3 epochs would not train as 6 do (nor as a
+        prepared 15-epoch run replays). Each burst's sampler starts past the epochs begun.
+        """
+        make_loader = trainer.get_train_dataloader
+
+        def get_train_dataloader() -> Any:
+            loader = make_loader()
+            batches = getattr(loader, "batch_sampler", None)
+            sampler = getattr(batches, "sampler", None) or getattr(loader, "sampler", None)
+            if hasattr(sampler, "initial_seed") and hasattr(sampler, "set_epoch"):
+                sampler.initial_seed += self._epochs_begun
+            return loader
+
+        trainer.get_train_dataloader = get_train_dataloader
         return trainer
+
+    def park(self) -> None:
+        """Hold only the weights until the next burst: drop the gradients, and move the
+        optimizer state (AdamW's two moments: twice the trained weights) to a file.
+
+        Where the file cannot be written (a full disk) the state stays in memory.
+        """
+        if self._trainer is None:
+            return
+        import torch
+
+        from inspector.core.training.memory import release_memory
+
+        self._trainer.model.zero_grad(set_to_none=True)
+        optimizer = self._trainer.optimizer
+        if optimizer is not None and optimizer.state and self.parked_optimizer is None:
+            path = Path(self._tmp) / self.OPTIMIZER_FILE
+            try:
+                torch.save(optimizer.state_dict(), path)
+            except (OSError, RuntimeError):  # torch's writer reports a full disk as a RuntimeError
+                path.unlink(missing_ok=True)
+            else:
+                optimizer.state.clear()
+                self.parked_optimizer = path
+        release_memory()
+
+    def unpark(self) -> None:
+        """Read the optimizer state back from its file, exactly as it was."""
+        path = self.parked_optimizer
+        if path is None:
+            return
+        import torch
+
+        try:
+            state = torch.load(path, weights_only=True)
+        except (OSError, RuntimeError) as exc:
+            raise InspectorError(
+                f"the {self.strategy} optimizer state could not be read back from {path}: {exc}",
+                "reset this strategy (x) and train it again",
+            ) from exc
+        self._trainer.optimizer.load_state_dict(state)
+        del state
+        path.unlink(missing_ok=True)
+        self.parked_optimizer = None
 
     def holdout_answer(self) -> str:
         return greedy_answer(self.model, self.tokenizer, self.prompt_ids, self.settings.max_new_tokens)
@@ -334,11 +419,13 @@ class TrainingSession:
                 c for c in self._trainer.callback_handler.callbacks if not getattr(c, "is_burst_callback", False)
             ]
             self._trainer.add_callback(callback)
-        self._trainer.args.num_train_epochs = epochs
+        trainer = self._trainer  # a close() from another thread (the app quitting) lets the burst end
+        self.unpark()
+        trainer.args.num_train_epochs = epochs
         for extra in extra_callbacks:
-            self._trainer.add_callback(extra)
+            trainer.add_callback(extra)
         if before_train is not None:
-            before_train(self._trainer.model)
+            before_train(trainer.model)
         import torch
 
         threads = torch.get_num_threads()
@@ -347,7 +434,7 @@ class TrainingSession:
         try:
             start = time.perf_counter()
             try:
-                self._trainer.train()
+                trainer.train()
             except Exception as exc:
                 if not _is_out_of_memory(exc):
                     raise
@@ -356,7 +443,8 @@ class TrainingSession:
         finally:
             torch.set_num_threads(threads)
             for extra in extra_callbacks:
-                self._trainer.remove_callback(extra)
+                trainer.remove_callback(extra)
+            self.park()
         per_example = [len(ex.rows) for ex in self.labeled]
         trained = [ex.trained_tokens for ex in self.labeled]
         examples_done = len(result.steps) * self.examples_per_step
@@ -388,6 +476,13 @@ class TrainingSession:
         )
 
     def close(self) -> None:
+        """Remove the session's files and let go of its trainer (optimizer state included).
+
+        The weights stay with `self.model` until the session itself is dropped; then
+        `inspector.core.memory.release_memory()` returns them to the system.
+        """
+        self._trainer = None
+        self.parked_optimizer = None
         shutil.rmtree(self._tmp, ignore_errors=True)
 
     def __enter__(self) -> TrainingSession:
@@ -395,6 +490,33 @@ class TrainingSession:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+SESSION_PREFIX = "causallm-inspect-session-"
+
+
+def _session_folder() -> str:
+    """A new temporary folder for a session, named after this process; the folders of
+    sessions whose process died (killed, out of memory) are removed first: each may hold an
+    optimizer state of twice the model's size."""
+    root = Path(tempfile.gettempdir())
+    for folder in root.glob(f"{SESSION_PREFIX}*"):
+        pid = folder.name[len(SESSION_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+    return tempfile.mkdtemp(prefix=f"{SESSION_PREFIX}{os.getpid()}-")
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid() or os.name != "posix":  # Windows' os.kill would end the process
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # someone else's process, or a platform without signals: leave its folder
+        return True
+    return True
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:
@@ -465,6 +587,10 @@ def _make_callback(
         phase = "idle"
         step_start = 0.0
         step_seconds: float | None = None
+
+        def on_epoch_begin(self, args, state, control, **kwargs):  # noqa: ANN001
+            session._epochs_begun += 1
+            return control
 
         def on_step_begin(self, args, state, control, **kwargs):  # noqa: ANN001
             self.phase = "forward-backward"
