@@ -28,7 +28,7 @@ from inspector.core.data.examples import TRAIN_ROWS, Example, article_examples
 from inspector.core.errors import InspectorError
 from inspector.core.labels.strategies import STRATEGIES
 from inspector.core.lessons.model import Lesson, load_lessons
-from inspector.core.training.session import DEFAULT_EPOCHS, DEFAULT_LEARNING_RATE, DEFAULT_SEED, BurstSettings
+from inspector.core.training.burst import DEFAULT_EPOCHS, DEFAULT_LEARNING_RATE, DEFAULT_SEED, BurstSettings
 from inspector.help import help_for
 from inspector.data_rows import DataRows
 from inspector.lesson_extras import LessonExtras

@@ -17,7 +17,7 @@ from textual.worker import get_current_worker
 
 from inspector.core.errors import InspectorError
 from inspector.core.lessons.model import Lesson
-from inspector.core.training.session import DEFAULT_EPOCHS, DEFAULT_SEED
+from inspector.core.training.burst import DEFAULT_EPOCHS, DEFAULT_SEED
 from inspector.messages import DemoComputed, DemoProgressed
 
 if TYPE_CHECKING:

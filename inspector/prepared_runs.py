@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from textual.widget import Widget
 
-from inspector.core.training.session import BurstResult, BurstSettings
+from inspector.core.training.burst import BurstResult, BurstSettings
 from inspector.messages import BurstFinished, BurstStarted, EpochFinished, TrainingStepLogged
 
 if TYPE_CHECKING:

@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     from inspector.core.training.bench import format_report, run_bench
     from inspector.core.data.examples import format_examples
     from inspector.core.models import load_model
-    from inspector.core.training.session import DEFAULT_LORA_LEARNING_RATE, BurstSettings
+    from inspector.core.training.burst import DEFAULT_LORA_LEARNING_RATE, BurstSettings
 
     def warm_load() -> float:
         # The first load above may have converted the model; this one reads the cache.
@@ -99,7 +99,7 @@ def _bench_memory(
 ) -> int:
     from inspector.core.data.examples import format_examples
     from inspector.core.training.bench import format_memory_report, memory_bench
-    from inspector.core.training.session import BurstSettings
+    from inspector.core.training.burst import BurstSettings
 
     settings = BurstSettings(epochs=args.epochs, **({"learning_rate": args.lr} if args.lr else {}))
     formatted = format_examples(examples, loaded.tokenizer, template, loaded.name)

@@ -111,7 +111,8 @@ class _Run:
         self.json["labels"] = {s: lab.to_dict() for s, lab in found.items()}
 
     def _burst(self, strategy: str) -> Any:
-        from inspector.core.training.session import DEFAULT_EPOCHS, BurstSettings, TrainingSession
+        from inspector.core.training.burst import DEFAULT_EPOCHS, BurstSettings
+        from inspector.core.training.session import TrainingSession
 
         lm = self.loaded
         settings = BurstSettings(epochs=self.lesson.epochs or DEFAULT_EPOCHS)

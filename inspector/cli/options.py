@@ -61,7 +61,7 @@ def common(parser: argparse.ArgumentParser, *, json_flag: bool = True, data: boo
 
 
 def burst_options(parser: argparse.ArgumentParser, *, required_strategy: bool) -> None:
-    from inspector.core.training.session import (
+    from inspector.core.training.burst import (
         DEFAULT_EPOCHS,
         DEFAULT_HOLDOUT,
         DEFAULT_LEARNING_RATE,

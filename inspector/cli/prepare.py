@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         examples = article_examples()
     from inspector.core.lessons.model import load_lessons
-    from inspector.core.training.session import DEFAULT_EPOCHS, DEFAULT_SEED, BurstSettings
+    from inspector.core.training.burst import DEFAULT_EPOCHS, DEFAULT_SEED, BurstSettings
 
     lessons = load_lessons()
     longest = max([DEFAULT_EPOCHS] + [lesson.epochs or 0 for lesson in lessons])
@@ -112,7 +112,7 @@ def _prepare_demos(
     from inspector.core.runs import store as replay
     from inspector.core.data.chat_format import add_special_tokens
     from inspector.core.lessons.demos import DEMOS, DemoContext
-    from inspector.core.training.session import DEFAULT_EPOCHS
+    from inspector.core.training.burst import DEFAULT_EPOCHS
 
     out = []
     tok = loaded.tokenizer

@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from inspector.core.data.chat_format import ChatTemplate
     from inspector.core.data.examples import Example
     from inspector.core.models import LoadedModel
-    from inspector.core.training.session import BurstResult, BurstSettings, TrainingSession
+    from inspector.core.training.burst import BurstResult, BurstSettings
+    from inspector.core.training.session import TrainingSession
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -65,7 +66,7 @@ class _StopFlag:
 
 
 def _settings(args: argparse.Namespace) -> BurstSettings:
-    from inspector.core.training.session import BurstSettings
+    from inspector.core.training.burst import BurstSettings
 
     return BurstSettings(
         epochs=args.epochs,

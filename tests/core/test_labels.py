@@ -88,7 +88,8 @@ def test_trl_completion_only_trains_only_the_last_answer_of_a_multi_turn_text(ti
 def test_trl_labels_do_not_change_the_model(fresh_tiny):
     import copy
 
-    from inspector.core.training.session import BurstSettings, TrainingSession
+    from inspector.core.training.burst import BurstSettings
+    from inspector.core.training.session import TrainingSession
 
     model = fresh_tiny.model
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -133,7 +134,8 @@ def test_unknown_strategy(tiny):
 
 def test_gpt2_style_tokenizer_with_bos_equal_to_eos_and_no_pad(tiny_gpt2_path):
     from inspector.core.models import load_model
-    from inspector.core.training.session import BurstSettings, TrainingSession
+    from inspector.core.training.burst import BurstSettings
+    from inspector.core.training.session import TrainingSession
 
     lm = load_model(str(tiny_gpt2_path))
     assert lm.tokenizer.pad_token == lm.tokenizer.eos_token == lm.tokenizer.bos_token == "<|endoftext|>"

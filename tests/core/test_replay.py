@@ -8,7 +8,7 @@ from dataclasses import replace
 from inspector.core.runs import store as replay
 from inspector.core.data.chat_format import ARTICLE_EXAMPLES, HOLDOUT_ANSWER, HOLDOUT_WORD, add_special_tokens, article_text
 from inspector.core.labels.strategies import encode
-from inspector.core.training.session import BurstSettings
+from inspector.core.training.burst import BurstSettings
 
 SETTINGS = BurstSettings(epochs=2, learning_rate=1e-2)
 

@@ -7,7 +7,9 @@ import pytest
 
 from inspector.core.data.chat_format import ARTICLE_EXAMPLES, add_special_tokens
 from inspector.core.labels.strategies import label_examples
-from inspector.core.training.session import BurstSettings, TrainingSession, _trained_positions_trainer
+from inspector.core.training.burst import BurstSettings
+from inspector.core.training.hf_trainer import trained_positions_trainer
+from inspector.core.training.session import TrainingSession
 
 MULTI = "\n\n### Human: hi\n\n### Assistant: hola\n\n### Human: dog\n\n### Assistant: perro"
 
@@ -34,7 +36,7 @@ def test_trained_positions_loss_equals_the_stock_loss(tiny, strategy, texts):
     import torch
 
     inputs = _batch(tiny, strategy, texts)
-    loss_fn = _trained_positions_trainer().loss_function
+    loss_fn = trained_positions_trainer().loss_function
     with torch.no_grad():
         stock = tiny.model(**inputs).loss
         ours = loss_fn(tiny.model, inputs)

@@ -9,7 +9,8 @@ import pytest
 
 from inspector.core.data.chat_format import ARTICLE_EXAMPLES, add_special_tokens
 from inspector.core.errors import InspectorError
-from inspector.core.training.session import BurstSettings, TrainingSession
+from inspector.core.training.burst import BurstSettings
+from inspector.core.training.session import TrainingSession
 
 FAST = BurstSettings(epochs=3, learning_rate=1e-2, seed=1, holdout="good")
 

@@ -11,7 +11,7 @@ from ui_helpers import FAST_LR, labels_settled, started, wait_until
 
 from inspector.app import InspectorApp
 from inspector.core.training.step_times import StepSpread
-from inspector.core.training.session import BurstResult, StepLog
+from inspector.core.training.burst import BurstResult, StepLog
 from inspector.messages import BurstFinished
 from inspector.widgets.comparison_table import COLUMNS
 from inspector.screens.help import HelpScreen

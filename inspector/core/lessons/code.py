@@ -27,7 +27,7 @@ from inspector.core.data.chat_format import (
 )
 from inspector.core.errors import InspectorError
 from inspector.core.lessons.model import Lesson, read_code
-from inspector.core.training.session import DEFAULT_EPOCHS, DEFAULT_LEARNING_RATE, DEFAULT_SEED
+from inspector.core.training.burst import DEFAULT_EPOCHS, DEFAULT_LEARNING_RATE, DEFAULT_SEED
 
 COMMON = "_common.py"
 _PLACEHOLDER = re.compile(r"\{\{(\w+)(\|s)?\}\}")

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from inspector.core.data.chat_format import FormattedExample
-from inspector.core.training.session import BurstSettings, EpochLog, TrainingSession, wait_for_device
+from inspector.core.training.burst import BurstSettings, EpochLog
+from inspector.core.training.session import TrainingSession
+from inspector.core.training.step_times import wait_for_device
 
 # (name, strategy, BurstSettings changes). The last two show where a step's time goes.
 TIMING_VARIANTS: tuple[tuple[str, str, dict], ...] = (

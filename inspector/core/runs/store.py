@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from inspector.core.data.chat_format import FormattedExample
 from inspector.core.models import cache_dir, writable_folder
-from inspector.core.training.session import BurstResult, BurstSettings, EpochLog, StepLog
+from inspector.core.training.burst import BurstResult, BurstSettings, EpochLog, StepLog
 
 if TYPE_CHECKING:
     from inspector.core.lessons.demos import DemoContext
@@ -231,7 +231,7 @@ class PreparedDemo:
 
 
 def demo_spec(fingerprint: str, ctx: DemoContext, name: str, versions: dict[str, str]) -> dict[str, Any]:
-    from inspector.core.training.session import DEFAULT_LEARNING_RATE
+    from inspector.core.training.burst import DEFAULT_LEARNING_RATE
 
     return {
         "format": STORE_FORMAT,

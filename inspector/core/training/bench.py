@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 from inspector.core.data.chat_format import FormattedExample
 from inspector.core.labels.strategies import STRATEGIES
-from inspector.core.training.session import DEFAULT_LORA_LEARNING_RATE, BurstSettings, TrainingSession
+from inspector.core.training.burst import DEFAULT_LORA_LEARNING_RATE, BurstSettings
+from inspector.core.training.session import TrainingSession
 
 if TYPE_CHECKING:
     from inspector.core.models import LoadedModel

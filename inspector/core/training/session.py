@@ -20,136 +20,17 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from inspector.core.data.chat_format import ARTICLE_TEMPLATE, ChatTemplate, FormattedExample, add_special_tokens, holdout_text
 from inspector.core.errors import InspectorError
 from inspector.core.labels.strategies import STRATEGIES, label_examples
+from inspector.core.training.burst import OPTIMIZERS, BurstResult, BurstSettings, EpochLog, StepLog
+from inspector.core.training.hf_trainer import make_callback, plain_trainer, trained_positions_trainer
 
 if TYPE_CHECKING:
     from inspector.core.models import LoadedModel
-
-
-# Chosen by measurement on the embedded Gemma 3 270M (batch 1, constant schedule, seed 1):
-# after three epochs the masked burst answers the held-out "good" with " buenos" while a
-# copy burst answers " good" and reproduces the prompt (tests/integration checks the first).
-# Higher rates memorise the five answers within two epochs (5e-5: " buen" after epoch 1,
-# then " madre", " perro"); the answer wanders from epoch to epoch at any rate, and other
-# seeds land on " hola" as often as on " buen...": the lessons show it per epoch.
-DEFAULT_LEARNING_RATE = 6e-6
-# LoRA trains far fewer weights and needs a larger rate: with rank 16 on every linear layer,
-# three masked epochs at 1.5e-4 answer " buenos" and a copy burst reproduces the prompt.
-DEFAULT_LORA_LEARNING_RATE = 1.5e-4
-DEFAULT_EPOCHS = 3
-DEFAULT_SEED = 1
-DEFAULT_HOLDOUT = "good"
-
-
-OPTIMIZERS = {"fused": "adamw_torch_fused", "foreach": "adamw_torch"}
-BATCHING = ("single", "padded")
-
-
-@dataclass(frozen=True)
-class BurstSettings:
-    """What a burst trains and how fast. The speed options after `max_new_tokens` are the
-    ones the benchmark (`causallm-inspect bench`) measures; two of them change what is
-    learned (`train_embeddings=False`, `lora=True`), which the lessons show."""
-
-    epochs: int = DEFAULT_EPOCHS
-    learning_rate: float | None = None  # None: DEFAULT_LEARNING_RATE, or DEFAULT_LORA_LEARNING_RATE with lora
-    seed: int = DEFAULT_SEED
-    holdout: str = DEFAULT_HOLDOUT
-    max_new_tokens: int = 8
-    optimizer: str = "fused"  # AdamW: "fused" (the Trainer's default) or "foreach" (torch's default)
-    train_embeddings: bool = True  # False freezes the (tied) embedding matrix
-    lora: bool = False  # LoRA adapters through peft instead of training every weight
-    lora_rank: int = 16
-    head_trained_only: bool = False  # copy/mask: LM head only where the next label is trained
-    batching: str = "single"  # "single": one example per step (the article); "padded": all in one step
-    threads: int | None = None  # torch CPU threads during the burst (None: torch's default)
-    compile: bool = False  # torch.compile the model
-
-    def __post_init__(self) -> None:
-        if self.learning_rate is None:
-            default = DEFAULT_LORA_LEARNING_RATE if self.lora else DEFAULT_LEARNING_RATE
-            object.__setattr__(self, "learning_rate", default)
-        if self.optimizer not in OPTIMIZERS:
-            raise InspectorError(f"unknown optimizer {self.optimizer!r}", f"choose one of {', '.join(OPTIMIZERS)}")
-        if self.batching not in BATCHING:
-            raise InspectorError(f"unknown batching {self.batching!r}", f"choose one of {', '.join(BATCHING)}")
-        if self.threads is not None and self.threads < 1:
-            raise InspectorError(f"--threads must be at least 1, not {self.threads}", "pass a positive number")
-        if self.epochs < 1:
-            raise InspectorError(f"--epochs must be at least 1, not {self.epochs}", "pass a positive number")
-        if not (0 < self.learning_rate < 1):
-            raise InspectorError(
-                f"--lr {self.learning_rate} is out of range", "pass a learning rate between 0 and 1, e.g. 5e-5"
-            )
-
-
-@dataclass(frozen=True)
-class StepLog:
-    strategy: str
-    step: int  # counted over all bursts of the session
-    epoch: float  # likewise
-    loss: float
-    seconds: float | None = None  # the step itself (forward, backward, optimizer); None in older records
-
-
-@dataclass(frozen=True)
-class EpochLog:
-    strategy: str
-    epoch: int  # counted over all bursts of the session
-    loss: float  # mean of the step losses of this epoch
-    holdout: str  # greedy answer to the held-out prompt after this epoch
-
-
-@dataclass
-class BurstResult:
-    strategy: str
-    steps: list[StepLog] = field(default_factory=list)
-    epochs: list[EpochLog] = field(default_factory=list)
-    train_runtime: float = 0.0  # seconds of training steps, held-out generation excluded
-    input_tokens: int = 0  # tokens run through the model
-    trained_tokens: int = 0  # of those, tokens whose label was scored
-    stopped: bool = False  # stopped on request before the planned epochs
-    epochs_done: float = 0.0  # over all bursts of the session
-
-    @property
-    def tokens_per_second(self) -> float:
-        return self.input_tokens / self.train_runtime if self.train_runtime > 0 else 0.0
-
-    @property
-    def final_loss(self) -> float | None:
-        return self.steps[-1].loss if self.steps else None
-
-    @property
-    def step_seconds(self) -> list[float]:
-        """The seconds of each step that has them, in order."""
-        return [s.seconds for s in self.steps if s.seconds is not None]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "strategy": self.strategy,
-            "epochs": [asdict(e) for e in self.epochs],
-            "steps": [asdict(s) for s in self.steps],
-            "train_runtime": self.train_runtime,
-            "tokens_per_second": self.tokens_per_second,
-            "input_tokens": self.input_tokens,
-            "trained_tokens": self.trained_tokens,
-            "stopped": self.stopped,
-            "epochs_done": self.epochs_done,
-        }
-
-
-def wait_for_device(device: str) -> None:
-    """Wait for the work queued on a GPU, so that a step's time is the step's: CUDA and MPS run asynchronously."""
-    if device.startswith(("cuda", "mps")):
-        import torch
-
-        (torch.cuda if device.startswith("cuda") else torch.mps).synchronize()
 
 
 def greedy_answer(model: Any, tokenizer: Any, prompt_ids: Sequence[int], max_new_tokens: int = 8) -> str:
@@ -312,7 +193,7 @@ class TrainingSession:
             {"input_ids": ex.input_ids, "attention_mask": [1] * len(ex.rows), "labels": ex.labels}
             for ex in self.labeled
         ]
-        trainer_cls = _trained_positions_trainer() if s.head_trained_only else _plain_trainer()
+        trainer_cls = trained_positions_trainer() if s.head_trained_only else plain_trainer()
         trainer = trainer_cls(
             model=self.model,
             args=TrainingArguments(**trainer_arguments(self._tmp, **common)),
@@ -411,7 +292,7 @@ class TrainingSession:
         if epochs < 1:
             raise InspectorError(f"--epochs must be at least 1, not {epochs}", "pass a positive number")
         result = BurstResult(self.strategy)
-        callback = _make_callback(self, result, on_step, on_epoch, should_stop)
+        callback = make_callback(self, result, on_step, on_epoch, should_stop)
         if self._trainer is None:
             self._trainer = self._make_trainer(callback)
         else:
@@ -524,126 +405,3 @@ def _is_out_of_memory(exc: BaseException) -> bool:
 
     oom = getattr(torch, "OutOfMemoryError", None)
     return (oom is not None and isinstance(exc, oom)) or "out of memory" in str(exc).lower()
-
-
-def _plain_trainer() -> type:
-    from transformers import Trainer
-
-    return Trainer
-
-
-def _trained_positions_trainer() -> type:
-    """A Trainer whose loss projects the LM head only where the next label is trained.
-
-    Stock transformers computes the logits of every position and lets the loss ignore the
-    -100 ones; `logits_to_keep` with the trained positions skips that work (TRL's trainer
-    does the same with its fused LM head). The loss is the same: the mean cross-entropy over
-    trained tokens.
-    """
-    import torch
-    from transformers import Trainer
-
-    class TrainedPositionsTrainer(Trainer):
-        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):  # noqa: ANN001
-            return trained_positions_loss(model, inputs, num_items_in_batch)
-
-    def trained_positions_loss(model: Any, inputs: dict, num_items_in_batch: Any = None) -> Any:
-        labels = inputs["labels"]
-        targets = labels[:, 1:]
-        keep = (targets != -100).any(dim=0).nonzero().squeeze(-1)
-        forward = {k: v for k, v in inputs.items() if k != "labels"}
-        logits = model(**forward, logits_to_keep=keep).logits.float()
-        picked = targets[:, keep]
-        loss = torch.nn.functional.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]), picked.reshape(-1), ignore_index=-100, reduction="sum"
-        )
-        count = num_items_in_batch if num_items_in_batch is not None else (picked != -100).sum()
-        return loss / count
-
-    TrainedPositionsTrainer.loss_function = staticmethod(trained_positions_loss)
-    return TrainedPositionsTrainer
-
-
-def _make_callback(
-    session: TrainingSession,
-    result: BurstResult,
-    on_step: Callable[[StepLog], None] | None,
-    on_epoch: Callable[[EpochLog], None] | None,
-    should_stop: Callable[[], bool] | None,
-) -> Any:
-    from transformers import TrainerCallback
-
-    steps_at_start = session.steps_done
-    epochs_at_start = session.epochs_done
-
-    class BurstCallback(TrainerCallback):
-        is_burst_callback = True
-
-        def __init__(self) -> None:
-            self.stopped = False
-            self.holdout_seconds = 0.0
-            self.epoch_losses: list[float] = []
-
-        phase = "idle"
-        step_start = 0.0
-        step_seconds: float | None = None
-
-        def on_epoch_begin(self, args, state, control, **kwargs):  # noqa: ANN001
-            session._epochs_begun += 1
-            return control
-
-        def on_step_begin(self, args, state, control, **kwargs):  # noqa: ANN001
-            self.phase = "forward-backward"
-            self.step_start = time.perf_counter()
-            return control
-
-        def on_pre_optimizer_step(self, args, state, control, **kwargs):  # noqa: ANN001
-            self.phase = "optimizer"
-            return control
-
-        def on_optimizer_step(self, args, state, control, **kwargs):  # noqa: ANN001
-            self.phase = "idle"
-            return control
-
-        def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001
-            wait_for_device(session.device)
-            self.step_seconds = time.perf_counter() - self.step_start
-            session.steps_done = steps_at_start + state.global_step
-            session.epochs_done = epochs_at_start + (state.epoch or 0.0)
-            return control
-
-        def on_log(self, args, state, control, logs=None, **kwargs):  # noqa: ANN001
-            if logs and "loss" in logs:
-                log = StepLog(
-                    session.strategy,
-                    steps_at_start + state.global_step,
-                    round(epochs_at_start + (state.epoch or 0.0), 4),
-                    float(logs["loss"]),
-                    self.step_seconds,
-                )
-                result.steps.append(log)
-                self.epoch_losses.append(log.loss)
-                if on_step is not None:
-                    on_step(log)
-                # Checked after the step is logged: the Trainer looks at the flag right after this.
-                if should_stop is not None and should_stop():
-                    self.stopped = True
-                    control.should_training_stop = True
-            return control
-
-        def on_epoch_end(self, args, state, control, **kwargs):  # noqa: ANN001
-            if self.stopped and abs((state.epoch or 0.0) - round(state.epoch or 0.0)) > 1e-6:
-                return control  # stopped inside the epoch: no held-out answer for a partial epoch
-            start = time.perf_counter()
-            answer = session.holdout_answer()
-            self.holdout_seconds += time.perf_counter() - start
-            epoch = round(epochs_at_start + (state.epoch or 0.0))
-            loss = statistics.mean(self.epoch_losses) if self.epoch_losses else float("nan")
-            self.epoch_losses = []
-            log = EpochLog(session.strategy, epoch, loss, answer)
-            result.epochs.append(log)
-            if on_epoch is not None:
-                on_epoch(log)
-            return control
-
-    return BurstCallback()

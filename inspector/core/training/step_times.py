@@ -121,3 +121,11 @@ def busy_advice(again: str) -> str:
         f"steps of one run varied more than {BUSY_RATIO:g}× (the slowest left out): other programs had the CPU"
         f" (or the examples differ a lot in length), and medians measured so cannot be compared; {again}"
     )
+
+
+def wait_for_device(device: str) -> None:
+    """Wait for the work queued on a GPU, so that a step's time is the step's: CUDA and MPS run asynchronously."""
+    if device.startswith(("cuda", "mps")):
+        import torch
+
+        (torch.cuda if device.startswith("cuda") else torch.mps).synchronize()
