@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from inspector.core.models import LoadedModel
 
 
-
 def _rows_text(rows: list[int]) -> str:
     """'1-3, 5, 7-8' for a sorted list of row numbers."""
     parts: list[str] = []

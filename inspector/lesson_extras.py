@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from inspector.core.models import LoadedModel
 
 
-
 class LessonExtras:
     """Show code (`s`) and the lesson's demo (`g`), for `InspectorApp`."""
 

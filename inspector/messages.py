@@ -14,7 +14,6 @@ if TYPE_CHECKING:
     from inspector.core.models import LoadedModel
 
 
-
 class ModelLoadProgressed(Message):
     """A step of the model load, as `load_model` reports it."""
 

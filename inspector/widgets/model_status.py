@@ -13,7 +13,6 @@ if TYPE_CHECKING:
     from inspector.core.models import LoadedModel
 
 
-
 def short_name(loaded: LoadedModel) -> str:
     """A header-sized model name: a folder shows by its last part."""
     if getattr(loaded, "source", "") == "embedded":
