@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 
 def common(parser: argparse.ArgumentParser, *, json_flag: bool = True, data: bool = True) -> None:
+    """The model, data and chat-marker options every command has (and --json where it prints data)."""
     g = parser.add_argument_group("model and data")
     g.add_argument(
         "--model",
@@ -61,6 +62,7 @@ def common(parser: argparse.ArgumentParser, *, json_flag: bool = True, data: boo
 
 
 def burst_options(parser: argparse.ArgumentParser, *, required_strategy: bool) -> None:
+    """The options of a training burst: strategy, epochs, rate, seed, the speed options, the held-out prompt."""
     from inspector.core.training.burst import (
         DEFAULT_EPOCHS,
         DEFAULT_HOLDOUT,
@@ -116,6 +118,7 @@ def at_least_one(text: str) -> int:
 
 
 def train_rows_option(parser: argparse.ArgumentParser) -> None:
+    """--train-rows: how many examples of --data the bursts train on."""
     from inspector.core.data.examples import TRAIN_ROWS
 
     parser.add_argument(
