@@ -9,83 +9,36 @@ torch at module level, so the first screen paints at once.
 
 from __future__ import annotations
 
-import argparse
 import threading
 from pathlib import Path
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from textual import events, work
 from textual.app import App
 from textual.binding import Binding, BindingType
-from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.reactive import var
 from textual.widget import Widget
 from textual.worker import Worker, WorkerState, get_current_worker
 
-from inspector.core.chat import ARTICLE_TEMPLATE, HOLDOUT_ANSWER, HOLDOUT_WORD, ChatTemplate, article_text
-from inspector.core.data import TRAIN_ROWS, Example, article_examples
+from inspector.core.data.chat_format import ARTICLE_TEMPLATE, HOLDOUT_ANSWER, HOLDOUT_WORD, ChatTemplate, article_text
+from inspector.core.data.examples import TRAIN_ROWS, Example, article_examples
 from inspector.core.errors import InspectorError
-from inspector.core.labels import STRATEGIES
-from inspector.core.lessons import Lesson, load_lessons
-from inspector.core.training import DEFAULT_EPOCHS, DEFAULT_LEARNING_RATE, DEFAULT_SEED, BurstSettings
+from inspector.core.labels.strategies import STRATEGIES
+from inspector.core.lessons.model import Lesson, load_lessons
+from inspector.core.training.burst import DEFAULT_EPOCHS, DEFAULT_LEARNING_RATE, DEFAULT_SEED
 from inspector.help import help_for
+from inspector.bursts import Bursts
 from inspector.data_rows import DataRows
 from inspector.lesson_extras import LessonExtras
-from inspector.prepared_runs import PreparedReplays, speed_of
-from inspector.messages import (
-    BurstFinished,
-    BurstStarted,
-    EpochFinished,
-    LabelsComputed,
-    ModelLoaded,
-    ModelLoadProgressed,
-    PredictionsComputed,
-    TrainingIdle,
-    TrainingStepLogged,
-)
+from inspector.palette import InspectorCommands
+from inspector.prepared_runs import PreparedReplays
+from inspector.messages import LabelsComputed, ModelLoaded, ModelLoadProgressed, PredictionsComputed
 from inspector.screens.help import HelpScreen
-from inspector.screens.main import VIEWS, MainScreen
+from inspector.screens.main import MainScreen
 from inspector.widgets.labels_view import example_label
 from inspector.widgets.model_status import short_name
-
-
-class InspectorCommands(Provider):
-    """Command palette entries: every lesson, and the app's actions."""
-
-    def _commands(self) -> list[tuple[str, Any, str]]:
-        app: InspectorApp = self.app  # type: ignore[assignment]
-        out: list[tuple[str, Any, str]] = []
-        for i, lesson in enumerate(app.lessons):
-            out.append(
-                (f"Lesson {i + 1}: {lesson.title}", lambda i=i: app.goto_lesson(i), f"open the {lesson.view} view")
-            )
-        for s in STRATEGIES:
-            out.append((f"Train {s}", lambda s=s: app.start_training((s,)), "run a burst of this strategy"))
-        out.append(("Train all three", lambda: app.start_training(STRATEGIES), "copy, mask and trl in turn"))
-        out.append(("Stop training", app.stop_training, "after the current step"))
-        out.append(("Reset training", app.reset_training, "every strategy back to the untrained model"))
-        for s in STRATEGIES:
-            out.append((f"Strategy: {s}", lambda s=s: app.set_strategy(s), "show this strategy's labels"))
-        for v in VIEWS:
-            out.append((f"View: {v}", lambda v=v: app.show_view(v), f"show the {v} view"))
-        out.append(("Replay predictions", lambda: app.main.predictions_view.replay(), "animate the guesses again"))
-        out.append(("Show code", app.show_code, "the code behind this lesson's view, runnable on its own"))
-        out.append(("Run the lesson's demo", app.run_demo, "compute the lesson's panel again (some train copies)"))
-        out.append(("Help", app.action_help, "explain the part in focus"))
-        return out
-
-    async def search(self, query: str) -> Hits:
-        matcher = self.matcher(query)
-        for text, command, help_text in self._commands():
-            score = matcher.match(text)
-            if score > 0:
-                yield Hit(score, matcher.highlight(text), command, text=text, help=help_text)
-
-    async def discover(self) -> Hits:
-        for text, command, help_text in self._commands():
-            yield DiscoveryHit(text, command, text=text, help=help_text)
 
 
 def screenshot_folder() -> Path:
@@ -112,24 +65,7 @@ def _readable(error: BaseException) -> str:
     return text
 
 
-class _StepCounter:
-    """Counts the steps of one burst and posts each, with a live tokens/s estimate."""
-
-    def __init__(self, strategy: str, target: Widget, mean_tokens: float) -> None:
-        self.strategy = strategy
-        self.target = target
-        self.mean_tokens = mean_tokens
-        self.start = time.perf_counter()
-        self.done = 0
-
-    def step(self, log: Any) -> None:
-        self.done += 1
-        elapsed = time.perf_counter() - self.start
-        tokens = round(self.done * self.mean_tokens)
-        self.target.post_message(TrainingStepLogged(self.strategy, log, self.done, elapsed, tokens))
-
-
-class InspectorApp(DataRows, PreparedReplays, LessonExtras, App[int]):
+class InspectorApp(DataRows, PreparedReplays, LessonExtras, Bursts, App[int]):
     """causallm-inspect: which tokens a causal LM is trained on, and what it learns."""
 
     CSS_PATH = "inspector.tcss"
@@ -371,7 +307,7 @@ class InspectorApp(DataRows, PreparedReplays, LessonExtras, App[int]):
 
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
     def load(self) -> None:
-        from inspector.core.data import format_leniently
+        from inspector.core.data.examples import format_leniently
         from inspector.core.models import load_model
 
         loaded = load_model(
@@ -381,7 +317,7 @@ class InspectorApp(DataRows, PreparedReplays, LessonExtras, App[int]):
             progress=lambda text: self.post_message(ModelLoadProgressed(text)),
             **self.special_tokens,
         )
-        from inspector.core.replay import stored_runs_of
+        from inspector.core.runs.store import stored_runs_of
 
         pairs, problems = format_leniently(self.examples, loaded.tokenizer, self.template, loaded.name)
         self._formatted_by_text = {ex.text: fe for ex, fe in pairs}
@@ -446,7 +382,7 @@ class InspectorApp(DataRows, PreparedReplays, LessonExtras, App[int]):
     @work(thread=True, exclusive=True, group="labels", exit_on_error=False)
     def compute_labels(self, text: str, target: Widget) -> None:
         """copy and mask at once (the tokenizer only), then trl (TRL makes an SFTTrainer)."""
-        from inspector.core.labels import label_examples
+        from inspector.core.labels.strategies import label_examples
 
         lm = self.loaded
         tok = lm.tokenizer
@@ -467,141 +403,12 @@ class InspectorApp(DataRows, PreparedReplays, LessonExtras, App[int]):
         except InspectorError as exc:
             target.post_message(LabelsComputed(text, found, error=f"trl: {exc}"))
 
-    # --- training --------------------------------------------------------------------------
-
-    def start_training(self, strategies: Iterable[str]) -> None:
-        strategies = tuple(strategies)
-        if self.loaded is None:
-            self.notify(
-                self.load_error or "The model is still loading; training can start once it is ready.",
-                severity="warning",
-            )
-            return
-        if self.training:
-            self.notify("A burst is running: Esc stops it, then start the next one.", severity="warning")
-            return
-        if self.data_error:
-            self.show_error("No training until the data is fixed", self.data_error)
-            return
-        view = self.main.training_view
-        try:
-            epochs, lr, seed = view.read_settings()
-            settings = BurstSettings(epochs=epochs, learning_rate=lr, seed=seed)
-        except InspectorError as exc:
-            self.show_error("Check the burst settings", str(exc))
-            return
-        speed = speed_of(view.read_source())
-        strategies = self.split_by_source(strategies, speed)
-        if not strategies:
-            return
-        changed = [s for s in strategies if s in self.sessions and self.sessions[s].settings != settings]
-        if any(
-            self.sessions[s].settings.learning_rate != lr or self.sessions[s].settings.seed != seed for s in changed
-        ):
-            self.notify(
-                f"{', '.join(changed)} keep{'s' if len(changed) == 1 else ''} the learning rate and seed of "
-                "their first burst; x resets to use the new ones.",
-                timeout=6,
-            )
-        self._stop.clear()
-        self.training = True
-        view.preparing(strategies)
-        self.main.refresh_bindings()
-        self.train(strategies, settings, view, speed)
-
-    def stop_training(self) -> None:
-        if self.training:
-            self._stop.set()
-            self.notify("Stopping after the current step…", timeout=3)
-
-    def reset_training(self) -> None:
-        if self.training:
-            self.notify("Stop the running burst first (Esc).", severity="warning")
-            return
-        self._drop_sessions()
-        self.replays.clear()
-        self._prediction_cache.clear()
-        self.main.training_view.reset()
-        self.main.predictions_view.invalidate()
-        self.notify("Every strategy is back to the untrained model.", timeout=3)
-
-    def _drop_sessions(self) -> None:
-        """Close every strategy's session and give its memory back (weights, optimizer, files)."""
-        from inspector.core.memory import release_memory
-
-        for strategy in list(self.sessions):
-            self.sessions.pop(strategy).close()
-        release_memory()  # the Trainer and TRL's patched forward hold cycles: gc, then malloc_trim
-
-    def on_training_idle(self, message: TrainingIdle) -> None:
-        self.training = False
-        self.main.refresh_bindings()
-
-    def _session(self, strategy: str, settings: BurstSettings) -> Any:
-        session = self.sessions.get(strategy)
-        if session is None:
-            from inspector.core.training import TrainingSession
-
-            with self._base_lock:  # the copy reads the untrained model
-                session = TrainingSession.on_a_copy(
-                    self.loaded, self.formatted, strategy, settings, template=self.template
-                )
-            self.sessions[strategy] = session
-        return session
-
-    @work(thread=True, exclusive=True, group="train", exit_on_error=False)
-    def train(
-        self, strategies: tuple[str, ...], settings: BurstSettings, target: Widget, speed: float | None = None
-    ) -> None:
-        """Bursts of each strategy in turn; Esc (or a cancel) stops between two steps.
-
-        With a replay `speed`, a strategy with a prepared run replays it instead (see
-        `PreparedReplays.replay_burst`); the others train live.
-        """
-        worker = get_current_worker()
-
-        def should_stop() -> bool:
-            return self._stop.is_set() or worker.is_cancelled
-
-        try:
-            for strategy in strategies:
-                if should_stop():
-                    break
-                if speed is not None:
-                    self.training_strategy = strategy
-                    handled, replayed = self.replay_burst(strategy, settings, speed, target, should_stop)
-                    if handled:
-                        if replayed is not None and replayed.stopped:
-                            break
-                        continue
-                with self._trainer_lock, self._session_locks[strategy]:
-                    self.training_strategy = strategy
-                    session = self._session(strategy, settings)
-                    lengths = [len(ex.rows) for ex in session.labeled]
-                    mean_tokens = sum(lengths) / len(lengths)
-                    total = settings.epochs * len(lengths)
-                    target.post_message(BurstStarted(strategy, settings.epochs, total))
-
-                    progress = _StepCounter(strategy, target, mean_tokens)
-                    result = session.run(
-                        settings.epochs,
-                        on_step=progress.step,
-                        on_epoch=lambda log, strategy=strategy: target.post_message(EpochFinished(strategy, log)),
-                        should_stop=should_stop,
-                    )
-                target.post_message(BurstFinished(strategy, result))
-                if result.stopped:
-                    break
-        finally:
-            self.training_strategy = None
-            target.post_message(TrainingIdle())
-
     # --- predictions -----------------------------------------------------------------------
 
     @work(thread=True, exclusive=True, group="predict", exit_on_error=False)
     def compute_predictions(self, text: str, target: Widget) -> None:
         """Teacher-forced rows of the untrained model and of every trained strategy."""
-        from inspector.core.predictions import prediction_input, teacher_forced
+        from inspector.core.training.predictions import prediction_input, teacher_forced
 
         lm = self.loaded
         tok = lm.tokenizer
@@ -638,56 +445,18 @@ class InspectorApp(DataRows, PreparedReplays, LessonExtras, App[int]):
     def formatted_for(self, text: str) -> Any:
         """The formatted example behind a shown text: a data row as training formats it
         (a conversation through its chat template), else the text with the article's special tokens."""
-        from inspector.core.chat import add_special_tokens
+        from inspector.core.data.chat_format import add_special_tokens
 
         if text in self._formatted_by_text:
             return self._formatted_by_text[text]
         tok = self.loaded.tokenizer
         if text in self.extra_examples:  # a data row read on demand: formatted as training would
-            from inspector.core.data import format_examples
+            from inspector.core.data.examples import format_examples
 
             (fe,) = format_examples([self.extra_examples[text]], tok, self.template, self.loaded.name)
             self._formatted_by_text[text] = fe
             return fe
         return add_special_tokens(text, tok.bos_token, tok.eos_token, self.template, model_name=self.loaded.name)
-
-
-def _given(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-def run_app(args: argparse.Namespace) -> int:
-    """Build the app from the command line's options, run it, and return its exit code."""
-    from inspector.cli import _template, data_options
-    from inspector.core.data import read_examples
-
-    template = _template(args)
-    data = getattr(args, "data", None)
-    examples: list[Example] | None = None
-    problems: list[Any] = []
-    options = None
-    train_rows = getattr(args, "train_rows", TRAIN_ROWS)  # at least 1: the parser checks it
-    if data:
-        options = data_options(args)
-        read = read_examples(data, template, **options)
-        examples, problems = read.examples, read.problems
-        # The data report reads as far as the user asked (--limit; the whole file by default).
-        options.update(path=data, more=read.more)
-    app = InspectorApp(
-        model=args.model,
-        device=args.device or "auto",
-        examples=examples,
-        template=template,
-        trust_remote_code=bool(args.trust_remote_code),
-        data_name=data,
-        bos_token=getattr(args, "bos_token", None),
-        eos_token=getattr(args, "eos_token", None),
-        runs="live" if getattr(args, "live", False) else _given(getattr(args, "replay_speed", None)),
-        data_problems=problems,
-        data_options=options,
-        train_rows=train_rows,
-    )
-    return run_until_quit(app)
 
 
 WORKER_THREADS = "inspector-worker"

@@ -11,11 +11,15 @@ truncation into an answer. The labels view lists them all; the bursts train on t
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import work
 
 from inspector.messages import DataChecked, DataCheckProgressed
+
+if TYPE_CHECKING:
+    from inspector.core.data.chat_format import ChatTemplate
+    from inspector.core.models import LoadedModel
 
 
 def _rows_text(rows: list[int]) -> str:
@@ -46,8 +50,8 @@ class DataRows:
     train_examples: list[Any]
     extra_examples: dict[str, Any]
     train_rows: int
-    template: Any
-    loaded: Any
+    template: ChatTemplate
+    loaded: LoadedModel
 
     def data_loaded(self, format_problems: list[Any]) -> None:
         """The model is loaded: list what is known so far, say what the bursts train on, check the rest."""
@@ -66,7 +70,7 @@ class DataRows:
 
     @work(thread=True, exclusive=True, group="data-check", exit_on_error=False)
     def check_data(self) -> None:
-        from inspector.core.inspect_data import inspect_data
+        from inspector.core.reports.data_report import inspect_data
 
         o = self.data_options
         assert o is not None
@@ -103,7 +107,7 @@ class DataRows:
     @work(thread=True, group="data-row", exit_on_error=False)
     def fetch_row(self, row: int, kind: str, detail: str) -> None:
         """Read one row of the file that the app did not keep (streaming up to it)."""
-        from inspector.core.data import RowProblem, read_row
+        from inspector.core.data.examples import RowProblem, read_row
 
         o = self.data_options
         assert o is not None

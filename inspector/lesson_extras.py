@@ -1,7 +1,7 @@
 """The app's part of the lesson track: the show-code dialog and the lessons' demo panels.
 
 A mixin of `InspectorApp`, kept apart so that the app module stays about loading, labels,
-training and predictions. The demos themselves are core functions (`inspector.core.demos`);
+training and predictions. The demos themselves are core functions (`inspector.core.lessons.demos`);
 here they run in workers, on the untrained model (quick ones, under the app's base-model
 lock) or on a copy of it (the ones that train), and post their text to the demo panel.
 """
@@ -11,16 +11,19 @@ from __future__ import annotations
 import copy
 import threading
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import work
 from textual.widget import Widget
 from textual.worker import get_current_worker
 
 from inspector.core.errors import InspectorError
-from inspector.core.lessons import Lesson
-from inspector.core.training import DEFAULT_EPOCHS, DEFAULT_SEED
+from inspector.core.lessons.model import Lesson
+from inspector.core.training.burst import DEFAULT_EPOCHS, DEFAULT_SEED
 from inspector.messages import DemoComputed, DemoProgressed
+
+if TYPE_CHECKING:
+    from inspector.core.models import LoadedModel
 
 
 class LessonExtras:
@@ -29,7 +32,7 @@ class LessonExtras:
     # Provided by InspectorApp.
     lessons: list[Lesson]
     lesson_index: int
-    loaded: Any
+    loaded: LoadedModel
     formatted: list[Any]
     examples: list[Any]
     prepared_demo: Any
@@ -41,7 +44,7 @@ class LessonExtras:
 
         A demo that has to wait for a running burst says so in its panel.
         """
-        from inspector.core.demos import DEMOS
+        from inspector.core.lessons.demos import DEMOS
 
         if not DEMOS[lesson.demo].makes_trainer:  # type: ignore[index]
             return nullcontext()
@@ -51,7 +54,7 @@ class LessonExtras:
 
     def show_code(self) -> None:
         """The current lesson's code, as `causallm-inspect export N` would write it."""
-        from inspector.core.lesson_code import CodeSpec, join_parts, own_lines_start, render_parts
+        from inspector.core.lessons.code import CodeSpec, join_parts, own_lines_start, render_parts
         from inspector.screens.code import CodeScreen
 
         if not self.lessons or isinstance(self.screen, CodeScreen):
@@ -83,7 +86,7 @@ class LessonExtras:
 
     def compute_demo(self, lesson_id: str, target: Widget) -> None:
         lesson = next(lesson for lesson in self.lessons if lesson.id == lesson_id)
-        from inspector.core.demos import DEMOS
+        from inspector.core.lessons.demos import DEMOS
 
         if DEMOS[lesson.demo].on_demand:  # type: ignore[index]
             self._demo_run(lesson, target, self.main.training_view.read_source())
@@ -91,8 +94,8 @@ class LessonExtras:
             self._demo_quick(lesson, target)
 
     def _demo_context(self, lesson: Lesson, target: Widget, model: Any) -> Any:
-        from inspector.core.chat import add_special_tokens
-        from inspector.core.demos import DemoContext
+        from inspector.core.data.chat_format import add_special_tokens
+        from inspector.core.lessons.demos import DemoContext
 
         lm = self.loaded
         tok = lm.tokenizer
@@ -141,7 +144,7 @@ class LessonExtras:
     @work(thread=True, exclusive=True, group="demo", exit_on_error=False)
     def _demo_quick(self, lesson: Lesson, target: Widget) -> None:
         """Tokenizer work and a forward pass or two, on the untrained model itself."""
-        from inspector.core.demos import run_demo
+        from inspector.core.lessons.demos import run_demo
 
         try:
             with self._trainer_turn(lesson, target), self._base_lock:
@@ -158,7 +161,7 @@ class LessonExtras:
         Unless runs are set to live, a result `causallm-inspect prepare` stored for exactly
         this model, data and settings is shown at once instead, labelled as such.
         """
-        from inspector.core.demos import run_demo
+        from inspector.core.lessons.demos import run_demo
 
         self._stop_demo.clear()
         try:

@@ -6,9 +6,12 @@ are posted to handles them and they bubble up to the screen and the app.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
+
+if TYPE_CHECKING:
+    from inspector.core.models import LoadedModel
 
 
 class ModelLoadProgressed(Message):
@@ -28,7 +31,7 @@ class ModelLoaded(Message):
 
     def __init__(
         self,
-        loaded: Any,
+        loaded: LoadedModel,
         formatted: list[Any],
         data_error: str | None = None,
         problems: list[Any] | None = None,

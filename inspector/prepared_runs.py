@@ -15,12 +15,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.widget import Widget
 
-from inspector.core.training import BurstResult, BurstSettings
+from inspector.core.training.burst import BurstResult, BurstSettings
 from inspector.messages import BurstFinished, BurstStarted, EpochFinished, TrainingStepLogged
+
+if TYPE_CHECKING:
+    from inspector.core.data.chat_format import ChatTemplate
+    from inspector.core.lessons.demos import DemoContext
+    from inspector.core.lessons.model import Lesson
+    from inspector.core.models import LoadedModel
+
 
 # The runs selector: value -> label. A number is a replay speed (x recorded), 0 is instant.
 SOURCES: dict[str, str] = {
@@ -60,9 +67,9 @@ class PreparedReplays:
     """Replays of prepared bursts and demos, for `InspectorApp`."""
 
     # Provided by InspectorApp.
-    loaded: Any
+    loaded: LoadedModel
     formatted: list[Any]
-    template: Any
+    template: ChatTemplate
     sessions: dict[str, Any]
 
     def _init_replays(self) -> None:
@@ -88,7 +95,7 @@ class PreparedReplays:
         return tuple(keep)
 
     def _predict_text(self) -> str:
-        from inspector.core.chat import HOLDOUT_ANSWER, HOLDOUT_WORD, article_text
+        from inspector.core.data.chat_format import HOLDOUT_ANSWER, HOLDOUT_WORD, article_text
 
         return article_text(HOLDOUT_WORD, HOLDOUT_ANSWER, self.template)
 
@@ -104,7 +111,7 @@ class PreparedReplays:
 
         Returns (handled, result): handled is False when the burst should run live instead.
         """
-        from inspector.core import replay
+        from inspector.core.runs import store as replay
 
         state = self.replays.get(strategy)
         if state is None:
@@ -184,9 +191,9 @@ class PreparedReplays:
             ), ""
         return rows, "", f"replay, epoch {epoch}"
 
-    def prepared_demo(self, lesson: Any, ctx: Any) -> Any:
+    def prepared_demo(self, lesson: Lesson, ctx: DemoContext) -> Any:
         """The stored result of a lesson demo that trains, if prepared for exactly this context."""
-        from inspector.core import replay
+        from inspector.core.runs import store as replay
 
         demo, _ = replay.find_demo(self.loaded, ctx, lesson.demo)
         return demo

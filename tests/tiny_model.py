@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from inspector.core.chat import ARTICLE_EXAMPLES, ARTICLE_PAIRS, article_text
+from inspector.core.data.chat_format import ARTICLE_EXAMPLES, ARTICLE_PAIRS, article_text
 
 SPECIALS = ["<s>", "</s>", "<pad>", "<unk>"]
 

@@ -6,7 +6,7 @@ the view on show, so the footer always lists what works now.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import events, on
 from textual.app import ComposeResult
@@ -15,6 +15,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Footer, Header, Input, Markdown, OptionList, TextArea
 
+from inspector.core.labels.strategies import STRATEGIES
 from inspector.messages import BurstFinished, BurstStarted, TrainingIdle
 from inspector.widgets.demo_panel import DemoPanel
 from inspector.widgets.labels_view import LabelsView
@@ -22,6 +23,11 @@ from inspector.widgets.lesson_list import LessonList
 from inspector.widgets.model_status import ModelStatus
 from inspector.widgets.predictions_view import PredictionsView
 from inspector.widgets.training_view import TrainingView
+
+if TYPE_CHECKING:
+    from inspector.core.data.chat_format import ChatTemplate
+    from inspector.core.models import LoadedModel
+
 
 VIEWS = ("labels", "training", "predictions")
 TALL_ROWS = 40  # from this many rows the lesson list grows to show all ten lessons
@@ -75,7 +81,7 @@ class MainScreen(Screen[None]):
         self,
         lessons: list[Any],
         examples: list[str],
-        template: Any,
+        template: ChatTemplate,
         predict_choices: list[tuple[str, str]],
         settings: tuple[int, float, int],
         runs: str = "1",
@@ -219,7 +225,7 @@ class MainScreen(Screen[None]):
     def model_progressed(self, text: str) -> None:
         self.model_status.progressed(text)
 
-    def model_ready(self, loaded: Any) -> None:
+    def model_ready(self, loaded: LoadedModel) -> None:
         self.model_status.loaded(loaded)
         self.labels_view.model_ready()
         self.predictions_view.model_ready()
@@ -291,7 +297,7 @@ class MainScreen(Screen[None]):
         self.app.start_training((strategy,))  # type: ignore[attr-defined]
 
     def action_train_all(self) -> None:
-        self.app.start_training(("copy", "mask", "trl"))  # type: ignore[attr-defined]
+        self.app.start_training(STRATEGIES)  # type: ignore[attr-defined]
 
     def action_again(self) -> None:
         last = self.training_view.last_request

@@ -3,7 +3,7 @@ speed, held-out answer.
 
 The wall time of a burst depends on what else the machine is doing; the median seconds per
 step, with the fastest and slowest step beside it, shows whether it was steady. A strategy
-whose steps varied too much (see `inspector.core.step_times`) is marked `*` and named in a
+whose steps varied too much (see `inspector.core.training.step_times`) is marked `*` and named in a
 note under the table.
 """
 
@@ -15,8 +15,8 @@ from typing import Any
 
 from textual.widgets import DataTable
 
-from inspector.core.labels import STRATEGIES
-from inspector.core.step_times import StepSpread
+from inspector.core.labels.strategies import STRATEGIES
+from inspector.core.training.step_times import StepSpread
 
 COLUMNS = ("strategy", "epochs", "final loss", "wall s", "s/step (min–max)", "tok/s", "trained/input", "held-out")
 

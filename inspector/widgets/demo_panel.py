@@ -1,7 +1,7 @@
 """The lesson's computed demo, above its live view: the template-pitfall token lists, the
 shift, the measured seconds per step...
 
-The panel shows what `inspector.core.demos` computes, as text. Quick demos run when their
+The panel shows what `inspector.core.lessons.demos` computes, as text. Quick demos run when their
 lesson opens; the ones that train run when asked (`g`). Results are kept per lesson, so a
 lesson visited again shows its last result at once.
 """
@@ -33,7 +33,7 @@ class WrappedDemoText:
         self.text = text
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        from inspector.core.demo_report import hanging_wrap
+        from inspector.core.lessons.demo_report import hanging_wrap
 
         out = Text(overflow="fold")  # ends in a newline: Textual counts them for the height
         lines = self.text.split("\n")
@@ -119,7 +119,7 @@ Press `s` for the code that computes the lesson's view, runnable on its own.
 
     def show_for(self, lesson: Any) -> None:
         """Show the demo of this lesson (hide the panel if it has none); run it if it is quick."""
-        from inspector.core.demos import DEMOS
+        from inspector.core.lessons.demos import DEMOS
 
         self.lesson_id = lesson.id
         self.spec = DEMOS.get(lesson.demo) if lesson.demo else None

@@ -7,7 +7,7 @@ with the text show inline.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual import on
 from textual.app import ComposeResult
@@ -18,20 +18,24 @@ from textual.reactive import reactive
 from textual.timer import Timer
 from textual.widgets import RadioButton, RadioSet, Select, Static, TextArea
 
-from inspector.core.chat import split_turns
+from inspector.core.data.chat_format import split_turns
 from inspector.core.errors import InspectorError
-from inspector.core.labels import STRATEGIES, differing_positions
+from inspector.core.labels.strategies import STRATEGIES, differing_positions
 from inspector.messages import LabelsComputed
 from inspector.widgets.column_grid import ColumnGrid
 from inspector.widgets.problem_list import ProblemList
 from inspector.widgets.token_details import TokenDetails
 from inspector.widgets.token_grid import TokenGrid
 
+if TYPE_CHECKING:
+    from inspector.core.data.chat_format import ChatTemplate
+
+
 DEBOUNCE_SECONDS = 0.3
 LEGEND = "✓ trained   · masked: label -100, struck and grey   – position 0, never predicted"
 
 
-def example_label(index: int | str, text: str, template: Any) -> str:
+def example_label(index: int | str, text: str, template: ChatTemplate) -> str:
     """'1 · How do you say "dog" in… → perro' for the picker."""
     turns = split_turns(text, template)
     human = next((t.content.strip() for t in turns if t.role == "human"), text.strip())
@@ -89,7 +93,7 @@ masked.
     def __init__(
         self,
         examples: list[str],
-        template: Any,
+        template: ChatTemplate,
         *,
         rows: list[int] | None = None,
         data_source: str | None = None,

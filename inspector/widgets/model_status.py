@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.markup import escape
 from textual.widgets import ProgressBar, Static
 
+if TYPE_CHECKING:
+    from inspector.core.models import LoadedModel
 
-def short_name(loaded: Any) -> str:
+
+def short_name(loaded: LoadedModel) -> str:
     """A header-sized model name: a folder shows by its last part."""
     if getattr(loaded, "source", "") == "embedded":
         return "Gemma 3 270M (embedded)"

@@ -18,7 +18,7 @@ from textual.containers import Vertical
 from textual.reactive import reactive
 from textual.widgets import Select, Static
 
-from inspector.core.labels import STRATEGIES
+from inspector.core.labels.strategies import STRATEGIES
 from inspector.messages import PredictionsComputed
 from inspector.widgets.column_grid import ColumnGrid
 from inspector.widgets.prediction_grid import PredictionGrid

@@ -16,7 +16,7 @@ from textual.message import Message
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
-from inspector.core.inspect_data import FIXES, PROBLEMS
+from inspector.core.reports.data_report import FIXES, PROBLEMS
 
 
 class ProblemList(OptionList):

@@ -10,7 +10,7 @@ from textual.containers import Vertical
 from textual.markup import escape
 from textual.widgets import ProgressBar, Sparkline, Static
 
-from inspector.core.labels import STRATEGY_TITLES
+from inspector.core.labels.strategies import STRATEGY_TITLES
 
 KEYS = {"copy": "c", "mask": "m", "trl": "t"}
 

@@ -15,7 +15,7 @@ from textual.markup import escape
 from textual.widgets import Input, Label, Select, Static
 
 from inspector.core.errors import InspectorError
-from inspector.core.labels import STRATEGIES
+from inspector.core.labels.strategies import STRATEGIES
 from inspector.prepared_runs import SOURCES
 from inspector.messages import BurstFinished, BurstStarted, EpochFinished, TrainingIdle, TrainingStepLogged
 from inspector.widgets.comparison_table import ComparisonTable

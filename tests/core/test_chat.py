@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from inspector.core.chat import (
+from inspector.core.data.chat_format import (
     ARTICLE_EXAMPLES,
     ChatTemplate,
     add_special_tokens,

@@ -1,7 +1,7 @@
 
 
 def test_generation_markers_are_recognised_only_in_pairs():
-    from inspector.core.conversations import has_generation_markers, without_markers
+    from inspector.core.data.conversations import has_generation_markers, without_markers
 
     marked = "{% for m in messages %}{% generation %}{{ m.content }}{%- endgeneration -%}{% endfor %}"
     assert has_generation_markers(marked)

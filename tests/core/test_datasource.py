@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from inspector.core.data import format_examples, load_examples
-from inspector.core.datasource import classify, iter_records, parse_columns
+from inspector.core.data.examples import format_examples, load_examples
+from inspector.core.data.readers import classify, iter_records, parse_columns
 from inspector.core.errors import InspectorError
-from inspector.core.labels import label_examples
+from inspector.core.labels.strategies import label_examples
 
 ROWS = [
     {"prompt": 'How do you say "dog" in Spanish?', "completion": "perro"},

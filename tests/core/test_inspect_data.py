@@ -7,7 +7,7 @@ import json
 import pytest
 
 from inspector.cli import main
-from inspector.core.inspect_data import inspect_data
+from inspector.core.reports.data_report import inspect_data
 
 CHAT_OK = {"messages": [{"role": "user", "content": "dog?"}, {"role": "assistant", "content": "perro"}]}
 CHAT_MULTI = {"messages": [
@@ -40,7 +40,7 @@ def test_broken_rows_are_each_named(tiny, tmp_path):
 
 
 def test_trained_fraction_is_exact(tiny, tmp_path):
-    from inspector.core.chat import ARTICLE_EXAMPLES
+    from inspector.core.data.chat_format import ARTICLE_EXAMPLES
 
     path = jsonl(tmp_path, [{"text": t} for t in ARTICLE_EXAMPLES])
     report = inspect_data(path, tiny)
@@ -79,7 +79,7 @@ def test_an_added_special_end_of_turn_counts_as_trained_eos(fresh_tiny, tmp_path
     assert report.counts == {}
     assert report.totals["mask"].trained_tokens == trained
     # The labels view marks it as special too.
-    from inspector.core.labels import make_rows
+    from inspector.core.labels.strategies import make_rows
 
     (row,) = make_rows(tok, [eot], [eot])
     assert row.special and row.text == "<eot>"

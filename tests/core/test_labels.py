@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from inspector.core.chat import ARTICLE_EXAMPLES, add_special_tokens
+from inspector.core.data.chat_format import ARTICLE_EXAMPLES, add_special_tokens
 from inspector.core.errors import InspectorError
-from inspector.core.labels import IGNORE_INDEX, differing_positions, label_example, label_examples, visible
+from inspector.core.labels.strategies import IGNORE_INDEX, differing_positions, label_example, label_examples
+from inspector.core.data.tokens import visible
 
 M = IGNORE_INDEX
 MULTI = "\n\n### Human: hi\n\n### Assistant: hola\n\n### Human: dog\n\n### Assistant: perro"
@@ -31,7 +32,7 @@ def test_copy_labels_equal_input_ids(tiny):
 
 
 def test_the_labels_table_never_calls_position_0_trained(tiny):
-    from inspector.core.report import labels_table
+    from inspector.core.reports.tables import labels_table
 
     lab = label_example("copy", fmt(tiny), tiny.tokenizer)
     lines = labels_table(lab).splitlines()
@@ -87,7 +88,8 @@ def test_trl_completion_only_trains_only_the_last_answer_of_a_multi_turn_text(ti
 def test_trl_labels_do_not_change_the_model(fresh_tiny):
     import copy
 
-    from inspector.core.training import BurstSettings, TrainingSession
+    from inspector.core.training.burst import BurstSettings
+    from inspector.core.training.session import TrainingSession
 
     model = fresh_tiny.model
     before = {k: v.clone() for k, v in model.state_dict().items()}
@@ -132,7 +134,8 @@ def test_unknown_strategy(tiny):
 
 def test_gpt2_style_tokenizer_with_bos_equal_to_eos_and_no_pad(tiny_gpt2_path):
     from inspector.core.models import load_model
-    from inspector.core.training import BurstSettings, TrainingSession
+    from inspector.core.training.burst import BurstSettings
+    from inspector.core.training.session import TrainingSession
 
     lm = load_model(str(tiny_gpt2_path))
     assert lm.tokenizer.pad_token == lm.tokenizer.eos_token == lm.tokenizer.bos_token == "<|endoftext|>"

@@ -6,9 +6,9 @@ import re
 
 import pytest
 
-from inspector.core.chat import ChatTemplate
+from inspector.core.data.chat_format import ChatTemplate
 from inspector.core.errors import InspectorError
-from inspector.core.lesson_code import (
+from inspector.core.lessons.code import (
     CodeSpec,
     fill,
     join_parts,
@@ -18,7 +18,7 @@ from inspector.core.lesson_code import (
     split_cells,
     to_notebook,
 )
-from inspector.core.lessons import load_lessons, read_code
+from inspector.core.lessons.model import load_lessons, read_code
 
 LESSONS = load_lessons()
 

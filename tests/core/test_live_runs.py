@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from inspector.core.data import article_examples, format_examples
-from inspector.core.labels import IGNORE_INDEX
-from inspector.core.live_runs import EOS_VARIANTS, TIMING_VARIANTS, eos_padding_run, measure_step_times
+from inspector.core.data.examples import article_examples, format_examples
+from inspector.core.labels.strategies import IGNORE_INDEX
+from inspector.core.lessons.demo_runs import EOS_VARIANTS, TIMING_VARIANTS, eos_padding_run, measure_step_times
 
 FAST_LR = 1e-2  # the tiny model learns visibly in a few steps at this rate
 

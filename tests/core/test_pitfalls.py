@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from inspector.core.chat import ARTICLE_EXAMPLES, add_special_tokens
-from inspector.core.data import article_examples, format_examples
-from inspector.core.labels import IGNORE_INDEX, label_example
-from inspector.core.pitfalls import (
+from inspector.core.data.chat_format import ARTICLE_EXAMPLES, add_special_tokens
+from inspector.core.data.examples import article_examples, format_examples
+from inspector.core.labels.strategies import IGNORE_INDEX, label_example
+from inspector.core.lessons.pitfalls import (
     eos_masked,
     eos_masked_labels,
     find_sublist,
@@ -126,13 +126,13 @@ def test_pad_equal_to_eos_masks_the_eos_in_the_lm_collator(tiny):
 
 def test_chat_template_masks_with_and_without_markers(fresh_tiny):
     tiny = fresh_tiny  # a tokenizer of its own: other tests may give the shared one a chat template
-    from inspector.core.chat_templates import (
+    from inspector.core.lessons.chat_templates import (
         chat_template_view,
         conversation,
         generation_template,
         without_markers,
     )
-    from inspector.core.demos import TWO_TURNS
+    from inspector.core.lessons.demos import TWO_TURNS
 
     assert "{% generation %}" in generation_template()
     assert "{% generation %}" not in without_markers(generation_template())
@@ -155,14 +155,14 @@ def test_chat_template_masks_with_and_without_markers(fresh_tiny):
 
 def test_trl_assistant_only_loss_needs_the_markers(fresh_tiny):
     tiny = fresh_tiny
-    from inspector.core.chat_templates import (
+    from inspector.core.lessons.chat_templates import (
         chat_template_view,
         conversation,
         generation_template,
         trl_assistant_only,
         without_markers,
     )
-    from inspector.core.demos import TWO_TURNS
+    from inspector.core.lessons.demos import TWO_TURNS
 
     messages = conversation(TWO_TURNS)
     marked = trl_assistant_only(tiny.model, tiny.tokenizer, messages, generation_template())
@@ -176,7 +176,7 @@ def test_trl_assistant_only_loss_needs_the_markers(fresh_tiny):
 
 
 def test_a_text_without_an_assistant_turn_is_no_conversation():
-    from inspector.core.chat_templates import conversation
+    from inspector.core.lessons.chat_templates import conversation
     from inspector.core.errors import InspectorError
 
     with pytest.raises(InspectorError, match="no assistant turn"):

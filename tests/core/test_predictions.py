@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 
-from inspector.core.chat import ARTICLE_EXAMPLES, add_special_tokens
-from inspector.core.labels import encode
-from inspector.core.predictions import accuracy, iterative_greedy, teacher_forced
+from inspector.core.data.chat_format import ARTICLE_EXAMPLES, add_special_tokens
+from inspector.core.labels.strategies import encode
+from inspector.core.training.predictions import accuracy, iterative_greedy, teacher_forced
 
 
 def _ids(lm, text=ARTICLE_EXAMPLES[2]):

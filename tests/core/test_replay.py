@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-from inspector.core import replay
-from inspector.core.chat import ARTICLE_EXAMPLES, HOLDOUT_ANSWER, HOLDOUT_WORD, add_special_tokens, article_text
-from inspector.core.labels import encode
-from inspector.core.training import BurstSettings
+from inspector.core.runs import store as replay
+from inspector.core.data.chat_format import ARTICLE_EXAMPLES, HOLDOUT_ANSWER, HOLDOUT_WORD, add_special_tokens, article_text
+from inspector.core.labels.strategies import encode
+from inspector.core.training.burst import BurstSettings
 
 SETTINGS = BurstSettings(epochs=2, learning_rate=1e-2)
 
@@ -142,8 +142,8 @@ def test_predictions_are_stored_for_every_text_asked(tiny):
     assert run.predictions_for("a text never prepared", 1) is None
     assert run.predictions_for(other, 3) is None
     # Stored rows are the rows the live model gives after the same training.
-    from inspector.core.predictions import teacher_forced
-    from inspector.core.training import TrainingSession
+    from inspector.core.training.predictions import teacher_forced
+    from inspector.core.training.session import TrainingSession
 
     with TrainingSession.on_a_copy(tiny, fes, "copy", SETTINGS) as session:
         session.run()
@@ -162,7 +162,7 @@ def test_a_miss_says_how_the_nearest_prepared_run_differs(tiny):
 
 
 def test_a_demo_is_stored_and_found_for_its_context_only(tiny):
-    from inspector.core.demos import DemoContext
+    from inspector.core.lessons.demos import DemoContext
 
     fes, text, ids = _setup(tiny)
     ctx = DemoContext(tiny.model, tiny.tokenizer, fes, fes[0], strategy="mask", epochs=1, learning_rate=1e-2)

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from inspector.core.chat import ARTICLE_EXAMPLES, add_special_tokens
-from inspector.core.labels import label_examples
-from inspector.core.training import BurstSettings, TrainingSession, _trained_positions_trainer
+from inspector.core.data.chat_format import ARTICLE_EXAMPLES, add_special_tokens
+from inspector.core.labels.strategies import label_examples
+from inspector.core.training.burst import BurstSettings
+from inspector.core.training.hf_trainer import trained_positions_trainer
+from inspector.core.training.session import TrainingSession
 
 MULTI = "\n\n### Human: hi\n\n### Assistant: hola\n\n### Human: dog\n\n### Assistant: perro"
 
@@ -34,7 +36,7 @@ def test_trained_positions_loss_equals_the_stock_loss(tiny, strategy, texts):
     import torch
 
     inputs = _batch(tiny, strategy, texts)
-    loss_fn = _trained_positions_trainer().loss_function
+    loss_fn = trained_positions_trainer().loss_function
     with torch.no_grad():
         stock = tiny.model(**inputs).loss
         ours = loss_fn(tiny.model, inputs)
@@ -63,7 +65,7 @@ def test_frozen_embedding_stays_put_while_the_rest_trains(fresh_tiny):
 def test_lora_trains_adapters_only(fresh_tiny, strategy):
     from peft import PeftModel
 
-    from inspector.core.predictions import teacher_forced
+    from inspector.core.training.predictions import teacher_forced
 
     base = {k: v.clone() for k, v in fresh_tiny.model.state_dict().items()}
     s = BurstSettings(epochs=2, learning_rate=5e-2, lora=True, lora_rank=4)

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from inspector.core.chat import ARTICLE_EXAMPLES, add_special_tokens
+from inspector.core.data.chat_format import ARTICLE_EXAMPLES, add_special_tokens
 from inspector.core.errors import InspectorError
-from inspector.core.training import BurstSettings, TrainingSession
+from inspector.core.training.burst import BurstSettings
+from inspector.core.training.session import TrainingSession
 
 FAST = BurstSettings(epochs=3, learning_rate=1e-2, seed=1, holdout="good")
 
@@ -172,7 +173,7 @@ def test_between_bursts_a_session_holds_only_its_weights_and_close_removes_its_f
 def test_a_closed_and_dropped_session_leaves_nothing_holding_its_model(tiny_path):
     import weakref
 
-    from inspector.core.memory import release_memory
+    from inspector.core.training.memory import release_memory
     from inspector.core.models import load_model
 
     lm = load_model(str(tiny_path))
@@ -210,7 +211,7 @@ def test_the_tied_head_sums_its_gradient_in_place_to_the_same_bits(tiny_path):
     import torch
 
     from inspector.core.models import load_model
-    from inspector.core.tied_head import TiedHeadLinear, sum_tied_gradient_in_place
+    from inspector.core.training.tied_head import TiedHeadLinear, sum_tied_gradient_in_place
 
     lm = load_model(str(tiny_path))
     ids = torch.tensor([lm.tokenizer(ARTICLE_EXAMPLES[0])["input_ids"]])
@@ -240,7 +241,7 @@ def test_folders_left_by_a_killed_process_are_removed_when_a_session_starts(fres
     import sys
     import tempfile
 
-    from inspector.core.training import SESSION_PREFIX
+    from inspector.core.training.session import SESSION_PREFIX
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     dead = subprocess.Popen([sys.executable, "-c", "pass"])

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import pytest
 
-from inspector.core.chat import ARTICLE_EXAMPLES, add_special_tokens
-from inspector.core.data import article_examples, format_examples
-from inspector.core.labels import label_example, label_examples
-from inspector.core.training import BurstSettings, TrainingSession
+from inspector.core.data.chat_format import ARTICLE_EXAMPLES, add_special_tokens
+from inspector.core.data.examples import article_examples, format_examples
+from inspector.core.labels.strategies import label_example, label_examples
+from inspector.core.training.burst import BurstSettings
+from inspector.core.training.session import TrainingSession
 
 pytestmark = pytest.mark.integration
 

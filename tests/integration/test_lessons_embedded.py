@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from inspector.core.chat import ARTICLE_EXAMPLES, add_special_tokens
-from inspector.core.data import article_examples, format_examples
-from inspector.core.labels import IGNORE_INDEX as M
+from inspector.core.data.chat_format import ARTICLE_EXAMPLES, add_special_tokens
+from inspector.core.data.examples import article_examples, format_examples
+from inspector.core.labels.strategies import IGNORE_INDEX as M
 
 pytestmark = pytest.mark.integration
 
@@ -24,7 +24,7 @@ def fmt(lm, text=ARTICLE_EXAMPLES[0]):
 
 
 def test_the_template_pitfall_on_gemma(gemma):
-    from inspector.core.pitfalls import template_pitfall
+    from inspector.core.lessons.pitfalls import template_pitfall
 
     pitfall = template_pitfall(gemma.tokenizer, format_examples(article_examples(), gemma.tokenizer))
     found = {c.template: c.found for c in pitfall.checks}
@@ -36,7 +36,7 @@ def test_the_template_pitfall_on_gemma(gemma):
 
 
 def test_the_old_collator_on_gemma_trains_the_prompt(gemma):
-    from inspector.core.pitfalls import old_collator_view
+    from inspector.core.lessons.pitfalls import old_collator_view
 
     view = old_collator_view(gemma.tokenizer, fmt(gemma))
     assert view.bos_positions == (0, 19)  # Gemma's own bos is a response template too
@@ -44,7 +44,7 @@ def test_the_old_collator_on_gemma_trains_the_prompt(gemma):
 
 
 def test_special_tokens_on_gemma(gemma):
-    from inspector.core.pitfalls import special_tokens_view
+    from inspector.core.lessons.pitfalls import special_tokens_view
 
     view = special_tokens_view(gemma.tokenizer, fmt(gemma))
     assert view.added == (("\n\n### Human:", 262144), ("\n\n### Assistant:", 262145))
@@ -53,8 +53,8 @@ def test_special_tokens_on_gemma(gemma):
 
 
 def test_the_shipped_chat_template_on_gemma(gemma):
-    from inspector.core.chat_templates import chat_template_view, conversation
-    from inspector.core.demos import TWO_TURNS
+    from inspector.core.lessons.chat_templates import chat_template_view, conversation
+    from inspector.core.lessons.demos import TWO_TURNS
 
     assert gemma.tokenizer.chat_template is None  # the GGUF tokenizer has none
     view = chat_template_view(gemma.tokenizer, conversation(TWO_TURNS))
@@ -63,9 +63,9 @@ def test_the_shipped_chat_template_on_gemma(gemma):
 
 
 def test_shift_and_padding_on_gemma(gemma):
-    from inspector.core.anatomy import padding_view, shift_view
-    from inspector.core.demos import TWO_TURNS
-    from inspector.core.labels import label_example
+    from inspector.core.lessons.anatomy import padding_view, shift_view
+    from inspector.core.lessons.demos import TWO_TURNS
+    from inspector.core.labels.strategies import label_example
 
     lab = label_example("copy", fmt(gemma), gemma.tokenizer)
     shift = shift_view(gemma.model, lab)

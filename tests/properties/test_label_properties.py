@@ -12,9 +12,9 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from inspector.core.chat import HUMAN_MARKER, ASSISTANT_MARKER, add_special_tokens
-from inspector.core.labels import encode, label_example, label_examples
-from inspector.core.predictions import iterative_greedy, teacher_forced
+from inspector.core.data.chat_format import HUMAN_MARKER, ASSISTANT_MARKER, add_special_tokens
+from inspector.core.labels.strategies import encode, label_example, label_examples
+from inspector.core.training.predictions import iterative_greedy, teacher_forced
 
 # Text that may look like the template without being it.
 FRAGMENTS = ["### Human", "### Assistant", "Human:", "\n\n###", "\n", " ", "¿", "ñ", "日本", "🙂", "\t"]

@@ -10,8 +10,8 @@ from textual.widgets import Input, Markdown
 from ui_helpers import FAST_LR, labels_settled, started, wait_until
 
 from inspector.app import InspectorApp
-from inspector.core.step_times import StepSpread
-from inspector.core.training import BurstResult, StepLog
+from inspector.core.training.step_times import StepSpread
+from inspector.core.training.burst import BurstResult, StepLog
 from inspector.messages import BurstFinished
 from inspector.widgets.comparison_table import COLUMNS
 from inspector.screens.help import HelpScreen
@@ -351,7 +351,7 @@ def _palette_has(app, text: str) -> bool:
 
 
 async def test_a_failing_worker_is_a_readable_notification(tiny_path, monkeypatch):
-    from inspector.core.training import TrainingSession
+    from inspector.core.training.session import TrainingSession
 
     def boom(self, *args, **kwargs):
         raise RuntimeError("the accelerator caught fire\nTraceback (most recent call last): ...")
@@ -385,7 +385,7 @@ def test_run_app_builds_the_app_from_the_command_line(monkeypatch, tmp_path):
     import json
 
     from inspector import app as app_module
-    from inspector.cli import build_parser
+    from inspector.cli import app as app_command, build_parser
 
     data = tmp_path / "rows.jsonl"
     data.write_text(json.dumps({"prompt": "cat", "completion": "gato"}) + "\n")
@@ -396,19 +396,19 @@ def test_run_app_builds_the_app_from_the_command_line(monkeypatch, tmp_path):
 
     monkeypatch.setattr(app_module.InspectorApp, "run", fake_run)
     args = build_parser().parse_args(["--model", "somewhere", "--device", "cpu", "--data", str(data)])
-    assert app_module.run_app(args) == 0
+    assert app_command.run(args) == 0
     app = seen["app"]
     assert app.model_spec == "somewhere" and app.device == "cpu" and app.data_name == str(data)
     assert [e.text for e in app.examples] == ["\n\n### Human: cat\n\n### Assistant: gato"]
     assert app.runs_source == "1" and not app.runs_chosen  # replay as recorded where prepared runs exist
-    assert app_module.run_app(build_parser().parse_args(["--replay-speed", "5"])) == 0
+    assert app_command.run(build_parser().parse_args(["--replay-speed", "5"])) == 0
     assert seen["app"].runs_source == "5"
-    assert app_module.run_app(build_parser().parse_args(["--live", "--replay-speed", "5"])) == 0
+    assert app_command.run(build_parser().parse_args(["--live", "--replay-speed", "5"])) == 0
     assert seen["app"].runs_source == "live"
 
 
 async def test_data_rows_are_the_examples_and_bad_rows_are_reported(tiny_path):
-    from inspector.core.data import Example
+    from inspector.core.data.examples import Example
 
     rows = [
         Example("\n\n### Human: cat\n\n### Assistant: gato", 1, "rows.jsonl", unit="line"),

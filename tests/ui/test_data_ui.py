@@ -9,7 +9,7 @@ from textual.widgets import Select
 from ui_helpers import FAST_LR, started, wait_until
 
 from inspector import app as app_module
-from inspector.cli import build_parser
+from inspector.cli import app as app_command, build_parser
 from inspector.widgets.problem_list import ProblemList
 
 SIZE = (120, 40)
@@ -44,7 +44,7 @@ def build_app(monkeypatch, argv: list[str]):
     """The app exactly as `causallm-inspect ARGV` builds it."""
     seen = {}
     monkeypatch.setattr(app_module.InspectorApp, "run", lambda self, **options: seen.setdefault("app", self))
-    assert app_module.run_app(build_parser().parse_args(argv)) == 0
+    assert app_command.run(build_parser().parse_args(argv)) == 0
     app = seen["app"]
     app.burst_defaults = (2, FAST_LR, 1)
     return app
@@ -132,7 +132,7 @@ async def test_a_file_with_no_usable_row_is_one_clear_line(tiny_path, tmp_path, 
 
 
 async def test_a_problem_row_past_the_rows_kept_is_read_when_picked(tiny_path, chats, monkeypatch):
-    import inspector.core.data as data
+    import inspector.core.data.examples as data
 
     monkeypatch.setattr(data, "APP_ROWS", 3)  # the app keeps rows 1-3; the report still reads all 8
     app = build_app(monkeypatch, ["--model", str(tiny_path), "--device", "cpu", "--data", str(chats)])

@@ -10,7 +10,7 @@ from ui_helpers import FAST_LR, started, wait_until
 
 from inspector.app import InspectorApp
 from inspector.cli import main
-from inspector.core import replay
+from inspector.core.runs import store as replay
 
 SIZE = (120, 40)
 
@@ -191,7 +191,7 @@ async def test_a_lesson_demo_that_trains_shows_its_prepared_result(tiny_path, ca
 
 async def test_a_prepared_talk_replays_every_lessons_burst_and_demo(tiny_path, capsys):
     """`prepare` with its defaults, then every lesson in turn: nothing trains live."""
-    from inspector.core.demos import DEMOS
+    from inspector.core.lessons.demos import DEMOS
 
     args = ["prepare", "--model", str(tiny_path), "--device", "cpu", "--lr", str(FAST_LR)]
     assert main(args) == 0
@@ -224,7 +224,7 @@ async def test_a_prepared_talk_replays_every_lessons_burst_and_demo(tiny_path, c
 
 async def test_a_run_prepared_on_own_data_replays_in_the_app_on_that_data(tiny_path, tmp_path, monkeypatch, capsys):
     from inspector import app as app_module
-    from inspector.cli import build_parser
+    from inspector.cli import app as app_command, build_parser
 
     data = tmp_path / "rows.jsonl"
     rows = [{"prompt": w, "completion": t} for w, t in (("dog", "perro"), ("cat", "gato"), ("red", "rojo"))]
@@ -235,7 +235,7 @@ async def test_a_run_prepared_on_own_data_replays_in_the_app_on_that_data(tiny_p
     capsys.readouterr()
     seen = {}
     monkeypatch.setattr(app_module.InspectorApp, "run", lambda self, **options: seen.setdefault("app", self))
-    assert app_module.run_app(build_parser().parse_args([*common, "--replay-speed", "instant"])) == 0
+    assert app_command.run(build_parser().parse_args([*common, "--replay-speed", "instant"])) == 0
     app = seen["app"]
     app.burst_defaults = (3, FAST_LR, 1)
     async with app.run_test(size=SIZE) as pilot:

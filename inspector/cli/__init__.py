@@ -1,0 +1,51 @@
+"""Command line: `causallm-inspect` opens the app; its subcommands run headless.
+
+One module per command, each with `register(subparsers)` (its options) and `run(args)`;
+`options` holds what they share. Only argparse and light core modules are imported at
+start-up, so `--help` is instant; torch and transformers load inside the command that needs
+them. A problem the user can fix ends in one line on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from inspector import __version__
+from inspector.cli import app, bench, inspect_data, labels, lesson, models, predict, prepare, train
+from inspector.cli.options import common
+from inspector.core.errors import InspectorError
+
+# In the order `--help` lists them.
+COMMANDS = (labels, train, predict, bench, lesson, prepare, inspect_data, models)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="causallm-inspect",
+        description="See which tokens a causal LM is trained on when you fine-tune it on chat data, "
+        "and what it learns. Without a command, opens the interactive app.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    common(parser, json_flag=False)
+    app.register(parser)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for command in COMMANDS:
+        command.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command is None:
+            return app.run(args)
+        return args.run(args)
+    except InspectorError as exc:
+        print(f"causallm-inspect: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("causallm-inspect: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,63 @@
+"""`causallm-inspect` without a command: the app's own options, and starting it."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from inspector.cli.options import data_options, template, train_rows_option
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    """The options only the app has, on the top-level parser."""
+    talk = parser.add_argument_group("prepared runs (causallm-inspect prepare stores them)")
+    talk.add_argument(
+        "--replay-speed",
+        choices=("1", "2", "5", "instant"),
+        default=None,
+        help="replay prepared bursts as fast as recorded (1), faster, or at once (default 1, where runs are prepared)",
+    )
+    talk.add_argument("--live", action="store_true", help="never replay prepared runs: every burst trains now")
+    train_rows_option(parser)
+
+
+def _given(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Build the app from the command line's options, run it, and return its exit code.
+
+    Bad options and a data file with no usable row fail here, before the screen opens;
+    rows that cannot be used are listed in the app (the data is read leniently).
+    """
+    from inspector.app import InspectorApp, run_until_quit
+    from inspector.core.data.examples import TRAIN_ROWS, Example, read_examples
+
+    markers = template(args)
+    data = getattr(args, "data", None)
+    examples: list[Example] | None = None
+    problems: list[Any] = []
+    options = None
+    train_rows = getattr(args, "train_rows", TRAIN_ROWS)  # at least 1: the parser checks it
+    if data:
+        options = data_options(args)
+        read = read_examples(data, markers, **options)
+        examples, problems = read.examples, read.problems
+        # The data report reads as far as the user asked (--limit; the whole file by default).
+        options.update(path=data, more=read.more)
+    app = InspectorApp(
+        model=args.model,
+        device=args.device or "auto",
+        examples=examples,
+        template=markers,
+        trust_remote_code=bool(args.trust_remote_code),
+        data_name=data,
+        bos_token=getattr(args, "bos_token", None),
+        eos_token=getattr(args, "eos_token", None),
+        runs="live" if getattr(args, "live", False) else _given(getattr(args, "replay_speed", None)),
+        data_problems=problems,
+        data_options=options,
+        train_rows=train_rows,
+    )
+    return run_until_quit(app)

@@ -1,0 +1,138 @@
+"""`causallm-inspect bench`: where a training step's time goes, or how fast inspect-data reads a large file."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+from inspector.cli.options import check_data_early, comma_list, common, dump, load, status
+from inspector.core.errors import InspectorError
+from inspector.core.labels.strategies import STRATEGIES
+
+if TYPE_CHECKING:
+    from inspector.core.data.chat_format import ChatTemplate
+    from inspector.core.data.examples import Example
+    from inspector.core.models import LoadedModel
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="where a training step's time goes: forward/backward/optimizer, tokens/s, GFLOP/s vs the matmul peak",
+    )
+    common(p)
+    p.add_argument("--strategies", default=",".join(STRATEGIES), metavar="LIST", help="comma-separated (default all three)")
+    p.add_argument(
+        "--options",
+        default="all",
+        metavar="LIST",
+        help="comma-separated speed options, or all: default, foreach-adamw, frozen-embedding, lora, "
+        "head-trained-only, padded-batch, threads-1, compile",
+    )
+    p.add_argument("--epochs", type=int, default=3, help="epochs per run (default 3; the first step is a warm-up)")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default: the bursts' default)")
+    p.add_argument(
+        "--data-rows",
+        type=int,
+        metavar="N",
+        help="instead: time inspect-data on a generated N-row conversational JSONL (rows/s, peak memory)",
+    )
+    p.add_argument(
+        "--memory",
+        action="store_true",
+        help="instead: resident memory idle, during and after each strategy's burst (as the app's a), "
+        "after a continued burst and after a reset (x), against the memory targets",
+    )
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from inspector.core.training.bench import OPTIONS
+
+    if args.data_rows is not None:
+        return _bench_data(args)
+
+    strategies = comma_list(args.strategies, STRATEGIES, "--strategies")
+    options = list(OPTIONS) if args.options == "all" else comma_list(args.options, tuple(OPTIONS), "--options")
+    examples = check_data_early(args)
+    loaded, template = load(args)
+    if args.memory:
+        return _bench_memory(args, loaded, template, examples, strategies)
+    from inspector.core.training.bench import format_report, run_bench
+    from inspector.core.data.examples import format_examples
+    from inspector.core.models import load_model
+    from inspector.core.training.burst import DEFAULT_LORA_LEARNING_RATE, BurstSettings
+
+    def warm_load() -> float:
+        # The first load above may have converted the model; this one reads the cache.
+        again = load_model(args.model, device=args.device, trust_remote_code=args.trust_remote_code)
+        seconds = again.load_seconds
+        del again
+        return seconds
+
+    settings = BurstSettings(epochs=args.epochs, **({"learning_rate": args.lr} if args.lr else {}))
+    formatted = format_examples(examples, loaded.tokenizer, template, loaded.name)
+    status(f"benchmarking {len(strategies)} strategies x {len(options)} options, {args.epochs} epochs each")
+
+    def progress(r: Any) -> None:
+        status(f"{r.strategy}/{r.option}: {r.step_s.median:.3f} s per step, {r.gflops:.1f} GFLOP/s")
+
+    report = run_bench(
+        loaded,
+        formatted,
+        strategies=strategies,
+        options=options,
+        settings=settings,
+        lora_learning_rate=args.lr or DEFAULT_LORA_LEARNING_RATE,  # LoRA's own default rate unless --lr
+        warm_load=warm_load,
+        on_result=progress,
+    )
+    if args.json:
+        dump(report.to_dict())
+    else:
+        print(format_report(report))
+    return 0
+
+
+def _bench_memory(
+    args: argparse.Namespace, loaded: LoadedModel, template: ChatTemplate, examples: list[Example], strategies: list[str]
+) -> int:
+    from inspector.core.data.examples import format_examples
+    from inspector.core.training.bench import format_memory_report, memory_bench
+    from inspector.core.training.burst import BurstSettings
+
+    settings = BurstSettings(epochs=args.epochs, **({"learning_rate": args.lr} if args.lr else {}))
+    formatted = format_examples(examples, loaded.tokenizer, template, loaded.name)
+    status(f"memory: {', '.join(strategies)} in turn, {args.epochs} epochs each, then {strategies[0]} again, then a reset")
+    report = memory_bench(
+        loaded,
+        formatted,
+        strategies=strategies,
+        settings=settings,
+        on_stage=lambda name, mb: status(f"{name}: {mb:.0f} MB"),
+    )
+    if args.json:
+        dump(report.to_dict())
+    else:
+        print(format_memory_report(report))
+    return 0
+
+
+def _bench_data(args: argparse.Namespace) -> int:
+    import tempfile
+    from pathlib import Path
+
+    from inspector.core.training.bench import data_scale_bench
+
+    if args.data_rows < 10:
+        raise InspectorError(f"--data-rows {args.data_rows} is too few to measure", "pass 10 or more, e.g. 100000")
+    with tempfile.TemporaryDirectory(prefix="causallm-inspect-bench-") as tmp:
+        result = data_scale_bench(args.data_rows, args.model, Path(tmp))
+    if args.json:
+        dump(result)
+        return 0
+    for n, r in result.items():
+        if n == "rows":
+            continue
+        print(f"{int(n):>9} rows: {r['seconds']:6.1f} s, {r['rows_per_s']:8.0f} rows/s, peak {r['peak_rss_mb']:6.0f} MB, problems {r['problems']}")
+    return 0

@@ -1,0 +1,83 @@
+"""`causallm-inspect inspect-data`: a report over a whole dataset, and the rows that train nothing."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from inspector.cli.options import comma_list, common, dump, load
+from inspector.core.errors import InspectorError
+from inspector.core.labels.strategies import STRATEGIES
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("inspect-data", help="a report over a whole dataset: trained tokens and the rows that train nothing")
+    common(p, data=False)
+    p.add_argument("file", metavar="FILE", help="JSONL, JSON, CSV, Parquet or a saved datasets folder")
+    p.add_argument("--split", metavar="NAME", help="split of a JSON object or dataset folder (default train)")
+    p.add_argument("--limit", type=int, metavar="N", help="read only the first N rows")
+    p.add_argument("--columns", metavar="MAP", help="column names where yours differ: text=body,prompt=question")
+    p.add_argument("--chat-template", metavar="FILE", help="Jinja chat template for conversational rows")
+    p.add_argument(
+        "--strategy", default="copy,mask", metavar="LIST", help="comma-separated: copy, mask, trl (trl loads the model; default copy,mask)"
+    )
+    p.add_argument("--max-length", type=int, metavar="N", help="report rows whose answers a cut at N tokens would lose")
+    p.add_argument(
+        "--fail-on",
+        default="",
+        metavar="KINDS",
+        help="exit 1 if any of these problems is found (comma-separated, or 'any'): "
+        "bad-row, mixed-format, template-not-found, no-trained-tokens, eos-not-trained, truncated-answer, pad-equals-eos",
+    )
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from inspector.core.data.conversations import read_chat_template
+    from inspector.core.data.readers import detect_format, parse_columns
+    from inspector.core.reports.data_report import PROBLEMS, format_report, inspect_data
+
+    strategies = comma_list(args.strategy, STRATEGIES, "--strategy")
+    fail_on = {x.strip() for x in args.fail_on.split(",") if x.strip()}
+    if fail_on == {"any"}:
+        fail_on = set(PROBLEMS)
+    unknown = fail_on - set(PROBLEMS)
+    if unknown:
+        raise InspectorError(f"--fail-on has unknown problems: {', '.join(sorted(unknown))}", f"choose from {', '.join(PROBLEMS)}")
+    if args.max_length is not None and args.max_length < 1:
+        raise InspectorError(f"--max-length must be at least 1, not {args.max_length}", "pass a positive number")
+    from pathlib import Path
+
+    path = Path(args.file).expanduser()
+    if not path.exists():
+        raise InspectorError(f"the data file {args.file} does not exist", "check the path")
+    detect_format(path)  # a wrong kind of file fails before the model loads
+    columns = parse_columns(args.columns)
+    chat_template = read_chat_template(args.chat_template) if args.chat_template else None
+    loaded, template = load(args, tokenizer_only="trl" not in strategies)
+    tty = sys.stderr.isatty()
+
+    def progress(rows: int) -> None:
+        if tty:
+            print(f"\r… {rows} rows", end="", file=sys.stderr, flush=True)
+
+    report = inspect_data(
+        path,
+        loaded,
+        strategies=strategies,
+        template=template,
+        chat_template=chat_template,
+        max_length=args.max_length,
+        split=args.split,
+        limit=args.limit,
+        columns=columns,
+        progress=progress,
+    )
+    if tty:
+        print("\r", end="", file=sys.stderr)
+    if args.json:
+        dump(report.to_dict())
+    else:
+        print(format_report(report))
+    found = fail_on & set(report.counts)
+    return 1 if found else 0

@@ -1,0 +1,262 @@
+"""`causallm-inspect lesson N` and `causallm-inspect export N`: the lessons without the app.
+
+`lesson N` prints a lesson's prose, then its live view computed as text (the labels, a
+burst per epoch, or teacher-forced predictions), then its demo panel. `export N` writes
+the code behind the lesson as a standalone script, or with `--notebook` a notebook.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from inspector.cli.options import check_data_early, common, dump, load, per_step, status, template
+from inspector.core.errors import InspectorError
+from inspector.core.lessons.model import Lesson, load_lessons
+
+if TYPE_CHECKING:
+    from inspector.core.data.chat_format import ChatTemplate
+    from inspector.core.data.examples import Example
+    from inspector.core.models import LoadedModel
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("lesson", help="a lesson headless: its prose and its computed views as text")
+    common(p)
+    p.add_argument("number", metavar="N", help="lesson number (1, 2, ...) or id")
+    p.add_argument("--plain", action="store_true", help="plain text, no colours (the default when not a terminal)")
+    p.set_defaults(run=run_lesson)
+
+    p = sub.add_parser("export", help="a lesson's code as a standalone script that runs on its own")
+    common(p, json_flag=False)
+    p.add_argument("number", metavar="N", help="lesson number (1, 2, ...) or id")
+    p.add_argument("-o", "--output", metavar="FILE", help="where to write it (default: print it)")
+    p.add_argument("--notebook", action="store_true", help="write a Jupyter notebook (.ipynb) instead of a script")
+    p.set_defaults(run=run_export)
+
+
+def pick_lesson(lessons: list[Lesson], wanted: str) -> tuple[int, Lesson]:
+    """A lesson by its number (1-based) or its id."""
+    ids = ", ".join(lesson.id for lesson in lessons)
+    if wanted.strip().isdigit():
+        n = int(wanted)
+        if 1 <= n <= len(lessons):
+            return n, lessons[n - 1]
+        raise InspectorError(f"there is no lesson {n}", f"choose a number from 1 to {len(lessons)}, or an id ({ids})")
+    for i, lesson in enumerate(lessons):
+        if lesson.id == wanted.strip():
+            return i + 1, lesson
+    raise InspectorError(
+        f"there is no lesson {wanted!r}", f"choose a number from 1 to {len(lessons)}, or an id ({ids})"
+    )
+
+
+def _heading(text: str) -> str:
+    return f"\n{'=' * 8} {text} {'=' * max(4, 70 - len(text))}"
+
+
+# --- lesson N ------------------------------------------------------------------------------
+
+
+class _Run:
+    """Everything one `lesson N` run computes, printed as it goes (or kept for --json)."""
+
+    def __init__(
+        self, args: argparse.Namespace, lesson: Lesson, loaded: LoadedModel, template: ChatTemplate, examples: list[Example]
+    ) -> None:
+        from inspector.core.data.chat_format import add_special_tokens
+        from inspector.core.data.examples import format_examples
+
+        self.args, self.lesson, self.loaded, self.template = args, lesson, loaded, template
+        tok = loaded.tokenizer
+        self.formatted = format_examples(examples, tok, template, loaded.name)
+        self.example = (
+            add_special_tokens(lesson.example, tok.bos_token, tok.eos_token, template, model_name=loaded.name)
+            if lesson.example
+            else self.formatted[0]
+        )
+        self.json: dict[str, Any] = {}
+
+    def say(self, text: str = "") -> None:
+        if not self.args.json:
+            print(text, flush=True)
+
+    # --- the views -------------------------------------------------------------------
+
+    def labels(self) -> None:
+        from inspector.core.labels.strategies import differing_positions, label_examples
+        from inspector.core.reports.tables import labels_table
+
+        lm = self.loaded
+        wanted = ("mask", "trl") if self.lesson.strategy == "trl" else (self.lesson.strategy,)
+        found = {
+            s: label_examples(s, [self.example], lm.tokenizer, lm.model, max_length=lm.max_length)[0] for s in wanted
+        }
+        self.say(_heading(f"labels: {self.lesson.strategy}"))
+        self.say(f"text: {self.example.text!r}")
+        self.say(labels_table(found[self.lesson.strategy]))
+        self.say()
+        if len(found) == 2:
+            from inspector.core.lessons.demo_report import compact_labels
+
+            self.say(f"mask labels: {compact_labels(found['mask'].labels)}")
+            self.say(f"trl labels:  {compact_labels(found['trl'].labels)}")
+            differ = differing_positions(found["mask"], found["trl"])
+            self.say(
+                f"positions where mask and trl differ: {differ}" if differ else "mask and trl agree on every position"
+            )
+            self.json["differing_positions"] = differ
+        self.json["labels"] = {s: lab.to_dict() for s, lab in found.items()}
+
+    def _burst(self, strategy: str) -> Any:
+        from inspector.core.training.burst import DEFAULT_EPOCHS, BurstSettings
+        from inspector.core.training.session import TrainingSession
+
+        lm = self.loaded
+        settings = BurstSettings(epochs=self.lesson.epochs or DEFAULT_EPOCHS)
+        session = TrainingSession.on_a_copy(lm, self.formatted, strategy, settings, template=self.template)
+        self.say(f"{strategy}: held-out prompt {session.prompt.text!r}")
+        self.say(f"untrained answer: {session.holdout_answer()!r}")
+
+        def on_epoch(log: Any) -> None:
+            self.say(f"epoch {log.epoch:>3}  loss {log.loss:8.4f}  held-out: {log.holdout!r}")
+
+        with session:
+            result = session.run(on_epoch=on_epoch)
+        self.say(
+            f"{strategy}: {len(result.steps)} steps in {result.train_runtime:.1f} s{per_step(result)}, "
+            f"{result.tokens_per_second:.0f} tokens/s, {result.trained_tokens} of {result.input_tokens} tokens trained"
+        )
+        self.json.setdefault("bursts", {})[strategy] = result.to_dict()
+        return session.model
+
+    def training(self, full_table: bool = False) -> None:
+        from inspector.core.data.chat_format import HOLDOUT_ANSWER, HOLDOUT_WORD, add_special_tokens, article_text
+        from inspector.core.labels.strategies import label_example
+        from inspector.core.training.predictions import teacher_forced
+        from inspector.core.reports.tables import predictions_summary, predictions_table
+
+        lm = self.loaded
+        tok = lm.tokenizer
+        text = article_text(HOLDOUT_WORD, HOLDOUT_ANSWER, self.template)
+        fe = add_special_tokens(text, tok.bos_token, tok.eos_token, self.template, model_name=lm.name)
+        masked = label_example("mask", fe, tok, max_length=lm.max_length)
+        answer = frozenset(r.position - 1 for r in masked.rows if not r.masked and r.position > 0)
+        models = {"untrained": lm.model}
+        for strategy in self.lesson.trains:
+            self.say(_heading(f"training: {strategy}, {self.lesson.epochs or 3} epochs"))
+            models[strategy] = self._burst(strategy)
+        self.say(_heading("teacher-forced predictions of the held-out example"))
+        self.say(f"text: {fe.text!r}")
+        predictions = {}
+        for name, model in models.items():
+            rows = teacher_forced(model, tok, masked.input_ids)
+            predictions[name] = rows
+            self.say(predictions_summary(rows, answer, name))
+        if full_table:
+            name = self.lesson.strategy if self.lesson.strategy in predictions else list(predictions)[-1]
+            self.say()
+            self.say(predictions_table(predictions[name], title=f"{name}, position by position"))
+        self.json["predictions"] = {n: [r.to_dict() for r in rows] for n, rows in predictions.items()}
+
+    def demo(self) -> None:
+        from inspector.core.lessons.demos import DEMOS, DemoContext, run_demo
+
+        spec = DEMOS[self.lesson.demo]  # type: ignore[index]
+        lm = self.loaded
+        ctx = DemoContext(
+            lm.model,
+            lm.tokenizer,
+            self.formatted,
+            self.example,
+            device=lm.device,
+            template=self.template,
+            strategy=self.lesson.strategy,
+            epochs=self.lesson.epochs or 3,
+            progress=status,
+            again="close other programs and run this command again",
+        )
+        self.say(_heading(f"demo: {spec.title}"))
+        if spec.on_demand:
+            status(f"running the demo (it trains): {spec.title}")
+        result = run_demo(self.lesson.demo, ctx)  # type: ignore[arg-type]
+        self.say(result.text)
+        self.json["demo"] = {"name": result.name, "title": result.title, "text": result.text}
+
+
+def run_lesson(args: argparse.Namespace) -> int:
+    number, lesson = pick_lesson(load_lessons(), args.number)
+    examples = check_data_early(args)
+    loaded, markers = load(args)
+    run = _Run(args, lesson, loaded, markers, examples)
+    if not args.json:
+        _print_prose(lesson, number, plain=args.plain or not sys.stdout.isatty())
+    from inspector.core.lessons.demos import DEMOS
+
+    covered = lesson.demo is not None and DEMOS[lesson.demo].covers_view
+    if lesson.view == "labels":
+        run.labels()
+    elif not covered:
+        run.training(full_table=lesson.view == "predictions")
+    if lesson.demo:
+        run.demo()
+    if args.json:
+        dump(
+            {
+                "lesson": {"number": number, "id": lesson.id, "title": lesson.title, "view": lesson.view},
+                "model": loaded.name,
+                **run.json,
+            }
+        )
+    return 0
+
+
+def _print_prose(lesson: Lesson, number: int, *, plain: bool) -> None:
+    if plain:
+        print(f"Lesson {number}: {lesson.title}\n")
+        print(lesson.body.rstrip())
+        return
+    from rich.console import Console
+    from rich.markdown import Markdown
+
+    Console().print(Markdown(f"*Lesson {number}*\n\n{lesson.body}"))
+
+
+# --- export N ------------------------------------------------------------------------------
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from inspector.core.lessons.code import CodeSpec, notebook_json, render_code
+
+    number, lesson = pick_lesson(load_lessons(), args.number)
+    examples = check_data_early(args)
+    model = args.model
+    if model and not Path(model).expanduser().exists() and (model.startswith(("/", ".", "~")) or model.count("/") > 1):
+        raise InspectorError(f"the model folder {model} does not exist", "check the path given to --model")
+    spec = CodeSpec(
+        model=model,
+        device=args.device or "auto",
+        examples=tuple(e.text for e in examples),
+        template=template(args),
+        bos_token=args.bos_token,
+        eos_token=args.eos_token,
+    )
+    code = render_code(lesson, number, spec)
+    text = notebook_json(code, lesson, number) if args.notebook else code
+    if not args.output:
+        sys.stdout.write(text)
+        return 0
+    out = Path(args.output).expanduser()
+    if out.is_dir():
+        raise InspectorError(f"{args.output} is a folder", "give a file name to -o, e.g. lesson.py")
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InspectorError(
+            f"{args.output} could not be written ({exc.strerror})", "choose another path for -o"
+        ) from exc
+    run = f"jupyter lab {out}" if args.notebook else f"python {out}"
+    status(f"wrote lesson {number} ({lesson.title}) to {out}; run it with: {run}")
+    return 0

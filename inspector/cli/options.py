@@ -1,0 +1,222 @@
+"""What the commands share: the model and data options, the burst options, and the steps
+every command takes (read the markers, read the data, load the model, print JSON).
+
+Only argparse and light core modules are imported here; torch and transformers load inside
+the helpers that need them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import TYPE_CHECKING, Any
+
+from inspector.core.errors import InspectorError
+from inspector.core.labels.strategies import STRATEGIES
+
+if TYPE_CHECKING:
+    from inspector.core.data.chat_format import ChatTemplate
+    from inspector.core.data.examples import Example
+    from inspector.core.models import LoadedModel
+
+
+def common(parser: argparse.ArgumentParser, *, json_flag: bool = True, data: bool = True) -> None:
+    """The model, data and chat-marker options every command has (and --json where it prints data)."""
+    g = parser.add_argument_group("model and data")
+    g.add_argument(
+        "--model",
+        metavar="M",
+        help="Hugging Face id (from the local cache), model folder or .gguf file; default: the embedded Gemma 3 270M",
+    )
+    g.add_argument("--device", metavar="D", default="auto", help="auto (CUDA, then MPS, then CPU), cuda, mps or cpu")
+    g.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="allow a model's own Python code to run (off unless given; read that code first)",
+    )
+    if data:
+        g.add_argument(
+            "--data",
+            metavar="FILE",
+            help="JSONL, JSON, CSV, Parquet or a saved datasets folder; rows of text (### Human:/### Assistant: format), "
+            "prompt/completion or conversational messages; default: the article's five examples",
+        )
+    if data:
+        g.add_argument("--split", metavar="NAME", help="split of a JSON object or dataset folder (default train)")
+        g.add_argument("--limit", type=int, metavar="N", help="read only the first N rows")
+        g.add_argument(
+            "--columns", metavar="MAP", help="column names where yours differ: text=body,prompt=question,messages=chat"
+        )
+        g.add_argument(
+            "--chat-template", metavar="FILE", help="Jinja chat template for conversational rows (default: the model's)"
+        )
+    g.add_argument("--bos-token", metavar="TOK", help="token to insert after each assistant marker, if not the tokenizer's bos")
+    g.add_argument("--eos-token", metavar="TOK", help="token that ends each answer, if not the tokenizer's eos")
+    g.add_argument("--human-marker", metavar="TEXT", default=None, help='marker of a human turn (default "\\n\\n### Human:")')
+    g.add_argument(
+        "--assistant-marker", metavar="TEXT", default=None, help='marker of an assistant turn (default "\\n\\n### Assistant:")'
+    )
+    if json_flag:
+        parser.add_argument("--json", action="store_true", help="print machine-readable JSON instead of a table")
+
+
+def burst_options(parser: argparse.ArgumentParser, *, required_strategy: bool) -> None:
+    """The options of a training burst: strategy, epochs, rate, seed, the speed options, the held-out prompt."""
+    from inspector.core.training.burst import (
+        DEFAULT_EPOCHS,
+        DEFAULT_HOLDOUT,
+        DEFAULT_LEARNING_RATE,
+        DEFAULT_LORA_LEARNING_RATE,
+        DEFAULT_SEED,
+    )
+
+    parser.add_argument(
+        "--strategy",
+        choices=STRATEGIES,
+        required=required_strategy,
+        help="copy: labels = input_ids; mask: human part -100; trl: TRL SFTTrainer, completion-only loss",
+    )
+    parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, help=f"epochs to train (default {DEFAULT_EPOCHS})")
+    parser.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help=f"learning rate (default {DEFAULT_LEARNING_RATE:g}, or {DEFAULT_LORA_LEARNING_RATE:g} with --lora)",
+    )
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help=f"random seed (default {DEFAULT_SEED})")
+    g = parser.add_argument_group("speed options (causallm-inspect bench measures them)")
+    g.add_argument("--lora", action="store_true", help="train LoRA adapters (peft) instead of every weight")
+    g.add_argument("--freeze-embeddings", action="store_true", help="freeze the (tied) embedding matrix")
+    g.add_argument(
+        "--head-trained-only",
+        action="store_true",
+        help="compute the LM head only where the next label is trained (same loss; trl always does this)",
+    )
+    g.add_argument("--batching", choices=("single", "padded"), default="single", help="one example per step, or all in one padded step")
+    g.add_argument("--optimizer", choices=("fused", "foreach"), default="fused", help="AdamW implementation (default fused)")
+    g.add_argument("--threads", type=int, default=None, help="torch CPU threads during the burst")
+    g.add_argument("--compile", action="store_true", help="torch.compile the model")
+    parser.add_argument(
+        "--holdout",
+        metavar="TEXT",
+        default=DEFAULT_HOLDOUT,
+        help='held-out prompt answered after each epoch: one word is asked the article\'s question (default "good"), '
+        "other text is the human's message",
+    )
+
+
+def at_least_one(text: str) -> int:
+    """argparse type of a count: a whole number of 1 or more, or a message saying so."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number: pass 1 or more") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def train_rows_option(parser: argparse.ArgumentParser) -> None:
+    """--train-rows: how many examples of --data the bursts train on."""
+    from inspector.core.data.examples import TRAIN_ROWS
+
+    parser.add_argument(
+        "--train-rows",
+        type=at_least_one,
+        metavar="N",
+        default=TRAIN_ROWS,
+        help=f"with --data: the bursts train on the first N examples that can be used (default {TRAIN_ROWS})",
+    )
+
+
+def comma_list(text: str, known: tuple[str, ...] | list[str], flag: str) -> list[str]:
+    """The entries of a comma-separated option, each one of `known`, or one error naming the bad ones."""
+    entries = [x.strip() for x in text.split(",") if x.strip()]
+    bad = [x for x in entries if x not in known]
+    if bad or not entries:
+        raise InspectorError(f"{flag} has unknown entries: {', '.join(bad) or '(none given)'}", f"choose from {', '.join(known)}")
+    return entries
+
+
+# --- shared steps ---------------------------------------------------------------------------
+
+
+def template(args: argparse.Namespace) -> ChatTemplate:
+    """The chat markers of --human-marker and --assistant-marker (\\n and \\t understood)."""
+    from inspector.core.data.chat_format import ChatTemplate
+
+    def unescape(s: str | None, default: str) -> str:
+        # Shells make typing a newline awkward, so \n and \t are understood; nothing else is touched.
+        if s is None:
+            return default
+        return s.replace("\\\\", "\0").replace("\\n", "\n").replace("\\t", "\t").replace("\0", "\\")
+
+    t = ChatTemplate()
+    return ChatTemplate(unescape(args.human_marker, t.human), unescape(args.assistant_marker, t.assistant))
+
+
+def status(msg: str) -> None:
+    """A progress line on stderr."""
+    print(f"… {msg}", file=sys.stderr, flush=True)
+
+
+def load(args: argparse.Namespace, *, tokenizer_only: bool = False) -> tuple[LoadedModel, ChatTemplate]:
+    """The model of --model (after checking the markers, which is quick) and the chat markers."""
+    from inspector.core.models import load_model
+
+    markers = template(args)  # check the options before the slow load
+    loaded = load_model(
+        args.model,
+        device=args.device,
+        trust_remote_code=args.trust_remote_code,
+        progress=status,
+        bos_token=args.bos_token,
+        eos_token=args.eos_token,
+        tokenizer_only=tokenizer_only,
+    )
+    if loaded.trust_remote_code:
+        status("trust_remote_code is ON: this model's own code was allowed to run")
+    return loaded, markers
+
+
+def examples(args: argparse.Namespace, markers: ChatTemplate) -> list[Example]:
+    """The examples of --data, or the article's five."""
+    from inspector.core.data.examples import article_examples, load_examples
+
+    if not getattr(args, "data", None):
+        return article_examples()
+    return load_examples(args.data, markers, **data_options(args))
+
+
+def data_options(args: argparse.Namespace) -> dict[str, Any]:
+    """How to read --data: split, limit, column mapping and chat template, from the options."""
+    from inspector.core.data.conversations import read_chat_template
+    from inspector.core.data.readers import parse_columns
+
+    return {
+        "split": args.split,
+        "limit": args.limit,
+        "columns": parse_columns(args.columns),
+        "chat_template": read_chat_template(args.chat_template) if args.chat_template else None,
+    }
+
+
+def check_data_early(args: argparse.Namespace) -> list[Example]:
+    """Read the data before loading the model, so a bad file fails in a second, not a minute."""
+    return examples(args, template(args))
+
+
+def dump(obj: Any) -> None:
+    """Print as indented JSON."""
+    print(json.dumps(obj, ensure_ascii=False, indent=1))
+
+
+def per_step(result: Any) -> str:
+    """` (median 1.04 s per step, 1.02–1.09)`, or nothing when no step was timed."""
+    from inspector.core.training.step_times import StepSpread, seconds
+
+    spread = StepSpread.of_steps(result.steps)
+    if spread is None:
+        return ""
+    return f" (median {seconds(spread.median)} s per step, {seconds(spread.min)}–{seconds(spread.max)})"

@@ -1,0 +1,69 @@
+"""`causallm-inspect predict`: teacher-forced predictions, untrained or after a burst."""
+
+from __future__ import annotations
+
+import argparse
+
+from inspector.cli.options import burst_options, check_data_early, common, dump, load, template
+from inspector.cli.train import run_burst
+from inspector.core.errors import InspectorError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="teacher-forced predictions, untrained or after a burst")
+    common(p)
+    burst_options(p, required_strategy=False)
+    p.add_argument(
+        "--text",
+        metavar="TEXT",
+        help='text to predict on (default: the held-out example with its answer, or the first --data row)',
+    )
+    p.add_argument("--example", type=int, default=1, metavar="N", help="with --data: which example to predict on (default 1)")
+    p.add_argument("--top-k", type=int, default=5, metavar="K", help="candidates kept per position (default 5)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from inspector.core.data.chat_format import HOLDOUT_ANSWER, HOLDOUT_WORD, article_text
+
+    examples = check_data_early(args)
+    if args.top_k < 1:
+        raise InspectorError(f"--top-k must be at least 1, not {args.top_k}", "pass a positive number")
+    if args.text is not None:
+        text = args.text
+    elif args.data:
+        if not 1 <= args.example <= len(examples):
+            raise InspectorError(
+                f"--example {args.example} is out of range", f"the data has {len(examples)} examples: pass 1 to {len(examples)}"
+            )
+        text = examples[args.example - 1].text
+    else:
+        text = article_text(HOLDOUT_WORD, HOLDOUT_ANSWER, template(args))
+    loaded, markers = load(args)
+    from inspector.core.data.chat_format import add_special_tokens
+    from inspector.core.labels.strategies import encode
+    from inspector.core.training.predictions import accuracy, teacher_forced
+
+    fe = add_special_tokens(text, loaded.tokenizer.bos_token, loaded.tokenizer.eos_token, markers, model_name=loaded.name)
+    ids, _ = encode(fe, loaded.tokenizer)
+    result = None
+    if args.strategy:
+        _session, result = run_burst(args, loaded, markers, examples, verbose=False)
+    rows = teacher_forced(loaded.model, loaded.tokenizer, ids, top_k=args.top_k)
+    state = f"after {args.strategy}, {result.epochs_done:g} epochs" if result else "untrained"
+    if args.json:
+        dump(
+            {
+                "model": loaded.name,
+                "state": state,
+                "text": fe.text,
+                "accuracy": accuracy(rows),
+                "holdout": result.epochs[-1].holdout if result and result.epochs else None,
+                "positions": [r.to_dict() for r in rows],
+            }
+        )
+        return 0
+    from inspector.core.reports.tables import predictions_table
+
+    print(predictions_table(rows, title=f"teacher-forced predictions, {state}"))
+    return 0

@@ -1,0 +1,116 @@
+"""`causallm-inspect train`: a training burst, with the loss and the held-out answer per epoch.
+
+`run_burst` is also how `predict` trains before it predicts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from typing import TYPE_CHECKING, Any
+
+from inspector.cli.options import burst_options, check_data_early, common, dump, load, per_step
+
+if TYPE_CHECKING:
+    from inspector.core.data.chat_format import ChatTemplate
+    from inspector.core.data.examples import Example
+    from inspector.core.models import LoadedModel
+    from inspector.core.training.burst import BurstResult, BurstSettings
+    from inspector.core.training.session import TrainingSession
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="a training burst: loss and held-out answer per epoch")
+    common(p)
+    burst_options(p, required_strategy=True)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    examples = check_data_early(args)
+    loaded, template = load(args)
+    session, result = run_burst(args, loaded, template, examples, verbose=not args.json)
+    if args.json:
+        from dataclasses import asdict
+
+        dump({"model": loaded.name, "device": loaded.device, "settings": asdict(session.settings), **result.to_dict()})
+        return 0
+    if result.stopped:
+        print(f"stopped on request after step {result.steps[-1].step if result.steps else 0}")
+    print(
+        f"{args.strategy}: {len(result.steps)} steps in {result.train_runtime:.1f} s{per_step(result)}, "
+        f"{result.tokens_per_second:.0f} tokens/s, {result.trained_tokens} of {result.input_tokens} tokens trained"
+    )
+    return 0
+
+
+class _StopFlag:
+    """Ctrl-C during a burst stops it between steps; a second Ctrl-C interrupts at once."""
+
+    def __init__(self) -> None:
+        self.stop = False
+
+    def __enter__(self) -> _StopFlag:
+        self._old = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.stop:
+            raise KeyboardInterrupt
+        self.stop = True
+        print("\n… stopping after this step (Ctrl-C again to quit at once)", file=sys.stderr, flush=True)
+
+    def __exit__(self, *exc: object) -> None:
+        signal.signal(signal.SIGINT, self._old)
+
+
+def _settings(args: argparse.Namespace) -> BurstSettings:
+    from inspector.core.training.burst import BurstSettings
+
+    return BurstSettings(
+        epochs=args.epochs,
+        learning_rate=args.lr,
+        seed=args.seed,
+        holdout=args.holdout,
+        lora=args.lora,
+        train_embeddings=not args.freeze_embeddings,
+        head_trained_only=args.head_trained_only,
+        batching=args.batching,
+        optimizer=args.optimizer,
+        threads=args.threads,
+        compile=args.compile,
+    )
+
+
+def run_burst(
+    args: argparse.Namespace, loaded: LoadedModel, template: ChatTemplate, examples: list[Example], *, verbose: bool
+) -> tuple[TrainingSession, BurstResult]:
+    """The burst of the burst options on the loaded model itself; Ctrl-C stops it between steps."""
+    from inspector.core.data.examples import format_examples
+    from inspector.core.training.session import TrainingSession
+
+    settings = _settings(args)
+    formatted = format_examples(examples, loaded.tokenizer, template, loaded.name)
+    total = args.epochs * len(formatted)
+
+    def on_step(log: Any) -> None:
+        if sys.stderr.isatty():
+            print(f"\r… {args.strategy}: step {log.step}/{total}  loss {log.loss:.4f}", end="", file=sys.stderr, flush=True)
+
+    def on_epoch(log: Any) -> None:
+        if sys.stderr.isatty():
+            print("\r", end="", file=sys.stderr)
+        if verbose:
+            print(f"epoch {log.epoch:>3}  loss {log.loss:8.4f}  held-out: {log.holdout!r}", flush=True)
+
+    session = TrainingSession(
+        loaded.model, loaded.tokenizer, formatted, args.strategy, settings,
+        device=loaded.device, template=template, max_length=loaded.max_length,
+    )
+    with session, _StopFlag() as flag:
+        if verbose:
+            print(f"held-out prompt: {session.prompt.text!r}")
+            print(f"untrained answer: {session.holdout_answer()!r}")
+        result = session.run(on_step=on_step, on_epoch=on_epoch, should_stop=lambda: flag.stop)
+    return session, result

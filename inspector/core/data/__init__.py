@@ -1,0 +1,1 @@
+"""The examples: reading data files, the article's chat format, conversations through a chat template, and tokens."""

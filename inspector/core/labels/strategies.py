@@ -1,0 +1,190 @@
+"""The three label strategies of the article, as per-token rows.
+
+- `copy`: labels are the input_ids (the model shifts them itself: position i is scored on
+  token i+1).
+- `mask`: the article's `create_special_mask`: -100 from the start through each `bos`,
+  the answer and its closing `eos` trained, masked again after it, for every turn.
+- `trl`: whatever TRL's `SFTTrainer` produces for the prompt/completion dataset with
+  `completion_only_loss=True`; TRL is asked, not imitated. Where its labels differ from
+  `mask` (a multi-turn text trains only its last answer), the difference is shown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from inspector.core.data.chat_format import FormattedExample
+from inspector.core.errors import InspectorError
+from inspector.core.data.tokens import special_token_ids, visible
+
+IGNORE_INDEX = -100
+STRATEGIES = ("copy", "mask", "trl")
+STRATEGY_TITLES = {
+    "copy": "labels copied from input_ids",
+    "mask": "human part masked to -100",
+    "trl": "TRL SFTTrainer, completion-only loss",
+}
+
+@dataclass(frozen=True)
+class TokenRow:
+    position: int
+    id: int
+    text: str  # visible form: whitespace as glyphs, special tokens as their names
+    label: int
+    masked: bool
+    special: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class LabeledExample:
+    strategy: str
+    rows: tuple[TokenRow, ...]
+    formatted: FormattedExample | None = None
+
+    @property
+    def input_ids(self) -> list[int]:
+        return [r.id for r in self.rows]
+
+    @property
+    def labels(self) -> list[int]:
+        return [r.label for r in self.rows]
+
+    @property
+    def trained_tokens(self) -> int:
+        """Tokens whose label is scored: the model predicts each from the tokens before it.
+
+        The first position is never predicted (nothing precedes it), so a trained label
+        there does not count.
+        """
+        return sum(1 for r in self.rows[1:] if not r.masked)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "strategy": self.strategy,
+            "text": self.formatted.text if self.formatted else None,
+            "tokens": [r.to_dict() for r in self.rows],
+            "trained_tokens": self.trained_tokens,
+        }
+
+
+def make_rows(tokenizer: Any, ids: Sequence[int], labels: Sequence[int]) -> tuple[TokenRow, ...]:
+    special_ids = special_token_ids(tokenizer)
+    rows = []
+    for pos, (tid, lab) in enumerate(zip(ids, labels, strict=True)):
+        tid, lab = int(tid), int(lab)
+        if tid in special_ids:
+            # Added special tokens may hold whitespace (a "\n\n### Human:" template): made visible too.
+            text, special = visible(str(tokenizer.convert_ids_to_tokens(tid))), True
+        else:
+            text, special = visible(tokenizer.decode([tid])), False
+        rows.append(TokenRow(pos, tid, text, lab, lab == IGNORE_INDEX, special))
+    return tuple(rows)
+
+
+def encode(fe: FormattedExample, tokenizer: Any) -> tuple[list[int], list[tuple[int, int]]]:
+    """Token ids and character offsets of a formatted example.
+
+    The tokenizer adds what it always adds (Gemma and Llama prepend their own `bos`); the
+    `bos`/`eos` the format inserted must each come out as one special token, or the masks
+    could not find them.
+    """
+    if not getattr(tokenizer, "is_fast", False):
+        raise InspectorError(
+            f"the tokenizer {type(tokenizer).__name__} is a slow (Python) tokenizer without offsets",
+            "use a model that ships a tokenizer.json (a fast tokenizer)",
+        )
+    enc = tokenizer(fe.text, return_offsets_mapping=True, add_special_tokens=fe.add_special)
+    ids = list(enc["input_ids"])
+    offsets = [tuple(o) for o in enc["offset_mapping"]]
+    if fe.kind != "article":
+        return ids, offsets
+    bos_id = tokenizer.convert_tokens_to_ids(fe.bos)
+    for start, _ in fe.answer_spans:
+        if not any(t == bos_id and e == start for t, (_, e) in zip(ids, offsets)):
+            raise InspectorError(
+                f"the tokenizer does not read its bos text {fe.bos!r} as one special token",
+                "use a tokenizer whose bos_token is a registered special token",
+            )
+    return ids, offsets
+
+
+def _check_length(ids: Sequence[int], max_length: int | None, index: int) -> None:
+    if max_length is not None and len(ids) > max_length:
+        raise InspectorError(
+            f"example {index + 1} is {len(ids)} tokens long, longer than the model's context of {max_length}",
+            "shorten the example or split it into several",
+        )
+
+
+def mask_labels(ids: Sequence[int], offsets: Sequence[tuple[int, int]], fe: FormattedExample) -> list[int]:
+    """-100 everywhere except the tokens inside an answer span (answer + closing eos)."""
+    labels: list[int] = []
+    prev_trained = False
+    for tid, (s, e) in zip(ids, offsets):
+        if e > s:
+            trained = any(a <= s and e <= b for a, b in fe.answer_spans)
+        else:  # a zero-width token (a prefix the tokenizer adds, a byte piece) goes with its neighbour
+            trained = prev_trained and bool(labels)
+        labels.append(int(tid) if trained else IGNORE_INDEX)
+        prev_trained = trained
+    return labels
+
+
+def label_example(
+    strategy: str, fe: FormattedExample, tokenizer: Any, *, max_length: int | None = None, index: int = 0
+) -> LabeledExample:
+    """Labels for `copy` or `mask` (for `trl`, see `label_examples`)."""
+    ids, offsets = encode(fe, tokenizer)
+    _check_length(ids, max_length, index)
+    if strategy == "copy":
+        labels = list(ids)
+    elif strategy == "mask":
+        labels = mask_labels(ids, offsets, fe)
+    else:
+        raise ValueError(f"label_example handles copy and mask, not {strategy!r}")
+    return LabeledExample(strategy, make_rows(tokenizer, ids, labels), fe)
+
+
+def label_examples(
+    strategy: str,
+    examples: Sequence[FormattedExample],
+    tokenizer: Any,
+    model: Any = None,
+    *,
+    max_length: int | None = None,
+) -> list[LabeledExample]:
+    """Labels of every example under one strategy."""
+    if strategy not in STRATEGIES:
+        raise InspectorError(f"unknown strategy {strategy!r}", f"choose one of {', '.join(STRATEGIES)}")
+    if strategy == "trl":
+        if model is None:
+            raise ValueError("the trl strategy needs the model: TRL's SFTTrainer makes the labels")
+        from inspector.core.labels.trl_bridge import trl_dataset_rows
+
+        out = []
+        for i, (fe, (ids, labels)) in enumerate(zip(examples, trl_dataset_rows(model, tokenizer, examples))):
+            _check_length(ids, max_length, i)
+            out.append(LabeledExample("trl", make_rows(tokenizer, ids, labels), fe))
+        return out
+    return [label_example(strategy, fe, tokenizer, max_length=max_length, index=i) for i, fe in enumerate(examples)]
+
+
+def differing_positions(a: LabeledExample, b: LabeledExample) -> list[int]:
+    """Positions whose label differs between two labelings of the same example.
+
+    Positions present in only one of them (TRL tokenizes the text itself) count as
+    differing too.
+    """
+    n = max(len(a.rows), len(b.rows))
+    out = []
+    for i in range(n):
+        ra = a.rows[i] if i < len(a.rows) else None
+        rb = b.rows[i] if i < len(b.rows) else None
+        if ra is None or rb is None or ra.id != rb.id or ra.label != rb.label:
+            out.append(i)
+    return out

@@ -1,0 +1,185 @@
+"""TRL's `SFTTrainer` with completion-only loss, today's API.
+
+The article used `DataCollatorForCompletionOnlyLM`, which TRL removed in 0.20. Today a
+prompt/completion dataset and `SFTConfig(completion_only_loss=True)` do the same job: TRL
+tokenizes prompt and prompt+completion and trains only the completion's tokens. The labels
+shown for the `trl` strategy are read from the trainer's own prepared dataset and collator.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from inspector.core.data.chat_format import FormattedExample
+from inspector.core.errors import InspectorError
+
+
+def trainer_arguments(
+    output_dir: str,
+    *,
+    epochs: float,
+    learning_rate: float,
+    seed: int,
+    device: str,
+    optim: str | None = None,
+    batch_size: int = 1,
+    torch_compile: bool = False,
+) -> dict:
+    """Arguments shared by the HF Trainer and TRL's SFTTrainer.
+
+    A constant schedule, because a burst that continues calls `train()` again and a
+    decaying schedule would restart; no checkpoints, no reports, no progress bars, nothing
+    written outside `output_dir` (a temporary folder).
+    """
+    extra = {"optim": optim} if optim else {}
+    return dict(
+        **extra,
+        output_dir=output_dir,
+        per_device_train_batch_size=batch_size,
+        torch_compile=torch_compile,
+        gradient_accumulation_steps=1,
+        learning_rate=learning_rate,
+        num_train_epochs=epochs,
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        seed=seed,
+        logging_strategy="steps",
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        use_cpu=device == "cpu",
+        bf16=False,
+        fp16=False,
+        activation_checkpointing=False,
+        dataloader_num_workers=0,
+    )
+
+
+def prompt_completion_dataset(examples: Sequence[FormattedExample]) -> Any:
+    """TRL's prompt/completion format: the prompt ends with the last `bos`.
+
+    Conversations rendered by a chat template go to TRL as conversations instead
+    (`messages`), as a user of TRL would pass them.
+    """
+    from datasets import Dataset
+
+    if is_conversational(examples):
+        return Dataset.from_dict({"messages": [list(fe.messages or ()) for fe in examples]})
+    return Dataset.from_dict(
+        {"prompt": [fe.prompt for fe in examples], "completion": [fe.completion for fe in examples]}
+    )
+
+
+def is_conversational(examples: Sequence[FormattedExample]) -> bool:
+    kinds = {fe.kind for fe in examples}
+    if len(kinds) > 1:
+        raise InspectorError(
+            "the examples mix chat-template conversations and article-format texts",
+            "give one kind of row per dataset",
+        )
+    return kinds == {"chat"}
+
+
+def make_sft_trainer(
+    model: Any,
+    tokenizer: Any,
+    examples: Sequence[FormattedExample],
+    *,
+    output_dir: str,
+    epochs: float = 1,
+    learning_rate: float = 2e-5,
+    seed: int = 1,
+    device: str = "cpu",
+    callbacks: list | None = None,
+    optim: str | None = None,
+    batch_size: int = 1,
+    torch_compile: bool = False,
+    peft_config: Any = None,
+) -> Any:
+    from transformers.trainer_callback import PrinterCallback
+    from trl import SFTConfig, SFTTrainer
+
+    from inspector.core.quiet import quiet_libraries
+
+    quiet_libraries()
+
+    conversational = is_conversational(examples)
+    extra: dict[str, Any] = {}
+    no_markers = InspectorError(
+        "TRL's assistant_only_loss found no assistant tokens: the chat template has no "
+        "{% generation %} ... {% endgeneration %} markers around the assistant's turns",
+        "pass --chat-template FILE with a template that marks them (the mask strategy works without)",
+    )
+    if conversational:
+        from inspector.core.data.conversations import has_generation_markers
+
+        if not has_generation_markers(examples[0].chat_template):
+            raise no_markers  # said before TRL is asked: it would refuse the same way
+        # TRL's loss on assistant turns only, from the template's {% generation %} markers.
+        template_file = Path(output_dir) / "chat_template.jinja"
+        template_file.write_text(examples[0].chat_template or "", encoding="utf-8")
+        extra = {"assistant_only_loss": True, "chat_template_path": str(template_file)}
+    else:
+        extra = {"completion_only_loss": True}
+    config = SFTConfig(
+        **trainer_arguments(
+            output_dir,
+            epochs=epochs,
+            learning_rate=learning_rate,
+            seed=seed,
+            device=device,
+            optim=optim,
+            batch_size=batch_size,
+            torch_compile=torch_compile,
+        ),
+        **extra,
+        max_length=None,  # the context check is ours; TRL would truncate silently at 1024
+        packing=False,
+        dataset_num_proc=None,
+    )
+    # TRL installs chat_template_path on the tokenizer it is given: keep the caller's as it was.
+    own_template = getattr(tokenizer, "chat_template", None)
+    try:
+        trainer = SFTTrainer(
+            model=model,
+            args=config,
+            train_dataset=prompt_completion_dataset(examples),
+            processing_class=tokenizer,
+            callbacks=callbacks,
+            peft_config=peft_config,
+        )
+    except (RuntimeError, ValueError) as exc:
+        if conversational and ("assistant" in str(exc) or "generation" in str(exc)):
+            raise no_markers from exc
+        raise
+    finally:
+        if conversational:
+            tokenizer.chat_template = own_template
+    trainer.remove_callback(PrinterCallback)
+    return trainer
+
+
+def trl_dataset_rows(model: Any, tokenizer: Any, examples: Sequence[FormattedExample]) -> list[tuple[list, list]]:
+    """(input_ids, labels) of each example exactly as TRL's collator hands them to the model.
+
+    Making an SFTTrainer patches `model.forward` with TRL's fused LM head, a closure over
+    this very model: a `copy.deepcopy` of the model made later would still run the
+    original's forward and never train. Only the labels are wanted here, so the patch is
+    undone.
+    """
+    patched_before = "forward" in vars(model)
+    try:
+        with tempfile.TemporaryDirectory(prefix="causallm-inspect-") as tmp:
+            trainer = make_sft_trainer(model, tokenizer, examples, output_dir=tmp)
+            rows = []
+            for i in range(len(examples)):
+                batch = trainer.data_collator([trainer.train_dataset[i]])
+                rows.append((batch["input_ids"][0].tolist(), batch["labels"][0].tolist()))
+            return rows
+    finally:
+        if not patched_before:
+            vars(model).pop("forward", None)

@@ -1,0 +1,179 @@
+"""Short training runs that two lessons start on request: timing a step of each strategy,
+and training with the closing `eos` masked.
+
+Both train copies of the model (the original is left untouched) through the same
+`TrainingSession` the training view uses, so the numbers are the app's own.
+"""
+
+from __future__ import annotations
+
+import copy
+import gc
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from inspector.core.data.chat_format import FormattedExample
+from inspector.core.training.burst import BurstSettings, EpochLog
+from inspector.core.training.session import TrainingSession
+from inspector.core.training.step_times import wait_for_device
+
+# (name, strategy, BurstSettings changes). The last two show where a step's time goes.
+TIMING_VARIANTS: tuple[tuple[str, str, dict], ...] = (
+    ("copy", "copy", {}),
+    ("mask", "mask", {}),
+    ("mask, LM head at trained positions only", "mask", {"head_trained_only": True}),
+    ("mask, embedding frozen", "mask", {"train_embeddings": False}),
+)
+
+TIMING_EPOCHS = 2  # ten steps per variant on the article's five examples, nine of them timed
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class StepTiming:
+    name: str
+    strategy: str
+    median_s: float  # seconds per optimizer step, warm-up step left out
+    min_s: float
+    max_s: float
+    steps: int  # steps timed
+    tokens_per_step: float  # tokens run through the model per step
+    trained_per_step: float  # of those, tokens whose label is scored
+    times: tuple[float, ...] = ()  # the seconds of each timed step, in order
+
+
+def _step_timer(device: str) -> Any:
+    from transformers import TrainerCallback
+
+    class StepTimer(TrainerCallback):
+        """Wall time of each optimizer step: forward, backward and the AdamW update."""
+
+        def __init__(self) -> None:
+            self.times: list[float] = []
+            self._start = 0.0
+
+        def on_step_begin(self, args, state, control, **kwargs):  # noqa: ANN001
+            self._start = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kwargs):  # noqa: ANN001
+            wait_for_device(device)
+            self.times.append(time.perf_counter() - self._start)
+
+    return StepTimer()
+
+
+def measure_step_times(
+    model: Any,
+    tokenizer: Any,
+    examples: Sequence[FormattedExample],
+    *,
+    device: str = "cpu",
+    epochs: int = TIMING_EPOCHS,
+    learning_rate: float | None = None,
+    seed: int = 1,
+    variants: Sequence[tuple[str, str, dict]] = TIMING_VARIANTS,
+    progress: Progress = lambda msg: None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> list[StepTiming]:
+    """Seconds per training step of each variant, each on a fresh copy of the model.
+
+    The first step of each run warms up (allocations, kernel choice) and is not counted.
+    """
+    out: list[StepTiming] = []
+    for name, strategy, change in variants:
+        if should_stop():
+            break
+        progress(f"timing {name}")
+        settings = BurstSettings(epochs=epochs, learning_rate=learning_rate, seed=seed, max_new_tokens=1, **change)
+        timer = _step_timer(device)
+        session = TrainingSession(copy.deepcopy(model), tokenizer, examples, strategy, settings, device=device)
+        with session:
+            session.run(extra_callbacks=[timer], should_stop=should_stop)
+            lengths = [len(ex.rows) for ex in session.labeled]
+            trained = [ex.trained_tokens for ex in session.labeled]
+        del session
+        gc.collect()
+        timed = timer.times[1:] or timer.times
+        if not timed:
+            continue
+        out.append(
+            StepTiming(
+                name=name,
+                strategy=strategy,
+                median_s=statistics.median(timed),
+                min_s=min(timed),
+                max_s=max(timed),
+                steps=len(timed),
+                tokens_per_step=statistics.mean(lengths),
+                trained_per_step=statistics.mean(trained),
+                times=tuple(timed),
+            )
+        )
+    return out
+
+
+@dataclass
+class EosRun:
+    """Greedy answers to the held-out prompt per epoch, for normal and eos-masked labels."""
+
+    eos: str
+    prompt: str
+    untrained: str
+    answers: dict[str, list[EpochLog]] = field(default_factory=dict)  # variant -> one log per epoch
+    trained_labels: dict[str, list[int]] = field(default_factory=dict)  # variant -> labels of example 1
+
+    def stops(self, answer: str) -> bool:
+        """The answer ended with the model's eos (generation stopped by itself)."""
+        return answer.endswith(self.eos)
+
+
+EOS_VARIANTS = ("mask", "mask, eos masked")
+
+
+def eos_padding_run(
+    model: Any,
+    tokenizer: Any,
+    examples: Sequence[FormattedExample],
+    *,
+    device: str = "cpu",
+    epochs: int = 3,
+    learning_rate: float | None = None,
+    seed: int = 1,
+    max_new_tokens: int = 16,
+    on_epoch: Callable[[str, EpochLog], None] = lambda variant, log: None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> EosRun:
+    """Train `mask` twice on copies of the model, once with every eos label set to -100."""
+    from inspector.core.lessons.pitfalls import eos_masked
+    from inspector.core.training.session import greedy_answer
+
+    settings = BurstSettings(epochs=epochs, learning_rate=learning_rate, seed=seed, max_new_tokens=max_new_tokens)
+    run: EosRun | None = None
+    for variant in EOS_VARIANTS:
+        if should_stop():
+            break
+        session = TrainingSession(copy.deepcopy(model), tokenizer, examples, "mask", settings, device=device)
+        with session:
+            if run is None:
+                untrained = greedy_answer(session.model, tokenizer, session.prompt_ids, max_new_tokens)
+                run = EosRun(tokenizer.eos_token, session.prompt.text, untrained)
+            if variant != "mask":
+                # Made before the first burst, the trainer reads these labels.
+                session.labeled = [eos_masked(lab, tokenizer) for lab in session.labeled]
+            run.trained_labels[variant] = session.labeled[0].labels
+            logs: list[EpochLog] = []
+            run.answers[variant] = logs
+
+            def epoch_done(log: EpochLog, variant: str = variant, logs: list[EpochLog] = logs) -> None:
+                logs.append(log)
+                on_epoch(variant, log)
+
+            session.run(on_epoch=epoch_done, should_stop=should_stop)
+        del session
+        gc.collect()
+    assert run is not None or should_stop()
+    return run if run is not None else EosRun(tokenizer.eos_token, "", "")

@@ -1,0 +1,178 @@
+"""The lessons' computed demos: a name in a lesson's front matter (`demo: template-pitfall`)
+picks one; the app's demo panel and `lesson N --plain` run the same function and show the
+same text.
+
+Quick demos (the tokenizer, one forward pass) run as soon as their lesson opens; the two
+that train (`step-timing`, `eos-padding`) run when asked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from inspector.core.lessons import demo_report as report
+from inspector.core.data.chat_format import ARTICLE_TEMPLATE, ChatTemplate, FormattedExample, add_special_tokens
+
+# The two-exchange text the padding and chat-template demos use beside the lesson's example.
+TWO_TURNS = (
+    '\n\n### Human: How do you say "dog" in Spanish?\n\n### Assistant: perro'
+    '\n\n### Human: And "water"?\n\n### Assistant: agua'
+)
+
+
+@dataclass
+class DemoContext:
+    model: Any
+    tokenizer: Any
+    examples: list[FormattedExample]  # the training examples, formatted
+    example: FormattedExample  # the lesson's example, or the first training example
+    device: str = "cpu"
+    template: ChatTemplate = ARTICLE_TEMPLATE
+    strategy: str = "copy"
+    epochs: int = 3
+    learning_rate: float | None = None
+    seed: int = 1
+    progress: Callable[[str], None] = field(default=lambda msg: None)
+    should_stop: Callable[[], bool] = field(default=lambda: False)
+    on_epoch: Callable[[str, Any], None] = field(default=lambda variant, log: None)
+    # How the reader measures again, for a timing that cannot conclude (never the command that runs).
+    again: str = "close other programs and run it again"
+
+    def formatted(self, text: str) -> FormattedExample:
+        return add_special_tokens(text, self.tokenizer.bos_token, self.tokenizer.eos_token, self.template)
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    name: str
+    title: str
+    text: str
+    data: Any = None
+
+
+@dataclass(frozen=True)
+class DemoSpec:
+    title: str
+    on_demand: bool  # trains: runs when asked, not when the lesson opens
+    run: Callable[[DemoContext], tuple[str, Any]]
+    covers_view: bool = False  # headless: the demo's runs replace the view's own burst
+    makes_trainer: bool = False  # builds HF trainers (the app runs one at a time: see `InspectorApp._trainer_lock`)
+
+
+def _shift(ctx: DemoContext) -> tuple[str, Any]:
+    from inspector.core.lessons.anatomy import shift_view
+    from inspector.core.labels.strategies import label_example
+
+    strategy = ctx.strategy if ctx.strategy in ("copy", "mask") else "mask"
+    v = shift_view(ctx.model, label_example(strategy, ctx.example, ctx.tokenizer))
+    return report.shift_text(v, strategy), v
+
+
+def _tokenize(ctx: DemoContext) -> tuple[str, Any]:
+    from inspector.core.lessons.anatomy import padding_view, tokenize_view
+    from inspector.core.labels.strategies import label_example
+
+    v = tokenize_view(ctx.tokenizer, ctx.example)
+    short = label_example("copy", ctx.example, ctx.tokenizer)
+    long = label_example("copy", ctx.formatted(TWO_TURNS), ctx.tokenizer)
+    pad = padding_view(ctx.model, ctx.tokenizer, short, long) if len(long.rows) > len(short.rows) else None
+    return report.tokenize_text(v, pad), (v, pad)
+
+
+def _old_collator(ctx: DemoContext) -> tuple[str, Any]:
+    from inspector.core.lessons.pitfalls import old_collator_view
+
+    v = old_collator_view(ctx.tokenizer, ctx.example)
+    return report.old_collator_text(v), v
+
+
+def _template_pitfall(ctx: DemoContext) -> tuple[str, Any]:
+    from inspector.core.lessons.pitfalls import template_pitfall
+
+    examples = [ctx.example, *(e for e in ctx.examples if e.text != ctx.example.text)]
+    v = template_pitfall(ctx.tokenizer, examples, ctx.template)
+    return report.pitfall_text(v), v
+
+
+def _special_tokens(ctx: DemoContext) -> tuple[str, Any]:
+    from inspector.core.lessons.pitfalls import special_tokens_view
+
+    v = special_tokens_view(ctx.tokenizer, ctx.example, ctx.template)
+    return report.special_tokens_text(v), v
+
+
+def _chat_template(ctx: DemoContext) -> tuple[str, Any]:
+    from inspector.core.lessons.chat_templates import (
+        chat_template_view,
+        conversation,
+        generation_template,
+        trl_assistant_only,
+        without_markers,
+    )
+
+    messages = conversation(ctx.example.source, ctx.template)
+    v = chat_template_view(ctx.tokenizer, messages)
+    ctx.progress("asking TRL's SFTTrainer, with and without the markers")
+    marked = trl_assistant_only(ctx.model, ctx.tokenizer, messages, generation_template())
+    bare = trl_assistant_only(ctx.model, ctx.tokenizer, messages, without_markers(generation_template()))
+    return report.chat_template_text(v, marked, bare), (v, marked, bare)
+
+
+def _step_timing(ctx: DemoContext) -> tuple[str, Any]:
+    import torch
+
+    from inspector.core.lessons.demo_runs import measure_step_times
+
+    rows = measure_step_times(
+        ctx.model,
+        ctx.tokenizer,
+        ctx.examples,
+        device=ctx.device,
+        learning_rate=ctx.learning_rate,
+        seed=ctx.seed,
+        progress=ctx.progress,
+        should_stop=ctx.should_stop,
+    )
+    return report.timing_text(rows, ctx.device, torch.get_num_threads(), ctx.again), rows
+
+
+def _eos_padding(ctx: DemoContext) -> tuple[str, Any]:
+    from inspector.core.labels.strategies import label_example
+    from inspector.core.lessons.demo_runs import eos_padding_run
+    from inspector.core.lessons.pitfalls import pad_is_eos_collator_labels
+
+    ids = label_example("copy", ctx.example, ctx.tokenizer).input_ids
+    pad_labels = pad_is_eos_collator_labels(ctx.tokenizer, ids)
+    run = eos_padding_run(
+        ctx.model,
+        ctx.tokenizer,
+        ctx.examples,
+        device=ctx.device,
+        epochs=ctx.epochs,
+        learning_rate=ctx.learning_rate,
+        seed=ctx.seed,
+        on_epoch=ctx.on_epoch,
+        should_stop=ctx.should_stop,
+    )
+    differs = ctx.tokenizer.pad_token_id != ctx.tokenizer.eos_token_id
+    return report.eos_text(run, pad_labels, differs), run
+
+
+DEMOS: dict[str, DemoSpec] = {
+    "shift": DemoSpec("The shift, computed", False, _shift),
+    "tokenize": DemoSpec("Tokens, special tokens and padding", False, _tokenize),
+    "old-collator": DemoSpec("The removed collator, rerun", False, _old_collator),
+    "template-pitfall": DemoSpec("Template tokens alone and in context", False, _template_pitfall),
+    "special-tokens": DemoSpec("Templates as special tokens", False, _special_tokens),
+    "chat-template": DemoSpec("Chat template and assistant mask", False, _chat_template, makes_trainer=True),
+    "step-timing": DemoSpec("Seconds per step, measured", True, _step_timing, makes_trainer=True),
+    "eos-padding": DemoSpec("Training with the eos masked", True, _eos_padding, covers_view=True, makes_trainer=True),
+}
+
+
+def run_demo(name: str, ctx: DemoContext) -> DemoResult:
+    spec = DEMOS[name]
+    text, data = spec.run(ctx)
+    return DemoResult(name, spec.title, text, data)

@@ -1,0 +1,212 @@
+"""Lessons: Markdown files with YAML front matter, parsed into frozen dataclasses.
+
+A lesson file looks like this::
+
+    ---
+    id: mask
+    title: Masking the human part
+    view: labels          # labels, training or predictions: the live view beside the prose
+    strategy: mask        # copy, mask or trl: the strategy the view starts on
+    example: "..."        # optional: the chat text the labels view shows
+    epochs: 3             # optional: the burst length the training view proposes
+    strategies: [copy, mask]  # optional: what `lesson N` trains headless (default: strategy)
+    demo: template-pitfall    # optional: a computed panel (inspector.core.lessons.demos.DEMOS)
+    code: 06-template-pitfall.py  # the code behind the view, in lessons/code/
+    ---
+    # Markdown body ...
+
+Files are read in name order (`01-labels.md`, `02-mask.md`, ...). The installed wheel
+carries them as `inspector/_lessons` (hatch force-include); an editable checkout reads the
+top-level `lessons/` folder beside the `inspector` package. Every problem names the file
+and the key, so a lesson author sees at once what to fix.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+from importlib.abc import Traversable
+from pathlib import Path
+from typing import Any
+
+from inspector.core.errors import InspectorError
+from inspector.core.labels.strategies import STRATEGIES
+
+VIEWS = ("labels", "training", "predictions")
+REQUIRED_KEYS = ("id", "title", "view", "strategy")
+OPTIONAL_KEYS = ("example", "epochs", "strategies", "demo", "code")
+CODE_FOLDER = "code"
+_CODE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\.py$")
+_FENCE = "---"
+
+
+@dataclass(frozen=True)
+class Lesson:
+    id: str
+    title: str
+    view: str  # one of VIEWS
+    strategy: str  # one of STRATEGIES
+    body: str  # Markdown, front matter removed
+    example: str | None = None  # chat text in the template's format, before add_special_tokens
+    epochs: int | None = None
+    source: str = ""  # file name, for error messages
+    strategies: tuple[str, ...] = ()  # what `lesson N` trains headless; empty: (strategy,)
+    demo: str | None = None  # a computed panel, a key of inspector.core.lessons.demos.DEMOS
+    code: str | None = None  # the file in lessons/code/ with the code behind the view
+
+    @property
+    def trains(self) -> tuple[str, ...]:
+        return self.strategies or (self.strategy,)
+
+
+def _split(text: str, source: str) -> tuple[str, str]:
+    lines = text.splitlines(keepends=True)
+    if not lines or lines[0].strip() != _FENCE:
+        raise InspectorError(
+            f"lesson {source} has no front matter",
+            f"start the file with a '{_FENCE}' line, the keys {', '.join(REQUIRED_KEYS)}, and another '{_FENCE}' line",
+        )
+    for i, line in enumerate(lines[1:], start=1):
+        if line.strip() == _FENCE:
+            return "".join(lines[1:i]), "".join(lines[i + 1 :])
+    raise InspectorError(f"lesson {source}: the front matter is not closed", f"end it with a '{_FENCE}' line")
+
+
+def _text(meta: dict[str, Any], key: str, source: str) -> str:
+    value = meta[key]
+    if not isinstance(value, str) or not value.strip():
+        raise InspectorError(
+            f"lesson {source}: key '{key}' must be a non-empty text, not {value!r}", f"give '{key}' a text value"
+        )
+    return value.strip()
+
+
+def parse_lesson(text: str, source: str = "<lesson>") -> Lesson:
+    """One lesson from the text of its file; `source` names the file in errors."""
+    import yaml
+
+    head, body = _split(text, source)
+    try:
+        meta = yaml.safe_load(head)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" (front matter line {where.line + 1})" if where is not None else ""
+        raise InspectorError(
+            f"lesson {source}: the front matter is not valid YAML{line}", "check the quoting of its values"
+        ) from exc
+    if not isinstance(meta, dict):
+        raise InspectorError(
+            f"lesson {source}: the front matter is not a set of keys", "write one 'key: value' per line"
+        )
+    for key in REQUIRED_KEYS:
+        if key not in meta:
+            raise InspectorError(f"lesson {source}: missing key '{key}'", f"add '{key}:' to the front matter")
+    unknown = sorted(str(k) for k in meta if k not in REQUIRED_KEYS + OPTIONAL_KEYS)
+    if unknown:
+        raise InspectorError(
+            f"lesson {source}: unknown key '{unknown[0]}'",
+            f"use only {', '.join(REQUIRED_KEYS + OPTIONAL_KEYS)}",
+        )
+    view = _text(meta, "view", source)
+    if view not in VIEWS:
+        raise InspectorError(f"lesson {source}: key 'view' is {view!r}", f"choose one of {', '.join(VIEWS)}")
+    strategy = _text(meta, "strategy", source)
+    if strategy not in STRATEGIES:
+        raise InspectorError(
+            f"lesson {source}: key 'strategy' is {strategy!r}", f"choose one of {', '.join(STRATEGIES)}"
+        )
+    example = meta.get("example")
+    if example is not None and (not isinstance(example, str) or not example.strip()):
+        raise InspectorError(
+            f"lesson {source}: key 'example' must be a chat text, not {example!r}",
+            'write it in double quotes with \\n escapes, e.g. "\\n\\n### Human: hi\\n\\n### Assistant: hola"',
+        )
+    epochs = meta.get("epochs")
+    if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
+        raise InspectorError(f"lesson {source}: key 'epochs' is {epochs!r}", "give a whole number of at least 1")
+    strategies = meta.get("strategies", [])
+    valid = isinstance(strategies, list) and all(x in STRATEGIES for x in strategies)
+    if not valid or ("strategies" in meta and not strategies):
+        raise InspectorError(
+            f"lesson {source}: key 'strategies' is {strategies!r}", f"give a list of {', '.join(STRATEGIES)}"
+        )
+    demo = meta.get("demo")
+    if demo is not None:
+        from inspector.core.lessons.demos import DEMOS
+
+        if demo not in DEMOS:
+            raise InspectorError(f"lesson {source}: key 'demo' is {demo!r}", f"choose one of {', '.join(DEMOS)}")
+    code = meta.get("code")
+    if code is not None and (not isinstance(code, str) or not _CODE_NAME.match(code)):
+        raise InspectorError(
+            f"lesson {source}: key 'code' is {code!r}",
+            f"give the name of a .py file in the lessons' {CODE_FOLDER}/ folder",
+        )
+    if not body.strip():
+        raise InspectorError(f"lesson {source} has no text after its front matter", "write the lesson in Markdown")
+    return Lesson(
+        id=_text(meta, "id", source),
+        title=_text(meta, "title", source),
+        view=view,
+        strategy=strategy,
+        body=body.strip() + "\n",
+        example=example,
+        epochs=epochs,
+        source=source,
+        strategies=tuple(strategies),
+        demo=demo,
+        code=code,
+    )
+
+
+def read_code(name: str, folder: Traversable | Path | None = None) -> str:
+    """The text of a code template in the lessons' `code/` folder."""
+    root = lessons_dir() if folder is None else folder
+    f = root / CODE_FOLDER / name
+    if not f.is_file():
+        raise InspectorError(f"the lesson code {CODE_FOLDER}/{name} was not found", "reinstall causallm-inspect")
+    return f.read_text(encoding="utf-8")
+
+
+def lessons_dir() -> Traversable:
+    """Where the lessons are: inside the installed package, else the checkout's `lessons/`."""
+    packaged = resources.files("inspector") / "_lessons"
+    if packaged.is_dir():
+        return packaged
+    checkout = Path(str(resources.files("inspector"))).parent / "lessons"
+    if checkout.is_dir():
+        return checkout
+    raise InspectorError(
+        "the lessons were not found (neither inspector/_lessons nor a lessons/ folder beside the package)",
+        "reinstall causallm-inspect",
+    )
+
+
+def load_lessons(folder: Traversable | Path | None = None) -> list[Lesson]:
+    """Every `*.md` lesson of the folder, in file-name order; ids must be unique."""
+    root = lessons_dir() if folder is None else folder
+    files = sorted((f for f in root.iterdir() if f.name.endswith(".md") and f.is_file()), key=lambda f: f.name)
+    if not files:
+        raise InspectorError(f"there are no lessons in {root}", "add Markdown files with front matter")
+    lessons: list[Lesson] = []
+    seen: dict[str, str] = {}
+    for f in files:
+        try:
+            text = f.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise InspectorError(f"lesson {f.name} is not UTF-8 text", "save it as UTF-8") from exc
+        lesson = parse_lesson(text, f.name)
+        if lesson.code is not None and not (root / CODE_FOLDER / lesson.code).is_file():
+            raise InspectorError(
+                f"lesson {f.name}: key 'code' names {lesson.code}, which is not in {CODE_FOLDER}/",
+                f"add {CODE_FOLDER}/{lesson.code} or correct the name",
+            )
+        if lesson.id in seen:
+            raise InspectorError(
+                f"lesson {f.name}: key 'id' is {lesson.id!r}, already used by {seen[lesson.id]}",
+                "give every lesson its own id",
+            )
+        seen[lesson.id] = f.name
+        lessons.append(lesson)
+    return lessons

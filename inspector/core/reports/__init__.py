@@ -1,0 +1,1 @@
+"""Reports as text: the data report over a whole dataset, and the label and prediction tables the commands print."""

@@ -1,0 +1,1 @@
+"""Prepared runs: bursts and lesson demos run once by `causallm-inspect prepare`, stored, and replayed."""

@@ -1,0 +1,1 @@
+"""Training bursts and what they measure: the session, teacher-forced predictions, step times and the benchmark."""
