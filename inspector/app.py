@@ -12,7 +12,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 from textual import events, work
@@ -149,12 +150,25 @@ class InspectorApp(DataRows, PreparedReplays, LessonExtras, Bursts, App[int]):
         self._stop_demo = threading.Event()  # set on quit: a training demo ends after its current step
         self._base_lock = threading.Lock()  # the untrained model: read by labels, predictions, copies
         self._session_locks = {s: threading.Lock() for s in STRATEGIES}
-        # HF trainers, one at a time: making a Trainer or an SFTTrainer (TrainingArguments, in
-        # fact) resets accelerate's process-wide AcceleratorState, which a training loop reads
-        # at every step, so a trainer made during a burst failed it. Held by a burst, by TRL's
-        # labels and by the demos that make trainers; always taken before the other locks.
+        # HF trainers, one at a time (see `one_trainer`); always taken before the other locks.
         self._trainer_lock = threading.Lock()
         self._prediction_cache: dict[tuple[Any, ...], list[Any]] = {}
+
+    @contextmanager
+    def one_trainer(self, waiting: Callable[[], None] | None = None) -> Iterator[None]:
+        """A turn to make or run HF trainers, in a worker; `waiting` is called first if it must wait.
+
+        Making a Trainer or an SFTTrainer (their TrainingArguments, in fact) resets accelerate's
+        process-wide AcceleratorState, which a training loop reads at every step: a trainer made
+        during a burst failed it. A burst, TRL's labels and the demos that train take turns;
+        and a turn puts that state back if a refused trainer left it reset.
+        """
+        from inspector.core.labels.trl_bridge import accelerate_state_kept
+
+        if waiting is not None and self._trainer_lock.locked():
+            waiting()
+        with self._trainer_lock, accelerate_state_kept():
+            yield
 
     # --- screens ---------------------------------------------------------------------------
 
@@ -397,7 +411,7 @@ class InspectorApp(DataRows, PreparedReplays, LessonExtras, Bursts, App[int]):
             return
         try:
             # TRL makes an SFTTrainer around the untrained model: after a running burst.
-            with self._trainer_lock, self._base_lock:
+            with self.one_trainer(), self._base_lock:
                 found["trl"] = label_examples("trl", [fe], tok, lm.model, max_length=lm.max_length)[0]
             target.post_message(LabelsComputed(text, found))
         except InspectorError as exc:

@@ -66,6 +66,7 @@ class Bursts:
     show_error: Any
     split_by_source: Any
     replay_burst: Any
+    one_trainer: Any
 
     def start_training(self, strategies: Iterable[str]) -> None:
         strategies = tuple(strategies)
@@ -172,7 +173,7 @@ class Bursts:
                         if replayed is not None and replayed.stopped:
                             break
                         continue
-                with self._trainer_lock, self._session_locks[strategy]:
+                with self.one_trainer(), self._session_locks[strategy]:
                     self.training_strategy = strategy
                     session = self._session(strategy, settings)
                     lengths = [len(ex.rows) for ex in session.labeled]

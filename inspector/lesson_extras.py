@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import threading
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 
@@ -37,10 +38,10 @@ class LessonExtras:
     examples: list[Any]
     prepared_demo: Any
     _base_lock: threading.Lock
-    _trainer_lock: threading.Lock
+    one_trainer: Callable[..., AbstractContextManager[None]]
 
     def _trainer_turn(self, lesson: Lesson, target: Widget) -> AbstractContextManager[Any]:
-        """The app's trainer lock for a demo that makes HF trainers (one at a time), else nothing.
+        """The app's turn for HF trainers (`one_trainer`) for a demo that makes some, else nothing.
 
         A demo that has to wait for a running burst says so in its panel.
         """
@@ -48,9 +49,9 @@ class LessonExtras:
 
         if not DEMOS[lesson.demo].makes_trainer:  # type: ignore[index]
             return nullcontext()
-        if self._trainer_lock.locked():
-            target.post_message(DemoProgressed(lesson.id, "waiting for the running burst: one trainer at a time"))
-        return self._trainer_lock
+        return self.one_trainer(
+            lambda: target.post_message(DemoProgressed(lesson.id, "waiting for the running burst: one trainer at a time"))
+        )
 
     def show_code(self) -> None:
         """The current lesson's code, as `causallm-inspect export N` would write it."""

@@ -26,6 +26,7 @@ from inspector.widgets.column_grid import ColumnGrid
 from inspector.widgets.problem_list import ProblemList
 from inspector.widgets.token_details import TokenDetails
 from inspector.widgets.token_grid import TokenGrid
+from inspector.widgets.paging import Picker
 
 if TYPE_CHECKING:
     from inspector.core.data.chat_format import ChatTemplate
@@ -125,7 +126,7 @@ masked.
             id="strategy-bar",
         )
         yield Static("", id="trained-count")
-        picker: Select[int] = Select(
+        picker: Select[int] = Picker(
             [(label, i) for i, (label, _) in enumerate(self.choices)],
             allow_blank=False,
             compact=True,

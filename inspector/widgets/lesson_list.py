@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
+from inspector.widgets.paging import LaidOutPaging
 
-class LessonList(OptionList):
+
+class LessonList(LaidOutPaging):
     """Lessons in order; `n`/`p` (or Ctrl+→/←) move to the next or previous one."""
 
     HELP = """\

@@ -23,6 +23,7 @@ from inspector.messages import PredictionsComputed
 from inspector.widgets.column_grid import ColumnGrid
 from inspector.widgets.prediction_grid import PredictionGrid
 from inspector.widgets.strategy_panel import KEYS
+from inspector.widgets.paging import Picker
 
 MODELS = ("untrained", *STRATEGIES)
 FRAME_SECONDS = 0.12
@@ -62,7 +63,7 @@ no row yet. Pick another text with the selector at the top.
         self._ready = False
 
     def compose(self) -> ComposeResult:
-        picker: Select[int] = Select(
+        picker: Select[int] = Picker(
             [(label, i) for i, (label, _) in enumerate(self.choices)],
             allow_blank=False,
             compact=True,

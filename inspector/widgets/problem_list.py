@@ -17,9 +17,10 @@ from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
 from inspector.core.reports.data_report import FIXES, PROBLEMS
+from inspector.widgets.paging import LaidOutPaging
 
 
-class ProblemList(OptionList):
+class ProblemList(LaidOutPaging):
     """One line per problem: where, what, why; selecting a line shows that row."""
 
     HELP = """\

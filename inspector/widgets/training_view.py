@@ -20,6 +20,7 @@ from inspector.prepared_runs import SOURCES
 from inspector.messages import BurstFinished, BurstStarted, EpochFinished, TrainingIdle, TrainingStepLogged
 from inspector.widgets.comparison_table import ComparisonTable
 from inspector.widgets.strategy_panel import StrategyPanel
+from inspector.widgets.paging import Picker
 
 HINT = (
     "[b]c[/b] copy · [b]m[/b] mask · [b]t[/b] trl · [b]a[/b] all three · "
@@ -71,7 +72,7 @@ Lesson demos that train (`g`) follow the same choice. Start the app with
 
     def compose(self) -> ComposeResult:
         yield Label("runs")
-        yield Select([(label, value) for value, label in SOURCES.items()], id="set-runs", allow_blank=False, compact=True)
+        yield Picker([(label, value) for value, label in SOURCES.items()], id="set-runs", allow_blank=False, compact=True)
         yield Static("stored by [b]causallm-inspect prepare[/b]", id="runs-note")
 
 

@@ -175,6 +175,27 @@ def test_trl_assistant_only_loss_needs_the_markers(fresh_tiny):
     assert tiny.tokenizer.chat_template is None
 
 
+def test_a_refused_trl_trainer_leaves_the_trainers_already_made_working(fresh_tiny):
+    """TRL's refusal (lesson 9's bare template) came after its SFTConfig reset accelerate's shared
+    state, and nothing set it up again: the next burst of a trained strategy failed with
+    AttributeError (`AcceleratorState` object has no attribute `distributed_type`)."""
+    import copy
+
+    from inspector.core.lessons.chat_templates import conversation, generation_template, trl_assistant_only, without_markers
+    from inspector.core.lessons.demos import TWO_TURNS
+    from inspector.core.training.burst import BurstSettings
+    from inspector.core.training.session import TrainingSession
+
+    tiny = fresh_tiny
+    examples = format_examples(article_examples(), tiny.tokenizer)
+    session = TrainingSession(copy.deepcopy(tiny.model), tiny.tokenizer, examples, "copy", BurstSettings(epochs=1))
+    session.run(1)
+    bare = trl_assistant_only(tiny.model, tiny.tokenizer, conversation(TWO_TURNS), without_markers(generation_template()))
+    assert bare.error is not None  # refused, as lesson 9 shows
+    more = session.run(1)
+    assert session.epochs_done == 2 and not more.stopped
+
+
 def test_a_text_without_an_assistant_turn_is_no_conversation():
     from inspector.core.lessons.chat_templates import conversation
     from inspector.core.errors import InspectorError

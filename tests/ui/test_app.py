@@ -617,3 +617,30 @@ async def test_page_keys_before_the_palette_s_hits_are_laid_out_do_nothing(tiny_
         await pilot.pause()
         await pilot.press("pageup")
         assert hits.highlighted == 0  # once laid out, the keys work
+
+
+async def test_page_keys_in_a_closed_picker_refilled_meanwhile_do_nothing(tiny_path):
+    """Keys typed fast (Enter, Esc) can close a Select's list and leave it the focus; refilled then
+    (a lesson adds its example to the picker), PageDown raised KeyError in Textual's list."""
+    from textual.widgets import Select
+    from textual.widgets._select import SelectOverlay
+
+    app = make_app(tiny_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        view = app.main.labels_view
+        picker = view.query_one("#example-picker", Select)
+        overlay = picker.query_one(SelectOverlay)
+        picker.expanded = True
+        await pilot.pause()
+        picker.expanded = False
+        await pilot.pause()
+        overlay.focus()  # where the fast keys left the focus: on the closed list
+        view.set_example(view.text.replace("perro", "gato"))  # a new text joins the picker
+        overlay.highlighted = 1
+        await pilot.press("pagedown", "pageup")
+        assert app._exception is None
+        picker.expanded = True
+        await pilot.pause()
+        await pilot.press("pagedown")
+        assert overlay.highlighted == len(overlay.options) - 1  # laid out, the keys work

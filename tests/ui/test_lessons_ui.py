@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.geometry import Region
 from textual.widgets import Static
-from ui_helpers import FAST_LR, started, wait_until
+from ui_helpers import FAST_LR, demo_settled, labels_settled, started, wait_until
 
 from inspector.app import InspectorApp
 from inspector.screens.code import CodeScreen
@@ -115,3 +115,29 @@ async def test_a_training_demo_asked_for_during_a_burst_waits_for_it(tiny_path):
         await wait_until(pilot, lambda: "mask, eos masked   epoch  3" in demo.text or bool(app.errors), timeout=90)
         assert app.errors == []
         assert view.results["copy"].stopped and panel.state == "stopped"
+
+
+async def test_a_strategy_trains_on_after_lesson_9_s_demo(tiny_path):
+    """Lesson 9's demo asks TRL with a template it refuses; that refusal left accelerate reset,
+    and the next burst of a strategy trained before failed (AttributeError)."""
+    from textual.widgets import Input
+
+    app = make_app(tiny_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await pilot.press("f3")
+        app.main.training_view.query_one("#set-epochs", Input).value = "1"
+        await pilot.press("c")
+        await wait_until(pilot, lambda: not app.training, what="the first burst")
+        app.goto_lesson(lesson_index(app, "chat-template"))
+        panel = app.main.demo_panel
+        await wait_until(pilot, lambda: demo_settled(app) and labels_settled(app), timeout=60, what="lesson 9")
+        app.run_demo()  # again (the palette's "Run the lesson's demo"): TRL's refusal is the last trainer made
+        await wait_until(pilot, lambda: demo_settled(app), timeout=60, what="the demo again")
+        assert "raises ValueError" in panel.text
+        await pilot.press("f3")
+        app.main.training_view.query_one("#set-epochs", Input).value = "1"
+        await pilot.press("c")
+        await wait_until(pilot, lambda: not app.training, what="the second burst")
+        assert app.errors == []
+        assert app.main.training_view.results["copy"].epochs_done == 2

@@ -9,12 +9,34 @@ shown for the `trl` strategy are read from the trainer's own prepared dataset an
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from inspector.core.data.chat_format import FormattedExample
 from inspector.core.errors import InspectorError
+
+
+@contextmanager
+def accelerate_state_kept() -> Iterator[None]:
+    """Put accelerate's process-wide state back if a trainer refused meanwhile left it reset.
+
+    Making `TrainingArguments` (an `SFTConfig` too) resets accelerate's shared
+    `AcceleratorState`; the `Trainer` made next sets it up again. When that Trainer is
+    refused (TRL with a chat template that has no generation markers, a text it cannot
+    use), the state stays reset, and every trainer already made fails at its next step
+    (AttributeError: `AcceleratorState` object has no attribute `distributed_type`).
+    """
+    from accelerate.state import AcceleratorState, PartialState
+
+    saved = dict(AcceleratorState._shared_state), dict(PartialState._shared_state)
+    try:
+        yield
+    finally:
+        for state, before in zip((AcceleratorState, PartialState), saved):
+            if before and not state._shared_state:
+                state._shared_state.update(before)
 
 
 def trainer_arguments(
@@ -125,40 +147,41 @@ def make_sft_trainer(
         extra = {"assistant_only_loss": True, "chat_template_path": str(template_file)}
     else:
         extra = {"completion_only_loss": True}
-    config = SFTConfig(
-        **trainer_arguments(
-            output_dir,
-            epochs=epochs,
-            learning_rate=learning_rate,
-            seed=seed,
-            device=device,
-            optim=optim,
-            batch_size=batch_size,
-            torch_compile=torch_compile,
-        ),
-        **extra,
-        max_length=None,  # the context check is ours; TRL would truncate silently at 1024
-        packing=False,
-        dataset_num_proc=None,
-    )
-    # TRL installs chat_template_path on the tokenizer it is given: keep the caller's as it was.
-    own_template = getattr(tokenizer, "chat_template", None)
-    try:
-        trainer = SFTTrainer(
-            model=model,
-            args=config,
-            train_dataset=prompt_completion_dataset(examples),
-            processing_class=tokenizer,
-            callbacks=callbacks,
-            peft_config=peft_config,
+    with accelerate_state_kept():  # a refused SFTTrainer leaves it reset
+        config = SFTConfig(
+            **trainer_arguments(
+                output_dir,
+                epochs=epochs,
+                learning_rate=learning_rate,
+                seed=seed,
+                device=device,
+                optim=optim,
+                batch_size=batch_size,
+                torch_compile=torch_compile,
+            ),
+            **extra,
+            max_length=None,  # the context check is ours; TRL would truncate silently at 1024
+            packing=False,
+            dataset_num_proc=None,
         )
-    except (RuntimeError, ValueError) as exc:
-        if conversational and ("assistant" in str(exc) or "generation" in str(exc)):
-            raise no_markers from exc
-        raise
-    finally:
-        if conversational:
-            tokenizer.chat_template = own_template
+        # TRL installs chat_template_path on the tokenizer it is given: keep the caller's as it was.
+        own_template = getattr(tokenizer, "chat_template", None)
+        try:
+            trainer = SFTTrainer(
+                model=model,
+                args=config,
+                train_dataset=prompt_completion_dataset(examples),
+                processing_class=tokenizer,
+                callbacks=callbacks,
+                peft_config=peft_config,
+            )
+        except (RuntimeError, ValueError) as exc:
+            if conversational and ("assistant" in str(exc) or "generation" in str(exc)):
+                raise no_markers from exc
+            raise
+        finally:
+            if conversational:
+                tokenizer.chat_template = own_template
     trainer.remove_callback(PrinterCallback)
     return trainer
 

@@ -92,7 +92,7 @@ def trl_assistant_only(model: Any, tokenizer: Any, messages: list[dict[str, str]
     from trl import SFTConfig, SFTTrainer
 
     from inspector.core.quiet import quiet_libraries
-    from inspector.core.labels.trl_bridge import trainer_arguments
+    from inspector.core.labels.trl_bridge import accelerate_state_kept, trainer_arguments
 
     quiet_libraries()
     tok = copy.deepcopy(tokenizer)
@@ -104,16 +104,17 @@ def trl_assistant_only(model: Any, tokenizer: Any, messages: list[dict[str, str]
     try:
         with tempfile.TemporaryDirectory(prefix="causallm-inspect-") as tmp:
             args = trainer_arguments(tmp, epochs=1, learning_rate=1e-5, seed=1, device=str(model.device.type))
-            config = SFTConfig(**args, assistant_only_loss=True, max_length=None, packing=False, dataset_num_proc=None)
-            try:
-                trainer = SFTTrainer(
-                    model=model,
-                    args=config,
-                    train_dataset=Dataset.from_dict({"messages": [messages]}),
-                    processing_class=tok,
-                )
-            except ValueError as exc:
-                return TrlAssistantOnly(None, str(exc).strip().splitlines()[0], tuple(heard.messages))
+            with accelerate_state_kept():  # the refusal below would leave it reset
+                config = SFTConfig(**args, assistant_only_loss=True, max_length=None, packing=False, dataset_num_proc=None)
+                try:
+                    trainer = SFTTrainer(
+                        model=model,
+                        args=config,
+                        train_dataset=Dataset.from_dict({"messages": [messages]}),
+                        processing_class=tok,
+                    )
+                except ValueError as exc:
+                    return TrlAssistantOnly(None, str(exc).strip().splitlines()[0], tuple(heard.messages))
             trainer.remove_callback(PrinterCallback)
             batch = trainer.data_collator([trainer.train_dataset[0]])
             return TrlAssistantOnly(tuple(int(x) for x in batch["labels"][0].tolist()), None, tuple(heard.messages))

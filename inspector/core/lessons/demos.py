@@ -58,7 +58,7 @@ class DemoSpec:
     on_demand: bool  # trains: runs when asked, not when the lesson opens
     run: Callable[[DemoContext], tuple[str, Any]]
     covers_view: bool = False  # headless: the demo's runs replace the view's own burst
-    makes_trainer: bool = False  # builds HF trainers (the app runs one at a time: see `InspectorApp._trainer_lock`)
+    makes_trainer: bool = False  # builds HF trainers (the app runs one at a time: see `InspectorApp.one_trainer`)
 
 
 def _shift(ctx: DemoContext) -> tuple[str, Any]:
