@@ -1,10 +1,11 @@
 """The Textual app: lessons beside live views of labels, training and predictions.
 
-The app owns the slow work. Every worker runs in a thread (`@work(thread=True, ...)`),
-imports torch and transformers only when it runs, and posts messages to the view that
-shows its results; its failures reach the one `on_worker_state_changed` handler, which
-turns them into a readable notification and leaves the app working. Nothing here imports
-torch at module level, so the first screen paints at once.
+The slow work is the lab's (`inspector.core.lab.Lab`: the model, the examples, the bursts,
+the predictions), run by each view in its own thread workers (`@work(thread=True, ...)`),
+which import torch and transformers only when they run. A view whose worker fails clears
+what it was waiting for and posts `Failed`; the app turns it into a readable notification
+and goes on working. Nothing here imports torch at module level, so the first screen
+paints at once.
 """
 
 from __future__ import annotations
@@ -12,30 +13,25 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from textual import events, work
+from textual import events, on, work
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.reactive import var
-from textual.widget import Widget
-from textual.worker import Worker, WorkerState, get_current_worker
+from textual.widgets import OptionList
+from textual.worker import Worker, WorkerState
 
-from inspector.core.data.chat_format import ARTICLE_TEMPLATE, HOLDOUT_ANSWER, HOLDOUT_WORD, ChatTemplate, article_text
-from inspector.core.data.examples import TRAIN_ROWS, Example, article_examples
+from inspector.core.data.chat_format import HOLDOUT_ANSWER, HOLDOUT_WORD, ChatTemplate
+from inspector.core.data.examples import TRAIN_ROWS, Example
 from inspector.core.errors import InspectorError
-from inspector.core.labels.strategies import STRATEGIES
+from inspector.core.lab import Lab
 from inspector.core.lessons.model import Lesson, load_lessons
 from inspector.core.training.burst import DEFAULT_EPOCHS, DEFAULT_LEARNING_RATE, DEFAULT_SEED
 from inspector.help import help_for
-from inspector.bursts import Bursts
-from inspector.data_rows import DataRows
-from inspector.lesson_extras import LessonExtras
+from inspector.messages import Failed, ModelLoaded, ModelLoadProgressed
 from inspector.palette import InspectorCommands
-from inspector.prepared_runs import PreparedReplays
-from inspector.messages import LabelsComputed, ModelLoaded, ModelLoadProgressed, PredictionsComputed
 from inspector.screens.help import HelpScreen
 from inspector.screens.main import MainScreen
 from inspector.widgets.labels_view import example_label
@@ -66,8 +62,13 @@ def _readable(error: BaseException) -> str:
     return text
 
 
-class InspectorApp(DataRows, PreparedReplays, LessonExtras, Bursts, App[int]):
-    """causallm-inspect: which tokens a causal LM is trained on, and what it learns."""
+class InspectorApp(App[int]):
+    """causallm-inspect: which tokens a causal LM is trained on, and what it learns.
+
+    The app is bindings, screens, the command palette and error routing. The model, the
+    examples and the strategies' bursts are the lab's (`self.lab`); each view runs its own
+    workers against it and posts `Failed` when one fails, which the app shows.
+    """
 
     CSS_PATH = "inspector.tcss"
     TITLE = "causallm-inspect"
@@ -84,9 +85,7 @@ class InspectorApp(DataRows, PreparedReplays, LessonExtras, Bursts, App[int]):
         Binding("f4", "view('predictions')", "Predictions", id="view-predictions"),
     ]
 
-    loaded: var[Any] = var(None)
     lesson_index: var[int] = var(0, init=False)
-    training: var[bool] = var(False, init=False)
 
     def __init__(
         self,
@@ -109,29 +108,25 @@ class InspectorApp(DataRows, PreparedReplays, LessonExtras, Bursts, App[int]):
         train_rows: int = TRAIN_ROWS,
     ) -> None:
         super().__init__()
-        self._init_replays()
+        self.lab = Lab(
+            model,
+            device=device,
+            examples=examples,
+            template=template,
+            trust_remote_code=trust_remote_code,
+            bos_token=bos_token,
+            eos_token=eos_token,
+            train_rows=train_rows if data_name else None,
+        )
         # The runs selector's first value: "live" or a replay speed. None: replay as recorded
         # where prepared runs are stored for the model, else live (said once it is loaded).
         self.runs_chosen = runs is not None
         self.runs_source = runs or "1"
-        self.model_spec = model
-        self.special_tokens = {"bos_token": bos_token, "eos_token": eos_token}
-        self.device = device
-        self.template = template or ARTICLE_TEMPLATE
-        self.examples = [
-            e if isinstance(e, Example) else Example(e, i + 1, "given")
-            for i, e in enumerate(examples or article_examples())
-        ]
-        self.trust_remote_code = trust_remote_code
         self.data_name = data_name
-        # --data: the rows that are not examples (found while reading), how to read the file
-        # again for the data report, and how many examples the bursts train on.
+        # --data: the rows that are not examples (found while reading), and how the file was
+        # read (for the data report and the rows read on demand).
         self.data_problems = list(data_problems)
         self.data_options = data_options
-        self.train_rows = train_rows if data_name else len(self.examples)
-        self._formatted_by_text: dict[str, Any] = {}
-        self.train_examples: list[Example] = []  # the examples the bursts train on, once formatted
-        self.extra_examples: dict[str, Example] = {}  # data rows read on demand (past the rows kept)
         self.burst_defaults = (epochs, learning_rate, seed)
         self.lesson_error: str | None = None
         if lessons is None:
@@ -140,54 +135,36 @@ class InspectorApp(DataRows, PreparedReplays, LessonExtras, Bursts, App[int]):
             except InspectorError as exc:
                 lessons, self.lesson_error = [], str(exc)
         self.lessons = lessons
-        self.formatted: list[Any] = []
         self.load_error: str | None = None
-        self.data_error: str | None = None
         self.errors: list[str] = []  # every error shown, newest last
-        self.sessions: dict[str, Any] = {}
-        self.training_strategy: str | None = None  # set by the train worker while a burst runs
-        self._stop = threading.Event()
-        self._stop_demo = threading.Event()  # set on quit: a training demo ends after its current step
-        self._base_lock = threading.Lock()  # the untrained model: read by labels, predictions, copies
-        self._session_locks = {s: threading.Lock() for s in STRATEGIES}
-        # HF trainers, one at a time (see `one_trainer`); always taken before the other locks.
-        self._trainer_lock = threading.Lock()
-        self._prediction_cache: dict[tuple[Any, ...], list[Any]] = {}
 
-    @contextmanager
-    def one_trainer(self, waiting: Callable[[], None] | None = None) -> Iterator[None]:
-        """A turn to make or run HF trainers, in a worker; `waiting` is called first if it must wait.
+    @property
+    def loaded(self) -> Any:
+        return self.lab.loaded
 
-        Making a Trainer or an SFTTrainer (their TrainingArguments, in fact) resets accelerate's
-        process-wide AcceleratorState, which a training loop reads at every step: a trainer made
-        during a burst failed it. A burst, TRL's labels and the demos that train take turns;
-        and a turn puts that state back if a refused trainer left it reset.
-        """
-        from inspector.core.labels.trl_bridge import accelerate_state_kept
-
-        if waiting is not None and self._trainer_lock.locked():
-            waiting()
-        with self._trainer_lock, accelerate_state_kept():
-            yield
+    @property
+    def examples(self) -> list[Example]:
+        return self.lab.examples
 
     # --- screens ---------------------------------------------------------------------------
 
     def get_default_screen(self) -> MainScreen:
-        texts = [e.text for e in self.examples]
+        lab = self.lab
+        texts = [e.text for e in lab.examples]
         if self.data_name:
-            choices = [(example_label(e.row, e.text, self.template), e.text) for e in self.examples[: self.train_rows]]
+            choices = [(example_label(e.row, e.text, lab.template), e.text) for e in lab.examples[: lab.train_rows]]
         else:
-            holdout = article_text(HOLDOUT_WORD, HOLDOUT_ANSWER, self.template)
-            choices = [(f"held-out · {HOLDOUT_WORD} → {HOLDOUT_ANSWER}", holdout)]
-            choices += [(f"training {example_label(i + 1, t, self.template)}", t) for i, t in enumerate(texts)]
+            choices = [(f"held-out · {HOLDOUT_WORD} → {HOLDOUT_ANSWER}", lab.predicted_text())]
+            choices += [(f"training {example_label(i + 1, t, lab.template)}", t) for i, t in enumerate(texts)]
         return MainScreen(
+            lab,
             self.lessons,
             texts,
-            self.template,
+            lab.template,
             choices,
             self.burst_defaults,
             self.runs_source,
-            rows=[e.row for e in self.examples] if self.data_name else None,
+            rows=[e.row for e in lab.examples] if self.data_name else None,
             data_source=self.data_name and Path(self.data_name).name,
         )
 
@@ -199,11 +176,14 @@ class InspectorApp(DataRows, PreparedReplays, LessonExtras, Bursts, App[int]):
 
     def on_mount(self) -> None:
         self.call_after_refresh(lambda: self._check_size(self.size))
-        self.sub_title = f"loading {self.model_spec or 'the embedded Gemma 3 270M'}…"
+        self.sub_title = f"loading {self.lab.model_spec or 'the embedded Gemma 3 270M'}…"
         if self.lesson_error:
             self.show_error("The lessons could not be read", self.lesson_error)
-        # The model loads once the main screen is composed (see MainScreen.on_mount),
-        # so that every message of the load finds its widgets.
+        # The model loads once the main screen has painted (MainScreen.Painted), so that
+        # every message of the load finds its widgets.
+
+    def on_main_screen_painted(self, message: MainScreen.Painted) -> None:
+        self.load()
 
     def on_resize(self, event: events.Resize) -> None:
         self._check_size(event.size)
@@ -222,11 +202,10 @@ class InspectorApp(DataRows, PreparedReplays, LessonExtras, Bursts, App[int]):
             self.pop_screen()
 
     def on_unmount(self) -> None:
-        self._stop.set()  # a running burst ends after its current step, so the process can exit
-        self._stop_demo.set()
-        self._drop_sessions()
+        # Running bursts and demos end after their current step, so the process can exit.
+        self.lab.close()
 
-    # --- lessons, views, strategies --------------------------------------------------------
+    # --- lessons, views --------------------------------------------------------------------
 
     def goto_lesson(self, index: int) -> None:
         if self.lessons:
@@ -234,6 +213,10 @@ class InspectorApp(DataRows, PreparedReplays, LessonExtras, Bursts, App[int]):
 
     def watch_lesson_index(self, index: int) -> None:
         self.main.show_lesson(index)
+
+    @on(OptionList.OptionSelected, "#lesson-list")
+    def _lesson_selected(self, event: OptionList.OptionSelected) -> None:
+        self.lesson_index = event.option_index
 
     def action_next_lesson(self) -> None:
         if self.lessons and self.lesson_index < len(self.lessons) - 1:
@@ -246,20 +229,13 @@ class InspectorApp(DataRows, PreparedReplays, LessonExtras, Bursts, App[int]):
             self.lesson_index -= 1
 
     def action_view(self, view: str) -> None:
-        self.show_view(view)
-
-    def show_view(self, view: str) -> None:
         self.main.show_view(view)
 
-    def set_strategy(self, strategy: str) -> None:
-        self.main.show_view("labels")
-        self.main.labels_view.set_strategy(strategy)
-
     def action_command_palette(self) -> None:
-        """Ctrl+P: Textual's palette, made safe against keys typed fast (see screens/palette.py)."""
+        """Ctrl+P: Textual's palette, made safe against keys typed fast (see palette.py)."""
         from textual.command import CommandPalette
 
-        from inspector.screens.palette import SafeCommandPalette
+        from inspector.palette import SafeCommandPalette
 
         if self.use_command_palette and not CommandPalette.is_open(self):
             self.push_screen(SafeCommandPalette(id="--command-palette"))
@@ -268,7 +244,7 @@ class InspectorApp(DataRows, PreparedReplays, LessonExtras, Bursts, App[int]):
         if isinstance(self.screen, HelpScreen):
             return
         view = self.main.current_view_widget if self.screen is self.main else None
-        tok = self.loaded.tokenizer if self.loaded is not None else None
+        tok = self.lab.loaded.tokenizer if self.lab.loaded is not None else None
         tokens = {"bos": tok.bos_token, "eos": tok.eos_token} if tok is not None else None
         self.push_screen(HelpScreen(help_for(self.focused or self.screen, view, tokens)))
 
@@ -290,30 +266,20 @@ class InspectorApp(DataRows, PreparedReplays, LessonExtras, Bursts, App[int]):
         self.errors.append(text)
         self.notify(text, title=title, severity="error", timeout=12, markup=False)
 
+    def on_failed(self, message: Failed) -> None:
+        """A view's worker failed (it has cleared its own pending state), or a request was refused."""
+        text = message.text if message.text is not None else _readable(message.error or RuntimeError("unknown"))
+        self.show_error(message.title, text)
+
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state != WorkerState.ERROR or event.worker.error is None:
             return
         text = _readable(event.worker.error)
-        group = event.worker.group
-        if group == "load":
+        if event.worker.group == "load":
             self.load_error = text
             self.sub_title = "no model loaded"
             self.main.model_failed(text)
             self.show_error("The model could not be loaded", text)
-        elif group == "train":
-            self.training = False
-            self.training_strategy = None
-            self.main.training_view.failed()
-            self.main.predictions_view.invalidate()
-            self.show_error("Training failed", text)
-        elif group == "labels":
-            self.show_error("The labels could not be made", text)
-        elif group == "data-check":
-            self.data_check_failed(text)
-            self.show_error("The data could not be checked", text)
-        elif group in ("demo", "demo-run"):
-            self.main.demo_panel.failed(None, text)
-            self.show_error("The lesson's demo failed", text)
         else:
             self.show_error("Something went wrong", text)
 
@@ -321,49 +287,24 @@ class InspectorApp(DataRows, PreparedReplays, LessonExtras, Bursts, App[int]):
 
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
     def load(self) -> None:
-        from inspector.core.data.examples import format_leniently
-        from inspector.core.models import load_model
-
-        loaded = load_model(
-            self.model_spec,
-            device=self.device,
-            trust_remote_code=self.trust_remote_code,
-            progress=lambda text: self.post_message(ModelLoadProgressed(text)),
-            **self.special_tokens,
-        )
-        from inspector.core.runs.store import stored_runs_of
-
-        pairs, problems = format_leniently(self.examples, loaded.tokenizer, self.template, loaded.name)
-        self._formatted_by_text = {ex.text: fe for ex, fe in pairs}
-        self.train_examples = [ex for ex, _ in pairs[: self.train_rows]]
-        try:
-            prepared = stored_runs_of(loaded)
-        except OSError:  # an unreadable store: nothing to replay
-            prepared = []
-        if not pairs:  # bad data: the model is still good for the lessons
-            self.post_message(ModelLoaded(loaded, [], data_error=str(problems[0]), problems=problems))
-            return
-        self.post_message(
-            ModelLoaded(loaded, [fe for _, fe in pairs[: self.train_rows]], problems=problems, prepared=prepared)
-        )
+        found = self.lab.load(progress=lambda text: self.post_message(ModelLoadProgressed(text)))
+        self.post_message(ModelLoaded(found))
 
     def on_model_load_progressed(self, message: ModelLoadProgressed) -> None:
         self.main.model_progressed(message.text)
 
     def on_model_loaded(self, message: ModelLoaded) -> None:
-        lm = message.loaded
-        self.formatted = message.formatted
-        self.loaded = lm
+        lm = self.lab.model
+        found = message.found
         cache = "cached" if lm.from_cache else "converted now"
         trust = " · ⚠ trust_remote_code ON" if lm.trust_remote_code else ""
         self.sub_title = f"{short_name(lm)} · {lm.device} · {cache}{trust}"
         self.main.model_ready(lm)
-        self._say_prepared(message.prepared)
-        if message.data_error:
-            self.data_error = message.data_error
-            self.show_error("The training data has a problem", message.data_error)
+        self._say_prepared(found.prepared)
+        if found.data_error:
+            self.show_error("The training data has a problem", found.data_error)
         if self.data_name:
-            self.data_loaded(message.problems)
+            self._data_loaded(found.problems)
         if lm.trust_remote_code:
             self.notify(
                 "trust_remote_code is ON: this model's own Python code was allowed to run.",
@@ -371,6 +312,20 @@ class InspectorApp(DataRows, PreparedReplays, LessonExtras, Bursts, App[int]):
                 severity="warning",
                 timeout=10,
             )
+
+    def _data_loaded(self, format_problems: list[Any]) -> None:
+        """--data: list the problems known so far, say what the bursts train on, check the rest."""
+        known = sorted([*self.data_problems, *format_problems], key=lambda p: p.row)
+        view = self.main.labels_view
+        view.set_problems(known, final=self.data_options is None)
+        rows = [ex.row for ex in self.lab.train_examples]
+        if rows:
+            name = Path(self.data_name or "").name
+            self.main.training_view.set_data_note(
+                f"bursts train on rows {rows_text(rows)} of {name}: the first {len(rows)} of "
+                f"{len(self.lab.examples):,} examples read (--train-rows N for another number)"
+            )
+        view.check_data(self.data_options)
 
     def _say_prepared(self, strategies: list[str]) -> None:
         """The runs selector offers prepared runs only where some are stored for this model."""
@@ -391,86 +346,22 @@ class InspectorApp(DataRows, PreparedReplays, LessonExtras, Bursts, App[int]):
                 timeout=8,
             )
 
-    # --- labels ----------------------------------------------------------------------------
 
-    @work(thread=True, exclusive=True, group="labels", exit_on_error=False)
-    def compute_labels(self, text: str, target: Widget) -> None:
-        """copy and mask at once (the tokenizer only), then trl (TRL makes an SFTTrainer)."""
-        from inspector.core.labels.strategies import label_examples
-
-        lm = self.loaded
-        tok = lm.tokenizer
-        try:
-            fe = self.formatted_for(text)
-            found = {s: label_examples(s, [fe], tok, max_length=lm.max_length)[0] for s in ("copy", "mask")}
-        except InspectorError as exc:
-            target.post_message(LabelsComputed(text, {}, error=str(exc)))
-            return
-        target.post_message(LabelsComputed(text, dict(found), pending=("trl",)))
-        if get_current_worker().is_cancelled:
-            return
-        try:
-            # TRL makes an SFTTrainer around the untrained model: after a running burst.
-            with self.one_trainer(), self._base_lock:
-                found["trl"] = label_examples("trl", [fe], tok, lm.model, max_length=lm.max_length)[0]
-            target.post_message(LabelsComputed(text, found))
-        except InspectorError as exc:
-            target.post_message(LabelsComputed(text, found, error=f"trl: {exc}"))
-
-    # --- predictions -----------------------------------------------------------------------
-
-    @work(thread=True, exclusive=True, group="predict", exit_on_error=False)
-    def compute_predictions(self, text: str, target: Widget) -> None:
-        """Teacher-forced rows of the untrained model and of every trained strategy."""
-        from inspector.core.training.predictions import prediction_input, teacher_forced
-
-        lm = self.loaded
-        tok = lm.tokenizer
-        ids, answer = prediction_input(self.formatted_for(text), tok, lm.max_length)
-        rows: dict[str, Any] = {}
-        notes: dict[str, str] = {}
-        sources: dict[str, str] = {}
-        key = ("untrained", text)
-        if key not in self._prediction_cache:
-            with self._base_lock:
-                self._prediction_cache[key] = teacher_forced(lm.model, tok, ids)
-        rows["untrained"] = self._prediction_cache[key]
-        for strategy in STRATEGIES:
-            rows[strategy] = None
-            if strategy in self.replays:
-                rows[strategy], notes[strategy], sources[strategy] = self.replayed_predictions(strategy, text)
-                continue
-            lock = self._session_locks[strategy]
-            if not lock.acquire(blocking=False):  # training right now: its row waits for the burst's end
-                continue
-            try:
-                session = self.sessions.get(strategy)
-                if session is None or session.steps_done == 0:
-                    continue
-                key = (strategy, id(session), session.steps_done, text)
-                if key not in self._prediction_cache:
-                    self._prediction_cache[key] = teacher_forced(session.model, tok, ids)
-                rows[strategy] = self._prediction_cache[key]
-            finally:
-                lock.release()
-        notes = {k: v for k, v in notes.items() if v}
-        target.post_message(PredictionsComputed(text, rows, answer, notes=notes, sources=sources))
-
-    def formatted_for(self, text: str) -> Any:
-        """The formatted example behind a shown text: a data row as training formats it
-        (a conversation through its chat template), else the text with the article's special tokens."""
-        from inspector.core.data.chat_format import add_special_tokens
-
-        if text in self._formatted_by_text:
-            return self._formatted_by_text[text]
-        tok = self.loaded.tokenizer
-        if text in self.extra_examples:  # a data row read on demand: formatted as training would
-            from inspector.core.data.examples import format_examples
-
-            (fe,) = format_examples([self.extra_examples[text]], tok, self.template, self.loaded.name)
-            self._formatted_by_text[text] = fe
-            return fe
-        return add_special_tokens(text, tok.bos_token, tok.eos_token, self.template, model_name=self.loaded.name)
+def rows_text(rows: list[int]) -> str:
+    """'1-3, 5, 7-8' for a sorted list of row numbers."""
+    parts: list[str] = []
+    start = prev = None
+    for r in rows:
+        if start is None:
+            start = prev = r
+        elif prev is not None and r == prev + 1:
+            prev = r
+        else:
+            parts.append(f"{start}" if start == prev else f"{start}-{prev}")
+            start = prev = r
+    if start is not None:
+        parts.append(f"{start}" if start == prev else f"{start}-{prev}")
+    return ", ".join(parts)
 
 
 WORKER_THREADS = "inspector-worker"

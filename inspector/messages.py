@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from textual.message import Message
 
 if TYPE_CHECKING:
-    from inspector.core.models import LoadedModel
+    from inspector.core.lab import Loaded
 
 
 class ModelLoadProgressed(Message):
@@ -27,21 +27,11 @@ class ModelLoadProgressed(Message):
 
 
 class ModelLoaded(Message):
-    """The model, its tokenizer and the formatted training examples are ready."""
+    """The lab's model and its formatted examples are ready; `found` is what the load found
+    (`inspector.core.lab.Loaded`: rows that could not be formatted, prepared runs)."""
 
-    def __init__(
-        self,
-        loaded: LoadedModel,
-        formatted: list[Any],
-        data_error: str | None = None,
-        problems: list[Any] | None = None,
-        prepared: list[str] | None = None,
-    ) -> None:
-        self.loaded = loaded
-        self.prepared = prepared or []  # strategies with prepared runs stored for this model
-        self.formatted = formatted  # the examples the bursts train on
-        self.data_error = data_error  # no example could be formatted: no training until fixed
-        self.problems = problems or []  # data rows that could not be formatted (RowProblem)
+    def __init__(self, found: Loaded) -> None:
+        self.found = found
         super().__init__()
 
 
@@ -166,3 +156,34 @@ class DataChecked(Message):
     def __init__(self, report: Any) -> None:
         self.report = report
         super().__init__()
+
+
+class Failed(Message):
+    """Something went wrong that the user must hear of: the app shows it as an error.
+
+    `text` is what to say; a worker's failure passes the `error` instead, and the app makes
+    it readable. Views post this after clearing their own pending state.
+    """
+
+    def __init__(self, title: str, text: str | None = None, error: BaseException | None = None) -> None:
+        self.title = title
+        self.text = text
+        self.error = error
+        super().__init__()
+
+
+class TrainingStarting(Message):
+    """Bursts were asked for and are being prepared (the stop key applies from now)."""
+
+
+class TrainingReset(Message):
+    """Every strategy is back to the untrained model (`x`)."""
+
+
+def worker_error(event: Any) -> BaseException | None:
+    """The error of a worker that failed, from its `Worker.StateChanged` event; else None."""
+    from textual.worker import WorkerState
+
+    if event.state == WorkerState.ERROR and event.worker.error is not None:
+        return event.worker.error
+    return None

@@ -1,10 +1,24 @@
-"""The command palette's entries (ctrl+p): every lesson, and the app's actions."""
+"""The command palette (Ctrl+P): its entries, and the palette itself, safe against keys typed fast.
+
+Entries: every lesson and the app's actions; each runs what the key for it runs.
+
+Textual's palette handles a selection or a search still in its queue after Esc closed it:
+the late selection dismisses the palette a second time, which pops the screen under it
+(with only the main screen left: ScreenStackError, and the app exits, losing every trained
+strategy); the late search starts a worker that looks for the palette's list, already
+removed (NoMatches, the same). Once closed, `SafeCommandPalette` ignores such messages.
+And PageUp/PageDown before its list of hits is laid out (just filled) raised KeyError in
+the list; they now wait for the list to have a size.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
-from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.await_complete import AwaitComplete
+from textual.command import CommandList, CommandPalette, DiscoveryHit, Hit, Hits, Provider
+from textual.message import Message
+from textual.widgets import Button, Input, OptionList
 
 from inspector.core.labels.strategies import STRATEGIES
 from inspector.screens.main import VIEWS
@@ -15,23 +29,25 @@ class InspectorCommands(Provider):
 
     def _commands(self) -> list[tuple[str, Any, str]]:
         app: Any = self.app  # the InspectorApp (not imported: it imports this module)
+        main = app.main
+        training = main.training_view
         out: list[tuple[str, Any, str]] = []
         for i, lesson in enumerate(app.lessons):
             out.append(
                 (f"Lesson {i + 1}: {lesson.title}", lambda i=i: app.goto_lesson(i), f"open the {lesson.view} view")
             )
         for s in STRATEGIES:
-            out.append((f"Train {s}", lambda s=s: app.start_training((s,)), "run a burst of this strategy"))
-        out.append(("Train all three", lambda: app.start_training(STRATEGIES), "copy, mask and trl in turn"))
-        out.append(("Stop training", app.stop_training, "after the current step"))
-        out.append(("Reset training", app.reset_training, "every strategy back to the untrained model"))
+            out.append((f"Train {s}", lambda s=s: training.start((s,)), "run a burst of this strategy"))
+        out.append(("Train all three", lambda: training.start(STRATEGIES), "copy, mask and trl in turn"))
+        out.append(("Stop training", training.stop, "after the current step"))
+        out.append(("Reset training", training.reset_all, "every strategy back to the untrained model"))
         for s in STRATEGIES:
-            out.append((f"Strategy: {s}", lambda s=s: app.set_strategy(s), "show this strategy's labels"))
+            out.append((f"Strategy: {s}", lambda s=s: main.show_strategy(s), "show this strategy's labels"))
         for v in VIEWS:
-            out.append((f"View: {v}", lambda v=v: app.show_view(v), f"show the {v} view"))
-        out.append(("Replay predictions", lambda: app.main.predictions_view.replay(), "animate the guesses again"))
-        out.append(("Show code", app.show_code, "the code behind this lesson's view, runnable on its own"))
-        out.append(("Run the lesson's demo", app.run_demo, "compute the lesson's panel again (some train copies)"))
+            out.append((f"View: {v}", lambda v=v: main.show_view(v), f"show the {v} view"))
+        out.append(("Replay predictions", main.predictions_view.replay, "animate the guesses again"))
+        out.append(("Show code", main.action_show_code, "the code behind this lesson's view, runnable on its own"))
+        out.append(("Run the lesson's demo", main.action_run_demo, "compute the lesson's panel again (some train copies)"))
         out.append(("Help", app.action_help, "explain the part in focus"))
         return out
 
@@ -45,3 +61,36 @@ class InspectorCommands(Provider):
     async def discover(self) -> Hits:
         for text, command, help_text in self._commands():
             yield DiscoveryHit(text, command, text=text, help=help_text)
+
+
+class SafeCommandPalette(CommandPalette):
+    """Textual's command palette that does nothing more once it is closed."""
+
+    # What the user typed or chose in the palette; the lifecycle events still get through.
+    LATE: ClassVar[tuple[type[Message], ...]] = (
+        OptionList.OptionSelected,
+        OptionList.OptionHighlighted,
+        Input.Changed,
+        Input.Submitted,
+        Button.Pressed,
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.closed = False
+
+    def dismiss(self, result: Any = None) -> AwaitComplete:
+        if self.closed or not self.is_active:
+            return AwaitComplete()  # closed already (Esc, then a late selection): pop nothing else
+        self.closed = True
+        return super().dismiss(result)
+
+    async def _on_message(self, message: Message) -> None:
+        if self.closed and isinstance(message, self.LATE):
+            return  # typed before Esc closed the palette, handled after: too late to act on
+        await super()._on_message(message)
+
+    def _action_command_list(self, action: str) -> None:
+        if action in ("page_up", "page_down") and not self.query_one(CommandList).scrollable_content_region:
+            return  # not laid out yet: there is no page to move by (Textual's list would raise KeyError)
+        super()._action_command_list(action)

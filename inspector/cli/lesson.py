@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from inspector.cli.options import check_data_early, common, dump, load, per_step, status, template
 from inspector.core.errors import InspectorError
 from inspector.core.lessons.model import Lesson, load_lessons
+from inspector.core.lab.context import lesson_epochs
 
 if TYPE_CHECKING:
     from inspector.core.data.chat_format import ChatTemplate
@@ -66,17 +67,13 @@ class _Run:
     def __init__(
         self, args: argparse.Namespace, lesson: Lesson, loaded: LoadedModel, template: ChatTemplate, examples: list[Example]
     ) -> None:
-        from inspector.core.data.chat_format import add_special_tokens
-        from inspector.core.data.examples import format_examples
+        from inspector.core.lab import Lab
 
         self.args, self.lesson, self.loaded, self.template = args, lesson, loaded, template
-        tok = loaded.tokenizer
-        self.formatted = format_examples(examples, tok, template, loaded.name)
-        self.example = (
-            add_special_tokens(lesson.example, tok.bos_token, tok.eos_token, template, model_name=loaded.name)
-            if lesson.example
-            else self.formatted[0]
-        )
+        self.lab = Lab.around(loaded, examples, template)  # the lesson's context, as the app builds it
+        self.formatted = self.lab.formatted
+        self.example = self.lab.lesson_example(lesson)
+        self.epochs = lesson_epochs(lesson)
         self.json: dict[str, Any] = {}
 
     def say(self, text: str = "") -> None:
@@ -111,11 +108,11 @@ class _Run:
         self.json["labels"] = {s: lab.to_dict() for s, lab in found.items()}
 
     def _burst(self, strategy: str) -> Any:
-        from inspector.core.training.burst import DEFAULT_EPOCHS, BurstSettings
+        from inspector.core.training.burst import BurstSettings
         from inspector.core.training.session import TrainingSession
 
         lm = self.loaded
-        settings = BurstSettings(epochs=self.lesson.epochs or DEFAULT_EPOCHS)
+        settings = BurstSettings(epochs=self.epochs)
         session = TrainingSession.on_a_copy(lm, self.formatted, strategy, settings, template=self.template)
         self.say(f"{strategy}: held-out prompt {session.prompt.text!r}")
         self.say(f"untrained answer: {session.holdout_answer()!r}")
@@ -133,20 +130,19 @@ class _Run:
         return session.model
 
     def training(self, full_table: bool = False) -> None:
-        from inspector.core.data.chat_format import HOLDOUT_ANSWER, HOLDOUT_WORD, add_special_tokens, article_text
+        from inspector.core.lab.context import predicted_example
         from inspector.core.labels.strategies import label_example
         from inspector.core.training.predictions import teacher_forced
         from inspector.core.reports.tables import predictions_summary, predictions_table
 
         lm = self.loaded
         tok = lm.tokenizer
-        text = article_text(HOLDOUT_WORD, HOLDOUT_ANSWER, self.template)
-        fe = add_special_tokens(text, tok.bos_token, tok.eos_token, self.template, model_name=lm.name)
+        fe = predicted_example(lm, self.template)
         masked = label_example("mask", fe, tok, max_length=lm.max_length)
         answer = frozenset(r.position - 1 for r in masked.rows if not r.masked and r.position > 0)
         models = {"untrained": lm.model}
         for strategy in self.lesson.trains:
-            self.say(_heading(f"training: {strategy}, {self.lesson.epochs or 3} epochs"))
+            self.say(_heading(f"training: {strategy}, {self.epochs} epochs"))
             models[strategy] = self._burst(strategy)
         self.say(_heading("teacher-forced predictions of the held-out example"))
         self.say(f"text: {fe.text!r}")
@@ -162,22 +158,10 @@ class _Run:
         self.json["predictions"] = {n: [r.to_dict() for r in rows] for n, rows in predictions.items()}
 
     def demo(self) -> None:
-        from inspector.core.lessons.demos import DEMOS, DemoContext, run_demo
+        from inspector.core.lessons.demos import DEMOS, run_demo
 
         spec = DEMOS[self.lesson.demo]  # type: ignore[index]
-        lm = self.loaded
-        ctx = DemoContext(
-            lm.model,
-            lm.tokenizer,
-            self.formatted,
-            self.example,
-            device=lm.device,
-            template=self.template,
-            strategy=self.lesson.strategy,
-            epochs=self.lesson.epochs or 3,
-            progress=status,
-            again="close other programs and run this command again",
-        )
+        ctx = self.lab.demo_context(self.lesson, progress=status, again="close other programs and run this command again")
         self.say(_heading(f"demo: {spec.title}"))
         if spec.on_demand:
             status(f"running the demo (it trains): {spec.title}")

@@ -55,14 +55,14 @@ def run(args: argparse.Namespace) -> int:
 
     writable_folder(replay.store_dir())  # before minutes of training, not after
     loaded, markers = load(args)
-    from inspector.core.data.examples import format_leniently
+    from inspector.core.lab import Lab
     from inspector.core.training.predictions import prediction_input
 
-    pairs, _ = format_leniently(examples, loaded.tokenizer, markers, loaded.name)
-    if not pairs:
+    # The training slice as the app takes it: the first --train-rows examples that can be formatted.
+    lab = Lab(args.model, examples=examples, template=markers, train_rows=args.train_rows if args.data else None)
+    if lab.use(loaded).data_error:
         raise InspectorError(f"no row of {args.data} can be formatted for training", "check it with inspect-data")
-    pairs = pairs[: args.train_rows] if args.data else pairs
-    examples, formatted = [ex for ex, _ in pairs], [fe for _, fe in pairs]
+    examples, formatted = lab.train_examples, lab.formatted
     predict_text, predict_ids = replay_prediction_target(loaded, markers)
     texts = {ex.text: prediction_input(fe, loaded.tokenizer, loaded.max_length)[0] for ex, fe in zip(examples, formatted)}
     runs = replay.prepare(
@@ -109,30 +109,20 @@ def _prepare_demos(
     seed: int,
 ) -> list:
     """Run every lesson demo that trains, with the settings the app will show for its lesson."""
+    from inspector.core.lab.context import demo_context
+    from inspector.core.lessons.demos import DEMOS
     from inspector.core.runs import store as replay
-    from inspector.core.data.chat_format import add_special_tokens
-    from inspector.core.lessons.demos import DEMOS, DemoContext
-    from inspector.core.training.burst import DEFAULT_EPOCHS
 
     out = []
-    tok = loaded.tokenizer
     for lesson in lessons:
         if lesson.demo is None or not DEMOS[lesson.demo].on_demand or not formatted:
             continue
-        example = (
-            add_special_tokens(lesson.example, tok.bos_token, tok.eos_token, template, model_name=loaded.name)
-            if lesson.example
-            else formatted[0]
-        )
-        ctx = DemoContext(
-            loaded.model,
-            tok,
-            list(formatted),
-            example,
-            device=loaded.device,
-            template=template,
-            strategy=lesson.strategy,
-            epochs=lesson.epochs or DEFAULT_EPOCHS,
+        # The context the app builds for this lesson, so that the app finds what is stored.
+        ctx = demo_context(
+            lesson,
+            loaded,
+            template,
+            formatted,
             learning_rate=lr,
             seed=seed,
             progress=status,
@@ -145,9 +135,7 @@ def _prepare_demos(
 
 def replay_prediction_target(loaded: LoadedModel, template: ChatTemplate) -> tuple[str, list[int]]:
     """The text whose predictions a prepared run stores: the held-out example with its answer."""
-    from inspector.core.data.chat_format import HOLDOUT_ANSWER, HOLDOUT_WORD, add_special_tokens, article_text
+    from inspector.core.lab.context import predicted_example, predicted_text
     from inspector.core.labels.strategies import encode
 
-    text = article_text(HOLDOUT_WORD, HOLDOUT_ANSWER, template)
-    fe = add_special_tokens(text, loaded.tokenizer.bos_token, loaded.tokenizer.eos_token, template, model_name=loaded.name)
-    return text, encode(fe, loaded.tokenizer)[0]
+    return predicted_text(template), encode(predicted_example(loaded, template), loaded.tokenizer)[0]

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from textual import events, on
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import ContentSwitcher, Footer, Header, Input, Markdown, OptionList, TextArea
+from textual.widgets import ContentSwitcher, Footer, Header, Input, Markdown, TextArea
 
 from inspector.core.labels.strategies import STRATEGIES
-from inspector.messages import BurstFinished, BurstStarted, TrainingIdle
+from inspector.messages import BurstFinished, Failed, BurstStarted, TrainingIdle, TrainingReset, TrainingStarting
 from inspector.widgets.demo_panel import DemoPanel
 from inspector.widgets.labels_view import LabelsView
 from inspector.widgets.lesson_list import LessonList
@@ -26,6 +27,7 @@ from inspector.widgets.training_view import TrainingView
 
 if TYPE_CHECKING:
     from inspector.core.data.chat_format import ChatTemplate
+    from inspector.core.lab import Lab
     from inspector.core.models import LoadedModel
 
 
@@ -77,8 +79,12 @@ class MainScreen(Screen[None]):
         Binding("l", "cycle_pane", "lesson pane", id="lesson-pane", tooltip="Lesson pane: wide → narrow → hidden"),
     ]
 
+    class Painted(Message):
+        """The screen's first frame is on the terminal: the slow work may start."""
+
     def __init__(
         self,
+        lab: Lab,
         lessons: list[Any],
         examples: list[str],
         template: ChatTemplate,
@@ -90,6 +96,7 @@ class MainScreen(Screen[None]):
         data_source: str | None = None,
     ) -> None:
         super().__init__()
+        self.lab = lab
         self.runs = runs
         self.rows = rows
         self.data_source = data_source
@@ -99,6 +106,7 @@ class MainScreen(Screen[None]):
         self.predict_choices = predict_choices
         self.settings = settings
         self.view = "labels"
+        self.lesson_index = 0  # the lesson on show
         self.pane = "wide"
         self.pane_chosen = False  # `l` was pressed: the pane no longer follows the terminal's width
 
@@ -111,23 +119,31 @@ class MainScreen(Screen[None]):
                 with LessonText(id="lesson-scroll"):
                     yield Markdown("", id="lesson-text")
             with Vertical(id="right"):
-                yield DemoPanel(id="demo-panel")
+                yield DemoPanel(self.lab, id="demo-panel")
                 with ContentSwitcher(id="views", initial="labels-view"):
                     yield LabelsView(
-                        self.examples, self.template, rows=self.rows, data_source=self.data_source, id="labels-view"
+                        self.lab,
+                        self.examples,
+                        self.template,
+                        rows=self.rows,
+                        data_source=self.data_source,
+                        id="labels-view",
                     )
                     epochs, lr, seed = self.settings
-                    yield TrainingView(epochs, lr, seed, runs=self.runs, id="training-view")
-                    yield PredictionsView(self.predict_choices, id="predictions-view")
+                    yield TrainingView(self.lab, epochs, lr, seed, runs=self.runs, id="training-view")
+                    yield PredictionsView(self.lab, self.predict_choices, id="predictions-view")
         yield Footer()
 
     def on_mount(self) -> None:
         self.set_pane(self._pane_for(self.app.size.width))
         self.demo_panel.fit_height(self.app.size.height)
         self.set_class(self.app.size.height >= TALL_ROWS, "-tall")
+        # Demos that train follow the training view's settings and its runs selector.
+        self.demo_panel.settings = self.training_view.read_settings
+        self.demo_panel.source = self.training_view.read_source
         self.show_lesson(0)
         # Load after the first frame is painted: importing torch in the worker holds the GIL.
-        self.call_after_refresh(self.app.load)  # type: ignore[attr-defined]
+        self.call_after_refresh(lambda: self.post_message(self.Painted()))
 
     # --- parts -----------------------------------------------------------------------------
 
@@ -162,6 +178,7 @@ class MainScreen(Screen[None]):
     def show_lesson(self, index: int) -> None:
         if not self.lessons:
             return
+        self.lesson_index = index
         lesson = self.lessons[index]
         option_list = self.query_one(LessonList)
         if option_list.highlighted != index:
@@ -174,7 +191,7 @@ class MainScreen(Screen[None]):
         self.labels_view.point_at_interesting_column()
         if lesson.epochs:
             self.training_view.set_epochs(lesson.epochs)
-        self.demo_panel.show_for(lesson)
+        self.demo_panel.show_for(lesson, index + 1)
         self.show_view(lesson.view)
 
     def show_view(self, view: str) -> None:
@@ -189,10 +206,6 @@ class MainScreen(Screen[None]):
         if not keep:
             self.current_view_widget.focus_main()
         self.refresh_bindings()
-
-    @on(OptionList.OptionSelected, "#lesson-list")
-    def _lesson_selected(self, event: OptionList.OptionSelected) -> None:
-        self.app.lesson_index = event.option_index  # type: ignore[attr-defined]
 
     # --- the lesson pane -------------------------------------------------------------------
 
@@ -239,6 +252,12 @@ class MainScreen(Screen[None]):
 
     # --- training news, for the predictions view and the footer ----------------------------
 
+    def on_training_starting(self, message: TrainingStarting) -> None:
+        self.refresh_bindings()
+
+    def on_training_reset(self, message: TrainingReset) -> None:
+        self.predictions_view.invalidate()
+
     def on_burst_started(self, message: BurstStarted) -> None:
         self.predictions_view.invalidate()
         self.refresh_bindings()
@@ -263,7 +282,7 @@ class MainScreen(Screen[None]):
         if action in ("again", "reset"):
             return view == "training"
         if action == "stop":
-            return bool(getattr(self.app, "training", False))
+            return self.training_view.running
         if action in ("toggle_play", "replay"):
             return view == "predictions"
         if action == "problems":
@@ -281,6 +300,11 @@ class MainScreen(Screen[None]):
     def action_strategy(self, strategy: str) -> None:
         self.labels_view.set_strategy(strategy)
 
+    def show_strategy(self, strategy: str) -> None:
+        """The labels view, showing this strategy's labels (the command palette's "Strategy: ...")."""
+        self.show_view("labels")
+        self.labels_view.set_strategy(strategy)
+
     def action_step(self, delta: int) -> None:
         if self.view == "labels":
             self.labels_view.grid.action_move(delta)
@@ -294,23 +318,23 @@ class MainScreen(Screen[None]):
             self.predictions_view.jump(end)
 
     def action_train(self, strategy: str) -> None:
-        self.app.start_training((strategy,))  # type: ignore[attr-defined]
+        self.training_view.start((strategy,))
 
     def action_train_all(self) -> None:
-        self.app.start_training(STRATEGIES)  # type: ignore[attr-defined]
+        self.training_view.start(STRATEGIES)
 
     def action_again(self) -> None:
         last = self.training_view.last_request
         if last is None:
             self.notify("Nothing to repeat yet: press c, m, t or a first.", severity="warning")
             return
-        self.app.start_training(last)  # type: ignore[attr-defined]
+        self.training_view.start(last)
 
     def action_stop(self) -> None:
-        self.app.stop_training()  # type: ignore[attr-defined]
+        self.training_view.stop()
 
     def action_reset(self) -> None:
-        self.app.reset_training()  # type: ignore[attr-defined]
+        self.training_view.reset_all()
 
     def action_toggle_play(self) -> None:
         self.predictions_view.toggle()
@@ -319,7 +343,24 @@ class MainScreen(Screen[None]):
         self.predictions_view.replay()
 
     def action_show_code(self) -> None:
-        self.app.show_code()  # type: ignore[attr-defined]
+        """The current lesson's code, as `causallm-inspect export N` would write it."""
+        from inspector.core.errors import InspectorError
+        from inspector.core.lessons.code import join_parts, own_lines_start, render_parts
+        from inspector.screens.code import CodeScreen
+
+        index = self.lesson_index
+        if not self.lessons or isinstance(self.app.screen, CodeScreen):
+            return
+        lesson = self.lessons[index]
+        try:
+            parts = render_parts(lesson, index + 1, self.lab.code_spec())
+        except InspectorError as exc:
+            self.post_message(Failed("No code for this lesson", str(exc)))
+            return
+        self.app.push_screen(CodeScreen(join_parts(parts), lesson.title, index + 1, own_lines_start(parts)))
 
     def action_run_demo(self) -> None:
-        self.app.run_demo()  # type: ignore[attr-defined]
+        if self.demo_panel.spec is None:
+            self.notify("This lesson has no demo panel.", timeout=3)
+        else:
+            self.demo_panel.start()

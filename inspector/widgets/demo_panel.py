@@ -1,25 +1,37 @@
 """The lesson's computed demo, above its live view: the template-pitfall token lists, the
 shift, the measured seconds per step...
 
-The panel shows what `inspector.core.lessons.demos` computes, as text. Quick demos run when their
-lesson opens; the ones that train run when asked (`g`). Results are kept per lesson, so a
-lesson visited again shows its last result at once.
+The panel shows what `inspector.core.lessons.demos` computes, as text, in its own workers:
+quick demos run on the untrained model itself (under the lab's base-model lock) when their
+lesson opens; the ones that train run on a copy of it when asked (`g`). Results are kept
+per lesson, so a lesson visited again shows its last result at once.
 """
 
 from __future__ import annotations
 
+import copy
 import re
-from typing import Any
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.measure import Measurement
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
 from textual.markup import escape
 from textual.widgets import Static
 
-from inspector.messages import DemoComputed, DemoProgressed
+from inspector.core.errors import InspectorError
+from inspector.messages import DemoComputed, DemoProgressed, Failed, worker_error
+
+if TYPE_CHECKING:
+    from inspector.core.lab import Lab
+    from inspector.core.lessons.model import Lesson
+
+Settings = Callable[[], tuple[int, float, int]]  # the burst settings on show (raises InspectorError)
 
 # Lines that report a failure read differently without colour: bold, and they carry ✗ or MASKED.
 _FAILURE = re.compile(r"✗|MASKED|raises|runs on")
@@ -83,8 +95,21 @@ rather than report a difference the machine made.
 Press `s` for the code that computes the lesson's view, runnable on its own.
 """
 
-    def __init__(self, *, id: str | None = None) -> None:
+    def __init__(
+        self,
+        lab: Lab,
+        *,
+        settings: Settings | None = None,
+        source: Callable[[], str] | None = None,
+        id: str | None = None,
+    ) -> None:
         super().__init__(id=id)
+        self.lab = lab
+        # What the training view shows: its burst settings and its runs selector (demos follow both).
+        self.settings = settings
+        self.source = source or (lambda: "live")
+        self.lesson: Lesson | None = None
+        self.number = 0  # the lesson's number, for the command that measures again
         self.lesson_id: str | None = None
         self.spec: Any = None
         self.results: dict[str, str] = {}  # lesson id -> the demo's text
@@ -117,10 +142,11 @@ Press `s` for the code that computes the lesson's view, runnable on its own.
 
     # --- which lesson -------------------------------------------------------------------
 
-    def show_for(self, lesson: Any) -> None:
+    def show_for(self, lesson: Lesson, number: int = 0) -> None:
         """Show the demo of this lesson (hide the panel if it has none); run it if it is quick."""
         from inspector.core.lessons.demos import DEMOS
 
+        self.lesson, self.number = lesson, number
         self.lesson_id = lesson.id
         self.spec = DEMOS.get(lesson.demo) if lesson.demo else None
         self.display = self.spec is not None
@@ -146,12 +172,119 @@ Press `s` for the code that computes the lesson's view, runnable on its own.
             self.start()
 
     def start(self) -> None:
-        """Compute the current lesson's demo (the app's worker posts the result back)."""
-        if self.spec is None or self.lesson_id is None or self.lesson_id in self.running:
+        """Compute the current lesson's demo in a worker, which posts the result back."""
+        if self.spec is None or self.lesson is None or self.lesson_id in self.running:
             return
-        self.running.add(self.lesson_id)
+        if not self.ready:
+            self.notify("The model is still loading (or failed to): the demo runs once it is ready.", severity="warning")
+            return
+        self.running.add(self.lesson.id)
         self._refresh()
-        self.app.compute_demo(self.lesson_id, self)  # type: ignore[attr-defined]
+        if self.spec.on_demand:
+            self._run_training_demo(self.lesson, self.number, self.source())
+        else:
+            self._run_quick_demo(self.lesson, self.number)
+
+    # --- the workers ----------------------------------------------------------------------
+
+    def _demo_context(self, lesson: Lesson, number: int, model: Any) -> Any:
+        """The demo's context as the lab defines it, with the burst settings on show."""
+        from textual.worker import get_current_worker
+
+        from inspector.core.lab.context import lesson_epochs
+        from inspector.core.training.burst import DEFAULT_SEED
+
+        try:
+            if self.settings is None:
+                raise InspectorError("no settings", "")
+            epochs, lr, seed = self.settings()
+        except InspectorError:
+            epochs, lr, seed = lesson_epochs(lesson), None, DEFAULT_SEED
+        worker = get_current_worker()
+        lab = self.lab
+
+        def progress(text: str) -> None:
+            self.post_message(DemoProgressed(lesson.id, text))
+
+        command = f"causallm-inspect lesson {number} --plain"
+        if lab.model_spec:
+            command += f" --model {lab.model_spec}"
+        return lab.demo_context(
+            lesson,
+            model=model,
+            epochs=epochs,
+            learning_rate=lr,
+            seed=seed,
+            progress=progress,
+            should_stop=lambda: worker.is_cancelled or lab.closing.is_set(),
+            on_epoch=lambda variant, log: progress(f"{variant}, epoch {log.epoch}: {log.holdout!r}"),
+            again=f"close other programs and press g again, or run `{command}` in a terminal, where nothing draws meanwhile",
+        )
+
+    def _trainer_turn(self, lesson: Lesson) -> AbstractContextManager[Any]:
+        """The lab's turn for HF trainers for a demo that makes some, else nothing; a demo
+        that has to wait for a running burst says so."""
+        from inspector.core.lessons.demos import DEMOS
+
+        if lesson.demo is None or not DEMOS[lesson.demo].makes_trainer:
+            return nullcontext()
+        return self.lab.one_trainer(
+            lambda: self.post_message(DemoProgressed(lesson.id, "waiting for the running burst: one trainer at a time"))
+        )
+
+    @work(thread=True, exclusive=True, group="demo", exit_on_error=False)
+    def _run_quick_demo(self, lesson: Lesson, number: int) -> None:
+        """Tokenizer work and a forward pass or two, on the untrained model itself."""
+        from inspector.core.lessons.demos import run_demo
+
+        assert lesson.demo is not None
+        lab = self.lab
+        try:
+            with self._trainer_turn(lesson), lab.base_lock:
+                result = run_demo(lesson.demo, self._demo_context(lesson, number, lab.model.model))
+        except InspectorError as exc:
+            self.post_message(DemoComputed(lesson.id, error=str(exc)))
+            return
+        self.post_message(DemoComputed(lesson.id, result.text))
+
+    @work(thread=True, exclusive=True, group="demo-run", exit_on_error=False)
+    def _run_training_demo(self, lesson: Lesson, number: int, source: str = "live") -> None:
+        """A demo that trains: on a copy of the untrained model, so nothing else waits for it.
+
+        Unless runs are set to live, a result `causallm-inspect prepare` stored for exactly
+        this model, data and settings is shown at once instead, labelled as such.
+        """
+        from textual.worker import get_current_worker
+
+        from inspector.core.lessons.demos import run_demo
+        from inspector.core.runs import store
+
+        assert lesson.demo is not None
+        lab = self.lab
+        try:
+            if source != "live":
+                demo, _ = store.find_demo(lab.model, self._demo_context(lesson, number, None), lesson.demo)
+                if demo is not None:
+                    label = f"replay of a run prepared {demo.created_text} (it took {demo.seconds:.0f} s)"
+                    self.post_message(DemoComputed(lesson.id, demo.text, source=label))
+                    return
+            with lab.base_lock:
+                model = copy.deepcopy(lab.model.model)
+            with self._trainer_turn(lesson):
+                result = run_demo(lesson.demo, self._demo_context(lesson, number, model))
+        except InspectorError as exc:
+            self.post_message(DemoComputed(lesson.id, error=str(exc)))
+            return
+        if get_current_worker().is_cancelled or lab.closing.is_set():
+            self.post_message(DemoComputed(lesson.id, error="stopped before it finished; g runs it again"))
+            return
+        self.post_message(DemoComputed(lesson.id, result.text))
+
+    def on_worker_state_changed(self, event: Any) -> None:
+        error = worker_error(event)
+        if error is not None and event.worker.group in ("demo", "demo-run"):
+            self.failed(None, "see the message")
+            self.post_message(Failed("The lesson's demo failed", error=error))
 
     # --- news from the worker -----------------------------------------------------------
 

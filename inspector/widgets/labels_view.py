@@ -1,19 +1,19 @@
 """The labels view: an example, its tokens as columns, and the labels each strategy gives them.
 
-The text is editable and re-tokenized as you type (after a short pause); labels are made
-by the core in a worker (`trl` asks TRL's SFTTrainer, which takes a moment), and problems
-with the text show inline.
+The text is editable and re-tokenized as you type (after a short pause); the view's worker
+asks the lab for the labels (`trl` asks TRL's SFTTrainer, which takes a moment), and problems
+with the text show inline. With `--data`, the problem rows of the file are listed above
+(`ProblemList`), and a row past those the app kept is read when picked.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.markup import escape
-from textual.message import Message
 from textual.reactive import reactive
 from textual.timer import Timer
 from textual.widgets import RadioButton, RadioSet, Select, Static, TextArea
@@ -21,7 +21,7 @@ from textual.widgets import RadioButton, RadioSet, Select, Static, TextArea
 from inspector.core.data.chat_format import split_turns
 from inspector.core.errors import InspectorError
 from inspector.core.labels.strategies import STRATEGIES, differing_positions
-from inspector.messages import LabelsComputed
+from inspector.messages import DataChecked, Failed, LabelsComputed, worker_error
 from inspector.widgets.column_grid import ColumnGrid
 from inspector.widgets.problem_list import ProblemList
 from inspector.widgets.token_details import TokenDetails
@@ -30,6 +30,7 @@ from inspector.widgets.paging import Picker
 
 if TYPE_CHECKING:
     from inspector.core.data.chat_format import ChatTemplate
+    from inspector.core.lab import Lab
 
 
 DEBOUNCE_SECONDS = 0.3
@@ -93,6 +94,7 @@ masked.
 
     def __init__(
         self,
+        lab: Lab,
         examples: list[str],
         template: ChatTemplate,
         *,
@@ -101,6 +103,8 @@ masked.
         id: str | None = None,
     ) -> None:
         super().__init__(id=id)
+        self.lab = lab
+        self.reading: dict[str, Any] | None = None  # how --data was read, for the rows read on demand
         self.template = template
         # With --data: the file row of each example, and the file's name for the problem list.
         self.rows = rows if rows is not None else list(range(1, len(examples) + 1))
@@ -207,13 +211,20 @@ masked.
             self.query_one(ProblemList).show_problems(problems, final=final, note=note)
         self._show_row_problems()
 
-    def problem_list_progressed(self, rows: int, total: int) -> None:
-        if self.data_source is not None:
-            self.query_one(ProblemList).progressed(rows, total)
+    def check_data(self, reading: dict[str, Any] | None) -> None:
+        """The model is loaded: run the data report over the file (`reading`: how it was read)."""
+        self.reading = reading
+        if reading is not None and self.data_source is not None:
+            self.query_one(ProblemList).check(self.lab, reading)
 
-    def problem_list_failed(self, problem: str) -> None:
-        if self.data_source is not None:
-            self.query_one(ProblemList).failed(problem)
+    def on_data_checked(self, message: DataChecked) -> None:
+        message.stop()
+        report = message.report
+        fractions = " · ".join(f"{s} trains {t.trained_fraction:.0%} of tokens" for s, t in report.totals.items())
+        note = f"all {report.rows_read:,} rows checked · {fractions}"
+        if self.reading and self.reading.get("more"):
+            note += f" · the picker holds the first {len(self.lab.examples):,} rows; a later one is read when picked"
+        self.set_problems(report.problems, final=True, note=note)
 
     def _show_row_problems(self, unreadable: str | None = None) -> None:
         note = self.query_one("#row-problems", Static)
@@ -239,20 +250,26 @@ masked.
         event.stop()
         if self.show_row(event.row):
             return
-        if event.kind not in ("bad-row", "mixed-format"):
-            # An example the app has not read (past --limit or the first rows): fetch it.
-            self.post_message(self.RowWanted(event.row, event.kind, event.detail))
+        if event.kind not in ("bad-row", "mixed-format") and self.reading is not None:
+            # An example the app has not read (past --limit or the first rows): read it.
+            self._read_row(event.row, event.kind, event.detail)
             return
         self.show_unusable_row(event.row, event.kind, event.detail)
 
-    class RowWanted(Message):
-        """A problem row that is not among the examples read was picked: the app reads it."""
+    @work(thread=True, group="data-row", exit_on_error=False)
+    def _read_row(self, row: int, kind: str, detail: str) -> None:
+        """Read one row of the file that the app did not keep (streaming up to it)."""
+        from inspector.core.data.examples import RowProblem, read_row
 
-        def __init__(self, row: int, kind: str, detail: str) -> None:
-            self.row = row
-            self.kind = kind
-            self.detail = detail
-            super().__init__()
+        assert self.reading is not None
+        options = {k: v for k, v in self.reading.items() if k not in ("path", "more", "limit")}
+        item = read_row(self.reading["path"], row, self.template, **options)
+        if item is None or isinstance(item, RowProblem):
+            why = item.problem if isinstance(item, RowProblem) else f"the file has no row {row} any more"
+            self.app.call_from_thread(self.show_unusable_row, row, kind, why)
+            return
+        self.lab.extra_examples[item.text] = item
+        self.app.call_from_thread(self.add_row, row, item.text)
 
     def add_row(self, row: int, text: str) -> None:
         """An example read on demand joins the picker (under its row number) and shows."""
@@ -341,7 +358,39 @@ masked.
             return
         self.pending = STRATEGIES
         self.refresh_view()
-        self.app.compute_labels(self.text, self)  # type: ignore[attr-defined]
+        self._compute(self.text)
+
+    @work(thread=True, exclusive=True, group="labels", exit_on_error=False)
+    def _compute(self, text: str) -> None:
+        """copy and mask at once (the tokenizer only), then trl (after a running burst: one trainer at a time)."""
+        from textual.worker import get_current_worker
+
+        worker = get_current_worker()
+        first: dict[str, Any] = {}
+
+        def partial(found: dict[str, Any]) -> None:
+            first.update(found)
+            self.post_message(LabelsComputed(text, dict(found), pending=("trl",)))
+
+        try:
+            found = self.lab.labels(text, partial, cancelled=lambda: worker.is_cancelled)
+        except InspectorError as exc:
+            self.post_message(LabelsComputed(text, dict(first), error=f"trl: {exc}" if first else str(exc)))
+            return
+        if "trl" in found:  # else cancelled: a newer text is on its way
+            self.post_message(LabelsComputed(text, found))
+
+    def on_worker_state_changed(self, event: Any) -> None:
+        error = worker_error(event)
+        if error is None or event.worker.group not in ("labels", "data-row"):
+            return
+        if event.worker.group == "labels":
+            self.pending = ()
+            self.error = "the labels could not be made: see the message"
+            self.refresh_view()
+            self.post_message(Failed("The labels could not be made", error=error))
+        else:
+            self.post_message(Failed("The row could not be read", error=error))
 
     def on_labels_computed(self, message: LabelsComputed) -> None:
         message.stop()
@@ -364,7 +413,7 @@ masked.
             if self.strategy in self.pending:
                 if self.strategy != "trl":
                     grid.clear("asking the tokenizer for the labels…")
-                elif getattr(self.app, "training", False):  # TRL's trainer waits for the burst's (app._trainer_lock)
+                elif self.lab.trainer_busy:  # TRL's trainer waits for the burst's (one trainer at a time)
                     grid.clear("asking TRL for the labels, after the running burst (one trainer at a time)…")
                 else:
                     grid.clear("asking TRL for the labels…")

@@ -7,23 +7,26 @@ steps a reactive index with `set_interval` and reveals one more column per frame
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.reactive import reactive
 from textual.widgets import Select, Static
 
 from inspector.core.labels.strategies import STRATEGIES
-from inspector.messages import PredictionsComputed
+from inspector.messages import Failed, PredictionsComputed, worker_error
 from inspector.widgets.column_grid import ColumnGrid
 from inspector.widgets.prediction_grid import PredictionGrid
 from inspector.widgets.strategy_panel import KEYS
 from inspector.widgets.paging import Picker
+
+if TYPE_CHECKING:
+    from inspector.core.lab import Lab
 
 MODELS = ("untrained", *STRATEGIES)
 FRAME_SECONDS = 0.12
@@ -51,8 +54,10 @@ no row yet. Pick another text with the selector at the top.
     index: reactive[int] = reactive(-1, init=False)
     playing: reactive[bool] = reactive(False, init=False)
 
-    def __init__(self, choices: list[tuple[str, str]], *, id: str | None = None) -> None:
+    def __init__(self, lab: Lab, choices: list[tuple[str, str]], *, id: str | None = None) -> None:
         super().__init__(id=id)
+        self.lab = lab
+        self.status_text = ""  # the status line's text
         self.choices = choices  # (label, text)
         self.text = choices[0][1] if choices else ""
         self.rows: dict[str, list[Any] | None] = {}
@@ -124,7 +129,21 @@ no row yet. Pick another text with the selector at the top.
             return
         self.stale = False
         self._set_status("computing teacher-forced predictions…")
-        self.app.compute_predictions(self.text, self)  # type: ignore[attr-defined]
+        self._compute(self.text)
+
+    @work(thread=True, exclusive=True, group="predict", exit_on_error=False)
+    def _compute(self, text: str) -> None:
+        """Teacher-forced rows of the untrained model and of every trained strategy (the lab caches them)."""
+        found = self.lab.predictions(text)
+        self.post_message(PredictionsComputed(text, found.rows, found.answer, notes=found.notes, sources=found.sources))
+
+    def on_worker_state_changed(self, event: Any) -> None:
+        error = worker_error(event)
+        if error is not None and event.worker.group == "predict":
+            self.stale = True  # shown again (or after the next burst), the view tries again
+            self._set_status("the predictions could not be computed: see the message")
+            self.grid.clear("no predictions: see the message")
+            self.post_message(Failed("The predictions could not be computed", error=error))
 
     @on(Select.Changed, "#predict-example")
     def _picked(self, event: Select.Changed) -> None:
@@ -156,7 +175,7 @@ no row yet. Pick another text with the selector at the top.
         self.replay()
 
     def _messages(self) -> dict[str, str]:
-        training = getattr(self.app, "training_strategy", None)
+        training = self.lab.training_now
         out = {}
         for s in STRATEGIES:
             if training == s:
@@ -229,6 +248,7 @@ no row yet. Pick another text with the selector at the top.
     # --- texts -----------------------------------------------------------------------------
 
     def _set_status(self, text: str) -> None:
+        self.status_text = text
         self.query_one("#predict-status", Static).update(text)
 
     def _refresh_texts(self) -> None:

@@ -3,21 +3,25 @@
 The rows that cannot be read show at once (the app finds them while reading the file);
 the rest (no trained token, an eos never trained, a template not found, truncation) come
 from the data report (`inspect_data`, the same one `causallm-inspect inspect-data`
-prints), which a worker computes once the model is loaded.
+prints), which the list's worker computes once the model is loaded (`check`).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from textual import on
+from textual import on, work
 from textual.message import Message
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
 from inspector.core.reports.data_report import FIXES, PROBLEMS
+from inspector.messages import DataChecked, DataCheckProgressed, Failed, worker_error
 from inspector.widgets.paging import LaidOutPaging
+
+if TYPE_CHECKING:
+    from inspector.core.lab import Lab
 
 
 class ProblemList(LaidOutPaging):
@@ -74,6 +78,38 @@ comes back to this list.
         self.border_title = head if final else f"{head} · checking…"
         self.border_subtitle = note
 
+    @work(thread=True, exclusive=True, group="data-check", exit_on_error=False)
+    def check(self, lab: Lab, reading: dict[str, Any]) -> None:
+        """The data report over the rows of the file (`reading`: how the app read it, `path` included).
+
+        Its result bubbles up (`DataChecked`) to the labels view, which lists it here.
+        """
+        from inspector.core.reports.data_report import inspect_data
+
+        options = {k: v for k, v in reading.items() if k not in ("path", "more")}
+        total = options.get("limit")  # None: the whole file
+        report = inspect_data(
+            reading["path"],
+            lab.model,
+            strategies=("copy", "mask"),
+            template=lab.template,
+            max_length=lab.model.max_length,
+            batch_size=64,
+            progress=lambda n: self.post_message(DataCheckProgressed(n, total)),
+            **options,
+        )
+        self.post_message(DataChecked(report))
+
+    def on_data_check_progressed(self, message: DataCheckProgressed) -> None:
+        message.stop()
+        self.progressed(message.rows, message.total)
+
+    def on_worker_state_changed(self, event: Any) -> None:
+        error = worker_error(event)
+        if error is not None and event.worker.group == "data-check":
+            self.failed("see the message")
+            self.post_message(Failed("The data could not be checked", error=error))
+
     def progressed(self, rows: int, total: int | None) -> None:
         if self.state != "done":
             self.border_subtitle = f"checking row {rows:,}" + (f" of {total:,}…" if total else "…")
@@ -91,4 +127,4 @@ comes back to this list.
         if p.row is not None:
             self.post_message(self.Picked(p.row, p.kind, f"{p.detail}: {FIXES.get(p.kind, '')}"))
         else:
-            self.app.notify(f"{PROBLEMS[p.kind]}. {FIXES[p.kind]}.", title=p.kind, timeout=8)
+            self.notify(f"{PROBLEMS[p.kind]}. {FIXES[p.kind]}.", title=p.kind, timeout=8)

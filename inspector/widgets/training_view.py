@@ -1,14 +1,16 @@
 """The training view: burst settings, one panel per strategy, and a comparison table.
 
-The bursts themselves run in the app's `train` worker (one `TrainingSession` per
-strategy, each on its own copy of the model); this view shows the messages it posts.
+The view owns the bursts: its `train` worker asks the lab (`inspector.core.lab.Lab`) for
+each strategy's burst, live on the strategy's own copy of the model or replayed from a
+prepared run, and shows the messages the worker posts as it goes.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.markup import escape
@@ -16,11 +18,25 @@ from textual.widgets import Input, Label, Select, Static
 
 from inspector.core.errors import InspectorError
 from inspector.core.labels.strategies import STRATEGIES
-from inspector.prepared_runs import SOURCES
-from inspector.messages import BurstFinished, BurstStarted, EpochFinished, TrainingIdle, TrainingStepLogged
+from inspector.core.lab.sources import SOURCES, speed_of
+from inspector.core.training.burst import BurstSettings
+from inspector.messages import (
+    BurstFinished,
+    BurstStarted,
+    EpochFinished,
+    Failed,
+    TrainingIdle,
+    TrainingReset,
+    TrainingStarting,
+    TrainingStepLogged,
+    worker_error,
+)
 from inspector.widgets.comparison_table import ComparisonTable
 from inspector.widgets.strategy_panel import StrategyPanel
 from inspector.widgets.paging import Picker
+
+if TYPE_CHECKING:
+    from inspector.core.lab import Lab
 
 HINT = (
     "[b]c[/b] copy · [b]m[/b] mask · [b]t[/b] trl · [b]a[/b] all three · "
@@ -89,9 +105,11 @@ steps, `x` resets every strategy to the untrained model.
 """
 
     def __init__(
-        self, epochs: int, learning_rate: float, seed: int, *, runs: str = "1", id: str | None = None
+        self, lab: Lab, epochs: int, learning_rate: float, seed: int, *, runs: str = "1", id: str | None = None
     ) -> None:
         super().__init__(id=id)
+        self.lab = lab
+        self.running = False  # a burst (or a sequence of them) runs
         self._initial = (epochs, learning_rate, seed)
         self._runs = runs if runs in SOURCES else "1"
         self.totals_steps: dict[str, int] = {}
@@ -173,6 +191,115 @@ steps, `x` resets every strategy to the untrained model.
             raise InspectorError(f"the learning rate {lr:g} is out of range", "use a value between 0 and 1, e.g. 5e-05")
         return int(epochs), float(lr), int(seed)
 
+    # --- bursts --------------------------------------------------------------------------
+
+    def start(self, strategies: Iterable[str]) -> None:
+        """A burst of each strategy in turn, with the settings on show (`c`, `m`, `t`, `a`, `+`)."""
+        strategies = tuple(strategies)
+        lab = self.lab
+        if lab.loaded is None:
+            self.notify("The model is still loading (or failed to): training can start once it is ready.", severity="warning")
+            return
+        if self.running:
+            self.notify("A burst is running: Esc stops it, then start the next one.", severity="warning")
+            return
+        if lab.data_error:
+            self.post_message(Failed("No training until the data is fixed", lab.data_error))
+            return
+        try:
+            epochs, lr, seed = self.read_settings()
+            settings = BurstSettings(epochs=epochs, learning_rate=lr, seed=seed)
+        except InspectorError as exc:
+            self.post_message(Failed("Check the burst settings", str(exc)))
+            return
+        speed = speed_of(self.read_source())
+        keep = []
+        for s in strategies:
+            refusal = lab.refusal(s, speed)
+            if refusal:
+                self.notify(refusal, title="Replay", severity="warning", timeout=8)
+            else:
+                keep.append(s)
+        if not keep:
+            return
+        changed = [s for s in keep if (had := lab.settings_of(s)) is not None and (had.learning_rate, had.seed) != (lr, seed)]
+        if changed:
+            self.notify(
+                f"{', '.join(changed)} keep{'s' if len(changed) == 1 else ''} the learning rate and seed of "
+                "their first burst; x resets to use the new ones.",
+                timeout=6,
+            )
+        self.running = True
+        self.preparing(tuple(keep))
+        self.post_message(TrainingStarting())
+        self.train(tuple(keep), settings, speed)
+
+    def stop(self) -> None:
+        """Esc: the running burst ends after its current step."""
+        if self.running:
+            self._stop = True
+            self.notify("Stopping after the current step…", timeout=3)
+
+    def reset_all(self) -> None:
+        """x: every strategy back to the untrained model."""
+        if self.running:
+            self.notify("Stop the running burst first (Esc).", severity="warning")
+            return
+        self.lab.reset()
+        self.reset()
+        self.post_message(TrainingReset())
+        self.notify("Every strategy is back to the untrained model.", timeout=3)
+
+    _stop = False
+
+    @work(thread=True, exclusive=True, group="train", exit_on_error=False)
+    def train(self, strategies: tuple[str, ...], settings: BurstSettings, speed: float | None = None) -> None:
+        """Bursts of each strategy in turn; Esc, a cancel or quitting stops between two steps."""
+        from textual.worker import get_current_worker
+
+        worker = get_current_worker()
+        lab = self.lab
+        self._stop = False
+
+        def should_stop() -> bool:
+            return self._stop or worker.is_cancelled or lab.closing.is_set()
+
+        def tell(text: str, severity: str) -> None:
+            self.app.call_from_thread(self.notify, text, title="Prepared runs", severity=severity, timeout=8)
+
+        try:
+            for strategy in strategies:
+                if should_stop():
+                    break
+                result = lab.burst(
+                    strategy,
+                    settings,
+                    speed=speed,
+                    on_start=lambda epochs, total, label, s=strategy: self.post_message(
+                        BurstStarted(s, epochs, total, source=label)
+                    ),
+                    on_step=lambda p, s=strategy: self.post_message(
+                        TrainingStepLogged(s, p.log, p.done, p.elapsed, p.tokens)
+                    ),
+                    on_epoch=lambda log, s=strategy: self.post_message(EpochFinished(s, log)),
+                    should_stop=should_stop,
+                    tell=tell,
+                )
+                if result is None:  # a replay with nothing more to show: said already
+                    continue
+                source = lab.sources[strategy].label
+                self.post_message(BurstFinished(strategy, result, source=source))
+                if result.stopped:
+                    break
+        finally:
+            self.post_message(TrainingIdle())
+
+    def on_worker_state_changed(self, event: Any) -> None:
+        error = worker_error(event)
+        if error is not None and event.worker.group == "train":
+            self.failed()
+            self.post_message(Failed("Training failed", error=error))
+
     # --- messages from the train worker -------------------------------------------------
 
     def preparing(self, strategies: tuple[str, ...]) -> None:
@@ -205,6 +332,7 @@ steps, `x` resets every strategy to the untrained model.
                 self.panel(self.last_request[i + 1]).preparing()
 
     def on_training_idle(self, message: TrainingIdle) -> None:
+        self.running = False
         for s in STRATEGIES:
             panel = self.panel(s)
             if panel.state == "preparing":

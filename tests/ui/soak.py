@@ -88,7 +88,7 @@ class SoakReport:
 def recording_crashes(report: SoakReport) -> Iterator[None]:
     """Note every worker error that is a bug rather than the user's: anything but an InspectorError.
 
-    Every worker error reaches `_readable` (from the app's one `on_worker_state_changed`).
+    Every worker error reaches `_readable`: a view posts `Failed` with it, the app makes it readable.
     """
     real = app_module._readable
 
@@ -216,10 +216,10 @@ async def walk(
         report.lessons.add(app.lesson_index)
         report.views.add(app.main.view)
         report.screens[type(app.screen).__name__] += 1
-        if app.training:
+        if app.main.training_view.running:
             training_since += 1
             if training_since > 400:  # a user stops a burst that runs for long
-                app.stop_training()
+                app.main.training_view.stop()
         elif training_since:
             training_since = 0
             report.bursts += 1
@@ -262,11 +262,11 @@ async def settle(app: Any, pilot: Any, counter: DispatchCounter, report: SoakRep
     await wait_for(pilot, lambda: app.main.view == view, f"{key} to show the {view} view", 10)
     answered = time.monotonic() - started
     # Left alone: bursts are stopped (as Esc does), workers finish, the animation ends.
-    app.stop_training()
+    app.main.training_view.stop()
     await asyncio.wait_for(app.workers.wait_for_complete(), timeout=300)
     await pilot.press("f4")
     predictions = app.main.predictions_view
-    await wait_for(pilot, lambda: not app.training, "the bursts to end", 60)
+    await wait_for(pilot, lambda: not app.main.training_view.running, "the bursts to end", 60)
     await asyncio.wait_for(app.workers.wait_for_complete(), timeout=120)
     await wait_for(pilot, lambda: not predictions.playing, "the predictions animation to end", 60)
     counts, cpu = await idle_window(pilot, counter, 1.0)

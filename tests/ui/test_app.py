@@ -145,7 +145,7 @@ async def test_a_burst_posts_losses_and_fills_the_table(tiny_path):
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot)  # the trl labels were asked of the untrained model first
         await pilot.press("f3", "c")
-        await wait_until(pilot, lambda: "copy" in app.main.training_view.results and not app.training, what="the burst")
+        await wait_until(pilot, lambda: "copy" in app.main.training_view.results and not app.main.training_view.running, what="the burst")
         await pilot.pause()
         view = app.main.training_view
         panel = view.panel("copy")
@@ -210,14 +210,14 @@ async def test_escape_stops_a_burst_and_a_key_continues_it(tiny_path):
         await pilot.press("m")
         await wait_until(pilot, lambda: len(view.panel("mask").losses) >= 3, what="a few steps")
         await pilot.press("escape")
-        await wait_until(pilot, lambda: not app.training, what="the stop")
+        await wait_until(pilot, lambda: not app.main.training_view.running, what="the stop")
         await pilot.pause()
         stopped = view.results["mask"]
         assert stopped.stopped and stopped.epochs_done < 200
         assert view.panel("mask").state == "stopped"
         view.query_one("#set-epochs", Input).value = "1"
         await pilot.press("plus")  # again: the same strategy, one more epoch, same session
-        await wait_until(pilot, lambda: not app.training, what="the second burst")
+        await wait_until(pilot, lambda: not app.main.training_view.running, what="the second burst")
         await pilot.pause()
         more = view.results["mask"]
         assert not more.stopped
@@ -244,7 +244,7 @@ async def test_labels_asked_of_trl_during_a_burst_do_not_break_it(tiny_path):
         steps = len(panel.losses)
         await wait_until(pilot, lambda: len(panel.losses) >= steps + 20 or bool(app.errors), what="more steps")
         await pilot.press("escape")
-        await wait_until(pilot, lambda: not app.training, what="the stop")
+        await wait_until(pilot, lambda: not app.main.training_view.running, what="the stop")
         await wait_until(pilot, lambda: "trl" in labels.labelings and not labels.pending, what="the trl labels")
         assert app.errors == []
         assert view.results["mask"].stopped and panel.state == "stopped"  # stopped by Esc, not failed
@@ -272,7 +272,7 @@ async def test_the_predictions_animation_reaches_the_end(tiny_path):
         assert view.index == paused_at + 2 == view.grid.cursor
         # The key the row offers trains that strategy; its row fills in afterwards.
         await pilot.press("c")
-        await wait_until(pilot, lambda: not app.training and view.rows.get("copy"), what="copy's row")
+        await wait_until(pilot, lambda: not app.main.training_view.running and view.rows.get("copy"), what="copy's row")
         assert len(view.rows["copy"]) == view.length
 
 
@@ -300,7 +300,7 @@ async def test_a_bad_model_path_shows_an_error_and_the_app_keeps_working(tmp_pat
         assert "Tokens, special tokens, padding" in app.main.query_one("#lesson-text", Markdown).source
         assert "no model" in str(app.main.demo_panel.query_one("#demo-status").render())
         await pilot.press("f3", "c")  # training says why it cannot start, and nothing breaks
-        assert not app.training
+        assert not app.main.training_view.running
         await pilot.press("f1")
         assert isinstance(app.screen, HelpScreen)
 
@@ -362,11 +362,52 @@ async def test_a_failing_worker_is_a_readable_notification(tiny_path, monkeypatc
         await started(pilot)
         await pilot.press("f3", "t")
         await wait_until(pilot, lambda: bool(app.errors), what="the error")
-        await wait_until(pilot, lambda: not app.training, what="the training flag")
+        await wait_until(pilot, lambda: not app.main.training_view.running, what="the training flag")
         assert app.errors == ["RuntimeError: the accelerator caught fire"]
         assert app.main.training_view.panel("trl").state == "failed"
         await pilot.press("1", "f2")  # still working
         assert app.main.view == "labels"
+
+
+async def test_a_failed_prediction_is_shown_and_the_view_stops_waiting(tiny_path, monkeypatch):
+    """The predictions worker had no failure branch: its error left "computing…" on screen for good."""
+    import inspector.core.training.predictions as predictions
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("no logits today")
+
+    monkeypatch.setattr(predictions, "teacher_forced", boom)
+    app = make_app(tiny_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await pilot.press("f4")
+        await wait_until(pilot, lambda: bool(app.errors), what="the error")
+        await pilot.pause()
+        view = app.main.predictions_view
+        assert app.errors == ["RuntimeError: no logits today"]
+        assert "computing" not in view.status_text and "could not be computed" in view.status_text
+        monkeypatch.undo()  # the next request (the view shown again) works
+        view.invalidate()
+        await wait_until(pilot, lambda: view.rows.get("untrained") is not None, what="the predictions")
+        assert app.errors == ["RuntimeError: no logits today"]
+
+
+async def test_a_failed_labels_worker_is_shown_and_the_view_stops_waiting(tiny_path, monkeypatch):
+    import inspector.core.labels.strategies as strategies
+
+    def boom(*args, **kwargs):
+        raise ValueError("the tokenizer melted")
+
+    app = make_app(tiny_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        monkeypatch.setattr(strategies, "label_examples", boom)
+        view = app.main.labels_view
+        view.set_example("\n\n### Human: sun\n\n### Assistant: sol")
+        await wait_until(pilot, lambda: bool(app.errors), what="the error")
+        await pilot.pause()
+        assert app.errors == ["ValueError: the tokenizer melted"]
+        assert view.pending == () and "could not be made" in (view.error or "")
 
 
 def test_out_of_memory_says_what_to_do():
@@ -398,7 +439,7 @@ def test_run_app_builds_the_app_from_the_command_line(monkeypatch, tmp_path):
     args = build_parser().parse_args(["--model", "somewhere", "--device", "cpu", "--data", str(data)])
     assert app_command.run(args) == 0
     app = seen["app"]
-    assert app.model_spec == "somewhere" and app.device == "cpu" and app.data_name == str(data)
+    assert app.lab.model_spec == "somewhere" and app.lab.device == "cpu" and app.data_name == str(data)
     assert [e.text for e in app.examples] == ["\n\n### Human: cat\n\n### Assistant: gato"]
     assert app.runs_source == "1" and not app.runs_chosen  # replay as recorded where prepared runs exist
     assert app_command.run(build_parser().parse_args(["--replay-speed", "5"])) == 0
@@ -423,7 +464,7 @@ async def test_data_rows_are_the_examples_and_bad_rows_are_reported(tiny_path):
         assert view.grid.rows  # row 1 shows its labels
         predict = app.main.predictions_view
         assert [text for _, text in predict.choices] == [r.text for r in rows]  # no held-out "good" with --data
-        assert [ex.row for ex in app.train_examples] == [1]  # the bursts train on the row that can be used
+        assert [ex.row for ex in app.lab.train_examples] == [1]  # the bursts train on the row that can be used
         assert app.errors == []
 
 
@@ -522,8 +563,8 @@ async def test_reset_and_quitting_give_the_sessions_memory_back(tiny_path):
         await pilot.press("f3")
         app.main.training_view.query_one("#set-epochs", Input).value = "1"
         await pilot.press("m")
-        await wait_until(pilot, lambda: not app.training and "mask" in app.sessions, what="the burst")
-        session = app.sessions["mask"]
+        await wait_until(pilot, lambda: not app.main.training_view.running and "mask" in app.lab.sessions, what="the burst")
+        session = app.lab.sessions["mask"]
         model, folder, parked = weakref.ref(session.model), session._tmp, session.parked_optimizer
         assert parked is not None and parked.is_file()  # between bursts the optimizer state is on disk
         gc.disable()  # the reset itself must collect the cycles (Trainer, accelerate, callbacks)
@@ -531,12 +572,12 @@ async def test_reset_and_quitting_give_the_sessions_memory_back(tiny_path):
             del session
             await pilot.press("x")
             await pilot.pause()
-            assert app.sessions == {} and model() is None and not os.path.exists(folder)
+            assert app.lab.sessions == {} and model() is None and not os.path.exists(folder)
         finally:
             gc.enable()
         await pilot.press("c")
-        await wait_until(pilot, lambda: not app.training and "copy" in app.sessions, what="a burst after the reset")
-        model, folder = weakref.ref(app.sessions["copy"].model), app.sessions["copy"]._tmp
+        await wait_until(pilot, lambda: not app.main.training_view.running and "copy" in app.lab.sessions, what="a burst after the reset")
+        model, folder = weakref.ref(app.lab.sessions["copy"].model), app.lab.sessions["copy"]._tmp
         gc.disable()
     try:
         assert model() is None and not os.path.exists(folder)  # quitting closed and freed it

@@ -106,13 +106,13 @@ async def test_bursts_and_predictions_run_on_the_first_usable_rows(tiny_path, ch
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot)
         await wait_until(pilot, lambda: _checked(app), what="the data report")
-        assert len(app.formatted) == 2
-        assert "perro" in app.formatted[0].text and "gato" in app.formatted[1].text
+        assert len(app.lab.formatted) == 2
+        assert "perro" in app.lab.formatted[0].text and "gato" in app.lab.formatted[1].text
         note = str(app.main.training_view.query_one("#train-data").render())
         assert "rows 1-2 of chats.jsonl" in note and "first 2 of 5" in note
         await pilot.press("f3", "m")
-        await wait_until(pilot, lambda: not app.training and "mask" in app.main.training_view.results, what="the burst")
-        assert app.sessions["mask"].steps_done == 2 * 2  # two epochs of the two rows
+        await wait_until(pilot, lambda: not app.main.training_view.running and "mask" in app.main.training_view.results, what="the burst")
+        assert app.lab.sessions["mask"].steps_done == 2 * 2  # two epochs of the two rows
         await pilot.press("f4")
         pv = app.main.predictions_view
         assert [t for _, t in pv.choices] == [e.text for e in app.examples[:2]]

@@ -37,7 +37,7 @@ async def test_show_code_opens_the_current_lessons_code(tiny_path):
         # Another lesson, from the command palette: its own code.
         app.goto_lesson(lesson_index(app, "special-tokens"))
         await pilot.pause()
-        app.show_code()
+        app.main.action_show_code()
         await pilot.pause()
         assert isinstance(app.screen, CodeScreen)
         assert 'tokenizer.add_special_tokens({"additional_special_tokens": [HUMAN, ASSISTANT]})' in app.screen.code
@@ -111,7 +111,7 @@ async def test_a_training_demo_asked_for_during_a_burst_waits_for_it(tiny_path):
         steps = len(panel.losses)
         await wait_until(pilot, lambda: len(panel.losses) >= steps + 20 or bool(app.errors), what="more steps")
         await pilot.press("escape")
-        await wait_until(pilot, lambda: not app.training, what="the stop")
+        await wait_until(pilot, lambda: not app.main.training_view.running, what="the stop")
         await wait_until(pilot, lambda: "mask, eos masked   epoch  3" in demo.text or bool(app.errors), timeout=90)
         assert app.errors == []
         assert view.results["copy"].stopped and panel.state == "stopped"
@@ -128,16 +128,16 @@ async def test_a_strategy_trains_on_after_lesson_9_s_demo(tiny_path):
         await pilot.press("f3")
         app.main.training_view.query_one("#set-epochs", Input).value = "1"
         await pilot.press("c")
-        await wait_until(pilot, lambda: not app.training, what="the first burst")
+        await wait_until(pilot, lambda: not app.main.training_view.running, what="the first burst")
         app.goto_lesson(lesson_index(app, "chat-template"))
         panel = app.main.demo_panel
         await wait_until(pilot, lambda: demo_settled(app) and labels_settled(app), timeout=60, what="lesson 9")
-        app.run_demo()  # again (the palette's "Run the lesson's demo"): TRL's refusal is the last trainer made
+        app.main.action_run_demo()  # again (the palette's "Run the lesson's demo"): TRL's refusal is the last trainer made
         await wait_until(pilot, lambda: demo_settled(app), timeout=60, what="the demo again")
         assert "raises ValueError" in panel.text
         await pilot.press("f3")
         app.main.training_view.query_one("#set-epochs", Input).value = "1"
         await pilot.press("c")
-        await wait_until(pilot, lambda: not app.training, what="the second burst")
+        await wait_until(pilot, lambda: not app.main.training_view.running, what="the second burst")
         assert app.errors == []
         assert app.main.training_view.results["copy"].epochs_done == 2

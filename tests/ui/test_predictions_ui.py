@@ -69,7 +69,7 @@ async def test_the_issue_s_recipe_trained_rows_then_the_predictions_view(tiny_pa
         app.main.training_view.query_one("#set-epochs", Input).value = "1"
         for key in ("m", "c"):
             await pilot.press(key)
-            await wait_until(pilot, lambda: not app.training, what=f"the burst of {key}")
+            await wait_until(pilot, lambda: not app.main.training_view.running, what=f"the burst of {key}")
         await pilot.press("f4")
         await wait_until(pilot, lambda: view.rows.get("copy") and view.rows.get("mask"), what="the trained rows")
         post_keys(app, "left", "left", "left", "right", "right", "home", "end")
@@ -90,10 +90,10 @@ async def test_a_strategy_training_now_says_so_in_the_predictions_view(tiny_path
         view = app.main.predictions_view
         await wait_until(pilot, lambda: bool(view.rows.get("untrained")), what="the untrained row")
         await pilot.press("m")
-        await wait_until(pilot, lambda: app.training_strategy == "mask", what="the burst to start")
+        await wait_until(pilot, lambda: app.lab.training_now == "mask", what="the burst to start")
         await wait_until(
             pilot, lambda: view.grid.messages.get("mask", "").startswith("training mask now"), what="the row's note"
         )
         await pilot.press("escape")
-        await wait_until(pilot, lambda: not app.training, what="the stop")
+        await wait_until(pilot, lambda: not app.main.training_view.running, what="the stop")
         await wait_until(pilot, lambda: bool(view.rows.get("mask")), what="the mask row once stopped")

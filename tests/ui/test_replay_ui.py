@@ -34,7 +34,7 @@ def make_app(tiny_path, runs="instant", **kw) -> InspectorApp:
 
 
 def _idle(app) -> bool:
-    return not app.training
+    return not app.main.training_view.running
 
 
 async def _first_mask_burst(pilot, app):
@@ -56,7 +56,7 @@ async def test_a_prepared_burst_replays_instantly_labelled_and_continues(tiny_pa
         assert panel.losses == [s["loss"] for s in run.result["steps"][:15]]
         assert panel.holdouts == [(e["epoch"], e["holdout"]) for e in run.result["epochs"][:3]]
         assert "replay" in str(panel.border_subtitle) and panel.has_class("-replay")
-        assert "mask" not in app.sessions  # nothing was trained
+        assert "mask" not in app.lab.sessions  # nothing was trained
         assert view.table.row_values("mask")["strategy"] == "mask ⟲ replay"
         assert view.table.row_values("mask")["epochs"] == "3"
 
@@ -105,13 +105,13 @@ async def test_live_runs_train_and_a_replayed_strategy_asks_for_a_reset(tiny_pat
         await pilot.pause()
         await pilot.press("m")
         await pilot.pause()
-        assert not app.training and "mask" not in app.sessions
+        assert not app.main.training_view.running and "mask" not in app.lab.sessions
         assert any("x resets it" in n.message for n in app._notifications)
         await pilot.press("x")
         await pilot.press("m")
-        await wait_until(pilot, lambda: _idle(app) and "mask" in app.sessions, what="the live burst")
+        await wait_until(pilot, lambda: _idle(app) and "mask" in app.lab.sessions, what="the live burst")
         await wait_until(pilot, lambda: view.panel("mask").state == "done", what="the live panel")
-        assert app.sessions["mask"].steps_done == 15
+        assert app.lab.sessions["mask"].steps_done == 15
         assert view.panel("mask").border_subtitle == "live"
         assert view.table.row_values("mask")["strategy"] == "mask"
 
@@ -124,10 +124,10 @@ async def test_other_settings_train_live_and_say_what_differs(tiny_path, prepare
         view = app.main.training_view
         view.query_one("#set-lr", Input).value = "0.02"
         await pilot.press("m")
-        await wait_until(pilot, lambda: _idle(app) and "mask" in app.sessions, what="the live burst")
+        await wait_until(pilot, lambda: _idle(app) and "mask" in app.lab.sessions, what="the live burst")
         messages = [n.message for n in app._notifications]
         assert any("differs in burst settings" in m and "learning_rate" in m for m in messages), messages
-        assert "mask" not in app.replays
+        assert "mask" not in app.lab.replays
 
 
 async def test_a_corrupt_prepared_run_is_never_replayed(tiny_path, prepared):
@@ -139,8 +139,8 @@ async def test_a_corrupt_prepared_run_is_never_replayed(tiny_path, prepared):
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot)
         await pilot.press("f3", "m")
-        await wait_until(pilot, lambda: _idle(app) and "mask" in app.sessions, what="the live burst")
-        assert "mask" not in app.replays
+        await wait_until(pilot, lambda: _idle(app) and "mask" in app.lab.sessions, what="the live burst")
+        assert "mask" not in app.lab.replays
         assert any("corrupt" in n.message for n in app._notifications)
 
 
@@ -155,7 +155,7 @@ async def test_a_paced_replay_stops_on_escape_and_goes_on(tiny_path, prepared):
         view = app.main.training_view
         panel = view.panel("mask")
         await wait_until(pilot, lambda: len(panel.losses) >= 2, what="two replayed steps")
-        assert app.training and len(panel.losses) < 15  # paced, not all at once
+        assert app.main.training_view.running and len(panel.losses) < 15  # paced, not all at once
         await pilot.press("escape")
         await wait_until(pilot, lambda: _idle(app), what="the stop")
         await pilot.pause()
@@ -206,7 +206,7 @@ async def test_a_prepared_talk_replays_every_lessons_burst_and_demo(tiny_path, c
             await pilot.pause()
             if lesson.view in ("training", "predictions"):
                 await pilot.press(keys[lesson.strategy])
-                await wait_until(pilot, lambda: not app.training, what=f"lesson {number + 1}'s burst")
+                await wait_until(pilot, lambda: not app.main.training_view.running, what=f"lesson {number + 1}'s burst")
             if lesson.demo and DEMOS[lesson.demo].on_demand:
                 panel = app.main.demo_panel
                 await pilot.press("g")
@@ -214,11 +214,11 @@ async def test_a_prepared_talk_replays_every_lessons_burst_and_demo(tiny_path, c
                 assert panel.sources[lesson.id].startswith("replay of a run prepared"), lesson.id
                 demos += 1
         await pilot.press("f3", "a")  # and all three strategies once more
-        await wait_until(pilot, lambda: not app.training, what="all three")
+        await wait_until(pilot, lambda: not app.main.training_view.running, what="all three")
         assert demos == 2
-        assert app.sessions == {}  # every burst was a replay: no model was trained
-        assert set(app.replays) == {"copy", "mask", "trl"}
-        assert app.replays["mask"].epochs_shown == 9  # lessons 4 and 10, then `a`: three bursts of 3
+        assert app.lab.sessions == {}  # every burst was a replay: no model was trained
+        assert set(app.lab.replays) == {"copy", "mask", "trl"}
+        assert app.lab.replays["mask"].epochs_shown == 9  # lessons 4 and 10, then `a`: three bursts of 3
         assert app.errors == []
 
 
@@ -241,9 +241,9 @@ async def test_a_run_prepared_on_own_data_replays_in_the_app_on_that_data(tiny_p
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot)
         await pilot.press("f3", "m")
-        await wait_until(pilot, lambda: not app.training and "mask" in app.main.training_view.results, what="the burst")
-        assert "mask" in app.replays and app.sessions == {}
-        assert app.replays["mask"].run.steps_per_epoch == 2  # rows 1 and 3: the broken row 2 is skipped
+        await wait_until(pilot, lambda: not app.main.training_view.running and "mask" in app.main.training_view.results, what="the burst")
+        assert "mask" in app.lab.replays and app.lab.sessions == {}
+        assert app.lab.replays["mask"].prepared.steps_per_epoch == 2  # rows 1 and 3: the broken row 2 is skipped
 
 
 async def test_with_no_prepared_run_the_selector_says_live_and_why(tiny_path):

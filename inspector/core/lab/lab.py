@@ -1,0 +1,391 @@
+"""The lab: one model, its examples and one burst source per strategy, behind every front end.
+
+A `Lab` owns the loaded model, the formatted examples (and the slice the bursts train on),
+one `BurstSource` per strategy (live training, or the replay of a prepared run), the cache
+of teacher-forced predictions, the locks that let the app's workers share the model, and
+the lesson context (`inspector.core.lab.context`). The app drives one from its workers; the
+CLI's `lesson N` and `prepare` build one around the model they loaded. No UI here: the
+callers pass callbacks and show what comes back.
+
+Threads: the untrained model is read under `base_lock`; a strategy's source is used under
+its own lock; HF trainers are made and run one at a time (`one_trainer`), always before
+the other locks.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from inspector.core.data.chat_format import ARTICLE_TEMPLATE, ChatTemplate, FormattedExample
+from inspector.core.data.examples import Example, article_examples
+from inspector.core.errors import InspectorError
+from inspector.core.lab import context
+from inspector.core.lab.sources import BurstSource, LiveSource, ReplaySource, StepProgress
+from inspector.core.labels.strategies import STRATEGIES
+from inspector.core.training.burst import BurstResult, BurstSettings, EpochLog
+
+if TYPE_CHECKING:
+    from inspector.core.data.examples import RowProblem
+    from inspector.core.lessons.code import CodeSpec
+    from inspector.core.lessons.demos import DemoContext
+    from inspector.core.lessons.model import Lesson
+    from inspector.core.models import LoadedModel
+    from inspector.core.training.session import TrainingSession
+
+Tell = Callable[[str, str], None]  # (text, severity): a word for the user from a worker
+
+
+@dataclass
+class Loaded:
+    """What `Lab.load` found: the examples it could not format, and the strategies with prepared runs."""
+
+    problems: list[RowProblem] = field(default_factory=list)
+    data_error: str | None = None  # no example could be formatted: no training until fixed
+    prepared: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Predictions:
+    """Teacher-forced rows per model ("untrained", "copy", ...) for one text."""
+
+    text: str
+    rows: dict[str, Any]  # model name -> list of PredictionRow, or None where not trained (yet)
+    answer: frozenset[int]  # positions whose next token is part of an answer
+    notes: dict[str, str] = field(default_factory=dict)  # why a row is empty, where a view cannot tell
+    sources: dict[str, str] = field(default_factory=dict)  # "replay, epoch 3" for rows of a prepared run
+
+
+class Lab:
+    """The model, the examples and the strategies' burst sources (see the module's docstring)."""
+
+    def __init__(
+        self,
+        model_spec: str | None = None,
+        *,
+        device: str = "auto",
+        examples: Sequence[Example | str] | None = None,
+        template: ChatTemplate | None = None,
+        trust_remote_code: bool = False,
+        bos_token: str | None = None,
+        eos_token: str | None = None,
+        train_rows: int | None = None,
+    ) -> None:
+        self.model_spec = model_spec
+        self.device = device
+        self.template = template or ARTICLE_TEMPLATE
+        self.examples = [
+            e if isinstance(e, Example) else Example(e, i + 1, "given")
+            for i, e in enumerate(examples or article_examples())
+        ]
+        self.trust_remote_code = trust_remote_code
+        self.special_tokens = {"bos_token": bos_token, "eos_token": eos_token}
+        self.train_rows = len(self.examples) if train_rows is None else train_rows
+        self.loaded: LoadedModel | None = None
+        self.formatted: list[FormattedExample] = []  # the examples the bursts train on
+        self.train_examples: list[Example] = []  # the same, as read
+        self.extra_examples: dict[str, Example] = {}  # data rows read on demand (past the rows kept)
+        self._formatted_by_text: dict[str, FormattedExample] = {}
+        self.sources: dict[str, BurstSource] = {}
+        self._prediction_cache: dict[tuple[Any, ...], list[Any]] = {}
+        self.base_lock = threading.Lock()  # the untrained model: read by labels, predictions, copies
+        self.source_locks = {s: threading.Lock() for s in STRATEGIES}
+        self._trainer_lock = threading.Lock()
+        self.training_now: str | None = None  # the strategy a burst trains (or replays) right now
+        self.data_error: str | None = None  # no example could be formatted: no training until fixed
+        self.closing = threading.Event()  # set on quit: bursts and demos end after their current step
+
+    @classmethod
+    def around(
+        cls, loaded: LoadedModel, examples: Sequence[Example | str], template: ChatTemplate | None = None
+    ) -> Lab:
+        """A lab around a model loaded already (the CLI's), its examples formatted strictly."""
+        from inspector.core.data.examples import format_examples
+
+        lab = cls(loaded.name, device=loaded.device, examples=examples, template=template)
+        lab.loaded = loaded
+        lab.formatted = format_examples(lab.examples, loaded.tokenizer, lab.template, loaded.name)
+        lab.train_examples = list(lab.examples)
+        lab._formatted_by_text = {ex.text: fe for ex, fe in zip(lab.examples, lab.formatted)}
+        return lab
+
+    # --- the model and the examples ---------------------------------------------------------
+
+    def load(self, progress: Callable[[str], None] | None = None) -> Loaded:
+        """Load the model, format the examples (a row that cannot be is a problem, not an error)."""
+        from inspector.core.models import load_model
+
+        loaded = load_model(
+            self.model_spec,
+            device=self.device,
+            trust_remote_code=self.trust_remote_code,
+            progress=progress or (lambda text: None),
+            **self.special_tokens,
+        )
+        return self.use(loaded)
+
+    def use(self, loaded: LoadedModel) -> Loaded:
+        """Work on this model: format the examples for it (leniently) and keep the training slice."""
+        from inspector.core.data.examples import format_leniently
+        from inspector.core.runs.store import stored_runs_of
+
+        pairs, problems = format_leniently(self.examples, loaded.tokenizer, self.template, loaded.name)
+        self._formatted_by_text = {ex.text: fe for ex, fe in pairs}
+        self.train_examples = [ex for ex, _ in pairs[: self.train_rows]]
+        self.formatted = [fe for _, fe in pairs[: self.train_rows]]
+        try:
+            prepared = stored_runs_of(loaded)
+        except OSError:  # an unreadable store: nothing to replay
+            prepared = []
+        self.loaded = loaded
+        if not pairs:  # bad data: the model is still good for the lessons
+            self.data_error = str(problems[0])
+            return Loaded(problems, data_error=self.data_error)
+        return Loaded(problems, prepared=prepared)
+
+    @property
+    def model(self) -> LoadedModel:
+        if self.loaded is None:
+            raise InspectorError("the model is not loaded yet", "wait for it to load")
+        return self.loaded
+
+    def formatted_for(self, text: str) -> FormattedExample:
+        """The formatted example behind a shown text: a data row as training formats it (a
+        conversation through its chat template), else the text with the article's special tokens."""
+        from inspector.core.data.chat_format import add_special_tokens
+        from inspector.core.data.examples import format_examples
+
+        if text in self._formatted_by_text:
+            return self._formatted_by_text[text]
+        lm = self.model
+        if text in self.extra_examples:  # a data row read on demand: formatted as training would
+            (fe,) = format_examples([self.extra_examples[text]], lm.tokenizer, self.template, lm.name)
+            self._formatted_by_text[text] = fe
+            return fe
+        tok = lm.tokenizer
+        return add_special_tokens(text, tok.bos_token, tok.eos_token, self.template, model_name=lm.name)
+
+    # --- the lesson context -----------------------------------------------------------------
+
+    def predicted_text(self) -> str:
+        return context.predicted_text(self.template)
+
+    def lesson_example(self, lesson: Lesson) -> FormattedExample:
+        return context.lesson_example(lesson, self.model, self.template, self.formatted)
+
+    def demo_context(self, lesson: Lesson, **options: Any) -> DemoContext:
+        """The context of a lesson's demo; `options` as `context.demo_context` takes them."""
+        return context.demo_context(lesson, self.model, self.template, self.formatted, **options)
+
+    def code_spec(self) -> CodeSpec:
+        """What the exported code of a lesson needs to know of this lab (`causallm-inspect export`)."""
+        from inspector.core.lessons.code import CodeSpec
+
+        return CodeSpec(
+            model=self.model_spec,
+            device=self.device,
+            examples=tuple(e.text for e in self.examples),
+            template=self.template,
+            bos_token=self.special_tokens["bos_token"],
+            eos_token=self.special_tokens["eos_token"],
+        )
+
+    # --- locks ------------------------------------------------------------------------------
+
+    @contextmanager
+    def one_trainer(self, waiting: Callable[[], None] | None = None) -> Iterator[None]:
+        """A turn to make or run HF trainers; `waiting` is called first if it must wait.
+
+        Making a Trainer or an SFTTrainer (their TrainingArguments, in fact) resets accelerate's
+        process-wide AcceleratorState, which a training loop reads at every step: a trainer made
+        during a burst failed it. Bursts, TRL's labels and the demos that train take turns;
+        and a turn puts that state back if a refused trainer left it reset.
+        """
+        from inspector.core.labels.trl_bridge import accelerate_state_kept
+
+        if waiting is not None and self._trainer_lock.locked():
+            waiting()
+        with self._trainer_lock, accelerate_state_kept():
+            yield
+
+    @property
+    def trainer_busy(self) -> bool:
+        return self._trainer_lock.locked()
+
+    # --- labels -----------------------------------------------------------------------------
+
+    def labels(
+        self, text: str, partial: Callable[[dict[str, Any]], None] | None = None, cancelled: Callable[[], bool] = bool
+    ) -> dict[str, Any]:
+        """The labels of `text` under every strategy: copy and mask at once (the tokenizer only,
+        given to `partial` first), then trl (TRL makes an SFTTrainer: after a running burst).
+
+        An InspectorError of trl comes back as the error of the strategy, under "trl:error".
+        """
+        from inspector.core.labels.strategies import label_examples
+
+        lm = self.model
+        fe = self.formatted_for(text)
+        found: dict[str, Any] = {
+            s: label_examples(s, [fe], lm.tokenizer, max_length=lm.max_length)[0] for s in ("copy", "mask")
+        }
+        if partial is not None:
+            partial(dict(found))
+        if cancelled():
+            return found
+        with self.one_trainer(), self.base_lock:
+            found["trl"] = label_examples("trl", [fe], lm.tokenizer, lm.model, max_length=lm.max_length)[0]
+        return found
+
+    # --- bursts -----------------------------------------------------------------------------
+
+    @property
+    def sessions(self) -> dict[str, TrainingSession]:
+        """The strategies trained live, and their sessions."""
+        return {s: source.session for s, source in self.sources.items() if isinstance(source, LiveSource)}
+
+    @property
+    def replays(self) -> dict[str, ReplaySource]:
+        """The strategies that show a prepared run, and their replays."""
+        return {s: source for s, source in self.sources.items() if isinstance(source, ReplaySource)}
+
+    def trained_live(self, strategy: str) -> bool:
+        source = self.sources.get(strategy)
+        return isinstance(source, LiveSource) and source.steps_done > 0
+
+    def replaying(self, strategy: str) -> bool:
+        return isinstance(self.sources.get(strategy), ReplaySource)
+
+    def settings_of(self, strategy: str) -> BurstSettings | None:
+        source = self.sources.get(strategy)
+        return source.settings if isinstance(source, LiveSource) else None
+
+    def refusal(self, strategy: str, speed: float | None) -> str | None:
+        """Why a burst of `strategy` cannot run now, or None."""
+        if speed is None and self.replaying(strategy):
+            return f"{strategy} shows a prepared run: x resets it, then a live burst trains it from the untrained model."
+        return None
+
+    def _replay(self, strategy: str, settings: BurstSettings, speed: float, tell: Tell) -> ReplaySource | None:
+        """The prepared run of this burst, as a new replay source, or None (said through `tell`)."""
+        from inspector.core.runs import store
+
+        run, why = store.find(self.model, self.formatted, strategy, settings, self.predicted_text())
+        if run is None:
+            if why == "none stored":
+                tell(f"No {strategy} run is prepared for this model: training live.", "information")
+            else:
+                tell(f"No prepared run for {strategy} ({why}): training live.", "warning")
+            return None
+        return ReplaySource(run, speed, tell)
+
+    def _live(self, strategy: str, settings: BurstSettings) -> BurstSource:
+        """The strategy's live session, made on first use on a copy of the untrained model."""
+        source = self.sources.get(strategy)
+        if source is None:
+            from inspector.core.training.session import TrainingSession
+
+            with self.base_lock:  # the copy reads the untrained model
+                session = TrainingSession.on_a_copy(self.model, self.formatted, strategy, settings, template=self.template)
+            source = self.sources[strategy] = LiveSource(session)
+        return source
+
+    def burst(
+        self,
+        strategy: str,
+        settings: BurstSettings,
+        *,
+        speed: float | None = None,
+        on_start: Callable[[int, int, str], None] | None = None,
+        on_step: Callable[[StepProgress], None] | None = None,
+        on_epoch: Callable[[EpochLog], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        tell: Tell | None = None,
+    ) -> BurstResult | None:
+        """`settings.epochs` more epochs of `strategy`; None when a replay has no more to show.
+
+        With a replay `speed`, a strategy not trained live replays its prepared run where one
+        matches (and goes on replaying until a reset); otherwise it trains live.
+        """
+        tell = tell or (lambda text, severity: None)
+
+        def run(source: BurstSource) -> BurstResult | None:
+            self.training_now = strategy
+            try:
+                return source.run(
+                    settings.epochs, on_start=on_start, on_step=on_step, on_epoch=on_epoch, should_stop=should_stop
+                )
+            finally:
+                self.training_now = None
+
+        source = self.sources.get(strategy)
+        if source is None and speed is not None:
+            replay = self._replay(strategy, settings, speed, tell)
+            if replay is not None:
+                source = self.sources[strategy] = replay
+        if isinstance(source, ReplaySource):
+            source.speed = source.speed if speed is None else speed
+            source.tell = tell
+            return run(source)
+        with self.one_trainer(), self.source_locks[strategy]:
+            return run(self._live(strategy, settings))
+
+    def reset(self) -> None:
+        """Every strategy back to the untrained model: close every source, give the memory back."""
+        from inspector.core.training.memory import release_memory
+
+        for strategy in list(self.sources):
+            self.sources.pop(strategy).close()
+        self._prediction_cache.clear()
+        release_memory()  # the Trainer and TRL's patched forward hold cycles: gc, then malloc_trim
+
+    def close(self) -> None:
+        """The app is quitting: running bursts and demos end after their current step; then reset."""
+        self.closing.set()
+        self.reset()
+
+    # --- predictions ------------------------------------------------------------------------
+
+    def predictions(self, text: str) -> Predictions:
+        """Teacher-forced rows of the untrained model and of every strategy trained or replayed.
+
+        A strategy training right now has no row (it is computed once its burst ends).
+        """
+        from inspector.core.training.predictions import prediction_input, teacher_forced
+
+        lm = self.model
+        tok = lm.tokenizer
+        ids, answer = prediction_input(self.formatted_for(text), tok, lm.max_length)
+        out = Predictions(text, {}, answer)
+        key: tuple[Any, ...] = ("untrained", text)
+        if key not in self._prediction_cache:
+            with self.base_lock:
+                self._prediction_cache[key] = teacher_forced(lm.model, tok, ids)
+        out.rows["untrained"] = self._prediction_cache[key]
+        for strategy in STRATEGIES:
+            out.rows[strategy] = None
+            source = self.sources.get(strategy)
+            if isinstance(source, ReplaySource):
+                out.rows[strategy], note = source.predictions(text, tok, ids)
+                if note:
+                    out.notes[strategy] = note
+                else:
+                    out.sources[strategy] = f"replay, epoch {source.epochs_shown}"
+                continue
+            lock = self.source_locks[strategy]
+            if not lock.acquire(blocking=False):  # training right now: its row waits for the burst's end
+                continue
+            try:
+                source = self.sources.get(strategy)
+                if source is None or source.steps_done == 0:
+                    continue
+                key = (strategy, id(source), source.steps_done, text)
+                if key not in self._prediction_cache:
+                    self._prediction_cache[key] = source.predictions(text, tok, ids)[0]
+                out.rows[strategy] = self._prediction_cache[key]
+            finally:
+                lock.release()
+        return out
