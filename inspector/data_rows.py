@@ -85,6 +85,7 @@ class DataRows:
             split=o["split"],
             limit=total,
             columns=o["columns"],
+            row_format=o.get("row_format", "auto"),
             batch_size=64,
             progress=lambda n: self.post_message(DataCheckProgressed(n, total)),  # type: ignore[attr-defined]
         )
@@ -111,7 +112,10 @@ class DataRows:
 
         o = self.data_options
         assert o is not None
-        item = read_row(o["path"], row, self.template, split=o["split"], columns=o["columns"], chat_template=o["chat_template"])
+        item = read_row(
+            o["path"], row, self.template, split=o["split"], columns=o["columns"], chat_template=o["chat_template"],
+            row_format=o.get("row_format", "auto"),
+        )
         view = self.main.labels_view  # type: ignore[attr-defined]
         if item is None or isinstance(item, RowProblem):
             why = item.problem if isinstance(item, RowProblem) else f"the file has no row {row} any more"

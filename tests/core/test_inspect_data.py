@@ -18,6 +18,7 @@ NO_ANSWER = {"messages": [{"role": "user", "content": "cat?"}]}
 # The answer's end-of-turn comes after a newline: the token closing the answer is not special.
 LATE_EOS = (
     "{% for m in messages %}<s>{{ m['role'] }}\n{{ m['content'] }}\n</s>{% endfor %}"
+    "{% if add_generation_prompt %}<s>assistant\n{% endif %}"
 )
 
 
@@ -60,7 +61,11 @@ def test_text_rows_without_the_template(tiny, tmp_path):
 def test_eos_not_trained_when_the_template_closes_turns_late(tiny, tmp_path):
     path = jsonl(tmp_path, [CHAT_OK])
     report = inspect_data(path, tiny, chat_template=LATE_EOS)
-    assert [(p.row, p.kind, p.strategy) for p in report.problems] == [(1, "eos-not-trained", "mask")]
+    # The mask audit sees it too: prefix rendering trains the "</s>" the located answer leaves out.
+    assert [(p.row, p.kind, p.strategy) for p in report.problems] == [
+        (1, "mask-methods-disagree", None), (1, "eos-not-trained", "mask"),
+    ]
+    assert "'</s>' (second only)" in report.problems[0].detail
 
 
 def test_an_added_special_end_of_turn_counts_as_trained_eos(fresh_tiny, tmp_path):
@@ -71,7 +76,10 @@ def test_an_added_special_end_of_turn_counts_as_trained_eos(fresh_tiny, tmp_path
     tok.add_tokens([AddedToken("<eot>", special=True, normalized=False)])
     eot = tok.convert_tokens_to_ids("<eot>")
     assert eot not in tok.all_special_ids
-    template = "{% for m in messages %}{{ m['role'] }}\n{{ m['content'] }}<eot>\n{% endfor %}"
+    template = (
+        "{% for m in messages %}{{ m['role'] }}\n{{ m['content'] }}<eot>\n{% endfor %}"
+        "{% if add_generation_prompt %}assistant\n{% endif %}"
+    )
     path = jsonl(tmp_path, [CHAT_OK, CHAT_MULTI])
     report = inspect_data(path, fresh_tiny, chat_template=template)
     # each answer's tokens and the <eot> that closes it
