@@ -225,8 +225,10 @@ def render_chat(
         ) from exc
     _check_tools_rendered(msgs, text, where)
     if marked:
-        spans = [(a, b) for a, b in generated if b > a]
-        if not spans:
+        spans = list(generated)  # an empty answer's block is empty: it trains nothing
+        if not any(b > a for a, b in spans):
+            if any(m["role"] in ASSISTANT_ROLES and not m["content"].strip() and not m.get("tool_calls") for m in msgs):
+                raise EmptyAnswer(f"{where}: the assistant's answer is empty: nothing is trained", "write the answer, or drop the row")
             raise InspectorError(
                 f"{where}: no assistant message appears inside the chat template's {{% generation %}} markers",
                 "check that the template marks what the assistant writes",

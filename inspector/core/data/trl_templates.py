@@ -54,8 +54,8 @@ def families() -> list[tuple[str, bool, bool]]:
     for name in files:
         if name.endswith(TRAINING):
             continue
-        text = files[name].read_text(encoding="utf-8")
-        out.append((name, name + TRAINING in files, "tool_calls" in text))
+        used = files.get(name + TRAINING, files[name])  # what --chat-template NAME uses
+        out.append((name, name + TRAINING in files, "tool_calls" in used.read_text(encoding="utf-8")))
     return out
 
 

@@ -119,10 +119,9 @@ class RowChecker:
             if row in trl_rows:
                 labels["trl"] = trl_rows[row].labels
             closers = [self._closer(fe, offsets, span) for span in fe.answer_spans]
-            for n, (a, b) in enumerate(fe.answer_spans, start=1):
-                if not any(self._content(fe, ids, offsets, i) for i in range(len(ids)) if a <= offsets[i][0] < b):
-                    out.problems.append(Problem(row, "empty-answer", f"answer {n} is empty: only its closing token is trained"))
-                    break
+            empty = self._empty_answer(fe, ids, offsets)
+            if empty:
+                out.problems.append(Problem(row, "empty-answer", f"answer {empty} is empty: at most its closing token is trained"))
             if fe.kind == "chat":
                 found = audit(fe, tok, ids, offsets)
                 if found is not None:
@@ -168,9 +167,21 @@ class RowChecker:
         inside = [i for i, (s, e) in enumerate(offsets) if e > s and a <= s and e <= b and fe.text[s:e].strip()]
         return inside[-1] if inside else None
 
-    def _content(self, fe: FormattedExample, ids: list[int], offsets: list[tuple[int, int]], i: int) -> bool:
-        s, e = offsets[i]
-        return e > s and ids[i] not in self.special and bool(fe.text[s:e].strip())
+    def _empty_answer(self, fe: FormattedExample, ids: list[int], offsets: list[tuple[int, int]]) -> int | None:
+        """The number of the first empty answer: an assistant message with no content and no tool call
+        (conversations), or an answer span holding nothing but special tokens and whitespace (texts)."""
+        from inspector.core.data.conversations import ASSISTANT_ROLES
+
+        if fe.messages is not None:
+            answers = [m for m in fe.messages if m["role"] in ASSISTANT_ROLES]
+            return next((n for n, m in enumerate(answers, 1) if not m["content"].strip() and not m.get("tool_calls")), None)
+        for n, (a, b) in enumerate(fe.answer_spans, start=1):
+            content = [
+                i for i, (s, e) in enumerate(offsets) if a <= s < b and e > s and ids[i] not in self.special and fe.text[s:e].strip()
+            ]
+            if not content:
+                return n
+        return None
 
 
 _WORKER: RowChecker | None = None
