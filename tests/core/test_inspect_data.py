@@ -128,3 +128,34 @@ def test_cli_json_and_fail_on(capsys, tiny_path, tmp_path):
     capsys.readouterr()
     assert main(["inspect-data", str(path), "--fail-on", "typo"]) == 2
     assert "--fail-on has unknown problems: typo" in capsys.readouterr().err
+
+
+def _many_problems(tmp_path, n=230):
+    """Rows with problems spread through the file: bad JSON, no answer, empty answers, wrong types."""
+    good = [CHAT_OK, CHAT_MULTI]
+    bad = ["not json", NO_ANSWER, {"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": ""}]},
+           {"prompt": "x", "completion": "y"}, {"messages": "oops"}]
+    rows = [bad[i % len(bad)] if i % 7 == 3 else good[i % 2] for i in range(n)]
+    return jsonl(tmp_path, rows)
+
+
+def test_num_proc_gives_the_same_report(tiny, tmp_path):
+    path = _many_problems(tmp_path)
+    one = inspect_data(path, tiny, batch_size=16, num_proc=1, chat_template=LATE_EOS).to_dict()
+    two = inspect_data(path, tiny, batch_size=16, num_proc=2, chat_template=LATE_EOS).to_dict()
+    one.pop("seconds"), two.pop("seconds")
+    assert one == two
+    assert len(one["problem_counts"]) >= 5 and one["rows"] == 230
+
+
+def test_num_proc_on_the_command_line(capsys, tiny_path, tmp_path):
+    path = _many_problems(tmp_path, 600)  # three batches of 256: the workers start
+    reports = []
+    for n in ("1", "2"):
+        assert main(["inspect-data", str(path), "--model", str(tiny_path), "--num-proc", n, "--json"]) == 0
+        reports.append(json.loads(capsys.readouterr().out))
+        reports[-1].pop("seconds")
+    assert reports[0] == reports[1]
+    with pytest.raises(SystemExit) as exit_:
+        main(["inspect-data", str(path), "--model", str(tiny_path), "--num-proc", "0"])
+    assert exit_.value.code == 2 and "--num-proc" in capsys.readouterr().err
