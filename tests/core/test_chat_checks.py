@@ -112,8 +112,8 @@ def test_templates_command_lists_them(capsys):
 
 
 def test_trl_offers_the_training_variant_of_a_template_without_markers(fresh_tiny):
-    from inspector.core.labels.strategies import label_examples
     from inspector.core.data.trl_templates import shipped
+    from inspector.core.labels.strategies import label_examples
 
     plain = shipped()["qwen2_5"].read_text(encoding="utf-8")  # TRL's copy of Qwen 2.5's own, no markers
     fe = format_messages(OK["messages"], fresh_tiny.tokenizer, chat_template=plain)
@@ -156,3 +156,12 @@ def test_the_audit_finds_a_template_not_prefix_preserving(tiny, tmp_path):
     report = inspect_data(jsonl(tmp_path, [multi]), tiny, chat_template=shifting)
     (audit,) = [p for p in report.problems if p.kind == "mask-methods-disagree"]
     assert "not prefix-preserving" in audit.detail
+
+
+def test_a_template_that_cannot_render_tool_turns_names_them(tiny, tmp_path):
+    """TRL's gemma3 refuses a tool role ("roles must alternate"): the row is a tool call dropped, not a template not found."""
+    broken = {"messages": [{"role": "assistant", "content": "hi"}, {"role": "assistant", "content": "again"}]}
+    report = inspect_data(jsonl(tmp_path, [SHAREGPT_TOOLS, broken, OK]), tiny, chat_template=read_chat_template("gemma3"))
+    kinds = {(p.row, p.kind) for p in report.problems if p.row is not None}
+    assert (1, "tool-call-dropped") in kinds and (2, "bad-row") in kinds
+    assert "get_weather" in next(p.detail for p in report.problems if p.row == 1)

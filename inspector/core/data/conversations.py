@@ -18,7 +18,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from inspector.core.data.chat_format import ARTICLE_TEMPLATE, ChatTemplate, FormattedExample, add_special_tokens, split_turns
+from inspector.core.data.chat_format import (
+    ARTICLE_TEMPLATE,
+    ChatTemplate,
+    FormattedExample,
+    add_special_tokens,
+    split_turns,
+)
 from inspector.core.errors import InspectorError
 
 ASSISTANT_ROLES = ("assistant", "model", "gpt", "bot")
@@ -219,10 +225,18 @@ def render_chat(
     try:
         text, generated = render(tokenizer, msgs, template, tools, markers=marked)
     except Exception as exc:  # jinja2 errors, sandbox refusals, template's own raise_exception
-        raise InspectorError(
-            f"{where}: the chat template failed to render ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})",
-            "check the template, or the roles of the messages",
-        ) from exc
+        said = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:160]}"
+        turns = tool_turns(msgs)
+        if turns:  # a template with no place for tool turns often refuses their roles
+            raise ToolCallDropped(
+                f"{where}: the chat template cannot render the conversation's tool turns ({turns[0]}; it says {said})",
+                "use a template that renders tools (qwen2_5, qwen3, llama3_2...: `causallm-inspect templates`)",
+            ) from exc
+        failed = InspectorError(
+            f"{where}: the chat template failed to render ({said})", "check the template, or the roles of the messages"
+        )
+        failed.kind = "bad-row"  # type: ignore[attr-defined]
+        raise failed from exc
     _check_tools_rendered(msgs, text, where)
     if marked:
         spans = list(generated)  # an empty answer's block is empty: it trains nothing
@@ -311,7 +325,7 @@ def format_messages(
         return render_chat(messages, tokenizer, chat_template, tools=tools, where=where)
     turns = tool_turns(messages)
     if turns:
-        more = f" (and {len(turns) - 1} more tool turns)" if len(turns) > 1 else ""
+        more = f" (and {len(turns) - 1} more tool turn{'s' if len(turns) > 2 else ''})" if len(turns) > 1 else ""
         raise ToolCallDropped(
             f"{where}: {turns[0]}{more}, which the article's ### Human:/### Assistant: format has no place for",
             "pass --chat-template with a template that renders tools (qwen2_5, qwen3, llama3_2...: "

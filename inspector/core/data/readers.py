@@ -106,6 +106,16 @@ def _decompression_errors() -> tuple[type[BaseException], ...]:
     return (EOFError, OSError, lzma.LZMAError, zlib.error)
 
 
+def cores() -> int:
+    """The CPUs this process may run on (what `inspect-data --num-proc` defaults to)."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS and Windows
+        return os.cpu_count() or 1
+
+
 def parse_columns(spec: str | None) -> dict[str, str]:
     """`--columns text=body,prompt=question` -> {"text": "body", "prompt": "question"}."""
     mapping: dict[str, str] = {}
@@ -343,8 +353,8 @@ def classify(data: dict[str, Any]) -> tuple[str | None, str | None]:
         return None, f'"text" is a {type(data["text"]).__name__}, not a string'
     keys = ", ".join(sorted(map(str, data))) or "none"
     return None, (
-        f'has none of "text", "prompt"/"completion", "messages" (its columns: {keys}), nor ShareGPT\'s '
-        '"conversations" or Alpaca\'s "instruction"/"output"; map yours with --columns'
+        f'has none of "text", "prompt"/"completion", "messages" (its columns: {keys}; map them with --columns), '
+        'nor ShareGPT\'s "conversations" or Alpaca\'s "instruction"/"output"'
     )
 
 

@@ -95,14 +95,14 @@ def training_variant(tokenizer: Any, template: str) -> str | None:
     tok.chat_template = template
     try:
         patched = get_training_chat_template(tok)
-    except Exception:  # TRL raises ValueError for a family it cannot patch, a template may fail to render
+    except Exception:  # noqa: BLE001 -- TRL raises ValueError for a family it cannot patch; a template may fail to render
         return None
     return name_of(patched) if patched else None
 
 
 def has_generation_markers(template: str | None) -> bool:
     """TRL's check (`{% generation %}` in any of its whitespace-trim forms)."""
-    if not template:
+    if not template or "generation" not in template:  # no need to import TRL (seconds) to say no
         return False
     from trl.chat_template_utils import has_generation_markers as trl_check
 

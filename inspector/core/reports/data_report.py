@@ -21,8 +21,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from inspector.core.data.chat_format import ARTICLE_TEMPLATE, ChatTemplate
+from inspector.core.data.readers import cores
 from inspector.core.errors import InspectorError
 from inspector.core.reports.row_checks import BatchResult, Job, Problem, RowChecker
+
+__all__ = ["FIXES", "PROBLEMS", "DataReport", "Problem", "cores", "format_report", "inspect_data"]
 
 if TYPE_CHECKING:
     from inspector.core.models import LoadedModel
@@ -135,16 +138,6 @@ def _batches(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
         yield batch
 
 
-def cores() -> int:
-    """The CPUs this process may run on (what `--num-proc` defaults to)."""
-    import os
-
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS and Windows
-        return os.cpu_count() or 1
-
-
 def inspect_data(
     path: str | Path,
     loaded: LoadedModel,
@@ -226,7 +219,7 @@ def _check_template(report: DataReport, checker: RowChecker) -> None:
         return
     try:
         ok = stop_token_trained(checker.tokenizer, template)
-    except Exception:  # a template that cannot render TRL's probe conversation: the rows say more
+    except Exception:  # noqa: BLE001 -- a template that cannot render TRL's probe conversation: the rows say more
         return
     if not ok:
         report.add(Problem(None, "stop-token-not-trained", "TRL's is_chat_template_stop_token_trained says no"))
@@ -324,9 +317,11 @@ def format_report(report: DataReport) -> str:
     formats = ", ".join(f"{FORMAT_TITLES.get(f, f)}" + (f" ({n})" if len(report.row_formats) > 1 else "")
                         for f, n in report.row_formats.most_common())
     lines = [
-        f"{report.source} ({report.format}; rows in {formats or '?'} format): {report.rows_read} rows ({kinds}), "
-        f"{report.examples} examples, "
-        f"{report.tokens} tokens, read in {report.seconds:.1f} s with {report.model}'s tokenizer",
+        (
+            f"{report.source} ({report.format}; rows in {formats or '?'} format): {report.rows_read} rows ({kinds}), "
+            f"{report.examples} examples, {report.tokens} tokens, read in {report.seconds:.1f} s with {report.model}'s "
+            "tokenizer"
+        ),
         "",
         "trained tokens per strategy:",
     ]

@@ -326,7 +326,7 @@ def data_scale_bench(
     import random
     import resource
 
-    from inspector.core.reports.data_report import cores as all_cores
+    from inspector.core.data.readers import cores as all_cores
 
     rng = random.Random(0)
     words = ["dog", "water", "hello", "tree", "mother", "good", "cat", "house", "sun", "book"]
