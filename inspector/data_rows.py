@@ -97,7 +97,7 @@ class DataRows:
     def on_data_checked(self, message: DataChecked) -> None:
         report = message.report
         fractions = " · ".join(f"{s} trains {t.trained_fraction:.0%} of tokens" for s, t in report.totals.items())
-        note = f"all {report.rows_read:,} rows checked · {fractions}"
+        note = f"{report.format_found()} · all {report.rows_read:,} rows checked · {fractions}"
         if self.data_options and self.data_options.get("more"):
             note += f" · the picker holds the first {len(self.examples):,} rows; a later one is read when picked"
         self.main.labels_view.set_problems(report.problems, final=True, note=note)  # type: ignore[attr-defined]

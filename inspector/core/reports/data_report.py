@@ -106,6 +106,13 @@ class DataReport:
                 lines.append(f"{kind}: {n}{where}: {FIXES[kind]}")
         return lines or ["no problems found"]
 
+    def format_found(self) -> str:
+        """`ShareGPT rows in jsonl, gzip` (the row formats found, most rows first, and the file's format)."""
+        from inspector.core.data.row_formats import FORMAT_TITLES
+
+        formats = " + ".join(FORMAT_TITLES.get(f, f) for f, _ in self.row_formats.most_common()) or "no readable"
+        return f"{formats} rows in {self.format}"
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "source": self.source,
