@@ -165,3 +165,13 @@ def test_a_template_that_cannot_render_tool_turns_names_them(tiny, tmp_path):
     kinds = {(p.row, p.kind) for p in report.problems if p.row is not None}
     assert (1, "tool-call-dropped") in kinds and (2, "bad-row") in kinds
     assert "get_weather" in next(p.detail for p in report.problems if p.row == 1)
+
+
+def test_trl_trains_the_tool_call_as_the_mask_does(fresh_tiny):
+    from inspector.core.labels.strategies import label_examples
+
+    fe = format_messages(TOOL_CHAT, fresh_tiny.tokenizer, chat_template=read_chat_template("qwen2_5"), tools=TOOLS)
+    (trl,) = label_examples("trl", [fe], fresh_tiny.tokenizer, fresh_tiny.model)
+    (mask,) = label_examples("mask", [fe], fresh_tiny.tokenizer)
+    assert trl.input_ids == mask.input_ids  # TRL was given the row's tools too: the same text
+    assert trained_text(trl) == trained_text(mask) and '"get_weather"' in trained_text(trl)

@@ -68,7 +68,12 @@ def prompt_completion_dataset(examples: Sequence[FormattedExample]) -> Any:
     from datasets import Dataset
 
     if is_conversational(examples):
-        return Dataset.from_dict({"messages": [list(fe.messages or ()) for fe in examples]})
+        columns: dict[str, list[Any]] = {"messages": [list(fe.messages or ()) for fe in examples]}
+        if any(fe.tools for fe in examples):  # TRL reads a "tools" column, JSON text as well as lists
+            import json
+
+            columns["tools"] = [json.dumps(list(fe.tools)) if fe.tools else None for fe in examples]
+        return Dataset.from_dict(columns)
     return Dataset.from_dict(
         {"prompt": [fe.prompt for fe in examples], "completion": [fe.completion for fe in examples]}
     )
