@@ -138,45 +138,46 @@ def render(
 ) -> tuple[str, list[tuple[int, int]]]:
     """The conversation's text through `template`, and (with `markers`) the character spans
     its `{% generation %}` blocks wrote, as transformers finds them for `assistant_masks`."""
-    msgs = [dict(m) for m in messages]
-    if not markers:
-        text = tokenizer.apply_chat_template(
-            msgs, tools=list(tools) if tools else None, tokenize=False, chat_template=template,
-            add_generation_prompt=add_generation_prompt,
-        )
-        return text, []
     from transformers.utils.chat_template_utils import render_jinja_template
 
+    # What tokenizer.apply_chat_template(tokenize=False) does, without its per-call overhead
+    # (the mask audit renders every conversation several times).
     texts, indices = render_jinja_template(
-        conversations=[msgs],
+        conversations=[[dict(m) for m in messages]],
         tools=list(tools) if tools else None,
         chat_template=template,
-        return_assistant_tokens_mask=True,
+        return_assistant_tokens_mask=markers,
         add_generation_prompt=add_generation_prompt,
         **tokenizer.special_tokens_map,
     )
-    return texts[0], [(int(a), int(b)) for a, b in (indices[0] if indices else [])]
+    return texts[0], [(int(a), int(b)) for a, b in (indices[0] if markers and indices else [])]
 
 
 def prefix_spans(
-    messages: Sequence[dict[str, Any]], tokenizer: Any, template: str, tools: Sequence[Any] | None = None
+    messages: Sequence[dict[str, Any]],
+    tokenizer: Any,
+    template: str,
+    tools: Sequence[Any] | None = None,
+    full: str | None = None,
 ) -> list[tuple[int, int] | None]:
     """Each assistant message's span found by prefix rendering: what rendering the messages
     through it adds to the rendering of those before it with `add_generation_prompt=True`.
     None where the template does not render the earlier messages the same way (it is not
-    prefix-preserving there) or cannot render the shorter conversation."""
-    try:
-        full, _ = render(tokenizer, messages, template, tools)
-    except Exception:  # the rendering errors are reported by render_chat
-        return [None for m in messages if m["role"] in ASSISTANT_ROLES]
+    prefix-preserving there) or cannot render the shorter conversation. `full` is the whole
+    conversation's rendering, when known."""
+    if full is None:
+        try:
+            full, _ = render(tokenizer, messages, template, tools)
+        except Exception:  # noqa: BLE001 -- the rendering errors are reported by render_chat
+            return [None for m in messages if m["role"] in ASSISTANT_ROLES]
     out: list[tuple[int, int] | None] = []
     for i, m in enumerate(messages):
         if m["role"] not in ASSISTANT_ROLES:
             continue
         try:
             before, _ = render(tokenizer, messages[:i], template, tools, add_generation_prompt=True)
-            upto, _ = render(tokenizer, messages[: i + 1], template, tools)
-        except Exception:  # a template may refuse a conversation cut short (roles must alternate...)
+            upto = full if i == len(messages) - 1 else render(tokenizer, messages[: i + 1], template, tools)[0]
+        except Exception:  # noqa: BLE001 -- a template may refuse a conversation cut short (roles must alternate...)
             out.append(None)
             continue
         out.append((len(before), len(upto)) if full.startswith(upto) and upto.startswith(before) else None)
@@ -276,7 +277,7 @@ def _found_spans(
         if m["role"] in ASSISTANT_ROLES:
             answer += 1
             if m.get("tool_calls") or not m["content"].strip():
-                by_prefix = by_prefix if by_prefix is not None else prefix_spans(msgs, tokenizer, template, tools)
+                by_prefix = by_prefix if by_prefix is not None else prefix_spans(msgs, tokenizer, template, tools, text)
                 span = by_prefix[answer]
                 if span is None and m.get("tool_calls"):
                     raise ToolCallDropped(

@@ -43,7 +43,7 @@ def audit(fe: FormattedExample, tokenizer: Any, ids: Sequence[int], offsets: Seq
 
     if fe.kind != "chat" or not fe.messages or not fe.chat_template:
         return None
-    prefix = prefix_spans(fe.messages, tokenizer, fe.chat_template, fe.tools)
+    prefix = prefix_spans(fe.messages, tokenizer, fe.chat_template, fe.tools, fe.text)
     text = fe.text
     notes: list[str] = []
     positions: set[int] = set()
