@@ -76,6 +76,8 @@ def normalize(data: dict[str, Any], fmt: str = "auto") -> tuple[dict[str, Any], 
 
 def _sharegpt(data: dict[str, Any]) -> dict[str, Any]:
     turns = data.get("conversations")
+    if "conversations" not in data:
+        raise RowFormatError('has no "conversations" (the ShareGPT format, chosen with --format sharegpt)')
     if not isinstance(turns, list) or not turns:
         raise RowFormatError('"conversations" is not a list of turns (the ShareGPT format)')
     messages: list[dict[str, Any]] = []
@@ -124,6 +126,9 @@ def _sharegpt_calls(value: Any, i: int) -> list[dict[str, Any]]:
 
 
 def _alpaca(data: dict[str, Any]) -> dict[str, Any]:
+    missing = [k for k in ("instruction", "output") if k not in data]
+    if missing:
+        raise RowFormatError(f'has no "{missing[0]}" (the Alpaca format, chosen with --format alpaca)')
     instruction, output = data.get("instruction"), data.get("output")
     extra = data.get("input") or ""
     for key, value in (("instruction", instruction), ("output", output), ("input", extra)):
