@@ -157,3 +157,21 @@ def test_report_says_which_format_it_found(tiny, tmp_path):
     assert report.examples == 2
     assert "(jsonl, gzip; rows in ShareGPT format)" in format_report(report)
     assert report.to_dict()["row_formats"] == {"sharegpt": 2}
+
+
+def test_sharegpt_and_alpaca_in_a_csv(tmp_path):
+    import csv
+
+    p = tmp_path / "d.csv"
+    with p.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["conversations", "instruction", "output", "history"])
+        w.writerow([json.dumps(SHAREGPT_ROLES["conversations"]), "", "", ""])
+    rec = only(p)
+    assert rec.format == "sharegpt" and messages_of("messages", rec.data)[1] == {"role": "assistant", "content": "agua"}
+    q = tmp_path / "a.csv"
+    with q.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["instruction", "input", "output", "history"])
+        w.writerow(["Say hola", "", "hola", json.dumps([["dog?", "perro"]])])
+    assert [m["content"] for m in messages_of("messages", only(q).data)] == ["dog?", "perro", "Say hola", "hola"]

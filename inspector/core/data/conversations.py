@@ -1,10 +1,14 @@
 """Conversational rows (`messages`): through the model's chat template, or the article's format.
 
-With a chat template (the tokenizer's own, or one given with --chat-template), the rendered
-text is what the model trains on, and `mask` trains each assistant message's content plus
-the special token that closes its turn (`<end_of_turn>`, `<|im_end|>`, `<|eot_id|>`,
-`</s>`...), found by locating each message in the rendering. Without one, the messages are
-written in the article's `### Human:` / `### Assistant:` format and formatted as usual.
+With a chat template (the tokenizer's own, or one given with --chat-template: a file, or the
+name of one TRL ships), the rendered text is what the model trains on. A template with
+`{% generation %}` markers says which characters the assistant writes, tool calls included:
+`mask` trains those. Without markers, `mask` trains each assistant message's content plus the
+special token that closes its turn (`<end_of_turn>`, `<|im_end|>`, `<|eot_id|>`, `</s>`...),
+found by locating each message in the rendering, and a tool call (which has no content to
+find) by prefix rendering. Without a template, the messages are written in the article's
+`### Human:` / `### Assistant:` format, which has no place for tool calls or results: such a
+row is refused (`ToolCallDropped`), as is one whose template leaves a call or result out.
 
 Chat templates are Jinja; transformers renders them in a sandboxed environment, so a
 template from a file cannot reach Python objects or the file system.

@@ -242,6 +242,10 @@ def _json(p: Path, split: str | None) -> Iterator[Record]:
         yield _as_record(n, item)
 
 
+# Columns whose cells may hold JSON lists: conversations, and ShareGPT's and Alpaca's lists.
+JSON_COLUMNS = ("messages", "prompt", "completion", "conversations", "history", "tools")
+
+
 def _csv(p: Path, split: str | None) -> Iterator[Record]:
     _no_split(p, split)
     delimiter = "\t" if detect_format(p) == "tsv" else ","
@@ -258,7 +262,7 @@ def _csv(p: Path, split: str | None) -> Iterator[Record]:
                 data: dict[str, Any] = {}
                 for key, value in row.items():
                     # A conversation in a CSV cell is JSON text.
-                    if key in ("messages", "prompt", "completion") and value is not None and value.lstrip().startswith("["):
+                    if key in JSON_COLUMNS and value is not None and value.lstrip().startswith("["):
                         try:
                             value = json.loads(value)
                         except RecursionError:
