@@ -146,7 +146,7 @@ def test_markers_that_leave_the_stop_token_out(tiny, tmp_path):
     # The "</s>" after "perro": prefix rendering trains it, the markers do not.
     ids = tiny.tokenizer(report_text := "<s>user\ndog?</s><s>assistant\nperro</s>", add_special_tokens=False)["input_ids"]
     pos = len(ids) - 1
-    assert report_text.endswith("</s>") and f"at {pos} '</s>' (second only)" in audit.detail
+    assert report_text.endswith("</s>") and f"{pos} '</s>' (prefix rendering only)" in audit.detail and "the markers and prefix rendering" in audit.detail
 
 
 def test_the_audit_finds_a_template_not_prefix_preserving(tiny, tmp_path):
@@ -175,3 +175,13 @@ def test_trl_trains_the_tool_call_as_the_mask_does(fresh_tiny):
     (mask,) = label_examples("mask", [fe], fresh_tiny.tokenizer)
     assert trl.input_ids == mask.input_ids  # TRL was given the row's tools too: the same text
     assert trained_text(trl) == trained_text(mask) and '"get_weather"' in trained_text(trl)
+
+
+def test_the_audit_finds_a_generation_prompt_the_template_does_not_write(tiny, tmp_path):
+    """TRL's prompt/completion split renders the prompt with add_generation_prompt=True: here that is not
+    how the template begins the assistant's message, so the split would see another text."""
+    odd_prompt = RIGHT.replace("{% if add_generation_prompt %}<s>assistant\n{% endif %}",
+                               "{% if add_generation_prompt %}<s>bot\n{% endif %}")
+    report = inspect_data(jsonl(tmp_path, [OK]), tiny, chat_template=odd_prompt)
+    (audit,) = [p for p in report.problems if p.kind == "mask-methods-disagree"]
+    assert "assistant message 2" in audit.detail and "the generation prompt" in audit.detail

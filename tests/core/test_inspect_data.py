@@ -65,7 +65,7 @@ def test_eos_not_trained_when_the_template_closes_turns_late(tiny, tmp_path):
     assert [(p.row, p.kind, p.strategy) for p in report.problems] == [
         (1, "mask-methods-disagree", None), (1, "eos-not-trained", "mask"),
     ]
-    assert "'</s>' (second only)" in report.problems[0].detail
+    assert "'</s>' (prefix rendering only)" in report.problems[0].detail
 
 
 def test_an_added_special_end_of_turn_counts_as_trained_eos(fresh_tiny, tmp_path):
