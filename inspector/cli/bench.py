@@ -35,7 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--data-rows",
         type=int,
         metavar="N",
-        help="instead: time inspect-data on a generated N-row conversational JSONL (rows/s, peak memory)",
+        help="instead: time inspect-data on a generated N-row conversational JSONL (rows/s with one process and with "
+        "every core, peak memory)",
     )
     p.add_argument(
         "--memory",
@@ -132,7 +133,16 @@ def _bench_data(args: argparse.Namespace) -> int:
         dump(result)
         return 0
     for n, r in result.items():
-        if n == "rows":
+        if not n.isdigit():
             continue
-        print(f"{int(n):>9} rows: {r['seconds']:6.1f} s, {r['rows_per_s']:8.0f} rows/s, peak {r['peak_rss_mb']:6.0f} MB, problems {r['problems']}")
+        print(
+            f"{int(n):>9} rows, 1 process: {r['seconds']:6.1f} s, {r['rows_per_s']:8.0f} rows/s, "
+            f"peak {r['peak_rss_mb']:6.0f} MB, problems {r['problems']}"
+        )
+    many = result["all_cores"]
+    print(
+        f"{result['rows']:>9} rows, {many['processes']} processes (every core): {many['seconds']:6.1f} s, "
+        f"{many['rows_per_s']:8.0f} rows/s ({many['speedup']:.1f}x), "
+        f"{'the same report' if many['same_report'] else 'A DIFFERENT REPORT'}"
+    )
     return 0

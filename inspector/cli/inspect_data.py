@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from inspector.cli.options import comma_list, common, dump, load
+from inspector.cli.options import at_least_one, comma_list, common, data_file_options, dump, load
 from inspector.core.errors import InspectorError
 from inspector.core.labels.strategies import STRATEGIES
 
@@ -13,11 +13,17 @@ from inspector.core.labels.strategies import STRATEGIES
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("inspect-data", help="a report over a whole dataset: trained tokens and the rows that train nothing")
     common(p, data=False)
-    p.add_argument("file", metavar="FILE", help="JSONL, JSON, CSV, Parquet or a saved datasets folder")
-    p.add_argument("--split", metavar="NAME", help="split of a JSON object or dataset folder (default train)")
-    p.add_argument("--limit", type=int, metavar="N", help="read only the first N rows")
-    p.add_argument("--columns", metavar="MAP", help="column names where yours differ: text=body,prompt=question")
-    p.add_argument("--chat-template", metavar="FILE", help="Jinja chat template for conversational rows")
+    p.add_argument(
+        "file", metavar="FILE",
+        help="JSONL, JSON, CSV/TSV (each may be .gz, .bz2, .xz or .zst), Parquet or a saved datasets folder",
+    )
+    data_file_options(p)
+    p.add_argument(
+        "--num-proc",
+        type=at_least_one,
+        metavar="N",
+        help="processes that tokenize and check the rows (default: every core; the report is the same)",
+    )
     p.add_argument(
         "--strategy", default="copy,mask", metavar="LIST", help="comma-separated: copy, mask, trl (trl loads the model; default copy,mask)"
     )
@@ -27,7 +33,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="",
         metavar="KINDS",
         help="exit 1 if any of these problems is found (comma-separated, or 'any'): "
-        "bad-row, mixed-format, template-not-found, no-trained-tokens, eos-not-trained, truncated-answer, pad-equals-eos",
+        "bad-row, mixed-format, template-not-found, no-trained-tokens, eos-not-trained, truncated-answer, pad-equals-eos, "
+        "empty-answer, stop-token-not-trained, tool-call-dropped, mask-methods-disagree",
     )
     p.set_defaults(run=run)
 
@@ -35,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from inspector.core.data.conversations import read_chat_template
     from inspector.core.data.readers import detect_format, parse_columns
-    from inspector.core.reports.data_report import PROBLEMS, format_report, inspect_data
+    from inspector.core.reports.data_report import PROBLEMS, cores, format_report, inspect_data
 
     strategies = comma_list(args.strategy, STRATEGIES, "--strategy")
     fail_on = {x.strip() for x in args.fail_on.split(",") if x.strip()}
@@ -71,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
         split=args.split,
         limit=args.limit,
         columns=columns,
+        row_format=args.row_format,
+        num_proc=args.num_proc or cores(),
         progress=progress,
     )
     if tty:

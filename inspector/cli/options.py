@@ -39,18 +39,39 @@ def common(parser: argparse.ArgumentParser, *, json_flag: bool = True, data: boo
         g.add_argument(
             "--data",
             metavar="FILE",
-            help="JSONL, JSON, CSV, Parquet or a saved datasets folder; rows of text (### Human:/### Assistant: format), "
-            "prompt/completion or conversational messages; default: the article's five examples",
+            help="JSONL, JSON, CSV (also .gz/.bz2/.xz/.zst), Parquet or a saved datasets folder; rows of text "
+            "(### Human:/### Assistant: format), prompt/completion, conversational messages (OpenAI format, tool "
+            "calls included), ShareGPT or Alpaca; default: the article's five examples",
         )
-    if data:
-        g.add_argument("--split", metavar="NAME", help="split of a JSON object or dataset folder (default train)")
-        g.add_argument("--limit", type=int, metavar="N", help="read only the first N rows")
-        g.add_argument(
-            "--columns", metavar="MAP", help="column names where yours differ: text=body,prompt=question,messages=chat"
-        )
-        g.add_argument(
-            "--chat-template", metavar="FILE", help="Jinja chat template for conversational rows (default: the model's)"
-        )
+        data_file_options(g)
+    _common_rest(g, parser, json_flag)
+
+
+def data_file_options(g: argparse._ArgumentGroup | argparse.ArgumentParser) -> None:
+    """How a data file is read: split, limit, columns, row format, chat template (--data and inspect-data)."""
+    from inspector.core.data.row_formats import ROW_FORMATS
+
+    g.add_argument("--split", metavar="NAME", help="split of a JSON object or dataset folder (default train)")
+    g.add_argument("--limit", type=int, metavar="N", help="read only the first N rows")
+    g.add_argument("--columns", metavar="MAP", help="column names where yours differ: text=body,prompt=question,messages=chat")
+    g.add_argument(
+        "--format",
+        dest="row_format",
+        choices=ROW_FORMATS,
+        default="auto",
+        help="row format: sharegpt (conversations of from/value), alpaca (instruction/input/output), openai "
+        "(messages), trl (text, prompt/completion); default auto: found from each row's columns",
+    )
+    g.add_argument(
+        "--chat-template",
+        metavar="FILE|NAME",
+        help="Jinja chat template for conversational rows (default: the model's): a .jinja file, or the name of one "
+        "TRL ships (llama3, qwen2_5, qwen3, gemma3...; its _training variant with generation markers where there is one; "
+        "`causallm-inspect templates` lists them)",
+    )
+
+
+def _common_rest(g: argparse._ArgumentGroup, parser: argparse.ArgumentParser, json_flag: bool) -> None:
     g.add_argument("--bos-token", metavar="TOK", help="token to insert after each assistant marker, if not the tokenizer's bos")
     g.add_argument("--eos-token", metavar="TOK", help="token that ends each answer, if not the tokenizer's eos")
     g.add_argument("--human-marker", metavar="TEXT", default=None, help='marker of a human turn (default "\\n\\n### Human:")')
@@ -199,6 +220,7 @@ def data_options(args: argparse.Namespace) -> dict[str, Any]:
         "limit": args.limit,
         "columns": parse_columns(args.columns),
         "chat_template": read_chat_template(args.chat_template) if args.chat_template else None,
+        "row_format": getattr(args, "row_format", "auto"),
     }
 
 

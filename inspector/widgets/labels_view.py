@@ -221,7 +221,7 @@ masked.
         message.stop()
         report = message.report
         fractions = " · ".join(f"{s} trains {t.trained_fraction:.0%} of tokens" for s, t in report.totals.items())
-        note = f"all {report.rows_read:,} rows checked · {fractions}"
+        note = f"{report.format_found()} · all {report.rows_read:,} rows checked · {fractions}"
         if self.reading and self.reading.get("more"):
             note += f" · the picker holds the first {len(self.lab.examples):,} rows; a later one is read when picked"
         self.set_problems(report.problems, final=True, note=note)

@@ -39,6 +39,9 @@ def test_data_scale_bench(capsys, tiny_path):
     assert data["rows"] == 200
     assert data["200"]["rows_per_s"] > 0 and data["200"]["peak_rss_mb"] > 0
     assert data["200"]["problems"] == {"no-trained-tokens": 3}  # rows 1, 98, 195 have no answer
+    many = data["all_cores"]
+    assert many["processes"] == data["cores"] >= 1 and many["rows_per_s"] > 0
+    assert many["problems"] == data["200"]["problems"] and many["same_report"] is True
 
 
 def test_memory_bench_json_has_the_documented_fields(capsys, tiny_path):

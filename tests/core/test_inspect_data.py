@@ -18,6 +18,7 @@ NO_ANSWER = {"messages": [{"role": "user", "content": "cat?"}]}
 # The answer's end-of-turn comes after a newline: the token closing the answer is not special.
 LATE_EOS = (
     "{% for m in messages %}<s>{{ m['role'] }}\n{{ m['content'] }}\n</s>{% endfor %}"
+    "{% if add_generation_prompt %}<s>assistant\n{% endif %}"
 )
 
 
@@ -60,7 +61,11 @@ def test_text_rows_without_the_template(tiny, tmp_path):
 def test_eos_not_trained_when_the_template_closes_turns_late(tiny, tmp_path):
     path = jsonl(tmp_path, [CHAT_OK])
     report = inspect_data(path, tiny, chat_template=LATE_EOS)
-    assert [(p.row, p.kind, p.strategy) for p in report.problems] == [(1, "eos-not-trained", "mask")]
+    # The mask audit sees it too: prefix rendering trains the "</s>" the located answer leaves out.
+    assert [(p.row, p.kind, p.strategy) for p in report.problems] == [
+        (1, "mask-methods-disagree", None), (1, "eos-not-trained", "mask"),
+    ]
+    assert "'</s>' (prefix rendering only)" in report.problems[0].detail
 
 
 def test_an_added_special_end_of_turn_counts_as_trained_eos(fresh_tiny, tmp_path):
@@ -71,7 +76,10 @@ def test_an_added_special_end_of_turn_counts_as_trained_eos(fresh_tiny, tmp_path
     tok.add_tokens([AddedToken("<eot>", special=True, normalized=False)])
     eot = tok.convert_tokens_to_ids("<eot>")
     assert eot not in tok.all_special_ids
-    template = "{% for m in messages %}{{ m['role'] }}\n{{ m['content'] }}<eot>\n{% endfor %}"
+    template = (
+        "{% for m in messages %}{{ m['role'] }}\n{{ m['content'] }}<eot>\n{% endfor %}"
+        "{% if add_generation_prompt %}assistant\n{% endif %}"
+    )
     path = jsonl(tmp_path, [CHAT_OK, CHAT_MULTI])
     report = inspect_data(path, fresh_tiny, chat_template=template)
     # each answer's tokens and the <eot> that closes it
@@ -120,3 +128,34 @@ def test_cli_json_and_fail_on(capsys, tiny_path, tmp_path):
     capsys.readouterr()
     assert main(["inspect-data", str(path), "--fail-on", "typo"]) == 2
     assert "--fail-on has unknown problems: typo" in capsys.readouterr().err
+
+
+def _many_problems(tmp_path, n=230):
+    """Rows with problems spread through the file: bad JSON, no answer, empty answers, wrong types."""
+    good = [CHAT_OK, CHAT_MULTI]
+    bad = ["not json", NO_ANSWER, {"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": ""}]},
+           {"prompt": "x", "completion": "y"}, {"messages": "oops"}]
+    rows = [bad[i % len(bad)] if i % 7 == 3 else good[i % 2] for i in range(n)]
+    return jsonl(tmp_path, rows)
+
+
+def test_num_proc_gives_the_same_report(tiny, tmp_path):
+    path = _many_problems(tmp_path)
+    one = inspect_data(path, tiny, batch_size=16, num_proc=1, chat_template=LATE_EOS).to_dict()
+    two = inspect_data(path, tiny, batch_size=16, num_proc=2, chat_template=LATE_EOS).to_dict()
+    one.pop("seconds"), two.pop("seconds")
+    assert one == two
+    assert len(one["problem_counts"]) >= 5 and one["rows"] == 230
+
+
+def test_num_proc_on_the_command_line(capsys, tiny_path, tmp_path):
+    path = _many_problems(tmp_path, 600)  # three batches of 256: the workers start
+    reports = []
+    for n in ("1", "2"):
+        assert main(["inspect-data", str(path), "--model", str(tiny_path), "--num-proc", n, "--json"]) == 0
+        reports.append(json.loads(capsys.readouterr().out))
+        reports[-1].pop("seconds")
+    assert reports[0] == reports[1]
+    with pytest.raises(SystemExit) as exit_:
+        main(["inspect-data", str(path), "--model", str(tiny_path), "--num-proc", "0"])
+    assert exit_.value.code == 2 and "--num-proc" in capsys.readouterr().err

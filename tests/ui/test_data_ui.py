@@ -151,3 +151,26 @@ async def test_a_problem_row_past_the_rows_kept_is_read_when_picked(tiny_path, c
         assert view.rows == [1, 2, 4] and "only a question" in view.text
         assert "no-trained-tokens" in str(view.query_one("#row-problems").render())
         assert app.errors == []
+
+
+async def test_a_sharegpt_file_is_read_and_its_format_shown(tiny_path, tmp_path, monkeypatch):
+    import gzip
+
+    path = tmp_path / "chats.jsonl.gz"
+    rows = [
+        {"conversations": [{"from": "human", "value": "dog?"}, {"from": "gpt", "value": "perro"}]},
+        {"conversations": [{"from": "human", "value": "weather?"}, {"from": "function_call", "value": '{"name": "get_weather"}'},
+                           {"from": "observation", "value": "sunny"}, {"from": "gpt", "value": "Sunny."}]},
+    ]
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in rows))
+    app = build_app(monkeypatch, ["--model", str(tiny_path), "--device", "cpu", "--data", str(path)])
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await wait_until(pilot, lambda: _checked(app), what="the data report")
+        plist = app.main.labels_view.query_one(ProblemList)
+        assert "ShareGPT rows in jsonl, gzip" in str(plist.border_subtitle)
+        # The tiny model has no chat template: the tool call cannot be shown in the article's format, and says so.
+        assert [(p.row, p.kind) for p in plist.problems] == [(2, "tool-call-dropped")]
+        assert "get_weather" in plist.problems[0].detail
+        assert app.errors == []

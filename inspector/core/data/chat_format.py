@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from inspector.core.errors import InspectorError
 
@@ -107,8 +108,9 @@ class FormattedExample:
     # "article": built by add_special_tokens; "chat": rendered by a tokenizer's chat template,
     # which writes its own special tokens (so the tokenizer must not add any).
     kind: str = "article"
-    messages: tuple[dict[str, str], ...] | None = None
+    messages: tuple[dict[str, Any], ...] | None = None
     chat_template: str | None = None
+    tools: tuple[Any, ...] | None = None  # the row's tool definitions, given to the chat template
 
     @property
     def add_special(self) -> bool:

@@ -28,10 +28,12 @@ class Example:
     text: str  # in the template's format, before add_special_tokens (conversations: the article rendering)
     row: int  # row number in the data file (1-based); for built-in examples, their index + 1
     origin: str = "article"  # "article", or the data file's name
-    messages: tuple[dict[str, str], ...] | None = None  # conversational rows
+    messages: tuple[dict[str, Any], ...] | None = None  # conversational rows
     chat_template: str | None = None  # from --chat-template, for conversational rows
     kind: str = "text"  # the row's type (datasource.KINDS)
     unit: str = "row"  # how rows are counted in messages: "line" for JSONL
+    tools: tuple[Any, ...] | None = None  # the row's tool definitions
+    format: str = "trl"  # the row format it was read as (row_formats.FORMAT_TITLES)
 
     @property
     def where(self) -> str:
@@ -98,14 +100,15 @@ def _scan(
     limit: int | None,
     columns: dict[str, str] | None,
     chat_template: str | None,
+    row_format: str = "auto",
 ) -> Iterator[Example | RowProblem]:
     """Every row of a data file, in order: an Example, or the RowProblem that stops it being one."""
     from inspector.core.data.conversations import to_article_text
-    from inspector.core.data.readers import KIND_TITLES, classify, iter_records, messages_of
+    from inspector.core.data.readers import KIND_TITLES, classify, iter_records, messages_of, tools_of
 
     name = Path(path).name
     first_kind = None
-    for rec in iter_records(path, split=split, limit=limit, columns=columns):
+    for rec in iter_records(path, split=split, limit=limit, columns=columns, row_format=row_format):
         where = f"{name} {rec.where}"
         if rec.data is None:
             yield RowProblem("bad-row", f"{where} {rec.error}", "fix or remove that row", rec.row)
@@ -126,10 +129,13 @@ def _scan(
             continue
         if kind in ("messages", "conversational-prompt-completion"):
             msgs = tuple(messages_of(kind, rec.data))
-            yield Example(to_article_text(msgs, template), rec.row, name, msgs, chat_template, kind, rec.unit)
+            text = to_article_text(msgs, template)
+            tools = tools_of(rec.data)
+            yield Example(text, rec.row, name, msgs, chat_template, kind, rec.unit, tools, rec.format or "trl")
             continue
         try:
-            yield Example(row_to_text(rec.data, template, where), rec.row, name, kind=kind, unit=rec.unit)
+            text = row_to_text(rec.data, template, where)
+            yield Example(text, rec.row, name, kind=kind, unit=rec.unit, format=rec.format or "trl")
         except InspectorError as exc:
             yield RowProblem("bad-row", exc.problem, exc.fix, rec.row)
 
@@ -142,6 +148,7 @@ def load_examples(
     limit: int | None = None,
     columns: dict[str, str] | None = None,
     chat_template: str | None = None,
+    row_format: str = "auto",
 ) -> list[Example]:
     """Every row of a data file as an Example; the first bad row is an error naming it.
 
@@ -149,7 +156,8 @@ def load_examples(
     mixes them is refused at the first row that differs.
     """
     examples: list[Example] = []
-    for item in _scan(path, template, split=split, limit=limit, columns=columns, chat_template=chat_template):
+    opts = {"columns": columns, "chat_template": chat_template, "row_format": row_format}
+    for item in _scan(path, template, split=split, limit=limit, **opts):
         if isinstance(item, RowProblem):
             raise item
         examples.append(item)
@@ -179,6 +187,7 @@ def read_examples(
     limit: int | None = None,
     columns: dict[str, str] | None = None,
     chat_template: str | None = None,
+    row_format: str = "auto",
 ) -> DataRead:
     """Like `load_examples`, but a bad row is listed instead of stopping the read.
 
@@ -190,7 +199,8 @@ def read_examples(
     problems: list[RowProblem] = []
     rows = 0
     more = False
-    for item in _scan(path, template, split=split, limit=cap + 1, columns=columns, chat_template=chat_template):
+    opts = {"columns": columns, "chat_template": chat_template, "row_format": row_format}
+    for item in _scan(path, template, split=split, limit=cap + 1, **opts):
         if rows >= cap:
             more = True
             break
@@ -222,7 +232,11 @@ def format_examples(
         try:
             if ex.messages is not None:
                 where = ex.where
-                out.append(format_messages(ex.messages, tokenizer, template, ex.chat_template, model_name=model_name, where=where))
+                out.append(
+                    format_messages(
+                        ex.messages, tokenizer, template, ex.chat_template, tools=ex.tools, model_name=model_name, where=where
+                    )
+                )
                 continue
             out.append(add_special_tokens(ex.text, tokenizer.bos_token, tokenizer.eos_token, template, model_name=model_name))
         except InspectorError as exc:
@@ -230,7 +244,9 @@ def format_examples(
                 raise
             if exc.problem.startswith(ex.origin):
                 raise
-            raise InspectorError(f"{ex.where}: {exc.problem}", exc.fix) from exc
+            wrapped = InspectorError(f"{ex.where}: {exc.problem}", exc.fix)
+            wrapped.kind = getattr(exc, "kind", None)  # type: ignore[attr-defined]
+            raise wrapped from exc
     return out
 
 
@@ -251,7 +267,7 @@ def format_leniently(
         try:
             (fe,) = format_examples([ex], tokenizer, template, model_name)
         except InspectorError as exc:
-            kind = "template-not-found" if "assistant" in exc.problem.lower() else "bad-row"
+            kind = getattr(exc, "kind", None) or ("template-not-found" if "assistant" in exc.problem.lower() else "bad-row")
             problems.append(RowProblem(kind, exc.problem, exc.fix, ex.row))
             continue
         pairs.append((ex, fe))
@@ -266,10 +282,12 @@ def read_row(
     split: str | None = None,
     columns: dict[str, str] | None = None,
     chat_template: str | None = None,
+    row_format: str = "auto",
 ) -> Example | RowProblem | None:
     """Row `row` of a data file (streamed to it): its Example, the RowProblem that stops it
     being one, or None when the file has no such row."""
-    for item in _scan(path, template, split=split, limit=None, columns=columns, chat_template=chat_template):
+    opts = {"columns": columns, "chat_template": chat_template, "row_format": row_format}
+    for item in _scan(path, template, split=split, limit=None, **opts):
         if item.row == row:
             return item
         if item.row > row:

@@ -1,7 +1,9 @@
 """Reading the data people fine-tune on, row by row, without holding it all in memory.
 
 Files: JSONL (`.jsonl`, `.ndjson`), JSON (a list of rows, or `{"train": [...]}`), CSV/TSV,
-Parquet, and local Hugging Face `datasets` folders (`save_to_disk`). Rows are numbered from
+Parquet, and local Hugging Face `datasets` folders (`save_to_disk`). JSONL, JSON and CSV/TSV
+may be compressed (`.gz`, `.bz2`, `.xz`, `.zst`), read through fsspec as `datasets` reads
+them, and may start with a UTF-8 byte-order mark. Rows are numbered from
 1: lines of a JSONL file, data rows of a CSV (the header is not counted), items of a JSON
 list, rows of a Parquet table or a dataset split.
 
@@ -38,10 +40,20 @@ class Record:
     data: dict[str, Any] | None  # None when the row could not be read
     error: str | None = None
     unit: str = "row"  # "line" for JSONL, whose rows are lines of the file
+    format: str | None = None  # the row format it was read as (row_formats.ROW_FORMATS)
 
     @property
     def where(self) -> str:
         return f"{self.unit} {self.row}"
+
+
+COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zst": "zstd"}
+_SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet"}
+
+
+def compression_of(path: Path) -> str | None:
+    """fsspec's name of the file's compression, from its last suffix (`d.jsonl.gz` -> gzip)."""
+    return COMPRESSIONS.get(path.suffix.lower()) if not path.is_dir() else None
 
 
 def detect_format(path: Path) -> str:
@@ -52,14 +64,56 @@ def detect_format(path: Path) -> str:
             f"the folder {path} is not a saved Hugging Face dataset (no dataset_info.json or dataset_dict.json)",
             "pass a folder written by Dataset.save_to_disk, or a JSONL/JSON/CSV/Parquet file",
         )
-    suffix = path.suffix.lower()
-    formats = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet"}
-    if suffix in formats:
-        return formats[suffix]
+    compression = compression_of(path)
+    suffix = Path(path.stem).suffix.lower() if compression else path.suffix.lower()
+    if suffix in _SUFFIXES and not (compression and _SUFFIXES[suffix] == "parquet"):
+        return _SUFFIXES[suffix]
+    shown = "".join(path.suffixes[-2:]).lower() if compression else suffix
     raise InspectorError(
-        f"{path.name}: unknown data format {suffix or '(no extension)'}",
-        "use .jsonl, .json, .csv, .tsv or .parquet, or a saved Hugging Face dataset folder",
+        f"{path.name}: unknown data format {shown or '(no extension)'}",
+        "use .jsonl, .json, .csv, .tsv (each may end in .gz, .bz2, .xz or .zst) or .parquet, "
+        "or a saved Hugging Face dataset folder",
     )
+
+
+def describe_file(path: Path) -> str:
+    """`jsonl`, or `jsonl, gzip` for a compressed file."""
+    fmt = detect_format(path)
+    compression = compression_of(path)
+    return f"{fmt}, {compression}" if compression else fmt
+
+
+def _open_text(p: Path, newline: str | None = None) -> Any:
+    """The file as text, decompressed, without a byte-order mark."""
+    compression = compression_of(p)
+    if compression is None:
+        return p.open(encoding="utf-8-sig", newline=newline)
+    import fsspec
+
+    try:
+        return fsspec.open(str(p), mode="rt", compression=compression, encoding="utf-8-sig", newline=newline).open()
+    except (ImportError, ValueError) as exc:  # fsspec says so when zstandard is missing
+        raise InspectorError(
+            f"{p.name}: reading {compression}-compressed files needs a package that is not installed ({exc})",
+            "pip install zstandard, or decompress the file first",
+        ) from exc
+
+
+def _decompression_errors() -> tuple[type[BaseException], ...]:
+    import lzma
+    import zlib
+
+    return (EOFError, OSError, lzma.LZMAError, zlib.error)
+
+
+def cores() -> int:
+    """The CPUs this process may run on (what `inspect-data --num-proc` defaults to)."""
+    import os
+
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS and Windows
+        return os.cpu_count() or 1
 
 
 def parse_columns(spec: str | None) -> dict[str, str]:
@@ -87,12 +141,18 @@ def iter_records(
     split: str | None = None,
     limit: int | None = None,
     columns: Mapping[str, str] | None = None,
+    row_format: str = "auto",
 ) -> Iterator[Record]:
-    """Every row of the data, in order, streaming where the format allows."""
+    """Every row of the data, in order, streaming where the format allows, in TRL's shape
+    (`row_formats.normalize`): a row of `row_format` ("auto": each row's own) or the reason it is not."""
+    from inspector.core.data.row_formats import ROW_FORMATS, RowFormatError, detect_row_format, normalize
+
     p = Path(path).expanduser()
     if not p.exists():
         raise InspectorError(f"the data file {path} does not exist", "check the path given to --data")
     fmt = detect_format(p)
+    if row_format not in ROW_FORMATS:
+        raise InspectorError(f"--format {row_format}: unknown row format", f"choose from {', '.join(ROW_FORMATS)}")
     if limit is not None and limit < 1:
         raise InspectorError(f"--limit must be at least 1, not {limit}", "pass a positive number")
     reader = {
@@ -105,13 +165,26 @@ def iter_records(
     }[fmt]
     rename = {theirs: ours for ours, theirs in (columns or {}).items()}
     count = 0
-    for rec in reader(p, split):
-        if rec.data is not None and rename:
-            rec = Record(rec.row, {rename.get(k, k): v for k, v in rec.data.items()}, None, rec.unit)
-        yield rec
-        count += 1
-        if limit is not None and count >= limit:
-            return
+    try:
+        for rec in reader(p, split):
+            if rec.data is not None:
+                data = {rename.get(k, k): v for k, v in rec.data.items()} if rename else rec.data
+                try:
+                    data, found = normalize(data, row_format)
+                    rec = Record(rec.row, data, None, rec.unit, found)
+                except RowFormatError as exc:
+                    found = detect_row_format(data) if row_format == "auto" else row_format
+                    rec = Record(rec.row, None, str(exc), rec.unit, found)
+            yield rec
+            count += 1
+            if limit is not None and count >= limit:
+                return
+    except _decompression_errors() as exc:
+        if compression_of(p) is None or isinstance(exc, InspectorError):
+            raise
+        raise InspectorError(
+            f"{p.name} could not be decompressed as {compression_of(p)} ({exc})", "check the file, or decompress it first"
+        ) from exc
 
 
 # Python's JSON reader recurses once per level; no chat row comes near its limit of ~1,000.
@@ -121,7 +194,7 @@ TOO_DEEP = "is nested too deeply to read (lists or objects over about 1,000 leve
 def _jsonl(p: Path, split: str | None) -> Iterator[Record]:
     _no_split(p, split)
     try:
-        with p.open(encoding="utf-8") as f:
+        with _open_text(p) as f:
             for n, line in enumerate(f, start=1):
                 if not line.strip():
                     continue
@@ -141,7 +214,8 @@ def _jsonl(p: Path, split: str | None) -> Iterator[Record]:
 
 def _json(p: Path, split: str | None) -> Iterator[Record]:
     try:
-        obj = json.loads(p.read_text(encoding="utf-8"))
+        with _open_text(p) as f:
+            obj = json.loads(f.read())
     except UnicodeDecodeError as exc:
         raise InspectorError(f"{p.name} is not UTF-8 text", "save the file as UTF-8") from exc
     except RecursionError as exc:
@@ -168,12 +242,16 @@ def _json(p: Path, split: str | None) -> Iterator[Record]:
         yield _as_record(n, item)
 
 
+# Columns whose cells may hold JSON lists: conversations, and ShareGPT's and Alpaca's lists.
+JSON_COLUMNS = ("messages", "prompt", "completion", "conversations", "history", "tools")
+
+
 def _csv(p: Path, split: str | None) -> Iterator[Record]:
     _no_split(p, split)
-    delimiter = "\t" if p.suffix.lower() == ".tsv" else ","
+    delimiter = "\t" if detect_format(p) == "tsv" else ","
     csv.field_size_limit(1 << 30)
     try:
-        with p.open(encoding="utf-8", newline="") as f:
+        with _open_text(p, newline="") as f:
             reader = csv.DictReader(f, delimiter=delimiter)
             if not reader.fieldnames:
                 return
@@ -184,7 +262,7 @@ def _csv(p: Path, split: str | None) -> Iterator[Record]:
                 data: dict[str, Any] = {}
                 for key, value in row.items():
                     # A conversation in a CSV cell is JSON text.
-                    if key in ("messages", "prompt", "completion") and value is not None and value.lstrip().startswith("["):
+                    if key in JSON_COLUMNS and value is not None and value.lstrip().startswith("["):
                         try:
                             value = json.loads(value)
                         except RecursionError:
@@ -278,11 +356,22 @@ def classify(data: dict[str, Any]) -> tuple[str | None, str | None]:
             return "text", None
         return None, f'"text" is a {type(data["text"]).__name__}, not a string'
     keys = ", ".join(sorted(map(str, data))) or "none"
-    return None, f'has none of "text", "prompt"/"completion", "messages" (its columns: {keys}; map them with --columns)'
+    return None, (
+        f'has none of "text", "prompt"/"completion", "messages" (its columns: {keys}; map them with --columns), '
+        'nor ShareGPT\'s "conversations" or Alpaca\'s "instruction"/"output"'
+    )
 
 
-def messages_of(kind: str, data: dict[str, Any]) -> list[dict[str, str]]:
-    """The conversation of a conversational row, as one list of messages."""
-    if kind == "messages":
-        return [{"role": m["role"], "content": m["content"]} for m in data["messages"]]
-    return [{"role": m["role"], "content": m["content"]} for m in list(data["prompt"]) + list(data["completion"])]
+MESSAGE_KEYS = ("role", "content", "tool_calls", "name", "tool_call_id")
+
+
+def messages_of(kind: str, data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The conversation of a conversational row, as one list of messages (with their tool calls)."""
+    msgs = data["messages"] if kind == "messages" else list(data["prompt"]) + list(data["completion"])
+    return [{k: m[k] for k in MESSAGE_KEYS if m.get(k) is not None} for m in msgs]
+
+
+def tools_of(data: dict[str, Any]) -> tuple[Any, ...] | None:
+    """The row's tool definitions, given to the chat template (None when it has none)."""
+    tools = data.get("tools")
+    return tuple(tools) if isinstance(tools, list) and tools else None

@@ -90,7 +90,12 @@ def prompt_completion_dataset(examples: Sequence[FormattedExample]) -> Any:
     from datasets import Dataset
 
     if is_conversational(examples):
-        return Dataset.from_dict({"messages": [list(fe.messages or ()) for fe in examples]})
+        columns: dict[str, list[Any]] = {"messages": [list(fe.messages or ()) for fe in examples]}
+        if any(fe.tools for fe in examples):  # TRL reads a "tools" column, JSON text as well as lists
+            import json
+
+            columns["tools"] = [json.dumps(list(fe.tools)) if fe.tools else None for fe in examples]
+        return Dataset.from_dict(columns)
     return Dataset.from_dict(
         {"prompt": [fe.prompt for fe in examples], "completion": [fe.completion for fe in examples]}
     )
@@ -134,13 +139,23 @@ def make_sft_trainer(
     no_markers = InspectorError(
         "TRL's assistant_only_loss found no assistant tokens: the chat template has no "
         "{% generation %} ... {% endgeneration %} markers around the assistant's turns",
-        "pass --chat-template FILE with a template that marks them (the mask strategy works without)",
+        "pass --chat-template FILE with a template that marks them, or the NAME of one TRL ships "
+        "(`causallm-inspect templates`); the mask strategy works without",
     )
     if conversational:
         from inspector.core.data.conversations import has_generation_markers
+        from inspector.core.data.trl_templates import training_variant
 
         if not has_generation_markers(examples[0].chat_template):
-            raise no_markers  # said before TRL is asked: it would refuse the same way
+            # said before TRL is asked: it would refuse the same way
+            offer = training_variant(tokenizer, examples[0].chat_template or "")
+            if offer:
+                raise InspectorError(
+                    no_markers.problem,
+                    f"pass --chat-template {offer}: TRL's training variant of this template, with the markers "
+                    "(get_training_chat_template); the mask strategy works without",
+                )
+            raise no_markers
         # TRL's loss on assistant turns only, from the template's {% generation %} markers.
         template_file = Path(output_dir) / "chat_template.jinja"
         template_file.write_text(examples[0].chat_template or "", encoding="utf-8")

@@ -25,6 +25,11 @@ from inspector.core.labels.strategies import IGNORE_INDEX, TokenRow, make_rows
 
 __all__ = ["conversation", "without_markers", "generation_template", "chat_template_view", "trl_assistant_only"]
 
+# Kept rather than TRL's gemma3_training (`--chat-template gemma3` gives that one): TRL's
+# generation block also trains the "\n" after <end_of_turn>, a token the model never writes
+# (generation stops at <end_of_turn>), and the lesson shows the answer and its stop token and
+# nothing else; TRL's also folds a system message into the first user turn and refuses any
+# conversation whose roles do not alternate, which the lesson's demos need not explain.
 TEMPLATE_FILE = "gemma-generation.jinja"
 
 

@@ -3,7 +3,12 @@
 The report streams through the data in batches (only counters and the problem list are
 kept), and finds the silent failures that cost days: rows whose labels are all -100, an
 answer whose closing eos / end-of-turn token is never trained, truncation that cuts into an
-answer, a template that is not found, and pad == eos.
+answer, a template that is not found, pad == eos, empty answers, tool calls a format cannot
+show, and masks that differ by the method that finds them (`labels.mask_audit`).
+
+With `num_proc` above 1 the batches are checked in worker processes (`row_checks`), at most
+a few batches ahead of the one being added to the report, so memory stays flat; the report
+is put together in the order of the batches and is the same as with one process.
 """
 
 from __future__ import annotations
@@ -15,8 +20,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from inspector.core.data.chat_format import ARTICLE_TEMPLATE, ChatTemplate, FormattedExample
+from inspector.core.data.chat_format import ARTICLE_TEMPLATE, ChatTemplate
+from inspector.core.data.readers import cores
 from inspector.core.errors import InspectorError
+from inspector.core.reports.row_checks import BatchResult, Job, Problem, RowChecker
+
+__all__ = ["FIXES", "PROBLEMS", "DataReport", "Problem", "cores", "format_report", "inspect_data"]
 
 if TYPE_CHECKING:
     from inspector.core.models import LoadedModel
@@ -30,6 +39,10 @@ PROBLEMS = {
     "eos-not-trained": "an answer's closing eos / end-of-turn token is not trained: the model may never learn to stop",
     "truncated-answer": "--max-length cuts into an answer: its trained tokens past the cut are lost",
     "pad-equals-eos": "the pad token is the eos token: a collator that masks padding masks the eos too",
+    "empty-answer": "an assistant answer is empty: only its closing token is trained, the model learns to say nothing",
+    "stop-token-not-trained": "the chat template's generation markers leave the end-of-turn token out: the model never learns to stop",
+    "tool-call-dropped": "a tool call or tool result that the format in use cannot show: the row is refused",
+    "mask-methods-disagree": "generation markers, prefix rendering and the prompt/completion split train different tokens",
 }
 FIXES = {
     "bad-row": "fix or drop those rows; map other column names with --columns",
@@ -39,16 +52,13 @@ FIXES = {
     "eos-not-trained": "make sure each answer ends with the eos (or end-of-turn) token and that its label is kept",
     "truncated-answer": "raise --max-length, or shorten or split those rows",
     "pad-equals-eos": "give the tokenizer its own pad token, or check that your collator keeps the eos label",
+    "empty-answer": "write the answers, or drop those rows",
+    "stop-token-not-trained": "use a template whose {% generation %} block ends after the end-of-turn token "
+    "(TRL's _training variants: `causallm-inspect templates`)",
+    "tool-call-dropped": "pass --chat-template with a template that renders tools (qwen2_5, qwen3, llama3_2...)",
+    "mask-methods-disagree": "check the template's {% generation %} markers against what the model writes",
 }
 KEEP_ROWS = 1000  # rows listed per problem kind; the counts are always complete
-
-
-@dataclass
-class Problem:
-    row: int | None  # None: about the whole dataset
-    kind: str
-    detail: str
-    strategy: str | None = None
 
 
 @dataclass
@@ -68,6 +78,7 @@ class DataReport:
     model: str
     strategies: list[str]
     row_kinds: Counter = field(default_factory=Counter)
+    row_formats: Counter = field(default_factory=Counter)  # the row format each row was read as
     rows_read: int = 0
     examples: int = 0
     tokens: int = 0
@@ -95,12 +106,20 @@ class DataReport:
                 lines.append(f"{kind}: {n}{where}: {FIXES[kind]}")
         return lines or ["no problems found"]
 
+    def format_found(self) -> str:
+        """`ShareGPT rows in jsonl, gzip` (the row formats found, most rows first, and the file's format)."""
+        from inspector.core.data.row_formats import FORMAT_TITLES
+
+        formats = " + ".join(FORMAT_TITLES.get(f, f) for f, _ in self.row_formats.most_common()) or "no readable"
+        return f"{formats} rows in {self.format}"
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "source": self.source,
             "format": self.format,
             "model": self.model,
             "row_kinds": dict(self.row_kinds),
+            "row_formats": dict(self.row_formats),
             "rows": self.rows_read,
             "examples": self.examples,
             "tokens": self.tokens,
@@ -137,136 +156,179 @@ def inspect_data(
     split: str | None = None,
     limit: int | None = None,
     columns: dict[str, str] | None = None,
+    row_format: str = "auto",
     batch_size: int = 256,
+    num_proc: int = 1,
     progress: Callable[[int], None] | None = None,
 ) -> DataReport:
-    from inspector.core.data.conversations import ASSISTANT_ROLES, format_messages
-    from inspector.core.data.examples import row_to_text
-    from inspector.core.data.readers import classify, detect_format, iter_records, messages_of
-    from inspector.core.data.tokens import special_token_ids
+    from inspector.core.data.readers import classify, describe_file, iter_records
 
     start = time.perf_counter()
     tok = loaded.tokenizer
     p = Path(path).expanduser()
     report = DataReport(
         source=str(path),
-        format=detect_format(p) if p.exists() else "?",
+        format=describe_file(p) if p.exists() else "?",
         model=loaded.name,
         strategies=list(strategies),
         totals={s: StrategyTotals() for s in strategies},
     )
+    if num_proc < 1:
+        raise InspectorError(f"--num-proc must be at least 1, not {num_proc}", "pass a positive number")
+    if "trl" in strategies:
+        num_proc = 1  # TRL's trainer needs the model: one process
+    model = loaded.model if "trl" in strategies else None
+    checker = RowChecker(tok, loaded.name, list(strategies), template, chat_template, max_length, model)
     if tok.pad_token_id is not None and tok.pad_token_id == tok.eos_token_id:
         report.add(Problem(None, "pad-equals-eos", f"pad and eos are both {tok.eos_token!r}"))
-    special = special_token_ids(tok)
+    _check_template(report, checker)
     first_kind: str | None = None
-    for batch in _batches(iter_records(p, split=split, limit=limit, columns=columns), batch_size):
-        formatted: list[tuple[int, FormattedExample]] = []
-        for rec in batch:
-            report.rows_read += 1
-            if rec.data is None:
-                report.add(Problem(rec.row, "bad-row", f"{rec.where} {rec.error}"))
-                continue
-            kind, why = classify(rec.data)
-            if kind is None:
-                report.add(Problem(rec.row, "bad-row", f"{rec.where} {why}"))
-                continue
-            first_kind = first_kind or kind
-            if kind != first_kind:
-                report.add(Problem(rec.row, "mixed-format", f"{rec.where} is {kind}, the first rows {first_kind}"))
-                continue
-            report.row_kinds[kind] += 1
-            try:
-                if kind in ("messages", "conversational-prompt-completion"):
-                    msgs = messages_of(kind, rec.data)
-                    if not any(m["role"] in ASSISTANT_ROLES for m in msgs):
-                        report.add(Problem(rec.row, "no-trained-tokens", "the conversation has no assistant message"))
-                        continue
-                    fe = format_messages(msgs, tok, template, chat_template, model_name=loaded.name, where=rec.where)
-                else:
-                    from inspector.core.data.chat_format import add_special_tokens
-
-                    text = row_to_text(rec.data, template, rec.where)
-                    fe = add_special_tokens(text, tok.bos_token, tok.eos_token, template, model_name=loaded.name)
-            except InspectorError as exc:
-                kind_of = "template-not-found" if ("assistant" in exc.problem) else "bad-row"
-                report.add(Problem(rec.row, kind_of, exc.problem))
-                continue
-            formatted.append((rec.row, fe))
-        _label_batch(report, formatted, loaded, strategies, max_length, special)
-        if progress:
-            progress(report.rows_read)
+    records = iter_records(p, split=split, limit=limit, columns=columns, row_format=row_format)
+    with _Runner(checker, num_proc) as runner:
+        for batch in _batches(records, batch_size):
+            early: list[Problem] = []
+            jobs: list[Job] = []
+            for rec in batch:
+                report.rows_read += 1
+                if rec.format:
+                    report.row_formats[rec.format] += 1
+                if rec.data is None:
+                    early.append(Problem(rec.row, "bad-row", f"{rec.where} {rec.error}"))
+                    continue
+                kind, why = classify(rec.data)
+                if kind is None:
+                    early.append(Problem(rec.row, "bad-row", f"{rec.where} {why}"))
+                    continue
+                first_kind = first_kind or kind
+                if kind != first_kind:
+                    early.append(Problem(rec.row, "mixed-format", f"{rec.where} is {kind}, the first rows {first_kind}"))
+                    continue
+                report.row_kinds[kind] += 1
+                jobs.append(Job(rec.row, rec.where, kind, rec.data))
+            for done in runner.submit(early, jobs):
+                _merge(report, *done)
+            if progress:
+                progress(report.rows_read)
+        for done in runner.drain():
+            _merge(report, *done)
     if report.rows_read == 0:
         raise InspectorError(f"the data file {path} is empty: it has no rows", "add at least one example")
     report.seconds = time.perf_counter() - start
     return report
 
 
-def _label_batch(report: DataReport, formatted: list[tuple[int, FormattedExample]], loaded: LoadedModel,
-                 strategies: Sequence[str], max_length: int | None, special: set[int]) -> None:
-    """Label a batch of formatted rows; `special` is the tokenizer's special ids (computed once
-    per report: Gemma's tokenizer has thousands of added tokens)."""
-    from inspector.core.labels.strategies import encode, label_examples, mask_labels
+def _check_template(report: DataReport, checker: RowChecker) -> None:
+    """TRL's own check of the template in use, once per report: is the end-of-turn token inside its markers?"""
+    from inspector.core.data.trl_templates import stop_token_trained
 
-    tok = loaded.tokenizer
-    if not formatted:
+    template = checker.chat_template or getattr(checker.tokenizer, "chat_template", None)
+    if not (template and checker.marked):
         return
-    trl_rows: dict[int, Any] = {}
-    if "trl" in strategies:
-        try:
-            labeled = label_examples("trl", [fe for _, fe in formatted], tok, loaded.model)
-            trl_rows = {row: lab for (row, _), lab in zip(formatted, labeled)}
-        except InspectorError as exc:
-            for row, _ in formatted:
-                report.add(Problem(row, "template-not-found", exc.problem, "trl"))
-    for row, fe in formatted:
-        ids, offsets = encode(fe, tok)
-        report.examples += 1
-        report.tokens += len(ids)
-        labels = {"copy": list(ids), "mask": mask_labels(ids, offsets, fe)}
-        if row in trl_rows:
-            labels["trl"] = trl_rows[row].labels
-        # The token that closes each answer: the one whose text ends where the span ends.
-        closers = []
-        for a, b in fe.answer_spans:
-            pos = next((i for i, (s, e) in enumerate(offsets) if e == b and e > s), None)
-            closers.append(pos)
-        for strategy in strategies:
-            if strategy not in labels:
-                continue
-            lab = labels[strategy]
-            trained = [i for i, x in enumerate(lab) if x != -100 and i > 0]
-            totals = report.totals[strategy]
-            totals.tokens += len(lab)
-            totals.trained_tokens += len(trained)
-            if not trained:
-                report.add(Problem(row, "no-trained-tokens", f"all {len(lab)} labels are -100", strategy))
-                continue
-            if strategy == "copy":
-                continue
-            checked = closers if strategy == "mask" else closers[-1:]  # TRL trains the last answer only
-            for n, pos in enumerate(checked, start=1):
-                if pos is None or ids[pos] not in special or lab[pos] == -100:
-                    which = f"answer {n}" if strategy == "mask" else "the last answer"
-                    report.add(Problem(row, "eos-not-trained", f"{which} does not end in a trained special token", strategy))
-                    break
-            if max_length is not None and len(ids) > max_length:
-                lost = [i for i in trained if i >= max_length]
-                if lost:
-                    report.add(
-                        Problem(
-                            row,
-                            "truncated-answer",
-                            f"{len(ids)} tokens; {len(lost)} of {len(trained)} trained tokens lie past --max-length {max_length}",
-                            strategy,
-                        )
-                    )
+    try:
+        ok = stop_token_trained(checker.tokenizer, template)
+    except Exception:  # noqa: BLE001 -- a template that cannot render TRL's probe conversation: the rows say more
+        return
+    if not ok:
+        report.add(Problem(None, "stop-token-not-trained", "TRL's is_chat_template_stop_token_trained says no"))
+
+
+def _merge(report: DataReport, early: list[Problem], result: BatchResult) -> None:
+    for problem in early:
+        report.add(problem)
+    for problem in result.problems:
+        report.add(problem)
+    report.examples += result.examples
+    report.tokens += result.tokens
+    for strategy, (trained, tokens) in result.totals.items():
+        report.totals[strategy].trained_tokens += trained
+        report.totals[strategy].tokens += tokens
+
+
+class _Runner:
+    """Checks batches here (one process) or in worker processes, handing results back in order.
+
+    The workers are forked only once a second batch comes (a small file is checked here), and
+    at most two batches per worker wait, so the file is never read far ahead.
+    """
+
+    def __init__(self, checker: RowChecker, num_proc: int) -> None:
+        self.checker = checker
+        self.num_proc = num_proc
+        self.pool: Any = None
+        self.pending: list[tuple[list[Problem], Any]] = []
+        self.batches = 0
+
+    def __enter__(self) -> _Runner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def submit(self, early: list[Problem], jobs: list[Job]) -> list[tuple[list[Problem], BatchResult]]:
+        self.batches += 1
+        if self.num_proc == 1:
+            return [(early, self.checker.check(jobs))]
+        if self.batches == 1:
+            self.first = (early, jobs)  # held: checked here if no second batch comes
+            return []
+        if self.pool is None:
+            self._start()
+            first_early, first_jobs = self.first
+            self.pending.append((first_early, self.pool.submit(_check, first_jobs)))
+        self.pending.append((early, self.pool.submit(_check, jobs)))
+        out = []
+        while len(self.pending) > 2 * self.num_proc:
+            out.append(self._take())
+        return out
+
+    def drain(self) -> list[tuple[list[Problem], BatchResult]]:
+        if self.num_proc > 1 and self.batches == 1:
+            early, jobs = self.first
+            return [(early, self.checker.check(jobs))]
+        out = []
+        while self.pending:
+            out.append(self._take())
+        return out
+
+    def _take(self) -> tuple[list[Problem], BatchResult]:
+        early, future = self.pending.pop(0)
+        return early, future.result()
+
+    def _start(self) -> None:
+        import multiprocessing
+        import os
+        from concurrent.futures import ProcessPoolExecutor
+
+        from inspector.core.reports.row_checks import start_worker
+
+        # Forked workers share the tokenizer's memory; its own threads stay off in them.
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        self.pool = ProcessPoolExecutor(
+            self.num_proc, mp_context=multiprocessing.get_context(method), initializer=start_worker,
+            initargs=(self.checker,),
+        )
+
+
+def _check(jobs: list[Job]) -> BatchResult:
+    from inspector.core.reports.row_checks import check_in_worker
+
+    return check_in_worker(jobs)
 
 
 def format_report(report: DataReport) -> str:
+    from inspector.core.data.row_formats import FORMAT_TITLES
+
     kinds = ", ".join(f"{n} {k}" for k, n in report.row_kinds.items()) or "none"
+    formats = ", ".join(f"{FORMAT_TITLES.get(f, f)}" + (f" ({n})" if len(report.row_formats) > 1 else "")
+                        for f, n in report.row_formats.most_common())
     lines = [
-        f"{report.source} ({report.format}): {report.rows_read} rows ({kinds}), {report.examples} examples, "
-        f"{report.tokens} tokens, read in {report.seconds:.1f} s with {report.model}'s tokenizer",
+        (
+            f"{report.source} ({report.format}; rows in {formats or '?'} format): {report.rows_read} rows ({kinds}), "
+            f"{report.examples} examples, {report.tokens} tokens, read in {report.seconds:.1f} s with {report.model}'s "
+            "tokenizer"
+        ),
         "",
         "trained tokens per strategy:",
     ]

@@ -315,16 +315,22 @@ def format_report(report: BenchReport) -> str:
     return "\n".join(lines)
 
 
-def data_scale_bench(rows: int, model: str | None, workdir: Path, *, step: int | None = None) -> dict[str, Any]:
+def data_scale_bench(
+    rows: int, model: str | None, workdir: Path, *, step: int | None = None, cores: int | None = None
+) -> dict[str, Any]:
     """`inspect-data` over a generated JSONL of `rows` conversations, in a child process:
-    rows/s and the child's peak memory, at `rows` and at a tenth of it (flat memory means the
-    two peaks are close)."""
+    rows/s and the child's peak memory with one process, at `rows` and at a tenth of it (flat
+    memory means the two peaks are close), then rows/s at `rows` with every core
+    (`--num-proc`, default all of them), whose report must be the same."""
     import json
     import random
     import resource
 
+    from inspector.core.data.readers import cores as all_cores
+
     rng = random.Random(0)
     words = ["dog", "water", "hello", "tree", "mother", "good", "cat", "house", "sun", "book"]
+    procs = cores or all_cores()
 
     def write(n: int) -> Path:
         path = workdir / f"data-{n}.jsonl"
@@ -337,10 +343,8 @@ def data_scale_bench(rows: int, model: str | None, workdir: Path, *, step: int |
                 f.write(json.dumps({"messages": msgs}) + "\n")
         return path
 
-    out: dict[str, Any] = {"rows": rows}
-    for n in (max(1, rows // 10), rows):
-        path = write(n)
-        cmd = [sys.executable, "-m", "inspector", "inspect-data", str(path), "--json"]
+    def measure(path: Path, n: int, num_proc: int) -> dict[str, Any]:
+        cmd = [sys.executable, "-m", "inspector", "inspect-data", str(path), "--json", "--num-proc", str(num_proc)]
         if model:
             cmd += ["--model", model]
         before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
@@ -351,13 +355,27 @@ def data_scale_bench(rows: int, model: str | None, workdir: Path, *, step: int |
         if proc.returncode not in (0, 1):
             raise RuntimeError(proc.stderr[-500:])
         report = json.loads(proc.stdout)
-        out[str(n)] = {
+        return {
+            "processes": num_proc,
             "seconds": seconds,
             "rows_per_s": n / seconds,
             # RUSAGE_CHILDREN keeps the largest child so far: runs go from small to large.
             "peak_rss_mb": max(peak_kb, before) / 1024,
             "problems": report["problem_counts"],
+            "report": {k: report[k] for k in ("problems", "strategies", "tokens", "examples", "row_kinds")},
         }
+
+    out: dict[str, Any] = {"rows": rows, "cores": procs}
+    for n in (max(1, rows // 10), rows):
+        path = write(n)
+        one = out[str(n)] = measure(path, n, 1)
+        if n == rows:
+            many = measure(path, n, procs)
+            many.pop("peak_rss_mb")  # the workers' peaks are not this child's: not comparable
+            many["same_report"] = many.pop("report") == one["report"]
+            many["speedup"] = many["rows_per_s"] / out[str(n)]["rows_per_s"]
+            out["all_cores"] = many
+        one.pop("report")
         path.unlink()
     return out
 
