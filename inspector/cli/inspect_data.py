@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from inspector.cli.options import comma_list, common, dump, load
+from inspector.cli.options import comma_list, common, dump, label_function, labels_from_option, load
 from inspector.core.errors import InspectorError
-from inspector.core.labels.strategies import STRATEGIES
+from inspector.core.labels.strategies import ALL_STRATEGIES, CUSTOM
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,8 +19,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--columns", metavar="MAP", help="column names where yours differ: text=body,prompt=question")
     p.add_argument("--chat-template", metavar="FILE", help="Jinja chat template for conversational rows")
     p.add_argument(
-        "--strategy", default="copy,mask", metavar="LIST", help="comma-separated: copy, mask, trl (trl loads the model; default copy,mask)"
+        "--strategy",
+        default=None,
+        metavar="LIST",
+        help="comma-separated: copy, mask, trl, custom (trl loads the model; default copy,mask, and custom with --labels-from)",
     )
+    labels_from_option(p)
     p.add_argument("--max-length", type=int, metavar="N", help="report rows whose answers a cut at N tokens would lose")
     p.add_argument(
         "--fail-on",
@@ -37,7 +41,9 @@ def run(args: argparse.Namespace) -> int:
     from inspector.core.data.readers import detect_format, parse_columns
     from inspector.core.reports.data_report import PROBLEMS, format_report, inspect_data
 
-    strategies = comma_list(args.strategy, STRATEGIES, "--strategy")
+    default = "copy,mask,custom" if args.labels_from else "copy,mask"
+    strategies = comma_list(args.strategy or default, ALL_STRATEGIES, "--strategy")
+    custom = label_function(args, strategies) if CUSTOM in strategies or args.labels_from else None
     fail_on = {x.strip() for x in args.fail_on.split(",") if x.strip()}
     if fail_on == {"any"}:
         fail_on = set(PROBLEMS)
@@ -72,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         limit=args.limit,
         columns=columns,
         progress=progress,
+        custom=custom,
     )
     if tty:
         print("\r", end="", file=sys.stderr)

@@ -19,6 +19,7 @@ from inspector.core.data.chat_format import ARTICLE_TEMPLATE, ChatTemplate, Form
 from inspector.core.errors import InspectorError
 
 if TYPE_CHECKING:
+    from inspector.core.labels.strategies import LabelMaker
     from inspector.core.models import LoadedModel
 
 
@@ -139,7 +140,17 @@ def inspect_data(
     columns: dict[str, str] | None = None,
     batch_size: int = 256,
     progress: Callable[[int], None] | None = None,
+    custom: LabelMaker | None = None,
 ) -> DataReport:
+    """Read the data in batches and count each strategy's trained tokens and problems.
+
+    `custom` (the user's label function) is needed for the `custom` strategy; an error in
+    its code stops the report (a LabelCodeError), it is not a problem of the row.
+    """
+    from inspector.core.labels.strategies import check_strategy
+
+    for s in strategies:
+        check_strategy(s, custom)
     from inspector.core.data.conversations import ASSISTANT_ROLES, format_messages
     from inspector.core.data.examples import row_to_text
     from inspector.core.data.readers import classify, detect_format, iter_records, messages_of
@@ -192,7 +203,7 @@ def inspect_data(
                 report.add(Problem(rec.row, kind_of, exc.problem))
                 continue
             formatted.append((rec.row, fe))
-        _label_batch(report, formatted, loaded, strategies, max_length, special)
+        _label_batch(report, formatted, loaded, strategies, max_length, special, custom)
         if progress:
             progress(report.rows_read)
     if report.rows_read == 0:
@@ -202,7 +213,8 @@ def inspect_data(
 
 
 def _label_batch(report: DataReport, formatted: list[tuple[int, FormattedExample]], loaded: LoadedModel,
-                 strategies: Sequence[str], max_length: int | None, special: set[int]) -> None:
+                 strategies: Sequence[str], max_length: int | None, special: set[int],
+                 custom: LabelMaker | None = None) -> None:
     """Label a batch of formatted rows; `special` is the tokenizer's special ids (computed once
     per report: Gemma's tokenizer has thousands of added tokens)."""
     from inspector.core.labels.strategies import encode, label_examples, mask_labels
@@ -225,6 +237,8 @@ def _label_batch(report: DataReport, formatted: list[tuple[int, FormattedExample
         labels = {"copy": list(ids), "mask": mask_labels(ids, offsets, fe)}
         if row in trl_rows:
             labels["trl"] = trl_rows[row].labels
+        if custom is not None and "custom" in strategies:
+            labels["custom"] = custom.labeled(fe, tok, index=row - 1).labels
         # The token that closes each answer: the one whose text ends where the span ends.
         closers = []
         for a, b in fe.answer_spans:
@@ -243,10 +257,11 @@ def _label_batch(report: DataReport, formatted: list[tuple[int, FormattedExample
                 continue
             if strategy == "copy":
                 continue
-            checked = closers if strategy == "mask" else closers[-1:]  # TRL trains the last answer only
+            every = strategy != "trl"  # TRL trains the last answer only
+            checked = closers if every else closers[-1:]
             for n, pos in enumerate(checked, start=1):
                 if pos is None or ids[pos] not in special or lab[pos] == -100:
-                    which = f"answer {n}" if strategy == "mask" else "the last answer"
+                    which = f"answer {n}" if every else "the last answer"
                     report.add(Problem(row, "eos-not-trained", f"{which} does not end in a trained special token", strategy))
                     break
             if max_length is not None and len(ids) > max_length:
@@ -270,8 +285,9 @@ def format_report(report: DataReport) -> str:
         "",
         "trained tokens per strategy:",
     ]
+    width = max([5, *map(len, report.totals)])
     for s, t in report.totals.items():
-        lines.append(f"  {s:<5} {t.trained_tokens:>10} of {t.tokens:<10} {100 * t.trained_fraction:6.2f}%")
+        lines.append(f"  {s:<{width}} {t.trained_tokens:>10} of {t.tokens:<10} {100 * t.trained_fraction:6.2f}%")
     lines.append("")
     if report.counts:
         lines.append("problems:")
