@@ -13,13 +13,13 @@ import sys
 from collections.abc import Sequence
 
 from inspector import __version__
-from inspector.cli import app, bench, inspect_data, labels, lesson, models, predict, prepare, train
+from inspector.cli import app, bench, exercise, inspect_data, labels, lesson, models, predict, prepare, train
 from inspector.cli.options import common
 from inspector.core.errors import InspectorError
 from inspector.core.labels.custom import LabelCodeError
 
 # In the order `--help` lists them.
-COMMANDS = (labels, train, predict, bench, lesson, prepare, inspect_data, models)
+COMMANDS = (labels, train, predict, bench, lesson, exercise, prepare, inspect_data, models)
 
 
 def build_parser() -> argparse.ArgumentParser:
