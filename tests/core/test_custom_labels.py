@@ -286,3 +286,37 @@ def test_custom_trains_as_mask_does_when_it_equals_mask(tiny_path, tmp_path):
                 assert result.trained_tokens == 2 * 10  # " word" + eos of five examples, two epochs
     assert losses["custom"] == losses["mask"]
     assert losses["custom"][-1] < losses["custom"][0]
+
+
+def test_the_reloader_keeps_the_last_good_version(tiny, tmp_path):
+    import os
+
+    from inspector.core.labels.reload import LabelReloader
+
+    f = write(tmp_path, AS_LIST)
+    r = LabelReloader(str(f))
+    first = r.load()
+    assert r.poll() is None  # nothing changed
+
+    def save(text):
+        f.write_text(text, encoding="utf-8")
+        st = f.stat()  # a new mtime even within the file system's resolution
+        os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+
+    save("def make_labels(example, tokenizer)\n")
+    err = r.poll()
+    assert isinstance(err, LabelCodeError) and err.kind == "syntax" and r.current is first and r.error is err
+    save("def make_labels(example, tokenizer)\n")
+    assert r.poll() is None  # the same problem again
+    save(AS_LIST.replace("labels.append(token)", "labels.append(-100)"))
+    second = r.poll()
+    assert second is r.current and second.fingerprint != first.fingerprint and r.error is None
+    assert set(custom_of(tiny, second).labels) == {-100}
+    save(AS_LIST.replace("labels.append(token)", "labels.append(token)  # same labels, new text"))
+    third = r.poll()
+    assert third is r.current
+    with pytest.raises(LabelCodeError) as info:  # pretend the new one failed on an example
+        custom_of(tiny, load_label_function(str(write(tmp_path, "def make_labels(e, t):\n    return None\n", "x.py"))))
+    assert r.revert(info.value) is second and r.current is second and r.error is info.value
+    f.unlink()
+    assert isinstance(r.poll(), LabelCodeError) and r.current is second

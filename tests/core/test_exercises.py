@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from label_functions import ARTICLE, NO_EOS, PADDING, RAISES, RIGHT, WRONG_LENGTH  # tests/ is on the path
 
 from inspector.core.errors import InspectorError
 from inspector.core.labels.custom import load_label_function
@@ -17,7 +18,6 @@ from inspector.core.lessons.exercises import (
 )
 from inspector.core.lessons.model import lessons_dir, load_lessons
 
-from label_functions import ARTICLE, NO_EOS, PADDING, RAISES, RIGHT, WRONG_LENGTH  # noqa: E402 (tests/ is on the path)
 
 def lesson_of(lesson_id):
     lessons = load_lessons()
@@ -36,7 +36,7 @@ def test_the_lessons_with_an_exercise_and_their_starters(tmp_path):
     lessons = load_lessons()
     numbers = [i + 1 for i, les in enumerate(lessons) if les.id in EXERCISES]
     assert numbers == [4, 8, 10]
-    for lesson_id, ex in EXERCISES.items():
+    for ex in EXERCISES.values():
         text = starter_text(ex)
         assert "def make_labels(example, tokenizer):" in text and "TODO" in text
         assert (lessons_dir() / "exercises" / ex.starter).is_file()  # shipped with the lessons (force-include)
@@ -66,7 +66,7 @@ def test_a_right_function_passes_every_example(tiny, tmp_path):
     assert names[:5] == [f"lesson example {i}" for i in range(1, 6)]
     assert any("adds its own bos" in n for n in names) and any("empty answer" in n for n in names)
     assert any("three turns" in n for n in names)
-    assert [r.line() for r in report.results][0] == "✓ lesson example 1"
+    assert report.results[0].line() == "✓ lesson example 1"
     assert report.text().splitlines()[-1] == "10 of 10 examples pass: all match the reference"
     assert check(tmp_path, RIGHT, tiny, "multi-turn").passed
 

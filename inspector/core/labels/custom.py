@@ -356,7 +356,7 @@ def load_label_function(spec: str | LabelSource) -> LabelFunction:
     # Registered while it runs, so that dataclasses and the like can find their module.
     sys.modules[module.__name__] = module
     try:
-        exec(code, module.__dict__)
+        exec(code, module.__dict__)  # noqa: S102 (the user's own file, named on the command line)
     except Exception as exc:
         frames = user_frames(exc.__traceback__, file, text)
         message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
@@ -430,3 +430,4 @@ class LabelDiff:
 def diff_labels(custom: LabeledExample, reference: LabeledExample) -> LabelDiff:
     """Positions whose label differs between the custom labels and a reference strategy's (mask, copy or trl)."""
     return LabelDiff(reference.strategy, tuple(differing_positions(custom, reference)))
+
