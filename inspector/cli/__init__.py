@@ -13,12 +13,13 @@ import sys
 from collections.abc import Sequence
 
 from inspector import __version__
-from inspector.cli import app, bench, inspect_data, labels, lesson, models, predict, prepare, templates, train
+from inspector.cli import app, bench, exercise, inspect_data, labels, lesson, models, predict, prepare, templates, train
 from inspector.cli.options import common
 from inspector.core.errors import InspectorError
+from inspector.core.labels.custom import LabelCodeError
 
 # In the order `--help` lists them.
-COMMANDS = (labels, train, predict, bench, lesson, prepare, inspect_data, templates, models)
+COMMANDS = (labels, train, predict, bench, lesson, exercise, prepare, inspect_data, templates, models)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,6 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             return app.run(args)
         return args.run(args)
+    except LabelCodeError as exc:  # the user's own code: where, and their frames of the traceback
+        print(f"causallm-inspect: error: {exc.report()}", file=sys.stderr)
+        return 2
     except InspectorError as exc:
         print(f"causallm-inspect: error: {exc}", file=sys.stderr)
         return 2

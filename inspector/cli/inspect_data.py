@@ -5,9 +5,18 @@ from __future__ import annotations
 import argparse
 import sys
 
-from inspector.cli.options import at_least_one, comma_list, common, data_file_options, dump, load
+from inspector.cli.options import (
+    at_least_one,
+    comma_list,
+    common,
+    data_file_options,
+    dump,
+    label_function,
+    labels_from_option,
+    load,
+)
 from inspector.core.errors import InspectorError
-from inspector.core.labels.strategies import STRATEGIES
+from inspector.core.labels.strategies import ALL_STRATEGIES, CUSTOM
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,8 +34,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="processes that tokenize and check the rows (default: every core; the report is the same)",
     )
     p.add_argument(
-        "--strategy", default="copy,mask", metavar="LIST", help="comma-separated: copy, mask, trl (trl loads the model; default copy,mask)"
+        "--strategy",
+        default=None,
+        metavar="LIST",
+        help="comma-separated: copy, mask, trl, custom (trl loads the model; default copy,mask, and custom with --labels-from)",
     )
+    labels_from_option(p)
     p.add_argument("--max-length", type=int, metavar="N", help="report rows whose answers a cut at N tokens would lose")
     p.add_argument(
         "--fail-on",
@@ -44,7 +57,9 @@ def run(args: argparse.Namespace) -> int:
     from inspector.core.data.readers import detect_format, parse_columns
     from inspector.core.reports.data_report import PROBLEMS, cores, format_report, inspect_data
 
-    strategies = comma_list(args.strategy, STRATEGIES, "--strategy")
+    default = "copy,mask,custom" if args.labels_from else "copy,mask"
+    strategies = comma_list(args.strategy or default, ALL_STRATEGIES, "--strategy")
+    custom = label_function(args, strategies) if CUSTOM in strategies or args.labels_from else None
     fail_on = {x.strip() for x in args.fail_on.split(",") if x.strip()}
     if fail_on == {"any"}:
         fail_on = set(PROBLEMS)
@@ -81,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
         row_format=args.row_format,
         num_proc=args.num_proc or cores(),
         progress=progress,
+        custom=custom,
     )
     if tty:
         print("\r", end="", file=sys.stderr)

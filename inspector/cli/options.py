@@ -10,12 +10,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from inspector.core.errors import InspectorError
-from inspector.core.labels.strategies import STRATEGIES
+from inspector.core.labels.strategies import ALL_STRATEGIES, CUSTOM
 
 if TYPE_CHECKING:
+    from inspector.core.labels.custom import LabelFunction
     from inspector.core.data.chat_format import ChatTemplate
     from inspector.core.data.examples import Example
     from inspector.core.models import LoadedModel
@@ -94,9 +96,10 @@ def burst_options(parser: argparse.ArgumentParser, *, required_strategy: bool) -
 
     parser.add_argument(
         "--strategy",
-        choices=STRATEGIES,
+        choices=ALL_STRATEGIES,
         required=required_strategy,
-        help="copy: labels = input_ids; mask: human part -100; trl: TRL SFTTrainer, completion-only loss",
+        help="copy: labels = input_ids; mask: human part -100; trl: TRL SFTTrainer, completion-only loss; "
+        "custom: your function of --labels-from",
     )
     parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS, help=f"epochs to train (default {DEFAULT_EPOCHS})")
     parser.add_argument(
@@ -127,6 +130,33 @@ def burst_options(parser: argparse.ArgumentParser, *, required_strategy: bool) -
     )
 
 
+LABELS_FROM_HELP = (
+    "your own label function, the 'custom' strategy: FUNCTION(example, tokenizer) in a Python file "
+    "(FUNCTION defaults to make_labels) returning the labels, or the example with example['labels'] set. "
+    "The file's code runs in this process, with your permissions; a file is loaded only when named here"
+)
+
+
+def labels_from_option(parser: argparse.ArgumentParser) -> None:
+    """--labels-from FILE[:FUNCTION]: the user's label function (the `custom` strategy)."""
+    parser.add_argument("--labels-from", metavar="FILE[:FUNCTION]", default=None, help=LABELS_FROM_HELP)
+
+
+def label_function(args: argparse.Namespace, strategies: Sequence[str] = ()) -> LabelFunction | None:
+    """The function of --labels-from, loaded now (a broken file fails before the model loads);
+    None without the option. A `custom` among `strategies` without the option is an error."""
+    spec = getattr(args, "labels_from", None)
+    if spec is None:
+        if CUSTOM in strategies:
+            raise InspectorError(
+                "--strategy custom needs your label function", "pass --labels-from FILE[:FUNCTION] (default make_labels)"
+            )
+        return None
+    from inspector.core.labels.custom import load_label_function
+
+    return load_label_function(spec)
+
+
 def at_least_one(text: str) -> int:
     """argparse type of a count: a whole number of 1 or more, or a message saying so."""
     try:
@@ -151,7 +181,7 @@ def train_rows_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def comma_list(text: str, known: tuple[str, ...] | list[str], flag: str) -> list[str]:
+def comma_list(text: str, known: Sequence[str], flag: str) -> list[str]:
     """The entries of a comma-separated option, each one of `known`, or one error naming the bad ones."""
     entries = [x.strip() for x in text.split(",") if x.strip()]
     bad = [x for x in entries if x not in known]

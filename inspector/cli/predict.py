@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from inspector.cli.options import burst_options, check_data_early, common, dump, load, template
+from inspector.cli.options import (
+    burst_options,
+    check_data_early,
+    common,
+    dump,
+    label_function,
+    labels_from_option,
+    load,
+    template,
+)
 from inspector.cli.train import run_burst
 from inspector.core.errors import InspectorError
 
@@ -13,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="teacher-forced predictions, untrained or after a burst")
     common(p)
     burst_options(p, required_strategy=False)
+    labels_from_option(p)
     p.add_argument(
         "--text",
         metavar="TEXT",
@@ -26,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from inspector.core.data.chat_format import HOLDOUT_ANSWER, HOLDOUT_WORD, article_text
 
+    custom = label_function(args, [args.strategy] if args.strategy else [])
     examples = check_data_early(args)
     if args.top_k < 1:
         raise InspectorError(f"--top-k must be at least 1, not {args.top_k}", "pass a positive number")
@@ -48,9 +59,11 @@ def run(args: argparse.Namespace) -> int:
     ids, _ = encode(fe, loaded.tokenizer)
     result = None
     if args.strategy:
-        _session, result = run_burst(args, loaded, markers, examples, verbose=False)
+        _session, result = run_burst(args, loaded, markers, examples, verbose=False, custom=custom)
     rows = teacher_forced(loaded.model, loaded.tokenizer, ids, top_k=args.top_k)
-    state = f"after {args.strategy}, {result.epochs_done:g} epochs" if result else "untrained"
+    from inspector.core.labels.strategies import display_name
+
+    state = f"after {display_name(args.strategy, custom)}, {result.epochs_done:g} epochs" if result else "untrained"
     if args.json:
         dump(
             {

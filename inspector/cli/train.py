@@ -10,11 +10,21 @@ import signal
 import sys
 from typing import TYPE_CHECKING, Any
 
-from inspector.cli.options import burst_options, check_data_early, common, dump, load, per_step
+from inspector.cli.options import (
+    burst_options,
+    check_data_early,
+    common,
+    dump,
+    label_function,
+    labels_from_option,
+    load,
+    per_step,
+)
 
 if TYPE_CHECKING:
     from inspector.core.data.chat_format import ChatTemplate
     from inspector.core.data.examples import Example
+    from inspector.core.labels.custom import LabelFunction
     from inspector.core.models import LoadedModel
     from inspector.core.training.burst import BurstResult, BurstSettings
     from inspector.core.training.session import TrainingSession
@@ -24,22 +34,37 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="a training burst: loss and held-out answer per epoch")
     common(p)
     burst_options(p, required_strategy=True)
+    labels_from_option(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    custom = label_function(args, [args.strategy])
     examples = check_data_early(args)
     loaded, template = load(args)
-    session, result = run_burst(args, loaded, template, examples, verbose=not args.json)
+    session, result = run_burst(args, loaded, template, examples, verbose=not args.json, custom=custom)
     if args.json:
         from dataclasses import asdict
 
-        dump({"model": loaded.name, "device": loaded.device, "settings": asdict(session.settings), **result.to_dict()})
+        extra = {}
+        if session.label_version is not None and custom is not None:
+            extra = {"function": custom.name, "file": custom.file, "fingerprint": session.label_version}
+        dump(
+            {
+                "model": loaded.name,
+                "device": loaded.device,
+                "settings": asdict(session.settings),
+                **extra,
+                **result.to_dict(),
+            }
+        )
         return 0
     if result.stopped:
         print(f"stopped on request after step {result.steps[-1].step if result.steps else 0}")
+    from inspector.core.labels.strategies import display_name
+
     print(
-        f"{args.strategy}: {len(result.steps)} steps in {result.train_runtime:.1f} s{per_step(result)}, "
+        f"{display_name(args.strategy, custom)}: {len(result.steps)} steps in {result.train_runtime:.1f} s{per_step(result)}, "
         f"{result.tokens_per_second:.0f} tokens/s, {result.trained_tokens} of {result.input_tokens} tokens trained"
     )
     return 0
@@ -84,7 +109,13 @@ def _settings(args: argparse.Namespace) -> BurstSettings:
 
 
 def run_burst(
-    args: argparse.Namespace, loaded: LoadedModel, template: ChatTemplate, examples: list[Example], *, verbose: bool
+    args: argparse.Namespace,
+    loaded: LoadedModel,
+    template: ChatTemplate,
+    examples: list[Example],
+    *,
+    verbose: bool,
+    custom: LabelFunction | None = None,
 ) -> tuple[TrainingSession, BurstResult]:
     """The burst of the burst options on the loaded model itself; Ctrl-C stops it between steps."""
     from inspector.core.data.examples import format_examples
@@ -106,7 +137,7 @@ def run_burst(
 
     session = TrainingSession(
         loaded.model, loaded.tokenizer, formatted, args.strategy, settings,
-        device=loaded.device, template=template, max_length=loaded.max_length,
+        device=loaded.device, template=template, max_length=loaded.max_length, custom=custom,
     )
     with session, _StopFlag() as flag:
         if verbose:

@@ -7,25 +7,68 @@
 - `trl`: whatever TRL's `SFTTrainer` produces for the prompt/completion dataset with
   `completion_only_loss=True`; TRL is asked, not imitated. Where its labels differ from
   `mask` (a multi-turn text trains only its last answer), the difference is shown.
+- `custom`: the user's own label function (`--labels-from FILE[:FUNCTION]`,
+  inspector.core.labels.custom), an optional fourth strategy, shown under the function's name.
+
+`STRATEGIES` are the three built-ins, always there; `strategies_with(custom)` adds `custom`
+where a label function is loaded.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from inspector.core.data.chat_format import FormattedExample
 from inspector.core.errors import InspectorError
 from inspector.core.data.tokens import special_token_ids, visible
 
 IGNORE_INDEX = -100
-STRATEGIES = ("copy", "mask", "trl")
+STRATEGIES = ("copy", "mask", "trl")  # the built-ins, always there
+CUSTOM = "custom"  # the user's label function, there only with --labels-from
+ALL_STRATEGIES = (*STRATEGIES, CUSTOM)
 STRATEGY_TITLES = {
     "copy": "labels copied from input_ids",
     "mask": "human part masked to -100",
     "trl": "TRL SFTTrainer, completion-only loss",
+    CUSTOM: "your own label function",
 }
+
+
+class LabelMaker(Protocol):
+    """What the `custom` strategy needs of a label function (inspector.core.labels.custom.LabelFunction)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def fingerprint(self) -> str: ...
+
+    def labeled(
+        self, fe: FormattedExample, tokenizer: Any, *, max_length: int | None = None, index: int = 0
+    ) -> LabeledExample: ...
+
+
+def strategies_with(custom: LabelMaker | None) -> tuple[str, ...]:
+    """The strategies there are: the three built-ins, and `custom` when a label function is loaded."""
+    return ALL_STRATEGIES if custom is not None else STRATEGIES
+
+
+def display_name(strategy: str, custom: LabelMaker | None = None) -> str:
+    """What the UI calls a strategy: its key, or for `custom` the label function's name."""
+    return custom.name if strategy == CUSTOM and custom is not None else strategy
+
+
+def check_strategy(strategy: str, custom: LabelMaker | None = None) -> None:
+    """An InspectorError for an unknown strategy, or for `custom` without a label function."""
+    if strategy == CUSTOM and custom is None:
+        raise InspectorError(
+            "the custom strategy needs your label function", "pass --labels-from FILE[:FUNCTION] (default make_labels)"
+        )
+    if strategy not in ALL_STRATEGIES:
+        raise InspectorError(f"unknown strategy {strategy!r}", f"choose one of {', '.join(strategies_with(custom))}")
+
 
 @dataclass(frozen=True)
 class TokenRow:
@@ -113,7 +156,7 @@ def encode(fe: FormattedExample, tokenizer: Any) -> tuple[list[int], list[tuple[
     return ids, offsets
 
 
-def _check_length(ids: Sequence[int], max_length: int | None, index: int) -> None:
+def check_length(ids: Sequence[int], max_length: int | None, index: int) -> None:
     if max_length is not None and len(ids) > max_length:
         raise InspectorError(
             f"example {index + 1} is {len(ids)} tokens long, longer than the model's context of {max_length}",
@@ -136,11 +179,20 @@ def mask_labels(ids: Sequence[int], offsets: Sequence[tuple[int, int]], fe: Form
 
 
 def label_example(
-    strategy: str, fe: FormattedExample, tokenizer: Any, *, max_length: int | None = None, index: int = 0
+    strategy: str,
+    fe: FormattedExample,
+    tokenizer: Any,
+    *,
+    max_length: int | None = None,
+    index: int = 0,
+    custom: LabelMaker | None = None,
 ) -> LabeledExample:
-    """Labels for `copy` or `mask` (for `trl`, see `label_examples`)."""
+    """Labels for `copy`, `mask` or `custom` (for `trl`, see `label_examples`)."""
+    if strategy == CUSTOM:
+        check_strategy(strategy, custom)
+        return custom.labeled(fe, tokenizer, max_length=max_length, index=index)  # type: ignore[union-attr]
     ids, offsets = encode(fe, tokenizer)
-    _check_length(ids, max_length, index)
+    check_length(ids, max_length, index)
     if strategy == "copy":
         labels = list(ids)
     elif strategy == "mask":
@@ -157,10 +209,10 @@ def label_examples(
     model: Any = None,
     *,
     max_length: int | None = None,
+    custom: LabelMaker | None = None,
 ) -> list[LabeledExample]:
-    """Labels of every example under one strategy."""
-    if strategy not in STRATEGIES:
-        raise InspectorError(f"unknown strategy {strategy!r}", f"choose one of {', '.join(STRATEGIES)}")
+    """Labels of every example under one strategy (`custom` needs the label function)."""
+    check_strategy(strategy, custom)
     if strategy == "trl":
         if model is None:
             raise ValueError("the trl strategy needs the model: TRL's SFTTrainer makes the labels")
@@ -168,10 +220,13 @@ def label_examples(
 
         out = []
         for i, (fe, (ids, labels)) in enumerate(zip(examples, trl_dataset_rows(model, tokenizer, examples))):
-            _check_length(ids, max_length, i)
+            check_length(ids, max_length, i)
             out.append(LabeledExample("trl", make_rows(tokenizer, ids, labels), fe))
         return out
-    return [label_example(strategy, fe, tokenizer, max_length=max_length, index=i) for i, fe in enumerate(examples)]
+    return [
+        label_example(strategy, fe, tokenizer, max_length=max_length, index=i, custom=custom)
+        for i, fe in enumerate(examples)
+    ]
 
 
 def differing_positions(a: LabeledExample, b: LabeledExample) -> list[int]:

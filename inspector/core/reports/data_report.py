@@ -28,6 +28,7 @@ from inspector.core.reports.row_checks import BatchResult, Job, Problem, RowChec
 __all__ = ["FIXES", "PROBLEMS", "DataReport", "Problem", "cores", "format_report", "inspect_data"]
 
 if TYPE_CHECKING:
+    from inspector.core.labels.strategies import LabelMaker
     from inspector.core.models import LoadedModel
 
 
@@ -160,8 +161,18 @@ def inspect_data(
     batch_size: int = 256,
     num_proc: int = 1,
     progress: Callable[[int], None] | None = None,
+    custom: LabelMaker | None = None,
 ) -> DataReport:
+    """Read the data in batches and count each strategy's trained tokens and problems.
+
+    `custom` (the user's label function) is needed for the `custom` strategy; an error in
+    its code stops the report (a LabelCodeError), it is not a problem of the row.
+    """
     from inspector.core.data.readers import classify, describe_file, iter_records
+    from inspector.core.labels.strategies import check_strategy
+
+    for s in strategies:
+        check_strategy(s, custom)
 
     start = time.perf_counter()
     tok = loaded.tokenizer
@@ -175,10 +186,10 @@ def inspect_data(
     )
     if num_proc < 1:
         raise InspectorError(f"--num-proc must be at least 1, not {num_proc}", "pass a positive number")
-    if "trl" in strategies:
-        num_proc = 1  # TRL's trainer needs the model: one process
+    if "trl" in strategies or "custom" in strategies:
+        num_proc = 1  # TRL's trainer needs the model, the user's function lives in this process: one process
     model = loaded.model if "trl" in strategies else None
-    checker = RowChecker(tok, loaded.name, list(strategies), template, chat_template, max_length, model)
+    checker = RowChecker(tok, loaded.name, list(strategies), template, chat_template, max_length, model, custom=custom)
     if tok.pad_token_id is not None and tok.pad_token_id == tok.eos_token_id:
         report.add(Problem(None, "pad-equals-eos", f"pad and eos are both {tok.eos_token!r}"))
     _check_template(report, checker)
@@ -332,8 +343,9 @@ def format_report(report: DataReport) -> str:
         "",
         "trained tokens per strategy:",
     ]
+    width = max([5, *map(len, report.totals)])
     for s, t in report.totals.items():
-        lines.append(f"  {s:<5} {t.trained_tokens:>10} of {t.tokens:<10} {100 * t.trained_fraction:6.2f}%")
+        lines.append(f"  {s:<{width}} {t.trained_tokens:>10} of {t.tokens:<10} {100 * t.trained_fraction:6.2f}%")
     lines.append("")
     if report.counts:
         lines.append("problems:")

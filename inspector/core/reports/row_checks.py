@@ -51,6 +51,7 @@ class RowChecker:
     chat_template: str | None = None
     max_length: int | None = None
     model: Any = None  # only for the trl strategy
+    custom: Any = None  # the user's label function (a LabelMaker), only for the custom strategy
     special: set[int] = field(default_factory=set)
     marked: bool = False  # the chat template in use has {% generation %} markers
 
@@ -118,6 +119,9 @@ class RowChecker:
             labels = {"copy": list(ids), "mask": mask_labels(ids, offsets, fe)}
             if row in trl_rows:
                 labels["trl"] = trl_rows[row].labels
+            if self.custom is not None and "custom" in strategies:
+                # An error in the user's code stops the report (a LabelCodeError): it is not the row's problem.
+                labels["custom"] = self.custom.labeled(fe, tok, index=row - 1).labels
             closers = [self._closer(fe, offsets, span) for span in fe.answer_spans]
             empty = self._empty_answer(fe, ids, offsets)
             if empty:
@@ -142,10 +146,11 @@ class RowChecker:
             return
         if strategy == "copy":
             return
-        checked = closers if strategy == "mask" else closers[-1:]  # TRL trains the last answer only
+        every = strategy != "trl"  # TRL trains the last answer only
+        checked = closers if every else closers[-1:]
         for n, pos in enumerate(checked, start=1):
             if pos is None or ids[pos] not in self.special or lab[pos] == -100:
-                which = f"answer {n}" if strategy == "mask" else "the last answer"
+                which = f"answer {n}" if every else "the last answer"
                 if fe.kind == "chat" and self.marked:
                     detail = f"{which}: the template's generation markers end before its end-of-turn token"
                     out.problems.append(Problem(row, "stop-token-not-trained", detail, strategy))

@@ -12,11 +12,18 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def labels_table(lab: LabeledExample, title: str = "") -> str:
-    """One line per token: position, token, input_id, label (masked shown as -100 ·masked)."""
+def labels_table(lab: LabeledExample, title: str = "", name: str | None = None) -> str:
+    """One line per token: position, token, input_id, label (masked shown as -100 ·masked).
+
+    `name` is what the strategy is called (the label function's name for `custom`).
+    """
     head = f"{title}: " if title else ""
+    title_of = STRATEGY_TITLES.get(lab.strategy, "")
+    called = lab.strategy
+    if name is not None and name != lab.strategy:
+        called, title_of = name, f"{lab.strategy}: {title_of}"
     lines = [
-        f"{head}{lab.strategy} ({STRATEGY_TITLES.get(lab.strategy, '')}): "
+        f"{head}{called} ({title_of}): "
         f"{lab.trained_tokens} of {len(lab.rows)} tokens trained",
         f"{'pos':>4}  {'token':<18} {'input_id':>9} {'label':>9}",
     ]

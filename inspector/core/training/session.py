@@ -1,6 +1,7 @@
 """Training bursts: a few epochs of one label strategy, observable step by step.
 
-`copy` and `mask` train with the Hugging Face `Trainer` on our labels; `trl` trains with
+`copy`, `mask` and `custom` (the user's label function) train with the Hugging Face
+`Trainer` on our labels; `trl` trains with
 TRL's `SFTTrainer` on the prompt/completion dataset. A `TrainingSession` keeps its trainer
 (and so its optimizer state) between bursts, so a second `run()` continues where the first
 stopped: the schedule is constant so that continuing does not restart a decay, and the
@@ -25,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from inspector.core.data.chat_format import ARTICLE_TEMPLATE, ChatTemplate, FormattedExample, add_special_tokens, holdout_text
 from inspector.core.errors import InspectorError
-from inspector.core.labels.strategies import STRATEGIES, label_examples
+from inspector.core.labels.strategies import LabelMaker, check_strategy, label_examples
 from inspector.core.training.burst import OPTIMIZERS, BurstResult, BurstSettings, EpochLog, StepLog
 from inspector.core.training.hf_trainer import make_callback, plain_trainer, trained_positions_trainer
 
@@ -90,9 +91,9 @@ class TrainingSession:
         device: str = "cpu",
         template: ChatTemplate = ARTICLE_TEMPLATE,
         max_length: int | None = None,
+        custom: LabelMaker | None = None,
     ) -> None:
-        if strategy not in STRATEGIES:
-            raise InspectorError(f"unknown strategy {strategy!r}", f"choose one of {', '.join(STRATEGIES)}")
+        check_strategy(strategy, custom)
         if not examples:
             raise InspectorError("there are no examples to train on", "give at least one example")
         self.model = model
@@ -103,7 +104,10 @@ class TrainingSession:
         self.device = device
         self.prompt = holdout_prompt(tokenizer, settings.holdout, template)
         self.prompt_ids = tokenizer(self.prompt.text)["input_ids"]
-        self.labeled = label_examples(strategy, self.examples, tokenizer, model, max_length=max_length)
+        self.labeled = label_examples(strategy, self.examples, tokenizer, model, max_length=max_length, custom=custom)
+        # The label function's version these labels came from: a session whose version is not
+        # the loaded function's trained on an earlier version of it (stale). None: a built-in.
+        self.label_version: str | None = custom.fingerprint if strategy == "custom" and custom is not None else None
         self.epochs_done = 0.0
         self.steps_done = 0
         self.damaged = False  # an out-of-memory error cut an optimizer step short
@@ -121,6 +125,7 @@ class TrainingSession:
         settings: BurstSettings = BurstSettings(),
         *,
         template: ChatTemplate = ARTICLE_TEMPLATE,
+        custom: LabelMaker | None = None,
     ) -> TrainingSession:
         """A session training a deep copy of a LoadedModel's model, so the original stays untrained."""
         import copy
@@ -134,7 +139,12 @@ class TrainingSession:
             device=loaded.device,
             template=template,
             max_length=loaded.max_length,
+            custom=custom,
         )
+
+    def is_stale(self, custom: LabelMaker | None) -> bool:
+        """Whether this `custom` session trained on another version of the label function than `custom`."""
+        return self.strategy == "custom" and (custom is None or custom.fingerprint != self.label_version)
 
     @property
     def examples_per_step(self) -> int:

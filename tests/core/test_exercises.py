@@ -1,0 +1,124 @@
+"""Exercises: the starter files, and the check of a user's function against the reference."""
+
+from __future__ import annotations
+
+import pytest
+from label_functions import ARTICLE, NO_EOS, PADDING, RAISES, RIGHT, WRONG_LENGTH  # tests/ is on the path
+
+from inspector.core.errors import InspectorError
+from inspector.core.labels.custom import load_label_function
+from inspector.core.labels.strategies import IGNORE_INDEX
+from inspector.core.lessons.exercises import (
+    EXERCISES,
+    check_exercise,
+    exercise_for,
+    starter_text,
+    tokenizer_adding_bos,
+    write_starter,
+)
+from inspector.core.lessons.model import lessons_dir, load_lessons
+
+
+def lesson_of(lesson_id):
+    lessons = load_lessons()
+    n, lesson = next((i + 1, les) for i, les in enumerate(lessons) if les.id == lesson_id)
+    return n, lesson
+
+
+def check(tmp_path, code, lm, lesson_id="mask"):
+    f = tmp_path / "mine.py"
+    f.write_text(code, encoding="utf-8")
+    n, lesson = lesson_of(lesson_id)
+    return check_exercise(EXERCISES[lesson_id], n, lesson, load_label_function(str(f)), lm.tokenizer)
+
+
+def test_the_lessons_with_an_exercise_and_their_starters(tmp_path):
+    lessons = load_lessons()
+    numbers = [i + 1 for i, les in enumerate(lessons) if les.id in EXERCISES]
+    assert numbers == [4, 8, 10]
+    for ex in EXERCISES.values():
+        text = starter_text(ex)
+        assert "def make_labels(example, tokenizer):" in text and "TODO" in text
+        assert (lessons_dir() / "exercises" / ex.starter).is_file()  # shipped with the lessons (force-include)
+        compile(text, ex.starter, "exec")
+    with pytest.raises(InspectorError, match=r"lesson 3 \(.*\) has no exercise. Choose lesson 4, 8 or 10"):
+        exercise_for(lessons[2], 3, lessons)
+    path = write_starter(EXERCISES["mask"], tmp_path / "ex.py")
+    assert path.read_text() == starter_text(EXERCISES["mask"])
+    path.write_text("my work")
+    with pytest.raises(InspectorError, match="already exists"):
+        write_starter(EXERCISES["mask"], path)
+    assert path.read_text() == "my work"
+    write_starter(EXERCISES["mask"], path, force=True)
+    assert "TODO" in path.read_text()
+
+
+def test_the_starters_do_not_pass(tiny, tmp_path):
+    for lesson_id, ex in EXERCISES.items():
+        report = check(tmp_path, starter_text(ex), tiny, lesson_id)
+        assert not report.passed, lesson_id
+
+
+def test_a_right_function_passes_every_example(tiny, tmp_path):
+    report = check(tmp_path, RIGHT, tiny)
+    assert report.passed
+    names = [r.case.name for r in report.results]
+    assert names[:5] == [f"lesson example {i}" for i in range(1, 6)]
+    assert any("adds its own bos" in n for n in names) and any("empty answer" in n for n in names)
+    assert any("three turns" in n for n in names)
+    assert report.results[0].line() == "✓ lesson example 1"
+    assert report.text().splitlines()[-1] == "10 of 10 examples pass: all match the reference"
+    assert check(tmp_path, RIGHT, tiny, "multi-turn").passed
+
+
+def test_the_articles_function_fails_only_where_the_tokenizer_adds_a_bos(tiny, tmp_path):
+    report = check(tmp_path, ARTICLE, tiny)
+    failed = [r for r in report.results if not r.passed]
+    assert failed and all(r.case.bos_added for r in failed)
+    first = failed[0].differences[0]
+    assert (first.position, first.expected) == (1, IGNORE_INDEX)  # trained from just after the tokenizer's bos
+    assert "position 0 is the tokenizer's own" in failed[0].hint
+    assert "position 1 " in failed[0].line()
+
+
+def test_an_off_by_one_names_the_closing_eos(tiny, tmp_path):
+    report = check(tmp_path, NO_EOS, tiny)
+    assert not any(r.passed for r in report.results)
+    r = report.results[0]
+    eos = tiny.tokenizer.eos_token_id
+    (d,) = r.differences
+    assert (d.token, d.expected, d.got) == ("</s>", eos, IGNORE_INDEX)
+    assert r.line() == f"✗ lesson example 1: 1 position differs: position {d.position} '</s>': expected {eos}, got -100"
+    assert "closing eos" in r.hint
+    two = next(r for r in report.results if r.case.name == "hidden: two turns")
+    assert len(two.differences) == 2  # both answers' eos
+
+
+def test_an_exception_and_a_wrong_return_fail_their_examples_with_the_users_line(tiny, tmp_path):
+    report = check(tmp_path, RAISES, tiny)
+    r = report.results[0]
+    assert not r.passed and r.error.kind == "exception" and r.error.line == 2
+    assert r.line().startswith("✗ lesson example 1: label function make_labels: exception at")
+    assert "IndexError" in report.text() and 'line 2, in make_labels' in report.text()
+    report = check(tmp_path, WRONG_LENGTH, tiny)
+    assert all(r.error is not None and r.error.kind == "wrong-return" for r in report.results)
+    assert "returned 24 labels for 23 tokens" in report.results[0].line()
+
+
+def test_the_padding_exercise(tiny, tmp_path):
+    starter = check(tmp_path, starter_text(EXERCISES["eos-padding"]), tiny, "eos-padding")
+    r = starter.results[0]
+    assert not r.passed and [d.token for d in r.differences] == ["</s>"]  # the eos that ends the text
+    assert "attention_mask" in r.hint
+    assert check(tmp_path, PADDING, tiny, "eos-padding").passed
+    # The mask labels are not what this exercise asks: the prompt is kept here.
+    assert not check(tmp_path, RIGHT, tiny, "eos-padding").passed
+
+
+def test_a_tokenizer_adding_bos(tiny, tiny_bos):
+    tok = tokenizer_adding_bos(tiny.tokenizer)
+    assert tok is not tiny.tokenizer
+    plain = tiny.tokenizer("hola")["input_ids"]
+    assert tok("hola")["input_ids"] == [tiny.tokenizer.bos_token_id, *plain]
+    assert tiny.tokenizer("hola")["input_ids"] == plain  # the original is untouched
+    assert tokenizer_adding_bos(tiny_bos.tokenizer) is tiny_bos.tokenizer  # it adds one already

@@ -1,0 +1,29 @@
+"""Label functions the exercise tests check, as a user would write them."""
+
+# The article's create_special_mask, adapted to the signature only.
+ARTICLE = '''
+def make_labels(example, tokenizer):
+    mask_token_id = -100
+    human_text = True
+    for idx, tok_id in enumerate(example["labels"]):
+        if human_text:
+            example["labels"][idx] = mask_token_id
+            if tok_id == tokenizer.bos_token_id:
+                human_text = False
+        elif not human_text and tok_id == tokenizer.eos_token_id:
+            human_text = True
+        elif not human_text:
+            continue
+    return example
+'''
+# ... and with the bos a tokenizer puts at position 0 left masked.
+RIGHT = ARTICLE.replace("if tok_id == tokenizer.bos_token_id:", "if tok_id == tokenizer.bos_token_id and idx > 0:")
+# Off by one: the eos that closes an answer is never trained.
+NO_EOS = RIGHT.replace("human_text = True\n        elif", "human_text = True\n            example['labels'][idx] = -100\n        elif")
+RAISES = "def make_labels(example, tokenizer):\n    return example['labels'][len(example['text'])]\n"
+WRONG_LENGTH = "def make_labels(example, tokenizer):\n    return example['labels'] + [-100]\n"
+PADDING = '''
+def make_labels(example, tokenizer):
+    return [t if m else -100 for t, m in zip(example["input_ids"], example["attention_mask"])]
+'''
+

@@ -1,0 +1,55 @@
+"""`causallm-inspect exercise N [--check FILE]`: the starter file and the exit codes of the check."""
+
+from __future__ import annotations
+
+import json
+
+from label_functions import NO_EOS, RIGHT
+
+from inspector.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_exercise_writes_the_starter_and_check_fails_it(capsys, tiny_path, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "exercise", "4")
+    assert code == 0
+    starter = tmp_path / "exercise_4_mask.py"
+    assert "TODO" in starter.read_text() and "def make_labels(example, tokenizer):" in starter.read_text()
+    assert "causallm-inspect exercise 4 --check exercise_4_mask.py" in out
+    code, _, err = run(capsys, "exercise", "4")  # never over the user's work
+    assert code == 2 and "already exists" in err
+    code, out, _ = run(capsys, "exercise", "4", "--check", "--model", str(tiny_path))  # the starter's name by default
+    assert code == 1 and "✗ lesson example 1:" in out and "0 of 10 examples pass" in out
+
+
+def test_check_passes_a_right_function_and_fails_an_off_by_one(capsys, tiny_path, tmp_path):
+    right, wrong = tmp_path / "right.py", tmp_path / "wrong.py"
+    right.write_text(RIGHT)
+    wrong.write_text(NO_EOS)
+    code, out, _ = run(capsys, "exercise", "4", "--check", str(right), "--model", str(tiny_path))
+    assert code == 0 and "10 of 10 examples pass: all match the reference" in out
+    code, out, _ = run(capsys, "exercise", "mask", "--check", str(wrong), "--model", str(tiny_path))
+    assert code == 1
+    assert "✗ lesson example 1: 1 position differs: position 22 '</s>': expected 1, got -100" in out
+    code, out, _ = run(capsys, "exercise", "4", "--check", str(wrong), "--model", str(tiny_path), "--json")
+    data = json.loads(out)
+    assert code == 1 and data["passed"] is False
+    assert data["results"][0]["differences"] == [{"position": 22, "token": "</s>", "expected": 1, "got": -100}]
+
+
+def test_check_of_a_file_that_does_not_load_exits_2(capsys, tiny_path, tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("def make_labels(example, tokenizer):\n    return [\n")
+    code, out, err = run(capsys, "exercise", "4", "--check", str(bad), "--model", str(tiny_path))
+    assert code == 2 and out == ""
+    assert f"syntax error at {bad}, line 2" in err and "SyntaxError" in err
+    code, _, err = run(capsys, "exercise", "4", "--check", str(tmp_path / "none.py"), "--model", str(tiny_path))
+    assert code == 2 and "there is no file" in err
+    code, _, err = run(capsys, "exercise", "3")
+    assert code == 2 and "has no exercise" in err
