@@ -26,6 +26,7 @@ from textual.worker import Worker, WorkerState
 from inspector.core.data.chat_format import HOLDOUT_ANSWER, HOLDOUT_WORD, ChatTemplate
 from inspector.core.data.examples import TRAIN_ROWS, Example
 from inspector.core.errors import InspectorError
+from inspector.core.labels.reload import LabelReloader
 from inspector.core.lab import Lab
 from inspector.core.lessons.model import Lesson, load_lessons
 from inspector.core.training.burst import DEFAULT_EPOCHS, DEFAULT_LEARNING_RATE, DEFAULT_SEED
@@ -34,7 +35,7 @@ from inspector.messages import Failed, ModelLoaded, ModelLoadProgressed
 from inspector.palette import InspectorCommands
 from inspector.screens.help import HelpScreen
 from inspector.screens.main import MainScreen
-from inspector.widgets.labels_view import example_label
+from inspector.widgets.labels_parts import example_label
 from inspector.widgets.model_status import short_name
 
 
@@ -52,6 +53,10 @@ def screenshot_folder() -> Path:
 
 def _readable(error: BaseException) -> str:
     """A user-facing line for any worker error: InspectorError as it is, others by type and message."""
+    from inspector.core.labels.custom import LabelCodeError
+
+    if isinstance(error, LabelCodeError):  # the user's own code: where, and their frames
+        return error.report()
     if isinstance(error, InspectorError):
         return str(error)
     lines = str(error).strip().splitlines()
@@ -106,6 +111,7 @@ class InspectorApp(App[int]):
         data_problems: Sequence[Any] = (),
         data_options: dict[str, Any] | None = None,
         train_rows: int = TRAIN_ROWS,
+        labels_from: LabelReloader | None = None,
     ) -> None:
         super().__init__()
         self.lab = Lab(
@@ -117,6 +123,7 @@ class InspectorApp(App[int]):
             bos_token=bos_token,
             eos_token=eos_token,
             train_rows=train_rows if data_name else None,
+            labels_from=labels_from,
         )
         # The runs selector's first value: "live" or a replay speed. None: replay as recorded
         # where prepared runs are stored for the model, else live (said once it is loaded).

@@ -20,7 +20,6 @@ from textual.command import CommandList, CommandPalette, DiscoveryHit, Hit, Hits
 from textual.message import Message
 from textual.widgets import Button, Input, OptionList
 
-from inspector.core.labels.strategies import STRATEGIES
 from inspector.screens.main import VIEWS
 
 
@@ -36,13 +35,15 @@ class InspectorCommands(Provider):
             out.append(
                 (f"Lesson {i + 1}: {lesson.title}", lambda i=i: app.goto_lesson(i), f"open the {lesson.view} view")
             )
-        for s in STRATEGIES:
-            out.append((f"Train {s}", lambda s=s: training.start((s,)), "run a burst of this strategy"))
-        out.append(("Train all three", lambda: training.start(STRATEGIES), "copy, mask and trl in turn"))
+        lab = app.lab
+        for s in lab.strategies:
+            out.append((f"Train {lab.name_of(s)}", lambda s=s: training.start((s,)), "run a burst of this strategy"))
+        every = ", ".join(lab.name_of(s) for s in lab.strategies)
+        out.append(("Train all", lambda: training.start(lab.strategies), f"{every} in turn"))
         out.append(("Stop training", training.stop, "after the current step"))
         out.append(("Reset training", training.reset_all, "every strategy back to the untrained model"))
-        for s in STRATEGIES:
-            out.append((f"Strategy: {s}", lambda s=s: main.show_strategy(s), "show this strategy's labels"))
+        for s in lab.strategies:
+            out.append((f"Strategy: {lab.name_of(s)}", lambda s=s: main.show_strategy(s), "show this strategy's labels"))
         for v in VIEWS:
             out.append((f"View: {v}", lambda v=v: main.show_view(v), f"show the {v} view"))
         out.append(("Replay predictions", main.predictions_view.replay, "animate the guesses again"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from inspector.cli.options import data_options, template, train_rows_option
+from inspector.cli.options import LABELS_FROM_HELP, data_options, template, train_rows_option
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -19,6 +19,13 @@ def register(parser: argparse.ArgumentParser) -> None:
     )
     talk.add_argument("--live", action="store_true", help="never replay prepared runs: every burst trains now")
     train_rows_option(parser)
+    live = parser.add_argument_group("live coding")
+    live.add_argument(
+        "--labels-from",
+        metavar="FILE[:FUNCTION]",
+        default=None,
+        help=LABELS_FROM_HELP + ". In the app it is the strategy 'yours' (keys 4 and u), reloaded whenever you save the file.",
+    )
 
 
 def _given(value: Any) -> str | None:
@@ -46,6 +53,12 @@ def run(args: argparse.Namespace) -> int:
         examples, problems = read.examples, read.problems
         # The data report reads as far as the user asked (--limit; the whole file by default).
         options.update(path=data, more=read.more)
+    reloader = None
+    if getattr(args, "labels_from", None):
+        from inspector.core.labels.reload import LabelReloader
+
+        reloader = LabelReloader(args.labels_from)
+        reloader.load()  # a file that does not load fails here, with its file, line and frames
     app = InspectorApp(
         model=args.model,
         device=args.device or "auto",
@@ -59,5 +72,6 @@ def run(args: argparse.Namespace) -> int:
         data_problems=problems,
         data_options=options,
         train_rows=train_rows,
+        labels_from=reloader,
     )
     return run_until_quit(app)

@@ -6,17 +6,18 @@ the view on show, so the footer always lists what works now.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual import work
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Footer, Header, Input, Markdown, TextArea
 
-from inspector.core.labels.strategies import STRATEGIES
 from inspector.messages import BurstFinished, Failed, BurstStarted, TrainingIdle, TrainingReset, TrainingStarting
 from inspector.widgets.demo_panel import DemoPanel
 from inspector.widgets.labels_view import LabelsView
@@ -60,6 +61,7 @@ class MainScreen(Screen[None]):
         Binding("1", "strategy('copy')", "copy", id="strategy-copy", tooltip="Labels copied from input_ids"),
         Binding("2", "strategy('mask')", "mask", id="strategy-mask", tooltip="Human part masked to -100"),
         Binding("3", "strategy('trl')", "trl", id="strategy-trl", tooltip="TRL SFTTrainer, completion-only loss"),
+        Binding("4", "strategy('custom')", "yours", id="strategy-custom", tooltip="Your label function (--labels-from)"),
         Binding("left", "step(-1)", "◀", id="step-back", show=False),
         Binding("right", "step(1)", "▶", id="step-on", show=False),
         Binding("home", "jump(False)", "start", id="jump-start", show=False),
@@ -67,6 +69,7 @@ class MainScreen(Screen[None]):
         Binding("c", "train('copy')", "train copy", id="train-copy"),
         Binding("m", "train('mask')", "train mask", id="train-mask"),
         Binding("t", "train('trl')", "train trl", id="train-trl"),
+        Binding("u", "train('custom')", "train yours", id="train-custom", tooltip="Train your label function"),
         Binding("a", "train_all", "all three", id="train-all"),
         Binding("plus", "again", "again", id="train-again", tooltip="Repeat the last burst: train more epochs"),
         Binding("escape", "stop", "stop", id="train-stop", tooltip="Stop the burst after the current step"),
@@ -144,6 +147,80 @@ class MainScreen(Screen[None]):
         self.show_lesson(0)
         # Load after the first frame is painted: importing torch in the worker holds the GIL.
         self.call_after_refresh(lambda: self.post_message(self.Painted()))
+        if self.lab.reloader is not None:
+            self._watch_label_function()
+
+    # --- the user's label function (--labels-from) -------------------------------------------
+
+    class LabelFileSaved(Message):
+        """The file of the user's label function changed on disk."""
+
+    @work(thread=True, exclusive=True, group="label-file", exit_on_error=False)
+    def _watch_label_function(self) -> None:
+        """Wait for saves of the label function's file (no timer, no CPU while nothing changes).
+
+        Watches the file's folder: editors that save by writing a new file and renaming it
+        replace the file a watch on the file itself would follow.
+        """
+        import watchfiles
+
+        assert self.lab.reloader is not None
+        path = self.lab.reloader.source.path.resolve()
+        for changes in watchfiles.watch(
+            path.parent,
+            watch_filter=lambda change, where: Path(where).name == path.name,
+            stop_event=self.lab.closing,
+            debounce=200,
+            recursive=False,
+        ):
+            if changes:
+                self.post_message(self.LabelFileSaved())
+
+    def on_worker_state_changed(self, event: Any) -> None:
+        from inspector.messages import worker_error
+
+        error = worker_error(event)
+        if error is not None and event.worker.group == "label-file":
+            self.post_message(Failed("Saves of your label function are not followed any more", error=error))
+        elif error is not None and event.worker.group == "exercise":
+            self.post_message(Failed("The exercise could not be checked", error=error))
+
+    def on_main_screen_label_file_saved(self, message: LabelFileSaved) -> None:
+        from inspector.core.labels.custom import LabelCodeError
+
+        found = self.lab.reload_labels()
+        if found is None:
+            return  # touched, not changed (or the same error again)
+        if isinstance(found, LabelCodeError):
+            self.notify(
+                f"{found.problem_line()} The app goes on with the last version that loaded.",
+                title="Your label function",
+                severity="warning",
+                timeout=6,
+                markup=False,
+            )
+        else:
+            self.notify(f"{found.name} reloaded", title="Your label function", timeout=2)
+            self.check_exercise()
+        self.labels_view.label_function_changed()
+        self.training_view.label_function_changed()
+
+    class ExerciseChecked(Message):
+        """The check of an exercise's file ran (on its current version); `report` is a CheckReport."""
+
+        def __init__(self, report: Any) -> None:
+            self.report = report
+            super().__init__()
+
+    @work(thread=True, exclusive=True, group="exercise", exit_on_error=False)
+    def check_exercise(self) -> None:
+        """Run the exercise's check, as `exercise N --check` does, when the file is an exercise."""
+        report = self.lab.exercise_check()
+        if report is not None:
+            self.post_message(self.ExerciseChecked(report))
+
+    def on_main_screen_exercise_checked(self, message: ExerciseChecked) -> None:
+        self.labels_view.show_exercise(message.report)
 
     # --- parts -----------------------------------------------------------------------------
 
@@ -240,6 +317,8 @@ class MainScreen(Screen[None]):
 
     def model_ready(self, loaded: LoadedModel) -> None:
         self.model_status.loaded(loaded)
+        if self.lab.reloader is not None:
+            self.check_exercise()
         self.labels_view.model_ready()
         self.predictions_view.model_ready()
         self.demo_panel.model_ready()
@@ -273,6 +352,8 @@ class MainScreen(Screen[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         view = self.view
+        if parameters and parameters[0] == "custom" and self.lab.reloader is None:
+            return False  # no label function given: keys 4 and u do nothing, and are not listed
         if action == "strategy":
             return view == "labels"
         if action in ("step", "jump"):
@@ -321,7 +402,7 @@ class MainScreen(Screen[None]):
         self.training_view.start((strategy,))
 
     def action_train_all(self) -> None:
-        self.training_view.start(STRATEGIES)
+        self.training_view.start(self.lab.strategies)
 
     def action_again(self) -> None:
         last = self.training_view.last_request

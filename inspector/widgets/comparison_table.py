@@ -82,25 +82,31 @@ row's times compare badly with the others.
 A strategy marked **⟲ replay** shows a prepared run: its figures are the recorded ones.
 """
 
-    def __init__(self, *, id: str | None = None) -> None:
+    def __init__(
+        self, strategies: tuple[str, ...] = STRATEGIES, names: dict[str, str] | None = None, *, id: str | None = None
+    ) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
-        self.totals: dict[str, StrategyTotals] = {s: StrategyTotals() for s in STRATEGIES}
+        self.strategies = strategies
+        self.names = names or {}  # custom: the label function's name
+        self.stale: set[str] = set()
+        self.totals: dict[str, StrategyTotals] = {s: StrategyTotals() for s in strategies}
 
     def on_mount(self) -> None:
         for name in COLUMNS:
             self.add_column(name, key=name)
-        for s in STRATEGIES:
+        for s in self.strategies:
             self.add_row(*self._cells(s), key=s)
 
     def _cells(self, strategy: str) -> list[str]:
         t = self.totals[strategy]
+        name = self.names.get(strategy, strategy) + (" ⚠ stale" if strategy in self.stale else "")
         if t.bursts == 0:
-            return [strategy, "0", "—", "—", "—", "—", "—", "—"]
+            return [name, "0", "—", "—", "—", "—", "—", "—"]
         loss = "—" if t.final_loss is None or math.isnan(t.final_loss) else f"{t.final_loss:.4f}"
         spread = t.spread
         per_step = "—" if spread is None else spread.span() + (" *" if spread.busy else "")
         return [
-            f"{strategy} ⟲ replay" if t.replayed else strategy,
+            f"{name} ⟲ replay" if t.replayed else name,
             f"{t.epochs_done:g}",
             loss,
             f"{t.runtime:.1f}",
@@ -115,9 +121,15 @@ A strategy marked **⟲ replay** shows a prepared run: its figures are the recor
         for column, value in zip(COLUMNS, self._cells(strategy)):
             self.update_cell(strategy, column, value, update_width=True)
 
+    def set_stale(self, strategy: str, stale: bool) -> None:
+        (self.stale.add if stale else self.stale.discard)(strategy)
+        for column, value in zip(COLUMNS, self._cells(strategy)):
+            self.update_cell(strategy, column, value, update_width=True)
+
     def reset(self) -> None:
-        self.totals = {s: StrategyTotals() for s in STRATEGIES}
-        for s in STRATEGIES:
+        self.stale = set()
+        self.totals = {s: StrategyTotals() for s in self.strategies}
+        for s in self.strategies:
             for column, value in zip(COLUMNS, self._cells(s)):
                 self.update_cell(s, column, value, update_width=True)
 

@@ -18,11 +18,12 @@ from textual.reactive import reactive
 from textual.timer import Timer
 from textual.widgets import RadioButton, RadioSet, Select, Static, TextArea
 
-from inspector.core.data.chat_format import split_turns
 from inspector.core.errors import InspectorError
-from inspector.core.labels.strategies import STRATEGIES, differing_positions
+from inspector.core.labels.strategies import differing_positions
 from inspector.messages import DataChecked, Failed, LabelsComputed, worker_error
 from inspector.widgets.column_grid import ColumnGrid
+from inspector.widgets.label_function_panel import REFERENCE, LabelFunctionPanel
+from inspector.widgets.labels_parts import ExampleEditor, StrategyBar, example_label
 from inspector.widgets.problem_list import ProblemList
 from inspector.widgets.token_details import TokenDetails
 from inspector.widgets.token_grid import TokenGrid
@@ -35,47 +36,6 @@ if TYPE_CHECKING:
 
 DEBOUNCE_SECONDS = 0.3
 LEGEND = "✓ trained   · masked: label -100, struck and grey   – position 0, never predicted"
-
-
-def example_label(index: int | str, text: str, template: ChatTemplate) -> str:
-    """'1 · How do you say "dog" in… → perro' for the picker."""
-    turns = split_turns(text, template)
-    human = next((t.content.strip() for t in turns if t.role == "human"), text.strip())
-    answers = [t.content.strip() for t in turns if t.role == "assistant"]
-    human = human if len(human) <= 34 else human[:33] + "…"
-    answer = " / ".join(answers) or "(no answer)"
-    answer = answer if len(answer) <= 24 else answer[:23] + "…"
-    return f"{index} · {human} → {answer}"
-
-
-class StrategyBar(RadioSet):
-    """The three label strategies; keys 1, 2, 3 pick one from anywhere in the view."""
-
-    HELP = """\
-## Label strategy
-
-- **copy** (`1`): labels are a copy of input_ids; every token is trained.
-- **mask** (`2`): the article's `create_special_mask`: everything up to and including the
-  `bos` after `### Assistant:` becomes -100; each answer and its closing `eos` are trained.
-- **trl** (`3`): what TRL's `SFTTrainer` trains with `completion_only_loss=True`: only the
-  completion after the last `bos`.
-"""
-
-
-class ExampleEditor(TextArea):
-    """The example's chat text, editable; the grid follows as you type."""
-
-    HELP = """\
-## Example text
-
-The example in the article's chat format: `### Human:` turns and `### Assistant:` turns,
-each marker on a new line after a blank line. Edit it freely: after a short pause it is
-formatted the article's way (an `eos` before each human turn, a `bos` after each
-assistant marker, a final `eos`), tokenized and labelled again. Add a second exchange to
-see how `mask` and `trl` differ on multi-turn text. Problems show in red below.
-
-`Tab` leaves the editor; the strategy keys work again once it is left.
-"""
 
 
 class LabelsView(Vertical):
@@ -115,7 +75,8 @@ masked.
         ]
         self._choice_of_row = {row: i for i, row in enumerate(self.rows)}  # lessons' texts join the picker too
         self.text = examples[0] if examples else ""
-        self.labelings: dict[str, Any] = {}
+        self.labelings: dict[str, Any] = {}  # strategy -> LabeledExample
+        self.custom_error: Any = None  # the user's label function failed on this text (a LabelCodeError)
         self.pending: tuple[str, ...] = ()
         self.error: str | None = None
         self._cache: dict[str, LabelsComputed] = {}
@@ -126,7 +87,10 @@ masked.
 
     def compose(self) -> ComposeResult:
         yield StrategyBar(
-            *(RadioButton(f"{i + 1} {s}", value=(s == self.strategy)) for i, s in enumerate(STRATEGIES)),
+            *(
+                RadioButton(f"{i + 1} {self.lab.name_of(s)}", value=(s == self.strategy))
+                for i, s in enumerate(self.lab.strategies)
+            ),
             id="strategy-bar",
         )
         yield Static("", id="trained-count")
@@ -145,6 +109,7 @@ masked.
         yield note
         yield ExampleEditor(self.text, soft_wrap=True, compact=True, id="example-editor")
         yield Static("", id="labels-error")
+        yield LabelFunctionPanel(id="label-function")
         yield TokenGrid(id="token-grid")
         yield Static(LEGEND, id="labels-legend")
         yield TokenDetails("", id="token-details")
@@ -339,10 +304,13 @@ masked.
 
     @on(RadioSet.Changed, "#strategy-bar")
     def _strategy_pressed(self, event: RadioSet.Changed) -> None:
-        self.strategy = STRATEGIES[event.index]
+        self.strategy = self.lab.strategies[event.index]
 
     def watch_strategy(self, strategy: str) -> None:
-        button = self.query_one(StrategyBar).query(RadioButton)[STRATEGIES.index(strategy)]
+        if strategy not in self.lab.strategies:  # custom without --labels-from
+            self.strategy = "mask"
+            return
+        button = self.query_one(StrategyBar).query(RadioButton)[self.lab.strategies.index(strategy)]
         if not button.value:
             button.value = True
         self.refresh_view()
@@ -356,9 +324,22 @@ masked.
         if cached is not None and not cached.pending:
             self._apply(cached)
             return
-        self.pending = STRATEGIES
+        self.pending = self.lab.strategies
         self.refresh_view()
         self._compute(self.text)
+
+    def show_exercise(self, report: Any) -> None:
+        """The exercise's check of the label function's current version, a line per example."""
+        self.query_one(LabelFunctionPanel).exercise = report
+        self.refresh_view()
+
+    def label_function_changed(self) -> None:
+        """The user saved their label function: its labels again, for every text (or its error shown)."""
+        self._cache.clear()
+        if self._ready:
+            self.request_labels()
+        else:
+            self.refresh_view()
 
     @work(thread=True, exclusive=True, group="labels", exit_on_error=False)
     def _compute(self, text: str) -> None:
@@ -400,7 +381,11 @@ masked.
             self._apply(message)
 
     def _apply(self, message: LabelsComputed) -> None:
-        self.labelings = dict(message.labelings)
+        from inspector.core.labels.custom import LabelCodeError
+
+        self.labelings = {s: lab for s, lab in message.labelings.items() if not isinstance(lab, LabelCodeError)}
+        errors = [lab for lab in message.labelings.values() if isinstance(lab, LabelCodeError)]
+        self.custom_error = errors[0] if errors else None
         self.pending = message.pending
         self.error = message.error
         self.refresh_view()
@@ -410,7 +395,9 @@ masked.
         lab = self.labelings.get(self.strategy)
         error = self.query_one("#labels-error", Static)
         if lab is None:
-            if self.strategy in self.pending:
+            if self.strategy == "custom" and self.custom_error is not None:
+                grid.clear("your function failed on this example: see above")
+            elif self.strategy in self.pending:
                 if self.strategy != "trl":
                     grid.clear("asking the tokenizer for the labels…")
                 elif self.lab.trainer_busy:  # TRL's trainer waits for the burst's (one trainer at a time)
@@ -423,9 +410,25 @@ masked.
                 grid.clear("")
         else:
             differs: list[int] = []
-            if "mask" in self.labelings and "trl" in self.labelings:
+            if self.strategy == "custom" and REFERENCE in self.labelings:
+                differs = differing_positions(lab, self.labelings[REFERENCE])
+            elif "mask" in self.labelings and "trl" in self.labelings:
                 differs = differing_positions(self.labelings["mask"], self.labelings["trl"])
-            grid.show(lab, differs, show_differs=self.strategy in ("mask", "trl"))
+            grid.show(
+                lab,
+                differs,
+                show_differs=self.strategy in ("mask", "trl", "custom"),
+                differs_row=f"≠{REFERENCE}" if self.strategy == "custom" else "mask≠trl",
+            )
+        if self.lab.reloader is not None:
+            self.query_one(LabelFunctionPanel).show_for(
+                self.strategy,
+                self.lab.name_of("custom"),
+                self.labelings,
+                error=self.custom_error,
+                load_error=self.lab.reloader.error,
+                pending="custom" in self.pending,
+            )
         error.update(escape(self.error) if self.error and lab is None else "")
         error.display = bool(self.error and lab is None)
         self.query_one("#trained-count", Static).update(self._count_text())
@@ -453,11 +456,12 @@ masked.
 
     def _count_text(self) -> str:
         parts = []
-        for s in STRATEGIES:
+        for s in self.lab.strategies:
             lab = self.labelings.get(s)
             value = "…" if s in self.pending else "?" if lab is None else str(lab.trained_tokens)
             total = f"/{len(lab.rows)}" if lab is not None else ""
-            parts.append(f"[b reverse] {s} {value}{total} [/]" if s == self.strategy else f" {s} {value}{total} ")
+            name = escape(self.lab.name_of(s))
+            parts.append(f"[b reverse] {name} {value}{total} [/]" if s == self.strategy else f" {name} {value}{total} ")
         return "trained tokens  " + " ".join(parts)
 
     def _legend_text(self) -> str:

@@ -18,7 +18,6 @@ from textual.containers import Vertical
 from textual.reactive import reactive
 from textual.widgets import Select, Static
 
-from inspector.core.labels.strategies import STRATEGIES
 from inspector.messages import Failed, PredictionsComputed, worker_error
 from inspector.widgets.column_grid import ColumnGrid
 from inspector.widgets.prediction_grid import PredictionGrid
@@ -28,7 +27,6 @@ from inspector.widgets.paging import Picker
 if TYPE_CHECKING:
     from inspector.core.lab import Lab
 
-MODELS = ("untrained", *STRATEGIES)
 FRAME_SECONDS = 0.12
 LEGEND = "under each token, each model's guess for the next one · ✓ right  ✗ wrong · bold columns: the answer"
 
@@ -57,6 +55,7 @@ no row yet. Pick another text with the selector at the top.
     def __init__(self, lab: Lab, choices: list[tuple[str, str]], *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.lab = lab
+        self.models = ("untrained", *lab.strategies)  # one row each, under the fixed rows
         self.status_text = ""  # the status line's text
         self.choices = choices  # (label, text)
         self.text = choices[0][1] if choices else ""
@@ -77,7 +76,7 @@ no row yet. Pick another text with the selector at the top.
         picker.display = len(self.choices) > 1
         yield picker
         yield Static(LEGEND, id="predict-legend")
-        yield PredictionGrid(MODELS, id="prediction-grid")
+        yield PredictionGrid(self.models, id="prediction-grid")
         yield Static("", id="predict-summary")
         yield Static("", id="predict-top")
         yield Static("", id="predict-status")
@@ -177,13 +176,14 @@ no row yet. Pick another text with the selector at the top.
     def _messages(self) -> dict[str, str]:
         training = self.lab.training_now
         out = {}
-        for s in STRATEGIES:
+        for s in self.lab.strategies:
+            name = self.lab.name_of(s)
             if training == s:
-                out[s] = f"training {s} now: its row fills in when the burst ends"
+                out[s] = f"training {name} now: its row fills in when the burst ends"
             elif s in self.notes:
                 out[s] = self.notes[s]
             else:
-                out[s] = f"not trained yet · press {KEYS[s]} to train {s}"
+                out[s] = f"not trained yet · press {KEYS[s]} to train {name}"
         return out
 
     # --- animation -------------------------------------------------------------------------
@@ -263,9 +263,10 @@ no row yet. Pick another text with the selector at the top.
 
     def _summary(self, upto: int) -> Text:
         out = Text(no_wrap=True, overflow="ellipsis")
-        for m in MODELS:
+        for m in self.models:
             rows = self.rows.get(m)
-            out.append(f"{m + (' ⟲' if m in self.sources else ''):<10}", style="bold")
+            name = self.lab.name_of(m) if m != "untrained" else m
+            out.append(f"{name + (' ⟲' if m in self.sources else ''):<10}", style="bold")
             if not rows:
                 out.append("—\n", style="dim")
                 continue

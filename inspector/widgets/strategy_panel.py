@@ -12,7 +12,7 @@ from textual.widgets import ProgressBar, Sparkline, Static
 
 from inspector.core.labels.strategies import STRATEGY_TITLES
 
-KEYS = {"copy": "c", "mask": "m", "trl": "t"}
+KEYS = {"copy": "c", "mask": "m", "trl": "t", "custom": "u"}
 
 
 class StepProgress(ProgressBar):
@@ -41,12 +41,14 @@ class StrategyPanel(Vertical):
   not one training now: its times and tokens/s are the recorded ones.
 """
 
-    def __init__(self, strategy: str) -> None:
+    def __init__(self, strategy: str, name: str | None = None) -> None:
         super().__init__(id=f"panel-{strategy}", classes="strategy-panel")
         self.strategy = strategy
+        self.name_shown = name or strategy  # custom: the label function's name
         self.losses: list[float] = []
         self.holdouts: list[tuple[int, str]] = []
-        self.border_title = f"{strategy} · {STRATEGY_TITLES[strategy]}"
+        self.stale = False  # custom: trained on an earlier version of the label function
+        self.border_title = f"{self.name_shown} · {STRATEGY_TITLES[strategy]}"
         self.state = "idle"  # idle, preparing, running, stopped, done, failed
         self.source = "live"  # or the label of the prepared run being replayed
 
@@ -118,12 +120,20 @@ class StrategyPanel(Vertical):
             f" · [b]{KEYS[self.strategy]}[/b] trains more"
         )
 
+    def set_stale(self, stale: bool) -> None:
+        """Mark a custom strategy trained on an earlier version of the label function."""
+        self.stale = stale
+        self.set_class(stale, "-stale")
+        title = f"{self.name_shown} · {STRATEGY_TITLES[self.strategy]}"
+        self.border_title = f"{title} · ⚠ stale: trained on an earlier version (x resets)" if stale else title
+
     def failed(self) -> None:
         self.state = "failed"
         self.set_class(False, "-running")
         self.show_status("failed: see the message · the next burst starts from the last good state")
 
     def reset(self) -> None:
+        self.set_stale(False)
         self.state = "idle"
         self.source = "live"
         self.border_subtitle = ""

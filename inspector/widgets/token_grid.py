@@ -36,7 +36,8 @@ One column per token of the formatted example, in order:
 - **loss**: `✓` the label is trained, `·` it is masked (`-100`, struck through and
   greyed: the loss skips it), `–` position 0, which nothing precedes, so it is never
   predicted.
-- **mask≠trl**: `≠` where the `mask` and `trl` strategies disagree (shown under those two).
+- **mask≠trl**: `≠` where the `mask` and `trl` strategies disagree (shown under those two);
+  under your own label function (`--labels-from`), **≠mask**: where yours differs from mask.
 
 Keys: `←`/`→` select a column (its details show below), `Home`/`End` jump, the mouse
 selects too. Wide examples scroll sideways.
@@ -66,10 +67,15 @@ selects too. Wide examples scroll sideways.
     def masked_flags(self) -> list[bool]:
         return [r.masked for r in self.rows]
 
-    def show(self, labeled: Any, differs: Collection[int] = (), *, show_differs: bool = False) -> None:
+    def show(
+        self, labeled: Any, differs: Collection[int] = (), *, show_differs: bool = False, differs_row: str = ROWS[-1]
+    ) -> None:
+        """Show these labels; `differs` marks columns (`differs_row` names what they differ from)."""
         self.labeled = labeled
         self.differs = frozenset(differs)
         self.show_differs = show_differs
+        if self.row_names[-1] != differs_row:
+            self.set_row_names([*ROWS[:-1], differs_row])
         self.set_widths([self.text_width(r.text, str(r.id), str(r.label), str(r.position)) for r in self.rows])
 
     def clear(self, message: str) -> None:

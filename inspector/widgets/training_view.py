@@ -17,7 +17,6 @@ from textual.markup import escape
 from textual.widgets import Input, Label, Select, Static
 
 from inspector.core.errors import InspectorError
-from inspector.core.labels.strategies import STRATEGIES
 from inspector.core.lab.sources import SOURCES, speed_of
 from inspector.core.training.burst import BurstSettings
 from inspector.messages import (
@@ -122,10 +121,11 @@ steps, `x` resets every strategy to the untrained model.
         note = Static("", id="train-data")
         note.display = False
         yield note
-        yield Static(HINT, id="train-hint")
-        for s in STRATEGIES:
-            yield StrategyPanel(s)
-        yield ComparisonTable(id="comparison")
+        custom = f"[b]u[/b] {escape(self.lab.name_of('custom'))} · " if "custom" in self.lab.strategies else ""
+        yield Static(HINT.replace("[b]a[/b] all three", f"{custom}[b]a[/b] all {len(self.lab.strategies)}"), id="train-hint")
+        for s in self.lab.strategies:
+            yield StrategyPanel(s, self.lab.name_of(s))
+        yield ComparisonTable(self.lab.strategies, {s: self.lab.name_of(s) for s in self.lab.strategies}, id="comparison")
         note = Static("", id="comparison-note")
         note.display = False
         yield note
@@ -294,6 +294,13 @@ steps, `x` resets every strategy to the untrained model.
         finally:
             self.post_message(TrainingIdle())
 
+    def label_function_changed(self) -> None:
+        """The user saved their label function: a custom strategy trained on an earlier version is stale."""
+        if "custom" in self.lab.strategies:
+            stale = self.lab.stale("custom")
+            self.panel("custom").set_stale(stale)
+            self.table.set_stale("custom", stale)
+
     def on_worker_state_changed(self, event: Any) -> None:
         error = worker_error(event)
         if error is not None and event.worker.group == "train":
@@ -333,7 +340,7 @@ steps, `x` resets every strategy to the untrained model.
 
     def on_training_idle(self, message: TrainingIdle) -> None:
         self.running = False
-        for s in STRATEGIES:
+        for s in self.lab.strategies:
             panel = self.panel(s)
             if panel.state == "preparing":
                 panel.state = "idle" if not panel.losses else "done"
@@ -341,13 +348,13 @@ steps, `x` resets every strategy to the untrained model.
                 panel.show_status(panel.idle_text() if not panel.losses else "ready · press its key to train more")
 
     def failed(self) -> None:
-        for s in STRATEGIES:
+        for s in self.lab.strategies:
             if self.panel(s).state in ("preparing", "running"):
                 self.panel(s).failed()
 
     def reset(self) -> None:
         self.results = {}
-        for s in STRATEGIES:
+        for s in self.lab.strategies:
             self.panel(s).reset()
         self.table.reset()
         self._show_busy_note()

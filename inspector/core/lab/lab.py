@@ -25,12 +25,15 @@ from inspector.core.data.examples import Example, article_examples
 from inspector.core.errors import InspectorError
 from inspector.core.lab import context
 from inspector.core.lab.sources import BurstSource, LiveSource, ReplaySource, StepProgress
-from inspector.core.labels.strategies import STRATEGIES
+from inspector.core.labels.strategies import ALL_STRATEGIES, CUSTOM, display_name, strategies_with
 from inspector.core.training.burst import BurstResult, BurstSettings, EpochLog
 
 if TYPE_CHECKING:
     from inspector.core.data.examples import RowProblem
+    from inspector.core.labels.custom import LabelCodeError, LabelFunction
+    from inspector.core.labels.reload import LabelReloader
     from inspector.core.lessons.code import CodeSpec
+    from inspector.core.lessons.exercises import CheckReport
     from inspector.core.lessons.demos import DemoContext
     from inspector.core.lessons.model import Lesson
     from inspector.core.models import LoadedModel
@@ -73,8 +76,11 @@ class Lab:
         bos_token: str | None = None,
         eos_token: str | None = None,
         train_rows: int | None = None,
+        labels_from: LabelReloader | None = None,
     ) -> None:
         self.model_spec = model_spec
+        # --labels-from: the user's label function (the `custom` strategy), reloaded on save.
+        self.reloader = labels_from
         self.device = device
         self.template = template or ARTICLE_TEMPLATE
         self.examples = [
@@ -92,7 +98,7 @@ class Lab:
         self.sources: dict[str, BurstSource] = {}
         self._prediction_cache: dict[tuple[Any, ...], list[Any]] = {}
         self.base_lock = threading.Lock()  # the untrained model: read by labels, predictions, copies
-        self.source_locks = {s: threading.Lock() for s in STRATEGIES}
+        self.source_locks = {s: threading.Lock() for s in ALL_STRATEGIES}
         self._trainer_lock = threading.Lock()
         self.training_now: str | None = None  # the strategy a burst trains (or replays) right now
         self.data_error: str | None = None  # no example could be formatted: no training until fixed
@@ -168,6 +174,66 @@ class Lab:
         tok = lm.tokenizer
         return add_special_tokens(text, tok.bos_token, tok.eos_token, self.template, model_name=lm.name)
 
+    # --- the strategies, and the user's label function --------------------------------------
+
+    @property
+    def custom(self) -> LabelFunction | None:
+        """The user's label function (its last version that loaded), or None without --labels-from."""
+        return self.reloader.current if self.reloader is not None else None
+
+    @property
+    def strategies(self) -> tuple[str, ...]:
+        """copy, mask, trl, and custom where a label function is given."""
+        return strategies_with(self.custom)
+
+    def name_of(self, strategy: str) -> str:
+        """What the views call a strategy: its name, or the label function's for custom."""
+        return display_name(strategy, self.custom)
+
+    def reload_labels(self) -> LabelFunction | LabelCodeError | None:
+        """The label function's file changed (or may have): its new version, its error, or None
+        when nothing changed. An error keeps the last good version in use."""
+        if self.reloader is None:
+            return None
+        return self.reloader.poll()
+
+    def stale(self, strategy: str) -> bool:
+        """A custom strategy trained on an earlier version of the label function than the one loaded."""
+        session = self.sessions.get(strategy)
+        return strategy == CUSTOM and session is not None and session.steps_done > 0 and session.is_stale(self.custom)
+
+    def exercise_check(self) -> CheckReport | None:
+        """Where the label function's file is an exercise's starter ("Exercise for lesson N" at its
+        top, as `causallm-inspect exercise N` writes it): the check of its current version, as
+        `exercise N --check` runs it; else None."""
+        import re
+        from pathlib import Path
+
+        fn = self.custom
+        if fn is None or self.loaded is None:
+            return None
+        try:
+            head = Path(fn.file).read_text(encoding="utf-8")[:400]
+        except OSError:
+            return None
+        found = re.search(r"Exercise for lesson (\d+)", head)
+        if found is None:
+            return None
+        from inspector.core.lessons.exercises import check_exercise, exercise_for
+        from inspector.core.lessons.model import load_lessons
+
+        lessons = load_lessons()
+        number = int(found.group(1))
+        if not 1 <= number <= len(lessons):
+            return None
+        lesson = lessons[number - 1]
+        try:
+            exercise = exercise_for(lesson, number, lessons)
+        except InspectorError:
+            return None  # that lesson has no exercise
+        lm = self.model
+        return check_exercise(exercise, number, lesson, fn, lm.tokenizer, self.template, model_name=lm.name)
+
     # --- the lesson context -----------------------------------------------------------------
 
     def predicted_text(self) -> str:
@@ -220,8 +286,10 @@ class Lab:
     def labels(
         self, text: str, partial: Callable[[dict[str, Any]], None] | None = None, cancelled: Callable[[], bool] = bool
     ) -> dict[str, Any]:
-        """The labels of `text` under every strategy: copy and mask at once (the tokenizer only,
-        given to `partial` first), then trl (TRL makes an SFTTrainer: after a running burst).
+        """The labels of `text` under every strategy: copy, mask and custom at once (the tokenizer
+        and the user's code, given to `partial` first), then trl (TRL makes an SFTTrainer: after a
+        running burst). Where the user's function fails on this text, "custom" holds its
+        LabelCodeError instead of labels.
 
         An InspectorError of trl comes back as the error of the strategy, under "trl:error".
         """
@@ -232,6 +300,14 @@ class Lab:
         found: dict[str, Any] = {
             s: label_examples(s, [fe], lm.tokenizer, max_length=lm.max_length)[0] for s in ("copy", "mask")
         }
+        custom = self.custom
+        if custom is not None:
+            from inspector.core.labels.custom import LabelCodeError
+
+            try:
+                found[CUSTOM] = label_examples(CUSTOM, [fe], lm.tokenizer, max_length=lm.max_length, custom=custom)[0]
+            except LabelCodeError as exc:  # the user's code failed on this text: theirs to see, not ours
+                found[CUSTOM] = exc
         if partial is not None:
             partial(dict(found))
         if cancelled():
@@ -265,6 +341,8 @@ class Lab:
 
     def refusal(self, strategy: str, speed: float | None) -> str | None:
         """Why a burst of `strategy` cannot run now, or None."""
+        if strategy == CUSTOM and self.custom is None:
+            return "there is no label function to train: start the app with --labels-from FILE[:FUNCTION]"
         if speed is None and self.replaying(strategy):
             return f"{strategy} shows a prepared run: x resets it, then a live burst trains it from the untrained model."
         return None
@@ -289,7 +367,14 @@ class Lab:
             from inspector.core.training.session import TrainingSession
 
             with self.base_lock:  # the copy reads the untrained model
-                session = TrainingSession.on_a_copy(self.model, self.formatted, strategy, settings, template=self.template)
+                session = TrainingSession.on_a_copy(
+                    self.model,
+                    self.formatted,
+                    strategy,
+                    settings,
+                    template=self.template,
+                    custom=self.custom if strategy == CUSTOM else None,
+                )
             source = self.sources[strategy] = LiveSource(session)
         return source
 
@@ -365,7 +450,7 @@ class Lab:
             with self.base_lock:
                 self._prediction_cache[key] = teacher_forced(lm.model, tok, ids)
         out.rows["untrained"] = self._prediction_cache[key]
-        for strategy in STRATEGIES:
+        for strategy in self.strategies:
             out.rows[strategy] = None
             source = self.sources.get(strategy)
             if isinstance(source, ReplaySource):

@@ -1,0 +1,90 @@
+"""The user's label function (`--labels-from`) in the labels view: how its labels differ from a
+reference strategy, or the error of their code, with their file, line and frames.
+
+The labels view shows it above the token columns while the custom strategy is on show, or
+whenever the function's file fails to load (the app keeps the last good version meanwhile).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.markup import escape
+from textual.widgets import Static
+
+from inspector.core.labels.strategies import differing_positions
+
+REFERENCE = "mask"  # the strategy the user's labels are compared with
+SHOWN_FAILURES = 3  # an exercise's failing examples listed here (the CLI's check lists every one)
+
+
+def _positions(positions: list[int], limit: int = 12) -> str:
+    shown = ", ".join(map(str, positions[:limit]))
+    return shown + (f" … (+{len(positions) - limit})" if len(positions) > limit else "")
+
+
+class LabelFunctionPanel(Static):
+    """What the user's label function did with the example on show (see the module's docstring)."""
+
+    HELP = """\
+## Your label function
+
+The labels your function (`--labels-from FILE[:FUNCTION]`) gives the example on show,
+compared with the `mask` strategy: the columns where they differ are marked `≠` in the grid
+and counted here. Save the file and the columns follow within a second. An error in your
+code shows here with your file, line and the frames of your code; the app keeps using the
+last version that worked. Your code runs inside this app, because you asked for it.
+"""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__("", id=id, markup=True)
+        self.display = False
+        self.differs: list[int] = []
+        self.exercise: Any = None  # the exercise's CheckReport, where the file is one
+
+    def show_for(
+        self,
+        strategy: str,
+        name: str,
+        labelings: dict[str, Any],
+        error: Any = None,
+        load_error: Any = None,
+        pending: bool = False,
+    ) -> None:
+        """Update for the strategy on show; `error`: the function failed on this text;
+        `load_error`: the file's latest version does not load."""
+        self.differs = []
+        lines: list[str] = []
+        if load_error is not None:
+            lines.append("[b]✗ your latest save does not load[/b] (still using the last version that did):")
+            lines.append(escape(load_error.report()))
+        if strategy == "custom":
+            custom, reference = labelings.get("custom"), labelings.get(REFERENCE)
+            if error is not None:
+                lines.append(f"[b]✗ {escape(name)} failed on this example:[/b]")
+                lines.append(escape(error.report()))
+            elif pending or custom is None or reference is None:
+                lines.append(f"{escape(name)}: running your function…")
+            else:
+                self.differs = differing_positions(custom, reference)
+                n = len(self.differs)
+                if n:
+                    lines.append(
+                        f"≠ {escape(name)} differs from {REFERENCE} at {n} position{'s' if n > 1 else ''}: "
+                        f"{_positions(self.differs)}"
+                    )
+                else:
+                    lines.append(f"✓ {escape(name)} gives the labels of {REFERENCE} at every position")
+        report = self.exercise
+        if report is not None:
+            ok = sum(r.passed for r in report.results)
+            verdict = "all pass ✓" if report.passed else "fix the ones marked ✗ and save again"
+            lines.append(f"[b]exercise {report.number}[/b]: {ok} of {len(report.results)} examples pass · {verdict}")
+            failed = [r for r in report.results if not r.passed]
+            for r in failed[:SHOWN_FAILURES]:
+                line = r.line()
+                lines.append(escape(f"  {line if len(line) <= 110 else line[:109] + '…'}"))
+            if len(failed) > SHOWN_FAILURES:
+                lines.append(f"  … and {len(failed) - SHOWN_FAILURES} more ✗ (causallm-inspect exercise {report.number} --check FILE lists all)")
+        self.update("\n".join(lines))
+        self.display = bool(lines)

@@ -1,0 +1,55 @@
+"""Parts of the labels view: the picker's labels, the strategy buttons and the example editor."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from textual.widgets import RadioSet, TextArea
+
+from inspector.core.data.chat_format import split_turns
+
+if TYPE_CHECKING:
+    from inspector.core.data.chat_format import ChatTemplate
+
+
+def example_label(index: int | str, text: str, template: ChatTemplate) -> str:
+    """'1 · How do you say "dog" in… → perro' for the picker."""
+    turns = split_turns(text, template)
+    human = next((t.content.strip() for t in turns if t.role == "human"), text.strip())
+    answers = [t.content.strip() for t in turns if t.role == "assistant"]
+    human = human if len(human) <= 34 else human[:33] + "…"
+    answer = " / ".join(answers) or "(no answer)"
+    answer = answer if len(answer) <= 24 else answer[:23] + "…"
+    return f"{index} · {human} → {answer}"
+
+
+class StrategyBar(RadioSet):
+    """The label strategies; keys 1, 2, 3 (and 4 for your own function) pick one from anywhere in the view."""
+
+    HELP = """\
+## Label strategy
+
+- **copy** (`1`): labels are a copy of input_ids; every token is trained.
+- **mask** (`2`): the article's `create_special_mask`: everything up to and including the
+  `bos` after `### Assistant:` becomes -100; each answer and its closing `eos` are trained.
+- **trl** (`3`): what TRL's `SFTTrainer` trains with `completion_only_loss=True`: only the
+  completion after the last `bos`.
+- **your function** (`4`, with `--labels-from FILE[:FUNCTION]`): the labels your own code
+  returns, the columns where they differ from mask marked `≠`; saving the file updates them.
+"""
+
+
+class ExampleEditor(TextArea):
+    """The example's chat text, editable; the grid follows as you type."""
+
+    HELP = """\
+## Example text
+
+The example in the article's chat format: `### Human:` turns and `### Assistant:` turns,
+each marker on a new line after a blank line. Edit it freely: after a short pause it is
+formatted the article's way (an `eos` before each human turn, a `bos` after each
+assistant marker, a final `eos`), tokenized and labelled again. Add a second exchange to
+see how `mask` and `trl` differ on multi-turn text. Problems show in red below.
+
+`Tab` leaves the editor; the strategy keys work again once it is left.
+"""

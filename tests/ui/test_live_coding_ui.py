@@ -1,0 +1,103 @@
+"""Live coding in the app: the user's label function (--labels-from) shown, reloaded on save, trained."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from textual.widgets import Input
+from ui_helpers import FAST_LR, started, wait_until
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from label_functions import NO_EOS, RIGHT  # noqa: E402
+
+from inspector.app import InspectorApp  # noqa: E402
+from inspector.core.labels.reload import LabelReloader  # noqa: E402
+from inspector.widgets.label_function_panel import LabelFunctionPanel  # noqa: E402
+
+SIZE = (140, 42)
+
+
+def _app(tiny_path: Path, file: Path) -> InspectorApp:
+    reloader = LabelReloader(str(file))
+    reloader.load()
+    return InspectorApp(model=str(tiny_path), device="cpu", learning_rate=FAST_LR, runs="live", labels_from=reloader)
+
+
+def _save(file: Path, text: str) -> None:
+    file.write_text(text)
+
+
+def _panel(app: InspectorApp) -> str:
+    return str(app.main.labels_view.query_one(LabelFunctionPanel).render())
+
+
+async def test_saving_the_label_function_updates_the_columns_and_the_count(tiny_path, tmp_path):
+    file = tmp_path / "mask.py"
+    _save(file, RIGHT)
+    app = _app(tiny_path, file)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        view = app.main.labels_view
+        await pilot.press("4")
+        assert view.strategy == "custom"
+        await wait_until(pilot, lambda: "custom" in view.labelings and not view.pending, what="your labels")
+        assert view.labelings["custom"].labels == view.labelings["mask"].labels
+        assert "gives the labels of mask at every position" in _panel(app)
+        right = view.labelings["custom"].labels
+
+        _save(file, NO_EOS)  # never trains the eos that closes the answer
+        await wait_until(pilot, lambda: "differs from mask at 1 position" in _panel(app), timeout=20, what="the reload")
+        eos = len(right) - 1
+        assert view.labelings["custom"].labels[eos] == -100 and right[eos] != -100
+        assert view.grid.differs == frozenset({eos})  # the column is marked ≠
+
+        _save(file, "def make_labels(example, tokenizer):\n    return [\n")  # a syntax error
+        await wait_until(pilot, lambda: "does not load" in _panel(app), timeout=20, what="the error")
+        assert f"{file}" in _panel(app) and "line 2" in _panel(app)
+        assert view.labelings["custom"].labels[eos] == -100  # the last version that loaded goes on
+        assert app.errors == []  # the user's error is shown in the panel, not as the app's
+
+
+async def test_the_label_function_trains_and_a_new_version_marks_it_stale(tiny_path, tmp_path):
+    file = tmp_path / "mine.py"
+    _save(file, RIGHT.replace("def make_labels", "def my_mask"))
+    reloader = LabelReloader(f"{file}:my_mask")
+    reloader.load()
+    app = InspectorApp(model=str(tiny_path), device="cpu", learning_rate=FAST_LR, runs="live", labels_from=reloader)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await pilot.press("f3")
+        view = app.main.training_view
+        assert "my_mask" in str(view.panel("custom").border_title)
+        view.query_one("#set-epochs", Input).value = "2"
+        await pilot.press("u")
+        await wait_until(pilot, lambda: "custom" in view.results and not view.running, timeout=90, what="the burst")
+        losses = view.panel("custom").losses
+        assert len(losses) == 10 and losses[-1] < losses[0]
+        assert view.table.row_values("custom")["strategy"].startswith("my_mask")
+        assert not view.panel("custom").stale
+
+        _save(file, RIGHT.replace("def make_labels", "def my_mask").replace("mask_token_id = -100", "mask_token_id = -100  # v2"))
+        await wait_until(pilot, lambda: view.panel("custom").stale, timeout=20, what="the stale mark")
+        assert "stale" in view.table.row_values("custom")["strategy"]
+        await pilot.press("x")
+        await wait_until(pilot, lambda: not view.panel("custom").stale, what="the reset")
+        assert app.errors == []
+
+
+async def test_an_exercise_file_is_checked_on_every_save(tiny_path, tmp_path):
+    from inspector.core.lessons.exercises import exercise_for, write_starter
+    from inspector.core.lessons.model import load_lessons
+
+    lessons = load_lessons()
+    file = write_starter(exercise_for(lessons[3], 4, lessons), tmp_path / "exercise_4_mask.py")
+    app = _app(tiny_path, file)  # the starter as written: it labels like copy
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await wait_until(pilot, lambda: "exercise 4: 0 of" in _panel(app), timeout=30, what="the first check")
+        assert "✗ lesson example 1" in _panel(app)
+        head = file.read_text().split("def make_labels")[0]
+        _save(file, head + RIGHT.lstrip())
+        await wait_until(pilot, lambda: "all pass ✓" in _panel(app), timeout=30, what="the check after the save")
+        assert "✗" not in _panel(app)
