@@ -44,9 +44,15 @@ class LabelsComputed(Message):
     """
 
     def __init__(
-        self, text: str, labelings: dict[str, Any], error: str | None = None, pending: tuple[str, ...] = ()
+        self,
+        text: str,
+        labelings: dict[str, Any],
+        error: str | None = None,
+        pending: tuple[str, ...] = (),
+        roles: list[str] | None = None,
     ) -> None:
         self.text = text
+        self.roles = roles  # each token's role, where a chat template rendered the text
         self.labelings = labelings
         self.error = error
         self.pending = pending

@@ -77,6 +77,7 @@ masked.
         self.text = examples[0] if examples else ""
         self.labelings: dict[str, Any] = {}  # strategy -> LabeledExample
         self.custom_error: Any = None  # the user's label function failed on this text (a LabelCodeError)
+        self.roles: list[str] | None = None  # each token's role, where a chat template rendered the text
         self.pending: tuple[str, ...] = ()
         self.error: str | None = None
         self._cache: dict[str, LabelsComputed] = {}
@@ -348,18 +349,21 @@ masked.
 
         worker = get_current_worker()
         first: dict[str, Any] = {}
+        roles: list[str] | None = None
 
         def partial(found: dict[str, Any]) -> None:
+            nonlocal roles
             first.update(found)
-            self.post_message(LabelsComputed(text, dict(found), pending=("trl",)))
+            roles = self.lab.roles(text)
+            self.post_message(LabelsComputed(text, dict(found), pending=("trl",), roles=roles))
 
         try:
             found = self.lab.labels(text, partial, cancelled=lambda: worker.is_cancelled)
         except InspectorError as exc:
-            self.post_message(LabelsComputed(text, dict(first), error=f"trl: {exc}" if first else str(exc)))
+            self.post_message(LabelsComputed(text, dict(first), error=f"trl: {exc}" if first else str(exc), roles=roles))
             return
         if "trl" in found:  # else cancelled: a newer text is on its way
-            self.post_message(LabelsComputed(text, found))
+            self.post_message(LabelsComputed(text, found, roles=roles))
 
     def on_worker_state_changed(self, event: Any) -> None:
         error = worker_error(event)
@@ -386,6 +390,7 @@ masked.
         self.labelings = {s: lab for s, lab in message.labelings.items() if not isinstance(lab, LabelCodeError)}
         errors = [lab for lab in message.labelings.values() if isinstance(lab, LabelCodeError)]
         self.custom_error = errors[0] if errors else None
+        self.roles = message.roles
         self.pending = message.pending
         self.error = message.error
         self.refresh_view()
@@ -419,6 +424,7 @@ masked.
                 differs,
                 show_differs=self.strategy in ("mask", "trl", "custom"),
                 differs_row=f"≠{REFERENCE}" if self.strategy == "custom" else "mask≠trl",
+                roles=self.roles if self.roles is not None and len(self.roles) == len(lab.rows) else None,
             )
         if self.lab.reloader is not None:
             self.query_one(LabelFunctionPanel).show_for(

@@ -36,6 +36,9 @@ One column per token of the formatted example, in order:
 - **loss**: `✓` the label is trained, `·` it is masked (`-100`, struck through and
   greyed: the loss skips it), `–` position 0, which nothing precedes, so it is never
   predicted.
+- **role** (conversations rendered by a chat template): the message each token belongs to:
+  `system`, `user`, `assistant`, `call` (an assistant's tool call) or `tool` (a tool's
+  result); blank for the template's own text between messages.
 - **mask≠trl**: `≠` where the `mask` and `trl` strategies disagree (shown under those two);
   under your own label function (`--labels-from`), **≠mask**: where yours differs from mask.
 
@@ -49,6 +52,8 @@ selects too. Wide examples scroll sideways.
         "token-grid--trained-label",
         "token-grid--special",
         "token-grid--differs",
+        "token-grid--role-call",
+        "token-grid--role-tool",
     }
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -56,6 +61,7 @@ selects too. Wide examples scroll sideways.
         self.labeled: Any = None  # LabeledExample on display
         self.differs: frozenset[int] = frozenset()
         self.show_differs = False
+        self.roles: list[str] | None = None  # each token's role (a chat template's conversation)
         self.message = "waiting for the model…"
 
     @property
@@ -68,15 +74,27 @@ selects too. Wide examples scroll sideways.
         return [r.masked for r in self.rows]
 
     def show(
-        self, labeled: Any, differs: Collection[int] = (), *, show_differs: bool = False, differs_row: str = ROWS[-1]
+        self,
+        labeled: Any,
+        differs: Collection[int] = (),
+        *,
+        show_differs: bool = False,
+        differs_row: str = ROWS[-1],
+        roles: list[str] | None = None,
     ) -> None:
-        """Show these labels; `differs` marks columns (`differs_row` names what they differ from)."""
+        """Show these labels; `differs` marks columns (`differs_row` names what they differ from);
+        `roles`, where a chat template rendered the text, adds a row with each token's role."""
         self.labeled = labeled
         self.differs = frozenset(differs)
         self.show_differs = show_differs
-        if self.row_names[-1] != differs_row:
-            self.set_row_names([*ROWS[:-1], differs_row])
-        self.set_widths([self.text_width(r.text, str(r.id), str(r.label), str(r.position)) for r in self.rows])
+        self.roles = roles
+        names = [*ROWS[:2], *(["role"] if roles is not None else []), *ROWS[2:-1], differs_row]
+        if self.row_names != names:
+            self.set_row_names(names)
+        widths = [self.text_width(r.text, str(r.id), str(r.label), str(r.position)) for r in self.rows]
+        if roles is not None:
+            widths = [max(w, len(role)) for w, role in zip(widths, roles)]
+        self.set_widths(widths)
 
     def clear(self, message: str) -> None:
         self.labeled = None
@@ -90,7 +108,10 @@ selects too. Wide examples scroll sideways.
             layers += ("token-grid--differs",)
         if r.masked:
             layers += ("token-grid--masked",)
-        name = ROWS[row]
+        name = self.row_names[row] if row < len(self.row_names) - 1 else ROWS[-1]
+        if name == "role":
+            role = self.roles[column] if self.roles is not None else ""
+            return role, layers + ((f"token-grid--role-{role}",) if role in ("call", "tool") else ())
         if name == "pos":
             return str(r.position), layers
         if name == "token":

@@ -185,3 +185,34 @@ def test_the_audit_finds_a_generation_prompt_the_template_does_not_write(tiny, t
     report = inspect_data(jsonl(tmp_path, [OK]), tiny, chat_template=odd_prompt)
     (audit,) = [p for p in report.problems if p.kind == "mask-methods-disagree"]
     assert "assistant message 2" in audit.detail and "the generation prompt" in audit.detail
+
+
+def test_each_token_knows_its_message_s_role_and_a_tool_call_is_a_call(tiny):
+    from inspector.core.data.chat_format import add_special_tokens
+    from inspector.core.data.conversations import token_roles
+    from inspector.core.labels.strategies import encode
+
+    tok = tiny.tokenizer
+    fe = format_messages(TOOL_CHAT, tok, chat_template=read_chat_template("qwen2_5"), tools=TOOLS)
+    ids, offsets = encode(fe, tok)
+    roles = token_roles(fe, offsets, tok)
+    assert roles is not None and len(roles) == len(ids)
+    lab = label_example("mask", fe, tok)
+    by_role: dict[str, str] = {}
+    for row, role in zip(lab.rows, roles):
+        by_role[role] = by_role.get(role, "") + row.text
+    assert "get_weather" in by_role["call"] and "Paris" in by_role["call"]
+    assert "sunny" in by_role["tool"] and "weather␣in␣Paris" in by_role["user"]
+    assert "It␣is␣sunny" in by_role["assistant"]
+    # The call's tokens are trained, the tool's result is not.
+    assert all(not r.masked for r, role in zip(lab.rows, roles) if role == "call" and r.text.strip("␣↵"))
+    assert all(r.masked for r, role in zip(lab.rows, roles) if role == "tool")
+    article = add_special_tokens("\n\n### Human: dog\n\n### Assistant: perro", tok.bos_token, tok.eos_token)
+    assert token_roles(article, encode(article, tok)[1], tok) is None  # the article's format: the labels say it all
+
+
+def test_the_text_shown_of_a_tool_row_names_the_call_and_the_result():
+    from inspector.core.data.conversations import to_article_text
+
+    text = to_article_text(TOOL_CHAT)
+    assert "### Assistant: [calls get_weather]" in text and "### Human: [tool result] sunny" in text

@@ -98,14 +98,25 @@ class EmptyAnswer(InspectorError):
 
 
 def to_article_text(messages: Sequence[dict[str, str]], template: ChatTemplate = ARTICLE_TEMPLATE) -> str:
-    """The conversation in the article's format: system text first, then human/assistant turns."""
+    """The conversation in the article's format: system text first, then human/assistant turns.
+
+    A tool call and a tool's result are written as such (`[calls get_weather]`, `[tool
+    result]`): the article's format has no place for them, and a row that has them is only
+    ever trained through a chat template; this text is what the app shows of the row.
+    """
+    from inspector.core.data.row_formats import tool_calls_of
+
     out = ""
     for m in messages:
         role, content = m["role"], m["content"]
         if role in ASSISTANT_ROLES:
-            out += f"{template.assistant} {content}"
+            calls = tool_calls_of(m)
+            said = " ".join(x for x in (content.strip(), f"[calls {', '.join(calls)}]" if calls else "") if x)
+            out += f"{template.assistant} {said if calls else content}"
         elif role == "system" and not out:
             out += f"System: {content}"
+        elif role in TOOL_ROLES:
+            out += f"{template.human} [tool result] {content}"
         else:
             out += f"{template.human} {content}"
     return out
@@ -339,3 +350,48 @@ def format_messages(
     return add_special_tokens(
         to_article_text(messages, template), tokenizer.bos_token, tokenizer.eos_token, template, model_name=model_name
     )
+
+
+def token_roles(fe: FormattedExample, offsets: Sequence[tuple[int, int]], tokenizer: Any) -> list[str] | None:
+    """The role of the message each token belongs to, for a conversation rendered by a chat
+    template: "system", "user", "assistant", "call" (an assistant message's tool call),
+    "tool" (a tool's result), or "" for the template's own text between messages. None for
+    the article's format (its two roles are what the labels show) or where the template does
+    not render a conversation's beginning as the beginning of the whole (no prefix to cut at).
+    """
+    from inspector.core.data.row_formats import tool_calls_of
+
+    if fe.kind != "chat" or not fe.messages or fe.chat_template is None:
+        return None
+    msgs = list(fe.messages)
+    ends: list[int] = []
+    try:
+        for i in range(len(msgs)):
+            upto, _ = render(tokenizer, msgs[: i + 1], fe.chat_template, fe.tools)
+            if not fe.text.startswith(upto):
+                return None
+            ends.append(len(upto))
+    except Exception:  # noqa: BLE001 -- a template may refuse a conversation cut short: no roles then
+        return None
+    spans = []
+    start = 0
+    for m, end in zip(msgs, ends):
+        role = m["role"]
+        if role in ASSISTANT_ROLES:
+            role = "assistant"
+            calls = tool_calls_of(m)
+            at = fe.text.find(calls[0], start, end) if calls else -1
+            if at >= 0:  # the call, from its name on (after the answer's own text, if any)
+                spans.append((start, at, role))
+                start, role = at, "call"
+        elif role in TOOL_ROLES:
+            role = "tool"
+        elif role in ("human", "user"):
+            role = "user"
+        spans.append((start, end, role))
+        start = end
+    out = []
+    for a, b in offsets:
+        mid = (a + b) / 2 if b > a else a
+        out.append(next((role for s, e, role in spans if s <= mid < e), ""))
+    return out

@@ -316,6 +316,16 @@ class Lab:
             found["trl"] = label_examples("trl", [fe], lm.tokenizer, lm.model, max_length=lm.max_length)[0]
         return found
 
+    def roles(self, text: str) -> list[str] | None:
+        """The role of each token of `text` (user, assistant, call, tool...) where a chat template
+        rendered it; None for the article's format (`conversations.token_roles`)."""
+        from inspector.core.data.conversations import token_roles
+        from inspector.core.labels.strategies import encode
+
+        fe = self.formatted_for(text)
+        _, offsets = encode(fe, self.model.tokenizer)
+        return token_roles(fe, offsets, self.model.tokenizer)
+
     # --- bursts -----------------------------------------------------------------------------
 
     @property
