@@ -2,31 +2,11 @@
 
 from __future__ import annotations
 
-import json
 
 import pytest
 
-from inspector.cli import main
 from inspector.core.reports.data_report import inspect_data
-
-CHAT_OK = {"messages": [{"role": "user", "content": "dog?"}, {"role": "assistant", "content": "perro"}]}
-CHAT_MULTI = {"messages": [
-    {"role": "user", "content": "water?"}, {"role": "assistant", "content": "agua"},
-    {"role": "user", "content": "tree?"}, {"role": "assistant", "content": "árbol"},
-]}
-NO_ANSWER = {"messages": [{"role": "user", "content": "cat?"}]}
-# The answer's end-of-turn comes after a newline: the token closing the answer is not special.
-LATE_EOS = (
-    "{% for m in messages %}<s>{{ m['role'] }}\n{{ m['content'] }}\n</s>{% endfor %}"
-    "{% if add_generation_prompt %}<s>assistant\n{% endif %}"
-)
-
-
-def jsonl(tmp_path, rows, name="d.jsonl"):
-    p = tmp_path / name
-    p.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows))
-    return p
-
+from sample_rows import CHAT_MULTI, CHAT_OK, LATE_EOS, NO_ANSWER, jsonl, many_problems
 
 def test_broken_rows_are_each_named(tiny, tmp_path):
     path = jsonl(tmp_path, [CHAT_OK, NO_ANSWER, "not json", CHAT_MULTI, {"prompt": "x", "completion": "y"}, {"messages": "oops"}])
@@ -114,48 +94,10 @@ def test_trl_in_the_report(tiny, tmp_path):
     assert report.totals["trl"].trained_tokens < report.totals["mask"].trained_tokens  # TRL: the last answer only
 
 
-def test_cli_json_and_fail_on(capsys, tiny_path, tmp_path):
-    path = jsonl(tmp_path, [CHAT_OK, NO_ANSWER])
-    code = main(["inspect-data", str(path), "--model", str(tiny_path), "--json"])
-    data = json.loads(capsys.readouterr().out)
-    assert code == 0
-    assert data["problems"] == [{"row": 2, "kind": "no-trained-tokens", "detail": "the conversation has no assistant message", "strategy": None}]
-    assert set(data["strategies"]) == {"copy", "mask"} and 0 < data["strategies"]["mask"]["trained_fraction"] < 1
-    assert main(["inspect-data", str(path), "--model", str(tiny_path), "--fail-on", "no-trained-tokens"]) == 1
-    out = capsys.readouterr().out
-    assert "no-trained-tokens: 1 (rows 2)" in out
-    assert main(["inspect-data", str(path), "--model", str(tiny_path), "--fail-on", "truncated-answer"]) == 0
-    capsys.readouterr()
-    assert main(["inspect-data", str(path), "--fail-on", "typo"]) == 2
-    assert "--fail-on has unknown problems: typo" in capsys.readouterr().err
-
-
-def _many_problems(tmp_path, n=230):
-    """Rows with problems spread through the file: bad JSON, no answer, empty answers, wrong types."""
-    good = [CHAT_OK, CHAT_MULTI]
-    bad = ["not json", NO_ANSWER, {"messages": [{"role": "user", "content": "x"}, {"role": "assistant", "content": ""}]},
-           {"prompt": "x", "completion": "y"}, {"messages": "oops"}]
-    rows = [bad[i % len(bad)] if i % 7 == 3 else good[i % 2] for i in range(n)]
-    return jsonl(tmp_path, rows)
-
-
 def test_num_proc_gives_the_same_report(tiny, tmp_path):
-    path = _many_problems(tmp_path)
+    path = many_problems(tmp_path)
     one = inspect_data(path, tiny, batch_size=16, num_proc=1, chat_template=LATE_EOS).to_dict()
     two = inspect_data(path, tiny, batch_size=16, num_proc=2, chat_template=LATE_EOS).to_dict()
     one.pop("seconds"), two.pop("seconds")
     assert one == two
     assert len(one["problem_counts"]) >= 5 and one["rows"] == 230
-
-
-def test_num_proc_on_the_command_line(capsys, tiny_path, tmp_path):
-    path = _many_problems(tmp_path, 600)  # three batches of 256: the workers start
-    reports = []
-    for n in ("1", "2"):
-        assert main(["inspect-data", str(path), "--model", str(tiny_path), "--num-proc", n, "--json"]) == 0
-        reports.append(json.loads(capsys.readouterr().out))
-        reports[-1].pop("seconds")
-    assert reports[0] == reports[1]
-    with pytest.raises(SystemExit) as exit_:
-        main(["inspect-data", str(path), "--model", str(tiny_path), "--num-proc", "0"])
-    assert exit_.value.code == 2 and "--num-proc" in capsys.readouterr().err

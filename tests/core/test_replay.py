@@ -72,28 +72,6 @@ def test_library_versions_are_part_of_the_key(tiny, monkeypatch):
     assert replay.find(tiny, fes, "mask", SETTINGS, text)[0] is None
 
 
-def test_prepare_command(capsys, tiny_path):
-    from inspector.cli import main
-
-    assert main(["prepare", "--model", str(tiny_path), "--strategies", "copy,mask", "--epochs", "1", "--lr", "0.01"]) == 0
-    out = capsys.readouterr().out
-    assert "copy: 1 epochs stored" in out and "mask: 1 epochs stored" in out
-    assert "lesson demo step-timing: stored" in out and "lesson demo eos-padding: stored" in out
-    assert len(list(replay.store_dir().glob("*.json"))) == 4  # two bursts, two lesson demos
-
-
-def test_prepare_command_json_and_bursts_only(capsys, tiny_path):
-    from inspector.cli import main
-
-    args = ["prepare", "--model", str(tiny_path), "--strategies", "trl", "--epochs", "2", "--lr", "0.01"]
-    assert main([*args, "--no-demos", "--json"]) == 0
-    data = json.loads(capsys.readouterr().out)
-    (run,) = data["runs"]
-    assert run["strategy"] == "trl" and run["epochs"] == 2 and len(run["holdouts"]) == 2
-    assert data["demos"] == [] and data["store"] == str(replay.store_dir())
-    assert len(list(replay.store_dir().glob("*.json"))) == 1
-
-
 def test_killing_prepare_never_leaves_a_run_that_would_be_used(tiny_path, tmp_path, monkeypatch):
     import os
     import random
