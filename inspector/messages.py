@@ -178,6 +178,27 @@ class Failed(Message):
         super().__init__()
 
 
+class Told(Message):
+    """A word for the user from a worker (a prepared run that is not there, ...): shown as a notification."""
+
+    def __init__(self, text: str, title: str, severity: str = "information") -> None:
+        self.text = text
+        self.title = title
+        self.severity = severity
+        super().__init__()
+
+
+class RowRead(Message):
+    """A row of --data that the app had not kept was read: `example` (an Example), or why it cannot be shown."""
+
+    def __init__(self, row: int, kind: str, example: Any = None, problem: str = "") -> None:
+        self.row = row
+        self.kind = kind
+        self.example = example
+        self.problem = problem
+        super().__init__()
+
+
 class TrainingStarting(Message):
     """Bursts were asked for and are being prepared (the stop key applies from now)."""
 

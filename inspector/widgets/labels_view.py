@@ -20,7 +20,7 @@ from textual.widgets import RadioButton, RadioSet, Select, Static, TextArea
 
 from inspector.core.errors import InspectorError
 from inspector.core.labels.strategies import differing_positions
-from inspector.messages import DataChecked, Failed, LabelsComputed, worker_error
+from inspector.messages import DataChecked, Failed, LabelsComputed, RowRead, worker_error
 from inspector.widgets.column_grid import ColumnGrid
 from inspector.widgets.label_function_panel import REFERENCE, LabelFunctionPanel
 from inspector.widgets.labels_parts import ExampleEditor, StrategyBar, example_label
@@ -232,10 +232,17 @@ masked.
         item = read_row(self.reading["path"], row, self.template, **options)
         if item is None or isinstance(item, RowProblem):
             why = item.problem if isinstance(item, RowProblem) else f"the file has no row {row} any more"
-            self.app.call_from_thread(self.show_unusable_row, row, kind, why)
+            self.post_message(RowRead(row, kind, problem=why))
             return
         self.lab.extra_examples[item.text] = item
-        self.app.call_from_thread(self.add_row, row, item.text)
+        self.post_message(RowRead(row, kind, item))
+
+    def on_row_read(self, message: RowRead) -> None:
+        message.stop()
+        if message.example is None:
+            self.show_unusable_row(message.row, message.kind, message.problem)
+        else:
+            self.add_row(message.row, message.example.text)
 
     def add_row(self, row: int, text: str) -> None:
         """An example read on demand joins the picker (under its row number) and shows."""

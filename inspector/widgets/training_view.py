@@ -28,6 +28,7 @@ from inspector.messages import (
     TrainingReset,
     TrainingStarting,
     TrainingStepLogged,
+    Told,
     worker_error,
 )
 from inspector.widgets.comparison_table import ComparisonTable
@@ -265,7 +266,7 @@ steps, `x` resets every strategy to the untrained model.
             return self._stop or worker.is_cancelled or lab.closing.is_set()
 
         def tell(text: str, severity: str) -> None:
-            self.app.call_from_thread(self.notify, text, title="Prepared runs", severity=severity, timeout=8)
+            self.post_message(Told(text, "Prepared runs", severity))
 
         try:
             for strategy in strategies:
@@ -293,6 +294,10 @@ steps, `x` resets every strategy to the untrained model.
                     break
         finally:
             self.post_message(TrainingIdle())
+
+    def on_told(self, message: Told) -> None:
+        message.stop()
+        self.notify(message.text, title=message.title, severity=message.severity, timeout=8)  # type: ignore[arg-type]
 
     def label_function_changed(self) -> None:
         """The user saved their label function: a custom strategy trained on an earlier version is stale."""
