@@ -50,3 +50,23 @@ def test_the_fast_path_trains_as_the_stock_trainer(request, strategy, texts, bos
         assert a.loss == pytest.approx(b.loss, rel=1e-4), (a.step, a.loss, b.loss)
     assert [e.holdout for e in fast.epochs] == [e.holdout for e in stock.epochs]
     assert any(clipped) and not any(stock_clipped)  # the fast path clipped inside AdamW; stock on its own
+
+
+def test_the_tied_gradient_memory_is_kept_between_steps_and_let_go_between_bursts(fresh_tiny):
+    from transformers import TrainerCallback
+
+    from inspector.core.training.tied_head import TiedHeadLinear
+
+    seen = []
+
+    class Where(TrainerCallback):
+        def on_pre_optimizer_step(self, args, state, control, model=None, **kw):
+            seen.append(model.get_input_embeddings().weight.grad.data_ptr())
+
+    examples = _examples(fresh_tiny, ARTICLE_EXAMPLES)
+    with TrainingSession(fresh_tiny.model, fresh_tiny.tokenizer, examples, "copy", SETTINGS) as session:
+        session.run(1, extra_callbacks=[Where()])
+        head = session.model.get_output_embeddings()
+        assert type(head) is TiedHeadLinear and head.keep_buffer
+        assert len(seen) == 5 and len(set(seen)) == 1  # one buffer, written in place every step
+        assert head._buffer is None and session.model.get_input_embeddings().weight.grad is None  # parked

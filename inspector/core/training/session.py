@@ -172,7 +172,7 @@ class TrainingSession:
             from inspector.core.training.tied_head import sum_tied_gradient_in_place
 
             # One embedding-sized gradient buffer a step instead of three (tied_head.py).
-            sum_tied_gradient_in_place(self.model)
+            sum_tied_gradient_in_place(self.model, keep_buffer=not s.compile)
         if self.strategy == "trl":
             trainer = make_sft_trainer(
                 self.model,
@@ -248,7 +248,10 @@ class TrainingSession:
 
         from inspector.core.training.memory import release_memory
 
+        from inspector.core.training.tied_head import release_gradient_buffers
+
         self._trainer.model.zero_grad(set_to_none=True)
+        release_gradient_buffers(self._trainer.model)
         optimizer = self._trainer.optimizer
         if optimizer is not None and optimizer.state and self.parked_optimizer is None:
             path = Path(self._tmp) / self.OPTIMIZER_FILE
