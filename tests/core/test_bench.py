@@ -85,7 +85,9 @@ def test_memory_bench_table_names_every_stage_and_target(capsys, tiny_path):
 def test_bench_profile_lists_the_top_operators_of_a_step(capsys, tiny_path):
     assert main(["bench", "--profile", "--model", str(tiny_path), "--strategies", "mask", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
-    assert [(p["strategy"], p["option"], p["step"]) for p in data["profiles"]] == [("mask", "stock", 2), ("mask", "default", 2)]
+    assert [(p["strategy"], p["option"], p["step"]) for p in data["profiles"]] == [
+        ("mask", "stock", 2), ("mask", "default", 2)
+    ]
     for p in data["profiles"]:
         names = [op["name"] for op in p["operators"]]
         assert "aten::mm" in names and len(names) == 15 and p["step_s"] > 0

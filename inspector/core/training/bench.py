@@ -45,7 +45,7 @@ OPTIONS: dict[str, tuple[str, dict]] = {
     "foreach-adamw": ("torch's default (foreach) AdamW instead of fused", {"optimizer": "foreach"}),
     "frozen-embedding": ("the tied embedding / LM head matrix frozen", {"train_embeddings": False}),
     "lora": ("LoRA adapters (rank 16, all linear layers) through peft", {"lora": True}),
-    "head-trained-only": ("LM head only at trained positions (copy/mask; TRL does it already)", {"head_trained_only": True}),
+    "head-trained-only": ("LM head only at trained positions (copy/mask): other sums", {"head_trained_only": True}),
     "padded-batch": ("all examples padded into one step (one step = one epoch)", {"batching": "padded"}),
     "threads-1": ("one torch thread", {"threads": 1}),
     "compile": ("torch.compile of the model", {"compile": True}),
@@ -236,7 +236,7 @@ def run_one(
     desc, change = OPTIONS[option]
     if option == "head-trained-only" and strategy == "trl":
         change = {}
-        note = "TRL's trainer computes the LM head at trained positions only, always"
+        note = "not for trl: TRL's fused LM head computes its own loss"
     else:
         note = ""
     model = copy.deepcopy(base_model)

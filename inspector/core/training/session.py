@@ -247,7 +247,6 @@ class TrainingSession:
         import torch
 
         from inspector.core.training.memory import release_memory
-
         from inspector.core.training.tied_head import release_gradient_buffers
 
         self._trainer.model.zero_grad(set_to_none=True)
