@@ -26,8 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--options",
         default="all",
         metavar="LIST",
-        help="comma-separated speed options, or all: default, foreach-adamw, frozen-embedding, lora, "
-        "head-trained-only, padded-batch, threads-1, compile",
+        help="comma-separated speed options, or all: stock, default, foreach-adamw, frozen-embedding, lora, "
+        "head-trained-only, padded-batch, threads-1, compile (stock: the plain Trainer/SFTTrainer, the others' peer)",
     )
     p.add_argument("--epochs", type=int, default=3, help="epochs per run (default 3; the first step is a warm-up)")
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: the bursts' default)")
@@ -44,6 +44,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="instead: resident memory idle, during and after each strategy's burst (as the app's a), "
         "after a continued burst and after a reset (x), against the memory targets",
     )
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="instead: the top operators of one step (torch.profiler), stock and default, for each strategy",
+    )
     p.set_defaults(run=run)
 
 
@@ -59,6 +64,8 @@ def run(args: argparse.Namespace) -> int:
     loaded, template = load(args)
     if args.memory:
         return _bench_memory(args, loaded, template, examples, strategies)
+    if args.profile:
+        return _bench_profile(args, loaded, template, examples, strategies)
     from inspector.core.training.bench import format_report, run_bench
     from inspector.core.data.examples import format_examples
     from inspector.core.models import load_model
@@ -99,7 +106,7 @@ def _bench_memory(
     args: argparse.Namespace, loaded: LoadedModel, template: ChatTemplate, examples: list[Example], strategies: list[str]
 ) -> int:
     from inspector.core.data.examples import format_examples
-    from inspector.core.training.bench import format_memory_report, memory_bench
+    from inspector.core.training.bench_memory import format_memory_report, memory_bench
     from inspector.core.training.burst import BurstSettings
 
     settings = BurstSettings(epochs=args.epochs, **({"learning_rate": args.lr} if args.lr else {}))
@@ -116,6 +123,32 @@ def _bench_memory(
         dump(report.to_dict())
     else:
         print(format_memory_report(report))
+    return 0
+
+
+def _bench_profile(
+    args: argparse.Namespace, loaded: LoadedModel, template: ChatTemplate, examples: list[Example], strategies: list[str]
+) -> int:
+    from dataclasses import asdict, replace
+
+    from inspector.core.data.examples import format_examples
+    from inspector.core.training.burst import BurstSettings
+    from inspector.core.training.profile import format_profile, profile_step
+
+    settings = BurstSettings(epochs=1, **({"learning_rate": args.lr} if args.lr else {}))
+    formatted = format_examples(examples, loaded.tokenizer, template, loaded.name)
+    profiles = []
+    for strategy in strategies:
+        for stock in (True, False):
+            status(f"profiling step 2 of {strategy} ({'stock' if stock else 'default'})")
+            p = profile_step(
+                loaded.model, loaded.tokenizer, formatted, strategy, replace(settings, stock=stock), device=loaded.device
+            )
+            profiles.append(p)
+    if args.json:
+        dump({"model": loaded.name, "device": loaded.device, "profiles": [asdict(p) for p in profiles]})
+    else:
+        print("\n\n".join(format_profile(p) for p in profiles))
     return 0
 
 

@@ -121,6 +121,11 @@ def burst_options(parser: argparse.ArgumentParser, *, required_strategy: bool) -
     g.add_argument("--optimizer", choices=("fused", "foreach"), default="fused", help="AdamW implementation (default fused)")
     g.add_argument("--threads", type=int, default=None, help="torch CPU threads during the burst")
     g.add_argument("--compile", action="store_true", help="torch.compile the model")
+    g.add_argument(
+        "--stock",
+        action="store_true",
+        help="the plain Trainer/SFTTrainer as the article runs them, without the fast path (same losses, slower)",
+    )
     parser.add_argument(
         "--holdout",
         metavar="TEXT",

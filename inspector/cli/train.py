@@ -67,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
         f"{display_name(args.strategy, custom)}: {len(result.steps)} steps in {result.train_runtime:.1f} s{per_step(result)}, "
         f"{result.tokens_per_second:.0f} tokens/s, {result.trained_tokens} of {result.input_tokens} tokens trained"
     )
+    print(f"wall time of the burst: {result.wall_seconds:.1f} s, held-out answers included")
     return 0
 
 
@@ -105,6 +106,7 @@ def _settings(args: argparse.Namespace) -> BurstSettings:
         optimizer=args.optimizer,
         threads=args.threads,
         compile=args.compile,
+        stock=args.stock,
     )
 
 

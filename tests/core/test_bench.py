@@ -8,14 +8,29 @@ from inspector.cli import main
 
 
 def test_bench_json_has_the_documented_fields(capsys, tiny_path):
-    code = main(["bench", "--model", str(tiny_path), "--strategies", "mask,trl", "--options", "default,padded-batch",
-                 "--epochs", "2", "--lr", "0.01", "--json"])
+    code = main(["bench", "--model", str(tiny_path), "--strategies", "mask,trl", "--options",
+                 "default,padded-batch,stock", "--epochs", "2", "--lr", "0.01", "--json"])
     assert code == 0
     data = json.loads(capsys.readouterr().out)
     assert data["peak_gflops"] > 0 and data["warm_load_s"] > 0 and data["help_s"] > 0 and data["first_paint_s"] > 0
+    # Each strategy's stock row runs first, right before the default one.
     assert [(r["strategy"], r["option"]) for r in data["results"]] == [
-        ("mask", "default"), ("mask", "padded-batch"), ("trl", "default"), ("trl", "padded-batch")
+        ("mask", "stock"), ("mask", "default"), ("mask", "padded-batch"),
+        ("trl", "stock"), ("trl", "default"), ("trl", "padded-batch"),
     ]
+    stock_rows = {r["strategy"]: r for r in data["results"] if r["option"] == "stock"}
+    for r in data["results"]:
+        stock = stock_rows[r["strategy"]]
+        assert len(r["losses"]) == r["steps"]
+        if r["option"] == "stock":
+            assert r["speedup_vs_stock"] is None and r["max_loss_diff_vs_stock"] is None
+        else:
+            assert r["speedup_vs_stock"] == stock["step_s"]["median"] / r["step_s"]["median"]
+        if r["option"] == "default":  # the fast path: the stock losses, step by step
+            assert 0 <= r["max_loss_diff_vs_stock"] <= 1e-4
+        if r["option"] == "padded-batch":  # other steps: no loss comparison
+            assert r["max_loss_diff_vs_stock"] is None
+    data["results"] = [r for r in data["results"] if r["option"] != "stock"]
     for r in data["results"]:
         assert {"strategy", "option", "step_s", "tokens_per_s", "gflops"} <= set(r)
         step = r["step_s"]
@@ -68,3 +83,18 @@ def test_memory_bench_table_names_every_stage_and_target(capsys, tiny_path):
     for line in ("idle", "copy burst", "copy continued", "reset", "every strategy trained, idle",
                  "peak during a burst", "reset: idle + 512"):
         assert line in out
+
+
+def test_bench_profile_lists_the_top_operators_of_a_step(capsys, tiny_path):
+    assert main(["bench", "--profile", "--model", str(tiny_path), "--strategies", "mask", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [(p["strategy"], p["option"], p["step"]) for p in data["profiles"]] == [
+        ("mask", "stock", 2), ("mask", "default", 2)
+    ]
+    for p in data["profiles"]:
+        names = [op["name"] for op in p["operators"]]
+        assert "aten::mm" in names and len(names) == 15 and p["step_s"] > 0
+        assert all(op["self_s"] <= op["total_s"] + 1e-9 and op["calls"] > 0 for op in p["operators"])
+    assert main(["bench", "--profile", "--model", str(tiny_path), "--strategies", "copy"]) == 0
+    out = capsys.readouterr().out
+    assert "copy stock: step 2" in out and "copy default: step 2" in out and "aten::mm" in out

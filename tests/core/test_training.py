@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -128,7 +129,7 @@ def _grads(model):
     return [p.grad for p in model.parameters() if p.grad is not None]
 
 
-@pytest.mark.parametrize("strategy", ["mask", "trl"])
+@pytest.mark.parametrize("strategy", ["copy", "mask", "trl"])
 def test_continuing_after_the_optimizer_state_went_to_disk_trains_as_never_pausing(tiny_path, strategy):
     """2 + 2 epochs, the AdamW moments on disk in between, give the losses and weights of 4 at once."""
     import torch
@@ -204,8 +205,10 @@ def test_where_the_optimizer_state_cannot_be_written_it_stays_in_memory(fresh_ti
     assert [s.step for s in second.steps] == list(range(6, 11))
 
 
-def test_the_tied_head_sums_its_gradient_in_place_to_the_same_bits(tiny_path):
-    """TiedHeadLinear gives the very gradient (and loss) of the stock head; bursts use it for copy and mask."""
+def test_the_tied_gradient_lands_in_one_buffer_with_the_stock_values(tiny_path):
+    """TiedHeadLinear gives the very loss and gradients of the stock head; with the lookup's gradient
+    sparse as well, the embedding's gradient is the stock one to rounding (repeated tokens' rows are
+    summed in another order) and every other gradient is the same bits. Bursts use both."""
     import copy
 
     import torch
@@ -216,23 +219,32 @@ def test_the_tied_head_sums_its_gradient_in_place_to_the_same_bits(tiny_path):
     lm = load_model(str(tiny_path))
     ids = torch.tensor([lm.tokenizer(ARTICLE_EXAMPLES[0])["input_ids"]])
     grads = []
-    for swap in (False, True):
+    for change in ("stock", "head", "head+sparse"):
         model = copy.deepcopy(lm.model)
-        if swap:
+        if change == "head":
+            model.get_output_embeddings().__class__ = TiedHeadLinear
+        elif change == "head+sparse":
             assert sum_tied_gradient_in_place(model) and type(model.get_output_embeddings()) is TiedHeadLinear
+            assert model.get_input_embeddings().sparse
         loss = model(input_ids=ids, labels=ids).loss
         loss.backward()
         grads.append((loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}))
-    (loss_a, a), (loss_b, b) = grads
-    assert torch.equal(loss_a, loss_b)
-    assert a.keys() == b.keys() and all(torch.equal(a[n], b[n]) for n in a)
+    (loss_a, a), (loss_b, b), (loss_c, c) = grads
+    assert torch.equal(loss_a, loss_b) and torch.equal(loss_a, loss_c)
+    assert a.keys() == b.keys() == c.keys() and all(torch.equal(a[n], b[n]) for n in a)
+    embedding = "model.embed_tokens.weight"
+    assert not c[embedding].is_sparse and torch.allclose(c[embedding], a[embedding], rtol=1e-6, atol=1e-9)
+    assert all(torch.equal(a[n], c[n]) for n in a if n != embedding)
 
     frozen = copy.deepcopy(lm.model)
     frozen.get_input_embeddings().weight.requires_grad_(False)
     assert not sum_tied_gradient_in_place(frozen)  # nothing to sum: left as it is
-    with TrainingSession.on_a_copy(lm, _examples(lm), "mask", FAST) as session:
-        session.run(1)
-        assert type(session.model.get_output_embeddings()) is TiedHeadLinear
+    assert type(frozen.get_output_embeddings()) is torch.nn.Linear and not frozen.get_input_embeddings().sparse
+    for stock in (False, True):
+        with TrainingSession.on_a_copy(lm, _examples(lm), "mask", replace(FAST, stock=stock)) as session:
+            session.run(1)
+            assert (type(session.model.get_output_embeddings()) is TiedHeadLinear) is not stock
+            assert session.model.get_input_embeddings().sparse is not stock
     assert type(lm.model.get_output_embeddings()) is torch.nn.Linear  # the untrained original is untouched
 
 

@@ -8,9 +8,13 @@ the median step time). Steps are timed inside the real Trainer/SFTTrainer bursts
 runs, through callbacks and forward hooks; the first step of each run is a warm-up and not
 counted.
 
-`memory_bench` (`causallm-inspect bench --memory`) instead follows resident memory through
-what the app's `a` and `x` do: idle after the load, each strategy's burst on its own copy
-(the peak during it and what stays after), a continued burst, and a reset.
+Each strategy's `stock` row is the plain Trainer / SFTTrainer as the article runs them; every
+other row carries its speed-up over it and, where it trains the same steps, the largest
+relative difference of a step's loss from it.
+
+`bench_memory.memory_bench` (`causallm-inspect bench --memory`) follows resident memory
+through the app's bursts instead; `profile.profile_step` (`bench --profile`) lists the top
+operators of one step.
 """
 
 from __future__ import annotations
@@ -36,11 +40,12 @@ if TYPE_CHECKING:
 
 # name -> (description, settings change). "default" is what bursts use unless told otherwise.
 OPTIONS: dict[str, tuple[str, dict]] = {
-    "default": ("fused AdamW, all weights, one example per step", {}),
+    "stock": ("the plain Trainer / SFTTrainer as the article runs them", {"stock": True}),
+    "default": ("the fast path: fused AdamW with clipping inside, tied gradient in one buffer", {}),
     "foreach-adamw": ("torch's default (foreach) AdamW instead of fused", {"optimizer": "foreach"}),
     "frozen-embedding": ("the tied embedding / LM head matrix frozen", {"train_embeddings": False}),
     "lora": ("LoRA adapters (rank 16, all linear layers) through peft", {"lora": True}),
-    "head-trained-only": ("LM head only at trained positions (copy/mask; TRL does it already)", {"head_trained_only": True}),
+    "head-trained-only": ("LM head only at trained positions (copy/mask): other sums", {"head_trained_only": True}),
     "padded-batch": ("all examples padded into one step (one step = one epoch)", {"batching": "padded"}),
     "threads-1": ("one torch thread", {"threads": 1}),
     "compile": ("torch.compile of the model", {"compile": True}),
@@ -73,6 +78,9 @@ class BenchResult:
     holdout: str
     steps: int
     note: str = ""
+    losses: list[float] = field(default_factory=list)  # every step's loss, the warm-up's included
+    speedup_vs_stock: float | None = None  # the stock row's median step over this one's
+    max_loss_diff_vs_stock: float | None = None  # largest relative difference of a step's loss, same steps only
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -228,7 +236,7 @@ def run_one(
     desc, change = OPTIONS[option]
     if option == "head-trained-only" and strategy == "trl":
         change = {}
-        note = "TRL's trainer computes the LM head at trained positions only, always"
+        note = "not for trl: TRL's fused LM head computes its own loss"
     else:
         note = ""
     model = copy.deepcopy(base_model)
@@ -257,7 +265,22 @@ def run_one(
         holdout=result.epochs[-1].holdout if result.epochs else "",
         steps=len(timer.rows),
         note=note,
+        losses=[log.loss for log in result.steps],
     )
+
+
+def compare_with_stock(results: Sequence[BenchResult]) -> None:
+    """Give each row its speed-up over its strategy's `stock` row and, where both trained the
+    same steps, the largest relative difference of a step's loss."""
+    stock = {r.strategy: r for r in results if r.option == "stock"}
+    for r in results:
+        base = stock.get(r.strategy)
+        if base is None or r is base:
+            continue
+        if r.step_s.median > 0:
+            r.speedup_vs_stock = base.step_s.median / r.step_s.median
+        if len(r.losses) == len(base.losses) and r.losses:
+            r.max_loss_diff_vs_stock = max(abs(a - b) / max(abs(b), 1e-12) for a, b in zip(r.losses, base.losses))
 
 
 def run_bench(
@@ -283,12 +306,15 @@ def run_bench(
         first_paint_s=first_paint_seconds(None),  # the model loads after the first frame anyway
         torch_version=torch.__version__,
     )
+    # The stock row runs right before the default one, so that both see the same load.
+    ordered = sorted(options, key=lambda o: {"stock": 0, "default": 1}.get(o, 2))
     for strategy in strategies:
-        for option in options:
+        for option in ordered:
             r = run_one(
                 loaded.model, loaded.tokenizer, examples, strategy, option, settings, loaded.device, lora_learning_rate
             )
             report.results.append(r)
+            compare_with_stock(report.results)
             if on_result:
                 on_result(r)
     return report
@@ -301,15 +327,18 @@ def format_report(report: BenchReport) -> str:
         f"--help: {report.help_s:.2f} s   first paint: {report.first_paint_s:.2f} s",
         "",
         f"{'strategy':<8} {'option':<18} {'step s (min-max)':<20} {'fwd':>6} {'bwd':>6} {'opt':>6} "
-        f"{'tok/s':>7} {'GFLOP/s':>8} {'% peak':>7}  held-out",
+        f"{'tok/s':>7} {'GFLOP/s':>8} {'% peak':>7} {'x stock':>7} {'loss diff':>9}  held-out",
     ]
     for r in report.results:
         d = 2 if r.step_s.median >= 0.1 else 4
         span = f"{r.step_s.median:.{d}f} ({r.step_s.min:.{d}f}-{r.step_s.max:.{d}f})"
         pct = 100 * r.gflops / report.peak_gflops if report.peak_gflops else 0
+        speedup = f"{r.speedup_vs_stock:.2f}" if r.speedup_vs_stock is not None else ""
+        diff = f"{r.max_loss_diff_vs_stock:.1e}" if r.max_loss_diff_vs_stock is not None else ""
         lines.append(
             f"{r.strategy:<8} {r.option:<18} {span:<20} {r.forward_s.median:>6.{d}f} {r.backward_s.median:>6.{d}f} "
-            f"{r.optimizer_s.median:>6.{d}f} {r.tokens_per_s:>7.1f} {r.gflops:>8.1f} {pct:>6.1f}%  {r.holdout!r}"
+            f"{r.optimizer_s.median:>6.{d}f} {r.tokens_per_s:>7.1f} {r.gflops:>8.1f} {pct:>6.1f}% {speedup:>7} "
+            f"{diff:>9}  {r.holdout!r}"
             + (f"  ({r.note})" if r.note else "")
         )
     return "\n".join(lines)
@@ -378,141 +407,3 @@ def data_scale_bench(
         one.pop("report")
         path.unlink()
     return out
-
-
-# Memory targets (issue 11), in MB of 1024 x 1024 bytes: with every strategy trained and
-# idle at most 6.5 GB, at most 9 GB during a burst, and a reset gives back all but 0.5 GB.
-MEMORY_TARGETS = {"after_all_mb": 6.5 * 1024, "peak_mb": 9 * 1024, "reset_over_idle_mb": 0.5 * 1024}
-
-
-@dataclass
-class MemoryStage:
-    stage: str  # "copy burst", "mask burst", ..., "copy continued"
-    strategy: str
-    continued: bool  # a second burst of a session: its optimizer state read back from disk
-    peak_mb: float  # highest RSS sampled during the burst
-    after_mb: float  # RSS once the burst has ended (the session idle, its optimizer state on disk)
-    seconds: float  # wall time of the burst, held-out answers and the optimizer's file included
-    holdout: str  # held-out answer after the burst's last epoch
-
-
-@dataclass
-class MemoryReport:
-    model: str
-    device: str
-    epochs: int
-    idle_mb: float  # after the load, the untrained model's predictions and TRL's labels made
-    stages: list[MemoryStage] = field(default_factory=list)
-    after_all_mb: float = 0.0  # after every strategy's first burst, idle
-    peak_mb: float = 0.0  # the highest stage peak
-    process_peak_mb: float = 0.0  # ru_maxrss: the process's own peak (the run's, in a fresh process)
-    reset_mb: float = 0.0  # after every session is closed and dropped (the app's x)
-    targets: dict[str, float] = field(default_factory=lambda: dict(MEMORY_TARGETS))
-
-    @property
-    def met(self) -> dict[str, bool]:
-        t = self.targets
-        return {
-            "after_all": self.after_all_mb <= t["after_all_mb"],
-            "peak": self.peak_mb <= t["peak_mb"],
-            "reset": self.reset_mb - self.idle_mb <= t["reset_over_idle_mb"],
-        }
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["met"] = self.met
-        return d
-
-
-def memory_bench(
-    loaded: Any,
-    examples: Sequence[FormattedExample],
-    *,
-    strategies: Sequence[str] = STRATEGIES,
-    settings: BurstSettings = BurstSettings(),
-    on_stage: Callable[[str, float], None] | None = None,
-) -> MemoryReport:
-    """RSS through the app's `a` (each strategy's burst on its own copy of the model, in
-    turn), one more burst of the first strategy (continued from its optimizer file), and `x`
-    (every session closed and dropped). Run it in a fresh process for `process_peak_mb`."""
-    from inspector.core.labels.strategies import label_examples
-    from inspector.core.training.memory import PeakSampler, peak_rss_mb, release_memory, rss_mb
-    from inspector.core.training.predictions import prediction_input, teacher_forced
-
-    def mark(name: str, mb: float) -> None:
-        if on_stage:
-            on_stage(name, mb)
-
-    # What the app has done once it is idle after the load: the first example's labels
-    # (TRL's made with an SFTTrainer around the model) and its untrained predictions.
-    tok = loaded.tokenizer
-    label_examples("trl", list(examples[:1]), tok, loaded.model, max_length=loaded.max_length)
-    ids, _ = prediction_input(examples[0], tok, loaded.max_length)
-    teacher_forced(loaded.model, tok, ids)
-    release_memory()
-    report = MemoryReport(model=loaded.name, device=loaded.device, epochs=settings.epochs, idle_mb=rss_mb())
-    mark("idle", report.idle_mb)
-
-    sessions: dict[str, TrainingSession] = {}
-
-    def burst(strategy: str) -> None:
-        continued = strategy in sessions
-        start = time.perf_counter()
-        with PeakSampler() as sampler:
-            if not continued:
-                sessions[strategy] = TrainingSession.on_a_copy(loaded, examples, strategy, settings)
-            result = sessions[strategy].run(settings.epochs)
-        seconds = time.perf_counter() - start
-        stage = MemoryStage(
-            stage=f"{strategy} {'continued' if continued else 'burst'}",
-            strategy=strategy,
-            continued=continued,
-            peak_mb=sampler.peak_mb,
-            after_mb=rss_mb(),
-            seconds=seconds,
-            holdout=result.epochs[-1].holdout if result.epochs else "",
-        )
-        report.stages.append(stage)
-        mark(stage.stage, stage.after_mb)
-
-    for strategy in strategies:
-        burst(strategy)
-    report.after_all_mb = report.stages[-1].after_mb
-    burst(strategies[0])
-    for strategy in list(sessions):
-        sessions.pop(strategy).close()
-    release_memory()
-    report.reset_mb = rss_mb()
-    mark("reset", report.reset_mb)
-    report.peak_mb = max(s.peak_mb for s in report.stages)
-    report.process_peak_mb = peak_rss_mb()
-    return report
-
-
-def format_memory_report(report: MemoryReport) -> str:
-    t, met = report.targets, report.met
-    lines = [
-        f"model: {report.model}   device: {report.device}   {report.epochs} epochs per burst   resident memory, MB",
-        "",
-        f"{'stage':<16} {'peak':>7} {'after':>7} {'seconds':>8}  held-out",
-        f"{'idle':<16} {'':>7} {report.idle_mb:>7.0f} {'':>8}  (after the load, as the app is before training)",
-    ]
-    for s in report.stages:
-        lines.append(f"{s.stage:<16} {s.peak_mb:>7.0f} {s.after_mb:>7.0f} {s.seconds:>8.1f}  {s.holdout!r}")
-    lines.append(f"{'reset':<16} {'':>7} {report.reset_mb:>7.0f} {'':>8}  (every session closed and dropped)")
-    lines.append(f"process peak (ru_maxrss): {report.process_peak_mb:.0f} MB")
-    lines.append("")
-
-    def verdict(ok: bool) -> str:
-        return "met" if ok else "MISSED"
-
-    reset_limit = report.idle_mb + t["reset_over_idle_mb"]
-    lines += [
-        f"{'target':<46} {'limit':>7} {'measured':>9}",
-        f"{'every strategy trained, idle':<46} {t['after_all_mb']:>7.0f} {report.after_all_mb:>9.0f}  "
-        + verdict(met["after_all"]),
-        f"{'peak during a burst':<46} {t['peak_mb']:>7.0f} {report.peak_mb:>9.0f}  " + verdict(met["peak"]),
-        f"{'reset: idle + ' + format(t['reset_over_idle_mb'], '.0f'):<46} {reset_limit:>7.0f} {report.reset_mb:>9.0f}  "
-        + verdict(met["reset"]),
-    ]
-    return "\n".join(lines)

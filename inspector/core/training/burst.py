@@ -33,7 +33,13 @@ BATCHING = ("single", "padded")
 class BurstSettings:
     """What a burst trains and how fast. The speed options after `max_new_tokens` are the
     ones the benchmark (`causallm-inspect bench`) measures; two of them change what is
-    learned (`train_embeddings=False`, `lora=True`), which the lessons show."""
+    learned (`train_embeddings=False`, `lora=True`), which the lessons show.
+
+    By default a burst takes the fast path (issue 16): the stock Trainer's math, with the
+    tied embedding's gradient in one buffer (`tied_head.py`) and the gradient clipping
+    folded into the fused AdamW step (`hf_trainer.fold_clipping_into_adamw`); each step's
+    loss is the stock one to rounding (tested). `stock=True` runs the plain Trainer /
+    SFTTrainer as the article does, none of those changes: the benchmark's `stock` rows."""
 
     epochs: int = DEFAULT_EPOCHS
     learning_rate: float | None = None  # None: DEFAULT_LEARNING_RATE, or DEFAULT_LORA_LEARNING_RATE with lora
@@ -48,6 +54,7 @@ class BurstSettings:
     batching: str = "single"  # "single": one example per step (the article); "padded": all in one step
     threads: int | None = None  # torch CPU threads during the burst (None: torch's default)
     compile: bool = False  # torch.compile the model
+    stock: bool = False  # the plain Trainer / SFTTrainer, without the fast path's changes
 
     def __post_init__(self) -> None:
         if self.learning_rate is None:
@@ -90,6 +97,7 @@ class BurstResult:
     steps: list[StepLog] = field(default_factory=list)
     epochs: list[EpochLog] = field(default_factory=list)
     train_runtime: float = 0.0  # seconds of training steps, held-out generation excluded
+    wall_seconds: float = 0.0  # the whole burst as one waits for it, held-out answers included
     input_tokens: int = 0  # tokens run through the model
     trained_tokens: int = 0  # of those, tokens whose label was scored
     stopped: bool = False  # stopped on request before the planned epochs
@@ -114,6 +122,7 @@ class BurstResult:
             "epochs": [asdict(e) for e in self.epochs],
             "steps": [asdict(s) for s in self.steps],
             "train_runtime": self.train_runtime,
+            "wall_seconds": self.wall_seconds,
             "tokens_per_second": self.tokens_per_second,
             "input_tokens": self.input_tokens,
             "trained_tokens": self.trained_tokens,

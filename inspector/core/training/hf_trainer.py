@@ -1,6 +1,7 @@
 """The Hugging Face Trainer pieces a burst runs on: the Trainer class (plain, or one whose
-loss projects the LM head only at trained positions) and the callback that logs each step
-and epoch, answers the held-out prompt and stops a burst when asked.
+loss projects the LM head only at trained positions), the gradient clipping folded into the
+fused AdamW step, and the callback that logs each step and epoch, answers the held-out
+prompt and stops a burst when asked.
 
 Imported only when a burst starts (transformers loads here).
 """
@@ -52,6 +53,50 @@ def trained_positions_trainer() -> type:
 
     TrainedPositionsTrainer.loss_function = staticmethod(trained_positions_loss)
     return TrainedPositionsTrainer
+
+
+def fold_clipping_into_adamw(trainer: Any) -> None:
+    """Clip the gradients inside the fused AdamW step instead of in a pass of their own.
+
+    The stock Trainer clips with `clip_grad_norm_`: one pass reading every gradient for the
+    norm, then one multiplying every gradient by `max_norm / (norm + 1e-6)` in place, even
+    when that factor is clamped to 1. Fused AdamW can divide each gradient by a scale as it
+    reads it (the `grad_scale` of mixed precision), so here the norm is computed alone and
+    the optimizer divides by `(norm + 1e-6) / max_norm` only when the norm exceeds
+    `max_norm`: a pass over the gradients less. Dividing by that scale instead of
+    multiplying by its inverse can round the last bit of a clipped gradient differently.
+
+    With another optimizer (`optimizer="foreach"`) the stock clipping runs.
+    """
+    import torch
+
+    stock_clip = trainer._clip_grad_norm
+    hooked: set[int] = set()
+
+    def fused_adamw() -> Any:
+        inner = getattr(trainer.optimizer, "optimizer", trainer.optimizer)  # accelerate wraps it
+        fused = isinstance(inner, torch.optim.Adam | torch.optim.AdamW) and inner.defaults.get("fused")
+        return inner if fused else None
+
+    def drop_scale(optimizer: Any, *args: Any, **kwargs: Any) -> None:
+        optimizer.grad_scale = None  # a later step that is not clipped must not reuse it
+
+    def clip_grad_norm(model: Any) -> Any:
+        inner = fused_adamw()
+        if inner is None:
+            return stock_clip(model)
+        if id(inner) not in hooked:
+            inner.register_step_post_hook(drop_scale)
+            hooked.add(id(inner))
+        max_norm = float(trainer.args.max_grad_norm)
+        norm = torch.nn.utils.get_total_norm([p.grad for p in model.parameters() if p.grad is not None])
+        scale = (norm + 1e-6) / max_norm
+        inner.grad_scale = scale.to(torch.float32) if float(scale) > 1.0 else None
+        return norm
+
+    # The Trainer's own hook for "clip the gradients of model" (the optimizer exists only once
+    # train() has started, so it is looked up at each step).
+    trainer._clip_grad_norm = clip_grad_norm
 
 
 def make_callback(

@@ -28,7 +28,12 @@ from inspector.core.data.chat_format import ARTICLE_TEMPLATE, ChatTemplate, Form
 from inspector.core.errors import InspectorError
 from inspector.core.labels.strategies import LabelMaker, check_strategy, label_examples
 from inspector.core.training.burst import OPTIMIZERS, BurstResult, BurstSettings, EpochLog, StepLog
-from inspector.core.training.hf_trainer import make_callback, plain_trainer, trained_positions_trainer
+from inspector.core.training.hf_trainer import (
+    fold_clipping_into_adamw,
+    make_callback,
+    plain_trainer,
+    trained_positions_trainer,
+)
 
 if TYPE_CHECKING:
     from inspector.core.models import LoadedModel
@@ -173,6 +178,11 @@ class TrainingSession:
             batch_size=self.examples_per_step,
             torch_compile=s.compile,
         )
+        if not (s.stock or s.lora):
+            from inspector.core.training.tied_head import sum_tied_gradient_in_place
+
+            # One embedding-sized gradient buffer a step instead of three (tied_head.py).
+            sum_tied_gradient_in_place(self.model, keep_buffer=not s.compile)
         if self.strategy == "trl":
             trainer = make_sft_trainer(
                 self.model,
@@ -184,7 +194,7 @@ class TrainingSession:
                 **common,
             )
             self.model = trainer.model  # a PeftModel with LoRA
-            return self._continue_epoch_order(trainer)
+            return self._fast(self._continue_epoch_order(trainer))
         from datasets import Dataset
         from transformers import DataCollatorForSeq2Seq, TrainingArguments
         from transformers.trainer_callback import PrinterCallback
@@ -193,12 +203,6 @@ class TrainingSession:
             from peft import get_peft_model
 
             self.model = get_peft_model(self.model, self._lora_config())
-        else:
-            from inspector.core.training.tied_head import sum_tied_gradient_in_place
-
-            # The stock LM head's gradient and the lookup's are summed out of place: a third
-            # embedding-sized buffer at the end of every backward (TRL's own head avoids it).
-            sum_tied_gradient_in_place(self.model)
         rows = [
             {"input_ids": ex.input_ids, "attention_mask": [1] * len(ex.rows), "labels": ex.labels}
             for ex in self.labeled
@@ -213,7 +217,13 @@ class TrainingSession:
             callbacks=[callback],
         )
         trainer.remove_callback(PrinterCallback)
-        return self._continue_epoch_order(trainer)
+        return self._fast(self._continue_epoch_order(trainer))
+
+    def _fast(self, trainer: Any) -> Any:
+        """The fast path's change to the Trainer itself: clipping inside the fused AdamW step."""
+        if not self.settings.stock:
+            fold_clipping_into_adamw(trainer)
+        return trainer
 
     def _continue_epoch_order(self, trainer: Any) -> Any:
         """Number the epochs' example orders over the whole session, not per `train()` call.
@@ -247,8 +257,10 @@ class TrainingSession:
         import torch
 
         from inspector.core.training.memory import release_memory
+        from inspector.core.training.tied_head import release_gradient_buffers
 
         self._trainer.model.zero_grad(set_to_none=True)
+        release_gradient_buffers(self._trainer.model)
         optimizer = self._trainer.optimizer
         if optimizer is not None and optimizer.state and self.parked_optimizer is None:
             path = Path(self._tmp) / self.OPTIMIZER_FILE
@@ -330,7 +342,8 @@ class TrainingSession:
                 if not _is_out_of_memory(exc):
                     raise
                 raise self._out_of_memory(callback, exc) from exc
-            result.train_runtime = time.perf_counter() - start - callback.holdout_seconds
+            result.wall_seconds = time.perf_counter() - start
+            result.train_runtime = result.wall_seconds - callback.holdout_seconds
         finally:
             torch.set_num_threads(threads)
             for extra in extra_callbacks:
