@@ -56,3 +56,12 @@ def test_prepare_command_json_and_bursts_only(capsys, tiny_path):
     assert run["strategy"] == "trl" and run["epochs"] == 2 and len(run["holdouts"]) == 2
     assert data["demos"] == [] and data["store"] == str(replay.store_dir())
     assert len(list(replay.store_dir().glob("*.json"))) == 1
+
+
+def test_templates_command_lists_them(capsys):
+    assert main(["templates"]) == 0
+    out = capsys.readouterr().out
+    assert "qwen2_5" in out and "yes (NAME_training)" in out
+    assert main(["templates", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)["templates"]}
+    assert rows["qwen3"]["training_variant"] and rows["qwen3"]["renders_tool_calls"]

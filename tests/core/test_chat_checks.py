@@ -100,17 +100,6 @@ def test_template_names_resolve_to_trl_files(tmp_path):
         read_chat_template(str(tmp_path / "missing.jinja"))
 
 
-def test_templates_command_lists_them(capsys):
-    from inspector.cli import main
-
-    assert main(["templates"]) == 0
-    out = capsys.readouterr().out
-    assert "qwen2_5" in out and "yes (NAME_training)" in out
-    assert main(["templates", "--json"]) == 0
-    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)["templates"]}
-    assert rows["qwen3"]["training_variant"] and rows["qwen3"]["renders_tool_calls"]
-
-
 def test_trl_offers_the_training_variant_of_a_template_without_markers(fresh_tiny):
     from inspector.core.data.trl_templates import shipped
     from inspector.core.labels.strategies import label_examples

@@ -1,4 +1,4 @@
-"""The benchmark's machinery on the tiny model: phases add up, FLOPs are counted, JSON has its keys."""
+"""`causallm-inspect bench` end to end: its JSON fields, its tables, its refusals (a CLI test: it drives the command)."""
 
 from __future__ import annotations
 
