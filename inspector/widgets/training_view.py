@@ -38,6 +38,7 @@ from inspector.widgets.paging import Picker
 if TYPE_CHECKING:
     from inspector.core.lab import Lab
 
+NUMBERS = {3: "three", 4: "four"}
 HINT = (
     "[b]c[/b] copy · [b]m[/b] mask · [b]t[/b] trl · [b]a[/b] all three · "
     "[b]+[/b] again · [b]Esc[/b] stop · [b]x[/b] reset"
@@ -123,7 +124,7 @@ steps, `x` resets every strategy to the untrained model.
         note.display = False
         yield note
         custom = f"[b]u[/b] {escape(self.lab.name_of('custom'))} · " if "custom" in self.lab.strategies else ""
-        yield Static(HINT.replace("[b]a[/b] all three", f"{custom}[b]a[/b] all {len(self.lab.strategies)}"), id="train-hint")
+        yield Static(HINT.replace("[b]a[/b] all three", f"{custom}[b]a[/b] all {NUMBERS.get(len(self.lab.strategies), len(self.lab.strategies))}"), id="train-hint")
         for s in self.lab.strategies:
             yield StrategyPanel(s, self.lab.name_of(s))
         yield ComparisonTable(self.lab.strategies, {s: self.lab.name_of(s) for s in self.lab.strategies}, id="comparison")
