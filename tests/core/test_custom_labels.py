@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+from label_functions import RIGHT
 
 from inspector.core.data.chat_format import ARTICLE_EXAMPLES, add_special_tokens
 from inspector.core.errors import InspectorError
@@ -20,21 +21,8 @@ from inspector.core.labels.strategies import (
 
 MULTI = "\n\n### Human: hi\n\n### Assistant: hola\n\n### Human: dog\n\n### Assistant: perro"
 
-# The article's create_special_mask, adapted to (example, tokenizer); `idx > 0` keeps the bos
-# a tokenizer prepends masked.
-ARTICLE_MASK = '''
-def make_labels(example, tokenizer):
-    mask_token_id = -100
-    human_text = True
-    for idx, tok_id in enumerate(example["labels"]):
-        if human_text:
-            example["labels"][idx] = mask_token_id
-            if tok_id == tokenizer.bos_token_id and idx > 0:
-                human_text = False
-        elif not human_text and tok_id == tokenizer.eos_token_id:
-            human_text = True
-    return example
-'''
+# The article's create_special_mask, adapted to (example, tokenizer), the bos a tokenizer prepends kept masked.
+ARTICLE_MASK = RIGHT
 
 AS_LIST = '''
 def make_labels(example, tokenizer):
