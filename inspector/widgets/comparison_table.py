@@ -140,7 +140,7 @@ A strategy marked **⟲ replay** shows a prepared run: its figures are the recor
             spread = t.spread
             if spread is not None and spread.busy:
                 lines.append(
-                    f"* {s}: its steps varied {spread.varied()}: machine busy? Its times compare badly with the"
+                    f"* {self.names.get(s, s)}: its steps varied {spread.varied()}: machine busy? Its times compare badly with the"
                     " other rows'."
                 )
         return "\n".join(lines)

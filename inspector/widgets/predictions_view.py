@@ -266,7 +266,8 @@ no row yet. Pick another text with the selector at the top.
         for m in self.models:
             rows = self.rows.get(m)
             name = self.lab.name_of(m) if m != "untrained" else m
-            out.append(f"{name + (' ⟲' if m in self.sources else ''):<10}", style="bold")
+            label = name + (" ⟲" if m in self.sources else "")
+            out.append(f"{label:<{max(10, len(label) + 1)}}", style="bold")
             if not rows:
                 out.append("—\n", style="dim")
                 continue
