@@ -80,7 +80,7 @@ def test_copy_raises_the_prompt_s_probabilities_and_mask_the_answer_s(tiny_path)
         f"{means(copy.epochs[0], learning.answer)[1]:.2f} -> {means(copy.epochs[3], learning.answer)[1]:.2f} "
         "(epoch 0 -> 3)"
     )
-    assert lines[1].startswith(f"mask: prompt ") and f"answer {mask_answer0:.2f} -> {mask_answer3:.2f}" in lines[1]
+    assert lines[1].startswith("mask: prompt ") and f"answer {mask_answer0:.2f} -> {mask_answer3:.2f}" in lines[1]
 
 
 def test_a_replay_shows_the_epochs_its_prepared_run_stored(tiny_path):
