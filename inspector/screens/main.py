@@ -18,7 +18,15 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Footer, Header, Input, Markdown, TextArea
 
-from inspector.messages import BurstFinished, Failed, BurstStarted, TrainingIdle, TrainingReset, TrainingStarting
+from inspector.messages import (
+    BurstFinished,
+    BurstStarted,
+    EpochFinished,
+    Failed,
+    TrainingIdle,
+    TrainingReset,
+    TrainingStarting,
+)
 from inspector.widgets.demo_panel import DemoPanel
 from inspector.widgets.labels_view import LabelsView
 from inspector.widgets.learning_view import LearningView
@@ -355,6 +363,9 @@ class MainScreen(Screen[None]):
     def on_burst_started(self, message: BurstStarted) -> None:
         self.predictions_view.invalidate()
         self.refresh_bindings()
+
+    def on_epoch_finished(self, message: EpochFinished) -> None:
+        self.learning_view.invalidate()  # the epoch's rows are recorded: the heat map grows a row
 
     def on_burst_finished(self, message: BurstFinished) -> None:
         self.predictions_view.invalidate()

@@ -190,14 +190,16 @@ last. Train with `c`, `m`, `t` (`+` in the training view trains more epochs).
         message.stop()
         if message.learning.text != self.text:
             return
-        grew = self.learning is None or message.learning.curves.keys() != self.learning.curves.keys() or (
-            self.last_epoch != max((c.last for c in message.learning.curves.values()), default=0)
-        )
+        first = self.learning is None or not self.learning.curves
+        followed = self.epoch >= self.last_epoch  # at the last epoch: stay there as epochs come in
         self.learning = message.learning
         self.position = min(self.position, max(0, self.length - 1))
         self._draw_chart()
-        if grew and self.learning.curves:
-            self.replay()
+        if first and self.learning.curves:
+            self.replay()  # the first epochs shown: played from the untrained model on
+        elif followed and not self.playing:
+            self.epoch = self.last_epoch
+            self._refresh_texts()
         else:
             self.epoch = min(self.epoch, self.last_epoch)
             self._refresh_texts()

@@ -95,3 +95,22 @@ async def test_with_animations_off_play_jumps_to_the_last_epoch(tiny_path):
         await pilot.press("r")
         assert view.epoch == 2 and not view.playing and not ticking(app)
         assert view._chart is not None  # the loss chart, once there are losses
+
+
+async def test_the_heat_map_grows_a_row_per_epoch_while_a_burst_runs(tiny_path):
+    app = make_app(tiny_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await pilot.press("f3")
+        from textual.widgets import Input
+
+        app.main.training_view.query_one("#set-epochs", Input).value = "200"  # long enough to look
+        await pilot.press("f5", "c")
+        view = app.main.learning_view
+        await wait_until(pilot, lambda: view.learning is not None and "copy" in view.learning.curves, what="epoch 1")
+        await wait_until(pilot, lambda: view.last_epoch >= 2, what="a second epoch, live")
+        assert app.main.training_view.running  # shown while the burst goes on
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not app.main.training_view.running, what="the stop")
+        await wait_until(pilot, lambda: not view.playing, what="the view to settle")
+        assert view.epoch == view.last_epoch and not ticking(app)
