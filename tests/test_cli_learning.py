@@ -52,3 +52,21 @@ def test_every_epoch_prints_a_heat_map_line_per_epoch_and_the_summary(capsys, ti
 def test_every_epoch_without_a_burst_says_what_to_add(capsys, tiny_path):
     code, _, err = _run(capsys, "predict", "--model", str(tiny_path), "--every-epoch")
     assert code == 2 and "--strategy" in err and "Traceback" not in err
+
+
+def test_lesson_4_prints_the_learning_view_as_text_and_json(capsys, tiny_path):
+    code, out, _ = _run(capsys, "lesson", "4", "--plain", "--model", str(tiny_path))
+    assert code == 0
+    section = out.split("epoch by epoch: p(true next token)", 1)[1]
+    assert "copy:" in section and "mask:" in section
+    assert [line.split("|")[0].split()[1] for line in section.splitlines() if line.startswith("epoch ")] == ["0", "1", "2", "3"] * 2
+    assert section.count("(epoch 0 -> 3)") == 2
+    code, out, _ = _run(capsys, "lesson", "4", "--json", "--model", str(tiny_path))
+    found = json.loads(out)
+    untrained = [p["p_target"] for p in found["predictions"]["untrained"]]
+    for strategy in ("copy", "mask"):
+        epochs = found["learning"][strategy]["epochs"]
+        assert [e["epoch"] for e in epochs] == [0, 1, 2, 3]
+        assert epochs[0]["p_target"] == untrained
+        # The last epoch's rows are the trained model's, which the predictions give too.
+        assert epochs[-1]["p_target"] == [p["p_target"] for p in found["predictions"][strategy]]
