@@ -267,6 +267,7 @@ last. Train with `c`, `m`, `t` (`+` in the training view trains more epochs).
             heat.show(Text(notes or "No strategy trained yet: press c, m or t to train one (F3: the training view)."))
             self.query_one("#learn-cell", Static).update("")
             self.query_one("#learn-summary", Static).update("")
+            self._set_status("")
             return
         heat.show(self._heat())
         self.query_one("#learn-cell", Static).update(self._cell())

@@ -114,3 +114,16 @@ async def test_the_heat_map_grows_a_row_per_epoch_while_a_burst_runs(tiny_path):
         await wait_until(pilot, lambda: not app.main.training_view.running, what="the stop")
         await wait_until(pilot, lambda: not view.playing, what="the view to settle")
         assert view.epoch == view.last_epoch and not ticking(app)
+
+
+async def test_before_any_burst_the_view_says_what_to_press_and_is_not_left_computing(tiny_path):
+    app = make_app(tiny_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await pilot.press("f5")
+        view = app.main.learning_view
+        await wait_until(pilot, lambda: view.learning is not None, what="the (empty) learning")
+        await pilot.pause()
+        assert "press c, m or t" in str(view.query_one("#learn-heat").render())
+        assert str(view.query_one("#learn-status", Static).render()) == ""  # not "computing…" for ever
+        assert not ticking(app)
