@@ -88,6 +88,7 @@ class InspectorApp(App[int]):
         Binding("f2", "view('labels')", "Labels", id="view-labels"),
         Binding("f3", "view('training')", "Training", id="view-training"),
         Binding("f4", "view('predictions')", "Predictions", id="view-predictions"),
+        Binding("f5", "view('learning')", "Learning", id="view-learning"),
     ]
 
     lesson_index: var[int] = var(0, init=False)

@@ -47,6 +47,8 @@ class InspectorCommands(Provider):
         for v in VIEWS:
             out.append((f"View: {v}", lambda v=v: main.show_view(v), f"show the {v} view"))
         out.append(("Replay predictions", main.predictions_view.replay, "animate the guesses again"))
+        out.append(("Play the epochs", lambda: (main.show_view("learning"), main.learning_view.replay()),
+                    "the learning view: p(true) of every position, epoch by epoch"))  # fmt: skip
         out.append(("Show code", main.action_show_code, "the code behind this lesson's view, runnable on its own"))
         out.append(("Run the lesson's demo", main.action_run_demo, "compute the lesson's panel again (some train copies)"))
         out.append(("Help", app.action_help, "explain the part in focus"))

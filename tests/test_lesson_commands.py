@@ -180,6 +180,11 @@ def test_an_exported_notebook_runs(capsys, tiny_path, tmp_path):
     assert "after:  15 tokens, mask labels [-100 ×13, 331, 1]" in run_script(script, "-f", "kernel.json")
 
 
+def _summary(text: str, name: str) -> str:
+    """The learning view's summary line of a strategy: "copy: prompt 0.18 -> 0.86, answer ..."."""
+    return next(line for line in text.splitlines() if line.startswith(f"{name}: prompt ") and " -> " in line)
+
+
 def _numbers(line: str) -> list[str]:
     return re.findall(r"\d+\.\d{4}", line)
 
@@ -204,6 +209,12 @@ def test_every_exported_script_runs_and_shows_what_the_lesson_shows(capsys, tiny
         # Epoch 1 of the lesson's three-epoch burst is the script's one-epoch run, to the digit.
         assert line_with(script, "epoch   1") == line_with(lesson, "epoch   1")
         assert line_with(script, "untrained: prompt") == line_with(lesson, "untrained: prompt")
+        # The learning view as text: the same heat map lines, epoch 0 and 1, and epoch 0's means.
+        for start in ("epoch   0 |", "epoch   1 |", "answer    |"):
+            assert line_with(script, start) == line_with(lesson, start)
+        for name in ("copy", "mask") if n == 4 else ("copy",):
+            ours, theirs = (_summary(out, name) for out in (script, lesson))
+            assert ours.split(" -> ")[0] == theirs.split(" -> ")[0] and ours.endswith("(epoch 0 -> 1)")
         if n == 4:
             assert "seconds per training step" in script and "mask, embedding frozen" in script
             assert line_with(script, "mask labels of example 1") == "mask labels of example 1: 2 of 23 tokens trained"

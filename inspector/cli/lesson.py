@@ -107,7 +107,10 @@ class _Run:
             self.json["differing_positions"] = differ
         self.json["labels"] = {s: lab.to_dict() for s, lab in found.items()}
 
-    def _burst(self, strategy: str) -> Any:
+    def _burst(self, strategy: str, watch: dict[str, list[int]] | None = None) -> Any:
+        """Train a copy of the model; returns its session (closed; its model and `epoch_rows` kept).
+
+        `watch`: texts whose teacher-forced rows are recorded after every epoch."""
         from inspector.core.training.burst import BurstSettings
         from inspector.core.training.session import TrainingSession
 
@@ -116,6 +119,8 @@ class _Run:
         session = TrainingSession.on_a_copy(lm, self.formatted, strategy, settings, template=self.template)
         self.say(f"{strategy}: held-out prompt {session.prompt.text!r}")
         self.say(f"untrained answer: {session.holdout_answer()!r}")
+        for text, ids in (watch or {}).items():
+            session.watch(text, ids)
 
         def on_epoch(log: Any) -> None:
             self.say(f"epoch {log.epoch:>3}  loss {log.loss:8.4f}  held-out: {log.holdout!r}")
@@ -127,13 +132,14 @@ class _Run:
             f"{result.tokens_per_second:.0f} tokens/s, {result.trained_tokens} of {result.input_tokens} tokens trained"
         )
         self.json.setdefault("bursts", {})[strategy] = result.to_dict()
-        return session.model
+        return session
 
     def training(self, full_table: bool = False) -> None:
         from inspector.core.lab.context import predicted_example
         from inspector.core.labels.strategies import label_example
         from inspector.core.training.predictions import teacher_forced
         from inspector.core.reports.tables import predictions_summary, predictions_table
+        from inspector.core.training.learning import Curve
 
         lm = self.loaded
         tok = lm.tokenizer
@@ -141,9 +147,14 @@ class _Run:
         masked = label_example("mask", fe, tok, max_length=lm.max_length)
         answer = frozenset(r.position - 1 for r in masked.rows if not r.masked and r.position > 0)
         models = {"untrained": lm.model}
+        untrained = teacher_forced(lm.model, tok, masked.input_ids)
+        curves = {}
         for strategy in self.lesson.trains:
             self.say(_heading(f"training: {strategy}, {self.epochs} epochs"))
-            models[strategy] = self._burst(strategy)
+            session = self._burst(strategy, watch={fe.text: list(masked.input_ids)})
+            models[strategy] = session.model
+            epochs = {0: untrained, **{e: rows[fe.text] for e, rows in sorted(session.epoch_rows.items())}}
+            curves[strategy] = Curve(strategy, strategy, epochs)
         self.say(_heading("teacher-forced predictions of the held-out example"))
         self.say(f"text: {fe.text!r}")
         predictions = {}
@@ -156,6 +167,28 @@ class _Run:
             self.say()
             self.say(predictions_table(predictions[name], title=f"{name}, position by position"))
         self.json["predictions"] = {n: [r.to_dict() for r in rows] for n, rows in predictions.items()}
+        self._learning(curves, answer)
+
+    def _learning(self, curves: dict[str, Any], answer: frozenset[int]) -> None:
+        """The learning view (F5) as text: p(true next token) per position after every epoch."""
+        from inspector.core.training.learning import heat_map_lines
+
+        if not curves:
+            return
+        self.say(_heading("epoch by epoch: p(true next token) of the held-out example (the app's F5)"))
+        self.say("one line per epoch (0: untrained), a shade per position: ' ░▒▓█' by fifths of p; ^: the answer")
+        for curve in curves.values():
+            self.say(f"{curve.name}:")
+            self.say("\n".join(heat_map_lines(curve.epochs, answer)))
+        for curve in curves.values():
+            self.say(curve.summary(answer))
+        self.json["learning"] = {
+            s: {
+                "summary": c.summary(answer),
+                "epochs": [{"epoch": e, "p_target": [r.p_target for r in rows]} for e, rows in sorted(c.epochs.items())],
+            }
+            for s, c in curves.items()
+        }
 
     def demo(self) -> None:
         from inspector.core.lessons.demos import DEMOS, run_demo

@@ -118,8 +118,12 @@ def run_burst(
     *,
     verbose: bool,
     custom: LabelFunction | None = None,
+    watch: dict[str, list[int]] | None = None,
 ) -> tuple[TrainingSession, BurstResult]:
-    """The burst of the burst options on the loaded model itself; Ctrl-C stops it between steps."""
+    """The burst of the burst options on the loaded model itself; Ctrl-C stops it between steps.
+
+    `watch` (text -> token ids): texts whose teacher-forced rows are recorded after every epoch
+    (`session.epoch_rows`)."""
     from inspector.core.data.examples import format_examples
     from inspector.core.training.session import TrainingSession
 
@@ -141,6 +145,8 @@ def run_burst(
         loaded.model, loaded.tokenizer, formatted, args.strategy, settings,
         device=loaded.device, template=template, max_length=loaded.max_length, custom=custom,
     )
+    for text, ids in (watch or {}).items():
+        session.watch(text, ids)
     with session, _StopFlag() as flag:
         if verbose:
             print(f"held-out prompt: {session.prompt.text!r}")

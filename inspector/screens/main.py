@@ -18,9 +18,18 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Footer, Header, Input, Markdown, TextArea
 
-from inspector.messages import BurstFinished, Failed, BurstStarted, TrainingIdle, TrainingReset, TrainingStarting
+from inspector.messages import (
+    BurstFinished,
+    BurstStarted,
+    EpochFinished,
+    Failed,
+    TrainingIdle,
+    TrainingReset,
+    TrainingStarting,
+)
 from inspector.widgets.demo_panel import DemoPanel
 from inspector.widgets.labels_view import LabelsView
+from inspector.widgets.learning_view import LearningView
 from inspector.widgets.lesson_list import LessonList
 from inspector.widgets.model_status import ModelStatus
 from inspector.widgets.predictions_view import PredictionsView
@@ -32,7 +41,7 @@ if TYPE_CHECKING:
     from inspector.core.models import LoadedModel
 
 
-VIEWS = ("labels", "training", "predictions")
+VIEWS = ("labels", "training", "predictions", "learning")
 TALL_ROWS = 40  # from this many rows the lesson list grows to show all ten lessons
 
 # The lesson pane on the left: `l` cycles through these. Below NARROW_BELOW terminal columns
@@ -74,6 +83,8 @@ class MainScreen(Screen[None]):
         Binding("plus", "again", "again", id="train-again", tooltip="Repeat the last burst: train more epochs"),
         Binding("escape", "stop", "stop", id="train-stop", tooltip="Stop the burst after the current step"),
         Binding("x", "reset", "reset", id="train-reset", tooltip="Every strategy back to the untrained model"),
+        Binding("left_square_bracket", "epoch(-1)", "◀ epoch", id="epoch-back"),
+        Binding("right_square_bracket", "epoch(1)", "epoch ▶", id="epoch-on"),
         Binding("space", "toggle_play", "pause/play", id="play-toggle"),
         Binding("r", "replay", "replay", id="play-replay"),
         Binding("s", "show_code", "code", id="show-code", tooltip="The code behind this lesson's view"),
@@ -135,6 +146,7 @@ class MainScreen(Screen[None]):
                     epochs, lr, seed = self.settings
                     yield TrainingView(self.lab, epochs, lr, seed, runs=self.runs, id="training-view")
                     yield PredictionsView(self.lab, self.predict_choices, id="predictions-view")
+                    yield LearningView(self.lab, id="learning-view")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -237,10 +249,17 @@ class MainScreen(Screen[None]):
         return self.query_one(PredictionsView)
 
     @property
-    def current_view_widget(self) -> LabelsView | TrainingView | PredictionsView:
-        return {"labels": self.labels_view, "training": self.training_view, "predictions": self.predictions_view}[
-            self.view
-        ]
+    def learning_view(self) -> LearningView:
+        return self.query_one(LearningView)
+
+    @property
+    def current_view_widget(self) -> LabelsView | TrainingView | PredictionsView | LearningView:
+        return {
+            "labels": self.labels_view,
+            "training": self.training_view,
+            "predictions": self.predictions_view,
+            "learning": self.learning_view,
+        }[self.view]
 
     @property
     def demo_panel(self) -> DemoPanel:
@@ -276,6 +295,8 @@ class MainScreen(Screen[None]):
         self.query_one(ContentSwitcher).current = f"{view}-view"
         if view == "predictions":
             self.predictions_view.shown()
+        elif view == "learning":
+            self.learning_view.shown()
         # The view's main widget takes the focus, so its keys (arrows, Home/End) work at once;
         # not while the learner is in the lesson list (its arrows browse lessons, F1 explains it)
         # or typing.
@@ -321,6 +342,7 @@ class MainScreen(Screen[None]):
             self.check_exercise()
         self.labels_view.model_ready()
         self.predictions_view.model_ready()
+        self.learning_view.model_ready()
         self.demo_panel.model_ready()
 
     def model_failed(self, problem: str) -> None:
@@ -336,13 +358,18 @@ class MainScreen(Screen[None]):
 
     def on_training_reset(self, message: TrainingReset) -> None:
         self.predictions_view.invalidate()
+        self.learning_view.invalidate()
 
     def on_burst_started(self, message: BurstStarted) -> None:
         self.predictions_view.invalidate()
         self.refresh_bindings()
 
+    def on_epoch_finished(self, message: EpochFinished) -> None:
+        self.learning_view.invalidate()  # the epoch's rows are recorded: the heat map grows a row
+
     def on_burst_finished(self, message: BurstFinished) -> None:
         self.predictions_view.invalidate()
+        self.learning_view.invalidate()
 
     def on_training_idle(self, message: TrainingIdle) -> None:
         self.predictions_view.invalidate()
@@ -357,15 +384,17 @@ class MainScreen(Screen[None]):
         if action == "strategy":
             return view == "labels"
         if action in ("step", "jump"):
-            return view in ("labels", "predictions")
+            return view in ("labels", "predictions", "learning")
+        if action == "epoch":
+            return view == "learning"
         if action in ("train", "train_all"):
-            return view in ("training", "predictions")
+            return view in ("training", "predictions", "learning")
         if action in ("again", "reset"):
             return view == "training"
         if action == "stop":
             return self.training_view.running
         if action in ("toggle_play", "replay"):
-            return view == "predictions"
+            return view in ("predictions", "learning")
         if action == "problems":
             return self.data_source is not None
         if action == "run_demo":
@@ -389,14 +418,21 @@ class MainScreen(Screen[None]):
     def action_step(self, delta: int) -> None:
         if self.view == "labels":
             self.labels_view.grid.action_move(delta)
+        elif self.view == "learning":
+            self.learning_view.step(delta)
         else:
             self.predictions_view.step(delta)
 
     def action_jump(self, end: bool) -> None:
         if self.view == "labels":
             self.labels_view.grid.action_move_to(-1 if end else 0)
+        elif self.view == "learning":
+            self.learning_view.jump(end)
         else:
             self.predictions_view.jump(end)
+
+    def action_epoch(self, delta: int) -> None:
+        self.learning_view.step_epoch(delta)
 
     def action_train(self, strategy: str) -> None:
         self.training_view.start((strategy,))
@@ -418,10 +454,10 @@ class MainScreen(Screen[None]):
         self.training_view.reset_all()
 
     def action_toggle_play(self) -> None:
-        self.predictions_view.toggle()
+        (self.learning_view if self.view == "learning" else self.predictions_view).toggle()
 
     def action_replay(self) -> None:
-        self.predictions_view.replay()
+        (self.learning_view if self.view == "learning" else self.predictions_view).replay()
 
     def action_show_code(self) -> None:
         """The current lesson's code, as `causallm-inspect export N` would write it."""

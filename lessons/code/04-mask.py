@@ -4,12 +4,15 @@
 first = tokenizer(add_special_tokens(EXAMPLES[0]))["input_ids"]
 print_labels(first, create_special_mask(first), "mask labels of example 1")
 print_predictions(model, "untrained")
-copy_model, _ = train(lambda ids: list(ids), "copy")
+copy_epochs, mask_epochs = EveryEpoch(), EveryEpoch()
+copy_model, _ = train(lambda ids: list(ids), "copy", callbacks=[copy_epochs])
 print_predictions(copy_model, "copy")
 del copy_model
-mask_model, _ = train(create_special_mask, "mask")
+mask_model, _ = train(create_special_mask, "mask", callbacks=[mask_epochs])
 print_predictions(mask_model, "mask")
 del mask_model
+print_learning("copy", copy_epochs)
+print_learning("mask", mask_epochs)
 
 # %% Seconds per step: does masking make a step cheaper?
 import statistics

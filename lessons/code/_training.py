@@ -85,12 +85,12 @@ def make_trainer(lm, rows, output_dir, callbacks=(), trainer_class=Trainer, epoc
     return trainer
 
 
-def train(labels_of, title, max_new_tokens=8):
+def train(labels_of, title, max_new_tokens=8, callbacks=()):
     """A copy of the untrained model, trained on the examples with these labels."""
     lm = copy.deepcopy(model)
     held_out = HeldOut(max_new_tokens)
     print(f"{title}: held-out prompt {add_special_tokens(HELD_OUT, final_eos=False)!r}")
     print(f"untrained answer: {greedy(lm, HELD_OUT_IDS, max_new_tokens)!r}")
     with tempfile.TemporaryDirectory() as tmp:
-        make_trainer(lm, rows_for(labels_of), tmp, [held_out]).train()
+        make_trainer(lm, rows_for(labels_of), tmp, [held_out, *callbacks]).train()
     return lm, held_out.answers

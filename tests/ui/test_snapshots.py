@@ -55,3 +55,24 @@ def test_predictions_view_untrained(snap_compare, tiny_named):
         await pilot.pause()
 
     assert snap_compare(make_app(tiny_named), terminal_size=SIZE, run_before=run_before)
+
+
+def test_learning_view_after_two_copy_epochs(snap_compare, tiny_named):
+    """The heat map (issue 14): no timing on screen, only p(true) per epoch and the epochs' losses."""
+
+    async def run_before(pilot):
+        from textual.widgets import Input
+
+        await started(pilot)
+        pilot.app.goto_lesson(2)  # strategy 1, copy: the training view
+        pilot.app.main.training_view.query_one("#set-epochs", Input).value = "2"
+        await pilot.press("c")
+        await wait_until(pilot, lambda: not pilot.app.main.training_view.running)
+        await pilot.press("f5")
+        view = pilot.app.main.learning_view
+        await wait_until(pilot, lambda: view.learning is not None and "copy" in view.learning.curves)
+        await wait_until(pilot, lambda: not view.playing)
+        await pilot.press("end", "left")  # select the answer's first position
+        await pilot.pause()
+
+    assert snap_compare(make_app(tiny_named), terminal_size=SIZE, run_before=run_before)

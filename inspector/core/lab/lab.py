@@ -24,12 +24,14 @@ from inspector.core.data.chat_format import ARTICLE_TEMPLATE, ChatTemplate, Form
 from inspector.core.data.examples import Example, article_examples
 from inspector.core.errors import InspectorError
 from inspector.core.lab import context
+from inspector.core.lab import learning as watching
 from inspector.core.lab.sources import BurstSource, LiveSource, ReplaySource, StepProgress
 from inspector.core.labels.strategies import ALL_STRATEGIES, CUSTOM, display_name, strategies_with
 from inspector.core.training.burst import BurstResult, BurstSettings, EpochLog
 
 if TYPE_CHECKING:
     from inspector.core.data.examples import RowProblem
+    from inspector.core.training.learning import Learning
     from inspector.core.labels.custom import LabelCodeError, LabelFunction
     from inspector.core.labels.reload import LabelReloader
     from inspector.core.lessons.code import CodeSpec
@@ -97,6 +99,7 @@ class Lab:
         self._formatted_by_text: dict[str, FormattedExample] = {}
         self.sources: dict[str, BurstSource] = {}
         self._prediction_cache: dict[tuple[Any, ...], list[Any]] = {}
+        self.watched: set[str] = set()  # texts recorded after every epoch besides the defaults (`learning`)
         self.base_lock = threading.Lock()  # the untrained model: read by labels, predictions, copies
         self.source_locks = {s: threading.Lock() for s in ALL_STRATEGIES}
         self._trainer_lock = threading.Lock()
@@ -386,6 +389,7 @@ class Lab:
                     custom=self.custom if strategy == CUSTOM else None,
                 )
             source = self.sources[strategy] = LiveSource(session)
+            watching.watch_source(self, source)
         return source
 
     def burst(
@@ -484,3 +488,8 @@ class Lab:
             finally:
                 lock.release()
         return out
+
+    def learning(self, text: str) -> Learning:
+        """Per strategy, `text`'s teacher-forced rows after every epoch (0: untrained) and the losses."""
+        watching.watch(self, text)
+        return watching.learning_of(self, text)

@@ -3,7 +3,9 @@
 Both have one interface (`BurstSource`): `run(epochs, on_start=, on_step=, on_epoch=,
 should_stop=)` trains (or replays) that many more epochs, continuing where the last burst
 stopped, and reports each step as a `StepProgress`; `predictions(text, ids)` gives the
-teacher-forced rows of the state reached; `close()` lets go of what it holds. The lab
+teacher-forced rows of the state reached; `epoch_rows(text)` those after each epoch shown
+(of a text watched, or stored by the prepared run) and `epoch_logs` each epoch's loss;
+`close()` lets go of what it holds. The lab
 (`inspector.core.lab.Lab`) keeps one source per strategy until a reset.
 """
 
@@ -80,6 +82,11 @@ class BurstSource(Protocol):
 
     def predictions(self, text: str, tokenizer: Any, ids: list[int]) -> tuple[list[Any] | None, str]: ...
 
+    def epoch_rows(self, text: str) -> dict[int, list[Any]]: ...
+
+    @property
+    def epoch_logs(self) -> list[EpochLog]: ...
+
     def close(self) -> None: ...
 
 
@@ -91,6 +98,15 @@ class LiveSource:
     def __init__(self, session: TrainingSession) -> None:
         self.session = session
         self.strategy = session.strategy
+        self._epoch_logs: list[EpochLog] = []
+
+    @property
+    def epoch_logs(self) -> list[EpochLog]:
+        return list(self._epoch_logs)
+
+    def epoch_rows(self, text: str) -> dict[int, list[Any]]:
+        """The rows of `text` after each epoch trained since it was watched (`TrainingSession.watch`)."""
+        return {epoch: rows[text] for epoch, rows in self.session.epoch_rows.items() if text in rows}
 
     @property
     def steps_done(self) -> int:
@@ -122,7 +138,12 @@ class LiveSource:
             if on_step is not None:
                 on_step(StepProgress(log, done, time.perf_counter() - began, round(done * mean_tokens)))
 
-        return self.session.run(epochs, on_step=step, on_epoch=on_epoch, should_stop=should_stop)
+        def epoch(log: EpochLog) -> None:
+            self._epoch_logs.append(log)
+            if on_epoch is not None:
+                on_epoch(log)
+
+        return self.session.run(epochs, on_step=step, on_epoch=epoch, should_stop=should_stop)
 
     def predictions(self, text: str, tokenizer: Any, ids: list[int]) -> tuple[list[Any] | None, str]:
         from inspector.core.training.predictions import teacher_forced
@@ -219,6 +240,16 @@ class ReplaySource:
                 "x, choose live runs and train to see them"
             )
         return rows, ""
+
+    @property
+    def epoch_logs(self) -> list[EpochLog]:
+        logs = (self.prepared.epoch_log(e) for e in range(1, self.epochs_shown + 1))
+        return [log for log in logs if log is not None]
+
+    def epoch_rows(self, text: str) -> dict[int, list[Any]]:
+        """The rows the prepared run stored for `text` after each epoch shown so far."""
+        found = {e: self.prepared.predictions_for(text, e) for e in range(1, self.epochs_shown + 1)}
+        return {e: rows for e, rows in found.items() if rows is not None}
 
     def close(self) -> None:
         pass

@@ -1,7 +1,7 @@
 """The Hugging Face Trainer pieces a burst runs on: the Trainer class (plain, or one whose
 loss projects the LM head only at trained positions), the gradient clipping folded into the
 fused AdamW step, and the callback that logs each step and epoch, answers the held-out
-prompt and stops a burst when asked.
+prompt (and records the watched texts' rows) and stops a burst when asked.
 
 Imported only when a burst starts (transformers loads here).
 """
@@ -170,9 +170,10 @@ def make_callback(
             if self.stopped and abs((state.epoch or 0.0) - round(state.epoch or 0.0)) > 1e-6:
                 return control  # stopped inside the epoch: no held-out answer for a partial epoch
             start = time.perf_counter()
-            answer = session.holdout_answer()
-            self.holdout_seconds += time.perf_counter() - start
             epoch = round(epochs_at_start + (state.epoch or 0.0))
+            answer = session.holdout_answer()
+            session.record_epoch(epoch)  # the watched texts' rows: like the answer, outside the step times
+            self.holdout_seconds += time.perf_counter() - start
             loss = statistics.mean(self.epoch_losses) if self.epoch_losses else float("nan")
             self.epoch_losses = []
             log = EpochLog(session.strategy, epoch, loss, answer)

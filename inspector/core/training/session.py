@@ -120,6 +120,10 @@ class TrainingSession:
         self._tmp = _session_folder()
         self.parked_optimizer: Path | None = None  # the optimizer state's file while no burst runs
         self._epochs_begun = 0  # over all bursts: the next burst's first epoch takes the order after these
+        # Texts watched epoch by epoch (text -> token ids) and their teacher-forced rows after
+        # each whole epoch (epoch -> text -> rows): one no-grad forward each, outside the step times.
+        self.watched: dict[str, list[int]] = {}
+        self.epoch_rows: dict[int, dict[str, list[Any]]] = {}
 
     @classmethod
     def on_a_copy(
@@ -291,6 +295,19 @@ class TrainingSession:
         del state
         path.unlink(missing_ok=True)
         self.parked_optimizer = None
+
+    def watch(self, text: str, ids: Sequence[int]) -> None:
+        """Record the teacher-forced rows of `ids` after every epoch from now on (`epoch_rows`)."""
+        self.watched = {**self.watched, text: [int(i) for i in ids]}  # a new dict: a burst may be reading it
+
+    def record_epoch(self, epoch: int) -> None:
+        """The teacher-forced rows of every watched text, as the model is after `epoch` epochs."""
+        if not self.watched:
+            return
+        from inspector.core.training.predictions import teacher_forced
+
+        rows = {text: teacher_forced(self.model, self.tokenizer, ids) for text, ids in self.watched.items()}
+        self.epoch_rows = {**self.epoch_rows, epoch: rows}  # a new dict: readers on other threads see one or the other
 
     def holdout_answer(self) -> str:
         return greedy_answer(self.model, self.tokenizer, self.prompt_ids, self.settings.max_new_tokens)
