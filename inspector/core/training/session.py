@@ -186,7 +186,13 @@ class TrainingSession:
             from inspector.core.training.tied_head import sum_tied_gradient_in_place
 
             # One embedding-sized gradient buffer a step instead of three (tied_head.py).
-            sum_tied_gradient_in_place(self.model, keep_buffer=not s.compile)
+            tied = sum_tied_gradient_in_place(self.model, keep_buffer=not s.compile)
+            if tied and self.strategy == "trl" and not s.compile:
+                from inspector.core.training.trl_head import keep_weight_gradient_in
+
+                # TRL's fused head writes into the same buffer (trl_head.py).
+                head = self.model.get_output_embeddings()
+                keep_weight_gradient_in(head.weight, head)
         if self.strategy == "trl":
             trainer = make_sft_trainer(
                 self.model,
@@ -227,6 +233,16 @@ class TrainingSession:
         """The fast path's change to the Trainer itself: clipping inside the fused AdamW step."""
         if not self.settings.stock:
             fold_clipping_into_adamw(trainer)
+            if self.strategy == "trl" and not self.settings.lora:
+                from inspector.core.training.trl_head import buffered_fused_head
+
+                step = trainer.training_step
+
+                def training_step(*args: Any, **kwargs: Any) -> Any:
+                    with buffered_fused_head():
+                        return step(*args, **kwargs)
+
+                trainer.training_step = training_step
         return trainer
 
     def _continue_epoch_order(self, trainer: Any) -> Any:
