@@ -80,6 +80,8 @@ class MainScreen(Screen[None]):
         Binding("t", "train('trl')", "train trl", id="train-trl"),
         Binding("u", "train('custom')", "train yours", id="train-custom", tooltip="Train your label function"),
         Binding("a", "train_all", "all three", id="train-all"),
+        # The same key once your function is a fourth strategy (check_action shows one of the two).
+        Binding("a", "train_all('custom')", "all four", id="train-all-custom"),
         Binding("plus", "again", "again", id="train-again", tooltip="Repeat the last burst: train more epochs"),
         Binding("escape", "stop", "stop", id="train-stop", tooltip="Stop the burst after the current step"),
         Binding("x", "reset", "reset", id="train-reset", tooltip="Every strategy back to the untrained model"),
@@ -216,6 +218,7 @@ class MainScreen(Screen[None]):
             self.check_exercise()
         self.labels_view.label_function_changed()
         self.training_view.label_function_changed()
+        self.refresh_bindings()  # "a all three" or "all four"
 
     class ExerciseChecked(Message):
         """The check of an exercise's file ran (on its current version); `report` is a CheckReport."""
@@ -387,6 +390,10 @@ class MainScreen(Screen[None]):
             return view in ("labels", "predictions", "learning")
         if action == "epoch":
             return view == "learning"
+        if action == "train_all" and not parameters and "custom" in self.lab.strategies:
+            return False  # "all four" (train_all('custom')) takes the key and the footer
+        if action == "train_all" and parameters and "custom" not in self.lab.strategies:
+            return False  # no function loaded (yet): "all three"
         if action in ("train", "train_all"):
             return view in ("training", "predictions", "learning")
         if action in ("again", "reset"):
@@ -437,7 +444,8 @@ class MainScreen(Screen[None]):
     def action_train(self, strategy: str) -> None:
         self.training_view.start((strategy,))
 
-    def action_train_all(self) -> None:
+    def action_train_all(self, with_custom: str = "") -> None:
+        """Every strategy there is in turn: the three, and your function's where it is loaded."""
         self.training_view.start(self.lab.strategies)
 
     def action_again(self) -> None:

@@ -101,3 +101,29 @@ async def test_an_exercise_file_is_checked_on_every_save(tiny_path, tmp_path):
         _save(file, head + RIGHT.lstrip())
         await wait_until(pilot, lambda: "all pass ✓" in _panel(app), timeout=30, what="the check after the save")
         assert "✗" not in _panel(app)
+
+
+async def test_a_trains_all_four_and_the_footer_says_so(tiny_path, tmp_path):
+    file = tmp_path / "mine.py"
+    _save(file, RIGHT)
+    app = _app(tiny_path, file)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await pilot.press("f3")
+        assert app.screen.active_bindings["a"].binding.description == "all four"
+        view = app.main.training_view
+        view.query_one("#set-epochs", Input).value = "1"
+        await pilot.press("a")
+        await wait_until(pilot, lambda: view.last_request is not None and not view.running, timeout=120, what="four bursts")
+        assert view.last_request == ("copy", "mask", "trl", "custom")
+        assert set(view.results) == {"copy", "mask", "trl", "custom"}
+        assert app.errors == []
+
+
+async def test_without_a_label_function_a_is_all_three(tiny_path):
+    app = InspectorApp(model=str(tiny_path), device="cpu", learning_rate=FAST_LR, runs="live")
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await pilot.press("f3")
+        bindings = app.screen.active_bindings
+        assert bindings["a"].binding.description == "all three" and "u" not in bindings
