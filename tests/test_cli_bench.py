@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from inspector.cli import main
 
 
@@ -98,3 +100,11 @@ def test_bench_profile_lists_the_top_operators_of_a_step(capsys, tiny_path):
     assert main(["bench", "--profile", "--model", str(tiny_path), "--strategies", "copy"]) == 0
     out = capsys.readouterr().out
     assert "copy stock: step 2" in out and "copy default: step 2" in out and "aten::mm" in out
+
+
+def test_bench_label_process_compares_with_in_process_on_the_same_labels(capsys, tiny_path):
+    assert main(["bench", "--label-process", "--model", str(tiny_path), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["examples"] == 5 and report["same_labels"] is True
+    assert report["in_process_s"] > 0 and report["label_process_s"] > 0 and report["target_ratio"] == 2.0
+    assert report["ratio"] == pytest.approx(report["label_process_s"] / report["in_process_s"])

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from inspector import __version__
 from inspector.cli import app, bench, exercise, inspect_data, labels, lesson, models, predict, prepare, templates, train
-from inspector.cli.options import common
+from inspector.cli.options import common, report_printed
 from inspector.core.errors import InspectorError
 from inspector.core.labels.custom import LabelCodeError
 
@@ -41,9 +41,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        if args.command is None:
-            return app.run(args)
-        return args.run(args)
+        try:
+            if args.command is None:
+                return app.run(args)
+            return args.run(args)
+        finally:
+            report_printed(sys.stderr)  # what your label function printed: on stderr, never in the output
     except LabelCodeError as exc:  # the user's own code: where, and their frames of the traceback
         print(f"causallm-inspect: error: {exc.report()}", file=sys.stderr)
         return 2

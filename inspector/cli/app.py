@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from inspector.cli.options import LABELS_FROM_HELP, data_options, template, train_rows_option
+from inspector.cli.options import LABELS_FROM_HELP, data_options, labels_timeout_option, template, train_rows_option
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -26,6 +26,7 @@ def register(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=LABELS_FROM_HELP + ". In the app it is the strategy 'yours' (keys 4 and u), reloaded whenever you save the file.",
     )
+    labels_timeout_option(live)
 
 
 def _given(value: Any) -> str | None:
@@ -56,7 +57,9 @@ def run(args: argparse.Namespace) -> int:
     reloader = None
     if getattr(args, "labels_from", None):
         from inspector.core.labels.reload import LabelReloader
+        from inspector.core.labels.sandbox import set_timeout
 
+        set_timeout(args.labels_timeout)
         reloader = LabelReloader(args.labels_from)
         reloader.load()  # a file that does not load fails here, with its file, line and frames
     app = InspectorApp(

@@ -45,6 +45,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "after a continued burst and after a reset (x), against the memory targets",
     )
     p.add_argument(
+        "--label-process",
+        action="store_true",
+        help="instead: the article's label function on the examples in the label process against in this process "
+        "(the cost of running your code where it can be stopped; target at most 2x)",
+    )
+    p.add_argument(
         "--profile",
         action="store_true",
         help="instead: the top operators of one step (torch.profiler), stock and default, for each strategy",
@@ -62,6 +68,8 @@ def run(args: argparse.Namespace) -> int:
     options = list(OPTIONS) if args.options == "all" else comma_list(args.options, tuple(OPTIONS), "--options")
     examples = check_data_early(args)
     loaded, template = load(args)
+    if args.label_process:
+        return _bench_labels(args, loaded, template, examples)
     if args.memory:
         return _bench_memory(args, loaded, template, examples, strategies)
     if args.profile:
@@ -99,6 +107,20 @@ def run(args: argparse.Namespace) -> int:
         dump(report.to_dict())
     else:
         print(format_report(report))
+    return 0
+
+
+def _bench_labels(args: argparse.Namespace, loaded: LoadedModel, template: ChatTemplate, examples: list[Example]) -> int:
+    from inspector.core.data.examples import format_examples
+    from inspector.core.labels.bench import bench_labels, format_label_bench
+
+    formatted = format_examples(examples, loaded.tokenizer, template, loaded.name)
+    status(f"labels: the article's function on {len(formatted)} examples, in this process and in the label process")
+    report = bench_labels(loaded.tokenizer, formatted)
+    if args.json:
+        dump(report.to_dict())
+    else:
+        print(format_label_bench(report))
     return 0
 
 

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from inspector.cli.options import common, dump, load, status
+from inspector.cli.options import common, dump, labels_timeout_option, load, load_function, status
 from inspector.core.errors import InspectorError
 
 
@@ -21,8 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="write the starter file of a lesson's exercise (4, 8, 10), or --check yours against the reference",
         description="Without --check: write the lesson's starter file (the function's signature, the task, a TODO) "
         "to the current folder. With --check FILE[:FUNCTION]: run your function on the lesson's examples and on "
-        "hidden ones and compare it with the reference. The file's code runs in this process; a file is loaded "
-        "only when named here.",
+        "hidden ones and compare it with the reference. The file's code runs in a separate process, stopped "
+        "after --labels-timeout seconds per example; a file is loaded only when named here.",
     )
     common(p, data=False)
     p.add_argument("number", metavar="N", help="lesson number (4, 8 or 10) or id")
@@ -34,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="check your function (default: the starter file's name in this folder; FUNCTION defaults to make_labels)",
     )
+    labels_timeout_option(p)
     p.add_argument("-o", "--output", metavar="FILE", help="where to write the starter file (default exercise_N_ID.py)")
     p.add_argument("--force", action="store_true", help="write the starter file over an existing one")
     p.set_defaults(run=run)
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"edit {exercise.function} in {path}, then check it: causallm-inspect exercise {number} --check {path}")
         print(f"or watch its labels in the app as you save: causallm-inspect --labels-from {path}")
         return 0
-    from inspector.core.labels.custom import LabelSource, load_label_function
+    from inspector.core.labels.custom import LabelSource
 
     spec = args.check or exercise.file_name(number)
     source = LabelSource.parse(spec)
@@ -64,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
             f"there is no file {source.path} to check",
             f"write the starter with: causallm-inspect exercise {number}, or give --check FILE",
         )
-    fn = load_label_function(source)  # a file that does not load: exit 2 with the user's traceback
+    fn = load_function(source, args)  # a file that does not load: exit 2 with the user's traceback
     loaded, markers = load(args, tokenizer_only=True)
     from inspector.core.lessons.exercises import check_exercise
 

@@ -138,13 +138,57 @@ def burst_options(parser: argparse.ArgumentParser, *, required_strategy: bool) -
 LABELS_FROM_HELP = (
     "your own label function, the 'custom' strategy: FUNCTION(example, tokenizer) in a Python file "
     "(FUNCTION defaults to make_labels) returning the labels, or the example with example['labels'] set. "
-    "The file's code runs in this process, with your permissions; a file is loaded only when named here"
+    "The file runs in a separate process, with your permissions, stopped after --labels-timeout seconds per "
+    "example; a file is loaded only when named here"
 )
+LABELS_TIMEOUT_HELP = "seconds your label function may take per example (and its file to run) before it is stopped (default %(default)s)"
+
+_loaded_functions: list[LabelFunction] = []  # what the command loaded: their output is reported at its end
+
+
+def seconds(text: str) -> float:
+    """argparse type of a time limit: a number of seconds above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text}: give a number of seconds above 0, e.g. 5")
+    return value
+
+
+def labels_timeout_option(parser: argparse.ArgumentParser | Any) -> None:
+    from inspector.core.labels.sandbox import DEFAULT_TIMEOUT
+
+    parser.add_argument("--labels-timeout", metavar="S", type=seconds, default=DEFAULT_TIMEOUT, help=LABELS_TIMEOUT_HELP)
 
 
 def labels_from_option(parser: argparse.ArgumentParser) -> None:
     """--labels-from FILE[:FUNCTION]: the user's label function (the `custom` strategy)."""
     parser.add_argument("--labels-from", metavar="FILE[:FUNCTION]", default=None, help=LABELS_FROM_HELP)
+    labels_timeout_option(parser)
+
+
+def load_function(spec: Any, args: argparse.Namespace) -> LabelFunction:
+    """Load a label function for a command, with its time limit; its output is reported at the end."""
+    from inspector.core.labels.custom import load_label_function
+    from inspector.core.labels.sandbox import DEFAULT_TIMEOUT, set_timeout
+
+    set_timeout(getattr(args, "labels_timeout", None) or DEFAULT_TIMEOUT)
+    fn = load_label_function(spec)
+    _loaded_functions.append(fn)
+    return fn
+
+
+def report_printed(stream: Any) -> None:
+    """What the label functions the command ran printed, on `stream` (stderr): never on stdout,
+    where the command's own output (JSON, tables) goes."""
+    for fn in _loaded_functions:
+        printed = fn.printed_in_all
+        if printed is not None:
+            print(f"causallm-inspect: {fn.name} printed {printed.bytes:,} bytes:", file=stream)
+            print(printed.text(), file=stream)
+    _loaded_functions.clear()
 
 
 def label_function(args: argparse.Namespace, strategies: Sequence[str] = ()) -> LabelFunction | None:
@@ -157,9 +201,7 @@ def label_function(args: argparse.Namespace, strategies: Sequence[str] = ()) -> 
                 "--strategy custom needs your label function", "pass --labels-from FILE[:FUNCTION] (default make_labels)"
             )
         return None
-    from inspector.core.labels.custom import load_label_function
-
-    return load_label_function(spec)
+    return load_function(spec, args)
 
 
 def at_least_one(text: str) -> int:

@@ -196,18 +196,36 @@ class MainScreen(Screen[None]):
         error = worker_error(event)
         if error is not None and event.worker.group == "label-file":
             self.post_message(Failed("Saves of your label function are not followed any more", error=error))
+        elif error is not None and event.worker.group == "label-reload":
+            self.post_message(Failed("Your label function could not be reloaded", error=error))
         elif error is not None and event.worker.group == "exercise":
             self.post_message(Failed("The exercise could not be checked", error=error))
 
     def on_main_screen_label_file_saved(self, message: LabelFileSaved) -> None:
+        self._reload_label_function()
+
+    class LabelsReloaded(Message):
+        """The label function's file was loaded again (in the label process): `found` is its new
+        version, the LabelCodeError of a version that is not used, or None (nothing changed)."""
+
+        def __init__(self, found: Any) -> None:
+            self.found = found
+            super().__init__()
+
+    @work(thread=True, group="label-reload", exit_on_error=False)
+    def _reload_label_function(self) -> None:
+        """Load the saved file off the UI thread: the user's code runs (with a time limit) first."""
+        self.post_message(self.LabelsReloaded(self.lab.reload_labels()))
+
+    def on_main_screen_labels_reloaded(self, message: LabelsReloaded) -> None:
         from inspector.core.labels.custom import LabelCodeError
 
-        found = self.lab.reload_labels()
+        found = message.found
         if found is None:
             return  # touched, not changed (or the same error again)
         if isinstance(found, LabelCodeError):
             self.notify(
-                f"{found.problem_line()} The app goes on with the last version that loaded.",
+                f"{found.problem_line()} The app goes on with the last version that worked.",
                 title="Your label function",
                 severity="warning",
                 timeout=6,

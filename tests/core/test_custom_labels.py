@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import textwrap
 
 import pytest
@@ -65,17 +67,22 @@ def test_a_right_function_gives_the_mask_labels(tiny, tiny_bos, tmp_path, code, 
 
 
 def test_the_function_gets_the_example_and_the_tokenizer(tiny, tmp_path):
+    # It runs in the label process: what it saw comes back through what it printed.
     f = write(tmp_path, '''
-        SEEN = []
+        import json, os
         def make_labels(example, tokenizer):
-            SEEN.append((dict(example), tokenizer))
+            print(json.dumps({"example": dict(example), "pid": os.getpid(), "vocab": len(tokenizer),
+                              "decoded": tokenizer.decode(example["input_ids"])}))
             return example["labels"]
     ''')
     fn = load_label_function(str(f))
     fe = fmt(tiny)
     got = label_example("custom", fe, tiny.tokenizer, custom=fn)
-    (example, tok), = fn.func.__globals__["SEEN"]
-    assert tok is tiny.tokenizer
+    seen = json.loads(fn.printed.text())
+    example = seen["example"]
+    assert seen["pid"] != os.getpid()
+    assert seen["vocab"] == len(tiny.tokenizer)
+    assert seen["decoded"] == tiny.tokenizer.decode(got.input_ids)
     assert example["input_ids"] == example["labels"] == got.input_ids
     assert example["attention_mask"] == [1] * len(got.input_ids)
     assert example["text"] == fe.text

@@ -106,6 +106,7 @@ class Lab:
         self.training_now: str | None = None  # the strategy a burst trains (or replays) right now
         self.data_error: str | None = None  # no example could be formatted: no training until fixed
         self.closing = threading.Event()  # set on quit: bursts and demos end after their current step
+        self._reload_lock = threading.Lock()  # one reload of the label function at a time
 
     @classmethod
     def around(
@@ -195,10 +196,43 @@ class Lab:
 
     def reload_labels(self) -> LabelFunction | LabelCodeError | None:
         """The label function's file changed (or may have): its new version, its error, or None
-        when nothing changed. An error keeps the last good version in use."""
+        when nothing changed. Runs the user's code (in the label process): call it off the UI thread.
+
+        A new version is good when it loads and labels every training example; one that fails
+        on an example is not used: its error comes back, and the last good version stays in
+        use (`reloader.error` holds the error until a later save). A good version ends the
+        processes of the older ones, whatever they were doing."""
         if self.reloader is None:
             return None
-        return self.reloader.poll()
+        with self._reload_lock:
+            return self._reload()
+
+    def _reload(self) -> LabelFunction | LabelCodeError | None:
+        from inspector.core.labels.custom import LabelCodeError
+
+        assert self.reloader is not None
+        found = self.reloader.poll()
+        if isinstance(found, LabelCodeError) or found is None:
+            return found
+        if self.loaded is not None and self.formatted:
+            try:
+                found.labeled_many(self.formatted, self.loaded.tokenizer, max_length=self.loaded.max_length)
+            except LabelCodeError as exc:
+                good = self.reloader.revert(exc)
+                if good is not None:
+                    good.stop_others()
+                return exc
+            except InspectorError:  # too long for the model: the strategy says so when it trains
+                pass
+        found.stop_others()
+        return found
+
+    def prepare_labels(self) -> None:
+        """Hand the tokenizer to the label process ahead of the first call of the user's function
+        (seconds for a large vocabulary); nothing without one."""
+        fn = self.custom
+        if fn is not None and self.loaded is not None:
+            fn.prepare(self.loaded.tokenizer)
 
     def stale(self, strategy: str) -> bool:
         """A custom strategy trained on an earlier version of the label function than the one loaded."""
@@ -445,6 +479,10 @@ class Lab:
         """The app is quitting: running bursts and demos end after their current step; then reset."""
         self.closing.set()
         self.reset()
+        if self.reloader is not None:  # the label process and whatever your function is doing in it
+            from inspector.core.labels.sandbox import close_default
+
+            close_default()
 
     # --- predictions ------------------------------------------------------------------------
 

@@ -1,6 +1,9 @@
 """Your own label function: the `custom` strategy, loaded from `--labels-from FILE[:FUNCTION]`.
 
-The file is Python, run in this process, and only ever the one named on the command line.
+The file is Python, and only ever the one named on the command line. It never runs in this
+process: `inspector.core.labels.sandbox` runs it in a child process with a time limit per call,
+where a loop, `sys.exit`, a crash or a huge allocation is the user's error, not the program's
+end. `LabelFunction` is this side of it; `LoadedFunction` is the function in that process.
 Its function (default name `make_labels`) is called once per example, in the article's
 style of `create_special_mask`, as `make_labels(example, tokenizer)` where `example` is a
 fresh dict of plain lists::
@@ -25,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import numbers
+import re
 import sys
 import traceback
 import types
@@ -55,7 +59,14 @@ ERROR_KINDS = {
     "missing-function": "missing function",
     "signature": "wrong signature",
     "wrong-return": "wrong return",
+    "timeout": "time limit",
+    "exit": "exit",
+    "crashed": "crash",
+    "memory": "out of memory",
+    "replaced": "replaced",
 }
+# Kinds said in one line: the process was stopped or ended, there is no traceback to read.
+ONE_LINE_KINDS = frozenset({"timeout", "exit", "crashed", "memory", "replaced"})
 
 
 @dataclass(frozen=True)
@@ -132,6 +143,16 @@ class LabelCodeError(InspectorError):
         super().__init__(f"label function {function}: {ERROR_KINDS.get(kind, kind)} at {where}{on}: {message}", fix)
 
     @property
+    def same_as(self) -> tuple[Any, ...]:
+        """What makes two errors the same error, whatever example each was on."""
+        return (self.kind, self.file, self.line, self.message, self.traceback)
+
+    def problem_anywhere(self) -> str:
+        """The problem without the example it was on (for an error several examples share)."""
+        where = f"{self.file}, line {self.line}" if self.line else self.file
+        return f"label function {self.function}: {ERROR_KINDS.get(self.kind, self.kind)} at {where}: {self.message}"
+
+    @property
     def traceback(self) -> str:
         """The trimmed traceback as Python would print it, the user's frames only."""
         lines = []
@@ -148,7 +169,15 @@ class LabelCodeError(InspectorError):
         return "\n".join(lines)
 
     def report(self) -> str:
-        """Several lines for the CLI and the app's panel: what, where, the trimmed traceback, the fix."""
+        """Several lines for the CLI and the app's panel: what, where, the trimmed traceback, the fix.
+
+        Where the process was stopped or ended (a time limit, an exit, a crash), one line: the
+        line of code it was at, if any, is in it."""
+        if self.kind in ONE_LINE_KINDS:
+            code = next((f.code for f in reversed(self.frames) if f.line == self.line and f.code), "")
+            at = f" [{code}]" if code else ""
+            fix = f" {self.fix[0].upper()}{self.fix[1:]}." if self.fix else ""
+            return f"{self.problem}{at}.{fix}"
         out = [str(self.problem_line())]
         tb = self.traceback
         if tb:
@@ -169,12 +198,24 @@ class LabelCodeError(InspectorError):
             "example": self.example,
             "function": self.function,
             "traceback": self.traceback,
+            "frames": [vars(f) for f in self.frames],
+            "detail": self.detail,
+            "fix": self.fix,
         }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> LabelCodeError:
+        """The error `to_dict` described (as the label process sends it)."""
+        return cls(
+            d["kind"], d["file"], d.get("line"), d["message"], frames=[Frame(**f) for f in d.get("frames", ())],
+            example=d.get("example"), function=d.get("function", DEFAULT_FUNCTION), fix=d.get("fix", ""),
+            detail=d.get("detail", ""),
+        )
 
 
 @dataclass(frozen=True)
-class LabelFunction:
-    """A loaded label function, ready to label examples; `name` is what the UI calls the strategy."""
+class LoadedFunction:
+    """The label function in the process that runs it (the label process's worker, or a bench)."""
 
     source: LabelSource
     func: Callable[..., Any] = field(repr=False, compare=False)
@@ -275,11 +316,126 @@ class LabelFunction:
     def _exception(self, exc: BaseException, example: int | None) -> LabelCodeError:
         frames = user_frames(exc.__traceback__, self.file, self.text)
         line = frames[-1].line if frames else self.def_line
+        if isinstance(exc, MemoryError):
+            return LabelCodeError(
+                "memory", self.file, line, "it ran out of memory (MemoryError)", frames=frames, example=example,
+                function=self.name, fix="allocate less: the label process may use a quarter of the machine's memory",
+            )
         message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         return LabelCodeError(
             "exception", self.file, line, message, frames=frames, example=example, function=self.name,
             detail=message, fix=f"fix {self.name} and save the file",
         )
+
+
+@dataclass(frozen=True)
+class LabelCall:
+    """One call of the label function: a tokenized example and the tokenizer it is called with."""
+
+    input_ids: Sequence[int]
+    tokenizer: Any
+    text: str = ""
+    attention_mask: Sequence[int] | None = None
+    example: int | None = None  # 1-based, for the messages
+
+
+@dataclass(frozen=True)
+class LabelFunction:
+    """The user's label function, run in the label process; `name` is what the UI calls the strategy.
+
+    Every call goes to the process as one request for all its examples (`call_many`). What the
+    function printed during the last request is `printed` (a `sandbox.Printed`, or None).
+    """
+
+    source: LabelSource
+    fingerprint: str  # changes with the file's text: a strategy trained before is stale
+    text: str = field(repr=False, compare=False)
+    def_line: int | None = field(default=None, compare=False)
+    sandbox: Any = field(default=None, repr=False, compare=False)
+    _last: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def name(self) -> str:
+        return self.source.function
+
+    @property
+    def file(self) -> str:
+        return str(self.source.path)
+
+    @property
+    def printed(self) -> Any:
+        """What the function printed during the last request (a `sandbox.Printed`), or None."""
+        return self._last.get("printed")
+
+    @property
+    def printed_in_all(self) -> Any:
+        """What it printed since it was loaded, its start and its end (a `sandbox.Printed`), or None."""
+        return self._last.get("all")
+
+    def call_many(self, calls: Sequence[LabelCall], *, stop_on_error: bool = True) -> list[list[int] | LabelCodeError]:
+        """The labels of every call, or its LabelCodeError; with `stop_on_error` the list ends at the first error."""
+        if not calls:
+            return []
+        items = [
+            {
+                "input_ids": [int(i) for i in c.input_ids],
+                "attention_mask": None if c.attention_mask is None else [int(m) for m in c.attention_mask],
+                "text": c.text,
+                "example": c.example,
+            }
+            for c in calls
+        ]
+        load = {"file": self.file, "text": self.text, "function": self.name}
+        results, printed = self.sandbox.call(
+            self.fingerprint, load, items, [c.tokenizer for c in calls], stop_on_error
+        )
+        self._last["printed"] = printed
+        if printed is not None:
+            self._last["all"] = printed if self._last.get("all") is None else self._last["all"].then(printed)
+        return [r if isinstance(r, list) else error_from(r, self.file, self.text, self.name) for r in results]
+
+    def call(self, input_ids: Sequence[int], tokenizer: Any, *, text: str = "", attention_mask: Sequence[int] | None = None,
+             example: int | None = None) -> list[int]:
+        """The function's labels for one tokenized example, checked; a LabelCodeError otherwise."""
+        (result,) = self.call_many([LabelCall(input_ids, tokenizer, text, attention_mask, example)])
+        if isinstance(result, LabelCodeError):
+            raise result
+        return result
+
+    def labeled_many(
+        self, examples: Sequence[FormattedExample], tokenizer: Any, *, max_length: int | None = None,
+        numbers: Sequence[int] | None = None,
+    ) -> list[LabeledExample]:
+        """The `custom` strategy's labels of several examples in one request; the first error is raised.
+
+        `numbers` are the examples' 1-based numbers in the messages (default 1, 2, ...)."""
+        numbers = list(numbers) if numbers is not None else list(range(1, len(examples) + 1))
+        encoded = []
+        for n, fe in zip(numbers, examples):
+            ids, _ = encode(fe, tokenizer)
+            check_length(ids, max_length, n - 1)
+            encoded.append(ids)
+        calls = [LabelCall(ids, tokenizer, fe.text, None, n) for n, fe, ids in zip(numbers, examples, encoded)]
+        out = []
+        for fe, ids, result in zip(examples, encoded, self.call_many(calls)):
+            if isinstance(result, LabelCodeError):
+                raise result
+            out.append(LabeledExample(CUSTOM, make_rows(tokenizer, ids, result), fe))
+        return out
+
+    def labeled(
+        self, fe: FormattedExample, tokenizer: Any, *, max_length: int | None = None, index: int = 0
+    ) -> LabeledExample:
+        """The `custom` strategy's labels of one formatted example, as the other strategies' rows."""
+        return self.labeled_many([fe], tokenizer, max_length=max_length, numbers=[index + 1])[0]
+
+    def prepare(self, tokenizer: Any) -> None:
+        """Hand the tokenizer to the label process ahead of the first call (seconds for a big vocabulary)."""
+        self.sandbox.prepare(tokenizer)
+
+    def stop_others(self) -> None:
+        """This version replaced the others: end their processes, whatever they are doing."""
+        self.sandbox.retire(keep=[self.fingerprint])
 
 
 def _as_list(value: Any) -> list[Any] | None:
@@ -328,18 +484,11 @@ def fingerprint(text: str, function: str) -> str:
     return hashlib.sha256(f"{function}\0{text}".encode()).hexdigest()[:12]
 
 
-def load_label_function(spec: str | LabelSource) -> LabelFunction:
-    """Load the function of `FILE[:FUNCTION]`: run the file (in this process) and find the function.
-
-    Raises LabelCodeError for a file that cannot be read, a syntax error, an exception while
-    the file runs, a missing function or one that cannot take (example, tokenizer). The file
-    is read and compiled afresh every time (no bytecode cache), so a reload sees every save.
-    """
-    source = spec if isinstance(spec, LabelSource) else LabelSource.parse(spec)
-    path = source.path
-    file = str(path)
+def read_label_file(source: LabelSource) -> str:
+    """The text of the label function's file; a LabelCodeError where it cannot be read."""
+    file = str(source.path)
     try:
-        text = path.read_text(encoding="utf-8")
+        return source.path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise LabelCodeError("not-found", file, None, "there is no such file", function=source.function,
                              fix="check the path given to --labels-from") from None
@@ -347,6 +496,35 @@ def load_label_function(spec: str | LabelSource) -> LabelFunction:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise LabelCodeError("not-found", file, None, f"it cannot be read ({reason})", function=source.function,
                              fix="give a UTF-8 Python file") from None
+
+
+def load_label_function(spec: str | LabelSource, *, sandbox: Any = None) -> LabelFunction:
+    """Load the function of `FILE[:FUNCTION]`: read the file here, run it in the label process.
+
+    Raises LabelCodeError for a file that cannot be read, a syntax error, an exception (or a
+    loop, an exit, a crash) while the file runs, a missing function or one that cannot take
+    (example, tokenizer). The file is read and compiled afresh every time (no bytecode cache),
+    so a reload sees every save. `sandbox` is the label process (default: this program's).
+    """
+    from inspector.core.labels.sandbox import default_sandbox
+
+    source = spec if isinstance(spec, LabelSource) else LabelSource.parse(spec)
+    text = read_label_file(source)
+    box = sandbox or default_sandbox()
+    version = fingerprint(text, source.function)
+    reply = box.load(version, str(source.path), text, source.function)
+    if reply[0] != "loaded":
+        raise error_from(reply[1], str(source.path), text, source.function)
+    return LabelFunction(source, version, text, reply[1]["def_line"], box)
+
+
+def run_label_file(source: LabelSource, text: str) -> LoadedFunction:
+    """Run the file's text in this process and find its function (the label process does this).
+
+    Raises LabelCodeError as `load_label_function` says.
+    """
+    path = source.path
+    file = str(path)
     try:
         code = compile(text, file, "exec", dont_inherit=True)
     except SyntaxError as exc:
@@ -376,7 +554,7 @@ def load_label_function(spec: str | LabelSource) -> LabelFunction:
             fix=(f"define def {source.function}(example, tokenizer), or name one of "
                  f"{', '.join(found)} as FILE:FUNCTION") if found else f"define def {source.function}(example, tokenizer)",
         )
-    lf = LabelFunction(source, func, fingerprint(text, source.function), text)
+    lf = LoadedFunction(source, func, fingerprint(text, source.function), text)
     try:
         inspect.signature(func).bind({}, None)
     except TypeError:
@@ -431,3 +609,70 @@ def diff_labels(custom: LabeledExample, reference: LabeledExample) -> LabelDiff:
     """Positions whose label differs between the custom labels and a reference strategy's (mask, copy or trl)."""
     return LabelDiff(reference.strategy, tuple(differing_positions(custom, reference)))
 
+
+# --- a label process that was stopped or ended before it answered ---------------------------
+
+_FRAME = re.compile(r'^\s*File "(?P<file>.+)", line (?P<line>\d+) in (?P<function>\S+)', re.M)
+_THREAD = re.compile(r"^(?:Current thread|Thread) 0x[0-9a-fA-F]+", re.M)
+
+
+def dump_frames(dump: str, file: str, text: str) -> list[Frame]:
+    """The user's frames in what faulthandler wrote, outermost first: those of the thread that ran
+    the call (the one whose stack passes through the worker's guard), else of any thread."""
+    lines = text.splitlines()
+    starts = [m.start() for m in _THREAD.finditer(dump)] or [0]
+    blocks = [dump[a:b] for a, b in zip(starts, [*starts[1:], len(dump)])]
+    blocks.sort(key=lambda block: "in _guarded" not in block)
+    for block in blocks:
+        frames = []
+        for m in _FRAME.finditer(block):
+            if m["file"] == file:
+                n = int(m["line"])
+                frames.append(Frame(file, n, m["function"], lines[n - 1].strip() if 0 < n <= len(lines) else ""))
+        if frames:
+            return list(reversed(frames))  # faulthandler lists the most recent call first
+    return []
+
+
+def stopped_error(gone: Mapping[str, Any], file: str, text: str, function: str) -> LabelCodeError:
+    """The user's error for a call whose process was stopped or ended (the sandbox's `WorkerGone.to_dict`)."""
+    import signal
+
+    frames = dump_frames(gone["dump"], file, text)
+    line = frames[-1].line if frames else None
+    example = gone.get("example")
+    during = " while the file ran" if gone.get("while_loading") else ""
+    if gone["gone"] == "replaced":
+        return LabelCodeError("replaced", file, line, f"stopped{during}: a newer version of the file replaced it",
+                              example=example, function=function, fix="nothing to do: the newer version is used")
+    if gone["gone"] == "timeout" or gone["dump"].lstrip().startswith("Timeout"):
+        return LabelCodeError(
+            "timeout", file, line, f"it ran for more than {gone['timeout']:g} s{during} and was stopped",
+            frames=frames, example=example, function=function,
+            fix="look for a loop that never ends or a wait, fix it and save; or allow more time with --labels-timeout S",
+        )
+    status = gone.get("status")
+    fatal = re.search(r"Fatal Python error: (.+)", gone["dump"])
+    if fatal:
+        what = f"the process running it crashed ({fatal.group(1).strip()})"
+    elif status is not None and status < 0:
+        try:
+            name = signal.Signals(-status).name
+        except ValueError:
+            name = f"signal {-status}"
+        what = f"the process running it was killed ({name})"
+        if -status == getattr(signal, "SIGKILL", 9):
+            what += ", perhaps for using too much memory"
+    elif status is not None:
+        what = f"the process running it ended (exit code {status})"
+    else:
+        what = "the process running it ended"
+    return LabelCodeError(
+        "crashed", file, line, what + during, frames=frames, example=example, function=function,
+        fix="fix the code that brings the process down and save; the app and the command go on without it",
+    )
+
+
+def error_from(d: Mapping[str, Any], file: str, text: str, function: str) -> LabelCodeError:
+    """The LabelCodeError the label process sent (its dict), or the one of a call it never answered."""
+    return stopped_error(d, file, text, function) if "gone" in d else LabelCodeError.from_dict(d)

@@ -49,6 +49,11 @@ class LabelMaker(Protocol):
         self, fe: FormattedExample, tokenizer: Any, *, max_length: int | None = None, index: int = 0
     ) -> LabeledExample: ...
 
+    def labeled_many(
+        self, examples: Sequence[FormattedExample], tokenizer: Any, *, max_length: int | None = None,
+        numbers: Sequence[int] | None = None,
+    ) -> list[LabeledExample]: ...
+
 
 def strategies_with(custom: LabelMaker | None) -> tuple[str, ...]:
     """The strategies there are: the three built-ins, and `custom` when a label function is loaded."""
@@ -190,7 +195,8 @@ def label_example(
     """Labels for `copy`, `mask` or `custom` (for `trl`, see `label_examples`)."""
     if strategy == CUSTOM:
         check_strategy(strategy, custom)
-        return custom.labeled(fe, tokenizer, max_length=max_length, index=index)  # type: ignore[union-attr]
+        assert custom is not None  # check_strategy refuses custom without a label function
+        return custom.labeled(fe, tokenizer, max_length=max_length, index=index)
     ids, offsets = encode(fe, tokenizer)
     check_length(ids, max_length, index)
     if strategy == "copy":
@@ -223,6 +229,9 @@ def label_examples(
             check_length(ids, max_length, i)
             out.append(LabeledExample("trl", make_rows(tokenizer, ids, labels), fe))
         return out
+    if strategy == CUSTOM:  # the user's code: one request to the label process for every example
+        assert custom is not None  # check_strategy refuses custom without a label function
+        return custom.labeled_many(examples, tokenizer, max_length=max_length)
     return [
         label_example(strategy, fe, tokenizer, max_length=max_length, index=i, custom=custom)
         for i, fe in enumerate(examples)

@@ -34,7 +34,7 @@ from inspector.core.data.chat_format import (
     article_text,
 )
 from inspector.core.errors import InspectorError
-from inspector.core.labels.custom import LabelCodeError, LabelFunction
+from inspector.core.labels.custom import ONE_LINE_KINDS, LabelCall, LabelCodeError, LabelFunction
 from inspector.core.labels.strategies import IGNORE_INDEX, encode, label_example, make_rows
 from inspector.core.lessons.model import Lesson, lessons_dir
 
@@ -170,6 +170,27 @@ def write_starter(exercise: Exercise, path: Path, *, force: bool = False) -> Pat
 # --- the check ------------------------------------------------------------------------------
 
 
+_variants: dict[tuple[int, str], tuple[Any, Any]] = {}  # (id(base), recipe) -> (base's weakref, variant)
+
+
+def _variant(tokenizer: Any, recipe: str, make: Callable[[Any], Any]) -> Any:
+    """`make(tokenizer)`, made once per tokenizer (a deep copy of a big vocabulary takes a while),
+    and noted so that the label process makes its own copy the same way."""
+    import weakref
+
+    from inspector.core.labels.sandbox import note_derived
+
+    key = (id(tokenizer), recipe)
+    found = _variants.get(key)
+    if found is not None and found[0]() is tokenizer:
+        return found[1]
+    variant = make(tokenizer)
+    _variants[key] = (weakref.ref(tokenizer), variant)
+    if variant is not tokenizer:
+        note_derived(variant, tokenizer, f"{__name__}:{recipe}")
+    return variant
+
+
 def tokenizer_adding_bos(tokenizer: Any) -> Any:
     """A copy of the tokenizer that puts its own bos in front (as Gemma's and Llama's do);
     the tokenizer itself where it already does."""
@@ -247,12 +268,40 @@ class CheckReport:
     def passed(self) -> bool:
         return all(r.passed for r in self.results)
 
+    def groups(self) -> list[list[CaseResult]]:
+        """The results in order, those failing with the same error (on any example) in one group,
+        placed where the first of them is; every other result a group of its own."""
+        groups: list[list[CaseResult]] = []
+        by_error: dict[tuple[Any, ...], list[CaseResult]] = {}
+        for r in self.results:
+            if r.error is None:
+                groups.append([r])
+                continue
+            key = r.error.same_as
+            if key in by_error:
+                by_error[key].append(r)
+            else:
+                by_error[key] = [r]
+                groups.append(by_error[key])
+        return groups
+
+    def group_line(self, group: Sequence[CaseResult]) -> str:
+        """One line for a group: a result's own line, or an error shared by several examples, once."""
+        first = group[0]
+        if len(group) == 1 or first.error is None:
+            return first.line()
+        names = ", ".join(r.case.name for r in group)
+        return f"✗ {len(group)} examples ({names}): {first.error.problem_anywhere()}"
+
     def text(self) -> str:
         lines = [f"exercise {self.number} ({self.exercise.task}): {self.function.name} in {self.function.file}"]
-        for r in self.results:
-            lines.append(f"  {r.line()}")
-            if r.error is not None and r.error.traceback:
+        for group in self.groups():
+            r = group[0]
+            lines.append(f"  {self.group_line(group)}")
+            if r.error is not None and r.error.traceback and r.error.kind not in ONE_LINE_KINDS:
                 lines.extend(f"      {x}" for x in r.error.traceback.splitlines())
+            if r.error is not None and r.error.kind in ONE_LINE_KINDS and r.error.fix:
+                lines.append(f"      {r.error.fix[0].upper()}{r.error.fix[1:]}.")
             if r.hint:
                 lines.append(f"      hint: {r.hint}")
         ok = sum(r.passed for r in self.results)
@@ -317,8 +366,10 @@ def check_exercise(
     def tok_for(case: Case) -> Any:
         key = (case.bos_added, case.padded != 0)
         if key not in tokenizers:
-            tok = tokenizer_adding_bos(tokenizer) if case.bos_added else tokenizer
-            tokenizers[key] = tokenizer_padding_with_eos(tok) if case.padded else tok
+            tok = _variant(tokenizer, "tokenizer_adding_bos", tokenizer_adding_bos) if case.bos_added else tokenizer
+            tokenizers[key] = (
+                _variant(tok, "tokenizer_padding_with_eos", tokenizer_padding_with_eos) if case.padded else tok
+            )
         return tokenizers[key]
 
     formatted = [
@@ -328,16 +379,19 @@ def check_exercise(
     longest = max(len(encode(fe, tok_for(c))[0]) for c, fe in zip(cases, formatted) if c.padded < 0) if any(
         c.padded < 0 for c in cases
     ) else 0
-    results = []
+    prepared = []
     for i, (case, fe) in enumerate(zip(cases, formatted)):
         tok = tok_for(case)
         pads = longest + 2 - len(encode(fe, tok)[0]) if case.padded < 0 else case.padded
         ids, expected = _reference(exercise, fe, tok, pads)
         mask = [1] * (len(ids) - pads) + [0] * pads
-        try:
-            got = fn.call(ids, tok, text=fe.text, attention_mask=mask, example=i + 1)
-        except LabelCodeError as exc:
-            results.append(CaseResult(case, False, error=exc))
+        prepared.append((case, tok, ids, expected, LabelCall(ids, tok, fe.text, mask, i + 1)))
+    # One request to the label process for every case; an error fails its case, not the others.
+    answers = fn.call_many([p[-1] for p in prepared], stop_on_error=False)
+    results = []
+    for (case, tok, ids, expected, _), got in zip(prepared, answers):
+        if isinstance(got, LabelCodeError):
+            results.append(CaseResult(case, False, error=got))
             continue
         rows = make_rows(tok, ids, [0] * len(ids))
         diffs = tuple(

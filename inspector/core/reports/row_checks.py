@@ -112,6 +112,13 @@ class RowChecker:
             except InspectorError as exc:
                 for row, _ in formatted:
                     out.problems.append(Problem(row, "template-not-found", exc.problem, "trl"))
+        custom_rows: dict[int, Any] = {}
+        if self.custom is not None and "custom" in strategies:
+            # One request for the batch. An error in the user's code stops the report (a
+            # LabelCodeError): it is not the row's problem.
+            rows = [row for row, _ in formatted]
+            labeled = self.custom.labeled_many([fe for _, fe in formatted], tok, numbers=rows)
+            custom_rows = {row: lab.labels for row, lab in zip(rows, labeled)}
         for row, fe in formatted:
             ids, offsets = encode(fe, tok)
             out.examples += 1
@@ -119,9 +126,8 @@ class RowChecker:
             labels = {"copy": list(ids), "mask": mask_labels(ids, offsets, fe)}
             if row in trl_rows:
                 labels["trl"] = trl_rows[row].labels
-            if self.custom is not None and "custom" in strategies:
-                # An error in the user's code stops the report (a LabelCodeError): it is not the row's problem.
-                labels["custom"] = self.custom.labeled(fe, tok, index=row - 1).labels
+            if row in custom_rows:
+                labels["custom"] = custom_rows[row]
             closers = [self._closer(fe, offsets, span) for span in fe.answer_spans]
             empty = self._empty_answer(fe, ids, offsets)
             if empty:

@@ -1,0 +1,439 @@
+"""What runs in the label process: the zygote, and the worker that runs your label function.
+
+The user's label function never runs in the app's process (`inspector.core.labels.sandbox` is
+the side that asks). `python -m inspector.core.labels.child` starts the **zygote**: a small,
+single-threaded process that holds the tokenizers the function is called with (unpickled
+once; transformers is imported here only then) and forks one **worker** per version of the
+user's file. A fork costs milliseconds and shares the tokenizers' memory, so every save gets a
+fresh process without paying transformers' import again. Where there is no `fork` (Windows),
+the zygote starts each worker as a new interpreter and hands it the tokenizers' pickles.
+
+A worker runs the file and its function for the parent, one request at a time, under guards:
+
+- a watchdog (`faulthandler.dump_traceback_later`) stops any call that runs past its time
+  limit, writing where it was first, so the parent can say which line looped;
+- `faulthandler` writes the Python frames of a crash (a segfault through ctypes, an abort);
+- `sys.exit` and `os._exit` raise instead of ending the process;
+- an address-space limit turns a huge allocation into a MemoryError;
+- everything written to stdout or stderr (fd 1 and 2, from Python or C) is captured, its head
+  and tail kept, and sent back with the reply instead of reaching the app's terminal.
+
+Each worker is its own process group, so the parent's kill ends anything it started too.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import sys
+import threading
+from typing import Any
+
+OUTPUT_KEPT = 4000  # characters of what the function printed kept from its start, and as many from its end
+_MARKER = b"\0causallm-inspect-output-end\0"
+
+
+from inspector.core.labels.channel import Channel, open_channel  # noqa: E402
+
+
+# --- the worker ------------------------------------------------------------------------------
+
+
+class _Exited(BaseException):
+    """`os._exit` called by the user's code: raised instead, so the process lives on."""
+
+    def __init__(self, code: Any) -> None:
+        self.code = code
+        super().__init__(code)
+
+
+class _Output:
+    """fd 1 and fd 2 redirected into a pipe that a thread drains, keeping the head and the tail."""
+
+    def __init__(self) -> None:
+        read_fd, write_fd = os.pipe()
+        for fd in (1, 2):
+            os.dup2(write_fd, fd)
+        os.close(write_fd)
+        self._read_fd = read_fd
+        self._lock = threading.Lock()
+        self._seen_marker = threading.Event()
+        self._reset()
+        threading.Thread(target=self._drain, name="output", daemon=True).start()
+
+    def _reset(self) -> None:
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.total = 0
+        self._pending = b""
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self._read_fd, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            with self._lock:
+                data = self._pending + chunk
+                self._pending = b""
+                at = data.find(_MARKER)
+                while at >= 0:
+                    self._keep(data[:at])
+                    data = data[at + len(_MARKER):]
+                    self._seen_marker.set()
+                    at = data.find(_MARKER)
+                # A marker may be split across reads: hold back what could be its start.
+                hold = next((k for k in range(min(len(_MARKER) - 1, len(data)), 0, -1) if _MARKER.startswith(data[-k:])), 0)
+                if hold:
+                    self._pending = data[-hold:]
+                    data = data[:-hold]
+                self._keep(data)
+
+    def _keep(self, data: bytes) -> None:
+        if not data:
+            return
+        self.total += len(data)
+        room = OUTPUT_KEPT - len(self.head)
+        if room > 0:
+            self.head += data[:room]
+        self.tail = (self.tail + data)[-OUTPUT_KEPT:]  # the last bytes, overlapping the head when short
+
+    def collect(self) -> dict[str, Any] | None:
+        """What was printed since the last collect: {"head", "tail", "bytes"}, or None."""
+        for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+            try:
+                if stream is not None:
+                    stream.flush()
+            except Exception:  # the user's code may have replaced or closed them
+                pass
+        self._seen_marker.clear()
+        try:
+            os.write(1, _MARKER)
+            self._seen_marker.wait(2.0)
+        except OSError:
+            pass
+        with self._lock:
+            if not self.total:
+                return None
+            out = {
+                "head": bytes(self.head).decode("utf-8", "replace"),
+                "tail": bytes(self.tail).decode("utf-8", "replace"),
+                "bytes": self.total,
+            }
+            self._reset()
+        return out
+
+
+def _limit_memory(extra: int | None) -> None:
+    """At most `extra` bytes of address space beyond what the worker maps now (Linux; elsewhere nothing)."""
+    if not extra:
+        return
+    try:
+        import resource
+
+        with open("/proc/self/statm") as f:
+            mapped = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        soft = mapped + extra
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if hard != resource.RLIM_INFINITY:
+            soft = min(soft, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+    except (OSError, ValueError, ImportError, AttributeError):
+        pass
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel kills this worker when the zygote ends (the zygote forks from its only thread)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+class Worker:
+    """The worker's side: run the user's file, call its function on examples, answer the parent."""
+
+    def __init__(self, channel: Channel, tokenizers: dict[str, Any], dump_path: str, memory: int | None) -> None:
+        import faulthandler
+
+        self.channel = channel
+        self.tokenizers = tokenizers
+        self.function: Any = None
+        self.output = _Output()
+        self._dump = open(dump_path, "w")  # noqa: SIM115 (open for the process's life: faulthandler writes to it)
+        faulthandler.enable(file=self._dump, all_threads=True)
+        real_exit = os._exit
+
+        def _exit(code: Any = 0) -> None:
+            raise _Exited(code)
+
+        os._exit = _exit  # type: ignore[assignment]
+        posix = sys.modules.get("posix") or sys.modules.get("nt")
+        if posix is not None:
+            posix._exit = _exit  # type: ignore[attr-defined]
+        self._real_exit = real_exit
+        _limit_memory(memory)
+
+    def serve(self) -> None:
+        while True:
+            try:
+                request = self.channel.recv()
+            except (EOFError, OSError):
+                self._real_exit(0)
+            kind = request[0]
+            if kind == "quit":
+                self._real_exit(0)
+            elif kind == "load":
+                reply = self._guarded(self._load, request[1], timeout=request[2])
+            elif kind == "label":
+                reply = self._label(*request[1:])
+            else:
+                reply = ("error", {"kind": "exception", "message": f"unknown request {kind!r}"})
+            reply = (*reply, self.output.collect())
+            try:
+                self.channel.send(reply)
+            except (OSError, pickle.PicklingError, TypeError) as exc:
+                self.channel.send(("error", {"kind": "wrong-return", "message": f"the reply could not be sent: {exc}"}, None))
+
+    def _guarded(self, fn: Any, *args: Any, timeout: float, **kwargs: Any) -> Any:
+        """Call `fn` with the watchdog armed: past `timeout` s the process writes where it was and exits."""
+        import faulthandler
+
+        faulthandler.dump_traceback_later(timeout, exit=True, file=self._dump)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            faulthandler.cancel_dump_traceback_later()
+
+    def _load(self, spec: dict[str, Any]) -> tuple[Any, ...]:
+        from inspector.core.labels.custom import LabelCodeError, LabelSource, run_label_file
+
+        source = LabelSource(__import__("pathlib").Path(spec["file"]), spec["function"])
+        try:
+            self.function = run_label_file(source, spec["text"])
+        except LabelCodeError as exc:
+            return ("error", exc.to_dict())
+        except BaseException as exc:  # noqa: BLE001 (sys.exit, os._exit, MemoryError at the file's top level)
+            return ("error", _fatal(exc, spec["file"], spec["text"], spec["function"], None, while_loading=True))
+        return ("loaded", {"def_line": self.function.def_line})
+
+    def _label(self, items: list[dict[str, Any]], timeout: float, stop_on_error: bool) -> tuple[Any, ...]:
+        from inspector.core.labels.custom import LabelCodeError
+
+        fn = self.function
+        results: list[Any] = []
+        for item in items:
+            tok = self.tokenizers.get(item["tokenizer"])
+            if tok is None:
+                return ("need-tokenizer", item["tokenizer"])
+            try:
+                labels = self._guarded(
+                    fn.call, item["input_ids"], tok, text=item["text"], attention_mask=item["attention_mask"],
+                    example=item["example"], timeout=timeout,
+                )
+                results.append(labels)
+            except LabelCodeError as exc:
+                results.append(exc.to_dict())
+            except BaseException as exc:  # noqa: BLE001 (sys.exit, os._exit inside the function)
+                results.append(_fatal(exc, fn.file, fn.text, fn.name, item["example"]))
+            if stop_on_error and not isinstance(results[-1], list):
+                break
+        return ("labels", results)
+
+
+def _fatal(exc: BaseException, file: str, text: str, function: str, example: int | None,
+           while_loading: bool = False) -> dict[str, Any]:
+    """An exit or a MemoryError in the user's code, as a LabelCodeError's dict."""
+    from inspector.core.labels.custom import LabelCodeError, user_frames
+
+    frames = user_frames(exc.__traceback__, file, text)
+    line = frames[-1].line if frames else None
+    where = " while the file ran" if while_loading else ""
+    if isinstance(exc, (SystemExit, _Exited)):
+        call = "os._exit" if isinstance(exc, _Exited) else "sys.exit"
+        code = exc.code if exc.code is not None else ""
+        error = LabelCodeError(
+            "exit", file, line, f"it called {call}({code!r}){where}" if code != "" else f"it called {call}(){where}",
+            frames=frames, example=example, function=function,
+            fix="return the labels instead of ending the process (the app and the command go on without it)",
+        )
+    elif isinstance(exc, MemoryError):
+        error = LabelCodeError(
+            "memory", file, line, f"it ran out of memory{where} (MemoryError)", frames=frames, example=example,
+            function=function, fix="allocate less: the label process may use a quarter of the machine's memory",
+        )
+    else:  # KeyboardInterrupt, GeneratorExit and the like, raised by the user's code
+        error = LabelCodeError(
+            "exception", file, line, f"{type(exc).__name__}: {exc}{where}" if str(exc) else f"{type(exc).__name__}{where}",
+            frames=frames, example=example, function=function, detail=f"{type(exc).__name__}: {exc}",
+            fix=f"fix {function} and save the file",
+        )
+    return error.to_dict()
+
+
+def _start_worker(address: str, token: str, tokenizers: dict[str, Any], dump_path: str, memory: int | None) -> None:
+    """The worker's first steps, in its own process (forked or spawned)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        os.setpgid(0, 0)
+    except (AttributeError, OSError):
+        pass
+    channel = open_channel(address, token)
+    Worker(channel, tokenizers, dump_path, memory).serve()
+
+
+# --- the zygote ------------------------------------------------------------------------------
+
+
+class Zygote:
+    """Holds the tokenizers and forks workers; ends them all when the parent goes."""
+
+    def __init__(self, channel: Channel) -> None:
+        self.channel = channel
+        self.tokenizers: dict[str, Any] = {}
+        self.pickles: dict[str, bytes] = {}  # for spawned workers, where there is no fork
+        self.workers: dict[int, Any] = {}  # pid -> Popen (spawned) or None (forked)
+        self.statuses: dict[int, int] = {}
+
+    def serve(self) -> None:
+        try:
+            while True:
+                try:
+                    request = self.channel.recv()
+                except (EOFError, OSError):
+                    return
+                self._reap()
+                try:
+                    reply = self._handle(request)
+                except Exception as exc:  # noqa: BLE001 (a tokenizer that does not unpickle, a failed fork)
+                    reply = ("failed", f"{type(exc).__name__}: {exc}")
+                self.channel.send(reply)
+        finally:
+            self._end_all()
+
+    def _handle(self, request: tuple[Any, ...]) -> tuple[Any, ...]:
+        kind = request[0]
+        if kind == "tokenizer":
+            _, key, payload = request
+            self.tokenizers[key] = pickle.loads(payload)  # noqa: S301 (the parent's own tokenizer)
+            self.pickles[key] = payload
+            return ("ok",)
+        if kind == "derive":
+            _, key, base, recipe = request
+            module, _, name = recipe.partition(":")
+            derive = getattr(__import__(module, fromlist=[name]), name)
+            self.tokenizers[key] = derive(self.tokenizers[base])
+            if not hasattr(os, "fork"):
+                self.pickles[key] = pickle.dumps(self.tokenizers[key])
+            return ("ok",)
+        if kind == "fork":
+            _, address, token, dump_path, memory = request
+            return ("forked", self._fork(address, token, dump_path, memory))
+        if kind == "status":
+            return ("status", self._status(request[1], wait=request[2]))
+        if kind == "ping":
+            return ("pong", os.getpid(), threading.active_count())
+        return ("failed", f"unknown request {kind!r}")
+
+    def _fork(self, address: str, token: str, dump_path: str, memory: int | None) -> int:
+        if hasattr(os, "fork"):
+            pid = os.fork()
+            if pid == 0:  # the worker
+                try:
+                    self.channel.close()
+                    _die_with_parent()
+                    _start_worker(address, token, self.tokenizers, dump_path, memory)
+                finally:
+                    os._exit(0)
+            self.workers[pid] = None
+            return pid
+        import subprocess
+
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "inspector.core.labels.child", "worker", address, token, dump_path, str(memory or 0)],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        assert proc.stdin is not None
+        proc.stdin.write(pickle.dumps(self.pickles))
+        proc.stdin.close()
+        self.workers[proc.pid] = proc
+        return proc.pid
+
+    def _reap(self) -> None:
+        for pid in list(self.workers):
+            self._status(pid, wait=False)
+
+    def _status(self, pid: int, wait: bool = True) -> int | None:
+        """The worker's exit status as `subprocess` gives it (negative: the signal), once it has ended."""
+        if pid in self.statuses:
+            return self.statuses[pid]
+        if pid not in self.workers:
+            return None
+        proc = self.workers[pid]
+        if proc is not None:
+            try:
+                code = proc.wait(5) if wait else proc.poll()
+            except Exception:  # noqa: BLE001 (subprocess.TimeoutExpired)
+                code = None
+        else:
+            try:
+                done, status = os.waitpid(pid, 0 if wait else os.WNOHANG)
+            except ChildProcessError:
+                done, status = pid, 0
+            if done == 0:
+                return None
+            code = os.waitstatus_to_exitcode(status)
+        if code is not None:
+            self.statuses[pid] = code
+            self.workers.pop(pid, None)
+        return code
+
+    def _end_all(self) -> None:
+        import signal
+
+        for pid in list(self.workers):
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except (OSError, AttributeError):
+                try:
+                    os.kill(pid, getattr(signal, "SIGKILL", signal.SIGTERM))
+                except OSError:
+                    pass
+            self._status(pid, wait=False)
+
+
+def zygote_main(address: str, token: str, log_path: str) -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # Nothing the libraries print may reach the parent's terminal.
+    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    for fd in (1, 2):
+        os.dup2(log, fd)
+    os.close(log)
+    Zygote(open_channel(address, token)).serve()
+
+
+def _spawned_worker_main(address: str, token: str, dump_path: str, memory: str) -> None:
+    """A worker started as a new interpreter (no fork): its tokenizers come on stdin."""
+    pickles = pickle.loads(sys.stdin.buffer.read())  # noqa: S301 (from our own zygote)
+    tokenizers = {key: pickle.loads(payload) for key, payload in pickles.items()}  # noqa: S301
+    _start_worker(address, token, tokenizers, dump_path, int(memory) or None)
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "zygote":
+        zygote_main(sys.argv[2], sys.argv[3], sys.argv[4])
+    elif sys.argv[1] == "worker":
+        _spawned_worker_main(*sys.argv[2:6])
