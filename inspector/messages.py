@@ -101,6 +101,14 @@ class BurstFinished(Message):
         super().__init__()
 
 
+class BurstRefused(Message):
+    """A burst was refused before its first step: its labels train no token."""
+
+    def __init__(self, strategy: str) -> None:
+        self.strategy = strategy
+        super().__init__()
+
+
 class TrainingIdle(Message):
     """No burst is running any more (the sequence finished, stopped or failed)."""
 

@@ -130,8 +130,60 @@ def test_inspect_data_reports_the_custom_strategy(capsys, tiny_path, tmp_path, r
     assert [(p["kind"], p["strategy"]) for p in json.loads(out)["problems"]] == [("eos-not-trained", "custom")]
 
 
-def test_the_help_says_the_code_runs_in_this_process(capsys):
+def test_the_help_says_the_code_runs_in_a_separate_process(capsys):
     with pytest.raises(SystemExit):
         main(["labels", "--help"])
     out = " ".join(capsys.readouterr().out.split())
-    assert "runs in this process" in out and "loaded only when named here" in out
+    assert "separate process" in out and "loaded only when named here" in out
+
+
+HOSTILE = {
+    "loop": ("def make_labels(example, tokenizer):\n    while True:\n        pass\n", "time limit", 2),
+    "exits": ("import sys\ndef make_labels(example, tokenizer):\n    sys.exit()\n", "exit", 3),
+    "os_exit": ("import os\ndef make_labels(example, tokenizer):\n    os._exit(0)\n", "exit", 3),
+    "segfault": ("import ctypes\ndef make_labels(example, tokenizer):\n    ctypes.string_at(0)\n", "crash", 3),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HOSTILE))
+def test_code_that_would_end_the_command_ends_it_with_one_line_and_exit_2(tiny_path, tmp_path, name):
+    # A subprocess, as a user runs it: the command itself must survive to say what happened.
+    import subprocess
+    import sys
+
+    body, kind, line = HOSTILE[name]
+    f = tmp_path / f"{name}.py"
+    f.write_text(body, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "inspector", "labels", "--model", str(tiny_path), "--labels-from", str(f),
+         "--labels-timeout", "1"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    lines = [x for x in done.stderr.splitlines() if x.strip() and not x.startswith("… loading")]
+    assert len(lines) == 1, done.stderr
+    assert f"{kind} at {f}, line {line}" in lines[0] and "Traceback" not in done.stderr
+    assert done.stdout == ""
+
+
+def test_a_function_that_trains_nothing_is_refused_before_any_step(capsys, tiny_path, tmp_path):
+    f = tmp_path / "nothing.py"
+    f.write_text("def make_labels(example, tokenizer):\n    return [-100] * len(example['input_ids'])\n")
+    code, out, err = run(capsys, "train", "--model", str(tiny_path), "--strategy", "custom", "--labels-from", str(f), "--epochs", "1")
+    assert code == 2
+    assert "your label function make_labels trains no token of any of the 5 examples" in err and "step" not in out
+    assert len([x for x in err.splitlines() if x.strip()]) <= 2
+
+
+def test_examples_that_train_nothing_are_named_and_the_rest_trained(capsys, tiny_path, tmp_path):
+    f = tmp_path / "some.py"
+    f.write_text(
+        "def make_labels(example, tokenizer):\n"
+        "    if 'perro' in example['text']:\n"
+        "        return [-100] * len(example['input_ids'])\n"
+        "    return list(example['input_ids'])\n"
+    )
+    code, out, err = run(capsys, "train", "--model", str(tiny_path), "--strategy", "custom", "--labels-from", str(f), "--epochs", "1", "--json")
+    assert code == 0, err
+    assert "note: example 1 of 5 trains no token (every label -100): left out, the other 4 are trained" in err
+    assert len(json.loads(out)["steps"]) == 4

@@ -125,11 +125,12 @@ def run_burst(
     `watch` (text -> token ids): texts whose teacher-forced rows are recorded after every epoch
     (`session.epoch_rows`)."""
     from inspector.core.data.examples import format_examples
+    from inspector.core.labels.strategies import skipped_note
     from inspector.core.training.session import TrainingSession
 
     settings = _settings(args)
     formatted = format_examples(examples, loaded.tokenizer, template, loaded.name)
-    total = args.epochs * len(formatted)
+    total = args.epochs * len(formatted)  # steps, recounted once the session left out what trains nothing
 
     def on_step(log: Any) -> None:
         if sys.stderr.isatty():
@@ -145,6 +146,9 @@ def run_burst(
         loaded.model, loaded.tokenizer, formatted, args.strategy, settings,
         device=loaded.device, template=template, max_length=loaded.max_length, custom=custom,
     )
+    if session.skipped:
+        print(f"note: {skipped_note(session.skipped, session.total_examples)}", file=sys.stderr)
+        total = args.epochs * len(session.examples)
     for text, ids in (watch or {}).items():
         session.watch(text, ids)
     with session, _StopFlag() as flag:

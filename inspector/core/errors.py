@@ -19,3 +19,7 @@ class InspectorError(Exception):
         if not self.fix:
             return f"{self.problem}."
         return f"{self.problem}. {self.fix[0].upper()}{self.fix[1:]}."
+
+
+class NothingToLearn(InspectorError):
+    """A burst refused before its first step: its labels train no token of any example."""

@@ -49,7 +49,7 @@ class StrategyPanel(Vertical):
         self.holdouts: list[tuple[int, str]] = []
         self.stale = False  # custom: trained on an earlier version of the label function
         self.border_title = f"{self.name_shown} · {STRATEGY_TITLES[strategy]}"
-        self.state = "idle"  # idle, preparing, running, stopped, done, failed
+        self.state = "idle"  # idle, preparing, running, stopped, done, failed, refused
         self.source = "live"  # or the label of the prepared run being replayed
 
     def compose(self) -> ComposeResult:
@@ -126,6 +126,11 @@ class StrategyPanel(Vertical):
         self.set_class(stale, "-stale")
         title = f"{self.name_shown} · {STRATEGY_TITLES[self.strategy]}"
         self.border_title = f"{title} · ⚠ stale: trained on an earlier version (x resets)" if stale else title
+
+    def refused(self) -> None:
+        self.state = "refused"
+        self.set_class(False, "-running")
+        self.show_status("not trained: its labels train no token (every label -100) · see the message")
 
     def failed(self) -> None:
         self.state = "failed"

@@ -16,11 +16,12 @@ from textual.containers import Horizontal, Vertical
 from textual.markup import escape
 from textual.widgets import Input, Label, Select, Static
 
-from inspector.core.errors import InspectorError
+from inspector.core.errors import InspectorError, NothingToLearn
 from inspector.core.lab.sources import SOURCES, speed_of
 from inspector.core.training.burst import BurstSettings
 from inspector.messages import (
     BurstFinished,
+    BurstRefused,
     BurstStarted,
     EpochFinished,
     Failed,
@@ -273,20 +274,25 @@ steps, `x` resets every strategy to the untrained model.
             for strategy in strategies:
                 if should_stop():
                     break
-                result = lab.burst(
-                    strategy,
-                    settings,
-                    speed=speed,
-                    on_start=lambda epochs, total, label, s=strategy: self.post_message(
-                        BurstStarted(s, epochs, total, source=label)
-                    ),
-                    on_step=lambda p, s=strategy: self.post_message(
-                        TrainingStepLogged(s, p.log, p.done, p.elapsed, p.tokens)
-                    ),
-                    on_epoch=lambda log, s=strategy: self.post_message(EpochFinished(s, log)),
-                    should_stop=should_stop,
-                    tell=tell,
-                )
+                try:
+                    result = lab.burst(
+                        strategy,
+                        settings,
+                        speed=speed,
+                        on_start=lambda epochs, total, label, s=strategy: self.post_message(
+                            BurstStarted(s, epochs, total, source=label)
+                        ),
+                        on_step=lambda p, s=strategy: self.post_message(
+                            TrainingStepLogged(s, p.log, p.done, p.elapsed, p.tokens)
+                        ),
+                        on_epoch=lambda log, s=strategy: self.post_message(EpochFinished(s, log)),
+                        should_stop=should_stop,
+                        tell=tell,
+                    )
+                except NothingToLearn as refused:  # refused before any step: say so, go on with the next
+                    self.post_message(Told(str(refused), "Nothing to learn", "warning"))
+                    self.post_message(BurstRefused(strategy))
+                    continue
                 if result is None:  # a replay with nothing more to show: said already
                     continue
                 source = lab.sources[strategy].label
@@ -340,6 +346,13 @@ steps, `x` resets every strategy to the untrained model.
         self._show_busy_note()
         # Let the next strategy of an "all three" run show that it is being prepared.
         if not r.stopped and self.last_request and message.strategy in self.last_request:
+            i = self.last_request.index(message.strategy)
+            if i + 1 < len(self.last_request):
+                self.panel(self.last_request[i + 1]).preparing()
+
+    def on_burst_refused(self, message: BurstRefused) -> None:
+        self.panel(message.strategy).refused()
+        if self.last_request and message.strategy in self.last_request:  # the next one is being prepared
             i = self.last_request.index(message.strategy)
             if i + 1 < len(self.last_request):
                 self.panel(self.last_request[i + 1]).preparing()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -270,3 +271,31 @@ def test_folders_left_by_a_killed_process_are_removed_when_a_session_starts(fres
         assert Path(session._tmp).name.startswith(f"{SESSION_PREFIX}{os.getpid()}-")
         assert not stale.exists() and ours.exists() and other.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([ours.name, other.name])
+
+
+def test_a_strategy_that_trains_no_token_is_refused_before_any_step(tiny, tmp_path):
+    from inspector.core.labels.custom import load_label_function
+    from inspector.core.labels.strategies import label_examples, refuse_nothing_to_learn
+
+    tok = tiny.tokenizer
+    f = tmp_path / "answers.py"  # trains the answer of the examples that say "perro", nothing of the others
+    f.write_text(
+        "def make_labels(example, tokenizer):\n"
+        "    keep = 'perro' in example['text']\n"
+        "    return [t if keep else -100 for t in example['input_ids']]\n"
+    )
+    fn = load_label_function(str(f))
+    others = [add_special_tokens(t, tok.bos_token, tok.eos_token) for t in ARTICLE_EXAMPLES[1:3]]
+    labeled = label_examples("custom", others, tok, custom=fn)
+    assert [ex.trained_tokens for ex in labeled] == [0, 0]
+    with pytest.raises(InspectorError, match="your label function make_labels trains no token of any of the 2 examples"):
+        refuse_nothing_to_learn("custom", labeled, "make_labels")
+    with pytest.raises(InspectorError, match="nothing to learn"):
+        TrainingSession(tiny.model, tok, others, "custom", custom=fn)
+    # One example trains: the others are left out, by number, and that one is trained.
+    perro = add_special_tokens(ARTICLE_EXAMPLES[0], tok.bos_token, tok.eos_token)
+    assert "perro" in perro.text
+    with TrainingSession(copy.deepcopy(tiny.model), tok, [others[0], perro, others[1]], "custom", custom=fn) as session:
+        assert session.skipped == [1, 3] and session.total_examples == 3
+        assert session.examples == [perro] and len(session.labeled) == 1
+        assert len(session.run(epochs=1).steps) == 1

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
+import pytest
 from textual.widgets import Input
 from ui_helpers import FAST_LR, started, wait_until
 
@@ -127,3 +129,65 @@ async def test_without_a_label_function_a_is_all_three(tiny_path):
         await pilot.press("f3")
         bindings = app.screen.active_bindings
         assert bindings["a"].binding.description == "all three" and "u" not in bindings
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """The CPU time process `pid` used so far, None once it is gone (or a zombie)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    if fields[0] in ("Z", "X"):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the label process's CPU time in /proc")
+async def test_an_endless_loop_saved_while_the_app_runs_is_stopped_and_the_fix_loads(tiny_path, tmp_path):
+    from inspector.core.labels import sandbox
+
+    file = tmp_path / "mask.py"
+    pid_file = tmp_path / "pid"
+    _save(file, RIGHT)
+    app = _app(tiny_path, file)
+    old_timeout = sandbox.default_sandbox().timeout
+    sandbox.set_timeout(1.0)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await started(pilot)
+            view = app.main.labels_view
+            await pilot.press("4")
+            await wait_until(pilot, lambda: "custom" in view.labelings and not view.pending, what="your labels")
+            right = view.labelings["custom"].labels
+            _save(file, f"import os\ndef make_labels(example, tokenizer):\n"
+                        f"    open({str(pid_file)!r}, 'w').write(str(os.getpid()))\n    while True:\n        pass\n")
+            await wait_until(pilot, lambda: "time limit" in _panel(app), timeout=30, what="the loop's error")
+            assert f"{file}, line 4" in _panel(app) or f"{file}, line 5" in _panel(app)
+            assert app.errors == []  # the user's error, in the panel
+            assert view.labelings["custom"].labels == right  # the last good version stays in use
+            pid = int(pid_file.read_text())
+            await wait_until(pilot, lambda: _cpu_seconds(pid) is None, timeout=10, what="the loop's process to end")
+            await pilot.press("down")  # the app answers keys
+            _save(file, NO_EOS)
+            await wait_until(pilot, lambda: "differs from mask at 1 position" in _panel(app), timeout=30, what="the fix")
+            assert app.errors == []
+    finally:
+        sandbox.set_timeout(old_timeout)
+
+
+async def test_a_burst_that_trains_no_token_is_refused_with_a_notification(tiny_path, tmp_path):
+    file = tmp_path / "nothing.py"
+    _save(file, "def make_labels(example, tokenizer):\n    return [-100] * len(example['input_ids'])\n")
+    app = _app(tiny_path, file)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await pilot.press("f3")
+        view = app.main.training_view
+        view.query_one("#set-epochs", Input).value = "1"
+        await pilot.press("u")
+        await wait_until(pilot, lambda: view.panel("custom").state == "refused" and not view.running, timeout=60,
+                         what="the refusal")
+        assert "custom" not in view.results and view.panel("custom").losses == []
+        told = [n.message for n in app._notifications]
+        assert any("trains no token of any of the 5 examples" in m for m in told), told
+        assert app.errors == []

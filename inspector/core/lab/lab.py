@@ -26,7 +26,7 @@ from inspector.core.errors import InspectorError
 from inspector.core.lab import context
 from inspector.core.lab import learning as watching
 from inspector.core.lab.sources import BurstSource, LiveSource, ReplaySource, StepProgress
-from inspector.core.labels.strategies import ALL_STRATEGIES, CUSTOM, display_name, strategies_with
+from inspector.core.labels.strategies import ALL_STRATEGIES, CUSTOM, display_name, skipped_note, strategies_with
 from inspector.core.training.burst import BurstResult, BurstSettings, EpochLog
 
 if TYPE_CHECKING:
@@ -407,7 +407,7 @@ class Lab:
             return None
         return ReplaySource(run, speed, tell)
 
-    def _live(self, strategy: str, settings: BurstSettings) -> BurstSource:
+    def _live(self, strategy: str, settings: BurstSettings, tell: Tell) -> BurstSource:
         """The strategy's live session, made on first use on a copy of the untrained model."""
         source = self.sources.get(strategy)
         if source is None:
@@ -424,6 +424,8 @@ class Lab:
                 )
             source = self.sources[strategy] = LiveSource(session)
             watching.watch_source(self, source)
+            if session.skipped:
+                tell(f"{strategy}: {skipped_note(session.skipped, session.total_examples)}.", "warning")
         return source
 
     def burst(
@@ -464,7 +466,7 @@ class Lab:
             source.tell = tell
             return run(source)
         with self.one_trainer(), self.source_locks[strategy]:
-            return run(self._live(strategy, settings))
+            return run(self._live(strategy, settings, tell))
 
     def reset(self) -> None:
         """Every strategy back to the untrained model: close every source, give the memory back."""

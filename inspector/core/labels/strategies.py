@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 from inspector.core.data.chat_format import FormattedExample
-from inspector.core.errors import InspectorError
+from inspector.core.errors import InspectorError, NothingToLearn
 from inspector.core.data.tokens import special_token_ids, visible
 
 IGNORE_INDEX = -100
@@ -236,6 +236,40 @@ def label_examples(
         label_example(strategy, fe, tokenizer, max_length=max_length, index=i, custom=custom)
         for i, fe in enumerate(examples)
     ]
+
+
+def untrained_examples(labeled: Sequence[LabeledExample]) -> list[int]:
+    """The 1-based numbers of the examples whose labels train no token (every scored label -100)."""
+    return [i + 1 for i, ex in enumerate(labeled) if ex.trained_tokens == 0]
+
+
+def refuse_nothing_to_learn(strategy: str, labeled: Sequence[LabeledExample], function: str | None = None) -> list[int]:
+    """The examples that train no token (1-based); an InspectorError when none trains any.
+
+    A burst whose every label is -100 would run its steps on a loss of 0 and learn nothing;
+    it is refused before the first step. `function` names the label function of `custom`.
+    """
+    empty = untrained_examples(labeled)
+    if labeled and len(empty) == len(labeled):
+        who = f"your label function {function}" if strategy == CUSTOM and function else f"the {strategy} strategy"
+        n = len(labeled)
+        what = "the example" if n == 1 else f"any of the {n} examples"
+        fix = (
+            "return the token id (not -100) at the positions to train, e.g. the answer's"
+            if strategy == CUSTOM
+            else "look at its labels (the labels view, or `causallm-inspect labels`): the data may hold no answer"
+        )
+        raise NothingToLearn(f"{who} trains no token of {what}: every label is -100, so there is nothing to learn", fix)
+    return empty
+
+
+def skipped_note(skipped: Sequence[int], total: int) -> str:
+    """The line saying which examples a burst leaves out because they train no token."""
+    which = ", ".join(str(n) for n in skipped)
+    one = len(skipped) == 1
+    rest = total - len(skipped)
+    return (f"{'example' if one else 'examples'} {which} of {total} {'trains' if one else 'train'} no token "
+            f"(every label -100): left out, the other {rest} {'is' if rest == 1 else 'are'} trained")
 
 
 def differing_positions(a: LabeledExample, b: LabeledExample) -> list[int]:

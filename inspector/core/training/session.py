@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from inspector.core.data.chat_format import ARTICLE_TEMPLATE, ChatTemplate, FormattedExample, add_special_tokens, holdout_text
 from inspector.core.errors import InspectorError
-from inspector.core.labels.strategies import LabelMaker, check_strategy, label_examples
+from inspector.core.labels.strategies import LabelMaker, check_strategy, label_examples, refuse_nothing_to_learn
 from inspector.core.training.burst import OPTIMIZERS, BurstResult, BurstSettings, EpochLog, StepLog
 from inspector.core.training.hf_trainer import (
     fold_clipping_into_adamw,
@@ -110,6 +110,14 @@ class TrainingSession:
         self.prompt = holdout_prompt(tokenizer, settings.holdout, template)
         self.prompt_ids = tokenizer(self.prompt.text)["input_ids"]
         self.labeled = label_examples(strategy, self.examples, tokenizer, model, max_length=max_length, custom=custom)
+        # Refused before any step when no example trains a token; those that train none are left out.
+        self.total_examples = len(self.examples)
+        self.skipped = refuse_nothing_to_learn(strategy, self.labeled, custom.name if custom is not None else None)
+        if self.skipped:
+            left_out = set(self.skipped)
+            keep = [i for i in range(len(self.examples)) if i + 1 not in left_out]
+            self.examples = [self.examples[i] for i in keep]
+            self.labeled = [self.labeled[i] for i in keep]
         # The label function's version these labels came from: a session whose version is not
         # the loaded function's trained on an earlier version of it (stale). None: a built-in.
         self.label_version: str | None = custom.fingerprint if strategy == "custom" and custom is not None else None
