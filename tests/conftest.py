@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -10,6 +11,21 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 import tiny_model  # noqa: E402
+
+THREADS = "CAUSALLM_INSPECT_TEST_THREADS"
+
+
+def pytest_sessionstart(session) -> None:
+    """`CAUSALLM_INSPECT_TEST_THREADS=1`: torch's sums in one thread, in this process and in the
+    commands the tests start, to check that no test depends on one machine's summation order.
+    Torch is imported only then: without the variable the session starts as it always did."""
+    threads = os.environ.get(THREADS)
+    if not threads:
+        return
+    import torch
+
+    torch.set_num_threads(int(threads))
+    os.environ.setdefault("OMP_NUM_THREADS", threads)  # the subprocesses' torch starts with as many
 
 
 @pytest.fixture(scope="session")

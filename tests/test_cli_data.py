@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
-from sample_rows import CHAT_OK, NO_ANSWER, jsonl, many_problems
+from sample_rows import CHAT_MULTI, CHAT_OK, NO_ANSWER, jsonl, many_problems
 
 from inspector.cli import main
 from inspector.core.runs import store as replay
@@ -25,6 +27,42 @@ def test_cli_json_and_fail_on(capsys, tiny_path, tmp_path):
     capsys.readouterr()
     assert main(["inspect-data", str(path), "--fail-on", "typo"]) == 2
     assert "--fail-on has unknown problems: typo" in capsys.readouterr().err
+
+
+def test_a_template_of_another_family_is_named_by_inspect_data(tiny_path, tmp_path):
+    """Qwen's qwen2_5 on the tiny model, as a user runs it: the cause (its markers are not tokens
+    here), not the stop-token advice to use a _training variant, which it already is."""
+    path = jsonl(tmp_path, [CHAT_OK, CHAT_MULTI])
+    argv = [sys.executable, "-m", "inspector", "inspect-data", str(path), "--model", str(tiny_path),
+            "--chat-template", "qwen2_5", "--num-proc", "1"]  # fmt: skip
+
+    def run(*more):
+        return subprocess.run([*argv, *more], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+
+    text = run("--fail-on", "template-not-for-this-model")
+    assert text.returncode == 1, text.stderr[-2000:]
+    assert "template-not-for-this-model (1)" in text.stdout and "<|im_end|> → " in text.stdout
+    assert "use this model's own chat template, or one made for it" in text.stdout
+    assert "stop-token-not-trained" not in text.stdout and "_training variants" not in text.stdout
+    data = json.loads(run("--json").stdout)
+    (problem,) = [p for p in data["problems"] if p["kind"] == "template-not-for-this-model"]
+    assert problem["row"] is None and "<|im_start|> → " in problem["detail"]
+    assert "stop-token-not-trained" not in data["problem_counts"]
+
+
+def test_labels_names_a_template_of_another_family(capsys, tiny_path, tmp_path):
+    path = jsonl(tmp_path, [CHAT_OK])
+    chatml = tmp_path / "chatml.jinja"  # Qwen's markers, without qwen2_5's system prompt (the tiny context is 128)
+    chatml.write_text("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}")
+    argv = ["labels", "--model", str(tiny_path), "--data", str(path), "--chat-template", str(chatml)]
+    assert main([*argv, "--json"]) == 0
+    out, err = capsys.readouterr()
+    (problem,) = json.loads(out)["problems"]
+    assert problem["kind"] == "template-not-for-this-model" and "<|im_end|> → " in problem["detail"]
+    assert "causallm-inspect: template-not-for-this-model: the chat template writes <|im_start|>, <|im_end|>" in err
+    assert main(argv) == 0 and "template-not-for-this-model" in capsys.readouterr().err
+    assert main(["labels", "--model", str(tiny_path), "--json"]) == 0  # the article's examples: no template
+    assert json.loads(capsys.readouterr().out)["problems"] == []
 
 
 def test_num_proc_on_the_command_line(capsys, tiny_path, tmp_path):

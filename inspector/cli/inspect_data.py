@@ -46,8 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="",
         metavar="KINDS",
         help="exit 1 if any of these problems is found (comma-separated, or 'any'): "
-        "bad-row, mixed-format, template-not-found, no-trained-tokens, eos-not-trained, truncated-answer, pad-equals-eos, "
-        "empty-answer, stop-token-not-trained, tool-call-dropped, mask-methods-disagree",
+        "bad-row, mixed-format, template-not-found, template-not-for-this-model, no-trained-tokens, eos-not-trained, "
+        "truncated-answer, pad-equals-eos, empty-answer, stop-token-not-trained, tool-call-dropped, "
+        "mask-methods-disagree",
     )
     p.set_defaults(run=run)
 

@@ -38,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
 
     tok, lm = loaded.tokenizer, loaded.model
     formatted = format_examples(examples, tok, template, loaded.name)
+    problems = _template_problems(formatted, tok)
     labeled = label_examples(strategy, formatted, tok, lm, max_length=loaded.max_length, custom=custom)
     diffs = None
     if strategy == CUSTOM:
@@ -52,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
             if diffs is not None:
                 row["differs_from"] = diffs[i].to_dict()
             out.append(row)
-        head = {"model": loaded.name, "strategy": strategy}
+        head: dict = {"model": loaded.name, "strategy": strategy, "problems": problems}
         if custom is not None and strategy == CUSTOM:
             head.update(function=custom.name, file=custom.file, fingerprint=custom.fingerprint)
         dump({**head, "examples": out})
@@ -67,3 +68,16 @@ def run(args: argparse.Namespace) -> int:
             print(f"differs from {d.reference} at {d.count} position{'s' if d.count != 1 else ''}{where}")
         print()
     return 0
+
+
+def _template_problems(formatted: list, tokenizer: object) -> list[dict[str, str]]:
+    """inspect-data's template-not-for-this-model, for the examples shown: said on stderr
+    (before the tables, whatever the output) and listed in the JSON."""
+    import sys
+
+    from inspector.core.data.template_fit import FIX, KIND, problems_of
+
+    out = [{"kind": KIND, "detail": detail, "fix": FIX} for detail in problems_of(formatted, tokenizer)]
+    for p in out:
+        print(f"causallm-inspect: {p['kind']}: {p['detail']}. Fix: {p['fix']}", file=sys.stderr)
+    return out

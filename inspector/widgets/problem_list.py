@@ -32,11 +32,12 @@ class ProblemList(LaidOutPaging):
 
 The rows of your data that train wrongly or not at all, by row number (lines of a JSONL
 file, rows of a table), with the reason: a row that cannot be read or fits none of TRL's
-dataset types, a row of another type than the rest, a template not found, every label
--100, an answer whose closing eos is never trained, truncation into an answer. `↑`/`↓`
-move, `Enter` shows the row in the grid above (a row that cannot be read shows why). The
-same report in the terminal is `causallm-inspect inspect-data FILE`. `e`, from any view,
-comes back to this list.
+dataset types, a row of another type than the rest, a template not found, a chat template
+made for another model family (its turn markers are not tokens of this model: listed under
+all rows), every label -100, an answer whose closing eos is never trained, truncation into
+an answer. `↑`/`↓` move, `Enter` shows the row in the grid above (a row that cannot be read
+shows why). The same report in the terminal is `causallm-inspect inspect-data FILE`. `e`,
+from any view, comes back to this list.
 """
 
     class Picked(Message):

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from tolerances import assert_close_at_scale  # tests/ is on the path
 
 from inspector.core.data.chat_format import ARTICLE_EXAMPLES, add_special_tokens
 from inspector.core.training.burst import BurstSettings
@@ -152,4 +153,4 @@ def test_trl_fast_head_gives_trls_outputs_and_gradients(softcap):
     for a, b in zip(trl_out, fast_out, strict=True):
         assert torch.equal(a, b)
     for a, b in zip(trl_grads, fast_grads, strict=True):
-        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-5)
+        assert_close_at_scale(b, a)  # summed in another order: a few float32 steps at the gradient's scale

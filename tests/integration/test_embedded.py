@@ -71,5 +71,25 @@ def test_the_default_path_makes_no_network_call(gemma, tmp_path):
     r = _run("-m", "inspector", "labels", "--json", cwd=tmp_path, cache=cache_dir())
     assert r.returncode == 0, r.stderr[-2000:]
     assert json.loads(r.stdout)["examples"][0]["trained_tokens"] == 2
+    assert r.network == []
     r = _run("-m", "inspector", "lesson", "1", "--plain", cwd=tmp_path, cache=cache_dir())
     assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_qwen_s_template_on_gemma_is_named_as_another_family_s(gemma, tmp_path):
+    """The report that advised a _training variant for TRL's qwen2_5_training: Qwen's markers are
+    six pieces each in Gemma's vocabulary, and that is what it says now."""
+    import json
+
+    from inspector.core.data.conversations import read_chat_template
+    from inspector.core.reports.data_report import inspect_data
+
+    path = tmp_path / "chats.jsonl"
+    path.write_text(json.dumps({"messages": [{"role": "user", "content": "dog?"}, {"role": "assistant", "content": "perro"}]}))
+    report = inspect_data(path, gemma, chat_template=read_chat_template("qwen2_5"))
+    (problem,) = report.problems
+    assert problem.kind == "template-not-for-this-model"
+    assert "<|im_end|> → '<', '|', 'im', '_', 'end', '|>'" in problem.detail
+    assert "<|im_start|> → '<', '|', 'im', '_', 'start', '|>'" in problem.detail
+    gemma3 = inspect_data(path, gemma, chat_template=read_chat_template("gemma3"))
+    assert "template-not-for-this-model" not in gemma3.counts

@@ -174,3 +174,20 @@ async def test_a_sharegpt_file_is_read_and_its_format_shown(tiny_path, tmp_path,
         assert [(p.row, p.kind) for p in plist.problems] == [(2, "tool-call-dropped")]
         assert "get_weather" in plist.problems[0].detail
         assert app.errors == []
+
+
+async def test_a_template_of_another_family_is_in_the_problem_list(tiny_path, tmp_path, monkeypatch):
+    path = tmp_path / "chats.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in (ROWS[0], ROWS[1])))
+    chatml = tmp_path / "chatml.jinja"  # Qwen's markers: not tokens of the tiny vocabulary
+    chatml.write_text("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}")
+    argv = ["--model", str(tiny_path), "--device", "cpu", "--data", str(path), "--chat-template", str(chatml)]
+    app = build_app(monkeypatch, argv)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await wait_until(pilot, lambda: _checked(app), what="the data report")
+        plist = app.main.labels_view.query_one(ProblemList)
+        (problem,) = [p for p in plist.problems if p.kind == "template-not-for-this-model"]
+        assert problem.row is None and "<|im_end|> → " in problem.detail
+        assert "stop-token-not-trained" not in {p.kind for p in plist.problems}
+        assert app.errors == []

@@ -3,8 +3,10 @@
 The report streams through the data in batches (only counters and the problem list are
 kept), and finds the silent failures that cost days: rows whose labels are all -100, an
 answer whose closing eos / end-of-turn token is never trained, truncation that cuts into an
-answer, a template that is not found, pad == eos, empty answers, tool calls a format cannot
-show, and masks that differ by the method that finds them (`labels.mask_audit`).
+answer, a template that is not found, a chat template made for another model (its turn
+markers not tokens of this vocabulary: `data.template_fit`), pad == eos, empty answers, tool
+calls a format cannot show, and masks that differ by the method that finds them
+(`labels.mask_audit`).
 
 With `num_proc` above 1 the batches are checked in worker processes (`row_checks`), at most
 a few batches ahead of the one being added to the report, so memory stays flat; the report
@@ -22,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from inspector.core.data.chat_format import ARTICLE_TEMPLATE, ChatTemplate
 from inspector.core.data.readers import cores
+from inspector.core.data.template_fit import FIX as FIT_FIX
+from inspector.core.data.template_fit import KIND as NOT_FOR_THIS_MODEL
 from inspector.core.errors import InspectorError
 from inspector.core.reports.row_checks import BatchResult, Job, Problem, RowChecker
 
@@ -36,6 +40,8 @@ PROBLEMS = {
     "bad-row": "the row cannot be read, or fits none of TRL's dataset types",
     "mixed-format": "the row is of another type than the rows before it",
     "template-not-found": "no assistant turn was found: the template's markers are not in the row",
+    NOT_FOR_THIS_MODEL: "the chat template's turn markers are not tokens of this model's vocabulary: "
+    "it is made for another model family, and no end-of-turn token can be trained",
     "no-trained-tokens": "every label is -100: the model learns nothing from the row",
     "eos-not-trained": "an answer's closing eos / end-of-turn token is not trained: the model may never learn to stop",
     "truncated-answer": "--max-length cuts into an answer: its trained tokens past the cut are lost",
@@ -49,6 +55,7 @@ FIXES = {
     "bad-row": "fix or drop those rows; map other column names with --columns",
     "mixed-format": "keep one type of row per file",
     "template-not-found": "check --human-marker/--assistant-marker, or give conversations as messages",
+    NOT_FOR_THIS_MODEL: FIT_FIX,
     "no-trained-tokens": "drop those rows, or fix their template: they only cost compute",
     "eos-not-trained": "make sure each answer ends with the eos (or end-of-turn) token and that its label is kept",
     "truncated-answer": "raise --max-length, or shorten or split those rows",
@@ -222,6 +229,7 @@ def inspect_data(
                 progress(report.rows_read)
         for done in runner.drain():
             _merge(report, *done)
+    _check_template_fits(report, checker)
     if report.rows_read == 0:
         raise InspectorError(f"the data file {path} is empty: it has no rows", "add at least one example")
     report.seconds = time.perf_counter() - start
@@ -232,15 +240,26 @@ def _check_template(report: DataReport, checker: RowChecker) -> None:
     """TRL's own check of the template in use, once per report: is the end-of-turn token inside its markers?"""
     from inspector.core.data.trl_templates import stop_token_trained
 
-    template = checker.chat_template or getattr(checker.tokenizer, "chat_template", None)
-    if not (template and checker.marked):
-        return
+    template = checker.template_in_use
+    if not (template and checker.marked) or checker.not_tokens:
+        return  # a template of another family: template-not-for-this-model says why, not TRL's stop-token check
     try:
         ok = stop_token_trained(checker.tokenizer, template)
     except Exception:  # noqa: BLE001 -- a template that cannot render TRL's probe conversation: the rows say more
         return
     if not ok:
         report.add(Problem(None, "stop-token-not-trained", "TRL's is_chat_template_stop_token_trained says no"))
+
+
+def _check_template_fits(report: DataReport, checker: RowChecker) -> None:
+    """template-not-for-this-model, once per report: where the template is used (given with
+    --chat-template, or the tokenizer's for conversational rows), are its turn markers tokens here?"""
+    from inspector.core.data.template_fit import describe
+
+    conversational = ("messages", "conversational-prompt-completion")  # the rows a chat template renders
+    used = checker.chat_template is not None or any(k in conversational for k in report.row_kinds)
+    if checker.not_tokens and used:
+        report.add(Problem(None, NOT_FOR_THIS_MODEL, describe(checker.not_tokens, checker.template_in_use)))
 
 
 def _merge(report: DataReport, early: list[Problem], result: BatchResult) -> None:

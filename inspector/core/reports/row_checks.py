@@ -54,14 +54,23 @@ class RowChecker:
     custom: Any = None  # the user's label function (a LabelMaker), only for the custom strategy
     special: set[int] = field(default_factory=set)
     marked: bool = False  # the chat template in use has {% generation %} markers
+    # The chat template's special strings that are not one token here: a template of another family.
+    not_tokens: list[Any] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         from inspector.core.data.conversations import has_generation_markers
+        from inspector.core.data.template_fit import not_single_tokens
         from inspector.core.data.tokens import special_token_ids
 
         # Computed once: Gemma's tokenizer has thousands of added tokens.
         self.special = special_token_ids(self.tokenizer)
-        self.marked = has_generation_markers(self.chat_template or getattr(self.tokenizer, "chat_template", None))
+        self.marked = has_generation_markers(self.template_in_use)
+        self.not_tokens = not_single_tokens(self.tokenizer, self.template_in_use)
+
+    @property
+    def template_in_use(self) -> str | None:
+        """The chat template conversations are rendered with: --chat-template, or the tokenizer's."""
+        return self.chat_template or getattr(self.tokenizer, "chat_template", None)
 
     def check(self, jobs: Sequence[Job]) -> BatchResult:
         out = BatchResult(totals={s: (0, 0) for s in self.strategies})
@@ -153,7 +162,10 @@ class RowChecker:
         if strategy == "copy":
             return
         every = strategy != "trl"  # TRL trains the last answer only
-        checked = closers if every else closers[-1:]
+        # A template of another family has no end-of-turn token here to train: that cause is
+        # reported once for the data (template-not-for-this-model), not as each row's stop token.
+        foreign = fe.kind == "chat" and bool(self.not_tokens)
+        checked = [] if foreign else closers if every else closers[-1:]
         for n, pos in enumerate(checked, start=1):
             if pos is None or ids[pos] not in self.special or lab[pos] == -100:
                 which = f"answer {n}" if every else "the last answer"
