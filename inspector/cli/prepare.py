@@ -66,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
     predict_text, predict_ids = replay_prediction_target(loaded, markers)
     texts = {ex.text: prediction_input(fe, loaded.tokenizer, loaded.max_length)[0] for ex, fe in zip(examples, formatted)}
     runs = replay.prepare(
-        loaded, formatted, strategies, settings, predict_ids, predict_text, texts=texts, progress=status
+        loaded, formatted, strategies, settings, predict_ids, predict_text, texts=texts, template=markers,
+        progress=status,
     )
     demos = [] if args.no_demos else _prepare_demos(loaded, markers, formatted, lessons, args.lr, seed)
     if args.json:

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from inspector.core.data.chat_format import FormattedExample
+from inspector.core.data.chat_format import ARTICLE_TEMPLATE, ChatTemplate, FormattedExample
 from inspector.core.models import cache_dir, writable_folder
 from inspector.core.training.burst import BurstResult, BurstSettings, EpochLog, StepLog
 
@@ -285,9 +285,11 @@ def prepare(
     predict_text: str,
     *,
     texts: dict[str, Sequence[int]] | None = None,
+    template: ChatTemplate = ARTICLE_TEMPLATE,
     progress: Callable[[str], None] = lambda msg: None,
 ) -> list[PreparedRun]:
-    """Run each strategy's burst on a fresh copy of the model and store it.
+    """Run each strategy's burst on a fresh copy of the model and store it; the held-out prompt
+    is in `template`'s turn markers, as the app's live bursts ask it.
 
     After every epoch the teacher-forced predictions of the held-out text and of each of
     `texts` (shown text -> token ids) are stored, so a replay can show them for any of them.
@@ -309,7 +311,8 @@ def prepare(
         step_seconds: list[float] = []
         last = [time.perf_counter()]
         with TrainingSession(
-            model, loaded.tokenizer, examples, strategy, settings, device=loaded.device, max_length=loaded.max_length
+            model, loaded.tokenizer, examples, strategy, settings, device=loaded.device, max_length=loaded.max_length,
+            template=template,
         ) as session:
 
             def on_step(log: StepLog) -> None:
