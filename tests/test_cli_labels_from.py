@@ -185,5 +185,5 @@ def test_examples_that_train_nothing_are_named_and_the_rest_trained(capsys, tiny
     )
     code, out, err = run(capsys, "train", "--model", str(tiny_path), "--strategy", "custom", "--labels-from", str(f), "--epochs", "1", "--json")
     assert code == 0, err
-    assert "note: example 1 of 5 trains no token (every label -100): left out, the other 4 are trained" in err
+    assert "note: custom: example 1 of 5 trains no token (every label -100): left out, the other 4 are trained." in err
     assert len(json.loads(out)["steps"]) == 4

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from inspector.cli.options import check_data_early, common, dump, load, per_step, status, template
+from inspector.cli.options import check_data_early, common, dump, load, per_step, status, template, train_rows_option
 from inspector.core.errors import InspectorError
 from inspector.core.lessons.model import Lesson, load_lessons
 from inspector.core.lab.context import lesson_epochs
@@ -28,6 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     common(p)
     p.add_argument("number", metavar="N", help="lesson number (1, 2, ...) or id")
     p.add_argument("--plain", action="store_true", help="plain text, no colours (the default when not a terminal)")
+    train_rows_option(p)
     p.set_defaults(run=run_lesson)
 
     p = sub.add_parser("export", help="a lesson's code as a standalone script that runs on its own")
@@ -70,7 +71,8 @@ class _Run:
         from inspector.core.lab import Lab
 
         self.args, self.lesson, self.loaded, self.template = args, lesson, loaded, template
-        self.lab = Lab.around(loaded, examples, template)  # the lesson's context, as the app builds it
+        # The lesson's context and bursts, the app's: the same Lab, the same training rows.
+        self.lab = Lab.around(loaded, examples, template, train_rows=args.train_rows)
         self.formatted = self.lab.formatted
         self.example = self.lab.lesson_example(lesson)
         self.epochs = lesson_epochs(lesson)
@@ -107,67 +109,48 @@ class _Run:
             self.json["differing_positions"] = differ
         self.json["labels"] = {s: lab.to_dict() for s, lab in found.items()}
 
-    def _burst(self, strategy: str, watch: dict[str, list[int]] | None = None) -> Any:
-        """Train a copy of the model; returns its session (closed; its model and `epoch_rows` kept).
-
-        `watch`: texts whose teacher-forced rows are recorded after every epoch."""
+    def _burst(self, strategy: str) -> None:
+        """The Lab's live burst of `strategy` (on a copy of the model), the lesson's epochs."""
         from inspector.core.training.burst import BurstSettings
-        from inspector.core.training.session import TrainingSession
 
-        lm = self.loaded
         settings = BurstSettings(epochs=self.epochs)
-        session = TrainingSession.on_a_copy(lm, self.formatted, strategy, settings, template=self.template)
-        self.say(f"{strategy}: held-out prompt {session.prompt.text!r}")
-        self.say(f"untrained answer: {session.holdout_answer()!r}")
-        for text, ids in (watch or {}).items():
-            session.watch(text, ids)
+        prompt, answer = self.lab.holdout(settings)
+        self.say(f"{strategy}: held-out prompt {prompt!r}")
+        self.say(f"untrained answer: {answer!r}")
 
         def on_epoch(log: Any) -> None:
             self.say(f"epoch {log.epoch:>3}  loss {log.loss:8.4f}  held-out: {log.holdout!r}")
 
-        with session:
-            result = session.run(on_epoch=on_epoch)
+        result = self.lab.burst(strategy, settings, on_epoch=on_epoch)
+        assert result is not None  # live: a command never replays
         self.say(
             f"{strategy}: {len(result.steps)} steps in {result.train_runtime:.1f} s{per_step(result)}, "
             f"{result.tokens_per_second:.0f} tokens/s, {result.trained_tokens} of {result.input_tokens} tokens trained"
         )
         self.json.setdefault("bursts", {})[strategy] = result.to_dict()
-        return session
 
     def training(self, full_table: bool = False) -> None:
-        from inspector.core.lab.context import predicted_example
-        from inspector.core.labels.strategies import label_example
-        from inspector.core.training.predictions import teacher_forced
+        """The Lab's bursts of the lesson's strategies, then its predictions and learning of the held-out example."""
         from inspector.core.reports.tables import predictions_summary, predictions_table
-        from inspector.core.training.learning import Curve
 
-        lm = self.loaded
-        tok = lm.tokenizer
-        fe = predicted_example(lm, self.template)
-        masked = label_example("mask", fe, tok, max_length=lm.max_length)
-        answer = frozenset(r.position - 1 for r in masked.rows if not r.masked and r.position > 0)
-        models = {"untrained": lm.model}
-        untrained = teacher_forced(lm.model, tok, masked.input_ids)
-        curves = {}
+        text = self.lab.predicted_text()
+        self.lab.learning(text)  # watched from each burst's start, as the app's learning view
         for strategy in self.lesson.trains:
             self.say(_heading(f"training: {strategy}, {self.epochs} epochs"))
-            session = self._burst(strategy, watch={fe.text: list(masked.input_ids)})
-            models[strategy] = session.model
-            epochs = {0: untrained, **{e: rows[fe.text] for e, rows in sorted(session.epoch_rows.items())}}
-            curves[strategy] = Curve(strategy, strategy, epochs)
+            self._burst(strategy)
+        found = self.lab.predictions(text)
+        answer = found.answer
         self.say(_heading("teacher-forced predictions of the held-out example"))
-        self.say(f"text: {fe.text!r}")
-        predictions = {}
-        for name, model in models.items():
-            rows = teacher_forced(model, tok, masked.input_ids)
-            predictions[name] = rows
+        self.say(f"text: {self.lab.formatted_for(text).text!r}")
+        predictions = {name: found.rows[name] for name in ("untrained", *self.lesson.trains)}
+        for name, rows in predictions.items():
             self.say(predictions_summary(rows, answer, name))
         if full_table:
             name = self.lesson.strategy if self.lesson.strategy in predictions else list(predictions)[-1]
             self.say()
             self.say(predictions_table(predictions[name], title=f"{name}, position by position"))
         self.json["predictions"] = {n: [r.to_dict() for r in rows] for n, rows in predictions.items()}
-        self._learning(curves, answer)
+        self._learning(self.lab.learning(text).curves, answer)
 
     def _learning(self, curves: dict[str, Any], answer: frozenset[int]) -> None:
         """The learning view (F5) as text: p(true next token) per position after every epoch."""
@@ -213,12 +196,13 @@ def run_lesson(args: argparse.Namespace) -> int:
     from inspector.core.lessons.demos import DEMOS
 
     covered = lesson.demo is not None and DEMOS[lesson.demo].covers_view
-    if lesson.view == "labels":
-        run.labels()
-    elif not covered:
-        run.training(full_table=lesson.view == "predictions")
-    if lesson.demo:
-        run.demo()
+    with run.lab:
+        if lesson.view == "labels":
+            run.labels()
+        elif not covered:
+            run.training(full_table=lesson.view == "predictions")
+        if lesson.demo:
+            run.demo()
     if args.json:
         dump(
             {

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from inspector.cli.options import (
     burst_options,
@@ -13,10 +14,12 @@ from inspector.cli.options import (
     label_function,
     labels_from_option,
     load,
-    template,
 )
 from inspector.cli.train import run_burst
 from inspector.core.errors import InspectorError
+
+if TYPE_CHECKING:
+    from inspector.core.lab import Lab
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -40,48 +43,51 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from inspector.core.data.chat_format import HOLDOUT_ANSWER, HOLDOUT_WORD, article_text
-
     custom = label_function(args, [args.strategy] if args.strategy else [])
     examples = check_data_early(args)
     if args.top_k < 1:
         raise InspectorError(f"--top-k must be at least 1, not {args.top_k}", "pass a positive number")
-    if args.text is not None:
-        text = args.text
-    elif args.data:
-        if not 1 <= args.example <= len(examples):
-            raise InspectorError(
-                f"--example {args.example} is out of range", f"the data has {len(examples)} examples: pass 1 to {len(examples)}"
-            )
-        text = examples[args.example - 1].text
-    else:
-        text = article_text(HOLDOUT_WORD, HOLDOUT_ANSWER, template(args))
+    if args.data and args.text is None and not 1 <= args.example <= len(examples):
+        raise InspectorError(
+            f"--example {args.example} is out of range", f"the data has {len(examples)} examples: pass 1 to {len(examples)}"
+        )
     if args.every_epoch and not args.strategy:
         raise InspectorError("--every-epoch needs a burst to watch", "pass --strategy S (and --epochs N)")
     loaded, markers = load(args)
-    from inspector.core.data.chat_format import add_special_tokens
-    from inspector.core.training.predictions import accuracy, prediction_input, teacher_forced
+    from inspector.core.labels.strategies import display_name
+    from inspector.core.training.predictions import accuracy
 
-    fe = add_special_tokens(text, loaded.tokenizer.bos_token, loaded.tokenizer.eos_token, markers, model_name=loaded.name)
-    ids, answer = prediction_input(fe, loaded.tokenizer, loaded.max_length)
+    def text_of(lab: Lab) -> str:
+        """--text, the --data row asked for, or the held-out example with its answer (the app's)."""
+        if args.text is not None:
+            return args.text
+        return examples[args.example - 1].text if args.data else lab.predicted_text()
+
     if args.every_epoch:
-        return _every_epoch(args, loaded, markers, examples, custom, fe.text, ids, answer)
+        return _every_epoch(args, loaded, markers, examples, custom, text_of)
     result = None
     if args.strategy:
-        _session, result = run_burst(args, loaded, markers, examples, verbose=False, custom=custom)
-    rows = teacher_forced(loaded.model, loaded.tokenizer, ids, top_k=args.top_k)
-    from inspector.core.labels.strategies import display_name
+        lab, result = run_burst(args, loaded, markers, examples, verbose=False, custom=custom)
+    else:
+        from inspector.core.lab import Lab
 
+        lab = Lab.around(loaded, examples, markers, train_rows=0, in_place=True)
+    with lab:
+        text = text_of(lab)
+        predictions = lab.predictions(text, top_k=args.top_k)
+        rows = predictions.rows[args.strategy or "untrained"]
+        fe_text = lab.formatted_for(text).text
+    assert rows is not None
     state = f"after {display_name(args.strategy, custom)}, {result.epochs_done:g} epochs" if result else "untrained"
     if args.json:
         dump(
             {
                 "model": loaded.name,
                 "state": state,
-                "text": fe.text,
+                "text": fe_text,
                 "accuracy": accuracy(rows),
                 "holdout": result.epochs[-1].holdout if result and result.epochs else None,
-                "positions": _positions(rows, answer),
+                "positions": _positions(rows, predictions.answer),
             }
         )
         return 0
@@ -102,26 +108,32 @@ def _every_epoch(
     markers: Any,
     examples: list[Any],
     custom: Any,
-    text: str,
-    ids: list[int],
-    answer: frozenset[int],
+    text_of: Callable[[Lab], str],
 ) -> int:
-    """`predict --every-epoch`: the rows before the burst (epoch 0) and after each of its epochs."""
-    from inspector.core.labels.strategies import display_name
-    from inspector.core.training.learning import Curve, heat_map_lines
-    from inspector.core.training.predictions import accuracy, teacher_forced
+    """`predict --every-epoch`: the rows before the burst (epoch 0) and after each of its epochs,
+    as the Lab records them for the learning view."""
+    from inspector.core.training.learning import heat_map_lines
+    from inspector.core.training.predictions import accuracy
 
-    untrained = teacher_forced(loaded.model, loaded.tokenizer, ids, top_k=args.top_k)
-    session, result = run_burst(args, loaded, markers, examples, verbose=False, custom=custom, watch={text: ids})
-    epochs = {0: untrained, **{e: rows[text] for e, rows in sorted(session.epoch_rows.items())}}
-    name = display_name(args.strategy, custom)
-    curve = Curve(args.strategy, name, epochs, [(log.epoch, log.loss) for log in result.epochs])
+    text = ""
+
+    def watch(lab: Lab) -> None:  # on the untrained model: epoch 0, and the text watched from the start
+        nonlocal text
+        text = text_of(lab)
+        lab.learning(text)
+
+    lab, _result = run_burst(args, loaded, markers, examples, verbose=False, custom=custom, before=watch)
+    with lab:
+        learning = lab.learning(text)
+        fe_text = lab.formatted_for(text).text
+    curve = learning.curves[args.strategy]
+    answer = learning.answer
     if args.json:
         dump(
             {
                 "model": loaded.name,
                 "strategy": args.strategy,
-                "text": text,
+                "text": fe_text,
                 "summary": curve.summary(answer),
                 "epochs": [
                     {
@@ -130,12 +142,12 @@ def _every_epoch(
                         "accuracy": accuracy(rows),
                         "positions": _positions(rows, answer),
                     }
-                    for epoch, rows in epochs.items()
+                    for epoch, rows in curve.epochs.items()
                 ],
             }
         )
         return 0
-    print(f"p(true next token) per position, {name}, epoch by epoch (darker: likelier; shades ' ░▒▓█' by fifths)")
-    print("\n".join(heat_map_lines(epochs, answer)))
+    print(f"p(true next token) per position, {curve.name}, epoch by epoch (darker: likelier; shades ' ░▒▓█' by fifths)")
+    print("\n".join(heat_map_lines(curve.epochs, answer)))
     print(curve.summary(answer))
     return 0

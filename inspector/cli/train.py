@@ -1,5 +1,6 @@
 """`causallm-inspect train`: a training burst, with the loss and the held-out answer per epoch.
 
+The burst is the Lab's, as the app runs it, on the loaded model itself (one burst: no copy).
 `run_burst` is also how `predict` trains before it predicts.
 """
 
@@ -22,12 +23,14 @@ from inspector.cli.options import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from inspector.core.data.chat_format import ChatTemplate
     from inspector.core.data.examples import Example
     from inspector.core.labels.custom import LabelFunction
     from inspector.core.models import LoadedModel
+    from inspector.core.lab import Lab
     from inspector.core.training.burst import BurstResult, BurstSettings
-    from inspector.core.training.session import TrainingSession
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -42,18 +45,19 @@ def run(args: argparse.Namespace) -> int:
     custom = label_function(args, [args.strategy])
     examples = check_data_early(args)
     loaded, template = load(args)
-    session, result = run_burst(args, loaded, template, examples, verbose=not args.json, custom=custom)
+    lab, result = run_burst(args, loaded, template, examples, verbose=not args.json, custom=custom)
+    lab.close()
     if args.json:
         from dataclasses import asdict
 
         extra = {}
-        if session.label_version is not None and custom is not None:
-            extra = {"function": custom.name, "file": custom.file, "fingerprint": session.label_version}
+        if args.strategy == "custom" and custom is not None:
+            extra = {"function": custom.name, "file": custom.file, "fingerprint": custom.fingerprint}
         dump(
             {
                 "model": loaded.name,
                 "device": loaded.device,
-                "settings": asdict(session.settings),
+                "settings": asdict(_settings(args)),
                 **extra,
                 **result.to_dict(),
             }
@@ -118,23 +122,30 @@ def run_burst(
     *,
     verbose: bool,
     custom: LabelFunction | None = None,
-    watch: dict[str, list[int]] | None = None,
-) -> tuple[TrainingSession, BurstResult]:
-    """The burst of the burst options on the loaded model itself; Ctrl-C stops it between steps.
-
-    `watch` (text -> token ids): texts whose teacher-forced rows are recorded after every epoch
-    (`session.epoch_rows`)."""
-    from inspector.core.data.examples import format_examples
-    from inspector.core.labels.strategies import skipped_note
-    from inspector.core.training.session import TrainingSession
+    before: Callable[[Lab], None] | None = None,
+) -> tuple[Lab, BurstResult]:
+    """The burst of the burst options, through a Lab that trains the loaded model in place (on
+    every example given); Ctrl-C stops it between steps. `before(lab)` runs before the burst
+    (what must be computed on the untrained model). The caller closes the lab."""
+    from inspector.core.lab import Lab
 
     settings = _settings(args)
-    formatted = format_examples(examples, loaded.tokenizer, template, loaded.name)
-    total = args.epochs * len(formatted)  # steps, recounted once the session left out what trains nothing
+    lab = Lab.around(loaded, examples, template, train_rows=len(examples), custom=custom, in_place=True)
+    total = 0
 
-    def on_step(log: Any) -> None:
+    def on_start(epochs: int, steps: int, label: str) -> None:
+        nonlocal total
+        total = steps
+        if verbose:  # the labels are made (a label function that fails has said so): the model is untrained yet
+            prompt, answer = lab.holdout(settings)
+            print(f"held-out prompt: {prompt!r}")
+            print(f"untrained answer: {answer!r}")
+
+    def on_step(progress: Any) -> None:
         if sys.stderr.isatty():
-            print(f"\r… {args.strategy}: step {log.step}/{total}  loss {log.loss:.4f}", end="", file=sys.stderr, flush=True)
+            log = progress.log
+            print(f"\r… {args.strategy}: step {progress.done}/{total}  loss {log.loss:.4f}", end="", file=sys.stderr,
+                  flush=True)
 
     def on_epoch(log: Any) -> None:
         if sys.stderr.isatty():
@@ -142,18 +153,17 @@ def run_burst(
         if verbose:
             print(f"epoch {log.epoch:>3}  loss {log.loss:8.4f}  held-out: {log.holdout!r}", flush=True)
 
-    session = TrainingSession(
-        loaded.model, loaded.tokenizer, formatted, args.strategy, settings,
-        device=loaded.device, template=template, max_length=loaded.max_length, custom=custom,
-    )
-    if session.skipped:
-        print(f"note: {skipped_note(session.skipped, session.total_examples)}", file=sys.stderr)
-        total = args.epochs * len(session.examples)
-    for text, ids in (watch or {}).items():
-        session.watch(text, ids)
-    with session, _StopFlag() as flag:
-        if verbose:
-            print(f"held-out prompt: {session.prompt.text!r}")
-            print(f"untrained answer: {session.holdout_answer()!r}")
-        result = session.run(on_step=on_step, on_epoch=on_epoch, should_stop=lambda: flag.stop)
-    return session, result
+    def tell(text: str, severity: str) -> None:
+        print(f"note: {text}", file=sys.stderr)
+
+    try:
+        if before is not None:
+            before(lab)
+        with _StopFlag() as flag:
+            result = lab.burst(args.strategy, settings, on_start=on_start, on_step=on_step, on_epoch=on_epoch,
+                               should_stop=lambda: flag.stop, tell=tell)
+    except BaseException:
+        lab.close()
+        raise
+    assert result is not None  # only a replay has nothing more to show, and a command trains live
+    return lab, result

@@ -28,6 +28,7 @@ from inspector.core.lab import learning as watching
 from inspector.core.lab.sources import BurstSource, LiveSource, ReplaySource, StepProgress
 from inspector.core.labels.strategies import ALL_STRATEGIES, CUSTOM, display_name, skipped_note, strategies_with
 from inspector.core.training.burst import BurstResult, BurstSettings, EpochLog
+from inspector.core.training.predictions import DEFAULT_TOP_K
 
 if TYPE_CHECKING:
     from inspector.core.data.examples import RowProblem
@@ -79,10 +80,17 @@ class Lab:
         eos_token: str | None = None,
         train_rows: int | None = None,
         labels_from: LabelReloader | None = None,
+        custom: LabelFunction | None = None,
+        in_place: bool = False,
     ) -> None:
         self.model_spec = model_spec
-        # --labels-from: the user's label function (the `custom` strategy), reloaded on save.
+        # --labels-from: the user's label function (the `custom` strategy), reloaded on save
+        # (the app), or loaded once (`custom`, a command).
         self.reloader = labels_from
+        self._custom = custom
+        # A command's one burst trains the loaded model itself, not a copy: the untrained model's
+        # rows are those computed before it (`predictions`, `learning`), and one strategy trains.
+        self.in_place = in_place
         self.device = device
         self.template = template or ARTICLE_TEMPLATE
         self.examples = [
@@ -110,17 +118,33 @@ class Lab:
 
     @classmethod
     def around(
-        cls, loaded: LoadedModel, examples: Sequence[Example | str], template: ChatTemplate | None = None
+        cls,
+        loaded: LoadedModel,
+        examples: Sequence[Example | str],
+        template: ChatTemplate,
+        *,
+        train_rows: int,
+        custom: LabelFunction | None = None,
+        in_place: bool = False,
     ) -> Lab:
-        """A lab around a model loaded already (the CLI's), its examples formatted strictly."""
+        """A lab around a model loaded already (a command's), its examples formatted strictly;
+        the bursts train the first `train_rows` of them."""
         from inspector.core.data.examples import format_examples
 
-        lab = cls(loaded.name, device=loaded.device, examples=examples, template=template)
+        lab = cls(loaded.name, device=loaded.device, examples=examples, template=template, train_rows=train_rows,
+                  custom=custom, in_place=in_place)
         lab.loaded = loaded
-        lab.formatted = format_examples(lab.examples, loaded.tokenizer, lab.template, loaded.name)
-        lab.train_examples = list(lab.examples)
-        lab._formatted_by_text = {ex.text: fe for ex, fe in zip(lab.examples, lab.formatted)}
+        formatted = format_examples(lab.examples, loaded.tokenizer, lab.template, loaded.name)
+        lab._formatted_by_text = {ex.text: fe for ex, fe in zip(lab.examples, formatted)}
+        lab.train_examples = list(lab.examples[:train_rows])
+        lab.formatted = formatted[:train_rows]
         return lab
+
+    def __enter__(self) -> Lab:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # --- the model and the examples ---------------------------------------------------------
 
@@ -183,7 +207,7 @@ class Lab:
     @property
     def custom(self) -> LabelFunction | None:
         """The user's label function (its last version that loaded), or None without --labels-from."""
-        return self.reloader.current if self.reloader is not None else None
+        return self.reloader.current if self.reloader is not None else self._custom
 
     @property
     def strategies(self) -> tuple[str, ...]:
@@ -272,6 +296,17 @@ class Lab:
         return check_exercise(exercise, number, lesson, fn, lm.tokenizer, self.template, model_name=lm.name)
 
     # --- the lesson context -----------------------------------------------------------------
+
+    def holdout(self, settings: BurstSettings) -> tuple[str, str]:
+        """The held-out prompt a burst of `settings` answers after each epoch, and the untrained
+        model's answer to it (before any burst of a lab that trains in place)."""
+        from inspector.core.training.session import greedy_answer, holdout_prompt
+
+        lm = self.model
+        prompt = holdout_prompt(lm.tokenizer, settings.holdout, self.template)
+        with self.base_lock:
+            answer = greedy_answer(lm.model, lm.tokenizer, lm.tokenizer(prompt.text)["input_ids"])
+        return prompt.text, answer
 
     def predicted_text(self) -> str:
         return context.predicted_text(self.template)
@@ -413,15 +448,20 @@ class Lab:
         if source is None:
             from inspector.core.training.session import TrainingSession
 
-            with self.base_lock:  # the copy reads the untrained model
-                session = TrainingSession.on_a_copy(
-                    self.model,
-                    self.formatted,
-                    strategy,
-                    settings,
-                    template=self.template,
-                    custom=self.custom if strategy == CUSTOM else None,
+            custom = self.custom if strategy == CUSTOM else None
+            if self.in_place:
+                if any(src.steps_done for src in self.sources.values()):
+                    raise RuntimeError("a lab that trains in place trains one strategy: its model is not untrained")
+                lm = self.model
+                session = TrainingSession(
+                    lm.model, lm.tokenizer, self.formatted, strategy, settings, device=lm.device,
+                    template=self.template, max_length=lm.max_length, custom=custom,
                 )
+            else:
+                with self.base_lock:  # the copy reads the untrained model
+                    session = TrainingSession.on_a_copy(
+                        self.model, self.formatted, strategy, settings, template=self.template, custom=custom
+                    )
             source = self.sources[strategy] = LiveSource(session)
             watching.watch_source(self, source)
             if session.skipped:
@@ -488,8 +528,14 @@ class Lab:
 
     # --- predictions ------------------------------------------------------------------------
 
-    def predictions(self, text: str) -> Predictions:
-        """Teacher-forced rows of the untrained model and of every strategy trained or replayed.
+    @property
+    def untrained_gone(self) -> bool:
+        """Whether the untrained model is no more: a lab training in place trained it."""
+        return self.in_place and any(src.steps_done for src in self.sources.values())
+
+    def predictions(self, text: str, top_k: int = DEFAULT_TOP_K) -> Predictions:
+        """Teacher-forced rows of the untrained model and of every strategy trained or replayed,
+        with `top_k` candidates per position.
 
         A strategy training right now has no row (it is computed once its burst ends).
         """
@@ -499,11 +545,13 @@ class Lab:
         tok = lm.tokenizer
         ids, answer = prediction_input(self.formatted_for(text), tok, lm.max_length)
         out = Predictions(text, {}, answer)
-        key: tuple[Any, ...] = ("untrained", text)
-        if key not in self._prediction_cache:
+        key: tuple[Any, ...] = ("untrained", text, top_k)
+        if key not in self._prediction_cache and not self.untrained_gone:
             with self.base_lock:
-                self._prediction_cache[key] = teacher_forced(lm.model, tok, ids)
-        out.rows["untrained"] = self._prediction_cache[key]
+                self._prediction_cache[key] = teacher_forced(lm.model, tok, ids, top_k=top_k)
+        out.rows["untrained"] = self._prediction_cache.get(key)
+        if out.rows["untrained"] is None:
+            out.notes["untrained"] = "trained in place: the untrained model's rows were not computed before the burst"
         for strategy in self.strategies:
             out.rows[strategy] = None
             source = self.sources.get(strategy)
@@ -521,9 +569,9 @@ class Lab:
                 source = self.sources.get(strategy)
                 if source is None or source.steps_done == 0:
                     continue
-                key = (strategy, id(source), source.steps_done, text)
+                key = (strategy, id(source), source.steps_done, text, top_k)
                 if key not in self._prediction_cache:
-                    self._prediction_cache[key] = source.predictions(text, tok, ids)[0]
+                    self._prediction_cache[key] = source.predictions(text, tok, ids, top_k=top_k)[0]
                 out.rows[strategy] = self._prediction_cache[key]
             finally:
                 lock.release()

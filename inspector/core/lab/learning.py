@@ -52,9 +52,13 @@ def untrained_rows(lab: Lab, text: str, ids: list[int]) -> list[Any]:
     """The untrained model's rows of `text` (cached with the predictions view's)."""
     from inspector.core.training.predictions import teacher_forced
 
-    key: tuple[Any, ...] = ("untrained", text)
+    from inspector.core.training.predictions import DEFAULT_TOP_K
+
+    key: tuple[Any, ...] = ("untrained", text, DEFAULT_TOP_K)
     cache = lab._prediction_cache
     if key not in cache:
+        if lab.untrained_gone:
+            raise RuntimeError("the lab trained in place: ask for learning(text) before the burst")
         with lab.base_lock:
             cache[key] = teacher_forced(lab.model.model, lab.model.tokenizer, ids)
     return cache[key]

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from inspector.core.training.burst import BurstResult, EpochLog, StepLog
+from inspector.core.training.predictions import DEFAULT_TOP_K
 
 if TYPE_CHECKING:
     from inspector.core.runs.store import PreparedRun
@@ -80,7 +81,7 @@ class BurstSource(Protocol):
         should_stop: ShouldStop | None = None,
     ) -> BurstResult | None: ...
 
-    def predictions(self, text: str, tokenizer: Any, ids: list[int]) -> tuple[list[Any] | None, str]: ...
+    def predictions(self, text: str, tokenizer: Any, ids: list[int], top_k: int = DEFAULT_TOP_K) -> tuple[list[Any] | None, str]: ...
 
     def epoch_rows(self, text: str) -> dict[int, list[Any]]: ...
 
@@ -145,12 +146,12 @@ class LiveSource:
 
         return self.session.run(epochs, on_step=step, on_epoch=epoch, should_stop=should_stop)
 
-    def predictions(self, text: str, tokenizer: Any, ids: list[int]) -> tuple[list[Any] | None, str]:
+    def predictions(self, text: str, tokenizer: Any, ids: list[int], top_k: int = DEFAULT_TOP_K) -> tuple[list[Any] | None, str]:
         from inspector.core.training.predictions import teacher_forced
 
         if self.session.steps_done == 0:
             return None, ""
-        return teacher_forced(self.session.model, tokenizer, ids), ""
+        return teacher_forced(self.session.model, tokenizer, ids, top_k=top_k), ""
 
     def close(self) -> None:
         self.session.close()
@@ -228,8 +229,9 @@ class ReplaySource:
                     on_epoch(log)
         return run.segment(start, self.steps_shown, stopped=stopped)
 
-    def predictions(self, text: str, tokenizer: Any, ids: list[int]) -> tuple[list[Any] | None, str]:
-        """The rows the prepared run stored for `text` after the epochs shown, or why there are none."""
+    def predictions(self, text: str, tokenizer: Any, ids: list[int], top_k: int = DEFAULT_TOP_K) -> tuple[list[Any] | None, str]:
+        """The rows the prepared run stored for `text` after the epochs shown (with the candidates it
+        recorded, whatever `top_k`), or why there are none."""
         epoch = self.epochs_shown
         if epoch == 0:
             return None, f"the {self.strategy} replay stopped before its first epoch ended: press its key to go on"

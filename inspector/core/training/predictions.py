@@ -54,7 +54,12 @@ def prediction_input(fe: Any, tokenizer: Any, max_length: int | None = None) -> 
     return list(masked.input_ids), answer
 
 
-def teacher_forced(model: Any, tokenizer: Any, input_ids: Sequence[int], top_k: int = 5) -> list[PredictionRow]:
+DEFAULT_TOP_K = 5  # candidates kept per position
+
+
+def teacher_forced(
+    model: Any, tokenizer: Any, input_ids: Sequence[int], top_k: int = DEFAULT_TOP_K
+) -> list[PredictionRow]:
     """One row per position: the input token, the true next token, the model's argmax guess."""
     import torch
 
