@@ -10,9 +10,13 @@ class InspectorError(Exception):
     notification. Never raised for bugs: those stay ordinary exceptions.
     """
 
-    def __init__(self, problem: str, fix: str = "") -> None:
+    kind: str | None = None  # the problem kind of a data report ("bad-row", ...), where it is one
+
+    def __init__(self, problem: str, fix: str = "", *, kind: str | None = None) -> None:
         self.problem = problem.rstrip(".")
         self.fix = fix.rstrip(".")
+        if kind is not None:
+            self.kind = kind
         super().__init__(str(self))
 
     def __str__(self) -> str:

@@ -248,11 +248,10 @@ def render_chat(
                 f"{where}: the chat template cannot render the conversation's tool turns ({turns[0]}; it says {said})",
                 "use a template that renders tools (qwen2_5, qwen3, llama3_2...: `causallm-inspect templates`)",
             ) from exc
-        failed = InspectorError(
-            f"{where}: the chat template failed to render ({said})", "check the template, or the roles of the messages"
-        )
-        failed.kind = "bad-row"  # type: ignore[attr-defined]
-        raise failed from exc
+        raise InspectorError(
+            f"{where}: the chat template failed to render ({said})", "check the template, or the roles of the messages",
+            kind="bad-row",
+        ) from exc
     _check_tools_rendered(msgs, text, where)
     if marked:
         spans = list(generated)  # an empty answer's block is empty: it trains nothing

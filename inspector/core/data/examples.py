@@ -244,9 +244,7 @@ def format_examples(
                 raise
             if exc.problem.startswith(ex.origin):
                 raise
-            wrapped = InspectorError(f"{ex.where}: {exc.problem}", exc.fix)
-            wrapped.kind = getattr(exc, "kind", None)  # type: ignore[attr-defined]
-            raise wrapped from exc
+            raise InspectorError(f"{ex.where}: {exc.problem}", exc.fix, kind=exc.kind) from exc
     return out
 
 
@@ -267,7 +265,7 @@ def format_leniently(
         try:
             (fe,) = format_examples([ex], tokenizer, template, model_name)
         except InspectorError as exc:
-            kind = getattr(exc, "kind", None) or ("template-not-found" if "assistant" in exc.problem.lower() else "bad-row")
+            kind = exc.kind or ("template-not-found" if "assistant" in exc.problem.lower() else "bad-row")
             problems.append(RowProblem(kind, exc.problem, exc.fix, ex.row))
             continue
         pairs.append((ex, fe))

@@ -102,7 +102,7 @@ class RowChecker:
             text = row_to_text(job.data, self.template, job.where)
             return add_special_tokens(text, tok.bos_token, tok.eos_token, self.template, model_name=self.model_name)
         except InspectorError as exc:
-            kind = getattr(exc, "kind", None) or ("template-not-found" if "assistant" in exc.problem else "bad-row")
+            kind = exc.kind or ("template-not-found" if "assistant" in exc.problem else "bad-row")
             out.problems.append(Problem(job.row, kind, exc.problem))
             return None
 
