@@ -65,6 +65,6 @@ if __name__ == "__main__":
         raise SystemExit(main(sys.argv[1:]))
     except subprocess.CalledProcessError as exc:
         _say(f"setup failed ({exc}); see pip's message above")
-        raise SystemExit(1)
+        raise SystemExit(1) from None
     except KeyboardInterrupt:
-        raise SystemExit(130)
+        raise SystemExit(130) from None

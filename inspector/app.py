@@ -11,9 +11,9 @@ paints at once.
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 from textual import events, on, work
@@ -26,8 +26,8 @@ from textual.worker import Worker, WorkerState
 from inspector.core.data.chat_format import HOLDOUT_ANSWER, HOLDOUT_WORD, ChatTemplate
 from inspector.core.data.examples import TRAIN_ROWS, Example
 from inspector.core.errors import InspectorError
-from inspector.core.labels.reload import LabelReloader
 from inspector.core.lab import Lab
+from inspector.core.labels.reload import LabelReloader
 from inspector.core.lessons.model import Lesson, load_lessons
 from inspector.core.training.burst import DEFAULT_EPOCHS, DEFAULT_LEARNING_RATE, DEFAULT_SEED
 from inspector.help import help_for

@@ -74,9 +74,9 @@ def run(args: argparse.Namespace) -> int:
         return _bench_memory(args, loaded, template, examples, strategies)
     if args.profile:
         return _bench_profile(args, loaded, template, examples, strategies)
-    from inspector.core.training.bench import format_report, run_bench
     from inspector.core.data.examples import format_examples
     from inspector.core.models import load_model
+    from inspector.core.training.bench import format_report, run_bench
     from inspector.core.training.burst import DEFAULT_LORA_LEARNING_RATE, BurstSettings
 
     def warm_load() -> float:

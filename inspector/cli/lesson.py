@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from inspector.cli.options import check_data_early, common, dump, load, per_step, status, template, train_rows_option
 from inspector.core.errors import InspectorError
-from inspector.core.lessons.model import Lesson, load_lessons
 from inspector.core.lab.context import lesson_epochs
+from inspector.core.lessons.model import Lesson, load_lessons
 
 if TYPE_CHECKING:
     from inspector.core.data.chat_format import ChatTemplate

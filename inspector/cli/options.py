@@ -17,9 +17,9 @@ from inspector.core.errors import InspectorError
 from inspector.core.labels.strategies import ALL_STRATEGIES, CUSTOM
 
 if TYPE_CHECKING:
-    from inspector.core.labels.custom import LabelFunction
     from inspector.core.data.chat_format import ChatTemplate
     from inspector.core.data.examples import Example
+    from inspector.core.labels.custom import LabelFunction
     from inspector.core.models import LoadedModel
 
 

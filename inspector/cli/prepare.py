@@ -50,8 +50,8 @@ def run(args: argparse.Namespace) -> int:
     epochs = args.epochs or PREPARED_BURSTS * longest
     seed = args.seed if args.seed is not None else DEFAULT_SEED
     settings = BurstSettings(epochs=epochs, learning_rate=args.lr, seed=seed)
-    from inspector.core.runs import store as replay
     from inspector.core.models import writable_folder
+    from inspector.core.runs import store as replay
 
     writable_folder(replay.store_dir())  # before minutes of training, not after
     loaded, markers = load(args)

@@ -27,9 +27,9 @@ if TYPE_CHECKING:
 
     from inspector.core.data.chat_format import ChatTemplate
     from inspector.core.data.examples import Example
+    from inspector.core.lab import Lab
     from inspector.core.labels.custom import LabelFunction
     from inspector.core.models import LoadedModel
-    from inspector.core.lab import Lab
     from inspector.core.training.burst import BurstResult, BurstSettings
 
 

@@ -378,7 +378,7 @@ def _from_pretrained(where: str, trust_remote_code: bool, source: str, *, tokeni
         model = AutoModelForCausalLM.from_pretrained(where, dtype=torch.float32, use_safetensors=True, **kwargs)
     except InspectorError:
         raise
-    except (OSError, ValueError, KeyError, EnvironmentError) as exc:
+    except (OSError, ValueError, KeyError) as exc:
         raise _explain_load_error(where, source, exc) from exc
     return model, tokenizer
 

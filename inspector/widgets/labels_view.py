@@ -24,10 +24,10 @@ from inspector.messages import DataChecked, Failed, LabelsComputed, RowRead, wor
 from inspector.widgets.column_grid import ColumnGrid
 from inspector.widgets.label_function_panel import REFERENCE, LabelFunctionPanel
 from inspector.widgets.labels_parts import ExampleEditor, StrategyBar, example_label
+from inspector.widgets.paging import Picker
 from inspector.widgets.problem_list import ProblemList
 from inspector.widgets.token_details import TokenDetails
 from inspector.widgets.token_grid import TokenGrid
-from inspector.widgets.paging import Picker
 
 if TYPE_CHECKING:
     from inspector.core.data.chat_format import ChatTemplate

@@ -20,9 +20,9 @@ from textual.widgets import Select, Static
 
 from inspector.messages import Failed, PredictionsComputed, worker_error
 from inspector.widgets.column_grid import ColumnGrid
+from inspector.widgets.paging import Picker
 from inspector.widgets.prediction_grid import PredictionGrid
 from inspector.widgets.strategy_panel import KEYS
-from inspector.widgets.paging import Picker
 
 if TYPE_CHECKING:
     from inspector.core.lab import Lab

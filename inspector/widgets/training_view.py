@@ -25,16 +25,16 @@ from inspector.messages import (
     BurstStarted,
     EpochFinished,
     Failed,
+    Told,
     TrainingIdle,
     TrainingReset,
     TrainingStarting,
     TrainingStepLogged,
-    Told,
     worker_error,
 )
 from inspector.widgets.comparison_table import ComparisonTable
-from inspector.widgets.strategy_panel import StrategyPanel
 from inspector.widgets.paging import Picker
+from inspector.widgets.strategy_panel import StrategyPanel
 
 if TYPE_CHECKING:
     from inspector.core.lab import Lab

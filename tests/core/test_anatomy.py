@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from inspector.core.lessons.anatomy import padding_view, shift_view, tokenize_view
 from inspector.core.data.chat_format import ARTICLE_EXAMPLES, add_special_tokens
-from inspector.core.lessons.demos import TWO_TURNS
 from inspector.core.labels.strategies import IGNORE_INDEX, label_example
+from inspector.core.lessons.anatomy import padding_view, shift_view, tokenize_view
+from inspector.core.lessons.demos import TWO_TURNS
 
 
 def fmt(lm, text=ARTICLE_EXAMPLES[0]):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-
 import pytest
+from sample_rows import CHAT_MULTI, CHAT_OK, LATE_EOS, NO_ANSWER, jsonl, many_problems
 
 from inspector.core.reports.data_report import inspect_data
-from sample_rows import CHAT_MULTI, CHAT_OK, LATE_EOS, NO_ANSWER, jsonl, many_problems
+
 
 def test_broken_rows_are_each_named(tiny, tmp_path):
     path = jsonl(tmp_path, [CHAT_OK, NO_ANSWER, "not json", CHAT_MULTI, {"prompt": "x", "completion": "y"}, {"messages": "oops"}])

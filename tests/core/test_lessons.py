@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from inspector.core.data.chat_format import ARTICLE_TEMPLATE, add_special_tokens
-from inspector.core.lessons.demos import DEMOS
 from inspector.core.errors import InspectorError
 from inspector.core.labels.strategies import STRATEGIES
+from inspector.core.lessons.demos import DEMOS
 from inspector.core.lessons.model import CODE_FOLDER, VIEWS, Lesson, lessons_dir, load_lessons, parse_lesson, read_code
 
 GOOD = """---

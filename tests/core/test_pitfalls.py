@@ -181,7 +181,12 @@ def test_a_refused_trl_trainer_leaves_the_trainers_already_made_working(fresh_ti
     AttributeError (`AcceleratorState` object has no attribute `distributed_type`)."""
     import copy
 
-    from inspector.core.lessons.chat_templates import conversation, generation_template, trl_assistant_only, without_markers
+    from inspector.core.lessons.chat_templates import (
+        conversation,
+        generation_template,
+        trl_assistant_only,
+        without_markers,
+    )
     from inspector.core.lessons.demos import TWO_TURNS
     from inspector.core.training.burst import BurstSettings
     from inspector.core.training.session import TrainingSession
@@ -197,8 +202,8 @@ def test_a_refused_trl_trainer_leaves_the_trainers_already_made_working(fresh_ti
 
 
 def test_a_text_without_an_assistant_turn_is_no_conversation():
-    from inspector.core.lessons.chat_templates import conversation
     from inspector.core.errors import InspectorError
+    from inspector.core.lessons.chat_templates import conversation
 
     with pytest.raises(InspectorError, match="no assistant turn"):
         conversation("\n\n### Human: hello")

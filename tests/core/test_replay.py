@@ -5,9 +5,15 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-from inspector.core.runs import store as replay
-from inspector.core.data.chat_format import ARTICLE_EXAMPLES, HOLDOUT_ANSWER, HOLDOUT_WORD, add_special_tokens, article_text
+from inspector.core.data.chat_format import (
+    ARTICLE_EXAMPLES,
+    HOLDOUT_ANSWER,
+    HOLDOUT_WORD,
+    add_special_tokens,
+    article_text,
+)
 from inspector.core.labels.strategies import encode
+from inspector.core.runs import store as replay
 from inspector.core.training.burst import BurstSettings
 
 SETTINGS = BurstSettings(epochs=2, learning_rate=1e-2)

@@ -6,8 +6,8 @@ import pytest
 
 from inspector.core.lessons.demo_report import hanging_wrap, timing_text
 from inspector.core.lessons.demo_runs import StepTiming
-from inspector.core.training.step_times import StepSpread, compare
 from inspector.core.training.burst import StepLog
+from inspector.core.training.step_times import StepSpread, compare
 
 # Quiet runs, as the benchmark measured them on the embedded Gemma on 2 cores (README).
 COPY = [1.04, 1.02, 1.05, 1.09, 1.03, 1.04, 1.06, 1.04, 1.05]

@@ -176,8 +176,8 @@ def test_between_bursts_a_session_holds_only_its_weights_and_close_removes_its_f
 def test_a_closed_and_dropped_session_leaves_nothing_holding_its_model(tiny_path):
     import weakref
 
-    from inspector.core.training.memory import release_memory
     from inspector.core.models import load_model
+    from inspector.core.training.memory import release_memory
 
     lm = load_model(str(tiny_path))
     refs = []

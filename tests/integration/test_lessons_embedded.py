@@ -63,9 +63,9 @@ def test_the_shipped_chat_template_on_gemma(gemma):
 
 
 def test_shift_and_padding_on_gemma(gemma):
+    from inspector.core.labels.strategies import label_example
     from inspector.core.lessons.anatomy import padding_view, shift_view
     from inspector.core.lessons.demos import TWO_TURNS
-    from inspector.core.labels.strategies import label_example
 
     lab = label_example("copy", fmt(gemma), gemma.tokenizer)
     shift = shift_view(gemma.model, lab)

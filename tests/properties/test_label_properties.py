@@ -12,7 +12,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from inspector.core.data.chat_format import HUMAN_MARKER, ASSISTANT_MARKER, add_special_tokens
+from inspector.core.data.chat_format import ASSISTANT_MARKER, HUMAN_MARKER, add_special_tokens
 from inspector.core.labels.strategies import encode, label_example, label_examples
 from inspector.core.training.predictions import iterative_greedy, teacher_forced
 

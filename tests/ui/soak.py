@@ -27,13 +27,13 @@ from typing import Any
 from textual.app import ScreenStackError
 from textual.command import CommandPalette
 from textual.widgets import Input, Select, TextArea
+from ui_helpers import QUIET_MESSAGES, DispatchCounter, idle_window, own_messages, post_key, running_timers, started
 
 import inspector.app as app_module
 from inspector.core.errors import InspectorError
 from inspector.screens.code import CodeScreen
 from inspector.screens.help import HelpScreen
 from inspector.screens.too_small import TooSmallScreen
-from ui_helpers import QUIET_MESSAGES, DispatchCounter, idle_window, own_messages, post_key, running_timers, started
 
 # (key, weight) on the main screen, when the focus is not in a field.
 MAIN_KEYS: list[tuple[str, float]] = [

@@ -10,11 +10,11 @@ from textual.widgets import Input, Markdown
 from ui_helpers import FAST_LR, labels_settled, started, wait_until
 
 from inspector.app import InspectorApp
-from inspector.core.training.step_times import StepSpread
 from inspector.core.training.burst import BurstResult, StepLog
+from inspector.core.training.step_times import StepSpread
 from inspector.messages import BurstFinished
-from inspector.widgets.comparison_table import COLUMNS
 from inspector.screens.help import HelpScreen
+from inspector.widgets.comparison_table import COLUMNS
 from inspector.widgets.labels_view import ExampleEditor
 
 SIZE = (120, 40)
@@ -426,7 +426,8 @@ def test_run_app_builds_the_app_from_the_command_line(monkeypatch, tmp_path):
     import json
 
     from inspector import app as app_module
-    from inspector.cli import app as app_command, build_parser
+    from inspector.cli import app as app_command
+    from inspector.cli import build_parser
 
     data = tmp_path / "rows.jsonl"
     data.write_text(json.dumps({"prompt": "cat", "completion": "gato"}) + "\n")

@@ -9,7 +9,8 @@ from textual.widgets import Select
 from ui_helpers import FAST_LR, started, wait_until
 
 from inspector import app as app_module
-from inspector.cli import app as app_command, build_parser
+from inspector.cli import app as app_command
+from inspector.cli import build_parser
 from inspector.widgets.problem_list import ProblemList
 
 SIZE = (120, 40)

@@ -210,7 +210,7 @@ async def test_a_prepared_talk_replays_every_lessons_burst_and_demo(tiny_path, c
             if lesson.demo and DEMOS[lesson.demo].on_demand:
                 panel = app.main.demo_panel
                 await pilot.press("g")
-                await wait_until(pilot, lambda: not panel.running and bool(panel.text), what="the demo")
+                await wait_until(pilot, lambda panel=panel: not panel.running and bool(panel.text), what="the demo")
                 assert panel.sources[lesson.id].startswith("replay of a run prepared"), lesson.id
                 demos += 1
         await pilot.press("f3", "a")  # and all three strategies once more
@@ -224,7 +224,8 @@ async def test_a_prepared_talk_replays_every_lessons_burst_and_demo(tiny_path, c
 
 async def test_a_run_prepared_on_own_data_replays_in_the_app_on_that_data(tiny_path, tmp_path, monkeypatch, capsys):
     from inspector import app as app_module
-    from inspector.cli import app as app_command, build_parser
+    from inspector.cli import app as app_command
+    from inspector.cli import build_parser
 
     data = tmp_path / "rows.jsonl"
     rows = [{"prompt": w, "completion": t} for w, t in (("dog", "perro"), ("cat", "gato"), ("red", "rojo"))]

@@ -32,14 +32,14 @@ from inspector.core.training.predictions import DEFAULT_TOP_K
 
 if TYPE_CHECKING:
     from inspector.core.data.examples import RowProblem
-    from inspector.core.training.learning import Learning
     from inspector.core.labels.custom import LabelCodeError, LabelFunction
     from inspector.core.labels.reload import LabelReloader
     from inspector.core.lessons.code import CodeSpec
-    from inspector.core.lessons.exercises import CheckReport
     from inspector.core.lessons.demos import DemoContext
+    from inspector.core.lessons.exercises import CheckReport
     from inspector.core.lessons.model import Lesson
     from inspector.core.models import LoadedModel
+    from inspector.core.training.learning import Learning
     from inspector.core.training.session import TrainingSession
 
 Tell = Callable[[str, str], None]  # (text, severity): a word for the user from a worker

@@ -50,9 +50,7 @@ def watch(lab: Lab, text: str) -> None:
 
 def untrained_rows(lab: Lab, text: str, ids: list[int]) -> list[Any]:
     """The untrained model's rows of `text` (cached with the predictions view's)."""
-    from inspector.core.training.predictions import teacher_forced
-
-    from inspector.core.training.predictions import DEFAULT_TOP_K
+    from inspector.core.training.predictions import DEFAULT_TOP_K, teacher_forced
 
     key: tuple[Any, ...] = ("untrained", text, DEFAULT_TOP_K)
     cache = lab._prediction_cache

@@ -10,7 +10,6 @@ import pickle
 from typing import Any
 
 
-
 def connect(address: str) -> Any:
     """A socket connected to the parent's listener: a path (AF_UNIX) or `host:port` (loopback TCP)."""
     import socket

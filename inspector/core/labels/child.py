@@ -35,7 +35,6 @@ _MARKER = b"\0causallm-inspect-output-end\0"
 
 from inspector.core.labels.channel import Channel, open_channel  # noqa: E402
 
-
 # --- the worker ------------------------------------------------------------------------------
 
 

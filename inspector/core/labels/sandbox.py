@@ -180,7 +180,7 @@ class Sandbox:
         else:  # no Unix sockets: loopback only, and a token proves who connects
             self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             self._listener.bind(("127.0.0.1", 0))
-            self._address = "tcp:127.0.0.1:%d" % self._listener.getsockname()[1]
+            self._address = f"tcp:127.0.0.1:{self._listener.getsockname()[1]}"
         self._listener.listen(8)
         token = secrets.token_hex(16)
         env = dict(os.environ)

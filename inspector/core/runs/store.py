@@ -315,12 +315,16 @@ def prepare(
             template=template,
         ) as session:
 
-            def on_step(log: StepLog) -> None:
+            # Called during this iteration's burst only: they read this iteration's lists.
+            def on_step(log: StepLog, step_seconds: list[float] = step_seconds, last: list[float] = last) -> None:
                 now = time.perf_counter()
                 step_seconds.append(now - last[0])
                 last[0] = now
 
-            def on_epoch(log: EpochLog, session: Any = session) -> None:
+            def on_epoch(
+                log: EpochLog, session: Any = session, predictions: dict[str, Any] = predictions,
+                last: list[float] = last, strategy: str = strategy,
+            ) -> None:
                 began = time.perf_counter()
                 predictions[str(log.epoch)] = {
                     text: [r.to_dict() for r in teacher_forced(session.model, loaded.tokenizer, ids)]

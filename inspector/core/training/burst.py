@@ -9,7 +9,6 @@ from typing import Any
 
 from inspector.core.errors import InspectorError
 
-
 # Chosen by measurement on the embedded Gemma 3 270M (batch 1, constant schedule, seed 1):
 # after three epochs the masked burst answers the held-out "good" with " buenos" while a
 # copy burst answers " good" and reproduces the prompt (tests/integration checks the first).

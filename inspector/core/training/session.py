@@ -24,7 +24,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from inspector.core.data.chat_format import ARTICLE_TEMPLATE, ChatTemplate, FormattedExample, add_special_tokens, holdout_text
+from inspector.core.data.chat_format import (
+    ARTICLE_TEMPLATE,
+    ChatTemplate,
+    FormattedExample,
+    add_special_tokens,
+    holdout_text,
+)
 from inspector.core.errors import InspectorError
 from inspector.core.labels.strategies import LabelMaker, check_strategy, label_examples, refuse_nothing_to_learn
 from inspector.core.training.burst import OPTIMIZERS, BurstResult, BurstSettings, EpochLog, StepLog
