@@ -52,6 +52,9 @@ def test_the_app_train_and_lesson_give_the_same_epochs(capsys, tiny_path, rows12
     assert _epochs(lesson["bursts"]["copy"]) == app_epochs
     train = _json(capsys, "train", "--strategy", "copy", "--epochs", "3", "--limit", str(TRAIN_ROWS), *common)
     assert _epochs(train) == app_epochs
+    # One loss for a burst, in the same words everywhere: the last epoch's mean.
+    assert round(train["epoch_loss"], 6) == round(lesson["bursts"]["copy"]["epoch_loss"], 6) == app_epochs[-1][0]
+    assert app.epoch_loss == app.epochs[-1].loss
     # The held-out prompt is in the data's markers everywhere.
     assert all("Bot" not in h for _, h in app_epochs)  # the answers, not the prompt
     assert lesson["lesson"]["number"] == 3 and len(lesson["bursts"]["copy"]["steps"]) == 3 * TRAIN_ROWS

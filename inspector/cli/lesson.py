@@ -127,6 +127,8 @@ class _Run:
             f"{strategy}: {len(result.steps)} steps in {result.train_runtime:.1f} s{per_step(result)}, "
             f"{result.tokens_per_second:.0f} tokens/s, {result.trained_tokens} of {result.input_tokens} tokens trained"
         )
+        if result.epoch_loss is not None:
+            self.say(f"{strategy}: epoch loss {result.epoch_loss:.4f} (the mean step loss of the last epoch)")
         self.json.setdefault("bursts", {})[strategy] = result.to_dict()
 
     def training(self, full_table: bool = False) -> None:

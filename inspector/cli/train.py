@@ -71,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
         f"{display_name(args.strategy, custom)}: {len(result.steps)} steps in {result.train_runtime:.1f} s{per_step(result)}, "
         f"{result.tokens_per_second:.0f} tokens/s, {result.trained_tokens} of {result.input_tokens} tokens trained"
     )
+    if result.epoch_loss is not None:
+        print(f"epoch loss {result.epoch_loss:.4f} (the mean step loss of the last epoch, as the app's table shows it)")
     print(f"wall time of the burst: {result.wall_seconds:.1f} s, held-out answers included")
     return 0
 

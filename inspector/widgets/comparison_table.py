@@ -1,4 +1,4 @@
-"""A small table comparing the strategies: epochs, final loss, wall time, seconds per step,
+"""A small table comparing the strategies: epochs, epoch loss, wall time, seconds per step,
 speed, held-out answer.
 
 The wall time of a burst depends on what else the machine is doing; the median seconds per
@@ -18,7 +18,7 @@ from textual.widgets import DataTable
 from inspector.core.labels.strategies import STRATEGIES
 from inspector.core.training.step_times import StepSpread
 
-COLUMNS = ("strategy", "epochs", "final loss", "wall s", "s/step (min–max)", "tok/s", "trained/input", "held-out")
+COLUMNS = ("strategy", "epochs", "epoch loss", "wall s", "s/step (min–max)", "tok/s", "trained/input", "held-out")
 
 
 def _clip(text: str, n: int) -> str:
@@ -30,7 +30,7 @@ class StrategyTotals:
     """What the table shows for one strategy, summed over its bursts."""
 
     epochs_done: float = 0.0
-    final_loss: float | None = None
+    epoch_loss: float | None = None  # the last burst's (BurstResult.epoch_loss)
     runtime: float = 0.0
     input_tokens: int = 0
     trained_tokens: int = 0
@@ -44,8 +44,8 @@ class StrategyTotals:
         self.steps += result.steps
         self.replayed = self.replayed or replayed
         self.epochs_done = result.epochs_done
-        if result.final_loss is not None:
-            self.final_loss = result.final_loss
+        if result.epoch_loss is not None:
+            self.epoch_loss = result.epoch_loss
         self.runtime += result.train_runtime
         self.input_tokens += result.input_tokens
         self.trained_tokens += result.trained_tokens
@@ -68,8 +68,8 @@ class ComparisonTable(DataTable):
     HELP = """\
 ## Comparison
 
-One row per strategy, summed over all its bursts: epochs trained, the loss of the last
-step, **wall s**: the seconds its bursts took (held-out generation excluded), **s/step**:
+One row per strategy, summed over all its bursts: epochs trained, the **epoch loss** (the
+mean step loss of its last epoch, the number `train` and `lesson N` print), **wall s**: the seconds its bursts took (held-out generation excluded), **s/step**:
 the median seconds of one training step with, in brackets, the fastest and the slowest
 (the very first step, which allocates, left out), tokens per second, how many of the
 tokens run through the model were trained (had a label other than -100), and the latest
@@ -102,7 +102,7 @@ A strategy marked **⟲ replay** shows a prepared run: its figures are the recor
         name = self.names.get(strategy, strategy) + (" ⚠ stale" if strategy in self.stale else "")
         if t.bursts == 0:
             return [name, "0", "—", "—", "—", "—", "—", "—"]
-        loss = "—" if t.final_loss is None or math.isnan(t.final_loss) else f"{t.final_loss:.4f}"
+        loss = "—" if t.epoch_loss is None or math.isnan(t.epoch_loss) else f"{t.epoch_loss:.4f}"
         spread = t.spread
         per_step = "—" if spread is None else spread.span() + (" *" if spread.busy else "")
         return [

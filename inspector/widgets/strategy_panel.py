@@ -108,15 +108,15 @@ class StrategyPanel(Vertical):
         shown = " · ".join(f"e{e} {escape(repr(h))}" for e, h in self.holdouts[-3:])
         self.query_one(".panel-holdout", Static).update(f"held-out: {shown}")
 
-    def finished(self, stopped: bool, epochs_done: float, final_loss: float | None, tokens_per_second: float) -> None:
+    def finished(self, stopped: bool, epochs_done: float, epoch_loss: float | None, tokens_per_second: float) -> None:
         self.state = "stopped" if stopped else "done"
         self.set_class(False, "-running")
-        loss = "—" if final_loss is None or math.isnan(final_loss) else f"{final_loss:.4f}"
+        loss = "—" if epoch_loss is None or math.isnan(epoch_loss) else f"{epoch_loss:.4f}"
         what = "stopped" if stopped else "done"
         if self.replaying:
             what = f"⟲ replay {what} (recorded figures)"
         self.show_status(
-            f"{what} · {epochs_done:g} epochs so far · loss {loss} · {tokens_per_second:,.0f} tok/s"
+            f"{what} · {epochs_done:g} epochs so far · epoch loss {loss} · {tokens_per_second:,.0f} tok/s"
             f" · [b]{KEYS[self.strategy]}[/b] trains more"
         )
 

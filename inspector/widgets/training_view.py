@@ -341,7 +341,7 @@ steps, `x` resets every strategy to the untrained model.
     def on_burst_finished(self, message: BurstFinished) -> None:
         r = message.result
         self.results[message.strategy] = r
-        self.panel(message.strategy).finished(r.stopped, r.epochs_done, r.final_loss, r.tokens_per_second)
+        self.panel(message.strategy).finished(r.stopped, r.epochs_done, r.epoch_loss, r.tokens_per_second)
         self.table.burst_finished(message.strategy, r, replayed=message.source != "live")
         self._show_busy_note()
         # Let the next strategy of an "all three" run show that it is being prepared.

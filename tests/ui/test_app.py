@@ -159,6 +159,9 @@ async def test_a_burst_posts_losses_and_fills_the_table(tiny_path):
         row = view.table.row_values("copy")
         assert list(row) == list(COLUMNS) and COLUMNS.index("s/step (min–max)") == COLUMNS.index("wall s") + 1
         assert row["wall s"] == f"{result.train_runtime:.1f}"
+        # The loss every front end shows for a burst: its last epoch's mean, as `train` prints it.
+        assert row["epoch loss"] == f"{result.epochs[-1].loss:.4f}" == f"{result.epoch_loss:.4f}"
+        assert f"epoch loss {result.epochs[-1].loss:.4f}" in str(panel.query_one(".panel-status").render())
         spread = StepSpread.of(result.step_seconds[1:])
         assert row["s/step (min–max)"].removesuffix(" *") == spread.span() and spread.steps == 14
         assert row["s/step (min–max)"].endswith(" *") == spread.busy

@@ -108,7 +108,16 @@ class BurstResult:
 
     @property
     def final_loss(self) -> float | None:
+        """The last step's loss."""
         return self.steps[-1].loss if self.steps else None
+
+    @property
+    def epoch_loss(self) -> float | None:
+        """The loss every front end shows for a burst: its last whole epoch's mean step loss (what
+        `train` prints per epoch), or the mean of its steps when it stopped before an epoch ended."""
+        if self.epochs:
+            return self.epochs[-1].loss
+        return sum(s.loss for s in self.steps) / len(self.steps) if self.steps else None
 
     @property
     def step_seconds(self) -> list[float]:
@@ -127,4 +136,5 @@ class BurstResult:
             "trained_tokens": self.trained_tokens,
             "stopped": self.stopped,
             "epochs_done": self.epochs_done,
+            "epoch_loss": self.epoch_loss,
         }
