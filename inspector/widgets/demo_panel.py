@@ -180,26 +180,31 @@ Press `s` for the code that computes the lesson's view, runnable on its own.
             return
         self.running.add(self.lesson.id)
         self._refresh()
+        shown = self._settings_shown(self.lesson)  # read here, on the UI thread: the worker may not touch widgets
         if self.spec.on_demand:
-            self._run_training_demo(self.lesson, self.number, self.source())
+            self._run_training_demo(self.lesson, self.number, shown, self.source())
         else:
-            self._run_quick_demo(self.lesson, self.number)
+            self._run_quick_demo(self.lesson, self.number, shown)
 
-    # --- the workers ----------------------------------------------------------------------
-
-    def _demo_context(self, lesson: Lesson, number: int, model: Any) -> Any:
-        """The demo's context as the lab defines it, with the burst settings on show."""
-        from textual.worker import get_current_worker
-
+    def _settings_shown(self, lesson: Lesson) -> tuple[int, float | None, int]:
+        """(epochs, learning rate, seed) of the burst settings on show, or the lesson's defaults."""
         from inspector.core.lab.context import lesson_epochs
         from inspector.core.training.burst import DEFAULT_SEED
 
         try:
             if self.settings is None:
                 raise InspectorError("no settings", "")
-            epochs, lr, seed = self.settings()
+            return self.settings()
         except InspectorError:
-            epochs, lr, seed = lesson_epochs(lesson), None, DEFAULT_SEED
+            return lesson_epochs(lesson), None, DEFAULT_SEED
+
+    # --- the workers ----------------------------------------------------------------------
+
+    def _demo_context(self, lesson: Lesson, number: int, model: Any, shown: tuple[int, float | None, int]) -> Any:
+        """The demo's context as the lab defines it, with the burst settings read when it started."""
+        from textual.worker import get_current_worker
+
+        epochs, lr, seed = shown
         worker = get_current_worker()
         lab = self.lab
 
@@ -233,7 +238,7 @@ Press `s` for the code that computes the lesson's view, runnable on its own.
         )
 
     @work(thread=True, exclusive=True, group="demo", exit_on_error=False)
-    def _run_quick_demo(self, lesson: Lesson, number: int) -> None:
+    def _run_quick_demo(self, lesson: Lesson, number: int, shown: tuple[int, float | None, int]) -> None:
         """Tokenizer work and a forward pass or two, on the untrained model itself."""
         from inspector.core.lessons.demos import run_demo
 
@@ -241,14 +246,16 @@ Press `s` for the code that computes the lesson's view, runnable on its own.
         lab = self.lab
         try:
             with self._trainer_turn(lesson), lab.base_lock:
-                result = run_demo(lesson.demo, self._demo_context(lesson, number, lab.model.model))
+                result = run_demo(lesson.demo, self._demo_context(lesson, number, lab.model.model, shown))
         except InspectorError as exc:
             self.post_message(DemoComputed(lesson.id, error=str(exc)))
             return
         self.post_message(DemoComputed(lesson.id, result.text))
 
     @work(thread=True, exclusive=True, group="demo-run", exit_on_error=False)
-    def _run_training_demo(self, lesson: Lesson, number: int, source: str = "live") -> None:
+    def _run_training_demo(
+        self, lesson: Lesson, number: int, shown: tuple[int, float | None, int], source: str = "live"
+    ) -> None:
         """A demo that trains: on a copy of the untrained model, so nothing else waits for it.
 
         Unless runs are set to live, a result `causallm-inspect prepare` stored for exactly
@@ -263,7 +270,7 @@ Press `s` for the code that computes the lesson's view, runnable on its own.
         lab = self.lab
         try:
             if source != "live":
-                demo, _ = store.find_demo(lab.model, self._demo_context(lesson, number, None), lesson.demo)
+                demo, _ = store.find_demo(lab.model, self._demo_context(lesson, number, None, shown), lesson.demo)
                 if demo is not None:
                     label = f"replay of a run prepared {demo.created_text} (it took {demo.seconds:.0f} s)"
                     self.post_message(DemoComputed(lesson.id, demo.text, source=label))
@@ -271,7 +278,7 @@ Press `s` for the code that computes the lesson's view, runnable on its own.
             with lab.base_lock:
                 model = copy.deepcopy(lab.model.model)
             with self._trainer_turn(lesson):
-                result = run_demo(lesson.demo, self._demo_context(lesson, number, model))
+                result = run_demo(lesson.demo, self._demo_context(lesson, number, model, shown))
         except InspectorError as exc:
             self.post_message(DemoComputed(lesson.id, error=str(exc)))
             return

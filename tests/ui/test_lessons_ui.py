@@ -141,3 +141,25 @@ async def test_a_strategy_trains_on_after_lesson_9_s_demo(tiny_path):
         await wait_until(pilot, lambda: not app.main.training_view.running, what="the second burst")
         assert app.errors == []
         assert app.main.training_view.results["copy"].epochs_done == 2
+
+
+async def test_a_demo_reads_the_burst_settings_on_the_ui_thread(tiny_path):
+    import threading
+
+    app = make_app(tiny_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        panel = app.main.demo_panel
+        read = panel.settings
+        threads: list[str] = []
+
+        def recorded():
+            threads.append(threading.current_thread().name)
+            return read()
+
+        panel.settings = recorded
+        app.goto_lesson(lesson_index(app, "special-tokens"))
+        await pilot.pause()
+        await wait_until(pilot, lambda: demo_settled(app), what="the demo")
+        assert threads and set(threads) == {threading.main_thread().name}  # widgets are read by the UI thread only
+        assert panel.text and app.errors == []
