@@ -1,4 +1,4 @@
-"""`predict --every-epoch`: the rows after every epoch of a burst, as JSON or a text heat map (issue 14)."""
+"""`predict --every-epoch`: the rows after every epoch of a burst, as JSON or a text heat map."""
 
 from __future__ import annotations
 

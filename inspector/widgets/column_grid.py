@@ -83,9 +83,6 @@ class ColumnGrid(ScrollView, can_focus=True):
 
     # --- what subclasses provide -----------------------------------------------------------
 
-    def column_count(self) -> int:
-        return len(self._widths)
-
     def cell(self, row: int, column: int) -> Cell:  # pragma: no cover - abstract
         raise NotImplementedError
 

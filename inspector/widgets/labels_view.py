@@ -489,5 +489,3 @@ masked.
     def _cursor_moved(self, event: ColumnGrid.CursorMoved) -> None:
         self.query_one(TokenDetails).show(self.strategy, event.position, self.labelings)
 
-    def move_cursor(self, delta: int) -> None:
-        self.grid.action_move(delta)

@@ -1,5 +1,5 @@
 """Learning epoch by epoch: the rows recorded after every epoch are the model's after that epoch,
-epoch 0 is the untrained model's, and what they show is computed (issue 14)."""
+epoch 0 is the untrained model's, and what they show is computed."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Pilot tests of the learning view (issue 14): the epoch scrubber and the animation reach the
+"""Pilot tests of the learning view: the epoch scrubber and the animation reach the
 last epoch and stop, animations off jump there at once, the selected cell's value is written out,
 and nothing keeps ticking once the view is idle."""
 

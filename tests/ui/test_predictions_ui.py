@@ -1,4 +1,4 @@
-"""Pilot tests of the predictions view's animation under keys typed fast (issue 11)."""
+"""Pilot tests of the predictions view's animation under keys typed fast."""
 
 from __future__ import annotations
 

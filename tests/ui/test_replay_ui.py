@@ -127,7 +127,7 @@ async def test_other_settings_train_live_and_say_what_differs(tiny_path, prepare
         await wait_until(pilot, lambda: _idle(app) and "mask" in app.lab.sessions, what="the live burst")
         messages = [n.message for n in app._notifications]
         assert any("differs in burst settings" in m and "learning_rate" in m for m in messages), messages
-        assert "mask" not in app.lab.replays
+        assert not app.lab.replaying("mask")
 
 
 async def test_a_corrupt_prepared_run_is_never_replayed(tiny_path, prepared):
@@ -140,7 +140,7 @@ async def test_a_corrupt_prepared_run_is_never_replayed(tiny_path, prepared):
         await started(pilot)
         await pilot.press("f3", "m")
         await wait_until(pilot, lambda: _idle(app) and "mask" in app.lab.sessions, what="the live burst")
-        assert "mask" not in app.lab.replays
+        assert not app.lab.replaying("mask")
         assert any("corrupt" in n.message for n in app._notifications)
 
 
@@ -217,8 +217,8 @@ async def test_a_prepared_talk_replays_every_lessons_burst_and_demo(tiny_path, c
         await wait_until(pilot, lambda: not app.main.training_view.running, what="all three")
         assert demos == 2
         assert app.lab.sessions == {}  # every burst was a replay: no model was trained
-        assert set(app.lab.replays) == {"copy", "mask", "trl"}
-        assert app.lab.replays["mask"].epochs_shown == 9  # lessons 4 and 10, then `a`: three bursts of 3
+        assert all(app.lab.replaying(s) for s in ("copy", "mask", "trl"))
+        assert app.lab.sources["mask"].epochs_shown == 9  # lessons 4 and 10, then `a`: three bursts of 3
         assert app.errors == []
 
 
@@ -243,8 +243,8 @@ async def test_a_run_prepared_on_own_data_replays_in_the_app_on_that_data(tiny_p
         await started(pilot)
         await pilot.press("f3", "m")
         await wait_until(pilot, lambda: not app.main.training_view.running and "mask" in app.main.training_view.results, what="the burst")
-        assert "mask" in app.lab.replays and app.lab.sessions == {}
-        assert app.lab.replays["mask"].prepared.steps_per_epoch == 2  # rows 1 and 3: the broken row 2 is skipped
+        assert app.lab.replaying("mask") and app.lab.sessions == {}
+        assert app.lab.sources["mask"].prepared.steps_per_epoch == 2  # rows 1 and 3: the broken row 2 is skipped
 
 
 async def test_with_no_prepared_run_the_selector_says_live_and_why(tiny_path):

@@ -58,7 +58,7 @@ def test_predictions_view_untrained(snap_compare, tiny_named):
 
 
 def test_learning_view_after_two_copy_epochs(snap_compare, tiny_named):
-    """The heat map (issue 14): no timing on screen, only p(true) per epoch and the epochs' losses."""
+    """The heat map: no timing on screen, only p(true) per epoch and the epochs' losses."""
 
     async def run_before(pilot):
         from textual.widgets import Input

@@ -73,7 +73,7 @@ class DispatchCounter:
 
 
 # A quiet app handles a handful of messages a second (a cursor blink, a notification's
-# timeout); the loop of issue 11 handled thousands. Generous, so that it never flakes.
+# timeout); the message loop once fixed here handled thousands. Generous, so that it never flakes.
 QUIET_MESSAGES = 60
 
 

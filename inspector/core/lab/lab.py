@@ -405,15 +405,6 @@ class Lab:
         """The strategies trained live, and their sessions."""
         return {s: source.session for s, source in self.sources.items() if isinstance(source, LiveSource)}
 
-    @property
-    def replays(self) -> dict[str, ReplaySource]:
-        """The strategies that show a prepared run, and their replays."""
-        return {s: source for s, source in self.sources.items() if isinstance(source, ReplaySource)}
-
-    def trained_live(self, strategy: str) -> bool:
-        source = self.sources.get(strategy)
-        return isinstance(source, LiveSource) and source.steps_done > 0
-
     def replaying(self, strategy: str) -> bool:
         return isinstance(self.sources.get(strategy), ReplaySource)
 

@@ -180,10 +180,6 @@ class ReplaySource:
     def epochs_shown(self) -> int:
         return self.steps_shown // self.prepared.steps_per_epoch
 
-    @property
-    def exhausted(self) -> bool:
-        return self.steps_shown >= self.prepared.total_steps
-
     def run(
         self,
         epochs: int,

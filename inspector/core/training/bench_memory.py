@@ -1,6 +1,6 @@
 """`causallm-inspect bench --memory`: resident memory through what the app's `a` and `x` do:
 idle after the load, each strategy's burst on its own copy (the peak during it and what
-stays after), a continued burst, and a reset, against the memory targets of issue 11.
+stays after), a continued burst, and a reset, against the memory targets below.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from inspector.core.labels.strategies import STRATEGIES
 from inspector.core.training.burst import BurstSettings
 from inspector.core.training.session import TrainingSession
 
-# Memory targets (issue 11), in MB of 1024 x 1024 bytes: with every strategy trained and
+# Memory targets, in MB of 1024 x 1024 bytes: with every strategy trained and
 # idle at most 6.5 GB, at most 9 GB during a burst, and a reset gives back all but 0.5 GB.
 MEMORY_TARGETS = {"after_all_mb": 6.5 * 1024, "peak_mb": 9 * 1024, "reset_over_idle_mb": 0.5 * 1024}
 

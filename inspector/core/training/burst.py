@@ -34,7 +34,7 @@ class BurstSettings:
     ones the benchmark (`causallm-inspect bench`) measures; two of them change what is
     learned (`train_embeddings=False`, `lora=True`), which the lessons show.
 
-    By default a burst takes the fast path (issue 16): the stock Trainer's math, with the
+    By default a burst takes the fast path: the stock Trainer's math, with the
     tied embedding's gradient in one buffer (`tied_head.py`) and the gradient clipping
     folded into the fused AdamW step (`hf_trainer.fold_clipping_into_adamw`); each step's
     loss is the stock one to rounding (tested). `stock=True` runs the plain Trainer /

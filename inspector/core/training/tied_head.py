@@ -1,4 +1,4 @@
-"""The tied embedding's gradient in one buffer: the fast path's main lever (issue 16).
+"""The tied embedding's gradient in one buffer: the fast path's main lever.
 
 With tied weights (Gemma, the tiny test models) the embedding matrix gets two gradients in
 every backward: one from the LM head's matmul, one from the embedding lookup. Stock
