@@ -20,7 +20,7 @@ from textual.command import CommandList, CommandPalette, DiscoveryHit, Hit, Hits
 from textual.message import Message
 from textual.widgets import Button, Input, OptionList
 
-from inspector.screens.main import VIEWS
+from inspector.core.lessons.model import VIEWS
 
 
 class InspectorCommands(Provider):

@@ -40,7 +40,6 @@ if TYPE_CHECKING:
     from inspector.core.models import LoadedModel
 
 
-VIEWS = ("labels", "training", "predictions", "learning")
 TALL_ROWS = 40  # from this many rows the lesson list grows to show all ten lessons
 
 # The lesson pane on the left: `l` cycles through these. Below NARROW_BELOW terminal columns
