@@ -53,3 +53,21 @@ def test_check_of_a_file_that_does_not_load_exits_2(capsys, tiny_path, tmp_path)
     assert code == 2 and "there is no file" in err
     code, _, err = run(capsys, "exercise", "3")
     assert code == 2 and "has no exercise" in err
+
+
+def test_one_error_in_every_case_is_shown_once_with_the_cases_it_hit(capsys, tiny_path, tmp_path):
+    f = tmp_path / "raises.py"
+    f.write_text('def make_labels(example, tokenizer):\n    return example["labels"][len(example["text"])]\n')
+    code, out, _ = run(capsys, "exercise", "4", "--check", str(f), "--model", str(tiny_path))
+    assert code == 1
+    assert out.count("Traceback (your code only)") == 1 and out.count("IndexError: list index out of range") == 2
+    assert "✗ 10 examples (lesson example 1, lesson example 2," in out and "hidden: an empty answer)" in out
+    assert "0 of 10 examples pass" in out
+
+
+def test_a_loop_in_an_exercise_is_stopped_and_said_once(capsys, tiny_path, tmp_path):
+    f = tmp_path / "loops.py"
+    f.write_text("def make_labels(example, tokenizer):\n    while True:\n        pass\n")
+    code, out, err = run(capsys, "exercise", "4", "--check", str(f), "--model", str(tiny_path), "--labels-timeout", "0.5")
+    assert code == 1, (out, err)
+    assert out.count("time limit at") == 1 and "✗ 10 examples" in out and "--labels-timeout" in out

@@ -144,7 +144,10 @@ class LabelCodeError(InspectorError):
 
     @property
     def same_as(self) -> tuple[Any, ...]:
-        """What makes two errors the same error, whatever example each was on."""
+        """What makes two errors the same error, whatever example each was on. A loop stopped by
+        the time limit is one error wherever in it the watchdog found it."""
+        if self.kind == "timeout":
+            return (self.kind, self.file, self.function, self.message)
         return (self.kind, self.file, self.line, self.message, self.traceback)
 
     def problem_anywhere(self) -> str:
