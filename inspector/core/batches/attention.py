@@ -121,6 +121,7 @@ def check_attention(trainer: Any, view: Any, attn_implementation: str | None = N
     import torch
 
     model = trainer.model
+    own_implementation = getattr(model.config, "_attn_implementation", None)
     if attn_implementation:
         try:
             model.set_attn_implementation(attn_implementation)
@@ -141,6 +142,8 @@ def check_attention(trainer: Any, view: Any, attn_implementation: str | None = N
                 checks += _check_micro_batch(model, mb, tolerance, getattr(trainer, "causallm_inspect_use_cache", None))
     finally:
         model.train(was_training)
+        if attn_implementation and own_implementation and own_implementation != attn_implementation:
+            model.set_attn_implementation(own_implementation)
     own = getattr(trainer, "causallm_inspect_use_cache", None)
     return AttentionReport(implementation, checks, tolerance, own)
 
