@@ -30,7 +30,7 @@ def header(view: Any) -> list[str]:
         f"({packing}{free})",
         f"per_device_train_batch_size {s['per_device_train_batch_size']}, gradient_accumulation_steps "
         f"{s['gradient_accumulation_steps']}, order {order}, "
-        f"{view.micro_batches_per_epoch} micro-batches per rank per epoch",
+        f"{view.micro_batches_per_epoch} micro-batch{'es' if view.micro_batches_per_epoch != 1 else ''} per rank per epoch",
         f"loss on: {'completion only' if s['completion_only_loss'] else 'assistant turns' if s['assistant_only_loss'] else 'every token'}"
         f"; -100 from the dataset's masks reads '{view.mask_reason}'",
         f"normalisation: {view.normalisation}",

@@ -669,8 +669,8 @@ def inspect_step(trainer: Any, *, step: int = 1, world_size: int = 1) -> StepVie
     lowered = getattr(setup, "lowered_batch_size", None)
     if lowered:
         view.notes.append(
-            f"per_device_train_batch_size {size}: the default {lowered} is more than the {prepared} sequences TRL "
-            "prepared (give --per-device-train-batch-size to choose)"
+            f"per_device_train_batch_size {size}: the default {lowered} is more than the {prepared} "
+            f"sequence{'s' if prepared != 1 else ''} TRL prepared (give --per-device-train-batch-size to choose)"
         )
     apply_weights(trainer, view, per_rank)
     return view
