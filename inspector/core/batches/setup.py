@@ -11,8 +11,8 @@ Both ways in go through TRL's own parser, so a value means what it means to `trl
   prompt/completion (or conversational) dataset as the `trl` strategy does.
 
 A few settings that cannot change a batch are always set, so nothing is written and nothing
-trains: a temporary `output_dir`, `report_to=none`, bf16/fp16 and activation checkpointing
-off, no data-loader workers. Everything runs offline: a hub dataset or model that is not in
+trains: a temporary `output_dir`, `report_to=none`, no saving, evaluation or hub push,
+bf16/fp16, torch.compile and activation checkpointing off, no data-loader workers. Everything runs offline: a hub dataset or model that is not in
 the local cache is a clear message, never a download.
 """
 
@@ -132,6 +132,10 @@ def forced_settings(output_dir: str, device: str) -> dict[str, Any]:
         "output_dir": output_dir,
         "report_to": "none",
         "save_strategy": "no",
+        "eval_strategy": "no",  # no eval dataset is given: trl sft passes one only to evaluate
+        "load_best_model_at_end": False,
+        "push_to_hub": False,
+        "torch_compile": False,
         "logging_strategy": "no",
         "disable_tqdm": True,
         "bf16": False,
