@@ -231,3 +231,23 @@ def test_attention_check_separates_bfd_from_wrapped(tiny):
     data = wrapped.to_dict()
     assert set(data) >= {"max_diff", "max_diff_plain_call", "segments"}
     assert tiny.model.config._attn_implementation == "sdpa"  # put back
+
+
+def test_lean_tokenizer_hashing_still_sees_every_change_and_is_undone(tiny):
+    from datasets.fingerprint import Hasher
+    from datasets.utils import _dill
+
+    from inspector.core.batches.steps import lean_tokenizer_hashing
+
+    tok = tiny.tokenizer
+    before = _dill.Pickler.dispatch.get(type(tok))
+    with lean_tokenizer_hashing(tok):
+        first = Hasher.hash(tok)
+        assert Hasher.hash(tok) == first
+        tok.chat_template, kept = "{{ messages }}", tok.chat_template
+        try:
+            assert Hasher.hash(tok) != first
+        finally:
+            tok.chat_template = kept
+        assert Hasher.hash(tok) == first
+    assert _dill.Pickler.dispatch.get(type(tok)) is before
