@@ -169,3 +169,16 @@ def test_conversations_with_a_marked_template_and_assistant_only_loss(capsys, ti
     reasons = {r for mb in view["micro_batches"] for row in mb["tokens"]["reason"] for r in row}
     assert "not assistant" in reasons and None in reasons
     assert {seg["row"] for mb in view["micro_batches"] for row in mb["segments"] for seg in row} <= {1, 2, 3, 4}
+
+
+def test_bench_batch_rows_prepares_once_then_reads_the_cache(capsys, tiny_path):
+    code, out, _ = run(capsys, "bench", "--batch-rows", "300", "--model", str(tiny_path), "--json")
+    assert code == 0
+    result = json.loads(out)
+    runs = result["runs"]
+    assert [r["cache"] for r in runs] == ["cold", "warm", "warm", "warm"]
+    last = runs[0]["steps_per_epoch"]
+    assert [r["step"] for r in runs] == [1, 1, max(1, last // 2), last]
+    assert result["met"] and result["warm_max_s"] < result["target_s"] == 5.0
+    code, _, err = run(capsys, "bench", "--batch-rows", "3", "--model", str(tiny_path))
+    assert code == 2 and "--batch-rows 3 is too few" in err
