@@ -80,6 +80,8 @@ def apply_weights(trainer: Any, view: Any, per_rank: Sequence[Sequence[Any]]) ->
 
 def _normalisation(uses_count: bool, average: bool, world: int, total: int, trained: Sequence[int], accumulation: int) -> str:
     ranks = f" and {world} ranks" if world > 1 else ""
+    if total == 0:
+        return "this step trains no token: every label is -100 (or a first position), so its loss is 0 and every weight 0"
     if not uses_count:
         return (
             "the model's forward takes no num_items_in_batch: each micro-batch's mean loss, divided by the "
