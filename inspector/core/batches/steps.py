@@ -653,7 +653,7 @@ def inspect_step(trainer: Any, *, step: int = 1, world_size: int = 1) -> StepVie
     if prepared == 0:
         raise InspectorError("TRL's preparation left no sequence to train on", "check max_length and the labels")
     if size > prepared:
-        what = "packed sequences" if trainer.args.packing else "rows"
+        what = ("packed sequence" if trainer.args.packing else "row") + ("s" if prepared != 1 else "")
         raise InspectorError(
             f"per_device_train_batch_size {size} is larger than the dataset: TRL prepared {prepared} {what} "
             f"(from {len(setup.dataset)} rows), so no batch is full",
