@@ -13,13 +13,13 @@ import sys
 from collections.abc import Sequence
 
 from inspector import __version__
-from inspector.cli import app, bench, exercise, inspect_data, labels, lesson, models, predict, prepare, templates, train
+from inspector.cli import app, batch, bench, exercise, inspect_data, labels, lesson, models, predict, prepare, templates, train
 from inspector.cli.options import common, report_printed
 from inspector.core.errors import InspectorError
 from inspector.core.labels.custom import LabelCodeError
 
 # In the order `--help` lists them.
-COMMANDS = (labels, train, predict, bench, lesson, exercise, prepare, inspect_data, templates, models)
+COMMANDS = (labels, train, predict, batch, bench, lesson, exercise, prepare, inspect_data, templates, models)
 
 
 def build_parser() -> argparse.ArgumentParser:

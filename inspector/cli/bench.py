@@ -39,6 +39,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "every core, peak memory)",
     )
     p.add_argument(
+        "--batch-rows",
+        type=int,
+        metavar="N",
+        help="instead: time the batch command on a generated N-row trl sft config (bfd packing): preparing once, "
+        "then the first, middle and last step from datasets' cache (target under 5 s each beyond the model load)",
+    )
+    p.add_argument(
         "--memory",
         action="store_true",
         help="instead: resident memory idle, during and after each strategy's burst (as the app's a), "
@@ -63,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.data_rows is not None:
         return _bench_data(args)
+    if args.batch_rows is not None:
+        return _bench_batch(args)
 
     strategies = comma_list(args.strategies, STRATEGIES, "--strategies")
     options = list(OPTIONS) if args.options == "all" else comma_list(args.options, tuple(OPTIONS), "--options")
@@ -171,6 +180,27 @@ def _bench_profile(
         dump({"model": loaded.name, "device": loaded.device, "profiles": [asdict(p) for p in profiles]})
     else:
         print("\n\n".join(format_profile(p) for p in profiles))
+    return 0
+
+
+def _bench_batch(args: argparse.Namespace) -> int:
+    import tempfile
+    from pathlib import Path
+
+    from inspector.core.batches.bench import batch_scale_bench, format_batch_bench
+    from inspector.core.batches.setup import offline
+
+    if args.batch_rows < 10:
+        raise InspectorError(f"--batch-rows {args.batch_rows} is too few to measure", "pass 10 or more, e.g. 100000")
+    offline()
+    loaded, _template = load(args)
+    status(f"writing {args.batch_rows:,} rows and timing the batch view")
+    with tempfile.TemporaryDirectory(prefix="causallm-inspect-bench-") as tmp:
+        result = batch_scale_bench(args.batch_rows, loaded, Path(tmp), loaded.device)
+    if args.json:
+        dump({"model": loaded.name, **result})
+    else:
+        print(format_batch_bench(result, loaded.name))
     return 0
 
 

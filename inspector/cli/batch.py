@@ -1,0 +1,129 @@
+"""`causallm-inspect batch`: the micro-batches of one optimizer step, exactly as TRL's SFTTrainer makes them.
+
+From `trl sft`'s own YAML (`--config FILE`) or from flags with SFTConfig's names, on the
+article's examples or `--data`. `--world-size W` shows what each of W simulated ranks
+receives; `--check-attention` measures whether packed segments see each other.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from inspector.cli.options import common, dump, load, status
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "batch",
+        help="the micro-batches of one optimizer step as TRL's SFTTrainer builds them: tokens, labels, "
+        "position_ids, source rows, packed segments, dropped tokens, each token's weight",
+    )
+    common(p)
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        help="the YAML `trl sft --config FILE` takes (ScriptArguments, SFTConfig, ModelConfig, a datasets: list "
+        "with local data_files); the flags below override its values; keys that match no field are refused",
+    )
+    p.add_argument("--step", type=int, default=1, metavar="N", help="the optimizer step to show, from 1 (default 1)")
+    p.add_argument(
+        "--world-size",
+        type=int,
+        default=1,
+        metavar="W",
+        help="simulate W data-parallel processes: what each rank receives, as accelerate shards it (default 1)",
+    )
+    p.add_argument("--no-shuffle", action="store_true", help="the sequential sampler (train_sampling_strategy=sequential)")
+    g = p.add_argument_group("SFTConfig values (default: SFTConfig's, or the config's)")
+    on_off = argparse.BooleanOptionalAction
+    g.add_argument("--packing", action=on_off, default=None, help="pack rows into sequences of max_length")
+    g.add_argument("--packing-strategy", metavar="S", default=None, help="bfd (TRL's default), bfd_split or wrapped")
+    g.add_argument("--padding-free", action=on_off, default=None, help="flatten each micro-batch into one row (bfd turns it on)")
+    g.add_argument("--max-length", type=int, metavar="N", default=None, help="truncate, or pack, to N tokens (SFTConfig's default 1024)")
+    g.add_argument(
+        "--per-device-train-batch-size",
+        type=int,
+        metavar="N",
+        default=None,
+        help="sequences per micro-batch (default 2 with flags alone, lowered to what a small dataset holds)",
+    )
+    g.add_argument("--gradient-accumulation-steps", type=int, metavar="N", default=None, help="micro-batches per optimizer step")
+    g.add_argument("--assistant-only-loss", action=on_off, default=None, help="train only the assistant turns (conversations)")
+    g.add_argument(
+        "--completion-only-loss", action=on_off, default=None, help="train only the completion (default on for prompt/completion rows)"
+    )
+    g.add_argument("--seed", type=int, metavar="N", default=None, help="the Trainer's seed, which orders the sampler (SFTConfig's 42)")
+    a = p.add_argument_group("attention")
+    a.add_argument(
+        "--check-attention",
+        action="store_true",
+        help="run each packed segment alone and inside its micro-batch and report the largest difference of p(next token)",
+    )
+    a.add_argument("--attn-implementation", metavar="NAME", default=None, help="sdpa or eager (default: the config's, or the model's)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from inspector.core.batches.setup import SFT_FLAGS, check_values, offline
+    from inspector.core.batches.steps import check_step
+
+    offline()
+    check_step(args.step, args.world_size)
+    flags = {name: getattr(args, name) for name in SFT_FLAGS}
+    if args.no_shuffle:
+        flags["train_sampling_strategy"] = "sequential"
+    if args.attn_implementation:
+        flags["attn_implementation"] = args.attn_implementation
+    check_values(flags)  # a bad value fails before the model loads
+    with tempfile.TemporaryDirectory(prefix="causallm-inspect-batch-") as tmp:
+        view, name = _build(args, flags, tmp)
+    if args.json:
+        dump({"model": name, **view.to_dict()})
+        return 0
+    from inspector.core.batches.report import format_view
+
+    print(f"model: {name}")
+    print(format_view(view))
+    return 0
+
+
+def _build(args: argparse.Namespace, flags: dict, tmp: str) -> tuple:
+    from inspector.core.batches import setup as batch_setup
+    from inspector.core.models import pick_device
+
+    device = pick_device(args.device)
+    from_config = None
+    if args.config:
+        _script, _sft, model_args, _mixture = batch_setup.parse(args.config, flags, output_dir=tmp, device=device)
+        if not args.model and model_args.model_name_or_path:
+            args.model = model_args.model_name_or_path
+        if not args.data and batch_setup.has_dataset(args.config):
+            status(f"loading the dataset of {Path(args.config).name}")
+            from_config = batch_setup.config_setup(args.config, flags, output_dir=tmp, device=device)
+    if from_config is None:
+        from inspector.cli.options import check_data_early
+
+        examples = check_data_early(args)  # a bad file fails before the model loads
+    loaded, markers = load(args)
+    if from_config is not None:
+        setup = from_config
+    else:
+        from inspector.core.data.examples import format_examples
+
+        formatted = format_examples(examples, loaded.tokenizer, markers, loaded.name)
+        source = f"{Path(args.data).name} ({len(examples)} rows)" if args.data else f"the article's {len(examples)} examples"
+        setup = batch_setup.examples_setup(
+            formatted, [ex.row for ex in examples], source, flags, output_dir=tmp, device=loaded.device, config_file=args.config
+        )
+    from inspector.core.batches.attention import check_attention
+    from inspector.core.batches.steps import inspect_step, sft_trainer
+
+    status("building TRL's SFTTrainer (no training) and its data loader")
+    with sft_trainer(loaded.model, loaded.tokenizer, setup) as trainer:
+        view = inspect_step(trainer, step=args.step, world_size=args.world_size)
+        if args.check_attention:
+            status("running each segment alone and in its micro-batch")
+            view.attention = check_attention(trainer, view, setup.attn_implementation)
+    return view, loaded.name

@@ -1,0 +1,123 @@
+"""The weight of each trained token in one optimizer step, three ways.
+
+- **trainer**: what the Trainer does today. `Trainer.get_batch_samples` counts the trained
+  tokens of all the step's micro-batches (`num_items_in_batch`, over `labels[..., 1:]`);
+  SFTTrainer's `compute_loss` divides each micro-batch's summed loss by that count, and
+  with `average_tokens_across_devices` the count is summed over the ranks too (the loss is
+  multiplied by the number of processes, which DDP's gradient averaging divides again). Every
+  trained token of the step weighs 1/N. A model whose forward takes no loss kwargs gets no
+  count: each micro-batch's mean, divided by the accumulation steps.
+- **per_micro_batch**: the pre-fix normalisation: each micro-batch's own mean, averaged over
+  the accumulation steps and the ranks. A token in a micro-batch with few trained tokens
+  weighs more than one in a full micro-batch.
+- **per_sequence**: each sequence's (segment's) own mean, averaged over the sequences of the step.
+
+The count is the Trainer's own (`get_batch_samples` on each rank's micro-batches), checked
+against the tokens marked trained here.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+SCHEMES = ("trainer", "per_micro_batch", "per_sequence")
+
+
+@dataclass
+class ExampleWeight:
+    """One source row's share of the step: its trained tokens and their total weight."""
+
+    row: int
+    trained_tokens: int
+    weights: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"row": self.row, "trained_tokens": self.trained_tokens, "weights": self.weights}
+
+
+def apply_weights(trainer: Any, view: Any, per_rank: Sequence[Sequence[Any]]) -> None:
+    """Fill each micro-batch's `weights` and the view's per-example totals and normalisation."""
+    world = view.world_size
+    average = bool(trainer.args.average_tokens_across_devices)
+    trained = [sum(sum(row) for mb in mbs for row in mb.trained) for mbs in per_rank]
+    counts: list[int | None] = []
+    for mbs in per_rank:
+        _, n = trainer.get_batch_samples(iter([mb.batch for mb in mbs]), len(mbs), trainer.args.device)
+        counts.append(None if n is None else int(round(float(n))))
+    uses_count = counts[0] is not None
+    if uses_count and counts != trained:
+        raise RuntimeError(f"the Trainer counts {counts} trained tokens per rank, the batch view {trained}")
+    total = sum(trained)
+    segments = [s for mbs in per_rank for mb in mbs for row in mb.segments for s in row if s.trained]
+    for rank, mbs in enumerate(per_rank):
+        accumulation = len(mbs)
+        for mb in mbs:
+            in_mb = sum(sum(row) for row in mb.trained)
+            if uses_count:
+                n = total if (average and world > 1) else trained[rank] * world
+            else:
+                n = in_mb * accumulation * world
+            trainer_w = 1 / n if n else 0.0
+            mb_w = 1 / (in_mb * accumulation * world) if in_mb else 0.0
+            weights: dict[str, list[list[float]]] = {k: [] for k in SCHEMES}
+            for b, row in enumerate(mb.trained):
+                seg_w = [1 / (s.trained * len(segments)) if s.trained else 0.0 for s in mb.segments[b]]
+                weights["trainer"].append([trainer_w if t else 0.0 for t in row])
+                weights["per_micro_batch"].append([mb_w if t else 0.0 for t in row])
+                weights["per_sequence"].append(
+                    [seg_w[mb.token_segment[b][i]] if t else 0.0 for i, t in enumerate(row)]
+                )
+            mb.weights = weights
+    view.items_per_rank = trained
+    if uses_count:
+        view.num_items_in_batch = total if (average and world > 1) or world == 1 else None
+    view.normalisation = _normalisation(uses_count, average, world, total, trained, len(per_rank[0]))
+    view.examples = _examples(per_rank)
+
+
+def _normalisation(uses_count: bool, average: bool, world: int, total: int, trained: Sequence[int], accumulation: int) -> str:
+    ranks = f" and {world} ranks" if world > 1 else ""
+    if total == 0:
+        return "this step trains no token: every label is -100 (or a first position), so its loss is 0 and every weight 0"
+    if not uses_count:
+        return (
+            "the model's forward takes no num_items_in_batch: each micro-batch's mean loss, divided by the "
+            f"{accumulation} accumulation steps{' and averaged over the ranks' if world > 1 else ''}"
+        )
+    if average or world == 1:
+        return (
+            f"each trained token weighs 1/{total}: num_items_in_batch counts the trained tokens of all "
+            f"{accumulation} micro-batch{'es' if accumulation != 1 else ''}{ranks} (Trainer.get_batch_samples)"
+        )
+    return (
+        "average_tokens_across_devices is off: each rank divides by its own count "
+        f"({', '.join(map(str, trained))}) and DDP averages the {world} ranks' gradients"
+    )
+
+
+def _examples(per_rank: Sequence[Sequence[Any]]) -> list[ExampleWeight]:
+    tokens: dict[int, int] = defaultdict(int)
+    sums: dict[int, dict[str, float]] = defaultdict(lambda: dict.fromkeys(SCHEMES, 0.0))
+    for mbs in per_rank:
+        for mb in mbs:
+            for b, row in enumerate(mb.trained):
+                for t, on in enumerate(row):
+                    if not on:
+                        continue
+                    r = mb.row_of(b, t)
+                    tokens[r] += 1
+                    for k in SCHEMES:
+                        sums[r][k] += mb.weights[k][b][t]
+            for row in mb.segments:  # rows with no trained token still appear, with zero weight
+                for s in row:
+                    tokens.setdefault(s.row, 0)
+                    sums.setdefault(s.row, dict.fromkeys(SCHEMES, 0.0))
+    return [ExampleWeight(r, tokens[r], dict(sums[r])) for r in sorted(tokens)]
+
+
+def step_sums(view: Any) -> dict[str, float]:
+    """The total weight of the step under each scheme (1 when the step trains anything)."""
+    return {k: sum(w for mb in view.micro_batches for row in mb.weights[k] for w in row) for k in SCHEMES}
