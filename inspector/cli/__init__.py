@@ -13,7 +13,20 @@ import sys
 from collections.abc import Sequence
 
 from inspector import __version__
-from inspector.cli import app, batch, bench, exercise, inspect_data, labels, lesson, models, predict, prepare, templates, train
+from inspector.cli import (
+    app,
+    batch,
+    bench,
+    exercise,
+    inspect_data,
+    labels,
+    lesson,
+    models,
+    predict,
+    prepare,
+    templates,
+    train,
+)
 from inspector.cli.options import common, report_printed
 from inspector.core.errors import InspectorError
 from inspector.core.labels.custom import LabelCodeError
