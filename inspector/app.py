@@ -89,6 +89,7 @@ class InspectorApp(App[int]):
         Binding("f3", "view('training')", "Training", id="view-training"),
         Binding("f4", "view('predictions')", "Predictions", id="view-predictions"),
         Binding("f5", "view('learning')", "Learning", id="view-learning"),
+        Binding("f6", "view('batch')", "Batch", id="view-batch"),
     ]
 
     lesson_index: var[int] = var(0, init=False)

@@ -11,7 +11,7 @@ GENERAL = """\
 | key | does |
 | --- | --- |
 | `n` / `p`, `Ctrl+→` / `Ctrl+←` | next / previous lesson |
-| `F2` / `F3` / `F4` / `F5` | labels / training / predictions / learning view |
+| `F2` / `F3` / `F4` / `F5` / `F6` | labels / training / predictions / learning / batch view |
 | `s` | the code behind the lesson's view, runnable on its own |
 | `g` | run the lesson's demo, where it trains copies of the model |
 | `e` | with `--data`: the list of problem rows of your data |

@@ -26,6 +26,7 @@ from inspector.messages import (
     TrainingReset,
     TrainingStarting,
 )
+from inspector.widgets.batch_view import BatchView
 from inspector.widgets.demo_panel import DemoPanel
 from inspector.widgets.labels_view import LabelsView
 from inspector.widgets.learning_view import LearningView
@@ -84,6 +85,8 @@ class MainScreen(Screen[None]):
         Binding("escape", "stop", "stop", id="train-stop", tooltip="Stop the burst after the current step"),
         Binding("x", "reset", "reset", id="train-reset", tooltip="Every strategy back to the untrained model"),
         Binding("left_square_bracket", "epoch(-1)", "◀ epoch", id="epoch-back"),
+        Binding("left_square_bracket", "batch_row(-1)", "◀ batch", id="batch-back"),
+        Binding("right_square_bracket", "batch_row(1)", "batch ▶", id="batch-on"),
         Binding("right_square_bracket", "epoch(1)", "epoch ▶", id="epoch-on"),
         Binding("space", "toggle_play", "pause/play", id="play-toggle"),
         Binding("r", "replay", "replay", id="play-replay"),
@@ -147,6 +150,7 @@ class MainScreen(Screen[None]):
                     yield TrainingView(self.lab, epochs, lr, seed, runs=self.runs, id="training-view")
                     yield PredictionsView(self.lab, self.predict_choices, id="predictions-view")
                     yield LearningView(self.lab, id="learning-view")
+                    yield BatchView(self.lab, id="batch-view")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -272,12 +276,17 @@ class MainScreen(Screen[None]):
         return self.query_one(LearningView)
 
     @property
-    def current_view_widget(self) -> LabelsView | TrainingView | PredictionsView | LearningView:
+    def batch_view(self) -> BatchView:
+        return self.query_one(BatchView)
+
+    @property
+    def current_view_widget(self) -> LabelsView | TrainingView | PredictionsView | LearningView | BatchView:
         return {
             "labels": self.labels_view,
             "training": self.training_view,
             "predictions": self.predictions_view,
             "learning": self.learning_view,
+            "batch": self.batch_view,
         }[self.view]
 
     @property
@@ -316,6 +325,8 @@ class MainScreen(Screen[None]):
             self.predictions_view.shown()
         elif view == "learning":
             self.learning_view.shown()
+        elif view == "batch":
+            self.batch_view.shown()
         # The view's main widget takes the focus, so its keys (arrows, Home/End) work at once;
         # not while the learner is in the lesson list (its arrows browse lessons, F1 explains it)
         # or typing.
@@ -362,6 +373,7 @@ class MainScreen(Screen[None]):
         self.labels_view.model_ready()
         self.predictions_view.model_ready()
         self.learning_view.model_ready()
+        self.batch_view.model_ready()
         self.demo_panel.model_ready()
 
     def model_failed(self, problem: str) -> None:
@@ -406,6 +418,8 @@ class MainScreen(Screen[None]):
             return view in ("labels", "predictions", "learning")
         if action == "epoch":
             return view == "learning"
+        if action == "batch_row":
+            return view == "batch"
         if action == "train_all" and not parameters and "custom" in self.lab.strategies:
             return False  # "all four" (train_all('custom')) takes the key and the footer
         if action == "train_all" and parameters and "custom" not in self.lab.strategies:
@@ -456,6 +470,10 @@ class MainScreen(Screen[None]):
 
     def action_epoch(self, delta: int) -> None:
         self.learning_view.step_epoch(delta)
+
+    def action_batch_row(self, delta: int) -> None:
+        """[ ]: the step's micro-batches, ranks and rows, in the batch view."""
+        self.batch_view.move(delta)
 
     def action_train(self, strategy: str) -> None:
         self.training_view.start((strategy,))

@@ -76,3 +76,16 @@ def test_learning_view_after_two_copy_epochs(snap_compare, tiny_named):
         await pilot.pause()
 
     assert snap_compare(make_app(tiny_named), terminal_size=SIZE, run_before=run_before)
+
+
+def test_batch_view_packed_step(snap_compare, tiny_named):
+    async def run_before(pilot):
+        await started(pilot)
+        await pilot.press("f6")
+        view = pilot.app.main.batch_view
+        await wait_until(pilot, lambda: view.step_view is not None, timeout=60, what="the batches")
+        assert pilot.app.main.view == "batch"  # the view snapped is the batch view
+        await pilot.press("right", "right")
+        await pilot.pause()
+
+    assert snap_compare(make_app(tiny_named), terminal_size=SIZE, run_before=run_before)

@@ -710,3 +710,28 @@ def inspect_step(trainer: Any, *, step: int = 1, world_size: int = 1) -> StepVie
     apply_weights(trainer, view, per_rank)
     return view
 
+
+
+def build_step(
+    loaded: Any,
+    formatted: Sequence[Any],
+    rows: Sequence[int],
+    source: str,
+    flags: dict[str, Any],
+    *,
+    step: int = 1,
+    world_size: int = 1,
+) -> StepView:
+    """Optimizer step `step` of an SFTTrainer made with these SFTConfig flags on formatted examples
+    (the app's batch view; `batch` makes the same from its command line). Nothing is written but a
+    temporary folder, removed before it returns."""
+    import tempfile
+
+    from inspector.core.batches.setup import check_values, examples_setup
+
+    check_step(step, world_size)
+    check_values(flags)
+    with tempfile.TemporaryDirectory(prefix="causallm-inspect-batch-") as tmp:
+        setup = examples_setup(formatted, rows, source, flags, output_dir=tmp, device=loaded.device)
+        with sft_trainer(loaded.model, loaded.tokenizer, setup) as trainer:
+            return inspect_step(trainer, step=step, world_size=world_size)

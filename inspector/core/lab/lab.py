@@ -308,6 +308,19 @@ class Lab:
             answer = greedy_answer(lm.model, lm.tokenizer, lm.tokenizer(prompt.text)["input_ids"])
         return prompt.text, answer
 
+    def batch_step(self, flags: dict[str, Any], *, step: int = 1, world_size: int = 1) -> Any:
+        """The micro-batches of one optimizer step as TRL's SFTTrainer builds them from the
+        training rows with these SFTConfig flags (a `core.batches.steps.StepView`). Builds a
+        trainer (no training) on the untrained model: one trainer at a time."""
+        from inspector.core.batches.steps import build_step
+
+        if not self.formatted:
+            raise InspectorError("there are no training rows to batch", "give --data rows that can be formatted")
+        rows = [ex.row for ex in self.train_examples]
+        source = f"the {len(rows)} training rows"
+        with self.one_trainer(), self.base_lock:
+            return build_step(self.model, self.formatted, rows, source, flags, step=step, world_size=world_size)
+
     def predicted_text(self) -> str:
         return context.predicted_text(self.template)
 

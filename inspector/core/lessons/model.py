@@ -33,8 +33,8 @@ from typing import Any
 from inspector.core.errors import InspectorError
 from inspector.core.labels.strategies import STRATEGIES
 
-# The app's views, in their keys' order (F2 to F5): a lesson opens one of them.
-VIEWS = ("labels", "training", "predictions", "learning")
+# The app's views, in their keys' order (F2 to F6): a lesson opens one of them.
+VIEWS = ("labels", "training", "predictions", "learning", "batch")
 REQUIRED_KEYS = ("id", "title", "view", "strategy")
 OPTIONAL_KEYS = ("example", "epochs", "strategies", "demo", "code")
 CODE_FOLDER = "code"

@@ -1,0 +1,294 @@
+"""The batch view (F6): the micro-batches of one optimizer step as TRL's SFTTrainer builds them
+from the training rows, a column per token like the labels view.
+
+The rows: position, token, `position_ids` (restarting at 0 where a packed example starts),
+label (struck and grey where -100), why it is -100 (prompt, pack boundary, padding, first
+position), the source row (`▶7` where row 7's segment starts: a mark and a number, never a
+colour alone) and the token's weight in the step under the Trainer's normalisation. The
+settings (packing strategy, max length, batch size, accumulation, world size, step) are
+fields; a change recomputes the step off the UI thread (`Lab.batch_step`), the newest
+request wins. `[` / `]` move through the micro-batches, their ranks and their rows.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widgets import Input, Label, Select, Static
+
+from inspector.core.errors import InspectorError
+from inspector.messages import Failed, worker_error
+from inspector.widgets.column_grid import Cell, ColumnGrid
+from inspector.widgets.paging import Picker
+
+if TYPE_CHECKING:
+    from inspector.core.lab import Lab
+
+ROWS = ("pos", "token", "position", "label", "why -100", "row", "weight")
+PACKINGS = (("no packing", "none"), ("bfd", "bfd"), ("bfd_split", "bfd_split"), ("wrapped", "wrapped"))
+# The defaults make a small step worth looking at: the article's examples packed two or three
+# to a sequence, two micro-batches accumulated (SFTConfig's own: 1024, 8, 1).
+FIELDS = (  # id, label, default, SFTConfig's name (None: the view's own)
+    ("batch-max-length", "max length", "64", "max_length"),
+    ("batch-size", "batch size", "1", "per_device_train_batch_size"),
+    ("batch-accumulation", "accumulation", "2", "gradient_accumulation_steps"),
+    ("batch-world", "world size", "1", None),
+    ("batch-step", "step", "1", None),
+)
+DEBOUNCE = 0.4  # seconds after the last keystroke before the step is rebuilt
+LEGEND = (
+    "▶N: row N of the data starts here · position restarts at 0 for each packed example · "
+    "struck grey labels are -100 (why: the row below) · weight: the token's share of the step's loss"
+)
+
+
+class BatchGrid(ColumnGrid):
+    """One row of a collated micro-batch, a column per token."""
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = ColumnGrid.COMPONENT_CLASSES | {
+        "batch-grid--masked",
+        "batch-grid--masked-label",
+        "batch-grid--trained-label",
+        "batch-grid--boundary",
+    }
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(ROWS, id=id)
+        self.mb: Any = None
+        self.batch_row = 0
+        self.message = "press F6 once the model is loaded"
+
+    def show(self, mb: Any, batch_row: int) -> None:
+        self.mb, self.batch_row = mb, batch_row
+        n = len(mb.texts[batch_row])
+        self.set_widths([max(len(self._text(r, c)) for r in range(len(ROWS))) for c in range(n)])
+
+    def clear(self, message: str) -> None:
+        self.mb = None
+        self.message = message
+        self.set_widths([])
+
+    def _values(self, name: str) -> list[Any] | None:
+        rows = self.mb.rows_of(name)
+        return None if rows is None else rows[self.batch_row]
+
+    def _start_of_segment(self, column: int) -> bool:
+        return any(s.start == column for s in self.mb.segments[self.batch_row])
+
+    def _text(self, row: int, column: int) -> str:
+        mb, b = self.mb, self.batch_row
+        name = ROWS[row]
+        if name == "pos":
+            return str(column)
+        if name == "token":
+            return mb.texts[b][column]
+        if name == "position":
+            positions = self._values("position_ids")
+            return "—" if positions is None else str(positions[column])
+        if name == "label":
+            return str(self._values("labels")[column])
+        if name == "why -100":
+            return mb.reasons[b][column] or ""
+        if name == "row":
+            source = mb.row_of(b, column)
+            if source is None:
+                return ""
+            return f"▶{source}" if self._start_of_segment(column) else str(source)
+        weight = mb.weights["trainer"][b][column]
+        return f"{weight:.1%}" if weight else "·"
+
+    def cell(self, row: int, column: int) -> Cell:
+        text = self._text(row, column)
+        trained = self.mb.reasons[self.batch_row][column] is None
+        layers: tuple[str, ...] = () if trained else ("batch-grid--masked",)
+        if ROWS[row] == "label":
+            layers += ("batch-grid--trained-label",) if trained else ("batch-grid--masked-label",)
+        if ROWS[row] in ("row", "position") and self._start_of_segment(column):
+            layers += ("batch-grid--boundary",)
+        return text, layers
+
+
+class BatchView(Vertical):
+    """The micro-batches of one optimizer step, as SFTTrainer makes them (see the module's docstring)."""
+
+    DEFAULT_CSS = """
+    BatchView #batch-settings { height: 1; }
+    BatchView #batch-settings Input { width: 7; }
+    BatchView #batch-settings Label { padding: 0 1 0 2; }
+    BatchView #batch-packing { width: 16; }
+    BatchView BatchGrid { height: 10; }
+    BatchView #batch-summary, BatchView #batch-legend, BatchView #batch-status { height: auto; padding: 0 1; }
+    BatchView #batch-legend { color: $text-muted; }
+    BatchView > BatchGrid > .batch-grid--masked { color: $text-disabled; }
+    BatchView > BatchGrid > .batch-grid--masked-label { color: $text-disabled; text-style: strike dim; }
+    BatchView > BatchGrid > .batch-grid--trained-label { color: $text-success; text-style: bold; }
+    BatchView > BatchGrid > .batch-grid--boundary { text-style: bold reverse; }
+    """
+
+    HELP = """\
+## Batch view
+
+The micro-batches of one optimizer step exactly as TRL's `SFTTrainer` builds them from the
+training rows (its prepared dataset, its collator, its sampler), with the settings above:
+packing strategy, max length, batch size per device, gradient accumulation, a simulated
+world size (accelerate's own sharding: what each rank receives) and the step. Rows:
+**position** is what the model gets as `position_ids` (restarting at 0 for every packed
+example, `—` where the collator sends none), **label** struck and grey where it is -100,
+**why -100** (prompt, pack boundary, padding, first position), **row** the data row a token
+comes from (`▶N` where its segment starts), **weight** the token's share of the step's loss
+as the Trainer normalises it (every trained token of the step's micro-batches and ranks
+weighs 1/N). `[` / `]` move through micro-batches, ranks and rows; `←` / `→` the columns.
+`causallm-inspect batch` prints the same with more detail.
+"""
+
+    class Computed(Message):
+        def __init__(self, request: int, view: Any = None, error: str | None = None) -> None:
+            self.request = request
+            self.view = view
+            self.error = error
+            super().__init__()
+
+    def __init__(self, lab: Lab, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.lab = lab
+        self.step_view: Any = None
+        self.index = 0  # into `places`
+        self._request = 0
+        self._ready = False
+        self.stale = True
+        self._debounce: Any = None
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="batch-settings"):
+            yield Label("packing")
+            yield Picker(list(PACKINGS), value="bfd", allow_blank=False, compact=True, id="batch-packing")
+            for field_id, label, default, _ in FIELDS:
+                yield Label(label)
+                yield Input(default, id=field_id, restrict=r"[0-9]*", compact=True)
+        yield Static("", id="batch-summary")
+        yield BatchGrid(id="batch-grid")
+        yield Static(LEGEND, id="batch-legend")
+        yield Static("", id="batch-status")
+
+    def focus_main(self) -> None:
+        self.query_one(BatchGrid).focus()
+
+    # --- settings -------------------------------------------------------------------------
+
+    def read_settings(self) -> tuple[dict[str, Any], int, int]:
+        """(SFTConfig flags, step, world size) from the fields; an InspectorError naming a bad one."""
+        values: dict[str, int] = {}
+        for field_id, label, _default, _name in FIELDS:
+            text = self.query_one(f"#{field_id}", Input).value.strip()
+            if not text or int(text) < 1:
+                raise InspectorError(f"{label} must be a whole number of at least 1", f"type one in the {label} field")
+            values[field_id] = int(text)
+        packing = self.query_one("#batch-packing", Select).value
+        flags: dict[str, Any] = {name: values[fid] for fid, _l, _d, name in FIELDS if name is not None}
+        flags["packing"] = packing != "none"
+        if packing != "none":
+            flags["packing_strategy"] = packing
+        return flags, values["batch-step"], values["batch-world"]
+
+    @on(Input.Changed, "#batch-settings Input")
+    @on(Select.Changed, "#batch-packing")
+    def _settings_changed(self, event: Any) -> None:
+        event.stop()
+        if self._debounce is not None:
+            self._debounce.stop()
+        self._debounce = self.set_timer(DEBOUNCE, self.request)
+
+    # --- the step -------------------------------------------------------------------------
+
+    def model_ready(self) -> None:
+        self._ready = True
+        if self.display and self.is_on_screen:
+            self.request()
+
+    def shown(self) -> None:
+        if self.stale:
+            self.request()
+
+    def request(self) -> None:
+        """Rebuild the step with the settings on show (read here, on the UI thread)."""
+        if not self._ready:
+            return
+        try:
+            flags, step, world = self.read_settings()
+        except InspectorError as exc:
+            self._status(str(exc))
+            return
+        self.stale = False
+        self._request += 1
+        self._status("building TRL's SFTTrainer and its batches (no training)…")
+        self._compute(self._request, flags, step, world)
+
+    @work(thread=True, exclusive=True, group="batch", exit_on_error=False)
+    def _compute(self, request: int, flags: dict[str, Any], step: int, world: int) -> None:
+        try:
+            view = self.lab.batch_step(flags, step=step, world_size=world)
+        except InspectorError as exc:
+            self.post_message(self.Computed(request, error=str(exc)))
+            return
+        self.post_message(self.Computed(request, view))
+
+    def on_worker_state_changed(self, event: Any) -> None:
+        error = worker_error(event)
+        if error is not None and event.worker.group == "batch":
+            self.stale = True
+            self._status("the batches could not be built: see the message")
+            self.post_message(Failed("The batch view could not be built", error=error))
+
+    def on_batch_view_computed(self, message: Computed) -> None:
+        message.stop()
+        if message.request != self._request:
+            return  # a newer request is on its way
+        if message.error is not None:
+            self.step_view = None
+            self.query_one(BatchGrid).clear(message.error)
+            self.query_one("#batch-summary", Static).update("")
+            self._status(message.error)
+            return
+        self.step_view = message.view
+        self.index = min(self.index, max(0, len(self.places) - 1))
+        self._draw()
+        self._status("")
+
+    # --- moving through the step ----------------------------------------------------------
+
+    @property
+    def places(self) -> list[tuple[int, int]]:
+        """(micro-batch, batch row) of every row of the step, in order."""
+        if self.step_view is None:
+            return []
+        return [(m, b) for m, mb in enumerate(self.step_view.micro_batches) for b in range(len(mb.texts))]
+
+    def move(self, delta: int) -> None:
+        """`[` / `]`: the previous or next row of the step (micro-batch, rank, batch row)."""
+        places = self.places
+        if not places:
+            return
+        self.index = max(0, min(len(places) - 1, self.index + delta))
+        self._draw()
+
+    def _draw(self) -> None:
+        view = self.step_view
+        m, b = self.places[self.index]
+        mb = view.micro_batches[m]
+        self.query_one(BatchGrid).show(mb, b)
+        rows = ", ".join(f"row {s.row}" for s in mb.segments[b])
+        attention = "no attention_mask (padding-free)" if mb.rows_of("attention_mask") is None else "attention_mask sent"
+        crosses = [s.row for s in mb.segments[b] if s.crosses]
+        across = f" · ⚠ rows {', '.join(map(str, crosses))} can attend to the rows before them" if crosses else ""
+        self.query_one("#batch-summary", Static).update(
+            f"step {view.step} of {view.steps_per_epoch} · micro-batch {mb.micro_step + 1} · rank {mb.rank} of "
+            f"{view.world_size} · sequence {b + 1} of {len(mb.texts)} ({self.index + 1} of {len(self.places)} in the "
+            f"step, [ ] to move) · {rows} · {attention}{across}\n{view.normalisation}"
+        )
+
+    def _status(self, text: str) -> None:
+        self.query_one("#batch-status", Static).update(text)
