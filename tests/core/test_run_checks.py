@@ -76,3 +76,9 @@ def test_wrapped_packing_has_prompt_only_chunks_that_see_each_other(tiny):
 def test_bfd_packing_keeps_examples_apart(tiny):
     kinds = by_kind(check(tiny, packing=True, max_length=100))
     assert "packing-crosses-examples" not in kinds and "prompt-only-chunk" not in kinds
+
+
+def test_a_batch_larger_than_the_prepared_rows_still_reports_the_rows(tiny):
+    report = check(tiny, max_length=25, per_device_train_batch_size=8)
+    assert by_kind(report) == {"answer-loses-stop-token": [12], "dropped-by-truncation": [9]}
+    assert report.shares == [] and report.notes[0].startswith("no step weights: per_device_train_batch_size 8 is larger")

@@ -256,6 +256,7 @@ def _format_run(run: RunReport) -> list[str]:
     if run.shares:
         read = f" (the first {run.steps_read} steps)" if run.steps_read < run.steps else ""
         lines.append(f"  heaviest rows{read}: {run.heaviest()}")
+    lines.extend(f"  {note}" for note in run.notes)
     return [*lines, ""]
 
 

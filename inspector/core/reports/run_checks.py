@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from inspector.core.errors import InspectorError
 from inspector.core.reports.row_checks import Problem
 
 RUN_PROBLEMS = {
@@ -35,7 +36,7 @@ RUN_FIXES = {
     "prompt-only-chunk": "use packing_strategy bfd (whole rows), or raise max_length",
     "packing-crosses-examples": "use packing_strategy bfd with padding_free (position_ids restart per example)",
 }
-MAX_STEPS = 50  # steps whose weights are read (the first of the epoch); the problem checks cover every row
+MAX_STEPS = 50  # steps read for the weights and packing-crosses-examples (the first of the epoch); the other checks read every row
 
 
 @dataclass
@@ -59,6 +60,7 @@ class RunReport:
     steps_read: int  # the first steps whose weights are in `shares`
     problems: list[Problem] = field(default_factory=list)
     shares: list[RowShare] = field(default_factory=list)  # heaviest first
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -67,6 +69,7 @@ class RunReport:
             "steps": self.steps,
             "steps_read": self.steps_read,
             "shares": [s.to_dict() for s in self.shares],
+            "notes": self.notes,
         }
 
     def heaviest(self, n: int = 5) -> str:
@@ -111,11 +114,14 @@ def run_checks(model: Any, tokenizer: Any, setup: Any, *, max_steps: int = MAX_S
         args = trainer.args
         prepared = trainer.train_dataset
         problems: list[Problem] = []
-        if len(prepared) == 0:
-            view = None
-        else:
-            view = inspect_step(trainer, step=1)
+        notes: list[str] = []
         prov = Provenance(trainer, setup)
+        view = None
+        if len(prepared):
+            try:
+                view = inspect_step(trainer, step=1, provenance=prov)
+            except InspectorError as exc:  # e.g. a batch size larger than what TRL prepared: no step to weigh
+                notes.append(f"no step weights: {exc.problem}")
         cap = args.max_length
         packing = bool(args.packing)
         truncates = cap is not None and (not packing or args.packing_strategy == "bfd")
@@ -159,7 +165,7 @@ def run_checks(model: Any, tokenizer: Any, setup: Any, *, max_steps: int = MAX_S
         steps = view.steps_per_epoch if view is not None else 0
         read = min(steps, max_steps)
         for step in range(1, read + 1):
-            v = view if step == 1 else inspect_step(trainer, step=step)
+            v = view if step == 1 else inspect_step(trainer, step=step, provenance=prov)
             for ex in v.examples:
                 if ex.trained_tokens:
                     shares.append(RowShare(ex.row, step, ex.weights["trainer"], ex.trained_tokens))
@@ -175,4 +181,4 @@ def run_checks(model: Any, tokenizer: Any, setup: Any, *, max_steps: int = MAX_S
             problems.append(Problem(r, "packing-crosses-examples", crossing[r]))
         shares.sort(key=lambda s: (-s.share, s.step, s.row))
         settings = dict(view.settings) if view is not None else {"max_length": cap, "truncation_mode": args.truncation_mode, "packing": packing}
-    return RunReport(settings, len(prepared), steps, read, problems, shares)
+    return RunReport(settings, len(prepared), steps, read, problems, shares, notes)
