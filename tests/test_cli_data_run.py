@@ -71,3 +71,14 @@ def test_without_settings_nothing_changes(capsys, tiny_path, tmp_path):
     code, out, _ = run(capsys, "inspect-data", str(path), "--model", str(tiny_path), "--json")
     data = json.loads(out)
     assert code == 0 and "run" not in data
+
+
+def test_the_config_names_the_model_and_a_bad_key_is_refused(capsys, tiny_path, tmp_path):
+    path = jsonl(tmp_path, ROWS)
+    config = tmp_path / "sft.yaml"
+    config.write_text(f"model_name_or_path: {tiny_path}\nmax_length: 20\n")
+    code, out, _ = run(capsys, "inspect-data", str(path), "--config", str(config), "--fail-on", "dropped-by-truncation")
+    assert code == 1 and "dropped-by-truncation: 1 (rows 2)" in out
+    config.write_text("max_lenght: 20\n")
+    code, _, err = run(capsys, "inspect-data", str(path), "--model", str(tiny_path), "--config", str(config))
+    assert code == 2 and "max_lenght (did you mean max_length?)" in err

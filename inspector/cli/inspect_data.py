@@ -99,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
     with_run = bool(args.config) or any(v is not None for v in flags.values())
     if with_run:
         check_values(flags)  # a bad value fails before the model loads
+        if args.config:
+            _config_model(args, flags)
     loaded, template = load(args, tokenizer_only="trl" not in strategies and not with_run)
     tty = sys.stderr.isatty()
 
@@ -156,3 +158,15 @@ def _check_run(args: argparse.Namespace, path: Any, flags: dict, loaded: Any, te
             formatted, [ex.row for ex in examples], path.name, flags, output_dir=tmp, device=loaded.device, config_file=args.config
         )
         add_run(report, run_checks(loaded.model, loaded.tokenizer, setup))
+
+
+def _config_model(args: argparse.Namespace, flags: dict) -> None:
+    """A bad config fails before the model loads; its model_name_or_path is the model unless --model is given."""
+    import tempfile
+
+    from inspector.core.batches.setup import parse
+
+    with tempfile.TemporaryDirectory(prefix="causallm-inspect-data-") as tmp:
+        _script, _sft, model_args, _mixture = parse(args.config, flags, output_dir=tmp)
+    if not args.model and model_args.model_name_or_path:
+        args.model = model_args.model_name_or_path
