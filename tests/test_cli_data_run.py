@@ -82,3 +82,12 @@ def test_the_config_names_the_model_and_a_bad_key_is_refused(capsys, tiny_path, 
     config.write_text("max_lenght: 20\n")
     code, _, err = run(capsys, "inspect-data", str(path), "--model", str(tiny_path), "--config", str(config))
     assert code == 2 and "max_lenght (did you mean max_length?)" in err
+
+
+def test_packing_that_splits_rows_truncates_no_answer(capsys, tiny_path, tmp_path):
+    path = jsonl(tmp_path, ROWS)
+    base = ["inspect-data", str(path), "--model", str(tiny_path), "--max-length", "16", "--json"]
+    data = json.loads(run(capsys, *base, "--packing", "--packing-strategy", "wrapped")[1])
+    assert "truncated-answer" not in data["problem_counts"] and data["problem_counts"]["prompt-only-chunk"] >= 1
+    data = json.loads(run(capsys, *base, "--packing")[1])  # bfd cuts what does not fit
+    assert data["problem_counts"]["truncated-answer"] == 4

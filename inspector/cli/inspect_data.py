@@ -16,6 +16,7 @@ from inspector.cli.options import (
     labels_from_option,
     load,
     sft_config_flags,
+    status,
 )
 from inspector.core.errors import InspectorError
 from inspector.core.labels.strategies import ALL_STRATEGIES, CUSTOM
@@ -99,8 +100,11 @@ def run(args: argparse.Namespace) -> int:
     with_run = bool(args.config) or any(v is not None for v in flags.values())
     if with_run:
         check_values(flags)  # a bad value fails before the model loads
-        if args.config:
-            _config_model(args, flags)
+        sft = _run_config(args, flags)
+        if sft.packing and sft.packing_strategy != "bfd" and args.max_length is not None:
+            # bfd_split and wrapped cut long rows into chunks: no answer token is lost, so no truncated-answer
+            status(f"packing_strategy {sft.packing_strategy} splits long rows: --max-length is the chunk length, not a cut")
+            args.max_length = None
     loaded, template = load(args, tokenizer_only="trl" not in strategies and not with_run)
     tty = sys.stderr.isatty()
 
@@ -139,7 +143,7 @@ def _check_run(args: argparse.Namespace, path: Any, flags: dict, loaded: Any, te
     """The run's settings on the dataset TRL's SFTTrainer prepares from the file's rows (bad rows left out)."""
     import tempfile
 
-    from inspector.cli.options import data_options, status
+    from inspector.cli.options import data_options
     from inspector.core.batches.setup import examples_setup, offline
     from inspector.core.data.examples import format_examples, read_examples
     from inspector.core.reports.data_report import add_run
@@ -160,13 +164,15 @@ def _check_run(args: argparse.Namespace, path: Any, flags: dict, loaded: Any, te
         add_run(report, run_checks(loaded.model, loaded.tokenizer, setup))
 
 
-def _config_model(args: argparse.Namespace, flags: dict) -> None:
-    """A bad config fails before the model loads; its model_name_or_path is the model unless --model is given."""
+def _run_config(args: argparse.Namespace, flags: dict) -> Any:
+    """The run's SFTConfig. A bad config fails before the model loads; its model_name_or_path is the model
+    unless --model is given."""
     import tempfile
 
     from inspector.core.batches.setup import parse
 
     with tempfile.TemporaryDirectory(prefix="causallm-inspect-data-") as tmp:
-        _script, _sft, model_args, _mixture = parse(args.config, flags, output_dir=tmp)
+        _script, sft, model_args, _mixture = parse(args.config, flags, output_dir=tmp)
     if not args.model and model_args.model_name_or_path:
         args.model = model_args.model_name_or_path
+    return sft
