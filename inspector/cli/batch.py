@@ -11,7 +11,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from inspector.cli.options import common, dump, load, status
+from inspector.cli.options import common, dump, load, sft_config_flags, status
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,25 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="simulate W data-parallel processes: what each rank receives, as accelerate shards it (default 1)",
     )
     p.add_argument("--no-shuffle", action="store_true", help="the sequential sampler (train_sampling_strategy=sequential)")
-    g = p.add_argument_group("SFTConfig values (default: SFTConfig's, or the config's)")
-    on_off = argparse.BooleanOptionalAction
-    g.add_argument("--packing", action=on_off, default=None, help="pack rows into sequences of max_length")
-    g.add_argument("--packing-strategy", metavar="S", default=None, help="bfd (TRL's default), bfd_split or wrapped")
-    g.add_argument("--padding-free", action=on_off, default=None, help="flatten each micro-batch into one row (bfd turns it on)")
-    g.add_argument("--max-length", type=int, metavar="N", default=None, help="truncate, or pack, to N tokens (SFTConfig's default 1024)")
-    g.add_argument(
-        "--per-device-train-batch-size",
-        type=int,
-        metavar="N",
-        default=None,
-        help="sequences per micro-batch (default 2 with flags alone, lowered to what a small dataset holds)",
-    )
-    g.add_argument("--gradient-accumulation-steps", type=int, metavar="N", default=None, help="micro-batches per optimizer step")
-    g.add_argument("--assistant-only-loss", action=on_off, default=None, help="train only the assistant turns (conversations)")
-    g.add_argument(
-        "--completion-only-loss", action=on_off, default=None, help="train only the completion (default on for prompt/completion rows)"
-    )
-    g.add_argument("--seed", type=int, metavar="N", default=None, help="the Trainer's seed, which orders the sampler (SFTConfig's 42)")
+    sft_config_flags(p)
     a = p.add_argument_group("attention")
     a.add_argument(
         "--check-attention",

@@ -639,8 +639,10 @@ def check_step(step: int, world_size: int) -> None:
         raise InspectorError(f"--step {step} is not a step: steps are counted from 1", "pass --step 1 or more")
 
 
-def inspect_step(trainer: Any, *, step: int = 1, world_size: int = 1) -> StepView:
-    """Optimizer step `step` (1-based, within the first epoch) of the trainer, on each of `world_size` ranks."""
+def inspect_step(trainer: Any, *, step: int = 1, world_size: int = 1, provenance: Provenance | None = None) -> StepView:
+    """Optimizer step `step` (1-based, within the first epoch) of the trainer, on each of `world_size` ranks.
+
+    `provenance`: one made before for this trainer, so that reading many steps prepares the rows once."""
     setup: BatchSetup = trainer.causallm_inspect_setup
     check_step(step, world_size)
     if world_size > 1 and trainer.args.accelerator_config.dispatch_batches:
@@ -670,7 +672,7 @@ def inspect_step(trainer: Any, *, step: int = 1, world_size: int = 1) -> StepVie
             f"{accumulation} per step)",
             f"pass --step 1 to {steps_per_epoch}",
         )
-    prov = Provenance(trainer, setup)
+    prov = provenance if provenance is not None else Provenance(trainer, setup)
     padding_free = bool(getattr(trainer.data_collator, "padding_free", False))
     shifts = bool(getattr(trainer, "_loss_shifts_labels", True))
     mask_reason = prov.mask_reason()

@@ -28,8 +28,9 @@ from inspector.core.data.template_fit import FIX as FIT_FIX
 from inspector.core.data.template_fit import KIND as NOT_FOR_THIS_MODEL
 from inspector.core.errors import InspectorError
 from inspector.core.reports.row_checks import BatchResult, Job, Problem, RowChecker
+from inspector.core.reports.run_checks import RUN_FIXES, RUN_PROBLEMS, RunReport
 
-__all__ = ["FIXES", "PROBLEMS", "DataReport", "Problem", "cores", "format_report", "inspect_data"]
+__all__ = ["FIXES", "PROBLEMS", "DataReport", "Problem", "add_run", "cores", "format_report", "inspect_data"]
 
 if TYPE_CHECKING:
     from inspector.core.labels.strategies import LabelMaker
@@ -50,6 +51,7 @@ PROBLEMS = {
     "stop-token-not-trained": "the chat template's generation markers leave the end-of-turn token out: the model never learns to stop",
     "tool-call-dropped": "a tool call or tool result that the format in use cannot show: the row is refused",
     "mask-methods-disagree": "generation markers, prefix rendering and the prompt/completion split train different tokens",
+    **RUN_PROBLEMS,  # with --config or SFTConfig flags: what TRL's SFTTrainer prepares (run_checks)
 }
 FIXES = {
     "bad-row": "fix or drop those rows; map other column names with --columns",
@@ -65,6 +67,7 @@ FIXES = {
     "(TRL's _training variants: `causallm-inspect templates`)",
     "tool-call-dropped": "pass --chat-template with a template that renders tools (qwen2_5, qwen3, llama3_2...)",
     "mask-methods-disagree": "check the template's {% generation %} markers against what the model writes",
+    **RUN_FIXES,
 }
 KEEP_ROWS = 1000  # rows listed per problem kind; the counts are always complete
 
@@ -94,6 +97,7 @@ class DataReport:
     problems: list[Problem] = field(default_factory=list)
     counts: Counter = field(default_factory=Counter)
     seconds: float = 0.0
+    run: RunReport | None = None  # with --config or SFTConfig flags: TRL's prepared dataset and the step weights
 
     def add(self, problem: Problem) -> None:
         self.counts[problem.kind] += 1
@@ -139,6 +143,7 @@ class DataReport:
             "problems": [asdict(p) for p in self.problems],
             "summary": self.summary(),
             "seconds": self.seconds,
+            **({"run": self.run.to_dict()} if self.run is not None else {}),
         }
 
 
@@ -234,6 +239,25 @@ def inspect_data(
         raise InspectorError(f"the data file {path} is empty: it has no rows", "add at least one example")
     report.seconds = time.perf_counter() - start
     return report
+
+
+def add_run(report: DataReport, run: RunReport) -> None:
+    """The run's problems (TRL's prepared dataset under the config's settings) and its step weights, into the report."""
+    for problem in run.problems:
+        report.add(problem)
+    report.run = run
+
+
+def _format_run(run: RunReport) -> list[str]:
+    keys = ("max_length", "truncation_mode", "packing", "packing_strategy", "padding_free")
+    settings = ", ".join(f"{k} {run.settings[k]}" for k in keys if k in run.settings)
+    what = "packed sequences" if run.settings.get("packing") else "rows"
+    lines = [f"the run's settings ({settings}): TRL prepares {run.prepared_rows} {what}, {run.steps} optimizer steps"]
+    if run.shares:
+        read = f" (the first {run.steps_read} steps)" if run.steps_read < run.steps else ""
+        lines.append(f"  heaviest rows{read}: {run.heaviest()}")
+    lines.extend(f"  {note}" for note in run.notes)
+    return [*lines, ""]
 
 
 def _check_template(report: DataReport, checker: RowChecker) -> None:
@@ -366,6 +390,8 @@ def format_report(report: DataReport) -> str:
     for s, t in report.totals.items():
         lines.append(f"  {s:<{width}} {t.trained_tokens:>10} of {t.tokens:<10} {100 * t.trained_fraction:6.2f}%")
     lines.append("")
+    if report.run is not None:
+        lines.extend(_format_run(report.run))
     if report.counts:
         lines.append("problems:")
         for kind, what in PROBLEMS.items():
