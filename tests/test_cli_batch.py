@@ -182,3 +182,17 @@ def test_bench_batch_rows_prepares_once_then_reads_the_cache(capsys, tiny_path):
     assert result["met"] and result["warm_max_s"] < result["target_s"] == 5.0
     code, _, err = run(capsys, "bench", "--batch-rows", "3", "--model", str(tiny_path))
     assert code == 2 and "--batch-rows 3 is too few" in err
+
+
+def test_a_config_of_conversations_takes_chat_template_for_a_model_without_one(capsys, tiny_path, tmp_path):
+    rows = [{"messages": [{"role": "user", "content": f"word {i}?"}, {"role": "assistant", "content": "palabra"}]}
+            for i in range(4)]
+    path = config(tmp_path, jsonl(tmp_path, rows), per_device_train_batch_size=1, seed=3)
+    code, _, err = run(capsys, "batch", "--config", str(path), "--model", str(tiny_path))
+    (line,) = [x for x in err.strip().splitlines() if not x.startswith("…")]
+    assert code == 2 and "has no chat template" in line and "--chat-template NAME" in line
+    code, out, err = run(capsys, "batch", "--config", str(path), "--model", str(tiny_path), "--chat-template", "qwen2_5",
+                         "--json")
+    assert code == 0, err
+    tokens = [t for mb in json.loads(out)["micro_batches"] for row in mb["tokens"]["text"] for t in row]
+    assert "<|im_start|>" in "".join(tokens).replace("␣", " ") or "im_start" in "".join(tokens)

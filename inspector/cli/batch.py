@@ -83,7 +83,12 @@ def _build(args: argparse.Namespace, flags: dict, tmp: str) -> tuple:
             args.model = model_args.model_name_or_path
         if not args.data and batch_setup.has_dataset(args.config):
             status(f"loading the dataset of {Path(args.config).name}")
-            from_config = batch_setup.config_setup(args.config, flags, output_dir=tmp, device=device)
+            from inspector.core.data.conversations import read_chat_template
+
+            template_text = read_chat_template(args.chat_template) if args.chat_template else None
+            from_config = batch_setup.config_setup(
+                args.config, flags, output_dir=tmp, device=device, chat_template=template_text
+            )
     if from_config is None:
         from inspector.cli.options import check_data_early
 

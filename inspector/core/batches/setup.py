@@ -214,13 +214,21 @@ def _refuse_unknown(keys: Sequence[str], parser: Any, config_file: str) -> None:
     )
 
 
-def config_setup(config_file: str, flags: Mapping[str, Any], *, output_dir: str, device: str) -> BatchSetup:
-    """A setup from `trl sft`'s YAML config (flags override its values); its dataset is loaded here."""
+def config_setup(
+    config_file: str, flags: Mapping[str, Any], *, output_dir: str, device: str, chat_template: str | None = None
+) -> BatchSetup:
+    """A setup from `trl sft`'s YAML config (flags override its values); its dataset is loaded here.
+    `chat_template` (--chat-template's text) is handed to TRL as `chat_template_path`."""
     from inspector.core.quiet import quiet_libraries
 
     offline()
     quiet_libraries()
-    script, sft, model_args, mixture = parse(config_file, flags, output_dir=output_dir, device=device)
+    extra: dict[str, Any] = {}
+    if chat_template is not None:
+        template = Path(output_dir) / "chat_template.jinja"
+        template.write_text(chat_template, encoding="utf-8")
+        extra["chat_template_path"] = str(template)
+    script, sft, model_args, mixture = parse(config_file, flags, output_dir=output_dir, device=device, extra=extra)
     given = _given(config_file, flags)
     dataset, source = _config_dataset(script, mixture, config_file)
     return BatchSetup(

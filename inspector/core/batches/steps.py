@@ -304,6 +304,12 @@ def _make(model: Any, tokenizer: Any, setup: BatchSetup) -> Any:
         trainer = SFTTrainer(model=model, args=setup.sft, train_dataset=dataset, processing_class=tokenizer)
     except (ValueError, RuntimeError, TypeError, KeyError) as exc:
         text = str(exc).strip().splitlines()
+        if "chat_template is not set" in str(exc):
+            raise InspectorError(
+                "the dataset is conversational and the model has no chat template (TRL's SFTTrainer needs one)",
+                "pass --chat-template NAME (`causallm-inspect templates` lists them) or a .jinja file, or set "
+                "chat_template_path in the config",
+            ) from exc
         raise InspectorError(f"TRL's SFTTrainer refuses this setup: {text[0] if text else type(exc).__name__}", "change that setting") from exc
     trainer.remove_callback(PrinterCallback)
     return trainer
