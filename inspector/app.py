@@ -114,6 +114,7 @@ class InspectorApp(App[int]):
         data_options: dict[str, Any] | None = None,
         train_rows: int = TRAIN_ROWS,
         labels_from: LabelReloader | None = None,
+        batch_config: str | None = None,
     ) -> None:
         super().__init__()
         self.lab = Lab(
@@ -126,6 +127,7 @@ class InspectorApp(App[int]):
             eos_token=eos_token,
             train_rows=train_rows if data_name else None,
             labels_from=labels_from,
+            batch_config=batch_config,
         )
         # The runs selector's first value: "live" or a replay speed. None: replay as recorded
         # where prepared runs are stored for the model, else live (said once it is loaded).

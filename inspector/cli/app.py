@@ -27,6 +27,13 @@ def register(parser: argparse.ArgumentParser) -> None:
         help=LABELS_FROM_HELP + ". In the app it is the strategy 'yours' (keys 4 and u), reloaded whenever you save the file.",
     )
     labels_timeout_option(live)
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        default=None,
+        help="a `trl sft --config` YAML: the batch view (F6) builds its steps with its settings (its fields start "
+        "from the config's packing, max length, batch size and accumulation)",
+    )
 
 
 def _given(value: Any) -> str | None:
@@ -54,6 +61,14 @@ def run(args: argparse.Namespace) -> int:
         examples, problems = read.examples, read.problems
         # The data report reads as far as the user asked (--limit; the whole file by default).
         options.update(path=data, more=read.more)
+    config = getattr(args, "config", None)
+    if config:  # a config TRL's parser refuses, or a key no field matches, fails before the screen opens
+        import tempfile
+
+        from inspector.core.batches.setup import parse
+
+        with tempfile.TemporaryDirectory(prefix="causallm-inspect-config-") as tmp:
+            parse(config, {}, output_dir=tmp, device="cpu")
     reloader = None
     if getattr(args, "labels_from", None):
         from inspector.core.labels.reload import LabelReloader
@@ -76,5 +91,6 @@ def run(args: argparse.Namespace) -> int:
         data_options=options,
         train_rows=train_rows,
         labels_from=reloader,
+        batch_config=config,
     )
     return run_until_quit(app)

@@ -174,6 +174,16 @@ weighs 1/N). `[` / `]` move through micro-batches, ranks and rows; `←` / `→`
         yield Static(LEGEND, id="batch-legend")
         yield Static("", id="batch-status")
 
+    def on_mount(self) -> None:
+        """The fields start from the batch config's values (--config), where it sets them."""
+        given = self.lab.batch_defaults()
+        for field_id, _label, _default, name in FIELDS:
+            if name is not None and given.get(name) is not None:
+                self.query_one(f"#{field_id}", Input).value = str(given[name])
+        if "packing" in given or "packing_strategy" in given:
+            strategy = given.get("packing_strategy") or "bfd"
+            self.query_one("#batch-packing", Select).value = strategy if given.get("packing", True) else "none"
+
     def focus_main(self) -> None:
         self.query_one(BatchGrid).focus()
 

@@ -57,3 +57,34 @@ async def test_f6_shows_the_packed_step_and_follows_the_settings(tiny_path):
         await wait_until(pilot, lambda: "batch size must be" in str(view.query_one("#batch-status").render()),
                          timeout=10, what="the message")
         assert app.errors == []
+
+
+async def test_the_batch_view_starts_from_a_trl_sft_config(tiny_path, tmp_path):
+    config = tmp_path / "sft.yaml"
+    config.write_text("packing: true\npacking_strategy: bfd_split\nmax_length: 40\ngradient_accumulation_steps: 3\n"
+                      "per_device_train_batch_size: 1\ncompletion_only_loss: false\n")
+    app = InspectorApp(model=str(tiny_path), device="cpu", learning_rate=FAST_LR, runs="live", batch_config=str(config))
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await pilot.press("f6")
+        view = app.main.batch_view
+        assert view.query_one("#batch-max-length", Input).value == "40"
+        assert view.query_one("#batch-accumulation", Input).value == "3"
+        assert view.query_one("#batch-packing").value == "bfd_split"
+        await wait_until(pilot, lambda: view.step_view is not None, timeout=60, what="the batches")
+        settings = view.step_view.settings
+        assert settings["packing_strategy"] == "bfd_split" and settings["max_length"] == 40
+        assert settings["completion_only_loss"] is False  # a setting with no field comes from the config
+        assert app.errors == []
+
+
+def test_a_config_the_parser_refuses_stops_the_app_before_it_opens(capsys, tmp_path):
+    from inspector.cli import main
+
+    config = tmp_path / "bad.yaml"
+    config.write_text("packing_strategy: sideways\n")
+    assert main(["--config", str(config)]) == 2
+    assert "packing strategy 'sideways'" in capsys.readouterr().err
+    config.write_text("packing: true\nnot_a_field: 1\n")
+    assert main(["--config", str(config)]) == 2
+    assert "not_a_field" in capsys.readouterr().err

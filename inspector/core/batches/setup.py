@@ -229,7 +229,7 @@ def config_setup(
         template.write_text(chat_template, encoding="utf-8")
         extra["chat_template_path"] = str(template)
     script, sft, model_args, mixture = parse(config_file, flags, output_dir=output_dir, device=device, extra=extra)
-    given = _given(config_file, flags)
+    given = given_values(config_file, flags)
     dataset, source = _config_dataset(script, mixture, config_file)
     return BatchSetup(
         sft=sft,
@@ -250,7 +250,8 @@ def has_dataset(config_file: str) -> bool:
     return bool(data.get("datasets") or data.get("dataset_name"))
 
 
-def _given(config_file: str | None, flags: Mapping[str, Any]) -> dict[str, Any]:
+def given_values(config_file: str | None, flags: Mapping[str, Any]) -> dict[str, Any]:
+    """The SFTConfig values the config file sets (of SFT_FLAGS), then the flags given."""
     given: dict[str, Any] = {}
     if config_file:
         import yaml
@@ -340,7 +341,7 @@ def examples_setup(
     offline()
     flags = dict(flags)
     batch_size_given = flags.get("per_device_train_batch_size") is not None or (
-        config_file is not None and "per_device_train_batch_size" in _given(config_file, {})
+        config_file is not None and "per_device_train_batch_size" in given_values(config_file, {})
     )
     if not batch_size_given:
         flags["per_device_train_batch_size"] = DEFAULT_BATCH_SIZE
@@ -359,7 +360,7 @@ def examples_setup(
         attn_implementation=model_args.attn_implementation,
         batch_size_given=batch_size_given,
         config_file=config_file,
-        given=_given(config_file, flags),
+        given=given_values(config_file, flags),
     )
 
 

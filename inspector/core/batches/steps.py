@@ -729,8 +729,10 @@ def build_step(
     *,
     step: int = 1,
     world_size: int = 1,
+    config_file: str | None = None,
 ) -> StepView:
-    """Optimizer step `step` of an SFTTrainer made with these SFTConfig flags on formatted examples
+    """Optimizer step `step` of an SFTTrainer made with these SFTConfig flags (over `config_file`'s
+    values, a `trl sft --config` YAML, where given) on formatted examples
     (the app's batch view; `batch` makes the same from its command line). Nothing is written but a
     temporary folder, removed before it returns."""
     import tempfile
@@ -740,6 +742,8 @@ def build_step(
     check_step(step, world_size)
     check_values(flags)
     with tempfile.TemporaryDirectory(prefix="causallm-inspect-batch-") as tmp:
-        setup = examples_setup(formatted, rows, source, flags, output_dir=tmp, device=loaded.device)
+        setup = examples_setup(
+            formatted, rows, source, flags, output_dir=tmp, device=loaded.device, config_file=config_file
+        )
         with sft_trainer(loaded.model, loaded.tokenizer, setup) as trainer:
             return inspect_step(trainer, step=step, world_size=world_size)

@@ -82,8 +82,10 @@ class Lab:
         labels_from: LabelReloader | None = None,
         custom: LabelFunction | None = None,
         in_place: bool = False,
+        batch_config: str | None = None,
     ) -> None:
         self.model_spec = model_spec
+        self.batch_config = batch_config  # a `trl sft --config` YAML the batch view starts from
         # --labels-from: the user's label function (the `custom` strategy), reloaded on save
         # (the app), or loaded once (`custom`, a command).
         self.reloader = labels_from
@@ -319,7 +321,14 @@ class Lab:
         rows = [ex.row for ex in self.train_examples]
         source = f"the {len(rows)} training rows"
         with self.one_trainer(), self.base_lock:
-            return build_step(self.model, self.formatted, rows, source, flags, step=step, world_size=world_size)
+            return build_step(self.model, self.formatted, rows, source, flags, step=step, world_size=world_size,
+                              config_file=self.batch_config)
+
+    def batch_defaults(self) -> dict[str, Any]:
+        """The SFTConfig values the batch config sets (none without one)."""
+        from inspector.core.batches.setup import given_values
+
+        return given_values(self.batch_config, {}) if self.batch_config else {}
 
     def predicted_text(self) -> str:
         return context.predicted_text(self.template)
