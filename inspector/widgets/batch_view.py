@@ -293,7 +293,8 @@ weighs 1/N). `[` / `]` move through micro-batches, ranks and rows; `←` / `→`
         rows = ", ".join(f"row {s.row}" for s in mb.segments[b])
         attention = "no attention_mask (padding-free)" if mb.rows_of("attention_mask") is None else "attention_mask sent"
         crosses = [s.row for s in mb.segments[b] if s.crosses]
-        across = f" · ⚠ rows {', '.join(map(str, crosses))} can attend to the rows before them" if crosses else ""
+        rows_word = "rows" if len(crosses) > 1 else "row"
+        across = f" · ⚠ {rows_word} {', '.join(map(str, crosses))} can attend to the rows before" if crosses else ""
         self.query_one("#batch-summary", Static).update(
             f"step {view.step} of {view.steps_per_epoch} · micro-batch {mb.micro_step + 1} · rank {mb.rank} of "
             f"{view.world_size} · sequence {b + 1} of {len(mb.texts)} ({self.index + 1} of {len(self.places)} in the "
