@@ -216,14 +216,10 @@ class LabelCodeError(InspectorError):
         )
 
 
-@dataclass(frozen=True)
-class LoadedFunction:
-    """The label function in the process that runs it (the label process's worker, or a bench)."""
+class _FromSource:
+    """What the UI calls a label function (`name`) and where it is (`file`), from its `source`."""
 
     source: LabelSource
-    func: Callable[..., Any] = field(repr=False, compare=False)
-    fingerprint: str  # changes with the file's text: a strategy trained before is stale
-    text: str = field(repr=False, compare=False)
 
     @property
     def name(self) -> str:
@@ -232,6 +228,16 @@ class LoadedFunction:
     @property
     def file(self) -> str:
         return str(self.source.path)
+
+
+@dataclass(frozen=True)
+class LoadedFunction(_FromSource):
+    """The label function in the process that runs it (the label process's worker, or a bench)."""
+
+    source: LabelSource
+    func: Callable[..., Any] = field(repr=False, compare=False)
+    fingerprint: str  # changes with the file's text: a strategy trained before is stale
+    text: str = field(repr=False, compare=False)
 
     @property
     def def_line(self) -> int | None:
@@ -343,7 +349,7 @@ class LabelCall:
 
 
 @dataclass(frozen=True)
-class LabelFunction:
+class LabelFunction(_FromSource):
     """The user's label function, run in the label process; `name` is what the UI calls the strategy.
 
     Every call goes to the process as one request for all its examples (`call_many`). What the
@@ -356,14 +362,6 @@ class LabelFunction:
     def_line: int | None = field(default=None, compare=False)
     sandbox: Any = field(default=None, repr=False, compare=False)
     _last: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
-
-    @property
-    def name(self) -> str:
-        return self.source.function
-
-    @property
-    def file(self) -> str:
-        return str(self.source.path)
 
     @property
     def printed(self) -> Any:
