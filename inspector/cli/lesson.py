@@ -176,14 +176,15 @@ class _Run:
         }
 
     def demo(self) -> None:
-        from inspector.core.lessons.demos import DEMOS, run_demo
+        """The lesson's demo panel, as the app's Lab runs it (live: a command never replays)."""
+        from inspector.core.lessons.demos import DEMOS
 
-        spec = DEMOS[self.lesson.demo]  # type: ignore[index]
-        ctx = self.lab.demo_context(self.lesson, progress=status, again="close other programs and run this command again")
+        assert self.lesson.demo is not None
+        spec = DEMOS[self.lesson.demo]
         self.say(_heading(f"demo: {spec.title}"))
         if spec.on_demand:
             status(f"running the demo (it trains): {spec.title}")
-        result = run_demo(self.lesson.demo, ctx)  # type: ignore[arg-type]
+        result = self.lab.demo(self.lesson, progress=status, again="close other programs and run this command again")
         self.say(result.text)
         self.json["demo"] = {"name": result.name, "title": result.title, "text": result.text}
 

@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING
 
 from inspector.cli.options import comma_list, common, data_options, dump, load, status, template, train_rows_option
 from inspector.core.errors import InspectorError
 from inspector.core.labels.strategies import STRATEGIES
-
-if TYPE_CHECKING:
-    from inspector.core.data.chat_format import ChatTemplate, FormattedExample
-    from inspector.core.lessons.model import Lesson
-    from inspector.core.models import LoadedModel
 
 PREPARED_BURSTS = 5  # prepare stores this many of the longest lesson burst: the speaker may press + four times
 
@@ -51,25 +45,21 @@ def run(args: argparse.Namespace) -> int:
     seed = args.seed if args.seed is not None else DEFAULT_SEED
     settings = BurstSettings(epochs=epochs, learning_rate=args.lr, seed=seed)
     from inspector.core.models import writable_folder
-    from inspector.core.runs import store as replay
+    from inspector.core.runs.prepare import store_dir
 
-    writable_folder(replay.store_dir())  # before minutes of training, not after
+    writable_folder(store_dir())  # before minutes of training, not after
     loaded, markers = load(args)
     from inspector.core.lab import Lab
-    from inspector.core.training.predictions import prediction_input
+    from inspector.core.runs.prepare import prepare_demos, prepare_runs
 
     # The training slice as the app takes it: the first --train-rows examples that can be formatted.
     lab = Lab(args.model, examples=examples, template=markers, train_rows=args.train_rows if args.data else None)
     if lab.use(loaded).data_error:
         raise InspectorError(f"no row of {args.data} can be formatted for training", "check it with inspect-data")
-    examples, formatted = lab.train_examples, lab.formatted
-    predict_text, predict_ids = replay_prediction_target(loaded, markers)
-    texts = {ex.text: prediction_input(fe, loaded.tokenizer, loaded.max_length)[0] for ex, fe in zip(examples, formatted)}
-    runs = replay.prepare(
-        loaded, formatted, strategies, settings, predict_ids, predict_text, texts=texts, template=markers,
-        progress=status,
-    )
-    demos = [] if args.no_demos else _prepare_demos(loaded, markers, formatted, lessons, args.lr, seed)
+    with lab:
+        texts = [ex.text for ex in lab.train_examples]
+        runs = prepare_runs(lab, strategies, settings, texts=texts, progress=status)
+        demos = [] if args.no_demos else prepare_demos(lab, lessons, learning_rate=args.lr, seed=seed, progress=status)
     if args.json:
         dump(
             {
@@ -84,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
                     for run in runs
                 ],
                 "demos": [{"name": d.name, "key": d.key, "seconds": d.seconds} for d in demos],
-                "store": str(replay.store_dir()),
+                "store": str(store_dir()),
             }
         )
         return 0
@@ -96,47 +86,6 @@ def run(args: argparse.Namespace) -> int:
         )
     for demo in demos:
         print(f"lesson demo {demo.name}: stored ({demo.seconds:.1f} s)")
-    print(f"stored in {replay.store_dir()}, keyed by model, examples, strategy, settings and library versions")
+    print(f"stored in {store_dir()}, keyed by model, examples, strategy, settings and library versions")
     print("causallm-inspect (with the same --model and --data) replays them: see 'runs' in the Training view")
     return 0
-
-
-def _prepare_demos(
-    loaded: LoadedModel,
-    template: ChatTemplate,
-    formatted: list[FormattedExample],
-    lessons: list[Lesson],
-    lr: float | None,
-    seed: int,
-) -> list:
-    """Run every lesson demo that trains, with the settings the app will show for its lesson."""
-    from inspector.core.lab.context import demo_context
-    from inspector.core.lessons.demos import DEMOS
-    from inspector.core.runs import store as replay
-
-    out = []
-    for lesson in lessons:
-        if lesson.demo is None or not DEMOS[lesson.demo].on_demand or not formatted:
-            continue
-        # The context the app builds for this lesson, so that the app finds what is stored.
-        ctx = demo_context(
-            lesson,
-            loaded,
-            template,
-            formatted,
-            learning_rate=lr,
-            seed=seed,
-            progress=status,
-            again="close other programs and run causallm-inspect prepare again",
-        )
-        status(f"lesson demo {lesson.demo}: running it once")
-        out.append(replay.prepare_demo(loaded, ctx, lesson.demo))
-    return out
-
-
-def replay_prediction_target(loaded: LoadedModel, template: ChatTemplate) -> tuple[str, list[int]]:
-    """The text whose predictions a prepared run stores: the held-out example with its answer."""
-    from inspector.core.lab.context import predicted_example, predicted_text
-    from inspector.core.labels.strategies import encode
-
-    return predicted_text(template), encode(predicted_example(loaded, template), loaded.tokenizer)[0]

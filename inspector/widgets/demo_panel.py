@@ -9,10 +9,8 @@ per lesson, so a lesson visited again shows its last result at once.
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, ConsoleOptions, RenderResult
@@ -181,10 +179,9 @@ Press `s` for the code that computes the lesson's view, runnable on its own.
         self.running.add(self.lesson.id)
         self._refresh()
         shown = self._settings_shown(self.lesson)  # read here, on the UI thread: the worker may not touch widgets
-        if self.spec.on_demand:
-            self._run_training_demo(self.lesson, self.number, shown, self.source())
-        else:
-            self._run_quick_demo(self.lesson, self.number, shown)
+        prepared = self.spec.on_demand and self.source() != "live"
+        run = self._run_training_demo if self.spec.on_demand else self._run_quick_demo
+        run(self.lesson, self.number, shown, prepared)
 
     def _settings_shown(self, lesson: Lesson) -> tuple[int, float | None, int]:
         """(epochs, learning rate, seed) of the burst settings on show, or the lesson's defaults."""
@@ -198,10 +195,21 @@ Press `s` for the code that computes the lesson's view, runnable on its own.
         except InspectorError:
             return lesson_epochs(lesson), None, DEFAULT_SEED
 
-    # --- the workers ----------------------------------------------------------------------
+    # --- the worker ---------------------------------------------------------------------
 
-    def _demo_context(self, lesson: Lesson, number: int, model: Any, shown: tuple[int, float | None, int]) -> Any:
-        """The demo's context as the lab defines it, with the burst settings read when it started."""
+    # Two groups: a quick demo of the next lesson does not cancel a demo that trains.
+    @work(thread=True, exclusive=True, group="demo", exit_on_error=False)
+    def _run_quick_demo(self, lesson: Lesson, number: int, shown: tuple[int, float | None, int], prepared: bool) -> None:
+        self._run_demo(lesson, number, shown, prepared)
+
+    @work(thread=True, exclusive=True, group="demo-run", exit_on_error=False)
+    def _run_training_demo(self, lesson: Lesson, number: int, shown: tuple[int, float | None, int], prepared: bool) -> None:
+        self._run_demo(lesson, number, shown, prepared)
+
+    def _run_demo(self, lesson: Lesson, number: int, shown: tuple[int, float | None, int], prepared: bool) -> None:
+        """The Lab's demo of the lesson (it takes its own locks); with `prepared`, a demo that
+        trains replays what `causallm-inspect prepare` stored for exactly this model, data and
+        settings, labelled as such. Posts what it shows: the worker touches no widget."""
         from textual.worker import get_current_worker
 
         epochs, lr, seed = shown
@@ -214,78 +222,27 @@ Press `s` for the code that computes the lesson's view, runnable on its own.
         command = f"causallm-inspect lesson {number} --plain"
         if lab.model_spec:
             command += f" --model {lab.model_spec}"
-        return lab.demo_context(
-            lesson,
-            model=model,
-            epochs=epochs,
-            learning_rate=lr,
-            seed=seed,
-            progress=progress,
-            should_stop=lambda: worker.is_cancelled or lab.closing.is_set(),
-            on_epoch=lambda variant, log: progress(f"{variant}, epoch {log.epoch}: {log.holdout!r}"),
-            again=f"close other programs and press g again, or run `{command}` in a terminal, where nothing draws meanwhile",
-        )
-
-    def _trainer_turn(self, lesson: Lesson) -> AbstractContextManager[Any]:
-        """The lab's turn for HF trainers for a demo that makes some, else nothing; a demo
-        that has to wait for a running burst says so."""
-        from inspector.core.lessons.demos import DEMOS
-
-        if lesson.demo is None or not DEMOS[lesson.demo].makes_trainer:
-            return nullcontext()
-        return self.lab.one_trainer(
-            lambda: self.post_message(DemoProgressed(lesson.id, "waiting for the running burst: one trainer at a time"))
-        )
-
-    @work(thread=True, exclusive=True, group="demo", exit_on_error=False)
-    def _run_quick_demo(self, lesson: Lesson, number: int, shown: tuple[int, float | None, int]) -> None:
-        """Tokenizer work and a forward pass or two, on the untrained model itself."""
-        from inspector.core.lessons.demos import run_demo
-
-        assert lesson.demo is not None
-        lab = self.lab
         try:
-            with self._trainer_turn(lesson), lab.base_lock:
-                result = run_demo(lesson.demo, self._demo_context(lesson, number, lab.model.model, shown))
+            result = lab.demo(
+                lesson,
+                epochs=epochs,
+                learning_rate=lr,
+                seed=seed,
+                prepared=prepared,
+                progress=progress,
+                should_stop=lambda: worker.is_cancelled or lab.closing.is_set(),
+                on_epoch=lambda variant, log: progress(f"{variant}, epoch {log.epoch}: {log.holdout!r}"),
+                again="close other programs and press g again, or run "
+                f"`{command}` in a terminal, where nothing draws meanwhile",
+                waiting=lambda: progress("waiting for the running burst: one trainer at a time"),
+            )
         except InspectorError as exc:
             self.post_message(DemoComputed(lesson.id, error=str(exc)))
             return
-        self.post_message(DemoComputed(lesson.id, result.text))
-
-    @work(thread=True, exclusive=True, group="demo-run", exit_on_error=False)
-    def _run_training_demo(
-        self, lesson: Lesson, number: int, shown: tuple[int, float | None, int], source: str = "live"
-    ) -> None:
-        """A demo that trains: on a copy of the untrained model, so nothing else waits for it.
-
-        Unless runs are set to live, a result `causallm-inspect prepare` stored for exactly
-        this model, data and settings is shown at once instead, labelled as such.
-        """
-        from textual.worker import get_current_worker
-
-        from inspector.core.lessons.demos import run_demo
-        from inspector.core.runs import store
-
-        assert lesson.demo is not None
-        lab = self.lab
-        try:
-            if source != "live":
-                demo, _ = store.find_demo(lab.model, self._demo_context(lesson, number, None, shown), lesson.demo)
-                if demo is not None:
-                    label = f"replay of a run prepared {demo.created_text} (it took {demo.seconds:.0f} s)"
-                    self.post_message(DemoComputed(lesson.id, demo.text, source=label))
-                    return
-            with lab.base_lock:
-                model = copy.deepcopy(lab.model.model)
-            with self._trainer_turn(lesson):
-                result = run_demo(lesson.demo, self._demo_context(lesson, number, model, shown))
-        except InspectorError as exc:
-            self.post_message(DemoComputed(lesson.id, error=str(exc)))
-            return
-        if get_current_worker().is_cancelled or lab.closing.is_set():
+        if not result.replayed and (worker.is_cancelled or lab.closing.is_set()):
             self.post_message(DemoComputed(lesson.id, error="stopped before it finished; g runs it again"))
             return
-        self.post_message(DemoComputed(lesson.id, result.text))
+        self.post_message(DemoComputed(lesson.id, result.text, source=result.source))
 
     def on_worker_state_changed(self, event: Any) -> None:
         error = worker_error(event)

@@ -10,7 +10,7 @@ from inspector.core.lab import Lab
 from inspector.core.lab.context import lesson_epochs, predicted_text
 from inspector.core.lab.sources import LiveSource, ReplaySource
 from inspector.core.lessons.model import load_lessons
-from inspector.core.runs import store
+from inspector.core.runs.prepare import prepare_runs
 from inspector.core.training.burst import DEFAULT_EPOCHS, BurstSettings
 
 SETTINGS = BurstSettings(epochs=2, learning_rate=1e-2)
@@ -66,12 +66,7 @@ def test_predictions_have_a_row_per_trained_strategy_and_are_cached(tiny_path):
 
 def test_a_replay_has_the_interface_of_a_live_burst_and_the_same_numbers(tiny_path):
     lab = _lab(tiny_path)
-    from inspector.core.lab.context import predicted_example
-    from inspector.core.labels.strategies import encode
-
-    ids = encode(predicted_example(lab.model, lab.template), lab.model.tokenizer)[0]
-    (run,) = store.prepare(lab.model, lab.formatted, ["mask"], BurstSettings(epochs=4, learning_rate=1e-2),
-                           ids, lab.predicted_text())  # fmt: skip
+    (run,) = prepare_runs(lab, ["mask"], BurstSettings(epochs=4, learning_rate=1e-2))
     settings = BurstSettings(epochs=2, learning_rate=1e-2)
     said: list[str] = []
     replayed, seen = _burst(lab, "mask", settings, speed=0.0, tell=lambda text, severity: said.append(text))
@@ -83,7 +78,7 @@ def test_a_replay_has_the_interface_of_a_live_burst_and_the_same_numbers(tiny_pa
     assert [s.loss for s in again.steps] == [s["loss"] for s in run.result["steps"][10:20]]
     assert said == []
     assert _burst(lab, "mask", settings, speed=0.0, tell=lambda text, severity: said.append(text))[0] is None
-    assert said == ["The prepared mask run ends at epoch 4: x resets, then choose live runs to train further."]
+    assert said == ["The prepared mask run ends at epoch 4: reset it, then choose live runs to train further."]
     assert lab.refusal("mask", None) is not None and lab.refusal("mask", 1.0) is None
     # The same burst live, on another lab: the recording's losses.
     live = _lab(tiny_path)

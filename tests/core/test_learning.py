@@ -7,7 +7,7 @@ import pytest
 
 from inspector.core.lab import Lab
 from inspector.core.lab.sources import ReplaySource
-from inspector.core.runs import store
+from inspector.core.runs.prepare import prepare_runs
 from inspector.core.training.burst import BurstSettings
 from inspector.core.training.learning import heat_map_lines, means, shade
 from inspector.core.training.predictions import PredictionRow, prediction_input, teacher_forced
@@ -86,8 +86,7 @@ def test_copy_raises_the_prompt_s_probabilities_and_mask_the_answer_s(tiny_path)
 def test_a_replay_shows_the_epochs_its_prepared_run_stored(tiny_path):
     lab = _lab(tiny_path)
     text = lab.predicted_text()
-    (run,) = store.prepare(lab.model, lab.formatted, ["mask"], BurstSettings(epochs=3, learning_rate=1e-2),
-                           _ids(lab, text), text)  # fmt: skip
+    (run,) = prepare_runs(lab, ["mask"], BurstSettings(epochs=3, learning_rate=1e-2))
     lab.burst("mask", BurstSettings(epochs=2, learning_rate=1e-2), speed=0.0)
     assert isinstance(lab.sources["mask"], ReplaySource)
     curve = lab.learning(text).curves["mask"]

@@ -19,6 +19,16 @@ from inspector.core.training.burst import BurstSettings
 SETTINGS = BurstSettings(epochs=2, learning_rate=1e-2)
 
 
+def _prepare(lm, strategies, settings, *, texts=()):
+    """prepare's bursts through a Lab around `lm`, on the article's five examples."""
+    from inspector.core.data.chat_format import ARTICLE_TEMPLATE
+    from inspector.core.lab import Lab
+    from inspector.core.runs.prepare import prepare_runs
+
+    with Lab.around(lm, list(ARTICLE_EXAMPLES), ARTICLE_TEMPLATE, train_rows=len(ARTICLE_EXAMPLES)) as lab:
+        return prepare_runs(lab, strategies, settings, texts=texts)
+
+
 def _setup(lm):
     fes = [add_special_tokens(t, lm.tokenizer.bos_token, lm.tokenizer.eos_token) for t in ARTICLE_EXAMPLES]
     text = article_text(HOLDOUT_WORD, HOLDOUT_ANSWER)
@@ -29,7 +39,7 @@ def _setup(lm):
 def test_prepare_stores_a_run_that_replays_exactly(tiny):
     fes, text, ids = _setup(tiny)
     before = {k: v.clone() for k, v in tiny.model.state_dict().items()}
-    (run,) = replay.prepare(tiny, fes, ["mask"], SETTINGS, ids, text)
+    (run,) = _prepare(tiny, ["mask"], SETTINGS)
     after = tiny.model.state_dict()
     assert before.keys() == after.keys()
     assert all(v.equal(after[k]) for k, v in before.items())  # prepare trains a copy, never the model
@@ -47,7 +57,7 @@ def test_prepare_stores_a_run_that_replays_exactly(tiny):
 
 def test_other_settings_data_or_longer_bursts_find_nothing(tiny):
     fes, text, ids = _setup(tiny)
-    replay.prepare(tiny, fes, ["copy"], SETTINGS, ids, text)
+    _prepare(tiny, ["copy"], SETTINGS)
     assert replay.find(tiny, fes, "copy", replace(SETTINGS, learning_rate=2e-2), text)[0] is None
     assert replay.find(tiny, fes[:3], "copy", SETTINGS, text)[0] is None
     assert replay.find(tiny, fes, "mask", SETTINGS, text)[0] is None
@@ -58,7 +68,7 @@ def test_other_settings_data_or_longer_bursts_find_nothing(tiny):
 
 def test_corrupt_or_edited_store_is_ignored(tiny):
     fes, text, ids = _setup(tiny)
-    (run,) = replay.prepare(tiny, fes, ["mask"], SETTINGS, ids, text)
+    (run,) = _prepare(tiny, ["mask"], SETTINGS)
     path = replay.store_dir() / f"{run.key}.json"
     data = json.loads(path.read_text())
     data["run"]["result"]["epochs"][-1]["holdout"] = " bueno</s>"  # a doctored result
@@ -73,7 +83,7 @@ def test_corrupt_or_edited_store_is_ignored(tiny):
 
 def test_library_versions_are_part_of_the_key(tiny, monkeypatch):
     fes, text, ids = _setup(tiny)
-    replay.prepare(tiny, fes, ["mask"], SETTINGS, ids, text)
+    _prepare(tiny, ["mask"], SETTINGS)
     monkeypatch.setattr(replay, "library_versions", lambda: {"torch": "0.0"})
     assert replay.find(tiny, fes, "mask", SETTINGS, text)[0] is None
 
@@ -104,7 +114,7 @@ def test_killing_prepare_never_leaves_a_run_that_would_be_used(tiny_path, tmp_pa
 
 def test_a_segment_is_the_burst_that_ran_those_steps(tiny):
     fes, text, ids = _setup(tiny)
-    (run,) = replay.prepare(tiny, fes, ["mask"], replace(SETTINGS, epochs=3), ids, text)
+    (run,) = _prepare(tiny, ["mask"], replace(SETTINGS, epochs=3))
     assert run.steps_per_epoch == 5 and len(run.step_seconds) == 15
     assert all(s > 0 for s in run.step_seconds)
     middle = run.segment(5, 12, stopped=True)
@@ -118,7 +128,7 @@ def test_predictions_are_stored_for_every_text_asked(tiny):
     fes, text, ids = _setup(tiny)
     other = ARTICLE_EXAMPLES[1]
     other_ids = encode(fes[1], tiny.tokenizer)[0]
-    (run,) = replay.prepare(tiny, fes, ["copy"], SETTINGS, ids, text, texts={other: other_ids})
+    (run,) = _prepare(tiny, ["copy"], SETTINGS, texts=[other])
     for epoch in (1, 2):
         rows = run.predictions_for(other, epoch)
         assert [r.input_id for r in rows] == other_ids
@@ -136,7 +146,7 @@ def test_predictions_are_stored_for_every_text_asked(tiny):
 
 def test_a_miss_says_how_the_nearest_prepared_run_differs(tiny):
     fes, text, ids = _setup(tiny)
-    replay.prepare(tiny, fes, ["copy"], SETTINGS, ids, text)
+    _prepare(tiny, ["copy"], SETTINGS)
     run, why = replay.find(tiny, fes, "copy", replace(SETTINGS, learning_rate=3e-2, seed=7), text)
     assert run is None
     assert why.startswith("the prepared copy run differs in burst settings")
@@ -146,30 +156,38 @@ def test_a_miss_says_how_the_nearest_prepared_run_differs(tiny):
 
 
 def test_a_demo_is_stored_and_found_for_its_context_only(tiny):
-    from inspector.core.lessons.demos import DemoContext
+    from inspector.core.data.chat_format import ARTICLE_TEMPLATE
+    from inspector.core.lab import Lab
+    from inspector.core.lessons.model import load_lessons
+    from inspector.core.runs.prepare import prepare_demo
 
-    fes, text, ids = _setup(tiny)
-    ctx = DemoContext(tiny.model, tiny.tokenizer, fes, fes[0], strategy="mask", epochs=1, learning_rate=1e-2)
-    stored = replay.prepare_demo(tiny, ctx, "eos-padding")
+    lesson = next(lesson for lesson in load_lessons() if lesson.demo == "eos-padding")
+    lab = Lab.around(tiny, list(ARTICLE_EXAMPLES), ARTICLE_TEMPLATE, train_rows=5)
+    stored = prepare_demo(lab, lesson, epochs=1, learning_rate=1e-2)
+    ctx = lab.demo_context(lesson, epochs=1, learning_rate=1e-2)
     found, why = replay.find_demo(tiny, ctx, "eos-padding")
     assert why == "ok" and found.text == stored.text and "eos" in found.text
     assert replay.find_demo(tiny, replace(ctx, epochs=2), "eos-padding")[0] is None
     assert replay.find_demo(tiny, ctx, "step-timing")[0] is None
     # a demo is not a training run: find() never mistakes one for the other
     assert replay.load(stored.key)[0] is None
+    # the Lab replays it where asked to, and says so
+    shown = lab.demo(lesson, epochs=1, learning_rate=1e-2, prepared=True)
+    assert shown.replayed and shown.text == stored.text and shown.source.startswith("replay of a run prepared")
+    assert not lab.demo(lesson, epochs=1, learning_rate=1e-2, prepared=False).replayed
 
 
 def test_the_stored_runs_of_a_model_are_listed_and_others_are_not(tiny, tiny_bos):
     assert replay.stored_runs_of(tiny) == []  # a fresh cache: nothing to replay
     fes, text, ids = _setup(tiny)
-    replay.prepare(tiny, fes, ["mask"], SETTINGS, ids, text)
+    _prepare(tiny, ["mask"], SETTINGS)
     assert replay.stored_runs_of(tiny) == ["mask"]
     assert replay.stored_runs_of(tiny_bos) == []  # another model's weights
 
 
 def test_a_replayed_burst_carries_seconds_per_step(tiny):
     fes, text, ids = _setup(tiny)
-    (run,) = replay.prepare(tiny, fes, ["mask"], SETTINGS, ids, text)
+    (run,) = _prepare(tiny, ["mask"], SETTINGS)
     burst = run.burst(2)
     assert [s.seconds for s in burst.steps] == [s["seconds"] for s in run.result["steps"]]
     assert all(t > 0 for t in burst.step_seconds)

@@ -3,9 +3,11 @@
 A `Lab` owns the loaded model, the formatted examples (and the slice the bursts train on),
 one `BurstSource` per strategy (live training, or the replay of a prepared run), the cache
 of teacher-forced predictions, the locks that let the app's workers share the model, and
-the lesson context (`inspector.core.lab.context`). The app drives one from its workers; the
-CLI's `lesson N` and `prepare` build one around the model they loaded. No UI here: the
-callers pass callbacks and show what comes back.
+the lesson context (`inspector.core.lab.context`). This class is the facade; the work is
+done by concept in `bursts` (sources, locks, refusals, reset), `predictions` (one cache for
+the predictions and the learning curves) and `demos` (a lesson's panel, live or replayed).
+The app drives one from its workers; `train`, `predict`, `lesson N` and `prepare` build one
+around the model they loaded. No UI here: the callers pass callbacks and show what comes back.
 
 Threads: the untrained model is read under `base_lock`; a strategy's source is used under
 its own lock; HF trainers are made and run one at a time (`one_trainer`), always before
@@ -23,11 +25,12 @@ from typing import TYPE_CHECKING, Any
 from inspector.core.data.chat_format import ARTICLE_TEMPLATE, ChatTemplate, FormattedExample
 from inspector.core.data.examples import Example, article_examples
 from inspector.core.errors import InspectorError
-from inspector.core.lab import context
-from inspector.core.lab import learning as watching
-from inspector.core.lab.sources import BurstSource, LiveSource, ReplaySource, StepProgress
-from inspector.core.labels.strategies import ALL_STRATEGIES, CUSTOM, display_name, skipped_note, strategies_with
-from inspector.core.training.burst import BurstResult, BurstSettings, EpochLog
+from inspector.core.lab import bursts, context, demos
+from inspector.core.lab import predictions as predicting
+from inspector.core.lab.predictions import Predictions
+from inspector.core.lab.sources import BurstSource, StepProgress
+from inspector.core.labels.strategies import ALL_STRATEGIES, CUSTOM, display_name, strategies_with
+from inspector.core.training.burst import DEFAULT_SEED, BurstResult, BurstSettings, EpochLog
 from inspector.core.training.predictions import DEFAULT_TOP_K
 
 if TYPE_CHECKING:
@@ -42,7 +45,8 @@ if TYPE_CHECKING:
     from inspector.core.training.learning import Learning
     from inspector.core.training.session import TrainingSession
 
-Tell = Callable[[str, str], None]  # (text, severity): a word for the user from a worker
+Tell = bursts.Tell
+__all__ = ["Lab", "Loaded", "Predictions"]
 
 
 @dataclass
@@ -52,17 +56,6 @@ class Loaded:
     problems: list[RowProblem] = field(default_factory=list)
     data_error: str | None = None  # no example could be formatted: no training until fixed
     prepared: list[str] = field(default_factory=list)
-
-
-@dataclass
-class Predictions:
-    """Teacher-forced rows per model ("untrained", "copy", ...) for one text."""
-
-    text: str
-    rows: dict[str, Any]  # model name -> list of PredictionRow, or None where not trained (yet)
-    answer: frozenset[int]  # positions whose next token is part of an answer
-    notes: dict[str, str] = field(default_factory=dict)  # why a row is empty, where a view cannot tell
-    sources: dict[str, str] = field(default_factory=dict)  # "replay, epoch 3" for rows of a prepared run
 
 
 class Lab:
@@ -108,7 +101,7 @@ class Lab:
         self.extra_examples: dict[str, Example] = {}  # data rows read on demand (past the rows kept)
         self._formatted_by_text: dict[str, FormattedExample] = {}
         self.sources: dict[str, BurstSource] = {}
-        self._prediction_cache: dict[tuple[Any, ...], list[Any]] = {}
+        self.prediction_cache: dict[tuple[Any, ...], list[Any]] = {}  # teacher-forced rows (`predictions`)
         self.watched: set[str] = set()  # texts recorded after every epoch besides the defaults (`learning`)
         self.base_lock = threading.Lock()  # the untrained model: read by labels, predictions, copies
         self.source_locks = {s: threading.Lock() for s in ALL_STRATEGIES}
@@ -420,66 +413,25 @@ class Lab:
         _, offsets = encode(fe, self.model.tokenizer)
         return token_roles(fe, offsets, self.model.tokenizer)
 
-    # --- bursts -----------------------------------------------------------------------------
+    # --- bursts (inspector.core.lab.bursts) --------------------------------------------------
 
     @property
     def sessions(self) -> dict[str, TrainingSession]:
         """The strategies trained live, and their sessions."""
-        return {s: source.session for s, source in self.sources.items() if isinstance(source, LiveSource)}
+        return {s: src.session for s, src in self.sources.items() if src.session is not None}
 
     def replaying(self, strategy: str) -> bool:
-        return isinstance(self.sources.get(strategy), ReplaySource)
+        source = self.sources.get(strategy)
+        return source is not None and source.replays
 
     def settings_of(self, strategy: str) -> BurstSettings | None:
+        """The settings a live strategy was first trained with (None: not trained live)."""
         source = self.sources.get(strategy)
-        return source.settings if isinstance(source, LiveSource) else None
+        return None if source is None else source.settings
 
-    def refusal(self, strategy: str, speed: float | None) -> str | None:
-        """Why a burst of `strategy` cannot run now, or None."""
-        if strategy == CUSTOM and self.custom is None:
-            return "there is no label function to train: start the app with --labels-from FILE[:FUNCTION]"
-        if speed is None and self.replaying(strategy):
-            return f"{strategy} shows a prepared run: x resets it, then a live burst trains it from the untrained model."
-        return None
-
-    def _replay(self, strategy: str, settings: BurstSettings, speed: float, tell: Tell) -> ReplaySource | None:
-        """The prepared run of this burst, as a new replay source, or None (said through `tell`)."""
-        from inspector.core.runs import store
-
-        run, why = store.find(self.model, self.formatted, strategy, settings, self.predicted_text())
-        if run is None:
-            if why == "none stored":
-                tell(f"No {strategy} run is prepared for this model: training live.", "information")
-            else:
-                tell(f"No prepared run for {strategy} ({why}): training live.", "warning")
-            return None
-        return ReplaySource(run, speed, tell)
-
-    def _live(self, strategy: str, settings: BurstSettings, tell: Tell) -> BurstSource:
-        """The strategy's live session, made on first use on a copy of the untrained model."""
-        source = self.sources.get(strategy)
-        if source is None:
-            from inspector.core.training.session import TrainingSession
-
-            custom = self.custom if strategy == CUSTOM else None
-            if self.in_place:
-                if any(src.steps_done for src in self.sources.values()):
-                    raise RuntimeError("a lab that trains in place trains one strategy: its model is not untrained")
-                lm = self.model
-                session = TrainingSession(
-                    lm.model, lm.tokenizer, self.formatted, strategy, settings, device=lm.device,
-                    template=self.template, max_length=lm.max_length, custom=custom,
-                )
-            else:
-                with self.base_lock:  # the copy reads the untrained model
-                    session = TrainingSession.on_a_copy(
-                        self.model, self.formatted, strategy, settings, template=self.template, custom=custom
-                    )
-            source = self.sources[strategy] = LiveSource(session)
-            watching.watch_source(self, source)
-            if session.skipped:
-                tell(f"{strategy}: {skipped_note(session.skipped, session.total_examples)}.", "warning")
-        return source
+    def refusal(self, strategy: str, speed: float | None) -> tuple[str, str] | None:
+        """Why a burst of `strategy` cannot run now (`bursts.refusal`), or None."""
+        return bursts.refusal(self, strategy, speed)
 
     def burst(
         self,
@@ -493,42 +445,13 @@ class Lab:
         should_stop: Callable[[], bool] | None = None,
         tell: Tell | None = None,
     ) -> BurstResult | None:
-        """`settings.epochs` more epochs of `strategy`; None when a replay has no more to show.
-
-        With a replay `speed`, a strategy not trained live replays its prepared run where one
-        matches (and goes on replaying until a reset); otherwise it trains live.
-        """
-        tell = tell or (lambda text, severity: None)
-
-        def run(source: BurstSource) -> BurstResult | None:
-            self.training_now = strategy
-            try:
-                return source.run(
-                    settings.epochs, on_start=on_start, on_step=on_step, on_epoch=on_epoch, should_stop=should_stop
-                )
-            finally:
-                self.training_now = None
-
-        source = self.sources.get(strategy)
-        if source is None and speed is not None:
-            replay = self._replay(strategy, settings, speed, tell)
-            if replay is not None:
-                source = self.sources[strategy] = replay
-        if isinstance(source, ReplaySource):
-            source.speed = source.speed if speed is None else speed
-            source.tell = tell
-            return run(source)
-        with self.one_trainer(), self.source_locks[strategy]:
-            return run(self._live(strategy, settings, tell))
+        """`settings.epochs` more epochs of `strategy` (`bursts.burst`); None when a replay has no more."""
+        return bursts.burst(self, strategy, settings, speed=speed, on_start=on_start, on_step=on_step,
+                            on_epoch=on_epoch, should_stop=should_stop, tell=tell)
 
     def reset(self) -> None:
         """Every strategy back to the untrained model: close every source, give the memory back."""
-        from inspector.core.training.memory import release_memory
-
-        for strategy in list(self.sources):
-            self.sources.pop(strategy).close()
-        self._prediction_cache.clear()
-        release_memory()  # the Trainer and TRL's patched forward hold cycles: gc, then malloc_trim
+        bursts.reset(self)
 
     def close(self) -> None:
         """The app is quitting: running bursts and demos end after their current step; then reset."""
@@ -539,7 +462,7 @@ class Lab:
 
             close_default()
 
-    # --- predictions ------------------------------------------------------------------------
+    # --- predictions and learning (inspector.core.lab.predictions) ---------------------------
 
     @property
     def untrained_gone(self) -> bool:
@@ -547,50 +470,33 @@ class Lab:
         return self.in_place and any(src.steps_done for src in self.sources.values())
 
     def predictions(self, text: str, top_k: int = DEFAULT_TOP_K) -> Predictions:
-        """Teacher-forced rows of the untrained model and of every strategy trained or replayed,
-        with `top_k` candidates per position.
+        """Teacher-forced rows of the untrained model and of every strategy trained or replayed."""
+        return predicting.predictions(self, text, top_k)
 
-        A strategy training right now has no row (it is computed once its burst ends).
-        """
-        from inspector.core.training.predictions import prediction_input, teacher_forced
-
-        lm = self.model
-        tok = lm.tokenizer
-        ids, answer = prediction_input(self.formatted_for(text), tok, lm.max_length)
-        out = Predictions(text, {}, answer)
-        key: tuple[Any, ...] = ("untrained", text, top_k)
-        if key not in self._prediction_cache and not self.untrained_gone:
-            with self.base_lock:
-                self._prediction_cache[key] = teacher_forced(lm.model, tok, ids, top_k=top_k)
-        out.rows["untrained"] = self._prediction_cache.get(key)
-        if out.rows["untrained"] is None:
-            out.notes["untrained"] = "trained in place: the untrained model's rows were not computed before the burst"
-        for strategy in self.strategies:
-            out.rows[strategy] = None
-            source = self.sources.get(strategy)
-            if isinstance(source, ReplaySource):
-                out.rows[strategy], note = source.predictions(text, tok, ids)
-                if note:
-                    out.notes[strategy] = note
-                else:
-                    out.sources[strategy] = f"replay, epoch {source.epochs_shown}"
-                continue
-            lock = self.source_locks[strategy]
-            if not lock.acquire(blocking=False):  # training right now: its row waits for the burst's end
-                continue
-            try:
-                source = self.sources.get(strategy)
-                if source is None or source.steps_done == 0:
-                    continue
-                key = (strategy, id(source), source.steps_done, text, top_k)
-                if key not in self._prediction_cache:
-                    self._prediction_cache[key] = source.predictions(text, tok, ids, top_k=top_k)[0]
-                out.rows[strategy] = self._prediction_cache[key]
-            finally:
-                lock.release()
-        return out
+    def watch(self, text: str) -> None:
+        """Record `text`'s rows after every epoch from now on, in every source (`learning`)."""
+        predicting.watch(self, text)
 
     def learning(self, text: str) -> Learning:
         """Per strategy, `text`'s teacher-forced rows after every epoch (0: untrained) and the losses."""
-        watching.watch(self, text)
-        return watching.learning_of(self, text)
+        return predicting.learning(self, text)
+
+    # --- demos (inspector.core.lab.demos) -----------------------------------------------------
+
+    def demo(
+        self,
+        lesson: Lesson,
+        *,
+        epochs: int | None = None,
+        learning_rate: float | None = None,
+        seed: int = DEFAULT_SEED,
+        prepared: bool = False,
+        progress: Callable[[str], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        on_epoch: Callable[[str, Any], None] | None = None,
+        again: str = "close other programs and run it again",
+        waiting: Callable[[], None] | None = None,
+    ) -> demos.DemoOutcome:
+        """The lesson's demo, run now or replayed from a prepared run (`demos.demo`); takes its own locks."""
+        return demos.demo(self, lesson, epochs=epochs, learning_rate=learning_rate, seed=seed, prepared=prepared,
+                          progress=progress, should_stop=should_stop, on_epoch=on_epoch, again=again, waiting=waiting)

@@ -5,8 +5,11 @@ should_stop=)` trains (or replays) that many more epochs, continuing where the l
 stopped, and reports each step as a `StepProgress`; `predictions(text, ids)` gives the
 teacher-forced rows of the state reached; `epoch_rows(text)` those after each epoch shown
 (of a text watched, or stored by the prepared run) and `epoch_logs` each epoch's loss;
-`close()` lets go of what it holds. The lab
-(`inspector.core.lab.Lab`) keeps one source per strategy until a reset.
+`watch(text, ids)` records a text's rows after every epoch from now on (a replay has what
+it stored); `close()` lets go of what it holds. A source says what it is (`replays`, its
+`session` and `settings` where it trains live, `shown_as` for rows it shows), so that the
+lab never asks for its type. The lab (`inspector.core.lab.Lab`) keeps one source per
+strategy until a reset.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from inspector.core.training.burst import BurstResult, EpochLog, StepLog
+from inspector.core.training.burst import BurstResult, BurstSettings, EpochLog, StepLog
 from inspector.core.training.predictions import DEFAULT_TOP_K
 
 if TYPE_CHECKING:
@@ -67,9 +70,19 @@ class BurstSource(Protocol):
 
     strategy: str
     label: str
+    replays: bool  # a prepared run's replay, not live training
+    session: TrainingSession | None  # the live session, None for a replay
+    settings: BurstSettings | None  # the live session's settings, None for a replay
 
     @property
     def steps_done(self) -> int: ...
+
+    @property
+    def shown_as(self) -> str: ...  # where its rows come from, for the views ("" when live)
+
+    def watch(self, text: str, ids: list[int]) -> None: ...
+
+    def pace(self, speed: float | None, tell: Callable[[str, str], None]) -> None: ...  # a replay's speed and voice
 
     def run(
         self,
@@ -95,6 +108,8 @@ class LiveSource:
     """Bursts trained live by a `TrainingSession` (its model a copy of the untrained one)."""
 
     label = "live"
+    replays = False
+    shown_as = ""
 
     def __init__(self, session: TrainingSession) -> None:
         self.session = session
@@ -114,8 +129,15 @@ class LiveSource:
         return self.session.steps_done
 
     @property
-    def settings(self) -> Any:
+    def settings(self) -> BurstSettings:
         return self.session.settings
+
+    def watch(self, text: str, ids: list[int]) -> None:
+        if text not in self.session.watched:
+            self.session.watch(text, ids)
+
+    def pace(self, speed: float | None, tell: Callable[[str, str], None]) -> None:
+        """Live training has no pace: it runs as fast as it trains."""
 
     def run(
         self,
@@ -161,6 +183,10 @@ class ReplaySource:
     """Bursts replayed from a prepared run: the recorded steps, paced by their recorded seconds
     divided by `speed` (0: all at once); each burst continues where the last one stopped."""
 
+    replays = True
+    session = None
+    settings = None
+
     def __init__(self, run: PreparedRun, speed: float, tell: Callable[[str, str], None] | None = None) -> None:
         self.prepared = run
         self.strategy = run.strategy
@@ -180,6 +206,18 @@ class ReplaySource:
     def epochs_shown(self) -> int:
         return self.steps_shown // self.prepared.steps_per_epoch
 
+    @property
+    def shown_as(self) -> str:
+        return f"replay, epoch {self.epochs_shown}"
+
+    def watch(self, text: str, ids: list[int]) -> None:
+        """Nothing to record: the prepared run has the rows it stored."""
+
+    def pace(self, speed: float | None, tell: Callable[[str, str], None]) -> None:
+        """Replay the next bursts at `speed` (None: as before), with word going through `tell`."""
+        self.speed = self.speed if speed is None else speed
+        self.tell = tell
+
     def run(
         self,
         epochs: int,
@@ -196,7 +234,7 @@ class ReplaySource:
         if end > run.total_steps:
             if start >= run.total_steps:
                 self.tell(
-                    f"The prepared {self.strategy} run ends at epoch {run.epochs}: x resets, then choose live runs "
+                    f"The prepared {self.strategy} run ends at epoch {run.epochs}: reset it, then choose live runs "
                     "to train further.",
                     "warning",
                 )
@@ -230,12 +268,12 @@ class ReplaySource:
         recorded, whatever `top_k`), or why there are none."""
         epoch = self.epochs_shown
         if epoch == 0:
-            return None, f"the {self.strategy} replay stopped before its first epoch ended: press its key to go on"
+            return None, f"the {self.strategy} replay stopped before its first epoch ended: replay it on to see them"
         rows = self.prepared.predictions_for(text, epoch)
         if rows is None:
             return None, (
                 f"the prepared {self.strategy} run stored no predictions for this text: "
-                "x, choose live runs and train to see them"
+                "reset it, choose live runs and train to see them"
             )
         return rows, ""
 

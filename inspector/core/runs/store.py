@@ -1,7 +1,7 @@
-"""Prepared runs for talks: every burst run once ahead of time, replayed on stage.
+"""Prepared runs for talks, their storage: find, save, load and explain a stored run or demo.
 
-`causallm-inspect prepare` trains each strategy once and stores what the app shows of a
-burst: per-step losses, the held-out answer and teacher-forced predictions after every
+`causallm-inspect prepare` (`inspector.core.runs.prepare`) trains each strategy once
+through the Lab and stores here what the app shows of a burst: per-step losses, the held-out answer and teacher-forced predictions after every
 epoch, runtimes. A run is keyed by the model (its weights' fingerprint), the examples,
 the strategy, the burst settings (epochs aside: a stored run of N epochs replays any burst
 of up to N) and the library versions, so a stored run is only ever used for exactly the
@@ -16,12 +16,12 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from inspector.core.data.chat_format import ARTICLE_TEMPLATE, ChatTemplate, FormattedExample
+from inspector.core.data.chat_format import FormattedExample
 from inspector.core.models import cache_dir, writable_folder
 from inspector.core.training.burst import BurstResult, BurstSettings, EpochLog, StepLog
 
@@ -254,102 +254,6 @@ def find_demo(loaded: LoadedModel, ctx: DemoContext, name: str) -> tuple[Prepare
     """The stored result of demo `name` run with exactly this context, or why there is none."""
     key = spec_key(demo_spec(model_fingerprint(loaded), ctx, name, library_versions()))
     return _load_as(key, PreparedDemo, "text", "demo")
-
-
-def prepare_demo(loaded: LoadedModel, ctx: DemoContext, name: str) -> PreparedDemo:
-    """Run demo `name` now (on `ctx`, whose model it may train) and store its text."""
-    from inspector.core.lessons.demos import run_demo
-
-    spec = demo_spec(model_fingerprint(loaded), ctx, name, library_versions())
-    start = time.perf_counter()
-    result = run_demo(name, ctx)
-    demo = PreparedDemo(
-        key=spec_key(spec),
-        name=name,
-        title=result.title,
-        text=result.text,
-        seconds=time.perf_counter() - start,
-        spec=spec,
-        created=time.time(),
-    )
-    save(demo)
-    return demo
-
-
-def prepare(
-    loaded: LoadedModel,
-    examples: Sequence[FormattedExample],
-    strategies: Sequence[str],
-    settings: BurstSettings,
-    predict_ids: Sequence[int],
-    predict_text: str,
-    *,
-    texts: dict[str, Sequence[int]] | None = None,
-    template: ChatTemplate = ARTICLE_TEMPLATE,
-    progress: Callable[[str], None] = lambda msg: None,
-) -> list[PreparedRun]:
-    """Run each strategy's burst on a fresh copy of the model and store it; the held-out prompt
-    is in `template`'s turn markers, as the app's live bursts ask it.
-
-    After every epoch the teacher-forced predictions of the held-out text and of each of
-    `texts` (shown text -> token ids) are stored, so a replay can show them for any of them.
-    """
-    import copy
-
-    from inspector.core.training.predictions import teacher_forced
-    from inspector.core.training.session import TrainingSession
-
-    versions = library_versions()
-    fingerprint = model_fingerprint(loaded)
-    targets = {predict_text: list(predict_ids), **{t: list(ids) for t, ids in (texts or {}).items()}}
-    runs = []
-    for strategy in strategies:
-        spec = run_spec(fingerprint, examples, strategy, settings, predict_text, versions)
-        progress(f"{strategy}: training {settings.epochs} epochs")
-        model = copy.deepcopy(loaded.model)
-        predictions: dict[str, dict[str, list[dict[str, Any]]]] = {}
-        step_seconds: list[float] = []
-        last = [time.perf_counter()]
-        with TrainingSession(
-            model, loaded.tokenizer, examples, strategy, settings, device=loaded.device, max_length=loaded.max_length,
-            template=template,
-        ) as session:
-
-            # Called during this iteration's burst only: they read this iteration's lists.
-            def on_step(log: StepLog, step_seconds: list[float] = step_seconds, last: list[float] = last) -> None:
-                now = time.perf_counter()
-                step_seconds.append(now - last[0])
-                last[0] = now
-
-            def on_epoch(
-                log: EpochLog, session: Any = session, predictions: dict[str, Any] = predictions,
-                last: list[float] = last, strategy: str = strategy,
-            ) -> None:
-                began = time.perf_counter()
-                predictions[str(log.epoch)] = {
-                    text: [r.to_dict() for r in teacher_forced(session.model, loaded.tokenizer, ids)]
-                    for text, ids in targets.items()
-                }
-                last[0] += time.perf_counter() - began  # a live burst does not wait for these: nor does a replay
-                progress(f"{strategy}: epoch {log.epoch}, loss {log.loss:.4f}, held-out {log.holdout!r}")
-
-            last[0] = time.perf_counter()
-            result = session.run(on_step=on_step, on_epoch=on_epoch)
-        run = PreparedRun(
-            key=spec_key(spec),
-            strategy=strategy,
-            model=loaded.name,
-            epochs=settings.epochs,
-            result=result.to_dict(),
-            predictions=predictions,
-            step_seconds=step_seconds,
-            spec=spec,
-            created=time.time(),
-        )
-        save(run)
-        runs.append(run)
-        del model
-    return runs
 
 
 _SPEC_NAMES = {
