@@ -10,10 +10,7 @@ paints at once.
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, ClassVar
 
 from textual import events, on, work
@@ -23,48 +20,20 @@ from textual.reactive import var
 from textual.widgets import OptionList
 from textual.worker import Worker, WorkerState
 
-from inspector.core.data.chat_format import HOLDOUT_ANSWER, HOLDOUT_WORD, ChatTemplate
-from inspector.core.data.examples import TRAIN_ROWS, Example
-from inspector.core.errors import InspectorError
+from inspector.core.data.examples import TRAIN_ROWS
 from inspector.core.lab import Lab
-from inspector.core.labels.reload import LabelReloader
-from inspector.core.lessons.model import Lesson, load_lessons
+from inspector.core.lessons.model import Lesson, lessons_or_error
 from inspector.core.training.burst import DEFAULT_EPOCHS, DEFAULT_LEARNING_RATE, DEFAULT_SEED
 from inspector.help import help_for
 from inspector.messages import Failed, ModelLoaded, ModelLoadProgressed
 from inspector.palette import InspectorCommands
+from inspector.running import readable, screenshot_folder
 from inspector.screens.help import HelpScreen
 from inspector.screens.main import MainScreen
-from inspector.widgets.labels_parts import example_label
+from inspector.screens.too_small import cover_if_too_small
+from inspector.widgets.lab_view import view_options
 from inspector.widgets.model_status import short_name
-
-
-def screenshot_folder() -> Path:
-    """Where Ctrl+P → Screenshot saves: the Downloads folder where there is one, else the working folder."""
-    import os
-
-    from platformdirs import user_downloads_path
-
-    downloads = user_downloads_path()
-    if downloads.is_dir() and os.access(downloads, os.W_OK):
-        return downloads
-    return Path.cwd()
-
-
-def _readable(error: BaseException) -> str:
-    """A user-facing line for any worker error: InspectorError as it is, others by type and message."""
-    from inspector.core.labels.custom import LabelCodeError
-
-    if isinstance(error, LabelCodeError):  # the user's own code: where, and their frames
-        return error.report()
-    if isinstance(error, InspectorError):
-        return str(error)
-    lines = str(error).strip().splitlines()
-    message = lines[0][:300] if lines else ""
-    text = f"{type(error).__name__}: {message}" if message else type(error).__name__
-    if "out of memory" in str(error).lower() or type(error).__name__ == "OutOfMemoryError":
-        text += ". The model does not fit: try --device cpu, fewer epochs, or a smaller model."
-    return text
+from inspector.widgets.views import VIEW_CLASSES
 
 
 class InspectorApp(App[int]):
@@ -85,11 +54,7 @@ class InspectorApp(App[int]):
         Binding("p", "previous_lesson", "Prev", id="lesson-previous", tooltip="Previous lesson"),
         Binding("ctrl+right", "next_lesson", "Next lesson", show=False, id="lesson-next-alt"),
         Binding("ctrl+left", "previous_lesson", "Previous lesson", show=False, id="lesson-previous-alt"),
-        Binding("f2", "view('labels')", "Labels", id="view-labels"),
-        Binding("f3", "view('training')", "Training", id="view-training"),
-        Binding("f4", "view('predictions')", "Predictions", id="view-predictions"),
-        Binding("f5", "view('learning')", "Learning", id="view-learning"),
-        Binding("f6", "view('batch')", "Batch", id="view-batch"),
+        *(Binding(f"f{i + 2}", f"view('{v.VIEW}')", v.TITLE, id=f"view-{v.VIEW}") for i, v in enumerate(VIEW_CLASSES)),
     ]
 
     lesson_index: var[int] = var(0, init=False)
@@ -98,37 +63,22 @@ class InspectorApp(App[int]):
         self,
         model: str | None = None,
         *,
-        device: str = "auto",
-        examples: Sequence[Example | str] | None = None,
-        template: ChatTemplate | None = None,
-        trust_remote_code: bool = False,
         data_name: str | None = None,
         epochs: int = DEFAULT_EPOCHS,
         learning_rate: float = DEFAULT_LEARNING_RATE,
         seed: int = DEFAULT_SEED,
         lessons: list[Lesson] | None = None,
-        bos_token: str | None = None,
-        eos_token: str | None = None,
         runs: str | None = None,
         data_problems: Sequence[Any] = (),
         data_options: dict[str, Any] | None = None,
         train_rows: int = TRAIN_ROWS,
-        labels_from: LabelReloader | None = None,
-        batch_config: str | None = None,
+        **lab_options: Any,
     ) -> None:
+        """`lab_options` are the Lab's (device, examples, template, trust_remote_code,
+        bos_token, eos_token, labels_from, batch_config); the bursts train the first
+        `train_rows` examples of --data (`data_name`), or every example given."""
         super().__init__()
-        self.lab = Lab(
-            model,
-            device=device,
-            examples=examples,
-            template=template,
-            trust_remote_code=trust_remote_code,
-            bos_token=bos_token,
-            eos_token=eos_token,
-            train_rows=train_rows if data_name else None,
-            labels_from=labels_from,
-            batch_config=batch_config,
-        )
+        self.lab = Lab(model, train_rows=train_rows if data_name else None, **lab_options)
         # The runs selector's first value: "live" or a replay speed. None: replay as recorded
         # where prepared runs are stored for the model, else live (said once it is loaded).
         self.runs_chosen = runs is not None
@@ -139,45 +89,18 @@ class InspectorApp(App[int]):
         self.data_problems = list(data_problems)
         self.data_options = data_options
         self.burst_defaults = (epochs, learning_rate, seed)
-        self.lesson_error: str | None = None
-        if lessons is None:
-            try:
-                lessons = load_lessons()
-            except InspectorError as exc:
-                lessons, self.lesson_error = [], str(exc)
-        self.lessons = lessons
-        self.load_error: str | None = None
+        self.lessons, self.lesson_error = (lessons, None) if lessons is not None else lessons_or_error()
         self.errors: list[str] = []  # every error shown, newest last
 
     @property
     def loaded(self) -> Any:
         return self.lab.loaded
 
-    @property
-    def examples(self) -> list[Example]:
-        return self.lab.examples
-
     # --- screens ---------------------------------------------------------------------------
 
     def get_default_screen(self) -> MainScreen:
-        lab = self.lab
-        texts = [e.text for e in lab.examples]
-        if self.data_name:
-            choices = [(example_label(e.row, e.text, lab.template), e.text) for e in lab.examples[: lab.train_rows]]
-        else:
-            choices = [(f"held-out · {HOLDOUT_WORD} → {HOLDOUT_ANSWER}", lab.predicted_text())]
-            choices += [(f"training {example_label(i + 1, t, lab.template)}", t) for i, t in enumerate(texts)]
-        return MainScreen(
-            lab,
-            self.lessons,
-            texts,
-            lab.template,
-            choices,
-            self.burst_defaults,
-            self.runs_source,
-            rows=[e.row for e in lab.examples] if self.data_name else None,
-            data_source=self.data_name and Path(self.data_name).name,
-        )
+        options = view_options(self.lab, self.data_name, self.burst_defaults, self.runs_source)
+        return MainScreen(self.lab, self.lessons, options)
 
     @property
     def main(self) -> MainScreen:
@@ -186,7 +109,7 @@ class InspectorApp(App[int]):
         return screen
 
     def on_mount(self) -> None:
-        self.call_after_refresh(lambda: self._check_size(self.size))
+        self.call_after_refresh(lambda: cover_if_too_small(self, self.size))
         self.sub_title = f"loading {self.lab.model_spec or 'the embedded Gemma 3 270M'}…"
         if self.lesson_error:
             self.show_error("The lessons could not be read", self.lesson_error)
@@ -197,20 +120,7 @@ class InspectorApp(App[int]):
         self.load()
 
     def on_resize(self, event: events.Resize) -> None:
-        self._check_size(event.size)
-
-    def _check_size(self, size: Any) -> None:
-        """Cover the app with a notice while the terminal is too small for its layout."""
-        from inspector.screens.too_small import TooSmallScreen, too_small
-
-        showing = isinstance(self.screen, TooSmallScreen)
-        if too_small(size):
-            if showing:
-                self.screen.update_size(size)
-            else:
-                self.push_screen(TooSmallScreen(size))
-        elif showing:
-            self.pop_screen()
+        cover_if_too_small(self, event.size)
 
     def on_unmount(self) -> None:
         # Running bursts and demos end after their current step, so the process can exit.
@@ -221,6 +131,9 @@ class InspectorApp(App[int]):
     def goto_lesson(self, index: int) -> None:
         if self.lessons:
             self.lesson_index = index % len(self.lessons)
+
+    def action_lesson(self, index: int) -> None:
+        self.goto_lesson(index)
 
     def watch_lesson_index(self, index: int) -> None:
         self.main.show_lesson(index)
@@ -259,8 +172,6 @@ class InspectorApp(App[int]):
         tokens = {"bos": tok.bos_token, "eos": tok.eos_token} if tok is not None else None
         self.push_screen(HelpScreen(help_for(self.focused or self.screen, view, tokens)))
 
-    # --- screenshots -----------------------------------------------------------------------
-
     def deliver_screenshot(
         self, filename: str | None = None, path: str | None = None, time_format: str | None = None
     ) -> str | None:
@@ -279,15 +190,14 @@ class InspectorApp(App[int]):
 
     def on_failed(self, message: Failed) -> None:
         """A view's worker failed (it has cleared its own pending state), or a request was refused."""
-        text = message.text if message.text is not None else _readable(message.error or RuntimeError("unknown"))
+        text = message.text if message.text is not None else readable(message.error or RuntimeError("unknown"))
         self.show_error(message.title, text)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state != WorkerState.ERROR or event.worker.error is None:
             return
-        text = _readable(event.worker.error)
+        text = readable(event.worker.error)
         if event.worker.group == "load":
-            self.load_error = text
             self.sub_title = "no model loaded"
             self.main.model_failed(text)
             self.show_error("The model could not be loaded", text)
@@ -318,96 +228,21 @@ class InspectorApp(App[int]):
         if self.data_name:
             self._data_loaded(found.problems)
         if lm.trust_remote_code:
-            self.notify(
-                "trust_remote_code is ON: this model's own Python code was allowed to run.",
-                title="Warning",
-                severity="warning",
-                timeout=10,
-            )
+            self.notify("trust_remote_code is ON: this model's own Python code was allowed to run.",
+                        title="Warning", severity="warning", timeout=10)
 
     def _data_loaded(self, format_problems: list[Any]) -> None:
         """--data: list the problems known so far, say what the bursts train on, check the rest."""
+        from inspector.core.data.examples import train_rows_note
+
         known = sorted([*self.data_problems, *format_problems], key=lambda p: p.row)
-        view = self.main.labels_view
-        view.set_problems(known, final=self.data_options is None)
-        rows = [ex.row for ex in self.lab.train_examples]
-        if rows:
-            name = Path(self.data_name or "").name
-            self.main.training_view.set_data_note(
-                f"bursts train on rows {rows_text(rows)} of {name}: the first {len(rows)} of "
-                f"{len(self.lab.examples):,} examples read (--train-rows N for another number)"
-            )
-        view.check_data(self.data_options)
+        note = train_rows_note([ex.row for ex in self.lab.train_examples], self.data_name or "", len(self.lab.examples))
+        self.main.data_loaded(known, self.data_options is None, note, self.data_options)
 
     def _say_prepared(self, strategies: list[str]) -> None:
         """The runs selector offers prepared runs only where some are stored for this model."""
-        view = self.main.training_view
-        if strategies:
-            names = ", ".join(sorted(set(strategies)))
-            view.set_runs_note(f"prepared for this model: {names}")
-            return
-        asked = self.runs_chosen and view.read_source() != "live"
-        view.set_source("live")
-        view.set_runs_note("none prepared for this model: bursts train live ([b]causallm-inspect prepare[/b])")
-        if asked:
-            self.notify(
-                f"--replay-speed {self.runs_source}: no run is prepared for this model, so bursts train live. "
-                "Run causallm-inspect prepare first to replay on stage.",
-                title="Prepared runs",
-                severity="warning",
-                timeout=8,
-            )
-
-
-def rows_text(rows: list[int]) -> str:
-    """'1-3, 5, 7-8' for a sorted list of row numbers."""
-    parts: list[str] = []
-    start = prev = None
-    for r in rows:
-        if start is None:
-            start = prev = r
-        elif prev is not None and r == prev + 1:
-            prev = r
-        else:
-            parts.append(f"{start}" if start == prev else f"{start}-{prev}")
-            start = prev = r
-    if start is not None:
-        parts.append(f"{start}" if start == prev else f"{start}-{prev}")
-    return ", ".join(parts)
-
-
-WORKER_THREADS = "inspector-worker"
-
-
-def run_until_quit(app: App[Any], **run_options: Any) -> int:
-    """Run the app; once it has quit, end the process at once if a worker is still busy.
-
-    A thread cannot be interrupted: the model's conversion (one to two minutes), a load or
-    a training step would keep the process alive after its window closed, since asyncio
-    and Python's exit both wait for them. The terminal is restored by then, bursts have
-    been told to stop, and every store is crash-safe (the conversion and prepared runs are
-    written to temporary names and renamed last), so a busy worker is ended with the process.
-    """
-    import asyncio
-    import os
-    import sys
-    from concurrent.futures import ThreadPoolExecutor
-
-    loop = asyncio.new_event_loop()
-    executor = ThreadPoolExecutor(thread_name_prefix=WORKER_THREADS)
-    loop.set_default_executor(executor)
-    try:
-        app.run(loop=loop, **run_options)
-    finally:
-        executor.shutdown(wait=False, cancel_futures=True)
-    code = app.return_code or 0
-    deadline = time.monotonic() + 0.5  # idle threads take their leave at once
-    for thread in threading.enumerate():
-        if thread.name.startswith(WORKER_THREADS):
-            thread.join(max(0.0, deadline - time.monotonic()))
-    if any(t.name.startswith(WORKER_THREADS) and t.is_alive() for t in threading.enumerate()):
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    loop.close()
-    return code
+        went_live = self.main.prepared_runs(strategies)
+        if went_live and self.runs_chosen:
+            self.notify(f"--replay-speed {self.runs_source}: no run is prepared for this model, so bursts train live. "
+                        "Run causallm-inspect prepare first to replay on stage.",
+                        title="Prepared runs", severity="warning", timeout=8)

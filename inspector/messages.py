@@ -62,6 +62,8 @@ class LabelsComputed(Message):
 class BurstStarted(Message):
     """A burst began; `source` is "live", or says which prepared run is being replayed."""
 
+    NEWS = "burst-started"  # what the views hear (LabView.news)
+
     def __init__(self, strategy: str, epochs: int, total_steps: int, source: str = "live") -> None:
         self.strategy = strategy
         self.epochs = epochs
@@ -85,6 +87,8 @@ class TrainingStepLogged(Message):
 class EpochFinished(Message):
     """An epoch ended; `log` is an `EpochLog` with the held-out answer."""
 
+    NEWS = "epoch"  # what the views hear (LabView.news)
+
     def __init__(self, strategy: str, log: Any) -> None:
         self.strategy = strategy
         self.log = log
@@ -93,6 +97,8 @@ class EpochFinished(Message):
 
 class BurstFinished(Message):
     """A burst ended, completed or stopped; `result` is a `BurstResult`; `source` as in BurstStarted."""
+
+    NEWS = "burst-finished"  # what the views hear (LabView.news)
 
     def __init__(self, strategy: str, result: Any, source: str = "live") -> None:
         self.strategy = strategy
@@ -111,6 +117,8 @@ class BurstRefused(Message):
 
 class TrainingIdle(Message):
     """No burst is running any more (the sequence finished, stopped or failed)."""
+
+    NEWS = "idle"  # what the views hear (LabView.news)
 
 
 class PredictionsComputed(Message):
@@ -214,6 +222,8 @@ class TrainingStarting(Message):
 class TrainingReset(Message):
     """Every strategy is back to the untrained model (`x`)."""
 
+    NEWS = "reset"  # what the views hear (LabView.news)
+
 
 def worker_error(event: Any) -> BaseException | None:
     """The error of a worker that failed, from its `Worker.StateChanged` event; else None."""
@@ -222,3 +232,11 @@ def worker_error(event: Any) -> BaseException | None:
     if event.state == WorkerState.ERROR and event.worker.error is not None:
         return event.worker.error
     return None
+
+
+class Command(Message):
+    """An action for the screen to run whatever view is on show (the command palette's entries)."""
+
+    def __init__(self, action: str) -> None:
+        self.action = action
+        super().__init__()

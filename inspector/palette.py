@@ -21,37 +21,42 @@ from textual.message import Message
 from textual.widgets import Button, Input, OptionList
 
 from inspector.core.lessons.model import VIEWS
+from inspector.messages import Command
 
 
 class InspectorCommands(Provider):
     """Command palette entries: every lesson, and the app's actions."""
 
     def _commands(self) -> list[tuple[str, Any, str]]:
+        """(text, what it runs, help) of every entry. An entry runs an action of the app or posts
+        a `Command` to the main screen, which runs its action whatever view is on show: the
+        palette calls no widget."""
         app: Any = self.app  # the InspectorApp (not imported: it imports this module)
-        main = app.main
-        training = main.training_view
-        out: list[tuple[str, Any, str]] = []
-        for i, lesson in enumerate(app.lessons):
-            out.append(
-                (f"Lesson {i + 1}: {lesson.title}", lambda i=i: app.goto_lesson(i), f"open the {lesson.view} view")
-            )
-        lab = app.lab
-        for s in lab.strategies:
-            out.append((f"Train {lab.name_of(s)}", lambda s=s: training.start((s,)), "run a burst of this strategy"))
-        every = ", ".join(lab.name_of(s) for s in lab.strategies)
-        out.append(("Train all", lambda: training.start(lab.strategies), f"{every} in turn"))
-        out.append(("Stop training", training.stop, "after the current step"))
-        out.append(("Reset training", training.reset_all, "every strategy back to the untrained model"))
-        for s in lab.strategies:
-            out.append((f"Strategy: {lab.name_of(s)}", lambda s=s: main.show_strategy(s), "show this strategy's labels"))
-        for v in VIEWS:
-            out.append((f"View: {v}", lambda v=v: main.show_view(v), f"show the {v} view"))
-        out.append(("Replay predictions", main.predictions_view.replay, "animate the guesses again"))
-        out.append(("Play the epochs", lambda: (main.show_view("learning"), main.learning_view.replay()),
+        main, lab = app.main, app.lab
+
+        def screen(action: str) -> Any:
+            return lambda: main.post_message(Command(action))
+
+        def of_app(action: str) -> Any:
+            return lambda: app.run_action(action)
+
+        out: list[tuple[str, Any, str]] = [
+            (f"Lesson {i + 1}: {lesson.title}", of_app(f"lesson({i})"), f"open the {lesson.view} view")
+            for i, lesson in enumerate(app.lessons)
+        ]
+        out += [(f"Train {lab.name_of(s)}", screen(f"train('{s}')"), "run a burst of this strategy") for s in lab.strategies]
+        out.append(("Train all", screen("train_all"), f"{', '.join(lab.name_of(s) for s in lab.strategies)} in turn"))
+        out.append(("Stop training", screen("stop"), "after the current step"))
+        out.append(("Reset training", screen("reset"), "every strategy back to the untrained model"))
+        out += [(f"Strategy: {lab.name_of(s)}", screen(f"show_strategy('{s}')"), "show this strategy's labels")
+                for s in lab.strategies]  # fmt: skip
+        out += [(f"View: {v}", of_app(f"view('{v}')"), f"show the {v} view") for v in VIEWS]
+        out.append(("Replay predictions", screen("show_view('predictions', True)"), "animate the guesses again"))
+        out.append(("Play the epochs", screen("show_view('learning', True)"),
                     "the learning view: p(true) of every position, epoch by epoch"))  # fmt: skip
-        out.append(("Show code", main.action_show_code, "the code behind this lesson's view, runnable on its own"))
-        out.append(("Run the lesson's demo", main.action_run_demo, "compute the lesson's panel again (some train copies)"))
-        out.append(("Help", app.action_help, "explain the part in focus"))
+        out.append(("Show code", screen("show_code"), "the code behind this lesson's view, runnable on its own"))
+        out.append(("Run the lesson's demo", screen("run_demo"), "compute the lesson's panel again (some train copies)"))
+        out.append(("Help", of_app("help"), "explain the part in focus"))
         return out
 
     async def search(self, query: str) -> Hits:

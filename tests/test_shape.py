@@ -17,3 +17,23 @@ PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 def test_the_import_contracts_hold(capsys):
     status = lint_imports(config_filename=str(PYPROJECT), no_cache=True, no_logo=True)
     assert status == EXIT_STATUS_SUCCESS, capsys.readouterr().out
+
+
+def test_the_views_are_registered_once_in_the_lessons_order():
+    """A view is one file plus one line in widgets/views.py; its name is one of the lessons' VIEWS."""
+    from inspector.core.lessons.model import VIEWS
+    from inspector.widgets.views import VIEW_CLASSES
+
+    assert tuple(v.VIEW for v in VIEW_CLASSES) == VIEWS
+    assert all(v.TITLE and v.ACTIONS is not None for v in VIEW_CLASSES)
+    # every key a view says it answers is one the main screen sends
+    from inspector.screens.main import VIEW_ACTIONS, VIEW_KEYS
+
+    assert set().union(*(v.ACTIONS for v in VIEW_CLASSES)) <= (set(VIEW_ACTIONS) | set(VIEW_KEYS)) - {"view_key"}
+
+
+def test_no_type_ignore_in_the_package():
+    root = PYPROJECT.parent / "inspector"
+    found = [f"{p.relative_to(root)}:{i}" for p in root.rglob("*.py")
+             for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if "type: ignore" in line]
+    assert found == []

@@ -46,8 +46,9 @@ def run(args: argparse.Namespace) -> int:
     Bad options and a data file with no usable row fail here, before the screen opens;
     rows that cannot be used are listed in the app (the data is read leniently).
     """
-    from inspector.app import InspectorApp, run_until_quit
+    from inspector.app import InspectorApp
     from inspector.core.data.examples import TRAIN_ROWS, Example, read_examples
+    from inspector.running import run_until_quit
 
     markers = template(args)
     data = getattr(args, "data", None)

@@ -6,7 +6,7 @@ and data of this session filled in.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -22,6 +22,18 @@ class CodeScreen(ModalScreen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,s,q", "close", "Close code", id="code-close"),
     ]
+
+    @classmethod
+    def for_lesson(cls, lesson: Any, number: int, spec: Any) -> CodeScreen | str:
+        """The screen of a lesson's code as `export N` writes it for `spec`, or why there is none."""
+        from inspector.core.errors import InspectorError
+        from inspector.core.lessons.code import join_parts, own_lines_start, render_parts
+
+        try:
+            parts = render_parts(lesson, number, spec)
+        except InspectorError as exc:
+            return str(exc)
+        return cls(join_parts(parts), lesson.title, number, own_lines_start(parts))
 
     def __init__(self, code: str, title: str, number: int, start_line: int = 0) -> None:
         super().__init__()

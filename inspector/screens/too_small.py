@@ -6,6 +6,8 @@ goes away as soon as the window is large enough again.
 
 from __future__ import annotations
 
+from typing import Any
+
 from textual.app import ComposeResult
 from textual.containers import Center, Middle
 from textual.geometry import Size
@@ -44,3 +46,15 @@ class TooSmallScreen(ModalScreen[None]):
     def update_size(self, size: Size) -> None:
         self._size = size
         self.query_one("#too-small", Static).update(self._message(size))
+
+
+def cover_if_too_small(app: Any, size: Size) -> None:
+    """Cover the app with a notice while the terminal is too small for its layout; uncover it after."""
+    showing = isinstance(app.screen, TooSmallScreen)
+    if too_small(size):
+        if showing:
+            app.screen.update_size(size)
+        else:
+            app.push_screen(TooSmallScreen(size))
+    elif showing:
+        app.pop_screen()

@@ -16,13 +16,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import Input, Label, Select, Static
 
 from inspector.core.errors import InspectorError
-from inspector.messages import Failed, worker_error
 from inspector.widgets.column_grid import Cell, ColumnGrid
+from inspector.widgets.lab_view import LabView
 from inspector.widgets.paging import Picker
 
 if TYPE_CHECKING:
@@ -112,7 +112,7 @@ class BatchGrid(ColumnGrid):
         return text, layers
 
 
-class BatchView(Vertical):
+class BatchView(LabView):
     """The micro-batches of one optimizer step, as SFTTrainer makes them (see the module's docstring)."""
 
     DEFAULT_CSS = """
@@ -152,14 +152,18 @@ weighs 1/N). `[` / `]` move through micro-batches, ranks and rows; `←` / `→`
             self.error = error
             super().__init__()
 
+    VIEW = "batch"
+    TITLE = "Batch"
+    ACTIONS = frozenset({"batch_row"})
+    GROUP = "batch"
+    FAILURE = "The batch view could not be built"
+
     def __init__(self, lab: Lab, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.lab = lab
         self.step_view: Any = None
         self.index = 0  # into `places`
         self._request = 0
-        self._ready = False
-        self.stale = True
         self._debounce: Any = None
 
     def compose(self) -> ComposeResult:
@@ -214,18 +218,9 @@ weighs 1/N). `[` / `]` move through micro-batches, ranks and rows; `←` / `→`
 
     # --- the step -------------------------------------------------------------------------
 
-    def model_ready(self) -> None:
-        self._ready = True
-        if self.display and self.is_on_screen:
-            self.request()
-
-    def shown(self) -> None:
-        if self.stale:
-            self.request()
-
     def request(self) -> None:
         """Rebuild the step with the settings on show (read here, on the UI thread)."""
-        if not self._ready:
+        if not self.ready:
             return
         try:
             flags, step, world = self.read_settings()
@@ -246,12 +241,8 @@ weighs 1/N). `[` / `]` move through micro-batches, ranks and rows; `←` / `→`
             return
         self.post_message(self.Computed(request, view))
 
-    def on_worker_state_changed(self, event: Any) -> None:
-        error = worker_error(event)
-        if error is not None and event.worker.group == "batch":
-            self.stale = True
-            self._status("the batches could not be built: see the message")
-            self.post_message(Failed("The batch view could not be built", error=error))
+    def compute_failed(self) -> None:
+        self._status("the batches could not be built: see the message")
 
     def on_batch_view_computed(self, message: Computed) -> None:
         message.stop()

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 from textual import on, work
 from textual.app import ComposeResult
-from textual.containers import Vertical
 from textual.markup import escape
 from textual.reactive import reactive
 from textual.timer import Timer
@@ -22,6 +21,7 @@ from inspector.core.errors import InspectorError
 from inspector.core.labels.strategies import differing_positions
 from inspector.messages import DataChecked, Failed, LabelsComputed, RowRead, worker_error
 from inspector.widgets.column_grid import ColumnGrid
+from inspector.widgets.lab_view import LabView, ViewOptions
 from inspector.widgets.label_function_panel import REFERENCE, LabelFunctionPanel
 from inspector.widgets.labels_parts import ExampleEditor, StrategyBar, example_label
 from inspector.widgets.paging import Picker
@@ -38,7 +38,7 @@ DEBOUNCE_SECONDS = 0.3
 LEGEND = "✓ trained   · masked: label -100, struck and grey   – position 0, never predicted"
 
 
-class LabelsView(Vertical):
+class LabelsView(LabView):
     """Everything about the labels of one example."""
 
     HELP = """\
@@ -51,6 +51,22 @@ masked.
 """
 
     strategy: reactive[str] = reactive("copy", init=False)
+
+    VIEW = "labels"
+    TITLE = "Labels"
+    ACTIONS = frozenset({"strategy", "step", "jump"})
+    stale = False  # it follows the example and the label function itself
+
+    @classmethod
+    def build(cls, lab: Lab, options: ViewOptions) -> LabelsView:
+        return cls(lab, options.examples, options.template, rows=options.rows, data_source=options.data_source,
+                   id=f"{cls.VIEW}-view")
+
+    def step(self, delta: int) -> None:
+        self.grid.action_move(delta)
+
+    def jump(self, end: bool) -> None:
+        self.grid.action_move_to(-1 if end else 0)
 
     def __init__(
         self,

@@ -24,7 +24,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Select, Static
 
-from inspector.messages import Failed, worker_error
+from inspector.widgets.lab_view import PlayingView
 from inspector.widgets.paging import Picker
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ class HeatMap(Widget, can_focus=True):
         return max(1, len(self.text.plain.splitlines()))
 
 
-class LearningView(Vertical):
+class LearningView(PlayingView):
     """Teacher-forced p(true) of one text, epoch by epoch, per strategy, with the loss curves."""
 
     DEFAULT_CSS = """
@@ -96,9 +96,16 @@ The summary lines give the mean p(true) over the prompt and over the answer, epo
 last. Train with `c`, `m`, `t` (`+` in the training view trains more epochs).
 """
 
+    VIEW = "learning"
+    TITLE = "Learning"
+    ACTIONS = frozenset({"step", "jump", "epoch", "train", "toggle_play", "replay"})
+    STALE_AFTER = frozenset({"reset", "epoch", "burst-finished"})  # each epoch's rows grow the heat map
+    GROUP = "learning"
+    FAILURE = "The learning view could not be computed"
+    FRAME_SECONDS = EPOCH_SECONDS
+
     epoch: reactive[int] = reactive(0, init=False)
     position: reactive[int] = reactive(0, init=False)
-    playing: reactive[bool] = reactive(False, init=False)
 
     class Computed(Message):
         def __init__(self, learning: Learning) -> None:
@@ -110,8 +117,6 @@ last. Train with `c`, `m`, `t` (`+` in the training view trains more epochs).
         self.lab = lab
         self.choice = 0
         self.learning: Learning | None = None
-        self.stale = True
-        self._ready = False
         self._chart: Any = None
 
     def compose(self) -> ComposeResult:
@@ -122,9 +127,6 @@ last. Train with `c`, `m`, `t` (`+` in the training view trains more epochs).
         yield Static("", id="learn-summary")
         yield Vertical(id="learn-chart")
         yield Static("", id="learn-status")
-
-    def on_mount(self) -> None:
-        self._timer = self.set_interval(EPOCH_SECONDS, self._tick, pause=True)
 
     def focus_main(self) -> None:
         self.query_one(HeatMap).focus()
@@ -143,29 +145,29 @@ last. Train with `c`, `m`, `t` (`+` in the training view trains more epochs).
 
     @property
     def text(self) -> str:
-        from inspector.core.lab.learning import default_texts
+        from inspector.core.lab.predictions import default_texts
 
         texts = default_texts(self.lab)
         return texts[min(self.choice, len(texts) - 1)]
 
-    def model_ready(self) -> None:
-        self._ready = True
-        if self.display:
-            self.request()
+    # PlayingView's frames: the epochs.
+    @property
+    def has_frames(self) -> bool:
+        return True
 
-    def shown(self) -> None:
-        if self.stale:
-            self.request()
+    @property
+    def last_frame(self) -> int:
+        return self.last_epoch
 
-    def invalidate(self) -> None:
-        self.stale = True
-        if self.display and self.is_on_screen:
-            self.request()
+    @property
+    def frame(self) -> int:
+        return self.epoch
 
-    def request(self) -> None:
-        if not self._ready:
-            return
-        self.stale = False
+    @frame.setter
+    def frame(self, value: int) -> None:
+        self.epoch = value
+
+    def compute(self) -> None:
         self._set_status("computing…")
         self._compute(self.text)
 
@@ -173,12 +175,8 @@ last. Train with `c`, `m`, `t` (`+` in the training view trains more epochs).
     def _compute(self, text: str) -> None:
         self.post_message(self.Computed(self.lab.learning(text)))
 
-    def on_worker_state_changed(self, event: Any) -> None:
-        error = worker_error(event)
-        if error is not None and event.worker.group == "learning":
-            self.stale = True
-            self._set_status("the epochs could not be computed: see the message")
-            self.post_message(Failed("The learning view could not be computed", error=error))
+    def compute_failed(self) -> None:
+        self._set_status("the epochs could not be computed: see the message")
 
     @on(Select.Changed, "#learn-text")
     def _picked(self, event: Select.Changed) -> None:
@@ -199,29 +197,12 @@ last. Train with `c`, `m`, `t` (`+` in the training view trains more epochs).
             self.replay()  # the first epochs shown: played from the untrained model on
         elif followed and not self.playing:
             self.epoch = self.last_epoch
-            self._refresh_texts()
+            self.refresh_texts()
         else:
             self.epoch = min(self.epoch, self.last_epoch)
-            self._refresh_texts()
+            self.refresh_texts()
 
     # --- epochs and positions --------------------------------------------------------------
-
-    def replay(self) -> None:
-        """From epoch 0 to the last, one epoch per frame (at once with animations off)."""
-        if self.app.animation_level == "none" or self.last_epoch == 0:
-            self.playing = False
-            self.epoch = self.last_epoch
-            self._refresh_texts()
-            return
-        self.epoch = 0
-        self.playing = True
-        self._refresh_texts()
-
-    def toggle(self) -> None:
-        if not self.playing and self.epoch >= self.last_epoch:
-            self.replay()
-        else:
-            self.playing = not self.playing
 
     def step_epoch(self, delta: int) -> None:
         self.playing = False
@@ -235,31 +216,18 @@ last. Train with `c`, `m`, `t` (`+` in the training view trains more epochs).
         if self.length:
             self.position = self.length - 1 if end else 0
 
-    def _tick(self) -> None:
-        if self.epoch < self.last_epoch:
-            self.epoch += 1
-        if self.epoch >= self.last_epoch:
-            self.playing = False
-
-    def watch_playing(self, playing: bool) -> None:
-        if playing:
-            self._timer.resume()
-        else:
-            self._timer.pause()
-        self._refresh_texts()
-
     def watch_epoch(self, epoch: int) -> None:
-        self._refresh_texts()
+        self.refresh_texts()
 
     def watch_position(self, position: int) -> None:
-        self._refresh_texts()
+        self.refresh_texts()
 
     # --- drawing ---------------------------------------------------------------------------
 
     def _set_status(self, text: str) -> None:
         self.query_one("#learn-status", Static).update(text)
 
-    def _refresh_texts(self) -> None:
+    def refresh_texts(self) -> None:
         learning = self.learning
         heat = self.query_one(HeatMap)
         if learning is None or not learning.curves:

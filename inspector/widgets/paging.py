@@ -31,7 +31,7 @@ class PickerOverlay(SelectOverlay):
             super()._move_page(direction)
 
 
-class Picker(Select):  # type: ignore[type-arg]
+class Picker(Select[Any]):
     """Textual's Select with the paging guard in its pop-up list (styled and queried as a Select)."""
 
     def compose(self) -> ComposeResult:

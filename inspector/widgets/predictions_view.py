@@ -1,7 +1,7 @@
 """The predictions view: teacher-forced guesses of every model, animated token by token.
 
-The rows come from the core (`teacher_forced`, in the app's `predict` worker); the view
-steps a reactive index with `set_interval` and reveals one more column per frame. With
+The rows come from the lab (`Lab.predictions`, in the view's `predict` worker); the view
+plays a reactive index (`PlayingView`) and reveals one more column per frame. With
 `App.animation_level == "none"` everything shows at once.
 """
 
@@ -14,12 +14,12 @@ from rich.table import Table
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
-from textual.containers import Vertical
 from textual.reactive import reactive
 from textual.widgets import Select, Static
 
-from inspector.messages import Failed, PredictionsComputed, worker_error
+from inspector.messages import PredictionsComputed
 from inspector.widgets.column_grid import ColumnGrid
+from inspector.widgets.lab_view import PlayingView, ViewOptions
 from inspector.widgets.paging import Picker
 from inspector.widgets.prediction_grid import PredictionGrid
 from inspector.widgets.strategy_panel import KEYS
@@ -36,7 +36,7 @@ def _reads(rows: list[Any], upto: int) -> str:
     return "".join(r.predicted for r in rows[: upto + 1]).replace("␣", " ")
 
 
-class PredictionsView(Vertical):
+class PredictionsView(PlayingView):
     """Side-by-side teacher-forced predictions of the untrained and the trained models."""
 
     HELP = """\
@@ -49,8 +49,19 @@ five most likely next tokens of every model. `c`, `m`, `t` train a strategy that
 no row yet. Pick another text with the selector at the top.
 """
 
+    VIEW = "predictions"
+    TITLE = "Predictions"
+    ACTIONS = frozenset({"step", "jump", "train", "toggle_play", "replay"})
+    STALE_AFTER = frozenset({"reset", "burst-started", "burst-finished", "idle"})
+    GROUP = "predict"
+    FAILURE = "The predictions could not be computed"
+    FRAME_SECONDS = FRAME_SECONDS
+
     index: reactive[int] = reactive(-1, init=False)
-    playing: reactive[bool] = reactive(False, init=False)
+
+    @classmethod
+    def build(cls, lab: Lab, options: ViewOptions) -> PredictionsView:
+        return cls(lab, options.predict_choices, id=f"{cls.VIEW}-view")
 
     def __init__(self, lab: Lab, choices: list[tuple[str, str]], *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -63,8 +74,6 @@ no row yet. Pick another text with the selector at the top.
         self.notes: dict[str, str] = {}  # why a model's row is empty, from the app
         self.sources: dict[str, str] = {}  # "replay, epoch 3" for rows from a prepared run
         self.answer_positions: frozenset[int] = frozenset()
-        self.stale = True
-        self._ready = False
 
     def compose(self) -> ComposeResult:
         picker: Select[int] = Picker(
@@ -80,9 +89,6 @@ no row yet. Pick another text with the selector at the top.
         yield Static("", id="predict-summary")
         yield Static("", id="predict-top")
         yield Static("", id="predict-status")
-
-    def on_mount(self) -> None:
-        self._timer = self.set_interval(FRAME_SECONDS, self._tick, pause=True)
 
     def focus_main(self) -> None:
         self.grid.focus()
@@ -100,33 +106,36 @@ no row yet. Pick another text with the selector at the top.
         """The animation has revealed the last position."""
         return self.length > 0 and self.index >= self.length - 1
 
+    # PlayingView's frames: the positions revealed.
+    @property
+    def has_frames(self) -> bool:
+        return self.length > 0
+
+    @property
+    def last_frame(self) -> int:
+        return self.length - 1
+
+    @property
+    def frame(self) -> int:
+        return self.index
+
+    @frame.setter
+    def frame(self, value: int) -> None:
+        self.index = value
+
     # --- data ------------------------------------------------------------------------------
 
     def model_ready(self) -> None:
-        self._ready = True
         self.grid.clear("computing predictions…")
-        if self.display:
-            self.request()
+        super().model_ready()
 
-    def model_failed(self) -> None:
+    def model_failed(self, problem: str) -> None:
         self.grid.clear("no model: see the message on the left")
 
-    def shown(self) -> None:
-        """The view became visible: compute what changed while it was hidden."""
-        if self.stale:
-            self.request()
+    def hidden_change(self) -> None:
+        self.grid.set_messages(self._messages())  # a burst may have started or ended
 
-    def invalidate(self) -> None:
-        self.stale = True
-        if self.display and self.is_on_screen:
-            self.request()
-        else:
-            self.grid.set_messages(self._messages())
-
-    def request(self) -> None:
-        if not self._ready:
-            return
-        self.stale = False
+    def compute(self) -> None:
         self._set_status("computing teacher-forced predictions…")
         self._compute(self.text)
 
@@ -136,13 +145,9 @@ no row yet. Pick another text with the selector at the top.
         found = self.lab.predictions(text)
         self.post_message(PredictionsComputed(text, found.rows, found.answer, notes=found.notes, sources=found.sources))
 
-    def on_worker_state_changed(self, event: Any) -> None:
-        error = worker_error(event)
-        if error is not None and event.worker.group == "predict":
-            self.stale = True  # shown again (or after the next burst), the view tries again
-            self._set_status("the predictions could not be computed: see the message")
-            self.grid.clear("no predictions: see the message")
-            self.post_message(Failed("The predictions could not be computed", error=error))
+    def compute_failed(self) -> None:
+        self._set_status("the predictions could not be computed: see the message")
+        self.grid.clear("no predictions: see the message")
 
     @on(Select.Changed, "#predict-example")
     def _picked(self, event: Select.Changed) -> None:
@@ -188,26 +193,6 @@ no row yet. Pick another text with the selector at the top.
 
     # --- animation -------------------------------------------------------------------------
 
-    def replay(self) -> None:
-        if self.length == 0:
-            return
-        if self.app.animation_level == "none":
-            self.playing = False
-            self.index = self.length - 1
-            self._refresh_texts()
-            return
-        self.index = 0
-        self.playing = True
-        self._refresh_texts()
-
-    def toggle(self) -> None:
-        if self.length == 0:
-            return
-        if not self.playing and self.finished:
-            self.replay()
-        else:
-            self.playing = not self.playing
-
     def step(self, delta: int) -> None:
         if self.length:
             self.playing = False
@@ -218,24 +203,11 @@ no row yet. Pick another text with the selector at the top.
             self.playing = False
             self.index = self.length - 1 if end else 0
 
-    def _tick(self) -> None:
-        if self.index < self.length - 1:
-            self.index += 1
-        if self.index >= self.length - 1:
-            self.playing = False
-
-    def watch_playing(self, playing: bool) -> None:
-        if playing:
-            self._timer.resume()
-        else:
-            self._timer.pause()
-        self._refresh_texts()
-
     def watch_index(self, index: int) -> None:
         self.grid.set_revealed(index)
         if index >= 0 and self.grid.cursor != index:
             self.grid.cursor = index
-        self._refresh_texts()
+        self.refresh_texts()
 
     @on(ColumnGrid.CursorMoved, "#prediction-grid")
     def _clicked(self, event: ColumnGrid.CursorMoved) -> None:
@@ -251,7 +223,7 @@ no row yet. Pick another text with the selector at the top.
         self.status_text = text
         self.query_one("#predict-status", Static).update(text)
 
-    def _refresh_texts(self) -> None:
+    def refresh_texts(self) -> None:
         n = self.length
         if n == 0:
             return

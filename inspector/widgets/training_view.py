@@ -8,11 +8,11 @@ prepared run, and shows the messages the worker posts as it goes.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from textual import on, work
 from textual.app import ComposeResult
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal
 from textual.markup import escape
 from textual.widgets import Input, Label, Select, Static
 
@@ -33,10 +33,13 @@ from inspector.messages import (
     worker_error,
 )
 from inspector.widgets.comparison_table import ComparisonTable
+from inspector.widgets.lab_view import LabView, ViewOptions
 from inspector.widgets.paging import Picker
 from inspector.widgets.strategy_panel import StrategyPanel
 
 if TYPE_CHECKING:
+    from textual.notifications import SeverityLevel
+
     from inspector.core.lab import Lab
 
 NUMBERS = {3: "three", 4: "four"}
@@ -94,7 +97,7 @@ Lesson demos that train (`g`) follow the same choice. Start the app with
         yield Static("stored by [b]causallm-inspect prepare[/b]", id="runs-note")
 
 
-class TrainingView(Vertical):
+class TrainingView(LabView):
     """Training bursts of the three strategies, side by side."""
 
     HELP = """\
@@ -105,6 +108,16 @@ of the model, so they never disturb each other. Keys: `c`, `m`, `t` run a burst 
 strategy, `a` all three in turn, `+` repeats the last burst, `Esc` stops between two
 steps, `x` resets every strategy to the untrained model.
 """
+
+    VIEW = "training"
+    TITLE = "Training"
+    ACTIONS = frozenset({"train", "again", "reset"})
+    stale = False  # it shows the bursts as they run
+
+    @classmethod
+    def build(cls, lab: Lab, options: ViewOptions) -> TrainingView:
+        epochs, lr, seed = options.settings
+        return cls(lab, epochs, lr, seed, runs=options.runs, id=f"{cls.VIEW}-view")
 
     def __init__(
         self, lab: Lab, epochs: int, learning_rate: float, seed: int, *, runs: str = "1", id: str | None = None
@@ -219,8 +232,8 @@ steps, `x` resets every strategy to the untrained model.
         keep = []
         for s in strategies:
             refusal = lab.refusal(s, speed)
-            if refusal:
-                self.notify(refusal, title="Replay", severity="warning", timeout=8)
+            if refusal is not None:
+                self.notify(_worded(refusal), title="Replay", severity="warning", timeout=8)
             else:
                 keep.append(s)
         if not keep:
@@ -304,7 +317,7 @@ steps, `x` resets every strategy to the untrained model.
 
     def on_told(self, message: Told) -> None:
         message.stop()
-        self.notify(message.text, title=message.title, severity=message.severity, timeout=8)  # type: ignore[arg-type]
+        self.notify(message.text, title=message.title, severity=cast("SeverityLevel", message.severity), timeout=8)
 
     def label_function_changed(self) -> None:
         """The user saved their label function: a custom strategy trained on an earlier version is stale."""
@@ -387,3 +400,22 @@ steps, `x` resets every strategy to the untrained model.
         note.display = bool(text)
         if appears:  # below the table, perhaps below the screen's edge: bring it into view
             self.call_after_refresh(note.scroll_visible, animate=False)
+
+
+    def prepared_runs(self, strategies: list[str]) -> bool:
+        """Say which strategies have runs prepared for this model; without any, the runs selector
+        goes back to live. True when it was set to replay and had to."""
+        if strategies:
+            self.set_runs_note(f"prepared for this model: {', '.join(sorted(set(strategies)))}")
+            return False
+        asked = self.read_source() != "live"
+        self.set_source("live")
+        self.set_runs_note("none prepared for this model: bursts train live ([b]causallm-inspect prepare[/b])")
+        return asked
+
+def _worded(refusal: tuple[str, str]) -> str:
+    """What the Lab's refusal of a burst means, in the training view's keys."""
+    kind, strategy = refusal
+    if kind == "no-label-function":
+        return "there is no label function to train: start the app with --labels-from FILE[:FUNCTION]"
+    return f"{strategy} shows a prepared run: x resets it, then a live burst trains it from the untrained model."

@@ -265,7 +265,7 @@ async def settle(app: Any, pilot: Any, counter: DispatchCounter, report: SoakRep
     app.main.training_view.stop()
     await asyncio.wait_for(app.workers.wait_for_complete(), timeout=300)
     await pilot.press("f4")
-    predictions = app.main.predictions_view
+    predictions = app.main.views["predictions"]
     await wait_for(pilot, lambda: not app.main.training_view.running, "the bursts to end", 60)
     await asyncio.wait_for(app.workers.wait_for_complete(), timeout=120)
     await wait_for(pilot, lambda: not predictions.playing, "the predictions animation to end", 60)

@@ -259,7 +259,7 @@ async def test_the_predictions_animation_reaches_the_end(tiny_path):
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot)
         app.goto_lesson(3)  # strategy 2, mask: the predictions view
-        view = app.main.predictions_view
+        view = app.main.views["predictions"]
         await wait_until(pilot, lambda: view.length > 0, what="the predictions")
         assert view.playing or view.finished
         await wait_until(pilot, lambda: view.finished, what="the animation's end")
@@ -285,7 +285,7 @@ async def test_without_animations_everything_shows_at_once(tiny_path):
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot)
         await pilot.press("f4")
-        view = app.main.predictions_view
+        view = app.main.views["predictions"]
         await wait_until(pilot, lambda: view.length > 0, what="the predictions")
         assert view.finished and not view.playing
 
@@ -386,7 +386,7 @@ async def test_a_failed_prediction_is_shown_and_the_view_stops_waiting(tiny_path
         await pilot.press("f4")
         await wait_until(pilot, lambda: bool(app.errors), what="the error")
         await pilot.pause()
-        view = app.main.predictions_view
+        view = app.main.views["predictions"]
         assert app.errors == ["RuntimeError: no logits today"]
         assert "computing" not in view.status_text and "could not be computed" in view.status_text
         monkeypatch.undo()  # the next request (the view shown again) works
@@ -414,8 +414,8 @@ async def test_a_failed_labels_worker_is_shown_and_the_view_stops_waiting(tiny_p
 
 
 def test_out_of_memory_says_what_to_do():
-    from inspector.app import _readable
     from inspector.core.errors import InspectorError
+    from inspector.running import readable as _readable
 
     class OutOfMemoryError(RuntimeError):
         pass
@@ -444,7 +444,7 @@ def test_run_app_builds_the_app_from_the_command_line(monkeypatch, tmp_path):
     assert app_command.run(args) == 0
     app = seen["app"]
     assert app.lab.model_spec == "somewhere" and app.lab.device == "cpu" and app.data_name == str(data)
-    assert [e.text for e in app.examples] == ["\n\n### Human: cat\n\n### Assistant: gato"]
+    assert [e.text for e in app.lab.examples] == ["\n\n### Human: cat\n\n### Assistant: gato"]
     assert app.runs_source == "1" and not app.runs_chosen  # replay as recorded where prepared runs exist
     assert app_command.run(build_parser().parse_args(["--replay-speed", "5"])) == 0
     assert seen["app"].runs_source == "5"
@@ -466,7 +466,7 @@ async def test_data_rows_are_the_examples_and_bad_rows_are_reported(tiny_path):
         await wait_until(pilot, lambda: 2 in view.row_problems, what="row 2's problem")
         assert "rows.jsonl line 2" in view.row_problems[2][0]  # listed, not an error that stops the app
         assert view.grid.rows  # row 1 shows its labels
-        predict = app.main.predictions_view
+        predict = app.main.views["predictions"]
         assert [text for _, text in predict.choices] == [r.text for r in rows]  # no held-out "good" with --data
         assert [ex.row for ex in app.lab.train_examples] == [1]  # the bursts train on the row that can be used
         assert app.errors == []
@@ -514,7 +514,8 @@ _QUIT_WHILE_LOADING = """
 import threading
 from textual.worker import WorkerState
 from inspector.core import models
-from inspector.app import InspectorApp, run_until_quit
+from inspector.app import InspectorApp
+from inspector.running import run_until_quit
 
 models.load_model = lambda *a, **k: threading.Event().wait()  # a conversion that never ends
 

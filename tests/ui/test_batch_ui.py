@@ -21,7 +21,7 @@ async def test_f6_shows_the_packed_step_and_follows_the_settings(tiny_path):
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot)
         await pilot.press("f6")
-        view = app.main.batch_view
+        view = app.main.views["batch"]
         assert app.main.view == "batch" and view.display
         try:
             await wait_until(pilot, lambda: view.step_view is not None, timeout=60, what="the batches")
@@ -67,7 +67,7 @@ async def test_the_batch_view_starts_from_a_trl_sft_config(tiny_path, tmp_path):
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot)
         await pilot.press("f6")
-        view = app.main.batch_view
+        view = app.main.views["batch"]
         assert view.query_one("#batch-max-length", Input).value == "40"
         assert view.query_one("#batch-accumulation", Input).value == "3"
         assert view.query_one("#batch-packing").value == "bfd_split"

@@ -115,8 +115,8 @@ async def test_bursts_and_predictions_run_on_the_first_usable_rows(tiny_path, ch
         await wait_until(pilot, lambda: not app.main.training_view.running and "mask" in app.main.training_view.results, what="the burst")
         assert app.lab.sessions["mask"].steps_done == 2 * 2  # two epochs of the two rows
         await pilot.press("f4")
-        pv = app.main.predictions_view
-        assert [t for _, t in pv.choices] == [e.text for e in app.examples[:2]]
+        pv = app.main.views["predictions"]
+        assert [t for _, t in pv.choices] == [e.text for e in app.lab.examples[:2]]
         await wait_until(pilot, lambda: pv.rows.get("mask") is not None, what="the trained row")
         assert app.errors == []
 

@@ -36,7 +36,7 @@ async def test_the_animation_plays_to_the_last_epoch_and_stops(tiny_path):
         await started(pilot)
         await train(pilot, app, "cm", epochs="3")
         await pilot.press("f5")
-        view = app.main.learning_view
+        view = app.main.views["learning"]
         assert app.main.view == "learning" and app.focused is view.query_one("#learn-heat")
         await wait_until(pilot, lambda: view.learning is not None and set(view.learning.curves) == {"copy", "mask"},
                          what="both strategies' epochs")  # fmt: skip
@@ -58,7 +58,7 @@ async def test_the_scrubber_moves_through_the_epochs_and_stops_at_each_end(tiny_
         await started(pilot)
         await train(pilot, app, "c")
         await pilot.press("f5")
-        view = app.main.learning_view
+        view = app.main.views["learning"]
         await wait_until(pilot, lambda: view.learning is not None and "copy" in view.learning.curves, what="copy")
         await wait_until(pilot, lambda: not view.playing, what="the animation's end")
         assert view.epoch == 2
@@ -91,7 +91,7 @@ async def test_with_animations_off_play_jumps_to_the_last_epoch(tiny_path):
         app.animation_level = "none"
         await train(pilot, app, "m")
         await pilot.press("f5")
-        view = app.main.learning_view
+        view = app.main.views["learning"]
         await wait_until(pilot, lambda: view.learning is not None and "mask" in view.learning.curves, what="mask")
         assert view.epoch == 2 and not view.playing
         await pilot.press("r")
@@ -108,7 +108,7 @@ async def test_the_heat_map_grows_a_row_per_epoch_while_a_burst_runs(tiny_path):
 
         app.main.training_view.query_one("#set-epochs", Input).value = "200"  # long enough to look
         await pilot.press("f5", "c")
-        view = app.main.learning_view
+        view = app.main.views["learning"]
         await wait_until(pilot, lambda: view.learning is not None and "copy" in view.learning.curves, what="epoch 1")
         await wait_until(pilot, lambda: view.last_epoch >= 2, what="a second epoch, live")
         assert app.main.training_view.running  # shown while the burst goes on
@@ -123,7 +123,7 @@ async def test_before_any_burst_the_view_says_what_to_press_and_is_not_left_comp
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot)
         await pilot.press("f5")
-        view = app.main.learning_view
+        view = app.main.views["learning"]
         await wait_until(pilot, lambda: view.learning is not None, what="the (empty) learning")
         await pilot.pause()
         assert "press c, m or t" in str(view.query_one("#learn-heat").render())

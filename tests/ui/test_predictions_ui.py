@@ -39,7 +39,7 @@ async def test_keys_typed_fast_while_the_animation_plays_end_where_the_user_went
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot)
         app.goto_lesson(3)  # lesson 4, mask: the predictions view
-        view = app.main.predictions_view
+        view = app.main.views["predictions"]
         await wait_until(pilot, lambda: view.length > 0 and view.playing, what="the animation")
         assert app.focused is view.grid
         post_keys(app, "left", "left", "left", "right", "right", "home", "end")
@@ -63,7 +63,7 @@ async def test_the_issue_s_recipe_trained_rows_then_the_predictions_view(tiny_pa
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot)
         app.goto_lesson(3)
-        view = app.main.predictions_view
+        view = app.main.views["predictions"]
         await wait_until(pilot, lambda: view.length > 0, what="the predictions")
         await pilot.press("f3")
         app.main.training_view.query_one("#set-epochs", Input).value = "1"
@@ -87,7 +87,7 @@ async def test_a_strategy_training_now_says_so_in_the_predictions_view(tiny_path
         await pilot.press("f3")
         app.main.training_view.query_one("#set-epochs", Input).value = "200"  # long enough to look
         await pilot.press("f4")
-        view = app.main.predictions_view
+        view = app.main.views["predictions"]
         await wait_until(pilot, lambda: bool(view.rows.get("untrained")), what="the untrained row")
         await pilot.press("m")
         await wait_until(pilot, lambda: app.lab.training_now == "mask", what="the burst to start")

@@ -73,7 +73,7 @@ async def test_a_prepared_burst_replays_instantly_labelled_and_continues(tiny_pa
 
         # The predictions view shows the stored rows, marked as a replay.
         await pilot.press("f4")
-        pv = app.main.predictions_view
+        pv = app.main.views["predictions"]
         await wait_until(pilot, lambda: pv.rows.get("mask") is not None, what="the replayed predictions")
         held_out = replay.PreparedRun.predictions_for(run, run.spec["predict"], 6)
         assert pv.rows["mask"] == held_out
@@ -89,7 +89,7 @@ async def test_a_training_example_shows_its_stored_predictions(tiny_path, prepar
         await pilot.press("f3", "c")
         await wait_until(pilot, lambda: "copy" in app.main.training_view.results and _idle(app), what="the replay")
         await pilot.press("f4")
-        pv = app.main.predictions_view
+        pv = app.main.views["predictions"]
         pv.query_one("#predict-example", Select).value = 2  # the second training example
         stored = prepared["copy"].predictions_for(pv.choices[2][1], 3)
         assert stored

@@ -47,7 +47,7 @@ def test_predictions_view_untrained(snap_compare, tiny_named):
     async def run_before(pilot):
         await started(pilot)
         pilot.app.goto_lesson(3)  # strategy 2, mask: the predictions view, its demo not run yet
-        view = pilot.app.main.predictions_view
+        view = pilot.app.main.views["predictions"]
         await wait_until(pilot, lambda: view.length > 0)
         view.jump(True)  # the animation's last frame
         view.step(-2)  # select the answer's first guess
@@ -69,7 +69,7 @@ def test_learning_view_after_two_copy_epochs(snap_compare, tiny_named):
         await pilot.press("c")
         await wait_until(pilot, lambda: not pilot.app.main.training_view.running)
         await pilot.press("f5")
-        view = pilot.app.main.learning_view
+        view = pilot.app.main.views["learning"]
         await wait_until(pilot, lambda: view.learning is not None and "copy" in view.learning.curves)
         await wait_until(pilot, lambda: not view.playing)
         await pilot.press("end", "left")  # select the answer's first position
@@ -82,7 +82,7 @@ def test_batch_view_packed_step(snap_compare, tiny_named):
     async def run_before(pilot):
         await started(pilot)
         await pilot.press("f6")
-        view = pilot.app.main.batch_view
+        view = pilot.app.main.views["batch"]
         await wait_until(pilot, lambda: view.step_view is not None, timeout=60, what="the batches")
         assert pilot.app.main.view == "batch"  # the view snapped is the batch view
         await pilot.press("right", "right")

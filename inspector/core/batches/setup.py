@@ -74,6 +74,7 @@ class BatchSetup:
     batch_size_given: bool = True  # False: the flags' default, lowered to fit a small dataset
     config_file: str | None = None
     given: dict[str, Any] = field(default_factory=dict)  # the SFTConfig values the user set (config and flags)
+    lowered_batch_size: int | None = None  # the default batch size it was lowered from, to fit a small dataset
 
     def row_number(self, index: int) -> int:
         return int(self.rows[index]) if self.rows is not None else index + 1

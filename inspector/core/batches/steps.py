@@ -273,7 +273,7 @@ def sft_trainer(model: Any, tokenizer: Any, setup: BatchSetup) -> Iterator[Any]:
 
                 # The flags' default batch size, lowered to what a small dataset can fill (said in the notes).
                 setup.sft = dataclasses.replace(setup.sft, per_device_train_batch_size=len(trainer.train_dataset))
-                setup.lowered_batch_size = size  # type: ignore[attr-defined]
+                setup.lowered_batch_size = size
                 if not patched_before:
                     vars(model).pop("forward", None)
                 trainer = _make(model, tokenizer, setup)
@@ -709,7 +709,7 @@ def inspect_step(trainer: Any, *, step: int = 1, world_size: int = 1, provenance
         dropped_rows=dropped_rows,
         dropped_summary=summary,
     )
-    lowered = getattr(setup, "lowered_batch_size", None)
+    lowered = setup.lowered_batch_size
     if lowered:
         view.notes.append(
             f"per_device_train_batch_size {size}: the default {lowered} is more than the {prepared} "

@@ -291,3 +291,32 @@ def read_row(
         if item.row > row:
             return None
     return None
+
+
+def rows_text(rows: list[int]) -> str:
+    """'1-3, 5, 7-8' for a sorted list of row numbers."""
+    parts: list[str] = []
+    start = prev = None
+    for r in rows:
+        if start is None:
+            start = prev = r
+        elif prev is not None and r == prev + 1:
+            prev = r
+        else:
+            parts.append(f"{start}" if start == prev else f"{start}-{prev}")
+            start = prev = r
+    if start is not None:
+        parts.append(f"{start}" if start == prev else f"{start}-{prev}")
+    return ", ".join(parts)
+
+
+def train_rows_note(rows: list[int], data_name: str, total: int) -> str | None:
+    """What the bursts train on, of a --data file: its rows, and how to change how many."""
+    from pathlib import Path
+
+    if not rows:
+        return None
+    return (
+        f"bursts train on rows {rows_text(rows)} of {Path(data_name).name}: the first {len(rows)} of "
+        f"{total:,} examples read (--train-rows N for another number)"
+    )

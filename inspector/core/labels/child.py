@@ -174,10 +174,10 @@ class Worker:
         def _exit(code: Any = 0) -> None:
             raise _Exited(code)
 
-        os._exit = _exit  # type: ignore[assignment]
+        setattr(os, "_exit", _exit)  # noqa: B010 (a patch: os._exit ends the worker with a report, not silently)
         posix = sys.modules.get("posix") or sys.modules.get("nt")
         if posix is not None:
-            posix._exit = _exit  # type: ignore[attr-defined]
+            setattr(posix, "_exit", _exit)  # noqa: B010
         self._real_exit = real_exit
         _limit_memory(memory)
 

@@ -211,3 +211,11 @@ def load_lessons(folder: Traversable | Path | None = None) -> list[Lesson]:
         seen[lesson.id] = f.name
         lessons.append(lesson)
     return lessons
+
+
+def lessons_or_error() -> tuple[list[Lesson], str | None]:
+    """The lessons, or none and the problem that stops them being read (the app opens anyway)."""
+    try:
+        return load_lessons(), None
+    except InspectorError as exc:
+        return [], str(exc)
