@@ -160,6 +160,16 @@ def _eos_padding(ctx: DemoContext) -> tuple[str, Any]:
     return report.eos_text(run, pad_labels, differs), run
 
 
+def _packing(ctx: DemoContext) -> tuple[str, Any]:
+    from inspector.core.data.chat_format import HOLDOUT_ANSWER, HOLDOUT_WORD, article_text
+    from inspector.core.lessons.packing import packing_text, packing_view
+
+    held_out = ctx.formatted(article_text(HOLDOUT_WORD, HOLDOUT_ANSWER, ctx.template))
+    ctx.progress("packing the examples with TRL's SFTTrainer (bfd, wrapped)")
+    v = packing_view(ctx.model, ctx.tokenizer, ctx.examples, held_out, batch_size=2, device=ctx.device)
+    return packing_text(v), v
+
+
 DEMOS: dict[str, DemoSpec] = {
     "shift": DemoSpec("The shift, computed", False, _shift),
     "tokenize": DemoSpec("Tokens, special tokens and padding", False, _tokenize),
@@ -169,6 +179,7 @@ DEMOS: dict[str, DemoSpec] = {
     "chat-template": DemoSpec("Chat template and assistant mask", False, _chat_template, makes_trainer=True),
     "step-timing": DemoSpec("Seconds per step, measured", True, _step_timing, makes_trainer=True),
     "eos-padding": DemoSpec("Training with the eos masked", True, _eos_padding, covers_view=True, makes_trainer=True),
+    "packing": DemoSpec("The held-out example alone and packed", False, _packing, makes_trainer=True),
 }
 
 
