@@ -170,6 +170,16 @@ def _packing(ctx: DemoContext) -> tuple[str, Any]:
     return packing_text(v), v
 
 
+def _weights(ctx: DemoContext) -> tuple[str, Any]:
+    from inspector.core.data.chat_format import ARTICLE_PAIRS, article_text
+    from inspector.core.lessons.weights import step_examples, weights_text, weights_view
+
+    formatted = [ctx.formatted(article_text(w, a, ctx.template)) for w, a in step_examples(ARTICLE_PAIRS)]
+    ctx.progress("one step's gradient, three ways (backward passes)")
+    v = weights_view(ctx.model, ctx.tokenizer, formatted, device=ctx.device)
+    return weights_text(v), v
+
+
 DEMOS: dict[str, DemoSpec] = {
     "shift": DemoSpec("The shift, computed", False, _shift),
     "tokenize": DemoSpec("Tokens, special tokens and padding", False, _tokenize),
@@ -180,6 +190,7 @@ DEMOS: dict[str, DemoSpec] = {
     "step-timing": DemoSpec("Seconds per step, measured", True, _step_timing, makes_trainer=True),
     "eos-padding": DemoSpec("Training with the eos masked", True, _eos_padding, covers_view=True, makes_trainer=True),
     "packing": DemoSpec("The held-out example alone and packed", False, _packing, makes_trainer=True),
+    "weights": DemoSpec("Whose tokens weigh: one step's gradient three ways", False, _weights, makes_trainer=True),
 }
 
 
