@@ -77,6 +77,7 @@ def code_values(lesson: Lesson, number: int, spec: CodeSpec) -> dict[str, Any]:
         "held_out_answer": HOLDOUT_ANSWER,
         "two_turns": TWO_TURNS,
         "step_examples": [article_text(w, a, spec.template) for w, a in step_examples(ARTICLE_PAIRS)],
+        "truncation_pair": list(ARTICLE_PAIRS[0]),
         "world_size": WORLD_SIZE,
         "accumulation": STEP_FLAGS["gradient_accumulation_steps"],
         "batch_size": STEP_FLAGS["per_device_train_batch_size"],

@@ -180,6 +180,37 @@ def _weights(ctx: DemoContext) -> tuple[str, Any]:
     return weights_text(v), v
 
 
+def _truncation(ctx: DemoContext) -> tuple[str, Any]:
+    from inspector.core.data.chat_format import ARTICLE_PAIRS, article_text
+    from inspector.core.lessons.truncation import (
+        training_text,
+        truncated_training_run,
+        truncation_examples,
+        truncation_text,
+        truncation_view,
+    )
+
+    word, answer = ARTICLE_PAIRS[0]
+    examples, cap = truncation_examples(
+        lambda w, a: ctx.formatted(article_text(w, a, ctx.template)), ctx.tokenizer, word, answer
+    )
+    ctx.progress("truncating with TRL's SFTTrainer")
+    v = truncation_view(ctx.model, ctx.tokenizer, examples, cap, device=ctx.device)
+    ctx.progress("training the full and the truncated examples")
+    run = truncated_training_run(
+        ctx.model,
+        ctx.tokenizer,
+        ctx.examples,
+        device=ctx.device,
+        epochs=ctx.epochs,
+        learning_rate=ctx.learning_rate,
+        seed=ctx.seed,
+        on_epoch=ctx.on_epoch,
+        should_stop=ctx.should_stop,
+    )
+    return truncation_text(v) + "\n" + training_text(run), (v, run)
+
+
 DEMOS: dict[str, DemoSpec] = {
     "shift": DemoSpec("The shift, computed", False, _shift),
     "tokenize": DemoSpec("Tokens, special tokens and padding", False, _tokenize),
@@ -190,6 +221,7 @@ DEMOS: dict[str, DemoSpec] = {
     "step-timing": DemoSpec("Seconds per step, measured", True, _step_timing, makes_trainer=True),
     "eos-padding": DemoSpec("Training with the eos masked", True, _eos_padding, covers_view=True, makes_trainer=True),
     "packing": DemoSpec("The held-out example alone and packed", False, _packing, makes_trainer=True),
+    "truncation": DemoSpec("The answer that lost its end", True, _truncation, makes_trainer=True),
     "weights": DemoSpec("Whose tokens weigh: one step's gradient three ways", False, _weights, makes_trainer=True),
 }
 
