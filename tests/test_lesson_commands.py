@@ -123,7 +123,8 @@ SHOWS = {
         "the trainer's forward looked at earlier rows: none; the plain call: 1, 2, 3, 4, 5",
         "found: inside the bfd pack the trainer's forward equals the example alone",
         "wrapped: the held-out tokens attend to rows 4, 5 even in the trainer's forward",
-        "packing saves no padding here",
+        "padding over an epoch of 8 examples: packed (bfd) 4 micro-batches, 196 tokens sent, 0 of them padding",
+        "packing saves 6 padding tokens here",
     ],
     12: [
         "row 1 (keeps all): 23 tokens → kept, 2 of 2 trained tokens, its eos trained",

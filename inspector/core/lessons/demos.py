@@ -161,12 +161,17 @@ def _eos_padding(ctx: DemoContext) -> tuple[str, Any]:
 
 
 def _packing(ctx: DemoContext) -> tuple[str, Any]:
-    from inspector.core.data.chat_format import HOLDOUT_ANSWER, HOLDOUT_WORD, article_text
+    from inspector.core.data.chat_format import ARTICLE_PAIRS, HOLDOUT_ANSWER, HOLDOUT_WORD, article_text
     from inspector.core.lessons.packing import packing_text, packing_view
+    from inspector.core.lessons.weights import step_examples
 
     held_out = ctx.formatted(article_text(HOLDOUT_WORD, HOLDOUT_ANSWER, ctx.template))
+    # Padding shows on answers of different lengths (lesson 13's examples).
+    varied = [ctx.formatted(article_text(w, a, ctx.template)) for w, a in step_examples(ARTICLE_PAIRS)]
     ctx.progress("packing the examples with TRL's SFTTrainer (bfd, wrapped)")
-    v = packing_view(ctx.model, ctx.tokenizer, ctx.examples, held_out, batch_size=2, device=ctx.device)
+    v = packing_view(
+        ctx.model, ctx.tokenizer, ctx.examples, held_out, batch_size=2, device=ctx.device, padding_examples=varied
+    )
     return packing_text(v), v
 
 

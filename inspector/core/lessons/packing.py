@@ -61,6 +61,7 @@ class PackingView:
     packed: PaddingCount | None = None
     unpacked: PaddingCount | None = None
     batch_size: int = 1
+    padding_examples: int = 0  # how many examples the padding count ran on
 
 
 def _flags(strategy: str | None, max_length: int | None, batch_size: int) -> dict[str, Any]:
@@ -162,6 +163,7 @@ def packing_view(
     *,
     batch_size: int = 1,
     device: str = "cpu",
+    padding_examples: Sequence[FormattedExample] | None = None,
 ) -> PackingView:
     """Pack the examples and the held-out one (bfd, then wrapped) and measure the held-out segment.
 
@@ -184,13 +186,16 @@ def packing_view(
                 found, use_cache = _held_out_in(trainer, index, strategy, cap)
                 view.strategies[strategy] = found
                 view.plain_use_cache = use_cache
-    # Padding: the same examples (no held-out), packed by bfd to the longest pair vs unpacked.
-    longest = sorted(lengths[:-1], reverse=True)
+    # Padding: `padding_examples` (default: the examples), packed by bfd to the longest pair vs unpacked.
+    padded = list(padding_examples if padding_examples is not None else examples)
+    view.padding_examples = len(padded)
+    longest = sorted((len(tokenizer(fe.text)["input_ids"]) + 1 for fe in padded), reverse=True)
     cap = sum(longest[:2]) if len(longest) > 1 else longest[0]
     for name, strategy, size in (("packed", "bfd", 1), ("unpacked", None, batch_size)):
         with tempfile.TemporaryDirectory(prefix="causallm-inspect-lesson-") as tmp:
-            flags = _flags(strategy, cap if strategy else None, min(size, len(examples)))
-            setup = examples_setup(list(examples), rows[:-1], source, flags, output_dir=tmp, device=device)
+            flags = _flags(strategy, cap if strategy else None, min(size, len(padded)))
+            where = f"{len(padded)} examples"
+            setup = examples_setup(padded, list(range(1, len(padded) + 1)), where, flags, output_dir=tmp, device=device)
             with sft_trainer(model, tokenizer, setup) as trainer:
                 setattr(view, name, _padding_count(trainer))
     return view
@@ -265,13 +270,13 @@ def packing_text(v: PackingView, tolerance: float = 1e-4) -> str:
     if v.packed and v.unpacked:
         p, u = v.packed, v.unpacked
         lines.append(
-            f"padding over an epoch: packed (bfd) {p.micro_batches} micro-batches, {p.sent} tokens sent, "
+            f"padding over an epoch of {v.padding_examples} examples: packed (bfd) {p.micro_batches} micro-batches, {p.sent} tokens sent, "
             f"{p.sent - p.real} of them padding; unpacked (batch size {v.batch_size}) {u.micro_batches} micro-batches, "
             f"{u.sent} tokens sent, {u.sent - u.real} of them padding"
         )
         saved = u.sent - p.sent
         lines.append(
-            f"packing saves {saved} padding tokens here" if saved > 0
+            f"packing saves {saved} padding tokens here ({saved / u.sent:.0%} of the unpacked run's tokens)" if saved > 0
             else "packing saves no padding here: these examples are the same length, unpacked batches need none"
             if u.sent == u.real else f"packing sends {-saved} more tokens here"
         )
