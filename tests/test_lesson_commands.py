@@ -14,7 +14,7 @@ import pytest
 
 from inspector.cli import main
 
-LESSONS = 10
+LESSONS = 13
 
 
 @pytest.fixture(autouse=True)
@@ -115,6 +115,32 @@ SHOWS = {
         "mask               epoch  3",
         "mask, eos masked   epoch  3",
     ],
+    11: [
+        "======== batch: step 1 as TRL's SFTTrainer builds it",
+        "no attention_mask, position_ids restart at each segment",
+        "bfd (max_length 144): the held-out segment is after other examples in its row",
+        "labels at the 5 segment boundaries: all -100",
+        "the trainer's forward looked at earlier rows: none; the plain call: 1, 2, 3, 4, 5",
+        "found: inside the bfd pack the trainer's forward equals the example alone",
+        "wrapped: the held-out tokens attend to rows 4, 5 even in the trainer's forward",
+        "padding over an epoch of 8 examples: packed (bfd) 4 micro-batches, 196 tokens sent, 0 of them padding",
+        "packing saves 6 padding tokens here",
+    ],
+    12: [
+        "row 1 (keeps all): 23 tokens → kept, 2 of 2 trained tokens, its eos trained",
+        "row 2 (loses its eos): 25 tokens → kept, 3 of 4 trained tokens, its eos is gone",
+        "row 3 (loses every trained token): 27 tokens → DROPPED by TRL",
+        "rows dropped: 1 of 3",
+        "packing bfd_split: 4 sequences, 5 chunks; 1 hold only prompt tokens",
+        "truncated (no eos) epoch  3",
+    ],
+    13: [
+        "one optimizer step: 4 micro-batches (2 accumulation steps × 2 simulated devices); each trained token weighs 1/28",
+        "found: the Trainer's gradient equals the full-batch gradient of the same examples within float error; "
+        "the per-micro-batch one does not",
+        "num_items_in_batch 188",
+        "per_micro_batch vs full batch  cosine 0.964644  norm ratio 0.971161",
+    ],
 }
 
 
@@ -124,6 +150,7 @@ def test_every_lesson_runs_headless(capsys, tiny_path, n):
     for expected in SHOWS[n]:
         assert expected in out, f"lesson {n} should show {expected!r}"
     assert ("======== training" in out) == (n in (3, 4))  # lesson 10's demo trains in place of its view
+    assert ("======== batch" in out) == (n in (11, 13))  # the lessons whose live view is the batch view
     if n == 4:  # the timing compares medians, and never advises running the command that runs
         demo = out.split("======== demo:")[1]
         assert "causallm-inspect lesson" not in demo
@@ -146,12 +173,12 @@ def test_a_lesson_by_id_and_as_json(capsys, tiny_path):
     assert "✗ not found" in data["demo"]["text"]
 
 
-@pytest.mark.parametrize("wanted", ["0", "11", "nope"])
+@pytest.mark.parametrize("wanted", ["0", "14", "nope"])
 def test_a_bad_lesson_number_lists_the_valid_ones(capsys, wanted):
     for command in ("lesson", "export"):
         assert main([command, wanted]) == 2
         err = capsys.readouterr().err
-        assert err.count("\n") == 1 and "Choose a number from 1 to 10" in err and "template-pitfall" in err
+        assert err.count("\n") == 1 and "Choose a number from 1 to 13" in err and "template-pitfall" in err
 
 
 def test_export_to_stdout_fills_in_the_model(capsys, tiny_path):
@@ -183,6 +210,14 @@ def test_an_exported_notebook_runs(capsys, tiny_path, tmp_path):
 def _summary(text: str, name: str) -> str:
     """The learning view's summary line of a strategy: "copy: prompt 0.18 -> 0.86, answer ..."."""
     return next(line for line in text.splitlines() if line.startswith(f"{name}: prompt ") and " -> " in line)
+
+
+def _ints(line: str) -> list[str]:
+    return re.findall(r"(?<![\d.])\d+(?![\d.])", line)
+
+
+def _gradient_figures(line: str) -> list[str]:
+    return re.findall(r"(?:cosine|norm ratio) (\d+\.\d+)", line)
 
 
 def _numbers(line: str) -> list[str]:
@@ -242,3 +277,19 @@ def test_every_exported_script_runs_and_shows_what_the_lesson_shows(capsys, tiny
     elif n == 10:
         for start in ("mask               epoch  1", "mask, eos masked   epoch  1"):
             assert line_with(script, start) == line_with(lesson, start)
+    elif n == 11:  # the same segment, the same forward passes: the same digits
+        for start in ("max |dp| vs alone:", "packed micro-batch loss (eval mode)", "packed micro-batch loss (train mode)"):
+            assert line_with(lesson, start).startswith(line_with(script, start))  # the lesson adds the difference
+        assert "the held-out one is at [115,138)" in script and "attention_mask sent: False" in script
+    elif n == 12:
+        assert line_with(script, "max_length").startswith(line_with(lesson, "max_length").split(", no packing")[0])
+        for row, figures in (("row 1:", 3), ("row 2:", 3), ("row 3:", 2)):  # row, tokens, trained tokens kept
+            assert _ints(line_with(script, row))[:figures] == _ints(line_with(lesson, row.replace(":", " (")))[:figures]
+        assert line_with(script, "rows dropped") == line_with(lesson, "rows dropped")
+        for start in ("full               epoch  1", "truncated (no eos) epoch  1"):
+            assert line_with(script, start) == line_with(lesson, start)
+    elif n == 13:
+        assert line_with(script, "one optimizer step").split("; ")[1] == line_with(lesson, "one optimizer step").split(": num_items")[0].split("; ")[1]
+        for name in ("trainer vs full batch", "per_micro_batch vs full batch"):
+            assert _gradient_figures(line_with(script, name)) == _gradient_figures(line_with(lesson, name))
+        assert _ints(line_with(script, "copy labels")) == _ints(line_with(lesson, "copy labels"))[-1:]

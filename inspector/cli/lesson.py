@@ -175,6 +175,19 @@ class _Run:
             for s, c in curves.items()
         }
 
+    def batch(self) -> None:
+        """The batch view (F6) as text: step 1 of an SFTTrainer with the lesson's batch settings."""
+        from inspector.core.batches.report import format_view
+        from inspector.core.batches.steps import build_step
+
+        flags = self.lesson.batch_settings
+        world = self.lesson.batch_world_size
+        rows = list(range(1, len(self.formatted) + 1))
+        view = build_step(self.loaded, self.formatted, rows, "the lesson's examples", flags, world_size=world)
+        self.say(_heading("batch: step 1 as TRL's SFTTrainer builds it"))
+        self.say(format_view(view))
+        self.json["batch"] = view.to_dict()
+
     def demo(self) -> None:
         """The lesson's demo panel, as the app's Lab runs it (live: a command never replays)."""
         from inspector.core.lessons.demos import DEMOS
@@ -202,6 +215,8 @@ def run_lesson(args: argparse.Namespace) -> int:
     with run.lab:
         if lesson.view == "labels":
             run.labels()
+        elif lesson.view == "batch":
+            run.batch()
         elif not covered:
             run.training(full_table=lesson.view == "predictions")
         if lesson.demo:

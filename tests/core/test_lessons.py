@@ -38,6 +38,9 @@ TRACK = [
     "multi-turn",
     "chat-template",
     "eos-padding",
+    "packing",
+    "truncation",
+    "weights",
 ]
 
 
@@ -70,9 +73,20 @@ def test_the_track_covers_the_views_and_demos():
     assert by_id["special-tokens"].demo == "special-tokens"
     assert by_id["chat-template"].demo == "chat-template"
     assert by_id["eos-padding"].demo == "eos-padding" and DEMOS["eos-padding"].covers_view
+    assert by_id["packing"].view == "batch" and by_id["packing"].batch_settings["packing_strategy"] == "bfd"
+    assert by_id["weights"].view == "batch" and by_id["weights"].batch_world_size == 2
+    assert by_id["truncation"].demo == "truncation" and DEMOS["truncation"].on_demand and DEMOS["truncation"].makes_trainer
     # Every demo is used by a lesson, and every lesson has its own code file.
     assert {lesson.demo for lesson in by_id.values()} - {None} == set(DEMOS)
     assert len({lesson.code for lesson in by_id.values()}) == len(by_id)
+
+
+def test_a_lesson_s_batch_settings_are_kept_in_order():
+    text = GOOD.replace("epochs: 2", "batch: {packing: true, max_length: 64, world_size: 2}")
+    lesson = parse_lesson(text, "99-demo.md")
+    assert lesson.batch == (("packing", True), ("max_length", 64), ("world_size", 2))
+    assert lesson.batch_settings == {"packing": True, "max_length": 64} and lesson.batch_world_size == 2
+    assert parse_lesson(GOOD, "99-demo.md").batch_world_size == 1
 
 
 def test_lessons_are_found_in_the_checkout():
@@ -113,6 +127,12 @@ def test_a_good_lesson_parses():
         (lambda t: t.replace("strategies: [copy, mask]", "strategies: [copy, magic]"), "'strategies'"),
         (lambda t: t.replace("strategies: [copy, mask]", "strategies: []"), "'strategies'"),
         (lambda t: t.replace("strategies: [copy, mask]", "strategies: copy"), "'strategies'"),
+        (lambda t: t.replace("epochs: 2", "batch: [packing]"), "'batch'"),
+        (lambda t: t.replace("epochs: 2", "batch: {packing: yes please}"), "'packing'"),
+        (lambda t: t.replace("epochs: 2", "batch: {packign: true}"), "'packign'"),
+        (lambda t: t.replace("epochs: 2", "batch: {max_length: 0}"), "max_length 0"),
+        (lambda t: t.replace("epochs: 2", "batch: {packing_strategy: best}"), "'best'"),
+        (lambda t: t.replace("epochs: 2", "batch: {world_size: 0}"), "'world_size'"),
     ],
 )
 def test_a_bad_front_matter_names_the_file_and_the_key(change, key):

@@ -73,3 +73,21 @@ def test_shift_and_padding_on_gemma(gemma):
     pad = padding_view(gemma.model, gemma.tokenizer, lab, label_example("copy", fmt(gemma, TWO_TURNS), gemma.tokenizer))
     assert pad.loss_right == pytest.approx(pad.loss_alone, abs=1e-3)
     assert pad.scored_left == pad.scored_alone + 1 and pad.max_diff_left < 1e-3  # RoPE: positions are relative
+
+
+def test_packing_and_step_weights_on_gemma(gemma):
+    """Lessons 11 and 13 on Gemma: bfd as the trainer runs it keeps the held-out example apart, a plain
+    call with the default cache does not; the Trainer's step gradient is the full batch's."""
+    from inspector.core.data.chat_format import ARTICLE_PAIRS, HOLDOUT_ANSWER, HOLDOUT_WORD, article_text
+    from inspector.core.lessons.packing import packing_view
+    from inspector.core.lessons.weights import same_within_float_error, step_examples, weights_view
+
+    examples = [fmt(gemma, article_text(w, a)) for w, a in ARTICLE_PAIRS]
+    held_out = fmt(gemma, article_text(HOLDOUT_WORD, HOLDOUT_ANSWER))
+    bfd = packing_view(gemma.model, gemma.tokenizer, examples, held_out, batch_size=2).strategies["bfd"]
+    assert bfd.found and not bfd.first_in_row and bfd.max_diff < 1e-6 and bfd.max_diff_plain_call > 1e-2
+    assert bfd.loss_trainer["train"] != bfd.loss_plain_call["train"]
+    varied = [fmt(gemma, article_text(w, a)) for w, a in step_examples(ARTICLE_PAIRS)]
+    v = weights_view(gemma.model, gemma.tokenizer, varied)
+    assert same_within_float_error(v.versus["trainer vs full batch"])
+    assert not same_within_float_error(v.versus["per_micro_batch vs full batch"])

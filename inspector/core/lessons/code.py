@@ -52,7 +52,9 @@ class CodeSpec:
 
 def code_values(lesson: Lesson, number: int, spec: CodeSpec) -> dict[str, Any]:
     from inspector.core.lessons.chat_templates import generation_template
+    from inspector.core.data.chat_format import ARTICLE_PAIRS, article_text
     from inspector.core.lessons.demos import TWO_TURNS
+    from inspector.core.lessons.weights import STEP_FLAGS, WORLD_SIZE, step_examples
 
     model = None if spec.model in (None, "", "embedded") else spec.model
     if model is not None and Path(model).expanduser().exists():  # a folder or .gguf: absolute, to run from anywhere
@@ -74,6 +76,11 @@ def code_values(lesson: Lesson, number: int, spec: CodeSpec) -> dict[str, Any]:
         "held_out": holdout_text(HOLDOUT_WORD, spec.template),
         "held_out_answer": HOLDOUT_ANSWER,
         "two_turns": TWO_TURNS,
+        "step_examples": [article_text(w, a, spec.template) for w, a in step_examples(ARTICLE_PAIRS)],
+        "truncation_pair": list(ARTICLE_PAIRS[0]),
+        "world_size": WORLD_SIZE,
+        "accumulation": STEP_FLAGS["gradient_accumulation_steps"],
+        "batch_size": STEP_FLAGS["per_device_train_batch_size"],
         "chat_template": generation_template(),
     }
 

@@ -160,6 +160,62 @@ def _eos_padding(ctx: DemoContext) -> tuple[str, Any]:
     return report.eos_text(run, pad_labels, differs), run
 
 
+def _packing(ctx: DemoContext) -> tuple[str, Any]:
+    from inspector.core.data.chat_format import ARTICLE_PAIRS, HOLDOUT_ANSWER, HOLDOUT_WORD, article_text
+    from inspector.core.lessons.packing import packing_text, packing_view
+    from inspector.core.lessons.weights import step_examples
+
+    held_out = ctx.formatted(article_text(HOLDOUT_WORD, HOLDOUT_ANSWER, ctx.template))
+    # Padding shows on answers of different lengths (lesson 13's examples).
+    varied = [ctx.formatted(article_text(w, a, ctx.template)) for w, a in step_examples(ARTICLE_PAIRS)]
+    ctx.progress("packing the examples with TRL's SFTTrainer (bfd, wrapped)")
+    v = packing_view(
+        ctx.model, ctx.tokenizer, ctx.examples, held_out, batch_size=2, device=ctx.device, padding_examples=varied
+    )
+    return packing_text(v), v
+
+
+def _weights(ctx: DemoContext) -> tuple[str, Any]:
+    from inspector.core.data.chat_format import ARTICLE_PAIRS, article_text
+    from inspector.core.lessons.weights import step_examples, weights_text, weights_view
+
+    formatted = [ctx.formatted(article_text(w, a, ctx.template)) for w, a in step_examples(ARTICLE_PAIRS)]
+    ctx.progress("one step's gradient, three ways (backward passes)")
+    v = weights_view(ctx.model, ctx.tokenizer, formatted, device=ctx.device)
+    return weights_text(v), v
+
+
+def _truncation(ctx: DemoContext) -> tuple[str, Any]:
+    from inspector.core.data.chat_format import ARTICLE_PAIRS, article_text
+    from inspector.core.lessons.truncation import (
+        training_text,
+        truncated_training_run,
+        truncation_examples,
+        truncation_text,
+        truncation_view,
+    )
+
+    word, answer = ARTICLE_PAIRS[0]
+    examples, cap = truncation_examples(
+        lambda w, a: ctx.formatted(article_text(w, a, ctx.template)), ctx.tokenizer, word, answer
+    )
+    ctx.progress("truncating with TRL's SFTTrainer")
+    v = truncation_view(ctx.model, ctx.tokenizer, examples, cap, device=ctx.device)
+    ctx.progress("training the full and the truncated examples")
+    run = truncated_training_run(
+        ctx.model,
+        ctx.tokenizer,
+        ctx.examples,
+        device=ctx.device,
+        epochs=ctx.epochs,
+        learning_rate=ctx.learning_rate,
+        seed=ctx.seed,
+        on_epoch=ctx.on_epoch,
+        should_stop=ctx.should_stop,
+    )
+    return truncation_text(v) + "\n" + training_text(run), (v, run)
+
+
 DEMOS: dict[str, DemoSpec] = {
     "shift": DemoSpec("The shift, computed", False, _shift),
     "tokenize": DemoSpec("Tokens, special tokens and padding", False, _tokenize),
@@ -169,6 +225,9 @@ DEMOS: dict[str, DemoSpec] = {
     "chat-template": DemoSpec("Chat template and assistant mask", False, _chat_template, makes_trainer=True),
     "step-timing": DemoSpec("Seconds per step, measured", True, _step_timing, makes_trainer=True),
     "eos-padding": DemoSpec("Training with the eos masked", True, _eos_padding, covers_view=True, makes_trainer=True),
+    "packing": DemoSpec("The held-out example alone and packed", False, _packing, makes_trainer=True),
+    "truncation": DemoSpec("The answer that lost its end", True, _truncation, makes_trainer=True),
+    "weights": DemoSpec("Whose tokens weigh: one step's gradient three ways", False, _weights, makes_trainer=True),
 }
 
 

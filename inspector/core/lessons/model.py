@@ -36,7 +36,20 @@ from inspector.core.labels.strategies import STRATEGIES
 # The app's views, in their keys' order (F2 to F6): a lesson opens one of them.
 VIEWS = ("labels", "training", "predictions", "learning", "batch")
 REQUIRED_KEYS = ("id", "title", "view", "strategy")
-OPTIONAL_KEYS = ("example", "epochs", "strategies", "demo", "code")
+OPTIONAL_KEYS = ("example", "epochs", "strategies", "demo", "code", "batch")
+# The batch view's settings a lesson may set (`batch: {packing: true, max_length: 64}`): SFTConfig's
+# names, plus world_size (the simulated ranks). Values are checked as the batch command checks them.
+BATCH_KEYS = (
+    "packing",
+    "packing_strategy",
+    "padding_free",
+    "max_length",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "completion_only_loss",
+    "assistant_only_loss",
+    "world_size",
+)
 CODE_FOLDER = "code"
 _CODE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\.py$")
 _FENCE = "---"
@@ -55,6 +68,16 @@ class Lesson:
     strategies: tuple[str, ...] = ()  # what `lesson N` trains headless; empty: (strategy,)
     demo: str | None = None  # a computed panel, a key of inspector.core.lessons.demos.DEMOS
     code: str | None = None  # the file in lessons/code/ with the code behind the view
+    batch: tuple[tuple[str, Any], ...] = ()  # the batch view's settings (BATCH_KEYS), in the file's order
+
+    @property
+    def batch_settings(self) -> dict[str, Any]:
+        """The batch view's settings as SFTConfig flags, world_size left out (see `batch_world_size`)."""
+        return {k: v for k, v in self.batch if k != "world_size"}
+
+    @property
+    def batch_world_size(self) -> int:
+        return int(dict(self.batch).get("world_size", 1))
 
     @property
     def trains(self) -> tuple[str, ...]:
@@ -144,6 +167,7 @@ def parse_lesson(text: str, source: str = "<lesson>") -> Lesson:
             f"lesson {source}: key 'code' is {code!r}",
             f"give the name of a .py file in the lessons' {CODE_FOLDER}/ folder",
         )
+    batch = _batch(meta.get("batch"), source) if "batch" in meta else ()
     if not body.strip():
         raise InspectorError(f"lesson {source} has no text after its front matter", "write the lesson in Markdown")
     return Lesson(
@@ -158,7 +182,35 @@ def parse_lesson(text: str, source: str = "<lesson>") -> Lesson:
         strategies=tuple(strategies),
         demo=demo,
         code=code,
+        batch=batch,
     )
+
+
+def _batch(value: Any, source: str) -> tuple[tuple[str, Any], ...]:
+    """The `batch:` key: a mapping of BATCH_KEYS to values the batch view accepts."""
+    from inspector.core.batches.setup import check_values
+
+    if not isinstance(value, dict) or not value:
+        raise InspectorError(
+            f"lesson {source}: key 'batch' must be a mapping of settings, not {value!r}",
+            "write e.g. 'batch: {packing: true, packing_strategy: bfd, max_length: 64}'",
+        )
+    unknown = sorted(str(k) for k in value if k not in BATCH_KEYS)
+    if unknown:
+        raise InspectorError(
+            f"lesson {source}: key 'batch' has an unknown setting '{unknown[0]}'", f"use only {', '.join(BATCH_KEYS)}"
+        )
+    for name in ("packing", "padding_free", "completion_only_loss", "assistant_only_loss"):
+        if name in value and not isinstance(value[name], bool):
+            raise InspectorError(f"lesson {source}: batch setting '{name}' is {value[name]!r}", "give true or false")
+    world = value.get("world_size", 1)
+    if isinstance(world, bool) or not isinstance(world, int) or world < 1:
+        raise InspectorError(f"lesson {source}: batch setting 'world_size' is {world!r}", "give a whole number of at least 1")
+    try:
+        check_values(value, f"lesson {source}'s batch settings")
+    except InspectorError as exc:
+        raise InspectorError(f"lesson {source}: {exc.problem}", exc.fix) from exc
+    return tuple((str(k), v) for k, v in value.items())
 
 
 def read_code(name: str, folder: Traversable | Path | None = None) -> str:
