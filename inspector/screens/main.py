@@ -140,12 +140,8 @@ class MainScreen(Screen[None]):
         self.lesson_index = index
         lesson = self.lessons[index]
         self.query_one(LessonPane).show_lesson(index)
-        self.labels_view.set_strategy(lesson.strategy)
-        if lesson.example:
-            self.labels_view.set_example(lesson.example)
-        self.labels_view.point_at_interesting_column()
-        if lesson.epochs:
-            self.training_view.set_epochs(lesson.epochs)
+        for view in self.views.values():
+            view.show_lesson(lesson)
         self.demo_panel.show_for(lesson, index + 1)
         self.show_view(lesson.view)
 

@@ -165,6 +165,7 @@ weighs 1/N). `[` / `]` move through micro-batches, ranks and rows; `←` / `→`
         self.index = 0  # into `places`
         self._request = 0
         self._debounce: Any = None
+        self.lesson_flags: dict[str, Any] = {}  # the open lesson's other SFTConfig settings (`batch:`)
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="batch-settings"):
@@ -180,10 +181,26 @@ weighs 1/N). `[` / `]` move through micro-batches, ranks and rows; `←` / `→`
 
     def on_mount(self) -> None:
         """The fields start from the batch config's values (--config), where it sets them."""
-        given = self.lab.batch_defaults()
+        self._set_fields(self.lab.batch_defaults())
+
+    def show_lesson(self, lesson: Any) -> None:
+        """A lesson with `batch:` settings (packing, truncation, accumulation, world size) shows
+        its step with them; its other SFTConfig settings apply while the lesson is open."""
+        self.lesson_flags = {}
+        if lesson.batch:
+            settings = lesson.batch_settings
+            field_names = {name for *_, name in FIELDS} | {"packing", "packing_strategy"}
+            self.lesson_flags = {k: v for k, v in settings.items() if k not in field_names}
+            defaults = {name: int(default) for _id, _label, default, name in FIELDS if name is not None}
+            self._set_fields({**defaults, "packing": False, **settings}, world_size=lesson.batch_world_size)
+
+    def _set_fields(self, given: dict[str, Any], world_size: int | None = None) -> None:
         for field_id, _label, _default, name in FIELDS:
             if name is not None and given.get(name) is not None:
                 self.query_one(f"#{field_id}", Input).value = str(given[name])
+        if world_size is not None:
+            self.query_one("#batch-world", Input).value = str(world_size)
+            self.query_one("#batch-step", Input).value = "1"
         if "packing" in given or "packing_strategy" in given:
             strategy = given.get("packing_strategy") or "bfd"
             self.query_one("#batch-packing", Select).value = strategy if given.get("packing", True) else "none"
@@ -202,7 +219,8 @@ weighs 1/N). `[` / `]` move through micro-batches, ranks and rows; `←` / `→`
                 raise InspectorError(f"{label} must be a whole number of at least 1", f"type one in the {label} field")
             values[field_id] = int(text)
         packing = self.query_one("#batch-packing", Select).value
-        flags: dict[str, Any] = {name: values[fid] for fid, _l, _d, name in FIELDS if name is not None}
+        flags: dict[str, Any] = dict(self.lesson_flags)
+        flags.update({name: values[fid] for fid, _l, _d, name in FIELDS if name is not None})
         flags["packing"] = packing != "none"
         if packing != "none":
             flags["packing_strategy"] = packing

@@ -133,6 +133,9 @@ class LabView(Vertical):
             self.compute_failed()
             self.post_message(Failed(self.FAILURE, error=error))
 
+    def show_lesson(self, lesson: Any) -> None:
+        """A lesson opened: start from what it sets for this view (its strategy, epochs, batch...)."""
+
     # --- keys (the main screen calls those in ACTIONS) ----------------------------------------
 
     def focus_main(self) -> None:

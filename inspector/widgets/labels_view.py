@@ -62,6 +62,12 @@ masked.
         return cls(lab, options.examples, options.template, rows=options.rows, data_source=options.data_source,
                    id=f"{cls.VIEW}-view")
 
+    def show_lesson(self, lesson: Any) -> None:
+        self.set_strategy(lesson.strategy)
+        if lesson.example:
+            self.set_example(lesson.example)
+        self.point_at_interesting_column()
+
     def step(self, delta: int) -> None:
         self.grid.action_move(delta)
 

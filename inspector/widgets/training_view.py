@@ -119,6 +119,10 @@ steps, `x` resets every strategy to the untrained model.
         epochs, lr, seed = options.settings
         return cls(lab, epochs, lr, seed, runs=options.runs, id=f"{cls.VIEW}-view")
 
+    def show_lesson(self, lesson: Any) -> None:
+        if lesson.epochs:
+            self.set_epochs(lesson.epochs)
+
     def __init__(
         self, lab: Lab, epochs: int, learning_rate: float, seed: int, *, runs: str = "1", id: str | None = None
     ) -> None:
