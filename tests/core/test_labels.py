@@ -93,9 +93,11 @@ def test_trl_labels_do_not_change_the_model(fresh_tiny):
 
     model = fresh_tiny.model
     before = {k: v.clone() for k, v in model.state_dict().items()}
+    model.config.use_cache = True  # a fresh model's default
     label_examples("trl", [fmt(fresh_tiny)], fresh_tiny.tokenizer, model)
     assert all((before[k] == v).all() for k, v in model.state_dict().items())
     assert "forward" not in vars(model)  # TRL's fused-head patch is undone
+    assert model.config.use_cache is True  # Trainer.__init__ turned it off: put back
     # A copy made afterwards trains itself, not the original (the patch would bind it to the original).
     twin = copy.deepcopy(model)
     with TrainingSession(twin, fresh_tiny.tokenizer, [fmt(fresh_tiny)], "mask", BurstSettings(epochs=1, learning_rate=1e-2)) as s:

@@ -207,9 +207,12 @@ def trl_dataset_rows(model: Any, tokenizer: Any, examples: Sequence[FormattedExa
     Making an SFTTrainer patches `model.forward` with TRL's fused LM head, a closure over
     this very model: a `copy.deepcopy` of the model made later would still run the
     original's forward and never train. Only the labels are wanted here, so the patch is
-    undone.
+    undone; and so is the `config.use_cache = False` that `Trainer.__init__` sets, so the
+    model goes on running with its own default (lesson 11's plain call reads it).
     """
     patched_before = "forward" in vars(model)
+    config = getattr(model, "config", None)
+    own_use_cache = getattr(config, "use_cache", None)
     try:
         with tempfile.TemporaryDirectory(prefix="causallm-inspect-") as tmp:
             trainer = make_sft_trainer(model, tokenizer, examples, output_dir=tmp)
@@ -221,3 +224,5 @@ def trl_dataset_rows(model: Any, tokenizer: Any, examples: Sequence[FormattedExa
     finally:
         if not patched_before:
             vars(model).pop("forward", None)
+        if config is not None and own_use_cache is not None:
+            config.use_cache = own_use_cache
