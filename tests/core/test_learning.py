@@ -75,12 +75,7 @@ def test_copy_raises_the_prompt_s_probabilities_and_mask_the_answer_s(tiny_path)
     assert copy_prompt3 > copy_prompt0
     assert mask_answer3 > mask_answer0
     lines = learning.summary_lines()
-    assert lines[0] == (
-        f"copy: prompt {copy_prompt0:.2f} -> {copy_prompt3:.2f}, answer "
-        f"{means(copy.epochs[0], learning.answer)[1]:.2f} -> {means(copy.epochs[3], learning.answer)[1]:.2f} "
-        "(epoch 0 -> 3)"
-    )
-    assert lines[1].startswith("mask: prompt ") and f"answer {mask_answer0:.2f} -> {mask_answer3:.2f}" in lines[1]
+    assert [line.split(":")[0] for line in lines] == ["copy", "mask"] and all("(epoch 0 -> 3)" in x for x in lines)
 
 
 def test_a_replay_shows_the_epochs_its_prepared_run_stored(tiny_path):
@@ -109,3 +104,16 @@ def test_means_split_the_prompt_from_the_answer_and_the_heat_map_shades_each_pos
         "epoch   1 | ░█·|",
         "answer    |  ^ |",
     ]
+
+
+def test_the_summary_line_of_a_curve_reads_fixed_values():
+    """Prompt positions 0 and 1, answer position 2 (its next token is the answer's); p None left out."""
+    from inspector.core.training.learning import Curve, Learning
+
+    rows0 = [_row(0, 0.2), _row(1, 0.4), _row(2, 0.1), _row(3, None)]
+    rows3 = [_row(0, 0.6), _row(1, 0.8), _row(2, 0.5), _row(3, None)]
+    curve = Curve("copy", "copy", {0: rows0, 3: rows3}, [(1, 1.0), (3, 0.5)])
+    assert curve.summary(frozenset({2})) == "copy: prompt 0.30 -> 0.70, answer 0.10 -> 0.50 (epoch 0 -> 3)"
+    assert curve.summary(frozenset()) == "copy: prompt 0.23 -> 0.63, answer n/a -> n/a (epoch 0 -> 3)"
+    learning = Learning("t", frozenset({2}), curves={"copy": curve})
+    assert learning.summary_lines() == ["copy: prompt 0.30 -> 0.70, answer 0.10 -> 0.50 (epoch 0 -> 3)"]
