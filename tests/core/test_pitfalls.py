@@ -165,6 +165,7 @@ def test_trl_assistant_only_loss_needs_the_markers(fresh_tiny):
     from inspector.core.lessons.demos import TWO_TURNS
 
     messages = conversation(TWO_TURNS)
+    tiny.model.config.use_cache = True  # a fresh model's default
     marked = trl_assistant_only(tiny.model, tiny.tokenizer, messages, generation_template())
     view = chat_template_view(tiny.tokenizer, messages)
     assert marked.error is None
@@ -172,6 +173,7 @@ def test_trl_assistant_only_loss_needs_the_markers(fresh_tiny):
     bare = trl_assistant_only(tiny.model, tiny.tokenizer, messages, without_markers(generation_template()))
     assert bare.labels is None and "generation" in bare.error
     assert "forward" not in vars(tiny.model)  # TRL's patch undone
+    assert tiny.model.config.use_cache is True  # and the cache Trainer.__init__ turned off
     assert tiny.tokenizer.chat_template is None
 
 

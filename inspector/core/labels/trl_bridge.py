@@ -201,28 +201,36 @@ def make_sft_trainer(
     return trainer
 
 
+@contextmanager
+def model_kept(model: Any) -> Iterator[None]:
+    """Undo what making an SFTTrainer does to a model that is not trained: TRL's patch of
+    `model.forward` (a closure over this very model, which a later `copy.deepcopy` would still
+    run) and the `config.use_cache = False` that `Trainer.__init__` sets (the model's plain
+    calls go on with their own default: lesson 11 reads it)."""
+    patched_before = "forward" in vars(model)
+    config = getattr(model, "config", None)
+    own_use_cache = getattr(config, "use_cache", None)
+    try:
+        yield
+    finally:
+        if not patched_before:
+            vars(model).pop("forward", None)
+        if config is not None and own_use_cache is not None:
+            config.use_cache = own_use_cache
+
+
 def trl_dataset_rows(model: Any, tokenizer: Any, examples: Sequence[FormattedExample]) -> list[tuple[list, list]]:
     """(input_ids, labels) of each example exactly as TRL's collator hands them to the model.
 
     Making an SFTTrainer patches `model.forward` with TRL's fused LM head, a closure over
     this very model: a `copy.deepcopy` of the model made later would still run the
     original's forward and never train. Only the labels are wanted here, so the patch is
-    undone; and so is the `config.use_cache = False` that `Trainer.__init__` sets, so the
-    model goes on running with its own default (lesson 11's plain call reads it).
+    undone, and the model's own use_cache put back (`model_kept`).
     """
-    patched_before = "forward" in vars(model)
-    config = getattr(model, "config", None)
-    own_use_cache = getattr(config, "use_cache", None)
-    try:
-        with tempfile.TemporaryDirectory(prefix="causallm-inspect-") as tmp:
-            trainer = make_sft_trainer(model, tokenizer, examples, output_dir=tmp)
-            rows = []
-            for i in range(len(examples)):
-                batch = trainer.data_collator([trainer.train_dataset[i]])
-                rows.append((batch["input_ids"][0].tolist(), batch["labels"][0].tolist()))
-            return rows
-    finally:
-        if not patched_before:
-            vars(model).pop("forward", None)
-        if config is not None and own_use_cache is not None:
-            config.use_cache = own_use_cache
+    with model_kept(model), tempfile.TemporaryDirectory(prefix="causallm-inspect-") as tmp:
+        trainer = make_sft_trainer(model, tokenizer, examples, output_dir=tmp)
+        rows = []
+        for i in range(len(examples)):
+            batch = trainer.data_collator([trainer.train_dataset[i]])
+            rows.append((batch["input_ids"][0].tolist(), batch["labels"][0].tolist()))
+        return rows

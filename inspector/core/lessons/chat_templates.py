@@ -97,17 +97,16 @@ def trl_assistant_only(model: Any, tokenizer: Any, messages: list[dict[str, str]
     from trl import SFTConfig, SFTTrainer
 
     from inspector.core.quiet import quiet_libraries
-    from inspector.core.labels.trl_bridge import accelerate_state_kept, trainer_arguments
+    from inspector.core.labels.trl_bridge import accelerate_state_kept, model_kept, trainer_arguments
 
     quiet_libraries()
     tok = copy.deepcopy(tokenizer)
     tok.chat_template = template
-    patched_before = "forward" in vars(model)
     heard = _Collect()
     trl_logger = logging.getLogger("trl")
     trl_logger.addHandler(heard)  # kept off the terminal (and the app's screen), shown in the result
     try:
-        with tempfile.TemporaryDirectory(prefix="causallm-inspect-") as tmp:
+        with model_kept(model), tempfile.TemporaryDirectory(prefix="causallm-inspect-") as tmp:
             args = trainer_arguments(tmp, epochs=1, learning_rate=1e-5, seed=1, device=str(model.device.type))
             with accelerate_state_kept():  # the refusal below would leave it reset
                 config = SFTConfig(**args, assistant_only_loss=True, max_length=None, packing=False, dataset_num_proc=None)
@@ -125,5 +124,3 @@ def trl_assistant_only(model: Any, tokenizer: Any, messages: list[dict[str, str]
             return TrlAssistantOnly(tuple(int(x) for x in batch["labels"][0].tolist()), None, tuple(heard.messages))
     finally:
         trl_logger.removeHandler(heard)
-        if not patched_before:
-            vars(model).pop("forward", None)
