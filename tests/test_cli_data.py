@@ -83,7 +83,8 @@ def test_prepare_command(capsys, tiny_path):
     out = capsys.readouterr().out
     assert "copy: 1 epochs stored" in out and "mask: 1 epochs stored" in out
     assert "lesson demo step-timing: stored" in out and "lesson demo eos-padding: stored" in out
-    assert len(list(replay.store_dir().glob("*.json"))) == 4  # two bursts, two lesson demos
+    assert "lesson demo truncation: stored" in out
+    assert len(list(replay.store_dir().glob("*.json"))) == 5  # two bursts, three lesson demos that train
 
 
 def test_prepare_command_json_and_bursts_only(capsys, tiny_path):
