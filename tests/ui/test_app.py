@@ -545,7 +545,7 @@ async def test_the_lesson_list_keeps_the_focus_and_shows_every_lesson_when_tall(
     async with app.run_test(size=(160, 45)) as pilot:
         await started(pilot)
         lessons = app.main.query_one(LessonList)
-        assert lessons.scrollable_content_region.height >= len(app.lessons)  # all ten in view
+        assert lessons.scrollable_content_region.height >= len(app.lessons)  # every lesson in view
         await pilot.click(LessonList, offset=(3, 2))  # the second lesson, under the border
         await pilot.pause()
         assert app.lesson_index == 1 and app.focused is lessons
