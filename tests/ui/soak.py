@@ -88,9 +88,9 @@ class SoakReport:
 def recording_crashes(report: SoakReport) -> Iterator[None]:
     """Note every worker error that is a bug rather than the user's: anything but an InspectorError.
 
-    Every worker error reaches `_readable`: a view posts `Failed` with it, the app makes it readable.
+    Every worker error reaches `readable`: a view posts `Failed` with it, the app makes it readable.
     """
-    real = app_module._readable
+    real = app_module.readable
 
     def readable(error: BaseException) -> str:
         if not isinstance(error, InspectorError):
@@ -98,11 +98,11 @@ def recording_crashes(report: SoakReport) -> Iterator[None]:
             report.crashes.append(f"{type(error).__name__}: {error}\n{where}")
         return real(error)
 
-    app_module._readable = readable
+    app_module.readable = readable
     try:
         yield
     finally:
-        app_module._readable = real
+        app_module.readable = real
 
 
 def _pick(rng: random.Random, keys: list[tuple[str, float]]) -> str:

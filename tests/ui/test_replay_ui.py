@@ -215,7 +215,7 @@ async def test_a_prepared_talk_replays_every_lessons_burst_and_demo(tiny_path, c
                 demos += 1
         await pilot.press("f3", "a")  # and all three strategies once more
         await wait_until(pilot, lambda: not app.main.training_view.running, what="all three")
-        assert demos == 2
+        assert demos == 3  # step-timing, eos-padding and truncation: the lessons whose demos train
         assert app.lab.sessions == {}  # every burst was a replay: no model was trained
         assert all(app.lab.replaying(s) for s in ("copy", "mask", "trl"))
         assert app.lab.sources["mask"].epochs_shown == 9  # lessons 4 and 10, then `a`: three bursts of 3

@@ -26,5 +26,6 @@ async def test_a_random_walk_of_keys_breaks_nothing_and_leaves_the_app_quiet(tin
     print(report.summary(), settled)
     assert report.presses >= PRESSES
     assert report.lessons == set(range(len(app.lessons)))  # the walk went everywhere
-    assert report.views == {"labels", "training", "predictions"}
+    # F2-F4 in the walk, and every view a lesson opens (lessons 11 and 13 open the batch view)
+    assert report.views == {"labels", "training", "predictions"} | {lesson.view for lesson in app.lessons}
     assert check(report, settled) == [], "\n".join(report.errors[-5:])
