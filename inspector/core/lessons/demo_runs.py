@@ -134,10 +134,11 @@ class EosRun:
 EOS_VARIANTS = ("mask", "mask, eos masked")
 
 
-def eos_padding_run(
+def label_variants_run(
     model: Any,
     tokenizer: Any,
     examples: Sequence[FormattedExample],
+    variants: Sequence[tuple[str, Callable[[Any], Any] | None]],
     *,
     device: str = "cpu",
     epochs: int = 3,
@@ -147,13 +148,14 @@ def eos_padding_run(
     on_epoch: Callable[[str, EpochLog], None] = lambda variant, log: None,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> EosRun:
-    """Train `mask` twice on copies of the model, once with every eos label set to -100."""
-    from inspector.core.lessons.pitfalls import eos_masked
+    """Train `mask` once per variant, each on a fresh copy of the model, its labels changed by
+    the variant's function (None: as they are) before the first step; after every epoch the
+    copy answers the held-out prompt greedily with room for `max_new_tokens`."""
     from inspector.core.training.session import greedy_answer
 
     settings = BurstSettings(epochs=epochs, learning_rate=learning_rate, seed=seed, max_new_tokens=max_new_tokens)
     run: EosRun | None = None
-    for variant in EOS_VARIANTS:
+    for variant, change in variants:
         if should_stop():
             break
         session = TrainingSession(copy.deepcopy(model), tokenizer, examples, "mask", settings, device=device)
@@ -161,9 +163,9 @@ def eos_padding_run(
             if run is None:
                 untrained = greedy_answer(session.model, tokenizer, session.prompt_ids, max_new_tokens)
                 run = EosRun(tokenizer.eos_token, session.prompt.text, untrained)
-            if variant != "mask":
+            if change is not None:
                 # Made before the first burst, the trainer reads these labels.
-                session.labeled = [eos_masked(lab, tokenizer) for lab in session.labeled]
+                session.labeled = [change(lab) for lab in session.labeled]
             run.trained_labels[variant] = session.labeled[0].labels
             logs: list[EpochLog] = []
             run.answers[variant] = logs
@@ -177,3 +179,17 @@ def eos_padding_run(
         gc.collect()
     assert run is not None or should_stop()
     return run if run is not None else EosRun(tokenizer.eos_token, "", "")
+
+
+def eos_padding_run(
+    model: Any,
+    tokenizer: Any,
+    examples: Sequence[FormattedExample],
+    **options: Any,
+) -> EosRun:
+    """Train `mask` twice on copies of the model, once with every eos label set to -100
+    (`options` as `label_variants_run` takes them)."""
+    from inspector.core.lessons.pitfalls import eos_masked
+
+    variants = ((EOS_VARIANTS[0], None), (EOS_VARIANTS[1], lambda lab: eos_masked(lab, tokenizer)))
+    return label_variants_run(model, tokenizer, examples, variants, **options)

@@ -40,6 +40,11 @@ class DemoContext:
     # How the reader measures again, for a timing that cannot conclude (never the command that runs).
     again: str = "close other programs and run it again"
 
+    def training_options(self) -> dict[str, Any]:
+        """What a demo that trains copies passes on: the device, the burst settings, the callbacks."""
+        return dict(device=self.device, epochs=self.epochs, learning_rate=self.learning_rate, seed=self.seed,
+                    on_epoch=self.on_epoch, should_stop=self.should_stop)
+
     def formatted(self, text: str) -> FormattedExample:
         return add_special_tokens(text, self.tokenizer.bos_token, self.tokenizer.eos_token, self.template)
 
@@ -145,17 +150,7 @@ def _eos_padding(ctx: DemoContext) -> tuple[str, Any]:
 
     ids = label_example("copy", ctx.example, ctx.tokenizer).input_ids
     pad_labels = pad_is_eos_collator_labels(ctx.tokenizer, ids)
-    run = eos_padding_run(
-        ctx.model,
-        ctx.tokenizer,
-        ctx.examples,
-        device=ctx.device,
-        epochs=ctx.epochs,
-        learning_rate=ctx.learning_rate,
-        seed=ctx.seed,
-        on_epoch=ctx.on_epoch,
-        should_stop=ctx.should_stop,
-    )
+    run = eos_padding_run(ctx.model, ctx.tokenizer, ctx.examples, **ctx.training_options())
     differs = ctx.tokenizer.pad_token_id != ctx.tokenizer.eos_token_id
     return report.eos_text(run, pad_labels, differs), run
 
@@ -202,17 +197,7 @@ def _truncation(ctx: DemoContext) -> tuple[str, Any]:
     ctx.progress("truncating with TRL's SFTTrainer")
     v = truncation_view(ctx.model, ctx.tokenizer, examples, cap, device=ctx.device)
     ctx.progress("training the full and the truncated examples")
-    run = truncated_training_run(
-        ctx.model,
-        ctx.tokenizer,
-        ctx.examples,
-        device=ctx.device,
-        epochs=ctx.epochs,
-        learning_rate=ctx.learning_rate,
-        seed=ctx.seed,
-        on_epoch=ctx.on_epoch,
-        should_stop=ctx.should_stop,
-    )
+    run = truncated_training_run(ctx.model, ctx.tokenizer, ctx.examples, **ctx.training_options())
     return truncation_text(v) + "\n" + training_text(run), (v, run)
 
 

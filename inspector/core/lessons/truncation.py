@@ -151,17 +151,6 @@ def truncation_text(v: TruncationView) -> str:
     return "\n".join(lines)
 
 
-@dataclass
-class TruncatedRun:
-    eos: str
-    prompt: str
-    untrained: str
-    answers: dict[str, list[Any]] = field(default_factory=dict)
-
-    def stops(self, answer: str) -> bool:
-        return answer.endswith(self.eos)
-
-
 VARIANTS = ("full", "truncated (no eos)")
 
 
@@ -174,49 +163,17 @@ def cut_before_eos(lab: Any, tokenizer: Any) -> Any:
     return LabeledExample(f"{lab.strategy}, truncated", make_rows(tokenizer, ids[:n], labels[:n]), lab.formatted)
 
 
-def truncated_training_run(
-    model: Any,
-    tokenizer: Any,
-    examples: Sequence[FormattedExample],
-    *,
-    device: str = "cpu",
-    epochs: int = 3,
-    learning_rate: float | None = None,
-    seed: int = 1,
-    max_new_tokens: int = 16,
-    on_epoch: Callable[[str, Any], None] = lambda variant, log: None,
-    should_stop: Callable[[], bool] = lambda: False,
-) -> TruncatedRun:
-    """Train `mask` on copies of the model: the full examples, then the examples cut before their eos."""
-    from inspector.core.training.burst import BurstSettings
-    from inspector.core.training.session import TrainingSession, greedy_answer
+def truncated_training_run(model: Any, tokenizer: Any, examples: Sequence[FormattedExample], **options: Any) -> Any:
+    """Train `mask` on copies of the model: the full examples, then the examples cut before their
+    eos (`options` as `demo_runs.label_variants_run` takes them)."""
+    from inspector.core.lessons.demo_runs import label_variants_run
 
-    settings = BurstSettings(epochs=epochs, learning_rate=learning_rate, seed=seed, max_new_tokens=max_new_tokens)
-    run: TruncatedRun | None = None
-    for variant in VARIANTS:
-        if should_stop():
-            break
-        session = TrainingSession(copy.deepcopy(model), tokenizer, examples, "mask", settings, device=device)
-        with session:
-            if run is None:
-                untrained = greedy_answer(session.model, tokenizer, session.prompt_ids, max_new_tokens)
-                run = TruncatedRun(tokenizer.eos_token, session.prompt.text, untrained)
-            if variant != "full":
-                session.labeled = [cut_before_eos(lab, tokenizer) for lab in session.labeled]
-            logs: list[Any] = []
-            run.answers[variant] = logs
-
-            def epoch_done(log: Any, variant: str = variant, logs: list[Any] = logs) -> None:
-                logs.append(log)
-                on_epoch(variant, log)
-
-            session.run(on_epoch=epoch_done, should_stop=should_stop)
-        del session
-        gc.collect()
-    return run if run is not None else TruncatedRun(tokenizer.eos_token, "", "")
+    variants = ((VARIANTS[0], None), (VARIANTS[1], lambda lab: cut_before_eos(lab, tokenizer)))
+    return label_variants_run(model, tokenizer, examples, variants, **options)
 
 
-def training_text(run: TruncatedRun) -> str:
+def training_text(run: Any) -> str:
+    """The answers of `truncated_training_run` (a `demo_runs.EosRun`), epoch by epoch, with what they show."""
     lines = [f"held-out prompt {run.prompt!r}; untrained answer {run.untrained!r}"]
     for variant, logs in run.answers.items():
         for log in logs:
