@@ -73,3 +73,17 @@ def _isolated_cache(request, tmp_path, monkeypatch):
     """Unit tests get an empty cache; the integration tests use the real one (the conversion is slow)."""
     if request.node.get_closest_marker("integration") is None:
         monkeypatch.setenv("CAUSALLM_INSPECT_CACHE", str(tmp_path / "cache"))
+
+from sample_rows import WORDS12  # noqa: E402 (tests/ is on the path)
+
+
+@pytest.fixture
+def rows12(tmp_path):
+    """Twelve examples in custom turn markers (more than the 8 training rows): the front ends' agreement."""
+    import json
+
+    f = tmp_path / "rows.jsonl"
+    f.write_text("\n".join(
+        json.dumps({"text": f'\n\n### User: How do you say "{w}" in Spanish?\n\n### Bot: {w[::-1]}'}) for w in WORDS12
+    ))
+    return f

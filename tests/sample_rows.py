@@ -30,3 +30,8 @@ def many_problems(tmp_path, n=230):
            {"prompt": "x", "completion": "y"}, {"messages": "oops"}]
     rows = [bad[i % len(bad)] if i % 7 == 3 else good[i % 2] for i in range(n)]
     return jsonl(tmp_path, rows)
+
+# Twelve examples in custom turn markers, more than the 8 training rows (the `rows12` fixture):
+# the front ends' agreement tests.
+WORDS12 = ["dog", "cat", "good", "house", "water", "red", "blue", "one", "two", "three", "sun", "moon"]
+MARKERS12 = ["--human-marker", "### User:", "--assistant-marker", "### Bot:"]

@@ -6,24 +6,12 @@ from __future__ import annotations
 
 import json
 
-import pytest
+from sample_rows import MARKERS12 as MARKERS
 from ui_helpers import started, wait_until
 
 from inspector import app as app_module
 from inspector.cli import app as app_command
 from inspector.cli import build_parser, main
-
-WORDS = ["dog", "cat", "good", "house", "water", "red", "blue", "one", "two", "three", "sun", "moon"]
-MARKERS = ["--human-marker", "### User:", "--assistant-marker", "### Bot:"]
-
-
-@pytest.fixture
-def rows12(tmp_path):
-    f = tmp_path / "rows.jsonl"
-    f.write_text("\n".join(
-        json.dumps({"text": f'\n\n### User: How do you say "{w}" in Spanish?\n\n### Bot: {w[::-1]}'}) for w in WORDS
-    ))
-    return f
 
 
 def _epochs(result: dict) -> list[tuple[float, str]]:
