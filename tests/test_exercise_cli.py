@@ -71,3 +71,28 @@ def test_a_loop_in_an_exercise_is_stopped_and_said_once(capsys, tiny_path, tmp_p
     code, out, err = run(capsys, "exercise", "4", "--check", str(f), "--model", str(tiny_path), "--labels-timeout", "0.5")
     assert code == 1, (out, err)
     assert out.count("time limit at") == 1 and "✗ 10 examples" in out and "--labels-timeout" in out
+
+
+def test_exercises_11_and_13_name_their_function_and_are_checked_on_the_model(capsys, tiny_path, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run(capsys, "exercise", "13")
+    assert code == 0 and "watch its check in the app" in out
+    starter = tmp_path / "exercise_13_weights.py"
+    assert "def token_weights(micro_batches):" in starter.read_text()
+    code, out, _ = run(capsys, "exercise", "13", "--check", "--model", str(tiny_path))
+    assert code == 1 and "0 of 5 examples pass" in out and "micro-batch 0, row 0, position" in out
+    head = starter.read_text().split("def token_weights")[0]
+    starter.write_text(head + (
+        "def token_weights(micro_batches):\n"
+        "    n = sum(1 for mb in micro_batches for row in mb['labels'] for x in row[1:] if x != -100)\n"
+        "    return [[[1 / n if t and x != -100 else 0.0 for t, x in enumerate(r)] for r in mb['labels']] for mb in micro_batches]\n"
+    ))
+    code, out, _ = run(capsys, "exercise", "13", "--check", "--model", str(tiny_path), "--json")
+    data = json.loads(out)
+    assert code == 0 and data["passed"] and data["function"] == "token_weights"
+    assert all("cosine 1.000000" in r["detail"] for r in data["results"])
+    # A label function given for exercise 11: its name is not the exercise's.
+    other = tmp_path / "mine.py"
+    other.write_text(RIGHT)
+    code, _, err = run(capsys, "exercise", "11", "--check", str(other), "--model", str(tiny_path))
+    assert code == 2 and "packed_labels is not defined" in err

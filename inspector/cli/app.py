@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         from inspector.core.labels.sandbox import set_timeout
 
         set_timeout(args.labels_timeout)
-        reloader = LabelReloader(args.labels_from)
+        reloader = exercise_reloader(args.labels_from) or LabelReloader(args.labels_from)
         reloader.load()  # a file that does not load fails here, with its file, line and frames
     app = InspectorApp(
         model=args.model,
@@ -95,3 +95,23 @@ def run(args: argparse.Namespace) -> int:
         batch_config=config,
     )
     return run_until_quit(app)
+
+
+def exercise_reloader(spec: str) -> Any:
+    """The reloader of an exercise's starter file, with that exercise's function and parameters
+    (`packed_labels`, `token_weights(micro_batches)`: checked on every save, not a label strategy);
+    None for any other file, or where FILE:FUNCTION names another function."""
+    from inspector.core.labels.custom import LabelSource
+    from inspector.core.labels.reload import LabelReloader
+    from inspector.core.lessons.exercises import exercise_of_file
+    from inspector.core.lessons.model import load_lessons
+
+    source = LabelSource.parse(spec)
+    found = exercise_of_file(source.path, load_lessons())
+    if found is None:
+        return None
+    _, exercise = found
+    named = spec.strip().endswith(f":{source.function}")
+    if named and source.function != exercise.function:
+        return None
+    return LabelReloader(LabelSource(source.path, exercise.function), params=exercise.params, strategy=exercise.strategy)

@@ -18,21 +18,21 @@ from inspector.core.errors import InspectorError
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "exercise",
-        help="write the starter file of a lesson's exercise (4, 8, 10), or --check yours against the reference",
+        help="write the starter file of a lesson's exercise (4, 8, 10, 11, 13), or --check yours against the reference",
         description="Without --check: write the lesson's starter file (the function's signature, the task, a TODO) "
         "to the current folder. With --check FILE[:FUNCTION]: run your function on the lesson's examples and on "
         "hidden ones and compare it with the reference. The file's code runs in a separate process, stopped "
         "after --labels-timeout seconds per example; a file is loaded only when named here.",
     )
     common(p, data=False)
-    p.add_argument("number", metavar="N", help="lesson number (4, 8 or 10) or id")
+    p.add_argument("number", metavar="N", help="lesson number (4, 8, 10, 11 or 13) or id")
     p.add_argument(
         "--check",
         metavar="FILE[:FUNCTION]",
         nargs="?",
         const="",
         default=None,
-        help="check your function (default: the starter file's name in this folder; FUNCTION defaults to make_labels)",
+        help="check your function (default: the starter file's name in this folder; FUNCTION defaults to the exercise's: make_labels, packed_labels, token_weights)",
     )
     labels_timeout_option(p)
     p.add_argument("-o", "--output", metavar="FILE", help="where to write the starter file (default exercise_N_ID.py)")
@@ -52,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
         path = write_starter(exercise, Path(args.output or exercise.file_name(number)).expanduser(), force=args.force)
         status(f"wrote the exercise of lesson {number} ({lesson.title}) to {path}")
         print(f"edit {exercise.function} in {path}, then check it: causallm-inspect exercise {number} --check {path}")
-        print(f"or watch its labels in the app as you save: causallm-inspect --labels-from {path}")
+        watch = "its labels" if exercise.strategy else "its check"
+        print(f"or watch {watch} in the app as you save: causallm-inspect --labels-from {path}")
         return 0
     from inspector.core.labels.custom import LabelSource
 
@@ -65,11 +66,17 @@ def run(args: argparse.Namespace) -> int:
             f"there is no file {source.path} to check",
             f"write the starter with: causallm-inspect exercise {number}, or give --check FILE",
         )
-    fn = load_function(source, args)  # a file that does not load: exit 2 with the user's traceback
-    loaded, markers = load(args, tokenizer_only=True)
+    fn = load_function(source, args, exercise.params)  # a file that does not load: exit 2 with the user's traceback
+    # Exercises 11 and 13 are checked against TRL's trainer on the model; the others need its tokenizer only.
+    loaded, markers = load(args, tokenizer_only=not exercise.needs_model)
     from inspector.core.lessons.exercises import check_exercise
 
-    report = check_exercise(exercise, number, lesson, fn, loaded.tokenizer, markers, model_name=loaded.name)
+    if exercise.needs_model:
+        status("building the packs and steps with TRL's SFTTrainer")
+    report = check_exercise(
+        exercise, number, lesson, fn, loaded.tokenizer, markers, model_name=loaded.name,
+        model=loaded.model if exercise.needs_model else None, device=str(loaded.device),
+    )
     if args.json:
         dump({"model": loaded.name, **report.to_dict()})
     else:

@@ -169,13 +169,14 @@ def labels_from_option(parser: argparse.ArgumentParser) -> None:
     labels_timeout_option(parser)
 
 
-def load_function(spec: Any, args: argparse.Namespace) -> LabelFunction:
-    """Load a label function for a command, with its time limit; its output is reported at the end."""
-    from inspector.core.labels.custom import load_label_function
+def load_function(spec: Any, args: argparse.Namespace, params: Sequence[str] | None = None) -> LabelFunction:
+    """Load a label function for a command, with its time limit; its output is reported at the end.
+    `params`: the parameters it must take, where not (example, tokenizer) (an exercise's own)."""
+    from inspector.core.labels.custom import DEFAULT_PARAMS, load_label_function
     from inspector.core.labels.sandbox import DEFAULT_TIMEOUT, set_timeout
 
     set_timeout(getattr(args, "labels_timeout", None) or DEFAULT_TIMEOUT)
-    fn = load_label_function(spec)
+    fn = load_label_function(spec, params=tuple(params) if params else DEFAULT_PARAMS)
     _loaded_functions.append(fn)
     return fn
 

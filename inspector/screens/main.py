@@ -130,7 +130,17 @@ class MainScreen(Screen[None]):
         self.refresh_bindings()  # "a all three" or "all four"
 
     def on_label_function_follower_exercise_checked(self, message: LabelFunctionFollower.ExerciseChecked) -> None:
-        self.labels_view.show_exercise(message.report)
+        report = message.report
+        self.labels_view.show_exercise(report)
+        if self.current_view_widget is not self.labels_view:  # the panel is in the labels view: say it here too
+            ok = sum(r.passed for r in report.results)
+            failed = [report.group_line(g) for g in report.groups() if not g[0].passed]
+            first = f"\n{failed[0][:160]}" if failed else ""
+            self.notify(
+                f"{ok} of {len(report.results)} pass{' ✓' if report.passed else ''}{first}\n(the labels view lists them)",
+                title=f"Exercise {report.number}", severity="information" if report.passed else "warning",
+                timeout=8, markup=False,
+            )
 
     # --- lessons and views -----------------------------------------------------------------
 
@@ -222,8 +232,8 @@ class MainScreen(Screen[None]):
     # --- actions ---------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if "custom" in parameters and self.lab.reloader is None:
-            return False  # no label function given: keys 4 and u do nothing, and are not listed
+        if "custom" in parameters and self.lab.custom is None:
+            return False  # no label function given (or an exercise's that is not one): keys 4 and u do nothing
         if action == "train_all" and bool(parameters) != ("custom" in self.lab.strategies):
             return False  # "all four" (train_all('custom')) takes the key once your function is loaded
         if action in VIEW_ACTIONS:

@@ -29,19 +29,21 @@ def check(tmp_path, code, lm, lesson_id="mask"):
     f = tmp_path / "mine.py"
     f.write_text(code, encoding="utf-8")
     n, lesson = lesson_of(lesson_id)
-    return check_exercise(EXERCISES[lesson_id], n, lesson, load_label_function(str(f)), lm.tokenizer)
+    ex = EXERCISES[lesson_id]
+    fn = load_label_function(f"{f}:{ex.function}", params=ex.params)
+    return check_exercise(ex, n, lesson, fn, lm.tokenizer, model=lm.model)
 
 
 def test_the_lessons_with_an_exercise_and_their_starters(tmp_path):
     lessons = load_lessons()
     numbers = [i + 1 for i, les in enumerate(lessons) if les.id in EXERCISES]
-    assert numbers == [4, 8, 10]
+    assert numbers == [4, 8, 10, 11, 13]
     for ex in EXERCISES.values():
         text = starter_text(ex)
-        assert "def make_labels(example, tokenizer):" in text and "TODO" in text
+        assert f"def {ex.function}({', '.join(ex.params)}):" in text and "TODO" in text
         assert (lessons_dir() / "exercises" / ex.starter).is_file()  # shipped with the lessons (force-include)
         compile(text, ex.starter, "exec")
-    with pytest.raises(InspectorError, match=r"lesson 3 \(.*\) has no exercise. Choose lesson 4, 8 or 10"):
+    with pytest.raises(InspectorError, match=r"lesson 3 \(.*\) has no exercise. Choose lesson 4, 8, 10, 11 or 13"):
         exercise_for(lessons[2], 3, lessons)
     path = write_starter(EXERCISES["mask"], tmp_path / "ex.py")
     assert path.read_text() == starter_text(EXERCISES["mask"])

@@ -191,3 +191,35 @@ async def test_a_burst_that_trains_no_token_is_refused_with_a_notification(tiny_
         told = [n.message for n in app._notifications]
         assert any("trains no token of any of the 5 examples" in m for m in told), told
         assert app.errors == []
+
+
+async def test_an_exercise_whose_function_is_not_a_strategy_is_checked_not_trained(tiny_path, tmp_path):
+    """Exercise 13's token_weights(micro_batches): checked on every save, said where the batch view
+    is on show; no custom strategy, no key 4."""
+    from inspector.cli.app import exercise_reloader
+    from inspector.core.lessons.exercises import EXERCISES, write_starter
+
+    file = write_starter(EXERCISES["weights"], tmp_path / "exercise_13_weights.py")
+    reloader = exercise_reloader(str(file))
+    assert reloader is not None and not reloader.strategy and reloader.params == ("micro_batches",)
+    reloader.load()
+    app = InspectorApp(model=str(tiny_path), device="cpu", learning_rate=FAST_LR, runs="live", labels_from=reloader)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await wait_until(pilot, lambda: "exercise 13: 0 of 5" in _panel(app), timeout=60, what="the first check")
+        assert "custom" not in app.main.lab.strategies and "4" not in app.screen.active_bindings
+        app.main.show_lesson(12)
+        await pilot.pause()
+        head = file.read_text().split("def token_weights")[0]
+        _save(file, head + (
+            "def token_weights(micro_batches):\n"
+            "    n = sum(1 for mb in micro_batches for row in mb['labels'] for x in row[1:] if x != -100)\n"
+            "    return [[[1 / n if t and x != -100 else 0.0 for t, x in enumerate(r)] for r in mb['labels']]"
+            " for mb in micro_batches]\n"
+        ))
+        await wait_until(pilot, lambda: "all pass ✓" in _panel(app), timeout=60, what="the check after the save")
+        await wait_until(
+            pilot, lambda: any(n.title == "Exercise 13" and "5 of 5 pass" in n.message for n in app._notifications),
+            timeout=10, what="the notification in the batch view",
+        )
+        assert app.errors == []

@@ -121,3 +121,96 @@ def _examples(per_rank: Sequence[Sequence[Any]]) -> list[ExampleWeight]:
 def step_sums(view: Any) -> dict[str, float]:
     """The total weight of the step under each scheme (1 when the step trains anything)."""
     return {k: sum(w for mb in view.micro_batches for row in mb.weights[k] for w in row) for k in SCHEMES}
+
+
+
+def gradient_weights(trainer: Any, view: Any) -> list[list[list[float]]]:
+    """Each label's weight in the step, read off the gradient of the Trainer's own loss.
+
+    Every micro-batch goes through `trainer.compute_loss` twice, with the backbone's last hidden
+    states made a leaf that requires grad (the backward stops there: only the LM head runs it):
+
+    - with the count the Trainer passes (`num_items_in_batch`: the whole step's, summed over
+      the ranks with `average_tokens_across_devices`, else the rank's own), scaled as a real run
+      scales it (× the number of processes where the count is summed over them, ÷ the ranks for
+      DDP's mean; with no count, the mean ÷ the accumulation steps): the gradient G;
+    - with a count of 1: the loss is Σ CE, its gradient U.
+
+    The head works position by position, so at the position that predicts label t, G = w_t · U:
+    the weight is ⟨G, U⟩ / ⟨U, U⟩, whatever the loss code (TRL's fused head included). Nothing of
+    the model is trained or changed. Returns, per micro-batch, per row, one weight per label
+    (label 0 predicts nothing: 0)."""
+    return [w for w, _, _ in _gradients(trainer, view)]
+
+
+def _gradients(trainer: Any, view: Any) -> list[tuple[list[list[float]], Any, Any]]:
+    """Per micro-batch: (weights, G, U) as `gradient_weights` says (G and U: float64 tensors [B, T, H])."""
+    import torch
+
+    model = trainer.model
+    device = next(model.parameters()).device
+    world = view.world_size
+    average = bool(trainer.args.average_tokens_across_devices) and world > 1
+    per_rank: dict[int, list[Any]] = {}
+    for mb in view.micro_batches:
+        per_rank.setdefault(mb.rank, []).append(mb)
+    counts: dict[int, Any] = {}
+    for rank, mbs in per_rank.items():
+        _, n = trainer.get_batch_samples(iter([mb.batch for mb in mbs]), len(mbs), trainer.args.device)
+        counts[rank] = None if n is None else int(round(float(n)))
+    total = None if any(n is None for n in counts.values()) else sum(counts.values())
+    held: list[Any] = []
+
+    def leaf_hidden(module: Any, inputs: Any, output: Any) -> Any:
+        hidden = output[0] if isinstance(output, tuple) else output.last_hidden_state
+        leaf = hidden.detach().requires_grad_(True)
+        held.append(leaf)
+        if isinstance(output, tuple):
+            return (leaf, *output[1:])
+        output.last_hidden_state = leaf
+        return output
+
+    hook = model.base_model.register_forward_hook(leaf_hidden)
+    was_training = model.training
+    model.eval()
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    for p in trainable:  # the gradient stops at the hidden states: the body runs as in inference
+        p.requires_grad_(False)
+    out = []
+    try:
+        for mb in view.micro_batches:
+            mbs = per_rank[mb.rank]
+            if counts[mb.rank] is None:
+                n, scale = None, 1 / (len(mbs) * world)
+            elif average:
+                n, scale = total, 1.0  # × world (num_processes), ÷ world (DDP's mean)
+            else:
+                n, scale = counts[mb.rank], 1 / world
+            grads = []
+            for count, factor in ((n, scale), (1, 1.0)):
+                held.clear()
+                inputs = {k: (v.to(device) if hasattr(v, "to") else v) for k, v in mb.batch.items()}
+                with torch.enable_grad():
+                    loss = trainer.compute_loss(model, inputs, num_items_in_batch=count) * factor
+                    leaf = held[-1]
+                    if loss.requires_grad:
+                        loss.backward()
+                grads.append(torch.zeros_like(leaf) if leaf.grad is None else leaf.grad.detach().double().cpu())
+            g, u = grads
+            labels = mb.batch["labels"]
+            rows = []
+            for b in range(labels.shape[0]):
+                row = [0.0] * labels.shape[1]
+                for t in range(1, labels.shape[1]):
+                    if int(labels[b, t]) == -100:
+                        continue
+                    uu = float((u[b, t - 1] * u[b, t - 1]).sum())
+                    row[t] = float((g[b, t - 1] * u[b, t - 1]).sum()) / uu if uu > 0 else 0.0
+                rows.append(row)
+            out.append((rows, g, u))
+    finally:
+        hook.remove()
+        for p in trainable:
+            p.requires_grad_(True)
+        model.train(was_training)
+    return out

@@ -201,8 +201,12 @@ class Lab:
 
     @property
     def custom(self) -> LabelFunction | None:
-        """The user's label function (its last version that loaded), or None without --labels-from."""
-        return self.reloader.current if self.reloader is not None else self._custom
+        """The user's label function (its last version that loaded), or None without --labels-from
+        and where the file is an exercise whose function is not a label strategy (11, 13: checked
+        on save, never trained)."""
+        if self.reloader is not None:
+            return self.reloader.current if self.reloader.strategy else None
+        return self._custom
 
     @property
     def strategies(self) -> tuple[str, ...]:
@@ -233,7 +237,7 @@ class Lab:
         found = self.reloader.poll()
         if isinstance(found, LabelCodeError) or found is None:
             return found
-        if self.loaded is not None and self.formatted:
+        if self.loaded is not None and self.formatted and self.reloader.strategy:
             try:
                 found.labeled_many(self.formatted, self.loaded.tokenizer, max_length=self.loaded.max_length)
             except LabelCodeError as exc:
@@ -261,34 +265,31 @@ class Lab:
     def exercise_check(self) -> CheckReport | None:
         """Where the label function's file is an exercise's starter ("Exercise for lesson N" at its
         top, as `causallm-inspect exercise N` writes it): the check of its current version, as
-        `exercise N --check` runs it; else None."""
-        import re
+        `exercise N --check` runs it; else None. Exercises 11 and 13 build their packs and steps
+        with TRL's trainer on the model first (once, in the trainer turn)."""
         from pathlib import Path
 
-        fn = self.custom
-        if fn is None or self.loaded is None:
-            return None
-        try:
-            head = Path(fn.file).read_text(encoding="utf-8")[:400]
-        except OSError:
-            return None
-        found = re.search(r"Exercise for lesson (\d+)", head)
-        if found is None:
-            return None
-        from inspector.core.lessons.exercises import check_exercise, exercise_for
+        from inspector.core.lessons.exercises import check_exercise, exercise_of_file, prepare_exercise
         from inspector.core.lessons.model import load_lessons
 
-        lessons = load_lessons()
-        number = int(found.group(1))
-        if not 1 <= number <= len(lessons):
+        fn = self.reloader.current if self.reloader is not None else self._custom
+        if fn is None or self.loaded is None:
             return None
+        lessons = load_lessons()
+        found = exercise_of_file(Path(fn.file), lessons)
+        if found is None:
+            return None
+        number, exercise = found
+        if tuple(fn.params) != tuple(exercise.params):
+            return None  # loaded as a label function, not as this exercise's function
         lesson = lessons[number - 1]
-        try:
-            exercise = exercise_for(lesson, number, lessons)
-        except InspectorError:
-            return None  # that lesson has no exercise
         lm = self.model
-        return check_exercise(exercise, number, lesson, fn, lm.tokenizer, self.template, model_name=lm.name)
+        if exercise.needs_model:
+            with self.one_trainer(), self.base_lock:
+                prepare_exercise(exercise, lesson, lm.model, lm.tokenizer, self.template, model_name=lm.name,
+                                 device=str(lm.device))
+        return check_exercise(exercise, number, lesson, fn, lm.tokenizer, self.template, model_name=lm.name,
+                              model=lm.model, device=str(lm.device))
 
     # --- the lesson context -----------------------------------------------------------------
 

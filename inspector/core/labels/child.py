@@ -217,7 +217,7 @@ class Worker:
 
         source = LabelSource(__import__("pathlib").Path(spec["file"]), spec["function"])
         try:
-            self.function = run_label_file(source, spec["text"])
+            self.function = run_label_file(source, spec["text"], tuple(spec.get("params") or ("example", "tokenizer")))
         except LabelCodeError as exc:
             return ("error", exc.to_dict())
         except BaseException as exc:  # noqa: BLE001 (sys.exit, os._exit, MemoryError at the file's top level)
@@ -234,11 +234,14 @@ class Worker:
             if tok is None:
                 return ("need-tokenizer", item["tokenizer"])
             try:
-                labels = self._guarded(
-                    fn.call, item["input_ids"], tok, text=item["text"], attention_mask=item["attention_mask"],
-                    example=item["example"], timeout=timeout,
-                )
-                results.append(labels)
+                if item.get("kind") == "weights":
+                    answer = self._guarded(fn.call_weights, item["micro_batches"], example=item["example"], timeout=timeout)
+                else:
+                    answer = self._guarded(
+                        fn.call, item["input_ids"], tok, text=item["text"], attention_mask=item["attention_mask"],
+                        example=item["example"], extra=item.get("extra"), timeout=timeout,
+                    )
+                results.append(answer)
             except LabelCodeError as exc:
                 results.append(exc.to_dict())
             except BaseException as exc:  # noqa: BLE001 (sys.exit, os._exit inside the function)

@@ -25,6 +25,7 @@ whenever the file does, so a strategy trained with an older version can be marke
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import inspect
 import numbers
@@ -50,6 +51,8 @@ from inspector.core.labels.strategies import (
 )
 
 DEFAULT_FUNCTION = "make_labels"
+# The parameters a label function is called with; an exercise may name others (`token_weights(micro_batches)`).
+DEFAULT_PARAMS = ("example", "tokenizer")
 
 # What went wrong, as LabelCodeError.kind.
 ERROR_KINDS = {
@@ -245,16 +248,29 @@ class LoadedFunction(_FromSource):
         return code.co_firstlineno if code is not None else None
 
     def call(self, input_ids: Sequence[int], tokenizer: Any, *, text: str = "", attention_mask: Sequence[int] | None = None,
-             example: int | None = None) -> list[int]:
-        """The function's labels for one tokenized example, checked; a LabelCodeError otherwise."""
+             example: int | None = None, extra: Mapping[str, Any] | None = None) -> list[int]:
+        """The function's labels for one tokenized example, checked; a LabelCodeError otherwise.
+
+        `extra`: more fields of the example dict (a packed row's `position_ids`, `seq_lengths`)."""
         ids = [int(i) for i in input_ids]
         mask = [1] * len(ids) if attention_mask is None else [int(m) for m in attention_mask]
         arg = {"input_ids": list(ids), "attention_mask": mask, "labels": list(ids), "text": text}
+        for key, value in (extra or {}).items():
+            arg.setdefault(key, copy.deepcopy(value))
         try:
             result = self.func(arg, tokenizer)
         except Exception as exc:  # the user's exception, whatever it is, is theirs to see
             raise self._exception(exc, example) from exc
         return self.check(result, ids, example=example)
+
+    def call_weights(self, micro_batches: Sequence[Mapping[str, Any]], *, example: int | None = None) -> list[list[list[float]]]:
+        """`token_weights(micro_batches)`: the weight of every label of the step, checked."""
+        arg = copy.deepcopy([dict(mb) for mb in micro_batches])
+        try:
+            result = self.func(arg)
+        except Exception as exc:  # the user's exception, whatever it is, is theirs to see
+            raise self._exception(exc, example) from exc
+        return self.check_weights(result, micro_batches, example=example)
 
     def labeled(
         self, fe: FormattedExample, tokenizer: Any, *, max_length: int | None = None, index: int = 0
@@ -322,6 +338,46 @@ class LoadedFunction(_FromSource):
             out.append(lab)
         return out
 
+    def check_weights(
+        self, result: Any, micro_batches: Sequence[Mapping[str, Any]], *, example: int | None = None
+    ) -> list[list[list[float]]]:
+        """The weights of a return value: per micro-batch, per row, one finite number per label."""
+        name = self.name
+        fix = "return one list per micro-batch, holding one list per row with one number per label"
+        outer = _as_list(result)
+        if outer is None:
+            raise self.wrong_return(f"{name} returned {_kind(result)}, not a list of weights", example, fix)
+        if len(outer) != len(micro_batches):
+            raise self.wrong_return(
+                f"{name} returned {len(outer)} entries for {len(micro_batches)} micro-batches", example, fix
+            )
+        out = []
+        for m, (got, mb) in enumerate(zip(outer, micro_batches)):
+            rows = _as_list(got)
+            labels = mb["labels"]
+            if rows is None or len(rows) != len(labels):
+                what = _kind(got) if rows is None else f"{len(rows)} rows"
+                raise self.wrong_return(
+                    f"{name}: micro-batch {m} has {len(labels)} rows of labels, the weights {what}", example, fix
+                )
+            mine = []
+            for b, (row, lab_row) in enumerate(zip(rows, labels)):
+                values = _as_list(row)
+                if values is None or len(values) != len(lab_row):
+                    what = _kind(row) if values is None else f"{len(values)} weights"
+                    raise self.wrong_return(
+                        f"{name}: micro-batch {m}, row {b} has {len(lab_row)} labels, the weights {what}", example, fix
+                    )
+                for t, v in enumerate(values):
+                    if isinstance(v, bool) or not isinstance(v, numbers.Real) or v != v or v in (float("inf"), float("-inf")):
+                        raise self.wrong_return(
+                            f"the weight of micro-batch {m}, row {b}, position {t} is {_kind(v)} {v!r}, not a finite number",
+                            example, "give each label's weight as a float (0.0 for a label that is not scored)",
+                        )
+                mine.append([float(v) for v in values])
+            out.append(mine)
+        return out
+
     def _exception(self, exc: BaseException, example: int | None) -> LabelCodeError:
         frames = user_frames(exc.__traceback__, self.file, self.text)
         line = frames[-1].line if frames else self.def_line
@@ -346,6 +402,31 @@ class LabelCall:
     text: str = ""
     attention_mask: Sequence[int] | None = None
     example: int | None = None  # 1-based, for the messages
+    extra: Mapping[str, Any] | None = None  # more fields of the example dict (a packed row's position_ids)
+
+    def item(self) -> dict[str, Any]:
+        """The call as the label process receives it."""
+        return {
+            "kind": "labels",
+            "input_ids": [int(i) for i in self.input_ids],
+            "attention_mask": None if self.attention_mask is None else [int(m) for m in self.attention_mask],
+            "text": self.text,
+            "example": self.example,
+            "extra": None if self.extra is None else dict(self.extra),
+        }
+
+
+@dataclass(frozen=True)
+class WeightsCall:
+    """One call of an exercise's `token_weights(micro_batches)`: one optimizer step's micro-batches
+    (dicts of plain nested lists). The tokenizer is the one the label process holds."""
+
+    micro_batches: Sequence[Mapping[str, Any]]
+    tokenizer: Any
+    example: int | None = None  # 1-based: the step's number among those checked
+
+    def item(self) -> dict[str, Any]:
+        return {"kind": "weights", "micro_batches": [dict(mb) for mb in self.micro_batches], "example": self.example}
 
 
 @dataclass(frozen=True)
@@ -362,6 +443,7 @@ class LabelFunction(_FromSource):
     def_line: int | None = field(default=None, compare=False)
     sandbox: Any = field(default=None, repr=False, compare=False)
     _last: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    params: tuple[str, ...] = DEFAULT_PARAMS  # what it is called with
 
     @property
     def printed(self) -> Any:
@@ -373,20 +455,15 @@ class LabelFunction(_FromSource):
         """What it printed since it was loaded, its start and its end (a `sandbox.Printed`), or None."""
         return self._last.get("all")
 
-    def call_many(self, calls: Sequence[LabelCall], *, stop_on_error: bool = True) -> list[list[int] | LabelCodeError]:
-        """The labels of every call, or its LabelCodeError; with `stop_on_error` the list ends at the first error."""
+    def call_many(
+        self, calls: Sequence[LabelCall | WeightsCall], *, stop_on_error: bool = True
+    ) -> list[Any]:
+        """What every call returned (labels, or a WeightsCall's weights), checked, or its LabelCodeError;
+        with `stop_on_error` the list ends at the first error."""
         if not calls:
             return []
-        items = [
-            {
-                "input_ids": [int(i) for i in c.input_ids],
-                "attention_mask": None if c.attention_mask is None else [int(m) for m in c.attention_mask],
-                "text": c.text,
-                "example": c.example,
-            }
-            for c in calls
-        ]
-        load = {"file": self.file, "text": self.text, "function": self.name}
+        items = [c.item() for c in calls]
+        load = {"file": self.file, "text": self.text, "function": self.name, "params": list(self.params)}
         results, printed = self.sandbox.call(
             self.fingerprint, load, items, [c.tokenizer for c in calls], stop_on_error
         )
@@ -499,27 +576,31 @@ def read_label_file(source: LabelSource) -> str:
                              fix="give a UTF-8 Python file") from None
 
 
-def load_label_function(spec: str | LabelSource, *, sandbox: Any = None) -> LabelFunction:
+def load_label_function(
+    spec: str | LabelSource, *, sandbox: Any = None, params: Sequence[str] = DEFAULT_PARAMS
+) -> LabelFunction:
     """Load the function of `FILE[:FUNCTION]`: read the file here, run it in the label process.
 
     Raises LabelCodeError for a file that cannot be read, a syntax error, an exception (or a
     loop, an exit, a crash) while the file runs, a missing function or one that cannot take
     (example, tokenizer). The file is read and compiled afresh every time (no bytecode cache),
     so a reload sees every save. `sandbox` is the label process (default: this program's).
+    `params`: the parameters it must take (an exercise's own, e.g. `("micro_batches",)`).
     """
     from inspector.core.labels.sandbox import default_sandbox
 
     source = spec if isinstance(spec, LabelSource) else LabelSource.parse(spec)
     text = read_label_file(source)
     box = sandbox or default_sandbox()
-    version = fingerprint(text, source.function)
-    reply = box.load(version, str(source.path), text, source.function)
+    params = tuple(params)
+    version = fingerprint(text, source.function if params == DEFAULT_PARAMS else f"{source.function}({','.join(params)})")
+    reply = box.load(version, str(source.path), text, source.function, params)
     if reply[0] != "loaded":
         raise error_from(reply[1], str(source.path), text, source.function)
-    return LabelFunction(source, version, text, reply[1]["def_line"], box)
+    return LabelFunction(source, version, text, reply[1]["def_line"], box, params=params)
 
 
-def run_label_file(source: LabelSource, text: str) -> LoadedFunction:
+def run_label_file(source: LabelSource, text: str, params: Sequence[str] = DEFAULT_PARAMS) -> LoadedFunction:
     """Run the file's text in this process and find its function (the label process does this).
 
     Raises LabelCodeError as `load_label_function` says.
@@ -552,17 +633,18 @@ def run_label_file(source: LabelSource, text: str) -> LoadedFunction:
         raise LabelCodeError(
             "missing-function", file, None, f"{source.function} {what} in the file",
             function=source.function,
-            fix=(f"define def {source.function}(example, tokenizer), or name one of "
-                 f"{', '.join(found)} as FILE:FUNCTION") if found else f"define def {source.function}(example, tokenizer)",
+            fix=(f"define def {source.function}({', '.join(params)}), or name one of "
+                 f"{', '.join(found)} as FILE:FUNCTION") if found else f"define def {source.function}({', '.join(params)})",
         )
     lf = LoadedFunction(source, func, fingerprint(text, source.function), text)
+    wanted = ", ".join(params)
     try:
-        inspect.signature(func).bind({}, None)
+        inspect.signature(func).bind(*[None] * len(params))
     except TypeError:
         raise LabelCodeError(
             "signature", file, lf.def_line, f"{source.function}{inspect.signature(func)} cannot be called with "
-            "(example, tokenizer)", function=source.function,
-            fix=f"define it as def {source.function}(example, tokenizer)",
+            f"({wanted})", function=source.function,
+            fix=f"define it as def {source.function}({wanted})",
         ) from None
     except ValueError:  # a builtin without a signature: let the call say
         pass

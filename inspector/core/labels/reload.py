@@ -6,7 +6,9 @@ file (no UI, no threads here).
 
 from __future__ import annotations
 
-from inspector.core.labels.custom import LabelCodeError, LabelFunction, LabelSource, load_label_function
+from collections.abc import Sequence
+
+from inspector.core.labels.custom import DEFAULT_PARAMS, LabelCodeError, LabelFunction, LabelSource, load_label_function
 
 
 class LabelReloader:
@@ -19,8 +21,10 @@ class LabelReloader:
     caller's to find: `revert(error)` then goes back to the version before it.
     """
 
-    def __init__(self, spec: str | LabelSource) -> None:
+    def __init__(self, spec: str | LabelSource, *, params: Sequence[str] = DEFAULT_PARAMS, strategy: bool = True) -> None:
         self.source = spec if isinstance(spec, LabelSource) else LabelSource.parse(spec)
+        self.params = tuple(params)  # what the function is called with (an exercise's own)
+        self.strategy = strategy  # a label strategy the views show and train; False: an exercise's function, checked only
         self.current: LabelFunction | None = None
         self.error: LabelCodeError | None = None
         self._previous: LabelFunction | None = None
@@ -36,7 +40,7 @@ class LabelReloader:
     def load(self) -> LabelFunction:
         """The first load: a LabelCodeError if the file does not load (nothing to fall back on)."""
         self._stamp = self._stat()
-        self.current = load_label_function(self.source)
+        self.current = load_label_function(self.source, params=self.params)
         self.error = None
         return self.current
 
@@ -46,7 +50,7 @@ class LabelReloader:
             return None
         self._stamp = stamp
         try:
-            fn = load_label_function(self.source)
+            fn = load_label_function(self.source, params=self.params)
         except LabelCodeError as exc:
             if self.error is not None and self.error.to_dict() == exc.to_dict():
                 return None  # saved again with the same problem

@@ -420,10 +420,13 @@ class Sandbox:
 
     # --- what the label function asks -----------------------------------------------------------
 
-    def load(self, version: str, file: str, text: str, function: str) -> tuple[Any, ...]:
-        """Run the file in a fresh worker: ("loaded", info, printed) or ("error", LabelCodeError dict, printed)."""
+    def load(self, version: str, file: str, text: str, function: str,
+             params: Sequence[str] = ("example", "tokenizer")) -> tuple[Any, ...]:
+        """Run the file in a fresh worker: ("loaded", info, printed) or ("error", LabelCodeError dict, printed).
+
+        `params`: the parameters the function must take."""
         self._check_owner()
-        spec = {"file": file, "text": text, "function": function}
+        spec = {"file": file, "text": text, "function": function, "params": list(params)}
         try:
             worker = self._worker_for(version, spec, ())
         except WorkerGone as gone:

@@ -9,7 +9,15 @@ puts its own `bos` in front, an empty answer) and compares it with the reference
   `eos` trained;
 - lesson 8 (`multi-turn`): the same, on conversations of several exchanges;
 - lesson 10 (`eos-padding`): the copy labels of an example padded with pad == eos, the
-  padding masked and the `eos` that ends the text kept.
+  padding masked and the `eos` that ends the text kept;
+- lesson 11 (`packing`): `packed_labels(example, tokenizer)`, the labels of a packed row as
+  TRL's collator makes them (the example dict gains `position_ids`, `seq_lengths` and
+  `completion_mask`), on packs TRL makes (`inspector.core.lessons.batch_exercises`);
+- lesson 13 (`weights`): `token_weights(micro_batches)`, each label's weight in an optimizer
+  step, against the Trainer's own gradient.
+
+Exercises 11 and 13 name their own function and are not label strategies: the app checks
+them on every save but does not train them. They need the model, not only its tokenizer.
 
 A result per example says whether it matches, and where not, the first positions that
 differ (expected vs got). An error in the user's code on one example fails that example
@@ -34,7 +42,14 @@ from inspector.core.data.chat_format import (
     article_text,
 )
 from inspector.core.errors import InspectorError
-from inspector.core.labels.custom import ONE_LINE_KINDS, LabelCall, LabelCodeError, LabelFunction
+from inspector.core.labels.custom import (
+    DEFAULT_PARAMS,
+    ONE_LINE_KINDS,
+    LabelCall,
+    LabelCodeError,
+    LabelFunction,
+    WeightsCall,
+)
 from inspector.core.labels.strategies import IGNORE_INDEX, encode, label_example, make_rows
 from inspector.core.lessons.model import Lesson, lessons_dir
 
@@ -62,11 +77,22 @@ class Case:
 class Exercise:
     lesson_id: str
     starter: str  # file name in the lessons' exercises/ folder
-    reference: str  # "mask", or "copy-unpadded" (lesson 10)
+    reference: str  # "mask", "copy-unpadded" (lesson 10), "packed" (lesson 11), "weights" (lesson 13)
     task: str  # one line
     function: str = "make_labels"
     lesson_cases: Callable[[Lesson], list[Case]] = field(default=lambda lesson: [], repr=False)
     hidden_cases: tuple[Case, ...] = ()
+    params: tuple[str, ...] = DEFAULT_PARAMS  # what the function is called with
+
+    @property
+    def strategy(self) -> bool:
+        """The function is a label strategy (`make_labels(example, tokenizer)` on the views' examples)."""
+        return self.reference in ("mask", "copy-unpadded")
+
+    @property
+    def needs_model(self) -> bool:
+        """Its reference is TRL's trainer on the model, not the tokenizer alone."""
+        return not self.strategy
 
     def file_name(self, number: int) -> str:
         """The starter file's name in the user's folder: `exercise_4_mask.py`."""
@@ -128,7 +154,40 @@ EXERCISES: dict[str, Exercise] = {
             Case("hidden: not padded", ARTICLE_EXAMPLES[3], hidden=True),
         ),
     ),
+    "packing": Exercise(
+        lesson_id="packing",
+        starter="11-packing.py",
+        reference="packed",
+        task="the labels of a packed row, as TRL's collator makes them: the completion trained, each boundary -100",
+        function="packed_labels",
+    ),
+    "weights": Exercise(
+        lesson_id="weights",
+        starter="13-weights.py",
+        reference="weights",
+        task="each label's weight in one optimizer step (accumulation and devices), as the Trainer's gradient gives it",
+        function="token_weights",
+        params=("micro_batches",),
+    ),
 }
+
+
+def exercise_of_file(path: Path, lessons: Sequence[Lesson]) -> tuple[int, Exercise] | None:
+    """The exercise a file is the starter of ("Exercise for lesson N" at its top, as
+    `causallm-inspect exercise N` writes it), or None."""
+    import re
+
+    try:
+        head = Path(path).read_text(encoding="utf-8")[:400]
+    except (OSError, UnicodeDecodeError):
+        return None
+    found = re.search(r"Exercise for lesson (\d+)", head)
+    if found is None:
+        return None
+    number = int(found.group(1))
+    if not 1 <= number <= len(lessons) or lessons[number - 1].id not in EXERCISES:
+        return None
+    return number, EXERCISES[lessons[number - 1].id]
 
 
 def exercise_for(lesson: Lesson, number: int, lessons: Sequence[Lesson] = ()) -> Exercise:
@@ -220,11 +279,21 @@ def tokenizer_padding_with_eos(tokenizer: Any) -> Any:
 class Difference:
     position: int
     token: str  # visible text of the token
-    expected: int
-    got: int
+    expected: int | float
+    got: int | float
+    where: str = ""  # where it is, when not a position of one row ("micro-batch 1, row 0, position 7")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {"position": self.position, "token": self.token, "expected": self.expected, "got": self.got}
+        return {**d, "where": self.where} if self.where else d
 
     def text(self) -> str:
-        return f"position {self.position} {self.token!r}: expected {self.expected}, got {self.got}"
+        at = self.where or f"position {self.position}"
+        return f"{at} {self.token!r}: expected {_value(self.expected)}, got {_value(self.got)}"
+
+
+def _value(x: int | float) -> str:
+    return f"{x:.6g}" if isinstance(x, float) else str(x)
 
 
 @dataclass(frozen=True)
@@ -234,6 +303,7 @@ class CaseResult:
     differences: tuple[Difference, ...] = ()  # every differing position
     error: LabelCodeError | None = None
     hint: str = ""
+    detail: str = ""  # one more line (a weights case: your gradient against the Trainer's)
 
     def line(self) -> str:
         """One line, rustlings style: ✓ or ✗, the example, and what differs."""
@@ -251,9 +321,10 @@ class CaseResult:
             "example": self.case.name,
             "hidden": self.case.hidden,
             "passed": self.passed,
-            "differences": [vars(d) for d in self.differences],
+            "differences": [d.to_dict() for d in self.differences],
             "error": self.error.to_dict() if self.error else None,
             "hint": self.hint,
+            "detail": self.detail,
         }
 
 
@@ -302,6 +373,8 @@ class CheckReport:
                 lines.extend(f"      {x}" for x in r.error.traceback.splitlines())
             if r.error is not None and r.error.kind in ONE_LINE_KINDS and r.error.fix:
                 lines.append(f"      {r.error.fix[0].upper()}{r.error.fix[1:]}.")
+            if r.detail:
+                lines.append(f"      {r.detail}")
             if r.hint:
                 lines.append(f"      hint: {r.hint}")
         ok = sum(r.passed for r in self.results)
@@ -358,8 +431,19 @@ def check_exercise(
     template: ChatTemplate = ARTICLE_TEMPLATE,
     *,
     model_name: str = "in use",
+    model: Any = None,
+    device: str = "cpu",
 ) -> CheckReport:
-    """Run the function on the lesson's examples and the hidden ones; compare with the reference."""
+    """Run the function on the lesson's examples and the hidden ones; compare with the reference.
+
+    Exercises 11 and 13 (`needs_model`) build their cases with TRL's SFTTrainer on `model`."""
+    if exercise.needs_model:
+        if model is None:
+            raise InspectorError(
+                f"exercise {number} is checked against TRL's trainer: it needs the model, not only its tokenizer",
+                "load the model (the check does so itself)",
+            )
+        return _check_batch(exercise, number, lesson, fn, model, tokenizer, template, model_name=model_name, device=device)
     cases = [*exercise.lesson_cases(lesson), *exercise.hidden_cases]
     tokenizers: dict[tuple[bool, bool], Any] = {}
 
@@ -398,4 +482,74 @@ def check_exercise(
             Difference(p, rows[p].text, e, g) for p, (e, g) in enumerate(zip(expected, got)) if e != g
         )
         results.append(CaseResult(case, not diffs, diffs, hint=_hint(case, diffs, ids, got, tok)))
+    return CheckReport(exercise, number, fn, tuple(results))
+
+
+def _batch_cases(exercise: Exercise, lesson: Lesson) -> tuple[Any, ...]:
+    from inspector.core.lessons import batch_exercises as bx
+
+    if exercise.reference == "packed":
+        return bx.pack_cases(lesson.batch_settings)
+    return bx.weight_cases(lesson.batch_settings, lesson.batch_world_size)
+
+
+def prepare_exercise(
+    exercise: Exercise, lesson: Lesson, model: Any, tokenizer: Any, template: ChatTemplate = ARTICLE_TEMPLATE, *,
+    model_name: str = "in use", device: str = "cpu",
+) -> None:
+    """Build (once) the packs or steps an exercise of `needs_model` is checked on: this is where
+    TRL's trainer runs (the app takes its trainer turn around it); the check itself then only
+    calls the user's function. Nothing for the other exercises."""
+    if not exercise.needs_model:
+        return
+    from inspector.core.lessons import batch_exercises as bx
+
+    bx.prepared_calls(exercise.reference, model, tokenizer, _batch_cases(exercise, lesson), template, device=device,
+                      model_name=model_name)
+
+
+def _check_batch(
+    exercise: Exercise, number: int, lesson: Lesson, fn: LabelFunction, model: Any, tokenizer: Any,
+    template: ChatTemplate, *, model_name: str, device: str,
+) -> CheckReport:
+    """Exercises 11 and 13: the user's function on TRL's packs or steps, against TRL's answers."""
+    from inspector.core.lessons import batch_exercises as bx
+
+    packed = exercise.reference == "packed"
+    prepared = bx.prepared_calls(exercise.reference, model, tokenizer, _batch_cases(exercise, lesson), template,
+                                 device=device, model_name=model_name)
+    calls: list[LabelCall | WeightsCall] = []
+    for i, p in enumerate(prepared):
+        if packed:
+            arg = p.argument
+            extra = {k: arg[k] for k in ("position_ids", "seq_lengths", "completion_mask")}
+            calls.append(LabelCall(arg["input_ids"], tokenizer, arg["text"], None, i + 1, extra))
+        else:
+            calls.append(WeightsCall(p.argument, tokenizer, i + 1))
+    answers = fn.call_many(calls, stop_on_error=False)
+    results = []
+    for p, got in zip(prepared, answers):
+        case = Case(p.name, "", hidden=p.hidden)
+        if isinstance(got, LabelCodeError):
+            results.append(CaseResult(case, False, error=got))
+            continue
+        if packed:
+            diffs = tuple(
+                Difference(t, p.texts[t], e, g) for t, (e, g) in enumerate(zip(p.expected, got)) if e != g
+            )
+            results.append(CaseResult(case, not diffs, diffs, hint=bx.pack_hint(p.argument, p.expected, got)))
+            continue
+        scale = max((abs(w) for mb in p.expected for row in mb for w in row), default=0.0) or 1.0
+        diffs = tuple(
+            Difference(t, p.texts[m][b][t] if m < len(p.texts) and b < len(p.texts[m]) else "", e, g,
+                       where=f"micro-batch {m}, row {b}, position {t}")
+            for m, (e_mb, g_mb) in enumerate(zip(p.expected, got))
+            for b, (e_row, g_row) in enumerate(zip(e_mb, g_mb))
+            for t, (e, g) in enumerate(zip(e_row, g_row))
+            if abs(e - g) > bx.WEIGHT_TOLERANCE * scale
+        )
+        cosine, ratio = bx.gradient_agreement(p, got)
+        detail = (f"your weights' gradient (at the last hidden states) against the Trainer's: cosine {cosine:.6f}, "
+                  f"norm ratio {ratio:.6f}; the step trains {p.count} labels")
+        results.append(CaseResult(case, not diffs, diffs, hint=bx.weights_hint(p, got), detail=detail))
     return CheckReport(exercise, number, fn, tuple(results))
