@@ -1,4 +1,4 @@
-"""`causallm-inspect prepare`: run every burst and lesson demo once and store it, for the app to replay in a talk."""
+"""`causallm-inspect prepare`: run every burst and the slow lesson demos once and store them, for the app to replay in a talk."""
 
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ PREPARED_BURSTS = 5  # prepare stores this many of the longest lesson burst: the
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "prepare", help="run every burst and lesson demo once and store it, for the app to replay in a talk"
+        "prepare",
+        help="run every burst and the lesson demos that train or build TRL trainers once and store them, "
+        "for the app to replay in a talk",
     )
     common(p)
     p.add_argument("--strategies", default=",".join(STRATEGIES), metavar="LIST", help="comma-separated (default all three)")
@@ -22,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--lr", type=float, default=None, help="learning rate (default: the bursts' default)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: the bursts' default)")
-    p.add_argument("--no-demos", action="store_true", help="store the bursts only, not the lesson demos that train")
+    p.add_argument("--no-demos", action="store_true", help="store the bursts only, not the lesson demos")
     train_rows_option(p)
     p.set_defaults(run=run)
 
@@ -87,5 +89,6 @@ def run(args: argparse.Namespace) -> int:
     for demo in demos:
         print(f"lesson demo {demo.name}: stored ({demo.seconds:.1f} s)")
     print(f"stored in {store_dir()}, keyed by model, examples, strategy, settings and library versions")
-    print("causallm-inspect (with the same --model and --data) replays them: see 'runs' in the Training view")
+    print("causallm-inspect (with the same --model and --data) replays them: see 'runs' in the Training view; "
+          "the lesson demos stored replay when their lesson opens or on g")
     return 0

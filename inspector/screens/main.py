@@ -239,9 +239,8 @@ class MainScreen(Screen[None]):
         if action in VIEW_ACTIONS:
             wanted = {"train_all": "train", "view_key": parameters[0] if parameters else ""}.get(action, action)
             return wanted in self.current_view_widget.ACTIONS
-        spec = self.demo_panel.spec
         return {"stop": self.training_view.running, "problems": self.data_source is not None,
-                "run_demo": spec is not None and spec.on_demand}.get(action, True)
+                "run_demo": self.demo_panel.can_run}.get(action, True)
 
     def on_command(self, message: Command) -> None:
         """The palette's entry: the action, whatever view is on show."""

@@ -3,8 +3,10 @@ shift, the measured seconds per step...
 
 The panel shows what `inspector.core.lessons.demos` computes, as text, in its own workers:
 quick demos run on the untrained model itself (under the lab's base-model lock) when their
-lesson opens; the ones that train run on a copy of it when asked (`g`). Results are kept
-per lesson, so a lesson visited again shows its last result at once.
+lesson opens; the ones that train run on a copy of it when asked (`g`). With the runs
+selector on a replay, the demos `causallm-inspect prepare` stores (those that train or build
+HF trainers) replay what it recorded, labelled as a replay, and run live where nothing
+matches. Results are kept per lesson, so a lesson visited again shows its last result at once.
 """
 
 from __future__ import annotations
@@ -81,6 +83,11 @@ templates as special tokens, a chat template's assistant mask... Quick ones run 
 as the lesson opens. Those that train copies of the model (the seconds-per-step
 measurement, the masked-`eos` run) start with `g` and take a while on a CPU; the
 training view stays usable meanwhile.
+
+In a talk prepared with `causallm-inspect prepare`, the demos that train or build TRL
+trainers (the chat template's, packing's and the gradient's too) replay what it recorded
+for this model, data and settings, at once: the status line says **⟲ replay** and when it
+was recorded. With runs set to live in the Training view, `g` computes one now.
 
 Long lines wrap, their continuation indented; a long result scrolls (the scrollbar on
 the right, or the arrow keys once the panel has the focus: `Tab`). In a short terminal
@@ -179,7 +186,7 @@ Press `s` for the code that computes the lesson's view, runnable on its own.
         self.running.add(self.lesson.id)
         self._refresh()
         shown = self._settings_shown(self.lesson)  # read here, on the UI thread: the worker may not touch widgets
-        prepared = self.spec.on_demand and self.source() != "live"
+        prepared = self.spec.prepared and self.source() != "live"
         run = self._run_training_demo if self.spec.on_demand else self._run_quick_demo
         run(self.lesson, self.number, shown, prepared)
 
@@ -273,6 +280,17 @@ Press `s` for the code that computes the lesson's view, runnable on its own.
         self.sources[lesson_id] = source
         if lesson_id == self.lesson_id:
             self._refresh()
+            self.screen.refresh_bindings()  # `g` computes a replayed quick demo now
+
+    @property
+    def replaying(self) -> bool:
+        """The text on show is the replay of a prepared run, not computed now."""
+        return self.sources.get(self.lesson_id or "", "live") != "live"
+
+    @property
+    def can_run(self) -> bool:
+        """`g` applies: the demo runs when asked, or the text on show is a replay."""
+        return self.spec is not None and (self.spec.on_demand or self.replaying)
 
     def failed(self, lesson_id: str | None, problem: str) -> None:
         if lesson_id is None:
@@ -301,7 +319,7 @@ Press `s` for the code that computes the lesson's view, runnable on its own.
             status.update("no model: see the message on the left")
         elif not self.ready:
             status.update("waiting for the model…")
-        elif on_demand and self.sources.get(lesson_id, "live") != "live":
+        elif self.sources.get(lesson_id, "live") != "live":
             status.update(
                 f"[b]⟲ {escape(self.sources[lesson_id])}[/b] · with runs set to live in the Training view, "
                 "[b]g[/b] runs it now · [b]s[/b] shows the code"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
+import pytest
+
 from inspector.core.data.chat_format import (
     ARTICLE_EXAMPLES,
     HOLDOUT_ANSWER,
@@ -175,6 +177,38 @@ def test_a_demo_is_stored_and_found_for_its_context_only(tiny):
     shown = lab.demo(lesson, epochs=1, learning_rate=1e-2, prepared=True)
     assert shown.replayed and shown.text == stored.text and shown.source.startswith("replay of a run prepared")
     assert not lab.demo(lesson, epochs=1, learning_rate=1e-2, prepared=False).replayed
+
+
+def test_demos_that_build_trainers_are_prepared_and_replay_without_one(tiny, monkeypatch):
+    """Lessons 11 and 13's demos (TRL trainers, forward and backward passes, computed when the
+    lesson opens) are stored by prepare like those that train; a prepared lab replays them."""
+    from inspector.core.data.chat_format import ARTICLE_TEMPLATE
+    from inspector.core.lab import Lab
+    from inspector.core.lessons import packing, weights
+    from inspector.core.lessons.model import load_lessons
+    from inspector.core.runs.prepare import prepare_demos
+
+    lessons = {lesson.demo: lesson for lesson in load_lessons() if lesson.demo in ("shift", "packing", "weights")}
+    lab = Lab.around(tiny, list(ARTICLE_EXAMPLES), ARTICLE_TEMPLATE, train_rows=5)
+    stored = {d.name: d for d in prepare_demos(lab, list(lessons.values()))}
+    assert sorted(stored) == ["packing", "weights"]  # the shift's forward pass is quick: never stored
+    assert all(replay.find_demo(tiny, lab.demo_context(lessons[n]), n)[0] is not None for n in stored)
+
+    def no_trainer(*args, **kwargs):
+        raise AssertionError("a prepared demo was computed live")
+
+    monkeypatch.setattr(packing, "packing_view", no_trainer)
+    monkeypatch.setattr(weights, "weights_view", no_trainer)
+    for name in ("packing", "weights"):
+        shown = lab.demo(lessons[name], prepared=True)
+        assert shown.replayed and shown.source.startswith("replay of a run prepared"), name
+        assert shown.text == stored[name].text and shown.title == stored[name].title
+    # live (runs set to live), or other settings than those prepared: computed now
+    with pytest.raises(AssertionError, match="computed live"):
+        lab.demo(lessons["packing"], prepared=False)
+    with pytest.raises(AssertionError, match="computed live"):
+        lab.demo(lessons["weights"], learning_rate=3e-2, prepared=True)
+    assert not lab.demo(lessons["shift"], prepared=True).replayed
 
 
 def test_the_stored_runs_of_a_model_are_listed_and_others_are_not(tiny, tiny_bos):

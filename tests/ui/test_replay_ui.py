@@ -189,6 +189,48 @@ async def test_a_lesson_demo_that_trains_shows_its_prepared_result(tiny_path, ca
         assert "runs it now" in str(panel.query_one("#demo-status").render())
 
 
+async def test_a_demo_that_builds_trainers_replays_as_its_lesson_opens(tiny_path, capsys, monkeypatch):
+    """Lesson 11's packing demo (four SFTTrainers and forward passes, about 30 s on the embedded
+    model) computes when its lesson opens; prepared, it replays at once and says so, and with
+    runs set to live `g` computes it now."""
+    from inspector.core.lessons import packing
+
+    args = ["prepare", "--model", str(tiny_path), "--device", "cpu", "--epochs", "1", "--lr", str(FAST_LR)]
+    assert main([*args, "--strategies", "mask"]) == 0
+    assert "lesson demo packing: stored" in capsys.readouterr().out
+    bodies = [replay._read(p.stem)[0] for p in replay.store_dir().glob("*.json")]
+    demo = next(b for b in bodies if b and b.get("name") == "packing")
+    calls = []
+    real = packing.packing_view
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(packing, "packing_view", counted)
+    app = make_app(tiny_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        number = next(i for i, lesson in enumerate(app.lessons) if lesson.demo == "packing")
+        lesson_id = app.lessons[number].id
+        app.goto_lesson(number)
+        panel = app.main.demo_panel
+        status = panel.query_one("#demo-status")
+        await wait_until(pilot, lambda: bool(panel.text) and not panel.running, what="the replay")
+        assert calls == []  # no trainer was built
+        assert panel.text == demo["text"] and panel.sources[lesson_id].startswith("replay of a run prepared")
+        assert "⟲ replay of a run prepared" in str(status.render()) and "runs it now" in str(status.render())
+        assert app.main.check_action("run_demo", ())
+        app.main.training_view.set_source("live")
+        await pilot.pause()
+        app.main.action_run_demo()  # g (the batch view's fields may have the focus)
+        await wait_until(pilot, lambda: panel.sources[lesson_id] == "live" and not panel.running, timeout=60,
+                         what="the live demo")
+        assert calls == [1] and "⟲" not in str(status.render())
+        assert "computed on the model in use" in str(status.render())
+        assert app.errors == []
+
+
 async def test_a_prepared_talk_replays_every_lessons_burst_and_demo(tiny_path, capsys):
     """`prepare` with its defaults, then every lesson in turn: nothing trains live."""
     from inspector.core.lessons.demos import DEMOS
@@ -196,6 +238,8 @@ async def test_a_prepared_talk_replays_every_lessons_burst_and_demo(tiny_path, c
     args = ["prepare", "--model", str(tiny_path), "--device", "cpu", "--lr", str(FAST_LR)]
     assert main(args) == 0
     capsys.readouterr()
+    bodies = [replay._read(p.stem)[0] for p in replay.store_dir().glob("*.json")]
+    stored = {b["name"]: b for b in bodies if b and "text" in b}
     app = make_app(tiny_path)
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot)
@@ -207,15 +251,22 @@ async def test_a_prepared_talk_replays_every_lessons_burst_and_demo(tiny_path, c
             if lesson.view in ("training", "predictions"):
                 await pilot.press(keys[lesson.strategy])
                 await wait_until(pilot, lambda: not app.main.training_view.running, what=f"lesson {number + 1}'s burst")
-            if lesson.demo and DEMOS[lesson.demo].on_demand:
+            if lesson.demo and DEMOS[lesson.demo].prepared:
                 panel = app.main.demo_panel
-                await pilot.press("g")
+                if DEMOS[lesson.demo].on_demand:
+                    await pilot.press("g")
+                # (chat-template, packing and weights replay as their lesson opens)
                 await wait_until(pilot, lambda panel=panel: not panel.running and bool(panel.text), what="the demo")
                 assert panel.sources[lesson.id].startswith("replay of a run prepared"), lesson.id
+                assert panel.text == stored[lesson.demo]["text"], lesson.id
+                assert "⟲ replay of a run prepared" in str(panel.query_one("#demo-status").render()), lesson.id
+                assert app.main.check_action("run_demo", ()), lesson.id  # g computes it now, with runs live
                 demos += 1
         await pilot.press("f3", "a")  # and all three strategies once more
         await wait_until(pilot, lambda: not app.main.training_view.running, what="all three")
-        assert demos == 3  # step-timing, eos-padding and truncation: the lessons whose demos train
+        # step-timing, eos-padding and truncation, which train; chat-template, packing and
+        # weights, which build TRL trainers when their lesson opens
+        assert demos == 6
         assert app.lab.sessions == {}  # every burst was a replay: no model was trained
         assert all(app.lab.replaying(s) for s in ("copy", "mask", "trl"))
         assert app.lab.sources["mask"].epochs_shown == 9  # lessons 4 and 10, then `a`: three bursts of 3

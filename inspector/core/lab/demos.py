@@ -56,7 +56,8 @@ def demo(
     waiting: Callable[[], None] | None = None,
 ) -> DemoOutcome:
     """Run the lesson's demo with these burst settings (`epochs` None: the lesson's); with
-    `prepared`, a demo that trains replays its stored run where one matches. `waiting` is
+    `prepared`, a demo that prepare stores (it trains or makes trainers: `DemoSpec.prepared`)
+    replays its stored run where one matches, and runs live where none does. `waiting` is
     called when the demo must wait for a running burst's trainer."""
     from inspector.core.lessons.demos import DEMOS, run_demo
 
@@ -68,7 +69,7 @@ def demo(
         epochs=epochs, learning_rate=learning_rate, seed=seed, progress=progress, should_stop=should_stop,
         on_epoch=on_epoch, again=again,
     )
-    if prepared and spec.on_demand:
+    if prepared and spec.prepared:
         from inspector.core.runs import store
 
         found, _ = store.find_demo(lab.model, lab.demo_context(lesson, **options), name)

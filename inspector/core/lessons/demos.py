@@ -2,8 +2,10 @@
 picks one; the app's demo panel and `lesson N --plain` run the same function and show the
 same text.
 
-Quick demos (the tokenizer, one forward pass) run as soon as their lesson opens; the two
-that train (`step-timing`, `eos-padding`) run when asked.
+Quick demos (the tokenizer, one forward pass) run as soon as their lesson opens; those that
+train (`step-timing`, `eos-padding`, `truncation`) run when asked. Those that train or build
+HF trainers (`chat-template`, `packing` and `weights` too) are stored by `causallm-inspect
+prepare`, and a prepared talk replays them (`DemoSpec.prepared`).
 """
 
 from __future__ import annotations
@@ -64,6 +66,12 @@ class DemoSpec:
     run: Callable[[DemoContext], tuple[str, Any]]
     covers_view: bool = False  # headless: the demo's runs replace the view's own burst
     makes_trainer: bool = False  # builds HF trainers (the app runs one at a time: see `InspectorApp.one_trainer`)
+
+    @property
+    def prepared(self) -> bool:
+        """`causallm-inspect prepare` stores it, and a prepared talk replays it: it trains, or
+        builds HF trainers (seconds to half a minute on a CPU even when it trains nothing)."""
+        return self.on_demand or self.makes_trainer
 
 
 def _shift(ctx: DemoContext) -> tuple[str, Any]:

@@ -1,5 +1,6 @@
-"""`causallm-inspect prepare`, its core: run every burst and the lessons' training demos once
-through the Lab, live, as the app would run them, and store what they report for a replay.
+"""`causallm-inspect prepare`, its core: run every burst and the lessons' demos that train or
+make HF trainers once through the Lab, live, as the app would run them, and store what they
+report for a replay.
 
 The bursts are the Lab's own (`Lab.burst`, each strategy on a fresh copy of the untrained
 model, in the Lab's turn markers and training rows); what a replay shows of them (per-step
@@ -121,12 +122,14 @@ def prepare_demos(
     seed: int = DEFAULT_SEED,
     progress: Progress = lambda msg: None,
 ) -> list[store.PreparedDemo]:
-    """Every lesson demo that trains, with the settings the app shows for its lesson."""
+    """Every lesson demo that trains or makes HF trainers (`DemoSpec.prepared`: the slow ones,
+    those asked for and those computed when their lesson opens), with the settings the app
+    shows for its lesson."""
     from inspector.core.lessons.demos import DEMOS
 
     out = []
     for lesson in lessons:
-        if lesson.demo is None or not DEMOS[lesson.demo].on_demand or not lab.formatted:
+        if lesson.demo is None or not DEMOS[lesson.demo].prepared or not lab.formatted:
             continue
         progress(f"lesson demo {lesson.demo}: running it once")
         out.append(prepare_demo(lab, lesson, learning_rate=learning_rate, seed=seed, progress=progress))

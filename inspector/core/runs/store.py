@@ -215,7 +215,7 @@ def load(key: str) -> tuple[PreparedRun | None, str]:
 
 @dataclass
 class PreparedDemo:
-    """A lesson demo that trains (`step-timing`, `eos-padding`), run once: its text."""
+    """A lesson demo that trains or makes HF trainers (`step-timing`, `packing`...), run once: its text."""
 
     key: str
     name: str
