@@ -195,3 +195,14 @@ def test_an_exercise_file_is_known_by_its_first_line(tmp_path):
     f.write_text("def make_labels(example, tokenizer):\n    return example['labels']\n")
     assert exercise_of_file(f, lessons) is None
     assert exercise_of_file(tmp_path / "missing.py", lessons) is None
+
+
+@pytest.mark.parametrize("which", ["bos", "gpt2"])
+def test_the_hidden_cases_hold_on_other_tokenizers(which, tiny_bos, tiny_gpt2_path, tmp_path):
+    """A tokenizer that adds its own bos, and GPT-2's bos == eos with no pad: every case is built
+    (the cut answer, the one-token piece, the all-masked micro-batch) and a right function passes."""
+    from inspector.core.models import load_model
+
+    lm = tiny_bos if which == "bos" else load_model(str(tiny_gpt2_path), device="cpu")
+    assert check(tmp_path, PACKED_RIGHT, lm, "packing").passed
+    assert check(tmp_path, WEIGHTS_RIGHT, lm, "weights").passed

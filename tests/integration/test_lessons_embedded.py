@@ -91,3 +91,36 @@ def test_packing_and_step_weights_on_gemma(gemma):
     v = weights_view(gemma.model, gemma.tokenizer, varied)
     assert same_within_float_error(v.versus["trainer vs full batch"])
     assert not same_within_float_error(v.versus["per_micro_batch vs full batch"])
+
+
+def test_exercises_11_and_13_hold_on_gemma(gemma, tmp_path):
+    """The hidden packs and steps are sized from Gemma's own lengths: a right function passes every
+    one of them, the cut answer and the one-token piece exist, and a per-micro-batch mean fails."""
+    from inspector.core.labels.custom import load_label_function
+    from inspector.core.lessons.exercises import EXERCISES, check_exercise
+    from inspector.core.lessons.model import load_lessons
+
+    lessons = load_lessons()
+    solutions = {
+        "packing": "def packed_labels(example, tokenizer):\n    return [t if c and p else -100 for t, c, p in "
+                   "zip(example['input_ids'], example['completion_mask'], example['position_ids'])]\n",
+        "weights": "def token_weights(micro_batches):\n    n = sum(1 for mb in micro_batches for r in mb['labels'] "
+                   "for x in r[1:] if x != -100)\n    return [[[1 / n if t and x != -100 else 0.0 for t, x in "
+                   "enumerate(r)] for r in mb['labels']] for mb in micro_batches]\n",
+    }
+    for lesson_id, code in solutions.items():
+        number = next(i + 1 for i, les in enumerate(lessons) if les.id == lesson_id)
+        ex = EXERCISES[lesson_id]
+        f = tmp_path / f"{lesson_id}.py"
+        f.write_text(code)
+        report = check_exercise(ex, number, lessons[number - 1], load_label_function(f"{f}:{ex.function}", params=ex.params),
+                                gemma.tokenizer, model=gemma.model)
+        assert report.passed, report.text()
+        names = " ".join(r.case.name for r in report.results)
+        assert "hidden" in names
+    per_mb = tmp_path / "per_mb.py"
+    per_mb.write_text(solutions["weights"].replace("for mb in micro_batches for r", "for mb in micro_batches[:1] for r"))
+    ex = EXERCISES["weights"]
+    report = check_exercise(ex, 13, lessons[12], load_label_function(f"{per_mb}:{ex.function}", params=ex.params),
+                            gemma.tokenizer, model=gemma.model)
+    assert not report.passed

@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from inspector.core.errors import InspectorError
 from inspector.core.data.chat_format import ARTICLE_PAIRS, ARTICLE_TEMPLATE, ChatTemplate, add_special_tokens, article_text
 
 IGNORE = -100
@@ -35,7 +36,8 @@ class BatchCase:
     """One SFTTrainer setup of a check: article examples (word, answer), SFTConfig flags, ranks.
 
     `max_length`: sized from the examples' (length, prompt length) as TRL prepares them unpacked.
-    `keep`: which of its packed rows a pack case checks (default: all)."""
+    `keep`: which of its packed rows a pack case checks (default: all); for a weights case, what
+    its step must show (its name says so: a setup that does not show it on a tokenizer fails loudly)."""
 
     name: str
     pairs: tuple[tuple[str, str], ...]
@@ -43,7 +45,7 @@ class BatchCase:
     world_size: int = 1
     hidden: bool = False
     max_length: Callable[[list[tuple[int, int]]], int] | None = field(default=None, compare=False)
-    keep: Callable[[dict[str, Any]], bool] | None = field(default=None, compare=False)
+    keep: Callable[[Any], bool] | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -98,6 +100,17 @@ def _has_one_token_piece(arg: dict[str, Any]) -> bool:
     return 1 in arg["seq_lengths"]
 
 
+def _has_all_masked_micro_batch(micro_batches: list[dict[str, Any]]) -> bool:
+    return any(all(x == IGNORE for row in mb["labels"] for x in row[1:]) for mb in micro_batches)
+
+
+def _has_uneven_devices(micro_batches: list[dict[str, Any]]) -> bool:
+    counts: dict[int, int] = {}
+    for mb in micro_batches:
+        counts[mb["rank"]] = counts.get(mb["rank"], 0) + sum(1 for row in mb["labels"] for x in row[1:] if x != IGNORE)
+    return len(set(counts.values())) > 1
+
+
 LONG_QUESTION = "good morning, my dear friend, how are you on this fine and sunny day"
 
 
@@ -128,11 +141,12 @@ def weight_cases(lesson_flags: Mapping[str, Any], lesson_world: int) -> tuple[Ba
         BatchCase(f"lesson step: {flags['gradient_accumulation_steps']} accumulation steps × {world} devices",
                   repeated(ARTICLE_PAIRS, (1, 3, 1, 6, 2, 1, 4, 2)), flags, world_size=world),
         BatchCase("hidden: uneven devices (3 devices, answers of 1 to 9 words)", repeated(ARTICLE_PAIRS, (1, 9, 2, 5, 1, 3)),
-                  step, world_size=3, hidden=True),
+                  step, world_size=3, hidden=True, keep=_has_uneven_devices),
         BatchCase("hidden: a micro-batch with no trained label (wrapped packing)",
                   ((LONG_QUESTION, "buenos días"), *ARTICLE_PAIRS[:3]),
                   {"packing": True, "packing_strategy": "wrapped", "per_device_train_batch_size": 1,
-                   "gradient_accumulation_steps": 16}, hidden=True, max_length=_whole_first_prompt),
+                   "gradient_accumulation_steps": 16}, hidden=True, max_length=_whole_first_prompt,
+                  keep=_has_all_masked_micro_batch),
         BatchCase("hidden: copy labels (completion_only_loss=False), padded rows", repeated(ARTICLE_PAIRS, (1, 5, 2, 3)),
                   {**step, "per_device_train_batch_size": 2, "completion_only_loss": False}, hidden=True),
         BatchCase("hidden: packed rows without padding (bfd), 2 devices", repeated(ARTICLE_PAIRS, (2, 1, 6, 1, 3, 2, 1, 4)),
@@ -209,7 +223,8 @@ def prepare_pack_case(model: Any, tokenizer: Any, case: BatchCase, template: Cha
                 name = f"{case.name}, row {i + 1} (segments {', '.join(map(str, arg['seq_lengths']))})"
                 calls.append(PreparedCall(name, case.hidden, arg, batch["labels"][0].tolist(), _visible(tokenizer, ids)))
     if not calls:
-        raise RuntimeError(f"{case.name}: TRL made no row of the kind this case checks with this tokenizer")
+        raise InspectorError(f"the exercise's case '{case.name}': TRL made no such row with this model's tokenizer",
+                             "check it with another model (the embedded one is the default)")
     return calls
 
 
@@ -241,6 +256,9 @@ def prepare_weight_case(model: Any, tokenizer: Any, case: BatchCase, template: C
                 d[key] = _plain(mb.batch[key])
         micro_batches.append(d)
     count = sum(1 for mb in micro_batches for row in mb["labels"] for x in row[1:] if x != IGNORE)
+    if case.keep is not None and not case.keep(micro_batches):
+        raise InspectorError(f"the exercise's case '{case.name}': TRL's step does not show it with this model's tokenizer",
+                             "check it with another model (the embedded one is the default)")
     return PreparedCall(
         case.name, case.hidden, micro_batches, [w for w, _, _ in found], [mb.texts for mb in view.micro_batches],
         gradients=[(g, u) for _, g, u in found], count=count,
