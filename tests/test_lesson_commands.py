@@ -281,6 +281,14 @@ def test_every_exported_script_runs_and_shows_what_the_lesson_shows(capsys, tiny
         for start in ("max |dp| vs alone:", "packed micro-batch loss (eval mode)", "packed micro-batch loss (train mode)"):
             assert line_with(lesson, start).startswith(line_with(script, start))  # the lesson adds the difference
         assert "the held-out one is at [115,138)" in script and "attention_mask sent: False" in script
+        dps = [x.strip() for x in lesson.splitlines() if x.strip().startswith("max |dp| vs alone:")]
+        figures = re.compile(r"\d\.\d\de[-+]\d\d")
+        assert figures.findall(line_with(script, "wrapped max |dp|")) == figures.findall(dps[1])  # bfd's, then wrapped's
+        rows = line_with(lesson, "wrapped: the held-out tokens attend to rows").split("rows ")[1].split(" even")[0]
+        assert line_with(script, "wrapped max |dp|").endswith(f"rows before it in the block: {rows}")
+        padding = _ints(line_with(lesson, "padding over an epoch"))
+        assert _ints(line_with(script, "padding, packed (bfd)")) == padding[1:4]
+        assert _ints(line_with(script, "padding, unpacked")) == padding[4:]
     elif n == 12:
         assert line_with(script, "max_length").startswith(line_with(lesson, "max_length").split(", no packing")[0])
         for row, figures in (("row 1:", 3), ("row 2:", 3), ("row 3:", 2)):  # row, tokens, trained tokens kept

@@ -65,3 +65,58 @@ with torch.no_grad():
         b = float(lm(**full).loss)
         lm.config.use_cache = False
         print(f"packed micro-batch loss ({mode} mode): {a:.4f} through the trainer's forward, {b:.4f} through the plain call")
+# %% wrapped: everything concatenated and cut into blocks of half that; an attention mask of ones
+lengths = [len(tokenizer(t)["input_ids"]) for t in texts]  # TRL's tokens of each example, as the bfd row shows
+wrapped_length = max(2, max_length // 2)
+with tempfile.TemporaryDirectory() as tmp:
+    config = SFTConfig(
+        output_dir=tmp, report_to="none", use_cpu=args.device == "cpu", activation_checkpointing=False,
+        packing=True, packing_strategy="wrapped", max_length=wrapped_length, per_device_train_batch_size=1,
+        seed=args.seed, bf16=False,
+    )
+    wrapped = SFTTrainer(model=lm, args=config, train_dataset=dataset, processing_class=tokenizer)
+    block = wrapped.data_collator([wrapped.train_dataset[len(wrapped.train_dataset) - 1]])  # it holds the held-out end
+row = block["input_ids"][0].tolist()
+piece = min(len(row), len(held_out_ids))  # the held-out example is the last one concatenated
+start = len(row) - piece
+begin = sum(lengths) - len(row)  # where the last block starts in the concatenation
+ends = [sum(lengths[: i + 1]) for i in range(len(lengths))]
+before = [i + 1 for i in range(len(lengths) - 1) if ends[i] > begin]  # rows with tokens earlier in the block
+lm.eval()
+with torch.no_grad():
+    inputs = {k: (v.to(args.device) if hasattr(v, "to") else v) for k, v in block.items() if k != "labels"}
+    ids = inputs["input_ids"]
+    own = ids[:, start:]
+    alone = p_next_fused(lm, {"input_ids": own}, own)[0]
+    fused = p_next_fused(lm, inputs, ids)[0, start : len(row) - 1]
+    plain = p_next_plain(lm, inputs, ids)[0, start : len(row) - 1]
+print(f"wrapped (max_length {wrapped_length}): the held-out piece is at [{start},{len(row)}) of its block; "
+      f"attention_mask sent: {'attention_mask' in block}")
+print(f"wrapped max |dp| vs alone: {(fused - alone).abs().max():.2e} as SFTTrainer's forward runs it, "
+      f"{(plain - alone).abs().max():.2e} through a plain call; rows before it in the block: "
+      f"{', '.join(map(str, before)) or 'none'}")
+
+# %% padding: the step examples (answers of different lengths), packed (bfd) vs unpacked batches of 2
+from transformers import set_seed
+
+STEP_EXAMPLES = {{step_examples}}
+varied = [add_special_tokens(t) for t in STEP_EXAMPLES]
+vcut = [t.rindex(tokenizer.bos_token) + len(tokenizer.bos_token) for t in varied]
+vdata = Dataset.from_dict({"prompt": [t[:c] for t, c in zip(varied, vcut)], "completion": [t[c:] for t, c in zip(varied, vcut)]})
+longest = sorted((len(tokenizer(t)["input_ids"]) + 1 for t in varied), reverse=True)
+cap = sum(longest[:2])
+for name, packing, size in (("packed (bfd)", True, 1), ("unpacked (batch size 2)", False, 2)):
+    with tempfile.TemporaryDirectory() as tmp:
+        config = SFTConfig(
+            output_dir=tmp, report_to="none", use_cpu=args.device == "cpu", activation_checkpointing=False,
+            packing=packing, packing_strategy="bfd", max_length=cap if packing else None,
+            per_device_train_batch_size=size, bf16=False,  # SFTConfig's own seed: the shuffle `trl sft` makes
+        )
+        counting = SFTTrainer(model=lm, args=config, train_dataset=vdata, processing_class=tokenizer)
+        set_seed(config.seed)
+        sent = real = mbs = 0
+        for b in counting.get_train_dataloader():
+            mbs += 1
+            sent += int(b["input_ids"].numel())
+            real += int(b["attention_mask"].sum()) if "attention_mask" in b else int(b["input_ids"].numel())
+    print(f"padding, {name}: {mbs} micro-batches, {sent} tokens sent, {sent - real} of them padding")

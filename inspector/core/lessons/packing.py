@@ -116,6 +116,8 @@ def micro_batch_losses(trainer: Any, batch: dict[str, Any], use_cache: bool | No
 
 
 def _held_out_in(trainer: Any, index: int, strategy: str, max_length: int) -> tuple[PackedHeldOut, bool | None]:
+    """The held-out example's last piece of two tokens or more (the one holding its end, where
+    packing cut it), in whichever micro-batch of the epoch it fell: measured there."""
     from inspector.core.batches.attention import check_attention
     from inspector.core.batches.steps import Provenance, inspect_step
 
@@ -123,35 +125,38 @@ def _held_out_in(trainer: Any, index: int, strategy: str, max_length: int) -> tu
     prov = Provenance(trainer, trainer.causallm_inspect_setup)
     use_cache = getattr(trainer, "causallm_inspect_use_cache", None)
     first = inspect_step(trainer, step=1, provenance=prov)
+    best: tuple[Any, Any, int, int] | None = None  # (view, micro-batch, batch row, segment)
     for step in range(1, first.steps_per_epoch + 1):
         view = first if step == 1 else inspect_step(trainer, step=step, provenance=prov)
         for mb in view.micro_batches:
             for b, segments in enumerate(mb.segments):
-                mine = [k for k, s in enumerate(segments) if s.index == index and s.end - s.start >= 2]
-                if not mine:
-                    continue
-                k = mine[-1]
-                seg = segments[k]
-                view.micro_batches = [mb]
-                report = check_attention(trainer, view)
-                check = next(c for c in report.segments if c.batch_row == b and c.start == seg.start)
-                labels = mb.batch["labels"][b].tolist()
-                positions = mb.rows_of("position_ids")
-                result.found = True
-                result.first_in_row = k == 0
-                result.max_diff = check.max_diff
-                result.max_diff_plain_call = check.max_diff_plain_call
-                result.depends_on = check.depends_on
-                result.depends_on_plain_call = check.depends_on_plain_call
-                result.at_plain_call = check.at_plain_call
-                result.sends_attention_mask = "attention_mask" in mb.batch
-                result.restarts_positions = positions is not None and all(
-                    positions[b][s.start] == 0 for s in segments
-                )
-                result.boundary_labels = [labels[s.start] for s in segments[1:]]
-                if strategy == "bfd":
-                    result.loss_trainer, result.loss_plain_call = micro_batch_losses(trainer, mb.batch, use_cache)
-                return result, use_cache
+                for k, s in enumerate(segments):
+                    if s.index == index and s.end - s.start >= 2 and (
+                        best is None or s.row_start > best[1].segments[best[2]][best[3]].row_start
+                    ):
+                        best = (view, mb, b, k)
+    if best is None:
+        return result, use_cache
+    view, mb, b, k = best
+    segments = mb.segments[b]
+    seg = segments[k]
+    view.micro_batches = [mb]
+    report = check_attention(trainer, view)
+    check = next(c for c in report.segments if c.batch_row == b and c.start == seg.start)
+    labels = mb.batch["labels"][b].tolist()
+    positions = mb.rows_of("position_ids")
+    result.found = True
+    result.first_in_row = k == 0
+    result.max_diff = check.max_diff
+    result.max_diff_plain_call = check.max_diff_plain_call
+    result.depends_on = check.depends_on
+    result.depends_on_plain_call = check.depends_on_plain_call
+    result.at_plain_call = check.at_plain_call
+    result.sends_attention_mask = "attention_mask" in mb.batch
+    result.restarts_positions = positions is not None and all(positions[b][s.start] == 0 for s in segments)
+    result.boundary_labels = [labels[s.start] for s in segments[1:]]
+    if strategy == "bfd":
+        result.loss_trainer, result.loss_plain_call = micro_batch_losses(trainer, mb.batch, use_cache)
     return result, use_cache
 
 
