@@ -247,7 +247,10 @@ weighs 1/N). `[` / `]` move through micro-batches, ranks and rows; `←` / `→`
             return
         self.stale = False
         self._request += 1
-        self._status("building TRL's SFTTrainer and its batches (no training)…")
+        if self.step_view is not None:  # what is on show until the new step comes is the old settings' step
+            self.query_one("#batch-summary", Static).update("[dim]the step of the settings before (the new one is being built)[/dim]")
+        wait = " (after the demo or burst that is running: one trainer at a time)" if self.lab.trainer_busy else ""
+        self._status(f"building TRL's SFTTrainer and its batches (no training){wait}…")
         self._compute(self._request, flags, step, world)
 
     @work(thread=True, exclusive=True, group="batch", exit_on_error=False)

@@ -57,52 +57,88 @@ def step_examples(pairs: Sequence[tuple[str, str]], repeats: Sequence[int] = REP
     return [(pairs[i % len(pairs)][0], " ".join([pairs[i % len(pairs)][1]] * k)) for i, k in enumerate(repeats)]
 
 
-def _flat_grad(model: Any) -> Any:
+def _grads(model: Any) -> list[Any]:
+    """The model's gradient, one tensor per trainable parameter (zeros where it has none)."""
     import torch
 
-    return torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in model.parameters() if p.requires_grad])
+    return [(p.grad if p.grad is not None else torch.zeros_like(p)).detach() for p in model.parameters() if p.requires_grad]
 
 
-def _stats(a: Any, b: Any) -> GradientStats:
-    import torch
+class _Comparison:
+    """cosine, norm ratio and largest difference of two gradients, summed parameter by parameter in
+    float64: no flat copy of either (a gradient of the embedded model is a gigabyte)."""
 
-    cos = float(torch.nn.functional.cosine_similarity(a.double(), b.double(), dim=0))
-    return GradientStats(cos, float(a.norm() / b.norm()), float((a - b).abs().max()), float(b.abs().max()))
+    def __init__(self) -> None:
+        self.dot = self.aa = self.bb = 0.0
+        self.diff = self.scale = 0.0
+
+    CHUNK = 1 << 22  # elements compared at once: float64 temporaries of a few tens of MB
+
+    def add(self, a: Any, b: Any) -> None:
+        a, b = a.reshape(-1), b.reshape(-1)
+        for i in range(0, a.numel(), self.CHUNK):
+            x, y = a[i : i + self.CHUNK], b[i : i + self.CHUNK]
+            x64, y64 = x.double(), y.double()
+            self.dot += float(x64 @ y64)
+            self.aa += float(x64 @ x64)
+            self.bb += float(y64 @ y64)
+            self.diff = max(self.diff, float((x - y).abs().max()))
+            self.scale = max(self.scale, float(y.abs().max()))
+
+    def stats(self) -> GradientStats:
+        na, nb = self.aa**0.5, self.bb**0.5
+        cos = self.dot / (na * nb) if na and nb else (1.0 if na == nb else 0.0)
+        return GradientStats(cos, na / nb if nb else float("inf"), self.diff, self.scale)
+
+
+def _compare(a: list[Any], b: list[Any]) -> GradientStats:
+    c = _Comparison()
+    for x, y in zip(a, b):
+        c.add(x, y)
+    return c.stats()
 
 
 def _to(batch: dict[str, Any], device: Any) -> dict[str, Any]:
     return {k: (v.to(device) if hasattr(v, "to") else v) for k, v in batch.items()}
 
 
-def step_gradients(trainer: Any, view: Any) -> dict[str, Any]:
-    """The step's gradient as flat vectors: trainer, per_micro_batch, per_sequence, full_batch."""
+def step_gradients(trainer: Any, view: Any) -> dict[str, GradientStats]:
+    """The step's gradient four ways, compared: trainer, per_micro_batch, per_sequence, full_batch.
+
+    Two gradients are kept at a time (the trainer's and the full batch's, each cloned once);
+    the other two are compared with them from the parameters' own `.grad`, so the peak is the
+    model and three gradients, never four flat copies and their float64 doubles."""
     model = trainer.model
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     mbs = view.micro_batches
     n = view.num_items_in_batch
-    out: dict[str, Any] = {}
     parts = len(mbs)
     samples = [s for mb in mbs for s in mb.samples]
+    out: dict[str, GradientStats] = {}
     try:
         model.zero_grad(set_to_none=True)
         for mb in mbs:
             trainer.compute_loss(model, _to(mb.batch, device), num_items_in_batch=n).backward()
-        out["trainer"] = _flat_grad(model)
+        trainer_grad = [g.clone() for g in _grads(model)]
+        model.zero_grad(set_to_none=True)
+        full = trainer.data_collator([trainer.train_dataset[s] for s in samples])
+        trainer.compute_loss(model, _to(full, device)).backward()
+        full_grad = [g.clone() for g in _grads(model)]
+        out["trainer vs full batch"] = _compare(trainer_grad, full_grad)
         model.zero_grad(set_to_none=True)
         for mb in mbs:
             (trainer.compute_loss(model, _to(mb.batch, device)) / parts).backward()
-        out["per_micro_batch"] = _flat_grad(model)
+        live = _grads(model)
+        out["per_micro_batch vs full batch"] = _compare(live, full_grad)
+        out["per_micro_batch vs trainer"] = _compare(live, trainer_grad)
+        del live, full_grad
         model.zero_grad(set_to_none=True)
         for s in samples:
             one = trainer.data_collator([trainer.train_dataset[s]])
             (trainer.compute_loss(model, _to(one, device)) / len(samples)).backward()
-        out["per_sequence"] = _flat_grad(model)
-        model.zero_grad(set_to_none=True)
-        full = trainer.data_collator([trainer.train_dataset[s] for s in samples])
-        trainer.compute_loss(model, _to(full, device)).backward()
-        out["full_batch"] = _flat_grad(model)
+        out["per_sequence vs trainer"] = _compare(_grads(model), trainer_grad)
     finally:
         model.zero_grad(set_to_none=True)
         model.train(was_training)
@@ -122,15 +158,8 @@ def weights_view(
         setup = examples_setup(formatted, rows, source, dict(STEP_FLAGS), output_dir=tmp, device=device)
         with sft_trainer(model, tokenizer, setup) as trainer:
             view = inspect_step(trainer, step=1, world_size=WORLD_SIZE)
-            grads = step_gradients(trainer, view)
+            versus = step_gradients(trainer, view)
             lengths = {s.row: s.end - s.start for mb in view.micro_batches for r in mb.segments for s in r}
-    versus = {
-        "trainer vs full batch": _stats(grads["trainer"], grads["full_batch"]),
-        "per_micro_batch vs full batch": _stats(grads["per_micro_batch"], grads["full_batch"]),
-        "per_micro_batch vs trainer": _stats(grads["per_micro_batch"], grads["trainer"]),
-        "per_sequence vs trainer": _stats(grads["per_sequence"], grads["trainer"]),
-    }
-    del grads
     with tempfile.TemporaryDirectory(prefix="causallm-inspect-lesson-") as tmp:
         flags = {**STEP_FLAGS, "completion_only_loss": False}
         setup = examples_setup(formatted, rows, source, flags, output_dir=tmp, device=device)
