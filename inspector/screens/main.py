@@ -134,7 +134,7 @@ class MainScreen(Screen[None]):
         self.labels_view.show_exercise(report)
         if self.current_view_widget is not self.labels_view:  # the panel is in the labels view: say it here too
             ok = sum(r.passed for r in report.results)
-            failed = [report.group_line(g) for g in report.groups() if not g[0].passed]
+            failed = [report.group_short(g) for g in report.groups() if not g[0].passed]
             first = f"\n{failed[0][:160]}" if failed else ""
             self.notify(
                 f"{ok} of {len(report.results)} pass{' ✓' if report.passed else ''}{first}\n(the labels view lists them)",

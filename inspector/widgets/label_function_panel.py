@@ -82,7 +82,7 @@ last version that worked. Your code runs inside this app, because you asked for 
             lines.append(f"[b]exercise {report.number}[/b]: {ok} of {len(report.results)} examples pass · {verdict}")
             failed = [g for g in report.groups() if not g[0].passed]
             for group in failed[:SHOWN_FAILURES]:
-                line = report.group_line(group)
+                line = report.group_short(group)
                 lines.append(escape(f"  {line if len(line) <= 110 else line[:109] + '…'}"))
             if len(failed) > SHOWN_FAILURES:
                 lines.append(f"  … and {len(failed) - SHOWN_FAILURES} more ✗ (causallm-inspect exercise {report.number} --check FILE lists all)")

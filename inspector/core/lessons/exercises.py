@@ -364,6 +364,14 @@ class CheckReport:
         names = ", ".join(r.case.name for r in group)
         return f"✗ {len(group)} examples ({names}): {first.error.problem_anywhere()}"
 
+    def group_short(self, group: Sequence[CaseResult]) -> str:
+        """A group's line for a narrow panel: an error shared by several examples says the error
+        first and how many examples it hit (their names are in `group_line`)."""
+        first = group[0]
+        if len(group) == 1 or first.error is None:
+            return first.line()
+        return f"✗ {len(group)} examples: {first.error.problem_anywhere()}"
+
     def text(self) -> str:
         lines = [f"exercise {self.number} ({self.exercise.task}): {self.function.name} in {self.function.file}"]
         for group in self.groups():
