@@ -27,3 +27,17 @@ def make_labels(example, tokenizer):
     return [t if m else -100 for t, m in zip(example["input_ids"], example["attention_mask"])]
 '''
 
+
+def check_code(tmp_path, code, lm, lesson_id="mask"):
+    """The check of `exercise N` (the lesson of `lesson_id`) on a function written to a file."""
+    from inspector.core.labels.custom import load_label_function
+    from inspector.core.lessons.exercises import EXERCISES, check_exercise
+    from inspector.core.lessons.model import load_lessons
+
+    f = tmp_path / f"{lesson_id}.py"
+    f.write_text(code, encoding="utf-8")
+    lessons = load_lessons()
+    n, lesson = next((i + 1, les) for i, les in enumerate(lessons) if les.id == lesson_id)
+    ex = EXERCISES[lesson_id]
+    return check_exercise(ex, n, lesson, load_label_function(f"{f}:{ex.function}", params=ex.params), lm.tokenizer,
+                          model=lm.model)

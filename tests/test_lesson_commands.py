@@ -278,26 +278,44 @@ def test_every_exported_script_runs_and_shows_what_the_lesson_shows(capsys, tiny
         for start in ("mask               epoch  1", "mask, eos masked   epoch  1"):
             assert line_with(script, start) == line_with(lesson, start)
     elif n == 11:  # the same segment, the same forward passes: the same digits
-        for start in ("max |dp| vs alone:", "packed micro-batch loss (eval mode)", "packed micro-batch loss (train mode)"):
-            assert line_with(lesson, start).startswith(line_with(script, start))  # the lesson adds the difference
         assert "the held-out one is at [115,138)" in script and "attention_mask sent: False" in script
-        dps = [x.strip() for x in lesson.splitlines() if x.strip().startswith("max |dp| vs alone:")]
-        figures = re.compile(r"\d\.\d\de[-+]\d\d")
-        assert figures.findall(line_with(script, "wrapped max |dp|")) == figures.findall(dps[1])  # bfd's, then wrapped's
-        rows = line_with(lesson, "wrapped: the held-out tokens attend to rows").split("rows ")[1].split(" even")[0]
-        assert line_with(script, "wrapped max |dp|").endswith(f"rows before it in the block: {rows}")
-        padding = _ints(line_with(lesson, "padding over an epoch"))
-        assert _ints(line_with(script, "padding, packed (bfd)")) == padding[1:4]
-        assert _ints(line_with(script, "padding, unpacked")) == padding[4:]
+        same_packing_figures(lesson, script)
     elif n == 12:
-        assert line_with(script, "max_length").startswith(line_with(lesson, "max_length").split(", no packing")[0])
-        for row, figures in (("row 1:", 3), ("row 2:", 3), ("row 3:", 2)):  # row, tokens, trained tokens kept
-            assert _ints(line_with(script, row))[:figures] == _ints(line_with(lesson, row.replace(":", " (")))[:figures]
-        assert line_with(script, "rows dropped") == line_with(lesson, "rows dropped")
-        for start in ("full               epoch  1", "truncated (no eos) epoch  1"):
-            assert line_with(script, start) == line_with(lesson, start)
+        same_truncation_figures(lesson, script)
     elif n == 13:
-        assert line_with(script, "one optimizer step").split("; ")[1] == line_with(lesson, "one optimizer step").split(": num_items")[0].split("; ")[1]
-        for name in ("trainer vs full batch", "per_micro_batch vs full batch"):
-            assert _gradient_figures(line_with(script, name)) == _gradient_figures(line_with(lesson, name))
-        assert _ints(line_with(script, "copy labels")) == _ints(line_with(lesson, "copy labels"))[-1:]
+        same_weights_figures(lesson, script)
+
+
+# --- lessons 11-13: the figures the lesson and its script share (the embedded model's test uses them too)
+
+
+def same_packing_figures(lesson: str, script: str) -> None:
+    dps = [x.strip() for x in lesson.splitlines() if x.strip().startswith("max |dp| vs alone:")]
+    figures = re.compile(r"\d\.\d\de[-+]\d\d")
+    assert figures.findall(line_with(script, "max |dp| vs alone:")) == figures.findall(dps[0])
+    assert figures.findall(line_with(script, "wrapped max |dp|")) == figures.findall(dps[1])  # bfd's, then wrapped's
+    for start in ("packed micro-batch loss (eval mode)", "packed micro-batch loss (train mode)"):
+        assert line_with(lesson, start).startswith(line_with(script, start))  # the lesson adds the difference
+    rows = line_with(lesson, "wrapped: the held-out tokens attend to rows").split("rows ")[1].split(" even")[0]
+    assert line_with(script, "wrapped max |dp|").endswith(f"rows before it in the block: {rows}")
+    padding = _ints(line_with(lesson, "padding over an epoch"))
+    assert _ints(line_with(script, "padding, packed (bfd)")) == padding[1:4]
+    assert _ints(line_with(script, "padding, unpacked")) == padding[4:]
+
+
+def same_truncation_figures(lesson: str, script: str) -> None:
+    """The cut rows as TRL prepares them, and epoch 1 of both trained copies (the script trains one)."""
+    assert line_with(script, "max_length").startswith(line_with(lesson, "max_length").split(", no packing")[0])
+    for row, figures in (("row 1:", 3), ("row 2:", 3), ("row 3:", 2)):  # row, tokens, trained tokens kept
+        assert _ints(line_with(script, row))[:figures] == _ints(line_with(lesson, row.replace(":", " (")))[:figures]
+    assert line_with(script, "rows dropped") == line_with(lesson, "rows dropped")
+    for start in ("full               epoch  1", "truncated (no eos) epoch  1"):
+        assert line_with(script, start) == line_with(lesson, start)
+
+
+def same_weights_figures(lesson: str, script: str) -> None:
+    assert line_with(script, "one optimizer step").split("; ")[1] == line_with(lesson, "one optimizer step").split(
+        ": num_items")[0].split("; ")[1]
+    for name in ("trainer vs full batch", "per_micro_batch vs full batch"):
+        assert _gradient_figures(line_with(script, name)) == _gradient_figures(line_with(lesson, name))
+    assert _ints(line_with(script, "copy labels")) == _ints(line_with(lesson, "copy labels"))[-1:]

@@ -33,7 +33,13 @@ The labels your function (`--labels-from FILE[:FUNCTION]`) gives the example on 
 compared with the `mask` strategy: the columns where they differ are marked `≠` in the grid
 and counted here. Save the file and the columns follow within a second. An error in your
 code shows here with your file, line and the frames of your code; the app keeps using the
-last version that worked. Your code runs inside this app, because you asked for it.
+last version that worked. Your code runs in a process of its own, started by this app: a loop,
+an exit or a crash in it stops that process, never the app.
+
+A starter file of `causallm-inspect exercise N` is checked on every save, a line per failing
+example. Exercises 11 (`packed_labels`) and 13 (`token_weights`) are not label strategies:
+they are checked against TRL's trainer on the model, and a notification says the result
+wherever you are (the batch view of lessons 11 and 13).
 """
 
     def __init__(self, *, id: str | None = None) -> None:

@@ -15,6 +15,14 @@ max_length = sum(len(tokenizer(t)["input_ids"]) + 1 for t in texts)  # room for 
 own_use_cache = model.config.use_cache  # Trainer.__init__ sets it to False; a plain call uses the model's own
 
 
+def sft_config(tmp, **settings):
+    """SFTConfig for looking at batches on this machine: nothing reported, no bf16, no checkpointing."""
+    return SFTConfig(
+        output_dir=tmp, report_to="none", use_cpu=args.device == "cpu", activation_checkpointing=False, bf16=False,
+        **settings,
+    )
+
+
 def p_next_fused(lm, inputs, ids):
     """p(next token) as SFTTrainer's compute_loss gets it: use_cache=False, TRL's fused head."""
     return lm(**inputs, labels=ids, use_cache=False, fused_lm_head=True).log_probs.float().exp()
@@ -32,11 +40,8 @@ def p_next_plain(lm, inputs, ids):
 
 lm = copy.deepcopy(model)
 with tempfile.TemporaryDirectory() as tmp:
-    config = SFTConfig(
-        output_dir=tmp, report_to="none", use_cpu=args.device == "cpu", activation_checkpointing=False,
-        packing=True, packing_strategy="bfd", max_length=max_length, per_device_train_batch_size=1,
-        seed=args.seed, bf16=False,
-    )
+    config = sft_config(tmp, packing=True, packing_strategy="bfd", max_length=max_length, per_device_train_batch_size=1,
+                        seed=args.seed)
     trainer = SFTTrainer(model=lm, args=config, train_dataset=dataset, processing_class=tokenizer)
     batch = next(iter(trainer.get_train_dataloader()))
 row, positions = batch["input_ids"][0].tolist(), batch["position_ids"][0].tolist()
@@ -69,11 +74,8 @@ with torch.no_grad():
 lengths = [len(tokenizer(t)["input_ids"]) for t in texts]  # TRL's tokens of each example, as the bfd row shows
 wrapped_length = max(2, max_length // 2)
 with tempfile.TemporaryDirectory() as tmp:
-    config = SFTConfig(
-        output_dir=tmp, report_to="none", use_cpu=args.device == "cpu", activation_checkpointing=False,
-        packing=True, packing_strategy="wrapped", max_length=wrapped_length, per_device_train_batch_size=1,
-        seed=args.seed, bf16=False,
-    )
+    config = sft_config(tmp, packing=True, packing_strategy="wrapped", max_length=wrapped_length,
+                        per_device_train_batch_size=1, seed=args.seed)
     wrapped = SFTTrainer(model=lm, args=config, train_dataset=dataset, processing_class=tokenizer)
     block = wrapped.data_collator([wrapped.train_dataset[len(wrapped.train_dataset) - 1]])  # it holds the held-out end
 row = block["input_ids"][0].tolist()
@@ -107,10 +109,9 @@ longest = sorted((len(tokenizer(t)["input_ids"]) + 1 for t in varied), reverse=T
 cap = sum(longest[:2])
 for name, packing, size in (("packed (bfd)", True, 1), ("unpacked (batch size 2)", False, 2)):
     with tempfile.TemporaryDirectory() as tmp:
-        config = SFTConfig(
-            output_dir=tmp, report_to="none", use_cpu=args.device == "cpu", activation_checkpointing=False,
-            packing=packing, packing_strategy="bfd", max_length=cap if packing else None,
-            per_device_train_batch_size=size, bf16=False,  # SFTConfig's own seed: the shuffle `trl sft` makes
+        config = sft_config(  # SFTConfig's own seed: the shuffle `trl sft` makes
+            tmp, packing=packing, packing_strategy="bfd", max_length=cap if packing else None,
+            per_device_train_batch_size=size,
         )
         counting = SFTTrainer(model=lm, args=config, train_dataset=vdata, processing_class=tokenizer)
         set_seed(config.seed)

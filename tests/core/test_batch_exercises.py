@@ -6,10 +6,10 @@ from __future__ import annotations
 import tempfile
 
 import pytest
+from label_functions import check_code  # tests/ is on the path
 
 from inspector.core.data.chat_format import ARTICLE_PAIRS, ARTICLE_TEMPLATE, add_special_tokens, article_text
-from inspector.core.labels.custom import load_label_function
-from inspector.core.lessons.exercises import EXERCISES, check_exercise, exercise_of_file, starter_text
+from inspector.core.lessons.exercises import EXERCISES, exercise_of_file, starter_text
 from inspector.core.lessons.model import load_lessons
 from inspector.core.lessons.weights import step_examples
 
@@ -67,18 +67,7 @@ def token_weights(micro_batches):
 '''
 
 
-def _lesson(lesson_id):
-    lessons = load_lessons()
-    return next((i + 1, les) for i, les in enumerate(lessons) if les.id == lesson_id)
-
-
-def check(tmp_path, code, lm, lesson_id):
-    f = tmp_path / f"{lesson_id}.py"
-    f.write_text(code, encoding="utf-8")
-    n, lesson = _lesson(lesson_id)
-    ex = EXERCISES[lesson_id]
-    fn = load_label_function(f"{f}:{ex.function}", params=ex.params)
-    return check_exercise(ex, n, lesson, fn, lm.tokenizer, model=lm.model)
+check = check_code  # tests/label_functions.py
 
 
 def _failed(report):

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from label_functions import ARTICLE, NO_EOS, PADDING, RAISES, RIGHT, WRONG_LENGTH  # tests/ is on the path
+from label_functions import ARTICLE, NO_EOS, PADDING, RAISES, RIGHT, WRONG_LENGTH, check_code  # tests/ is on the path
 
 from inspector.core.errors import InspectorError
-from inspector.core.labels.custom import load_label_function
 from inspector.core.labels.strategies import IGNORE_INDEX
 from inspector.core.lessons.exercises import (
     EXERCISES,
-    check_exercise,
     exercise_for,
     starter_text,
     tokenizer_adding_bos,
@@ -25,13 +23,7 @@ def lesson_of(lesson_id):
     return n, lesson
 
 
-def check(tmp_path, code, lm, lesson_id="mask"):
-    f = tmp_path / "mine.py"
-    f.write_text(code, encoding="utf-8")
-    n, lesson = lesson_of(lesson_id)
-    ex = EXERCISES[lesson_id]
-    fn = load_label_function(f"{f}:{ex.function}", params=ex.params)
-    return check_exercise(ex, n, lesson, fn, lm.tokenizer, model=lm.model)
+check = check_code  # tests/label_functions.py
 
 
 def test_the_lessons_with_an_exercise_and_their_starters(tmp_path):

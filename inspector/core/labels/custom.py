@@ -15,6 +15,12 @@ article's function does). A 1-D torch tensor or numpy array of integers is accep
 converted; floats, bools, nested lists and `None` are refused, each with its own message.
 Every label must be -100 or the token's own id (the model shifts the labels itself).
 
+An exercise may name its own function and parameters (`load_label_function(..., params=...)`):
+lesson 11's `packed_labels(example, tokenizer)` gets more fields in the example dict
+(`LabelCall.extra`: `position_ids`, `seq_lengths`, `completion_mask`); lesson 13's
+`token_weights(micro_batches)` is called with one step's micro-batches (`WeightsCall`) and
+returns a weight per label (`LoadedFunction.check_weights` says what is wrong with a return).
+
 A problem in the user's code is a `LabelCodeError`: an `InspectorError` that also carries the
 file, the line, the message and a traceback trimmed to the user's own frames (`report()`),
 since this is the one place where a traceback is the user's to read.
