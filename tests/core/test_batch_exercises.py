@@ -195,3 +195,16 @@ def test_the_hidden_cases_hold_on_other_tokenizers(which, tiny_bos, tiny_gpt2_pa
     lm = tiny_bos if which == "bos" else load_model(str(tiny_gpt2_path), device="cpu")
     assert check(tmp_path, PACKED_RIGHT, lm, "packing").passed
     assert check(tmp_path, WEIGHTS_RIGHT, lm, "weights").passed
+
+
+def test_a_weight_that_is_not_a_finite_number_and_a_wrong_signature_are_named(tiny, tmp_path):
+    nan = WEIGHTS_RIGHT.replace("1 / n if t > 0", "float('nan') if t > 0")
+    err = check(tmp_path, nan, tiny, "weights").results[0].error
+    assert err is not None and err.kind == "wrong-return" and "not a finite number" in err.message
+    f = tmp_path / "two.py"
+    f.write_text("def token_weights(micro_batches, tokenizer):\n    return []\n")
+    from inspector.core.labels.custom import LabelCodeError, load_label_function
+
+    with pytest.raises(LabelCodeError, match=r"cannot be called with \(micro_batches\)") as caught:
+        load_label_function(f"{f}:token_weights", params=("micro_batches",))
+    assert caught.value.kind == "signature" and "def token_weights(micro_batches)" in caught.value.fix
