@@ -96,3 +96,10 @@ def test_exercises_11_and_13_name_their_function_and_are_checked_on_the_model(ca
     other.write_text(RIGHT)
     code, _, err = run(capsys, "exercise", "11", "--check", str(other), "--model", str(tiny_path))
     assert code == 2 and "packed_labels is not defined" in err
+
+
+def test_a_checked_exercise_given_to_a_command_as_labels_says_what_to_run(capsys, tiny_path, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert run(capsys, "exercise", "11")[0] == 0
+    code, _, err = run(capsys, "labels", "--labels-from", "exercise_11_packing.py", "--model", str(tiny_path))
+    assert code == 2 and "exercise 11's file" in err and "causallm-inspect exercise 11 --check exercise_11_packing.py" in err

@@ -202,7 +202,26 @@ def label_function(args: argparse.Namespace, strategies: Sequence[str] = ()) -> 
                 "--strategy custom needs your label function", "pass --labels-from FILE[:FUNCTION] (default make_labels)"
             )
         return None
+    refuse_checked_exercise(spec)
     return load_function(spec, args)
+
+
+def refuse_checked_exercise(spec: str) -> None:
+    """A starter file of exercise 11 or 13 given as a label function to a command: its function is
+    not one (it is checked, not trained); say what to run instead."""
+    from inspector.core.labels.custom import LabelSource
+    from inspector.core.lessons.exercises import exercise_of_file
+    from inspector.core.lessons.model import load_lessons
+
+    found = exercise_of_file(LabelSource.parse(spec).path, load_lessons())
+    if found is not None and not found[1].strategy:
+        number, exercise = found
+        raise InspectorError(
+            f"{spec} is exercise {number}'s file: {exercise.function}({', '.join(exercise.params)}) is checked, "
+            "it is not a label function to train or show",
+            f"check it with: causallm-inspect exercise {number} --check {spec}, or watch its check in the app: "
+            f"causallm-inspect --labels-from {spec}",
+        )
 
 
 def at_least_one(text: str) -> int:
