@@ -114,4 +114,5 @@ def exercise_reloader(spec: str) -> Any:
     named = spec.strip().endswith(f":{source.function}")
     if named and source.function != exercise.function:
         return None
-    return LabelReloader(LabelSource(source.path, exercise.function), params=exercise.params, strategy=exercise.strategy)
+    return LabelReloader(LabelSource(source.path, exercise.function), params=exercise.params, strategy=exercise.strategy,
+                         exercise=exercise.lesson_id)

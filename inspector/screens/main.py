@@ -125,8 +125,8 @@ class MainScreen(Screen[None]):
     def on_label_function_follower_reloaded(self, message: LabelFunctionFollower.Reloaded) -> None:
         if message.found is None:
             return  # touched, not changed (or the same error again)
-        self.labels_view.label_function_changed()
-        self.training_view.label_function_changed()
+        for view in self.views.values():  # the labels, the training table, exercise 11's row in the batch view
+            view.label_function_changed()
         self.refresh_bindings()  # "a all three" or "all four"
 
     def on_label_function_follower_exercise_checked(self, message: LabelFunctionFollower.ExerciseChecked) -> None:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from inspector.core.lab import Lab
 
 ROWS = ("pos", "token", "position", "label", "why -100", "row", "weight")
+YOURS = "yours"  # exercise 11's labels, where its starter is --labels-from (`≠` where not the collator's)
 PACKINGS = (("no packing", "none"), ("bfd", "bfd"), ("bfd_split", "bfd_split"), ("wrapped", "wrapped"))
 # The defaults make a small step worth looking at: the article's examples packed two or three
 # to a sequence, two micro-batches accumulated (SFTConfig's own: 1024, 8, 1).
@@ -54,6 +55,7 @@ class BatchGrid(ColumnGrid):
         "batch-grid--masked-label",
         "batch-grid--trained-label",
         "batch-grid--boundary",
+        "batch-grid--yours-differs",
     }
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -61,11 +63,26 @@ class BatchGrid(ColumnGrid):
         self.mb: Any = None
         self.batch_row = 0
         self.message = "press F6 once the model is loaded"
+        self.yours: list[int] | None = None  # exercise 11's labels of the row on show (`--labels-from`)
 
-    def show(self, mb: Any, batch_row: int) -> None:
+    @property
+    def rows(self) -> tuple[str, ...]:
+        return (*ROWS, YOURS) if self.yours is not None else ROWS
+
+    def show(self, mb: Any, batch_row: int, yours: list[int] | None = None) -> None:
         self.mb, self.batch_row = mb, batch_row
+        self.yours = yours if yours is not None and len(yours) == len(mb.texts[batch_row]) else None
+        self.set_row_names(self.rows)
+        self.set_class(self.yours is not None, "with-yours")
         n = len(mb.texts[batch_row])
-        self.set_widths([max(len(self._text(r, c)) for r in range(len(ROWS))) for c in range(n)])
+        self.set_widths([max(len(self._text(r, c)) for r in range(len(self.rows))) for c in range(n)])
+
+    def differs(self) -> list[int]:
+        """The columns where exercise 11's labels are not the collator's."""
+        if self.yours is None or self.mb is None:
+            return []
+        labels = self._values("labels") or []
+        return [t for t, (a, b) in enumerate(zip(self.yours, labels)) if a != b]
 
     def clear(self, message: str) -> None:
         self.mb = None
@@ -81,7 +98,11 @@ class BatchGrid(ColumnGrid):
 
     def _text(self, row: int, column: int) -> str:
         mb, b = self.mb, self.batch_row
-        name = ROWS[row]
+        name = self.rows[row]
+        if name == YOURS:
+            assert self.yours is not None
+            mine = self.yours[column]
+            return f"≠{mine}" if mine != self._values("labels")[column] else str(mine)
         if name == "pos":
             return str(column)
         if name == "token":
@@ -105,9 +126,12 @@ class BatchGrid(ColumnGrid):
         text = self._text(row, column)
         trained = self.mb.reasons[self.batch_row][column] is None
         layers: tuple[str, ...] = () if trained else ("batch-grid--masked",)
-        if ROWS[row] == "label":
+        name = self.rows[row]
+        if name == "label":
             layers += ("batch-grid--trained-label",) if trained else ("batch-grid--masked-label",)
-        if ROWS[row] in ("row", "position") and self._start_of_segment(column):
+        if name == YOURS and text.startswith("≠"):
+            layers += ("batch-grid--yours-differs",)
+        if name in ("row", "position") and self._start_of_segment(column):
             layers += ("batch-grid--boundary",)
         return text, layers
 
@@ -127,6 +151,8 @@ class BatchView(LabView):
     BatchView > BatchGrid > .batch-grid--masked-label { color: $text-disabled; text-style: strike dim; }
     BatchView > BatchGrid > .batch-grid--trained-label { color: $text-success; text-style: bold; }
     BatchView > BatchGrid > .batch-grid--boundary { text-style: bold reverse; }
+    BatchView > BatchGrid > .batch-grid--yours-differs { color: $text-error; text-style: bold reverse; }
+    BatchView BatchGrid.with-yours { height: 11; }
     """
 
     HELP = """\
@@ -142,7 +168,9 @@ example, `—` where the collator sends none), **label** struck and grey where i
 comes from (`▶N` where its segment starts), **weight** the token's share of the step's loss
 as the Trainer normalises it (every trained token of the step's micro-batches and ranks
 weighs 1/N). `[` / `]` move through micro-batches, ranks and rows; `←` / `→` the columns.
-`causallm-inspect batch` prints the same with more detail.
+`causallm-inspect batch` prints the same with more detail. With exercise 11's starter as
+`--labels-from`, a row **yours** gives your `packed_labels` of the row on show (padding-free
+packing), `≠` where they are not the collator's; it follows every save.
 """
 
     class Computed(Message):
@@ -150,6 +178,16 @@ weighs 1/N). `[` / `]` move through micro-batches, ranks and rows; `←` / `→`
             self.request = request
             self.view = view
             self.error = error
+            super().__init__()
+
+    class YoursComputed(Message):
+        """Exercise 11's labels (or their LabelCodeError, or None) of the row at `place`."""
+
+        def __init__(self, view: Any, place: tuple[int, int], found: Any, version: str) -> None:
+            self.view = view
+            self.place = place
+            self.found = found
+            self.version = version  # the function's fingerprint it ran with
             super().__init__()
 
     VIEW = "batch"
@@ -166,6 +204,7 @@ weighs 1/N). `[` / `]` move through micro-batches, ranks and rows; `←` / `→`
         self._request = 0
         self._debounce: Any = None
         self.lesson_flags: dict[str, Any] = {}  # the open lesson's other SFTConfig settings (`batch:`)
+        self.yours: dict[tuple[int, int], Any] = {}  # (micro-batch, row) -> exercise 11's labels or error
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="batch-settings"):
@@ -276,9 +315,42 @@ weighs 1/N). `[` / `]` move through micro-batches, ranks and rows; `←` / `→`
             self._status(message.error)
             return
         self.step_view = message.view
+        self.yours = {}
         self.index = min(self.index, max(0, len(self.places) - 1))
-        self._draw()
         self._status("")
+        self._draw()
+
+    # --- exercise 11: your packed_labels beside the collator's ----------------------------
+
+    def label_function_changed(self) -> None:
+        """The exercise's file was saved: its labels of the row on show again."""
+        self.yours = {}
+        if self.step_view is not None:
+            self._draw()
+
+    def _ask_yours(self, place: tuple[int, int]) -> None:
+        r = self.lab.reloader
+        if r is None or r.exercise != "packing" or place in self.yours:
+            return
+        self.yours[place] = None  # asked
+        self._compute_yours(self.step_view, place)
+
+    @work(thread=True, group="batch-yours", exit_on_error=False)
+    def _compute_yours(self, view: Any, place: tuple[int, int]) -> None:
+        version = self._version()
+        self.post_message(self.YoursComputed(view, place, self.lab.packed_row_labels(view, *place), version))
+
+    def _version(self) -> str:
+        r = self.lab.reloader
+        return r.current.fingerprint if r is not None and r.current is not None else ""
+
+    def on_batch_view_yours_computed(self, message: YoursComputed) -> None:
+        message.stop()
+        if message.view is not self.step_view or message.version != self._version():
+            return  # a step or a version of the file that is not on show any more
+        self.yours[message.place] = message.found
+        if self.places and self.places[self.index] == message.place:
+            self._draw()
 
     # --- moving through the step ----------------------------------------------------------
 
@@ -298,10 +370,24 @@ weighs 1/N). `[` / `]` move through micro-batches, ranks and rows; `←` / `→`
         self._draw()
 
     def _draw(self) -> None:
+        from inspector.core.labels.custom import LabelCodeError
+
         view = self.step_view
         m, b = self.places[self.index]
         mb = view.micro_batches[m]
-        self.query_one(BatchGrid).show(mb, b)
+        self._ask_yours((m, b))
+        found = self.yours.get((m, b))
+        grid = self.query_one(BatchGrid)
+        grid.show(mb, b, found if isinstance(found, list) else None)
+        if isinstance(found, LabelCodeError):
+            self._status(f"your {found.function} failed on this row: {found.problem_anywhere()}")
+        elif isinstance(found, list):
+            wrong = grid.differs()
+            self._status(
+                f"yours ≠ the collator's at {len(wrong)} position{'s' if len(wrong) != 1 else ''}: "
+                f"{', '.join(map(str, wrong[:12]))}{' …' if len(wrong) > 12 else ''}" if wrong
+                else "✓ yours: the collator's labels at every position of this row"
+            )
         rows = ", ".join(f"row {s.row}" for s in mb.segments[b])
         attention = "no attention_mask (padding-free)" if mb.rows_of("attention_mask") is None else "attention_mask sent"
         crosses = [s.row for s in mb.segments[b] if s.crosses]

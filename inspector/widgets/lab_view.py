@@ -136,6 +136,9 @@ class LabView(Vertical):
     def show_lesson(self, lesson: Any) -> None:
         """A lesson opened: start from what it sets for this view (its strategy, epochs, batch...)."""
 
+    def label_function_changed(self) -> None:
+        """The user's label function (or an exercise's) was saved and reloaded: what shows it, again."""
+
     # --- keys (the main screen calls those in ACTIONS) ----------------------------------------
 
     def focus_main(self) -> None:

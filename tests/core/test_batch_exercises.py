@@ -208,3 +208,29 @@ def test_a_weight_that_is_not_a_finite_number_and_a_wrong_signature_are_named(ti
     with pytest.raises(LabelCodeError, match=r"cannot be called with \(micro_batches\)") as caught:
         load_label_function(f"{f}:token_weights", params=("micro_batches",))
     assert caught.value.kind == "signature" and "def token_weights(micro_batches)" in caught.value.fix
+
+
+def test_the_batch_views_rows_give_exercise_11_the_fields_the_check_gives(tiny):
+    """row_fields of every row of a bfd_split step (answers cut mid-way): the right packed_labels of
+    those fields is the collator's labels, so the batch view's `yours` row is judged as the check is."""
+    from inspector.core.batches.steps import build_step
+    from inspector.core.lessons.batch_exercises import row_fields
+
+    class Loaded:
+        model, tokenizer, device = tiny.model, tiny.tokenizer, "cpu"
+
+    tok = tiny.tokenizer
+    fes = [add_special_tokens(article_text(w, a), tok.bos_token, tok.eos_token, ARTICLE_TEMPLATE)
+           for w, a in step_examples(ARTICLE_PAIRS)]
+    flags = {"packing": True, "packing_strategy": "bfd_split", "max_length": 21, "per_device_train_batch_size": 1,
+             "gradient_accumulation_steps": 16}
+    view = build_step(Loaded, fes, list(range(1, len(fes) + 1)), "x", flags)
+    cut = 0
+    for mb in view.micro_batches:
+        fields = row_fields(tok, mb, 0, view.mask_reason)
+        right = [t if c and p != 0 else -100
+                 for t, c, p in zip(fields["input_ids"], fields["completion_mask"], fields["position_ids"])]
+        assert right == mb.rows_of("labels")[0]
+        assert sum(fields["seq_lengths"]) == len(fields["input_ids"])
+        cut += sum(1 for p, c in zip(fields["position_ids"], fields["completion_mask"]) if p == 0 and c == 1)
+    assert cut > 0  # some piece starts inside an answer: the boundary is what masks it

@@ -223,3 +223,36 @@ async def test_an_exercise_whose_function_is_not_a_strategy_is_checked_not_train
             timeout=10, what="the notification in the batch view",
         )
         assert app.errors == []
+
+
+async def test_exercise_11_shows_its_labels_in_the_batch_view_and_follows_saves(tiny_path, tmp_path):
+    """Lesson 11's batch view with exercise 11's starter: a `yours` row, ≠ where the starter trains the
+    prompt; after a right save, ✓ on every row."""
+    from inspector.cli.app import exercise_reloader
+    from inspector.core.lessons.exercises import EXERCISES, write_starter
+    from inspector.widgets.batch_view import YOURS, BatchGrid
+
+    file = write_starter(EXERCISES["packing"], tmp_path / "exercise_11_packing.py")
+    reloader = exercise_reloader(str(file))
+    reloader.load()
+    app = InspectorApp(model=str(tiny_path), device="cpu", learning_rate=FAST_LR, runs="live", labels_from=reloader)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        app.main.show_lesson(10)
+        view = app.main.views["batch"]
+        grid = view.query_one(BatchGrid)
+        await wait_until(pilot, lambda: grid.yours is not None, timeout=60, what="the yours row")
+        assert YOURS in grid.rows and grid.differs()
+        status = str(view.query_one("#batch-status").render())
+        assert "yours ≠ the collator's at" in status
+        head = file.read_text().split("def packed_labels")[0]
+        _save(file, head + (
+            "def packed_labels(example, tokenizer):\n"
+            "    return [t if c and p else -100 for t, c, p in zip(example['input_ids'], example['completion_mask'],"
+            " example['position_ids'])]\n"
+        ))
+        await wait_until(pilot, lambda: grid.yours is not None and not grid.differs(), timeout=60, what="the saved version")
+        await pilot.press("]")
+        await wait_until(pilot, lambda: "✓ yours" in str(view.query_one("#batch-status").render()), timeout=30,
+                         what="the next row's check")
+        assert app.errors == []

@@ -291,6 +291,23 @@ class Lab:
         return check_exercise(exercise, number, lesson, fn, lm.tokenizer, self.template, model_name=lm.name,
                               model=lm.model, device=str(lm.device))
 
+    def packed_row_labels(self, view: Any, micro_batch: int, batch_row: int) -> Any:
+        """Exercise 11's `packed_labels` (`--labels-from` its starter) on one row of a batch view's
+        step: its labels, its LabelCodeError, or None where it does not apply (no such function,
+        or a micro-batch that is not padding-free). Runs the user's code: off the UI thread."""
+        from inspector.core.labels.custom import LabelCall
+        from inspector.core.lessons.batch_exercises import row_fields
+
+        r = self.reloader
+        if r is None or r.exercise != "packing" or r.current is None or self.loaded is None:
+            return None
+        fields = row_fields(self.loaded.tokenizer, view.micro_batches[micro_batch], batch_row, view.mask_reason)
+        if fields is None:
+            return None
+        extra = {k: fields[k] for k in ("position_ids", "seq_lengths", "completion_mask")}
+        call = LabelCall(fields["input_ids"], self.loaded.tokenizer, fields["text"], None, 1, extra)
+        return r.current.call_many([call], stop_on_error=False)[0]
+
     # --- the lesson context -----------------------------------------------------------------
 
     def holdout(self, settings: BurstSettings) -> tuple[str, str]:

@@ -21,10 +21,14 @@ class LabelReloader:
     caller's to find: `revert(error)` then goes back to the version before it.
     """
 
-    def __init__(self, spec: str | LabelSource, *, params: Sequence[str] = DEFAULT_PARAMS, strategy: bool = True) -> None:
+    def __init__(
+        self, spec: str | LabelSource, *, params: Sequence[str] = DEFAULT_PARAMS, strategy: bool = True,
+        exercise: str | None = None,
+    ) -> None:
         self.source = spec if isinstance(spec, LabelSource) else LabelSource.parse(spec)
         self.params = tuple(params)  # what the function is called with (an exercise's own)
         self.strategy = strategy  # a label strategy the views show and train; False: an exercise's function, checked only
+        self.exercise = exercise  # the lesson id of the exercise whose starter the file is, if any
         self.current: LabelFunction | None = None
         self.error: LabelCodeError | None = None
         self._previous: LabelFunction | None = None

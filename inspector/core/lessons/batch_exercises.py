@@ -288,6 +288,27 @@ def prepared_calls(kind: str, model: Any, tokenizer: Any, cases: Sequence[BatchC
     return calls
 
 
+def row_fields(tokenizer: Any, mb: Any, batch_row: int, mask_reason: str) -> dict[str, Any] | None:
+    """Exercise 11's example dict for one row of a batch view's micro-batch (`batches.steps.MicroBatch`):
+    its fields as the check gives them, `completion_mask` 0 where the prepared row masked the token
+    (`mask_reason`) or where it is padding; None for a micro-batch that is not padding-free."""
+    from inspector.core.batches.steps import PADDING
+
+    positions = mb.rows_of("position_ids")
+    if positions is None or "attention_mask" in mb.batch:
+        return None
+    ids = mb.rows_of("input_ids")[batch_row]
+    pos = positions[batch_row]
+    starts = [t for t, p in enumerate(pos) if p == 0] + [len(pos)]
+    return {
+        "input_ids": ids,
+        "text": tokenizer.decode(ids),
+        "position_ids": pos,
+        "seq_lengths": [b - a for a, b in zip(starts, starts[1:])],
+        "completion_mask": [0 if r in (mask_reason, PADDING) else 1 for r in mb.reasons[batch_row]],
+    }
+
+
 # --- comparing ---------------------------------------------------------------------------------
 
 
