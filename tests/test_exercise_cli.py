@@ -80,7 +80,7 @@ def test_exercises_11_and_13_name_their_function_and_are_checked_on_the_model(ca
     starter = tmp_path / "exercise_13_weights.py"
     assert "def token_weights(micro_batches):" in starter.read_text()
     code, out, _ = run(capsys, "exercise", "13", "--check", "--model", str(tiny_path))
-    assert code == 1 and "0 of 5 examples pass" in out and "micro-batch 0, row 0, position" in out
+    assert code == 1 and "0 of 5 steps pass" in out and "micro-batch 0, row 0, position" in out
     head = starter.read_text().split("def token_weights")[0]
     starter.write_text(head + (
         "def token_weights(micro_batches):\n"

@@ -85,7 +85,7 @@ wherever you are (the batch view of lessons 11 and 13).
         if report is not None:
             ok = sum(r.passed for r in report.results)
             verdict = "all pass ✓" if report.passed else "fix the ones marked ✗ and save again"
-            lines.append(f"[b]exercise {report.number}[/b]: {ok} of {len(report.results)} examples pass · {verdict}")
+            lines.append(f"[b]exercise {report.number}[/b]: {ok} of {len(report.results)} {report.exercise.unit} pass · {verdict}")
             failed = [g for g in report.groups() if not g[0].passed]
             for group in failed[:SHOWN_FAILURES]:
                 line = report.group_short(group)

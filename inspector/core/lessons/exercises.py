@@ -90,6 +90,11 @@ class Exercise:
         return self.reference in ("mask", "copy-unpadded")
 
     @property
+    def unit(self) -> str:
+        """What one checked case is: an example, a packed row, an optimizer step (plural)."""
+        return {"packed": "packed rows", "weights": "steps"}.get(self.reference, "examples")
+
+    @property
     def needs_model(self) -> bool:
         """Its reference is TRL's trainer on the model, not the tokenizer alone."""
         return not self.strategy
@@ -387,7 +392,7 @@ class CheckReport:
                 lines.append(f"      hint: {r.hint}")
         ok = sum(r.passed for r in self.results)
         verdict = "all match the reference" if self.passed else "fix the ones marked ✗ and check again"
-        lines.append(f"{ok} of {len(self.results)} examples pass: {verdict}")
+        lines.append(f"{ok} of {len(self.results)} {self.exercise.unit} pass: {verdict}")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
