@@ -160,7 +160,14 @@ def test_each_wrong_weighting_fails_where_it_is_wrong_with_its_hint(tiny, tmp_pa
 
 
 def test_a_weights_function_that_divides_by_zero_fails_that_step_with_its_error(tiny, tmp_path):
-    code = WEIGHTS_PER_MICRO_BATCH.replace("1 / n if t > 0", "1 / n if n == n and t >= 0 and n + 1 > 0 and 1 / n")
+    code = (  # each micro-batch's own mean, computed before looking at the labels: 1 / 0 on an all-masked one
+        "def token_weights(micro_batches):\n"
+        "    out = []\n"
+        "    for mb in micro_batches:\n"
+        "        share = 1 / sum(1 for row in mb['labels'] for x in row[1:] if x != -100)\n"
+        "        out.append([[share if t and x != -100 else 0.0 for t, x in enumerate(r)] for r in mb['labels']])\n"
+        "    return out\n"
+    )
     report = check(tmp_path, code, tiny, "weights")
     masked = next(r for r in report.results if "no trained label" in r.case.name)
     assert masked.error is not None and "ZeroDivisionError" in masked.error.problem

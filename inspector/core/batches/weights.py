@@ -192,6 +192,14 @@ def _gradients(trainer: Any, view: Any) -> list[tuple[list[list[float]], Any, An
                 inputs = {k: (v.to(device) if hasattr(v, "to") else v) for k, v in mb.batch.items()}
                 with torch.enable_grad():
                     loss = trainer.compute_loss(model, inputs, num_items_in_batch=count) * factor
+                    if not held:
+                        from inspector.core.errors import InspectorError
+
+                        raise InspectorError(
+                            f"{type(model).__name__}'s forward never ran its backbone (model.base_model), so the "
+                            "weights cannot be read off its gradient",
+                            "use a causal LM whose head sits on model.base_model (any Hugging Face *ForCausalLM)",
+                        )
                     leaf = held[-1]
                     if loss.requires_grad:
                         loss.backward()

@@ -26,8 +26,14 @@ from typing import Any
 
 from inspector.core.errors import InspectorError
 from inspector.core.data.chat_format import ARTICLE_PAIRS, ARTICLE_TEMPLATE, ChatTemplate, add_special_tokens, article_text
+from inspector.core.lessons.weights import REPEATS, step_examples
 
 IGNORE = -100
+
+
+def _varied(pairs: Sequence[tuple[str, str]], repeats: Sequence[int]) -> tuple[tuple[str, str], ...]:
+    """Lesson 13's examples (answers said `repeats` times), as a case holds them."""
+    return tuple(step_examples(pairs, repeats))
 WEIGHT_TOLERANCE = 1e-6  # relative to the step's largest weight
 
 
@@ -59,11 +65,6 @@ class PreparedCall:
     texts: list[Any] = field(default_factory=list)  # the tokens' visible texts (a row, or per micro-batch rows)
     gradients: Any = None  # a weights case: per micro-batch (G, U) of `gradient_weights`
     count: int = 0  # a weights case: the trained labels of the step
-
-
-def repeated(pairs: Sequence[tuple[str, str]], repeats: Sequence[int]) -> tuple[tuple[str, str], ...]:
-    """(word, answer) pairs whose answers differ in length: the i-th answer said repeats[i] times."""
-    return tuple((pairs[i % len(pairs)][0], " ".join([pairs[i % len(pairs)][1]] * k)) for i, k in enumerate(repeats))
 
 
 def _cut_in_answer(lengths: list[tuple[int, int]]) -> int:
@@ -127,7 +128,7 @@ def pack_cases(lesson_flags: Mapping[str, Any]) -> tuple[BatchCase, ...]:
                   split, hidden=True, max_length=_cut_in_answer, keep=_has_cut_answer),
         BatchCase("hidden: a piece of one token (bfd_split)", ARTICLE_PAIRS[:3], split, hidden=True,
                   max_length=_one_token_over, keep=_has_one_token_piece),
-        BatchCase("hidden: answers of different lengths in one row (bfd)", repeated(ARTICLE_PAIRS, (1, 4, 2)),
+        BatchCase("hidden: answers of different lengths in one row (bfd)", _varied(ARTICLE_PAIRS, (1, 4, 2)),
                   {"packing": True, "packing_strategy": "bfd", "per_device_train_batch_size": 1}, hidden=True,
                   max_length=_all_in_one),
     )
@@ -139,17 +140,17 @@ def weight_cases(lesson_flags: Mapping[str, Any], lesson_world: int) -> tuple[Ba
     step = {"per_device_train_batch_size": 1, "gradient_accumulation_steps": 2}
     return (
         BatchCase(f"lesson step: {flags['gradient_accumulation_steps']} accumulation steps × {world} devices",
-                  repeated(ARTICLE_PAIRS, (1, 3, 1, 6, 2, 1, 4, 2)), flags, world_size=world),
-        BatchCase("hidden: uneven devices (3 devices, answers of 1 to 9 words)", repeated(ARTICLE_PAIRS, (1, 9, 2, 5, 1, 3)),
+                  _varied(ARTICLE_PAIRS, REPEATS), flags, world_size=world),
+        BatchCase("hidden: uneven devices (3 devices, answers of 1 to 9 words)", _varied(ARTICLE_PAIRS, (1, 9, 2, 5, 1, 3)),
                   step, world_size=3, hidden=True, keep=_has_uneven_devices),
         BatchCase("hidden: a micro-batch with no trained label (wrapped packing)",
                   ((LONG_QUESTION, "buenos días"), *ARTICLE_PAIRS[:3]),
                   {"packing": True, "packing_strategy": "wrapped", "per_device_train_batch_size": 1,
                    "gradient_accumulation_steps": 16}, hidden=True, max_length=_whole_first_prompt,
                   keep=_has_all_masked_micro_batch),
-        BatchCase("hidden: copy labels (completion_only_loss=False), padded rows", repeated(ARTICLE_PAIRS, (1, 5, 2, 3)),
+        BatchCase("hidden: copy labels (completion_only_loss=False), padded rows", _varied(ARTICLE_PAIRS, (1, 5, 2, 3)),
                   {**step, "per_device_train_batch_size": 2, "completion_only_loss": False}, hidden=True),
-        BatchCase("hidden: packed rows without padding (bfd), 2 devices", repeated(ARTICLE_PAIRS, (2, 1, 6, 1, 3, 2, 1, 4)),
+        BatchCase("hidden: packed rows without padding (bfd), 2 devices", _varied(ARTICLE_PAIRS, (2, 1, 6, 1, 3, 2, 1, 4)),
                   {**step, "packing": True, "packing_strategy": "bfd"}, world_size=2, hidden=True, max_length=_third),
     )
 
@@ -228,10 +229,6 @@ def prepare_pack_case(model: Any, tokenizer: Any, case: BatchCase, template: Cha
     return calls
 
 
-def _plain(value: Any) -> Any:
-    return value.tolist() if hasattr(value, "tolist") else value
-
-
 def prepare_weight_case(model: Any, tokenizer: Any, case: BatchCase, template: ChatTemplate = ARTICLE_TEMPLATE, *,
                         device: str = "cpu", model_name: str = "in use") -> PreparedCall:
     """Step 1 of the case's SFTTrainer on `case.world_size` simulated devices: its micro-batches
@@ -253,7 +250,7 @@ def prepare_weight_case(model: Any, tokenizer: Any, case: BatchCase, template: C
         d = {"rank": mb.rank, "micro_step": mb.micro_step}
         for key in ("input_ids", "labels", "attention_mask", "position_ids"):
             if key in mb.batch:
-                d[key] = _plain(mb.batch[key])
+                d[key] = mb.rows_of(key)
         micro_batches.append(d)
     count = sum(1 for mb in micro_batches for row in mb["labels"] for x in row[1:] if x != IGNORE)
     if case.keep is not None and not case.keep(micro_batches):
