@@ -4,8 +4,10 @@
     python3 run.py [ARGS...]       # the app (or any causallm-inspect command: run.py labels --json)
     python3 run.py test [ARGS...]  # the test suite (pytest; ARGS go to pytest)
 
-The first run makes `.venv/` beside this file and installs the project into it; later runs
-reinstall only when pyproject.toml changed.
+The first run makes `.venv/` beside this file and installs the project into it, within the
+versions of constraints.txt (those the test suite last passed with); later runs reinstall only
+when pyproject.toml or constraints.txt changed. CAUSALLM_INSPECT_CONSTRAINTS=none installs the
+newest releases within pyproject.toml's ranges instead (scripts/constraints.py --refresh uses it).
 """
 
 from __future__ import annotations
@@ -25,6 +27,15 @@ PY = BIN / ("python.exe" if os.name == "nt" else "python")
 # with (the CPU build where the machine provides it); any torch >= 2.4 already in the
 # environment is kept.
 TORCH = "torch==2.13.0"
+# The versions CI tested: pip installs within them (a constraint, not a requirement: a package
+# nothing asks for is not installed).
+CONSTRAINTS = os.environ.get("CAUSALLM_INSPECT_CONSTRAINTS", str(ROOT / "constraints.txt"))
+
+
+def _constraints() -> list[str]:
+    if CONSTRAINTS.lower() in ("", "none"):
+        return []
+    return ["-c", CONSTRAINTS]
 
 
 def _say(msg: str) -> None:
@@ -37,7 +48,10 @@ def _pip(*args: str) -> None:
 
 def setup(extras: str) -> None:
     stamp = VENV / f".installed-{extras or 'app'}"
-    want = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes())
+    if _constraints():
+        digest.update(Path(CONSTRAINTS).read_bytes())
+    want = digest.hexdigest()
     if stamp.exists() and stamp.read_text() == want and PY.exists():
         return
     if not PY.exists():
@@ -46,9 +60,9 @@ def setup(extras: str) -> None:
     has_torch = subprocess.run([str(PY), "-c", "import torch"], capture_output=True).returncode == 0
     if not has_torch:
         _say(f"installing {TORCH} (once)")
-        _pip("install", "-q", TORCH)
+        _pip("install", "-q", TORCH, *_constraints())
     _say("installing causallm-inspect and its dependencies (once)")
-    _pip("install", "-q", "-e", f"{ROOT}[{extras}]" if extras else str(ROOT))
+    _pip("install", "-q", *_constraints(), "-e", f"{ROOT}[{extras}]" if extras else str(ROOT))
     stamp.write_text(want)
 
 
