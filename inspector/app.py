@@ -76,9 +76,12 @@ class InspectorApp(App[int]):
     ) -> None:
         """`lab_options` are the Lab's (device, examples, template, trust_remote_code,
         bos_token, eos_token, labels_from, batch_config); the bursts train the first
-        `train_rows` examples of --data (`data_name`), or every example given."""
+        `train_rows` examples of --data (`data_name`), or every example given. The exercise
+        whose starter `labels_from` follows, if any, is found here once and given to the Lab."""
         super().__init__()
-        self.lab = Lab(model, train_rows=train_rows if data_name else None, **lab_options)
+        self.lessons, self.lesson_error = (lessons, None) if lessons is not None else lessons_or_error()
+        self.lab = Lab(model, train_rows=train_rows if data_name else None,
+                       exercise=_exercise_of(lab_options.get("labels_from"), self.lessons or []), **lab_options)
         # The runs selector's first value: "live" or a replay speed. None: replay as recorded
         # where prepared runs are stored for the model, else live (said once it is loaded).
         self.runs_chosen = runs is not None
@@ -89,7 +92,6 @@ class InspectorApp(App[int]):
         self.data_problems = list(data_problems)
         self.data_options = data_options
         self.burst_defaults = (epochs, learning_rate, seed)
-        self.lessons, self.lesson_error = (lessons, None) if lessons is not None else lessons_or_error()
         self.errors: list[str] = []  # every error shown, newest last
 
     @property
@@ -246,3 +248,12 @@ class InspectorApp(App[int]):
             self.notify(f"--replay-speed {self.runs_source}: no run is prepared for this model, so bursts train live. "
                         "Run causallm-inspect prepare first to replay on stage.",
                         title="Prepared runs", severity="warning", timeout=8)
+
+
+def _exercise_of(reloader: Any, lessons: Sequence[Lesson]) -> Any:
+    """The exercise whose starter file the label function's reloader follows (a `FoundExercise`), or None."""
+    if reloader is None:
+        return None
+    from inspector.core.exercises.registry import find_exercise
+
+    return find_exercise(reloader.source.path, lessons)

@@ -30,8 +30,8 @@ def make_labels(example, tokenizer):
 
 def check_code(tmp_path, code, lm, lesson_id="mask"):
     """The check of `exercise N` (the lesson of `lesson_id`) on a function written to a file."""
+    from inspector.core.exercises.registry import EXERCISES, check_exercise
     from inspector.core.labels.custom import load_label_function
-    from inspector.core.lessons.exercises import EXERCISES, check_exercise
     from inspector.core.lessons.model import load_lessons
 
     f = tmp_path / f"{lesson_id}.py"

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from inspector.cli.options import LABELS_FROM_HELP, data_options, labels_timeout_option, template, train_rows_option
+from inspector.cli.options import (
+    LABELS_FROM_HELP,
+    data_options,
+    exercise_of,
+    labels_timeout_option,
+    template,
+    train_rows_option,
+)
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -103,16 +110,13 @@ def exercise_reloader(spec: str) -> Any:
     None for any other file, or where FILE:FUNCTION names another function."""
     from inspector.core.labels.custom import LabelSource
     from inspector.core.labels.reload import LabelReloader
-    from inspector.core.lessons.exercises import exercise_of_file
-    from inspector.core.lessons.model import load_lessons
 
     source = LabelSource.parse(spec)
-    found = exercise_of_file(source.path, load_lessons())
+    found = exercise_of(spec)
     if found is None:
         return None
-    _, exercise = found
+    exercise = found.exercise
     named = spec.strip().endswith(f":{source.function}")
     if named and source.function != exercise.function:
         return None
-    return LabelReloader(LabelSource(source.path, exercise.function), params=exercise.params, strategy=exercise.strategy,
-                         exercise=exercise.lesson_id)
+    return LabelReloader(LabelSource(source.path, exercise.function), params=exercise.params, strategy=exercise.strategy)

@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from inspector.cli.lesson import pick_lesson
-    from inspector.core.lessons.exercises import exercise_for, write_starter
+    from inspector.core.exercises.registry import exercise_for, write_starter
     from inspector.core.lessons.model import load_lessons
 
     lessons = load_lessons()
@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     fn = load_function(source, args, exercise.params)  # a file that does not load: exit 2 with the user's traceback
     # Exercises 11 and 13 are checked against TRL's trainer on the model; the others need its tokenizer only.
     loaded, markers = load(args, tokenizer_only=not exercise.needs_model)
-    from inspector.core.lessons.exercises import check_exercise
+    from inspector.core.exercises.registry import check_exercise
 
     if exercise.needs_model:
         status("building the packs and steps with TRL's SFTTrainer")

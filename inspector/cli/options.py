@@ -19,6 +19,7 @@ from inspector.core.labels.strategies import ALL_STRATEGIES, CUSTOM
 if TYPE_CHECKING:
     from inspector.core.data.chat_format import ChatTemplate
     from inspector.core.data.examples import Example
+    from inspector.core.exercises.registry import FoundExercise
     from inspector.core.labels.custom import LabelFunction
     from inspector.core.models import LoadedModel
 
@@ -209,19 +210,25 @@ def label_function(args: argparse.Namespace, strategies: Sequence[str] = ()) -> 
 def refuse_checked_exercise(spec: str) -> None:
     """A starter file of exercise 11 or 13 given as a label function to a command: its function is
     not one (it is checked, not trained); say what to run instead."""
-    from inspector.core.labels.custom import LabelSource
-    from inspector.core.lessons.exercises import exercise_of_file
-    from inspector.core.lessons.model import load_lessons
-
-    found = exercise_of_file(LabelSource.parse(spec).path, load_lessons())
-    if found is not None and not found[1].strategy:
-        number, exercise = found
+    found = exercise_of(spec)
+    if found is not None and not found.exercise.strategy:
+        number, exercise = found.number, found.exercise
         raise InspectorError(
             f"{spec} is exercise {number}'s file: {exercise.function}({', '.join(exercise.params)}) is checked, "
             "it is not a label function to train or show",
             f"check it with: causallm-inspect exercise {number} --check {spec}, or watch its check in the app: "
             f"causallm-inspect --labels-from {spec}",
         )
+
+
+def exercise_of(spec: str) -> FoundExercise | None:
+    """The exercise whose starter file FILE[:FUNCTION] names (`exercises.registry.find_exercise`),
+    or None: the command line finds a file's exercise here and nowhere else."""
+    from inspector.core.exercises.registry import find_exercise
+    from inspector.core.labels.custom import LabelSource
+    from inspector.core.lessons.model import load_lessons
+
+    return find_exercise(LabelSource.parse(spec).path, load_lessons())
 
 
 def at_least_one(text: str) -> int:

@@ -191,7 +191,7 @@ class MainScreen(Screen[None]):
 
     def model_ready(self, loaded: LoadedModel) -> None:
         self.model_status.loaded(loaded)
-        if self.lab.reloader is not None:
+        if self.lab.label_host.exercise is not None:
             self.query_one(LabelFunctionFollower).check_exercise()
         for view in self.views.values():
             view.model_ready()

@@ -329,8 +329,7 @@ packing), `≠` where they are not the collator's; it follows every save.
             self._draw()
 
     def _ask_yours(self, place: tuple[int, int]) -> None:
-        r = self.lab.reloader
-        if r is None or r.exercise != "packing" or place in self.yours:
+        if not self.lab.label_host.labels_packed_rows or place in self.yours:
             return
         self.yours[place] = None  # asked
         self._compute_yours(self.step_view, place)
@@ -341,8 +340,7 @@ packing), `≠` where they are not the collator's; it follows every save.
         self.post_message(self.YoursComputed(view, place, self.lab.packed_row_labels(view, *place), version))
 
     def _version(self) -> str:
-        r = self.lab.reloader
-        return r.current.fingerprint if r is not None and r.current is not None else ""
+        return self.lab.label_host.version
 
     def on_batch_view_yours_computed(self, message: YoursComputed) -> None:
         message.stop()

@@ -55,7 +55,7 @@ class LabelFunctionFollower(Widget):
         self.lab = lab
 
     def on_mount(self) -> None:
-        if self.lab.reloader is not None:
+        if self.lab.label_host.followed is not None:
             self._watch()
 
     @work(thread=True, exclusive=True, group="label-file", exit_on_error=False)
@@ -67,8 +67,9 @@ class LabelFunctionFollower(Widget):
         """
         import watchfiles
 
-        assert self.lab.reloader is not None
-        path = self.lab.reloader.source.path.resolve()
+        followed = self.lab.label_host.followed
+        assert followed is not None
+        path = followed.resolve()
         for changes in watchfiles.watch(
             path.parent,
             watch_filter=lambda change, where: Path(where).name == path.name,

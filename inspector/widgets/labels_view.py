@@ -455,13 +455,13 @@ masked.
                 differs_row=f"≠{REFERENCE}" if self.strategy == "custom" else "mask≠trl",
                 roles=self.roles if self.roles is not None and len(self.roles) == len(lab.rows) else None,
             )
-        if self.lab.reloader is not None:
+        if self.lab.label_host.followed is not None:
             self.query_one(LabelFunctionPanel).show_for(
                 self.strategy,
                 self.lab.name_of("custom"),
                 self.labelings,
                 error=self.custom_error,
-                load_error=self.lab.reloader.error,
+                load_error=self.lab.label_host.load_error,
                 pending="custom" in self.pending,
             )
         error.update(escape(self.error) if self.error and lab is None else "")

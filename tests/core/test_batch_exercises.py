@@ -9,7 +9,7 @@ import pytest
 from label_functions import check_code  # tests/ is on the path
 
 from inspector.core.data.chat_format import ARTICLE_PAIRS, ARTICLE_TEMPLATE, add_special_tokens, article_text
-from inspector.core.lessons.exercises import EXERCISES, exercise_of_file, starter_text
+from inspector.core.exercises.registry import EXERCISES, find_exercise, starter_text
 from inspector.core.lessons.model import load_lessons
 from inspector.core.lessons.weights import step_examples
 
@@ -185,12 +185,13 @@ def test_an_exercise_file_is_known_by_its_first_line(tmp_path):
     lessons = load_lessons()
     f = tmp_path / "x.py"
     f.write_text(starter_text(EXERCISES["weights"]))
-    number, ex = exercise_of_file(f, lessons)
+    found = find_exercise(f, lessons)
+    number, ex = found.number, found.exercise
     assert number == 13 and ex.function == "token_weights" and ex.params == ("micro_batches",)
     assert not ex.strategy and ex.needs_model
     f.write_text("def make_labels(example, tokenizer):\n    return example['labels']\n")
-    assert exercise_of_file(f, lessons) is None
-    assert exercise_of_file(tmp_path / "missing.py", lessons) is None
+    assert find_exercise(f, lessons) is None
+    assert find_exercise(tmp_path / "missing.py", lessons) is None
 
 
 @pytest.mark.parametrize("which", ["bos", "gpt2"])
@@ -221,7 +222,7 @@ def test_the_batch_views_rows_give_exercise_11_the_fields_the_check_gives(tiny):
     """row_fields of every row of a bfd_split step (answers cut mid-way): the right packed_labels of
     those fields is the collator's labels, so the batch view's `yours` row is judged as the check is."""
     from inspector.core.batches.steps import build_step
-    from inspector.core.lessons.batch_exercises import row_fields
+    from inspector.core.exercises.packed_rows import row_fields
 
     class Loaded:
         model, tokenizer, device = tiny.model, tiny.tokenizer, "cpu"

@@ -6,14 +6,9 @@ import pytest
 from label_functions import ARTICLE, NO_EOS, PADDING, RAISES, RIGHT, WRONG_LENGTH, check_code  # tests/ is on the path
 
 from inspector.core.errors import InspectorError
+from inspector.core.exercises.registry import EXERCISES, exercise_for, find_exercise, starter_text, write_starter
+from inspector.core.exercises.tokenizers import tokenizer_adding_bos
 from inspector.core.labels.strategies import IGNORE_INDEX
-from inspector.core.lessons.exercises import (
-    EXERCISES,
-    exercise_for,
-    starter_text,
-    tokenizer_adding_bos,
-    write_starter,
-)
 from inspector.core.lessons.model import lessons_dir, load_lessons
 
 
@@ -45,6 +40,20 @@ def test_the_lessons_with_an_exercise_and_their_starters(tmp_path):
     assert path.read_text() == "my work"
     write_starter(EXERCISES["mask"], path, force=True)
     assert "TODO" in path.read_text()
+
+
+def test_the_one_finder_knows_each_starter_and_refuses_other_files(tmp_path):
+    lessons = load_lessons()
+    for number, lesson in ((i + 1, les) for i, les in enumerate(lessons) if les.id in EXERCISES):
+        f = write_starter(EXERCISES[lesson.id], tmp_path / f"{lesson.id}.py")
+        found = find_exercise(f, lessons)
+        assert found is not None and (found.number, found.lesson, found.exercise) == (number, lesson, EXERCISES[lesson.id])
+    plain = tmp_path / "mine.py"
+    plain.write_text("def make_labels(example, tokenizer):\n    return example['input_ids']\n")
+    not_one = tmp_path / "lesson3.py"
+    not_one.write_text('"""Exercise for lesson 3"""\n')  # lesson 3 has no exercise
+    assert find_exercise(plain, lessons) is None and find_exercise(not_one, lessons) is None
+    assert find_exercise(tmp_path / "missing.py", lessons) is None
 
 
 def test_the_starters_do_not_pass(tiny, tmp_path):

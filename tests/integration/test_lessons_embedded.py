@@ -96,8 +96,8 @@ def test_packing_and_step_weights_on_gemma(gemma):
 def test_exercises_11_and_13_hold_on_gemma(gemma, tmp_path):
     """The hidden packs and steps are sized from Gemma's own lengths: a right function passes every
     one of them, the cut answer and the one-token piece exist, and a per-micro-batch mean fails."""
+    from inspector.core.exercises.registry import EXERCISES, check_exercise
     from inspector.core.labels.custom import load_label_function
-    from inspector.core.lessons.exercises import EXERCISES, check_exercise
     from inspector.core.lessons.model import load_lessons
 
     lessons = load_lessons()

@@ -89,7 +89,7 @@ async def test_the_label_function_trains_and_a_new_version_marks_it_stale(tiny_p
 
 
 async def test_an_exercise_file_is_checked_on_every_save(tiny_path, tmp_path):
-    from inspector.core.lessons.exercises import exercise_for, write_starter
+    from inspector.core.exercises.registry import exercise_for, write_starter
     from inspector.core.lessons.model import load_lessons
 
     lessons = load_lessons()
@@ -197,7 +197,7 @@ async def test_an_exercise_whose_function_is_not_a_strategy_is_checked_not_train
     """Exercise 13's token_weights(micro_batches): checked on every save, said where the batch view
     is on show; no custom strategy, no key 4."""
     from inspector.cli.app import exercise_reloader
-    from inspector.core.lessons.exercises import EXERCISES, write_starter
+    from inspector.core.exercises.registry import EXERCISES, write_starter
 
     file = write_starter(EXERCISES["weights"], tmp_path / "exercise_13_weights.py")
     reloader = exercise_reloader(str(file))
@@ -229,7 +229,7 @@ async def test_exercise_11_shows_its_labels_in_the_batch_view_and_follows_saves(
     """Lesson 11's batch view with exercise 11's starter: a `yours` row, ≠ where the starter trains the
     prompt; after a right save, ✓ on every row."""
     from inspector.cli.app import exercise_reloader
-    from inspector.core.lessons.exercises import EXERCISES, write_starter
+    from inspector.core.exercises.registry import EXERCISES, write_starter
     from inspector.widgets.batch_view import YOURS, BatchGrid
 
     file = write_starter(EXERCISES["packing"], tmp_path / "exercise_11_packing.py")

@@ -27,6 +27,7 @@ from inspector.core.data.examples import Example, article_examples
 from inspector.core.errors import InspectorError
 from inspector.core.lab import bursts, context, demos
 from inspector.core.lab import predictions as predicting
+from inspector.core.lab.label_host import LabelHost
 from inspector.core.lab.predictions import Predictions
 from inspector.core.lab.sources import BurstSource, StepProgress
 from inspector.core.labels.strategies import ALL_STRATEGIES, CUSTOM, display_name, strategies_with
@@ -35,11 +36,12 @@ from inspector.core.training.predictions import DEFAULT_TOP_K
 
 if TYPE_CHECKING:
     from inspector.core.data.examples import RowProblem
+    from inspector.core.exercises.registry import FoundExercise
+    from inspector.core.exercises.report import CheckReport
     from inspector.core.labels.custom import LabelCodeError, LabelFunction
     from inspector.core.labels.reload import LabelReloader
     from inspector.core.lessons.code import CodeSpec
     from inspector.core.lessons.demos import DemoContext
-    from inspector.core.lessons.exercises import CheckReport
     from inspector.core.lessons.model import Lesson
     from inspector.core.models import LoadedModel
     from inspector.core.training.learning import Learning
@@ -76,13 +78,13 @@ class Lab:
         custom: LabelFunction | None = None,
         in_place: bool = False,
         batch_config: str | None = None,
+        exercise: FoundExercise | None = None,
     ) -> None:
         self.model_spec = model_spec
         self.batch_config = batch_config  # a `trl sft --config` YAML the batch view starts from
-        # --labels-from: the user's label function (the `custom` strategy), reloaded on save
-        # (the app), or loaded once (`custom`, a command).
-        self.reloader = labels_from
-        self._custom = custom
+        # --labels-from: the user's label function (the `custom` strategy, or an exercise's own),
+        # reloaded on save (the app), or loaded once (`custom`, a command).
+        self.label_host = LabelHost(labels_from, custom, exercise)
         # A command's one burst trains the loaded model itself, not a copy: the untrained model's
         # rows are those computed before it (`predictions`, `learning`), and one strategy trains.
         self.in_place = in_place
@@ -109,7 +111,6 @@ class Lab:
         self.training_now: str | None = None  # the strategy a burst trains (or replays) right now
         self.data_error: str | None = None  # no example could be formatted: no training until fixed
         self.closing = threading.Event()  # set on quit: bursts and demos end after their current step
-        self._reload_lock = threading.Lock()  # one reload of the label function at a time
 
     @classmethod
     def around(
@@ -197,16 +198,12 @@ class Lab:
         tok = lm.tokenizer
         return add_special_tokens(text, tok.bos_token, tok.eos_token, self.template, model_name=lm.name)
 
-    # --- the strategies, and the user's label function --------------------------------------
+    # --- the strategies, and the user's label function (its host: `label_host`) -----------
 
     @property
     def custom(self) -> LabelFunction | None:
-        """The user's label function (its last version that loaded), or None without --labels-from
-        and where the file is an exercise whose function is not a label strategy (11, 13: checked
-        on save, never trained)."""
-        if self.reloader is not None:
-            return self.reloader.current if self.reloader.strategy else None
-        return self._custom
+        """The user's label strategy (`LabelHost.custom`), or None."""
+        return self.label_host.custom
 
     @property
     def strategies(self) -> tuple[str, ...]:
@@ -219,43 +216,13 @@ class Lab:
 
     def reload_labels(self) -> LabelFunction | LabelCodeError | None:
         """The label function's file changed (or may have): its new version, its error, or None
-        when nothing changed. Runs the user's code (in the label process): call it off the UI thread.
-
-        A new version is good when it loads and labels every training example; one that fails
-        on an example is not used: its error comes back, and the last good version stays in
-        use (`reloader.error` holds the error until a later save). A good version ends the
-        processes of the older ones, whatever they were doing."""
-        if self.reloader is None:
-            return None
-        with self._reload_lock:
-            return self._reload()
-
-    def _reload(self) -> LabelFunction | LabelCodeError | None:
-        from inspector.core.labels.custom import LabelCodeError
-
-        assert self.reloader is not None
-        found = self.reloader.poll()
-        if isinstance(found, LabelCodeError) or found is None:
-            return found
-        if self.loaded is not None and self.formatted and self.reloader.strategy:
-            try:
-                found.labeled_many(self.formatted, self.loaded.tokenizer, max_length=self.loaded.max_length)
-            except LabelCodeError as exc:
-                good = self.reloader.revert(exc)
-                if good is not None:
-                    good.stop_others()
-                return exc
-            except InspectorError:  # too long for the model: the strategy says so when it trains
-                pass
-        found.stop_others()
-        return found
+        (`LabelHost.reload`). Runs the user's code (in the label process): call it off the UI thread."""
+        return self.label_host.reload(self.loaded, self.formatted)
 
     def prepare_labels(self) -> None:
-        """Hand the tokenizer to the label process ahead of the first call of the user's function
-        (seconds for a large vocabulary); nothing without one."""
-        fn = self.custom
-        if fn is not None and self.loaded is not None:
-            fn.prepare(self.loaded.tokenizer)
+        """Hand the tokenizer to the label process ahead of the first call of the user's function."""
+        if self.loaded is not None:
+            self.label_host.prepare(self.loaded.tokenizer)
 
     def stale(self, strategy: str) -> bool:
         """A custom strategy trained on an earlier version of the label function than the one loaded."""
@@ -263,50 +230,19 @@ class Lab:
         return strategy == CUSTOM and session is not None and session.steps_done > 0 and session.is_stale(self.custom)
 
     def exercise_check(self) -> CheckReport | None:
-        """Where the label function's file is an exercise's starter ("Exercise for lesson N" at its
-        top, as `causallm-inspect exercise N` writes it): the check of its current version, as
-        `exercise N --check` runs it; else None. Exercises 11 and 13 build their packs and steps
-        with TRL's trainer on the model first (once, in the trainer turn)."""
-        from pathlib import Path
+        """The check of the exercise the label function's file is the starter of, or None
+        (`LabelHost.check`); exercises 11 and 13 build their cases in a trainer turn."""
+        return self.label_host.check(self.loaded, self.template, self._trainer_turn)
 
-        from inspector.core.lessons.exercises import check_exercise, exercise_of_file, prepare_exercise
-        from inspector.core.lessons.model import load_lessons
-
-        fn = self.reloader.current if self.reloader is not None else self._custom
-        if fn is None or self.loaded is None:
-            return None
-        lessons = load_lessons()
-        found = exercise_of_file(Path(fn.file), lessons)
-        if found is None:
-            return None
-        number, exercise = found
-        if tuple(fn.params) != tuple(exercise.params):
-            return None  # loaded as a label function, not as this exercise's function
-        lesson = lessons[number - 1]
-        lm = self.model
-        if exercise.needs_model:
-            with self.one_trainer(), self.base_lock:
-                prepare_exercise(exercise, lesson, lm.model, lm.tokenizer, self.template, model_name=lm.name,
-                                 device=str(lm.device))
-        return check_exercise(exercise, number, lesson, fn, lm.tokenizer, self.template, model_name=lm.name,
-                              model=lm.model, device=str(lm.device))
+    @contextmanager
+    def _trainer_turn(self) -> Iterator[None]:
+        with self.one_trainer(), self.base_lock:
+            yield
 
     def packed_row_labels(self, view: Any, micro_batch: int, batch_row: int) -> Any:
-        """Exercise 11's `packed_labels` (`--labels-from` its starter) on one row of a batch view's
-        step: its labels, its LabelCodeError, or None where it does not apply (no such function,
-        or a micro-batch that is not padding-free). Runs the user's code: off the UI thread."""
-        from inspector.core.labels.custom import LabelCall
-        from inspector.core.lessons.batch_exercises import row_fields
-
-        r = self.reloader
-        if r is None or r.exercise != "packing" or r.current is None or self.loaded is None:
-            return None
-        fields = row_fields(self.loaded.tokenizer, view.micro_batches[micro_batch], batch_row, view.mask_reason)
-        if fields is None:
-            return None
-        extra = {k: fields[k] for k in ("position_ids", "seq_lengths", "completion_mask")}
-        call = LabelCall(fields["input_ids"], self.loaded.tokenizer, fields["text"], None, 1, extra)
-        return r.current.call_many([call], stop_on_error=False)[0]
+        """Exercise 11's `packed_labels` on one row of a batch view's step (`LabelHost.packed_row_labels`).
+        Runs the user's code: off the UI thread."""
+        return self.label_host.packed_row_labels(self.loaded, view, micro_batch, batch_row)
 
     # --- the lesson context -----------------------------------------------------------------
 
@@ -475,10 +411,7 @@ class Lab:
         """The app is quitting: running bursts and demos end after their current step; then reset."""
         self.closing.set()
         self.reset()
-        if self.reloader is not None:  # the label process and whatever your function is doing in it
-            from inspector.core.labels.sandbox import close_default
-
-            close_default()
+        self.label_host.close()  # the label process and whatever your function is doing in it
 
     # --- predictions and learning (inspector.core.lab.predictions) ---------------------------
 
