@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 from label_functions import ARTICLE, NO_EOS, PADDING, RAISES, RIGHT, WRONG_LENGTH, check_code  # tests/ is on the path
 
+from inspector.core.data.tokenizer_variants import tokenizer_adding_bos
 from inspector.core.errors import InspectorError
 from inspector.core.labels.strategies import IGNORE_INDEX
 from inspector.core.lessons.exercises import (
     EXERCISES,
     exercise_for,
     starter_text,
-    tokenizer_adding_bos,
     write_starter,
 )
 from inspector.core.lessons.model import lessons_dir, load_lessons

@@ -35,7 +35,8 @@ from inspector.core.training.predictions import DEFAULT_TOP_K
 
 if TYPE_CHECKING:
     from inspector.core.data.examples import RowProblem
-    from inspector.core.labels.custom import LabelCodeError, LabelFunction
+    from inspector.core.labels.process.errors import LabelCodeError
+    from inspector.core.labels.process.parent import LabelFunction
     from inspector.core.labels.reload import LabelReloader
     from inspector.core.lessons.code import CodeSpec
     from inspector.core.lessons.demos import DemoContext
@@ -231,7 +232,7 @@ class Lab:
             return self._reload()
 
     def _reload(self) -> LabelFunction | LabelCodeError | None:
-        from inspector.core.labels.custom import LabelCodeError
+        from inspector.core.labels.process.errors import LabelCodeError
 
         assert self.reloader is not None
         found = self.reloader.poll()
@@ -255,7 +256,7 @@ class Lab:
         (seconds for a large vocabulary); nothing without one."""
         fn = self.custom
         if fn is not None and self.loaded is not None:
-            fn.prepare(self.loaded.tokenizer)
+            fn.hand_over(self.loaded.tokenizer)
 
     def stale(self, strategy: str) -> bool:
         """A custom strategy trained on an earlier version of the label function than the one loaded."""
@@ -295,7 +296,7 @@ class Lab:
         """Exercise 11's `packed_labels` (`--labels-from` its starter) on one row of a batch view's
         step: its labels, its LabelCodeError, or None where it does not apply (no such function,
         or a micro-batch that is not padding-free). Runs the user's code: off the UI thread."""
-        from inspector.core.labels.custom import LabelCall
+        from inspector.core.labels.process.parent import LabelCall
         from inspector.core.lessons.batch_exercises import row_fields
 
         r = self.reloader
@@ -407,7 +408,7 @@ class Lab:
         }
         custom = self.custom
         if custom is not None:
-            from inspector.core.labels.custom import LabelCodeError
+            from inspector.core.labels.process.errors import LabelCodeError
 
             try:
                 found[CUSTOM] = label_examples(CUSTOM, [fe], lm.tokenizer, max_length=lm.max_length, custom=custom)[0]
@@ -476,7 +477,7 @@ class Lab:
         self.closing.set()
         self.reset()
         if self.reloader is not None:  # the label process and whatever your function is doing in it
-            from inspector.core.labels.sandbox import close_default
+            from inspector.core.labels.process.sandbox import close_default
 
             close_default()
 

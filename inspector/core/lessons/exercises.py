@@ -27,7 +27,6 @@ as a whole (a LabelCodeError).
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,14 +41,10 @@ from inspector.core.data.chat_format import (
     article_text,
 )
 from inspector.core.errors import InspectorError
-from inspector.core.labels.custom import (
-    DEFAULT_PARAMS,
-    ONE_LINE_KINDS,
-    LabelCall,
-    LabelCodeError,
-    LabelFunction,
-    WeightsCall,
-)
+from inspector.core.data.tokenizer_variants import TokenizerVariant, variant_of
+from inspector.core.labels.process.errors import ONE_LINE_KINDS, LabelCodeError
+from inspector.core.labels.process.parent import LabelCall, LabelFunction, WeightsCall
+from inspector.core.labels.process.protocol import FunctionKind
 from inspector.core.labels.strategies import IGNORE_INDEX, encode, label_example, make_rows
 from inspector.core.lessons.model import Lesson, lessons_dir
 
@@ -82,7 +77,12 @@ class Exercise:
     function: str = "make_labels"
     lesson_cases: Callable[[Lesson], list[Case]] = field(default=lambda lesson: [], repr=False)
     hidden_cases: tuple[Case, ...] = ()
-    params: tuple[str, ...] = DEFAULT_PARAMS  # what the function is called with
+    kind: FunctionKind = FunctionKind.LABELS  # how the function is called, and what it returns
+
+    @property
+    def params(self) -> tuple[str, ...]:
+        """What the function is called with."""
+        return self.kind.params
 
     @property
     def strategy(self) -> bool:
@@ -165,6 +165,7 @@ EXERCISES: dict[str, Exercise] = {
         reference="packed",
         task="the labels of a packed row, as TRL's collator makes them: the completion trained, each boundary -100",
         function="packed_labels",
+        kind=FunctionKind.PACKED_LABELS,
     ),
     "weights": Exercise(
         lesson_id="weights",
@@ -172,7 +173,7 @@ EXERCISES: dict[str, Exercise] = {
         reference="weights",
         task="each label's weight in one optimizer step (accumulation and devices), as the Trainer's gradient gives it",
         function="token_weights",
-        params=("micro_batches",),
+        kind=FunctionKind.WEIGHTS,
     ),
 }
 
@@ -232,52 +233,6 @@ def write_starter(exercise: Exercise, path: Path, *, force: bool = False) -> Pat
 
 
 # --- the check ------------------------------------------------------------------------------
-
-
-_variants: dict[tuple[int, str], tuple[Any, Any]] = {}  # (id(base), recipe) -> (base's weakref, variant)
-
-
-def _variant(tokenizer: Any, recipe: str, make: Callable[[Any], Any]) -> Any:
-    """`make(tokenizer)`, made once per tokenizer (a deep copy of a big vocabulary takes a while),
-    and noted so that the label process makes its own copy the same way."""
-    import weakref
-
-    from inspector.core.labels.sandbox import note_derived
-
-    key = (id(tokenizer), recipe)
-    found = _variants.get(key)
-    if found is not None and found[0]() is tokenizer:
-        return found[1]
-    variant = make(tokenizer)
-    _variants[key] = (weakref.ref(tokenizer), variant)
-    if variant is not tokenizer:
-        note_derived(variant, tokenizer, f"{__name__}:{recipe}")
-    return variant
-
-
-def tokenizer_adding_bos(tokenizer: Any) -> Any:
-    """A copy of the tokenizer that puts its own bos in front (as Gemma's and Llama's do);
-    the tokenizer itself where it already does."""
-    probe = tokenizer("a")["input_ids"]
-    if probe and probe[0] == tokenizer.bos_token_id:
-        return tokenizer
-    from tokenizers import processors
-
-    tok = copy.deepcopy(tokenizer)
-    bos = tok.bos_token
-    backend = tok.backend_tokenizer
-    prepend = processors.TemplateProcessing(single=f"{bos} $A", special_tokens=[(bos, tok.bos_token_id)])
-    backend.post_processor = processors.Sequence([backend.post_processor, prepend]) if backend.post_processor else prepend
-    return tok
-
-
-def tokenizer_padding_with_eos(tokenizer: Any) -> Any:
-    """The tokenizer with pad == eos (`tokenizer.pad_token = tokenizer.eos_token`), a copy where it differs."""
-    if tokenizer.pad_token_id == tokenizer.eos_token_id:
-        return tokenizer
-    tok = copy.deepcopy(tokenizer)
-    tok.pad_token = tok.eos_token
-    return tok
 
 
 @dataclass(frozen=True)
@@ -463,9 +418,9 @@ def check_exercise(
     def tok_for(case: Case) -> Any:
         key = (case.bos_added, case.padded != 0)
         if key not in tokenizers:
-            tok = _variant(tokenizer, "tokenizer_adding_bos", tokenizer_adding_bos) if case.bos_added else tokenizer
+            tok = variant_of(tokenizer, TokenizerVariant.ADDS_BOS) if case.bos_added else tokenizer
             tokenizers[key] = (
-                _variant(tok, "tokenizer_padding_with_eos", tokenizer_padding_with_eos) if case.padded else tok
+                variant_of(tok, TokenizerVariant.PADS_WITH_EOS) if case.padded else tok
             )
         return tokenizers[key]
 
