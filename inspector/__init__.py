@@ -15,7 +15,7 @@ Words used throughout:
 - prepared run: a burst recorded by `causallm-inspect prepare`; a replay shows it again,
   paced by its recorded seconds, instead of training live.
 - park: between bursts a session's optimizer state waits on disk, not in memory.
-- label process: the child process the user's label function runs in (`core.labels.sandbox`).
+- label process: the child process the user's label function runs in (`core.labels.process`).
 
 Offline means offline: before any Hugging Face library is imported (the CLI, the app and the
 bench all import this package first), the process says it is offline and sends no usage

@@ -212,7 +212,7 @@ class InspectorApp(App[int]):
     def load(self) -> None:
         found = self.lab.load(progress=lambda text: self.post_message(ModelLoadProgressed(text)))
         self.post_message(ModelLoaded(found))
-        self.lab.prepare_labels()  # the label process gets the tokenizer now, not at the first save
+        self.lab.hand_over_tokenizer()  # the label process gets the tokenizer now, not at the first save
 
     def on_model_load_progressed(self, message: ModelLoadProgressed) -> None:
         self.main.model_progressed(message.text)

@@ -31,7 +31,7 @@ def make_labels(example, tokenizer):
 def check_code(tmp_path, code, lm, lesson_id="mask"):
     """The check of `exercise N` (the lesson of `lesson_id`) on a function written to a file."""
     from inspector.core.exercises.registry import EXERCISES, check_exercise
-    from inspector.core.labels.custom import load_label_function
+    from inspector.core.labels.process.parent import load_label_function
     from inspector.core.lessons.model import load_lessons
 
     f = tmp_path / f"{lesson_id}.py"
@@ -39,5 +39,5 @@ def check_code(tmp_path, code, lm, lesson_id="mask"):
     lessons = load_lessons()
     n, lesson = next((i + 1, les) for i, les in enumerate(lessons) if les.id == lesson_id)
     ex = EXERCISES[lesson_id]
-    return check_exercise(ex, n, lesson, load_label_function(f"{f}:{ex.function}", params=ex.params), lm.tokenizer,
+    return check_exercise(ex, n, lesson, load_label_function(f"{f}:{ex.function}", kind=ex.function_kind), lm.tokenizer,
                           model=lm.model)

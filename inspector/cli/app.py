@@ -79,8 +79,8 @@ def run(args: argparse.Namespace) -> int:
             parse(config, {}, output_dir=tmp, device="cpu")
     reloader = None
     if getattr(args, "labels_from", None):
+        from inspector.core.labels.process.sandbox import set_timeout
         from inspector.core.labels.reload import LabelReloader
-        from inspector.core.labels.sandbox import set_timeout
 
         set_timeout(args.labels_timeout)
         reloader = exercise_reloader(args.labels_from) or LabelReloader(args.labels_from)
@@ -108,7 +108,7 @@ def exercise_reloader(spec: str) -> Any:
     """The reloader of an exercise's starter file, with that exercise's function and parameters
     (`packed_labels`, `token_weights(micro_batches)`: checked on every save, not a label strategy);
     None for any other file, or where FILE:FUNCTION names another function."""
-    from inspector.core.labels.custom import LabelSource
+    from inspector.core.labels.process.protocol import LabelSource
     from inspector.core.labels.reload import LabelReloader
 
     source = LabelSource.parse(spec)
@@ -119,4 +119,5 @@ def exercise_reloader(spec: str) -> Any:
     named = spec.strip().endswith(f":{source.function}")
     if named and source.function != exercise.function:
         return None
-    return LabelReloader(LabelSource(source.path, exercise.function), params=exercise.params, strategy=exercise.strategy)
+    return LabelReloader(LabelSource(source.path, exercise.function), kind=exercise.function_kind,
+                         strategy=exercise.strategy)

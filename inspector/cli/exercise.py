@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         watch = "its labels" if exercise.strategy else "its check"
         print(f"or watch {watch} in the app as you save: causallm-inspect --labels-from {path}")
         return 0
-    from inspector.core.labels.custom import LabelSource
+    from inspector.core.labels.process.protocol import LabelSource
 
     spec = args.check or exercise.file_name(number)
     source = LabelSource.parse(spec)
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
             f"there is no file {source.path} to check",
             f"write the starter with: causallm-inspect exercise {number}, or give --check FILE",
         )
-    fn = load_function(source, args, exercise.params)  # a file that does not load: exit 2 with the user's traceback
+    fn = load_function(source, args, exercise.function_kind)  # a file that does not load: exit 2 with the user's traceback
     # Exercises 11 and 13 are checked against TRL's trainer on the model; the others need its tokenizer only.
     loaded, markers = load(args, tokenizer_only=not exercise.needs_model)
     from inspector.core.exercises.registry import check_exercise

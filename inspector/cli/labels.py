@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     labeled = label_examples(strategy, formatted, tok, lm, max_length=loaded.max_length, custom=custom)
     diffs = None
     if strategy == CUSTOM:
-        from inspector.core.labels.custom import diff_labels
+        from inspector.core.labels.strategies import diff_labels
 
         reference = label_examples(args.reference, formatted, tok, lm, max_length=loaded.max_length)
         diffs = [diff_labels(c, r) for c, r in zip(labeled, reference)]

@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from inspector.core.data.chat_format import ChatTemplate
     from inspector.core.data.examples import Example
     from inspector.core.exercises.registry import FoundExercise
-    from inspector.core.labels.custom import LabelFunction
+    from inspector.core.labels.process.parent import LabelFunction
+    from inspector.core.labels.process.protocol import FunctionKind
     from inspector.core.models import LoadedModel
 
 
@@ -159,7 +160,7 @@ def seconds(text: str) -> float:
 
 
 def labels_timeout_option(parser: argparse.ArgumentParser | Any) -> None:
-    from inspector.core.labels.sandbox import DEFAULT_TIMEOUT
+    from inspector.core.labels.process.protocol import DEFAULT_TIMEOUT
 
     parser.add_argument("--labels-timeout", metavar="S", type=seconds, default=DEFAULT_TIMEOUT, help=LABELS_TIMEOUT_HELP)
 
@@ -170,14 +171,15 @@ def labels_from_option(parser: argparse.ArgumentParser) -> None:
     labels_timeout_option(parser)
 
 
-def load_function(spec: Any, args: argparse.Namespace, params: Sequence[str] | None = None) -> LabelFunction:
+def load_function(spec: Any, args: argparse.Namespace, kind: FunctionKind | None = None) -> LabelFunction:
     """Load a label function for a command, with its time limit; its output is reported at the end.
-    `params`: the parameters it must take, where not (example, tokenizer) (an exercise's own)."""
-    from inspector.core.labels.custom import DEFAULT_PARAMS, load_label_function
-    from inspector.core.labels.sandbox import DEFAULT_TIMEOUT, set_timeout
+    `kind`: what kind of function it is, where not a label strategy's (an exercise's own)."""
+    from inspector.core.labels.process.parent import load_label_function
+    from inspector.core.labels.process.protocol import DEFAULT_TIMEOUT, FunctionKind
+    from inspector.core.labels.process.sandbox import set_timeout
 
     set_timeout(getattr(args, "labels_timeout", None) or DEFAULT_TIMEOUT)
-    fn = load_label_function(spec, params=tuple(params) if params else DEFAULT_PARAMS)
+    fn = load_label_function(spec, kind=kind or FunctionKind.LABELS)
     _loaded_functions.append(fn)
     return fn
 
@@ -225,7 +227,7 @@ def exercise_of(spec: str) -> FoundExercise | None:
     """The exercise whose starter file FILE[:FUNCTION] names (`exercises.registry.find_exercise`),
     or None: the command line finds a file's exercise here and nowhere else."""
     from inspector.core.exercises.registry import find_exercise
-    from inspector.core.labels.custom import LabelSource
+    from inspector.core.labels.process.protocol import LabelSource
     from inspector.core.lessons.model import load_lessons
 
     return find_exercise(LabelSource.parse(spec).path, load_lessons())

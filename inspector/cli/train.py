@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from inspector.core.data.chat_format import ChatTemplate
     from inspector.core.data.examples import Example
     from inspector.core.lab import Lab
-    from inspector.core.labels.custom import LabelFunction
+    from inspector.core.labels.process.parent import LabelFunction
     from inspector.core.models import LoadedModel
     from inspector.core.training.burst import BurstResult, BurstSettings
 

@@ -11,10 +11,13 @@ from label_functions import RIGHT
 
 from inspector.core.data.chat_format import ARTICLE_EXAMPLES, add_special_tokens
 from inspector.core.errors import InspectorError
-from inspector.core.labels.custom import LabelCodeError, LabelSource, diff_labels, load_label_function
+from inspector.core.labels.process.errors import LabelCodeError
+from inspector.core.labels.process.parent import load_label_function
+from inspector.core.labels.process.protocol import LabelSource
 from inspector.core.labels.strategies import (
     ALL_STRATEGIES,
     STRATEGIES,
+    diff_labels,
     display_name,
     label_example,
     label_examples,

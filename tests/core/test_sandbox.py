@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from inspector.core.data.chat_format import ARTICLE_EXAMPLES, add_special_tokens
-from inspector.core.labels.custom import LabelCall, LabelCodeError, load_label_function
-from inspector.core.labels.sandbox import Printed, Sandbox
+from inspector.core.labels.process.errors import LabelCodeError
+from inspector.core.labels.process.parent import LabelCall, load_label_function
+from inspector.core.labels.process.protocol import Printed
+from inspector.core.labels.process.sandbox import Sandbox
 from inspector.core.labels.strategies import label_example
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="the label process's limits are POSIX ones")
@@ -212,3 +214,30 @@ def test_the_custom_strategy_labels_through_the_process(tiny, tmp_path, box):
     fe = fmt(tiny, 1)
     got = label_example("custom", fe, tiny.tokenizer, custom=fn)
     assert got.labels[0] == -100 and got.labels[1:] == got.input_ids[1:]
+
+
+def test_a_tokenizer_variant_is_made_in_the_label_process_from_its_recipe(tiny, tmp_path, monkeypatch):
+    """A tokenizer made by a known recipe (one that adds its own bos) reaches the label process as
+    that recipe, not as a pickle, and works there as it does here."""
+    from inspector.core.data.tokenizer_variants import TokenizerVariant, derivation, variant_of
+    from inspector.core.labels.process.protocol import Derive, HandOver
+
+    tok = variant_of(tiny.tokenizer, TokenizerVariant.ADDS_BOS)
+    assert tok is not tiny.tokenizer and variant_of(tiny.tokenizer, TokenizerVariant.ADDS_BOS) is tok
+    assert derivation(tok) == (tiny.tokenizer, TokenizerVariant.ADDS_BOS)
+    fresh = Sandbox(timeout=TIMEOUT)
+    sent = []
+    ask = fresh._ask
+    monkeypatch.setattr(fresh, "_ask", lambda request, timeout: (sent.append(type(request)), ask(request, timeout))[1])
+    try:
+        f = write(tmp_path, '''
+        def make_labels(example, tokenizer):
+            adds_bos = tokenizer("a")["input_ids"][0] == tokenizer.bos_token_id
+            return [-100 if adds_bos and i == 0 else t for i, t in enumerate(example["input_ids"])]
+        ''')
+        fn = load_label_function(str(f), sandbox=fresh)
+        ids = tok("hello")["input_ids"]
+        assert fn.call(ids, tok) == [-100, *ids[1:]]
+        assert sent.count(HandOver) == 1 and sent.count(Derive) == 1  # the base sent, the variant made there
+    finally:
+        fresh.close()

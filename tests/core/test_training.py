@@ -276,7 +276,7 @@ def test_folders_left_by_a_killed_process_are_removed_when_a_session_starts(fres
 
 
 def test_a_strategy_that_trains_no_token_is_refused_before_any_step(tiny, tmp_path):
-    from inspector.core.labels.custom import load_label_function
+    from inspector.core.labels.process.parent import load_label_function
     from inspector.core.labels.strategies import label_examples, refuse_nothing_to_learn
 
     tok = tiny.tokenizer

@@ -97,7 +97,7 @@ def test_exercises_11_and_13_hold_on_gemma(gemma, tmp_path):
     """The hidden packs and steps are sized from Gemma's own lengths: a right function passes every
     one of them, the cut answer and the one-token piece exist, and a per-micro-batch mean fails."""
     from inspector.core.exercises.registry import EXERCISES, check_exercise
-    from inspector.core.labels.custom import load_label_function
+    from inspector.core.labels.process.parent import load_label_function
     from inspector.core.lessons.model import load_lessons
 
     lessons = load_lessons()
@@ -113,7 +113,7 @@ def test_exercises_11_and_13_hold_on_gemma(gemma, tmp_path):
         ex = EXERCISES[lesson_id]
         f = tmp_path / f"{lesson_id}.py"
         f.write_text(code)
-        report = check_exercise(ex, number, lessons[number - 1], load_label_function(f"{f}:{ex.function}", params=ex.params),
+        report = check_exercise(ex, number, lessons[number - 1], load_label_function(f"{f}:{ex.function}", kind=ex.function_kind),
                                 gemma.tokenizer, model=gemma.model)
         assert report.passed, report.text()
         names = " ".join(r.case.name for r in report.results)
@@ -121,6 +121,6 @@ def test_exercises_11_and_13_hold_on_gemma(gemma, tmp_path):
     per_mb = tmp_path / "per_mb.py"
     per_mb.write_text(solutions["weights"].replace("for mb in micro_batches for r", "for mb in micro_batches[:1] for r"))
     ex = EXERCISES["weights"]
-    report = check_exercise(ex, 13, lessons[12], load_label_function(f"{per_mb}:{ex.function}", params=ex.params),
+    report = check_exercise(ex, 13, lessons[12], load_label_function(f"{per_mb}:{ex.function}", kind=ex.function_kind),
                             gemma.tokenizer, model=gemma.model)
     assert not report.passed

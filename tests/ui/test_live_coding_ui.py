@@ -144,7 +144,7 @@ def _cpu_seconds(pid: int) -> float | None:
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the label process's CPU time in /proc")
 async def test_an_endless_loop_saved_while_the_app_runs_is_stopped_and_the_fix_loads(tiny_path, tmp_path):
-    from inspector.core.labels import sandbox
+    from inspector.core.labels.process import sandbox
 
     file = tmp_path / "mask.py"
     pid_file = tmp_path / "pid"

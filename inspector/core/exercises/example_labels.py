@@ -25,9 +25,11 @@ from inspector.core.data.chat_format import (
     add_special_tokens,
     article_text,
 )
+from inspector.core.data.tokenizer_variants import TokenizerVariant, variant_of
 from inspector.core.exercises.report import Case, CaseResult, Checked, CheckReport, Difference
-from inspector.core.exercises.tokenizers import tokenizer_adding_bos, tokenizer_padding_with_eos, variant
-from inspector.core.labels.custom import LabelCall, LabelCodeError, LabelFunction
+from inspector.core.labels.process.errors import LabelCodeError
+from inspector.core.labels.process.parent import LabelCall, LabelFunction
+from inspector.core.labels.process.protocol import FunctionKind
 from inspector.core.labels.strategies import IGNORE_INDEX, encode, label_example, make_rows
 from inspector.core.lessons.model import Lesson
 
@@ -66,6 +68,7 @@ class ExampleLabels:
     hidden_cases: tuple[Case, ...] = ()
 
     unit = "examples"  # what one checked case is (plural)
+    function_kind = FunctionKind.LABELS  # how the label process calls it
     strategy = True  # a label strategy the views show and train
     needs_model = False  # the tokenizer is enough
 
@@ -84,8 +87,8 @@ class ExampleLabels:
         def tok_for(case: Case) -> Any:
             key = (case.bos_added, case.padded != 0)
             if key not in tokenizers:
-                tok = variant(tokenizer, tokenizer_adding_bos) if case.bos_added else tokenizer
-                tokenizers[key] = variant(tok, tokenizer_padding_with_eos) if case.padded else tok
+                tok = variant_of(tokenizer, TokenizerVariant.ADDS_BOS) if case.bos_added else tokenizer
+                tokenizers[key] = variant_of(tok, TokenizerVariant.PADS_WITH_EOS) if case.padded else tok
             return tokenizers[key]
 
         formatted = [

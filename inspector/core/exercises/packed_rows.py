@@ -23,7 +23,9 @@ from inspector.core.exercises.trl_cases import (
     setup_flags,
     visible,
 )
-from inspector.core.labels.custom import LabelCall, LabelCodeError, LabelFunction
+from inspector.core.labels.process.errors import LabelCodeError
+from inspector.core.labels.process.parent import LabelCall, LabelFunction
+from inspector.core.labels.process.protocol import FunctionKind
 from inspector.core.lessons.model import Lesson
 from inspector.core.lessons.weights import step_examples
 
@@ -154,6 +156,7 @@ class PackedRows:
     """Exercise 11's kind: the labels of each packed row TRL makes, against its collator's."""
 
     unit = "packed rows"  # what one checked case is (plural)
+    function_kind = FunctionKind.PACKED_LABELS  # how the label process calls it
     strategy = False  # checked on every save, never trained
     needs_model = True  # TRL's trainer on the model builds the cases
 

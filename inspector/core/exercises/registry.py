@@ -43,7 +43,8 @@ from inspector.core.exercises.example_labels import (
 from inspector.core.exercises.packed_rows import PackedRows
 from inspector.core.exercises.report import Case, Checked, CheckReport
 from inspector.core.exercises.step_weights import StepWeights
-from inspector.core.labels.custom import DEFAULT_PARAMS, LabelFunction
+from inspector.core.labels.process.parent import LabelFunction
+from inspector.core.labels.process.protocol import FunctionKind
 from inspector.core.lessons.model import Lesson, lessons_dir
 
 EXERCISE_FOLDER = "exercises"
@@ -59,6 +60,9 @@ class Kind(Protocol):
 
     @property
     def strategy(self) -> bool: ...  # a label strategy the views show and train
+
+    @property
+    def function_kind(self) -> FunctionKind: ...  # how the label process calls the function, what it returns
 
     @property
     def needs_model(self) -> bool: ...  # its cases are built by TRL's trainer on the model
@@ -78,8 +82,17 @@ class Exercise:
     starter: str  # file name in the lessons' exercises/ folder
     kind: Kind
     task: str  # one line
-    function: str = "make_labels"
-    params: tuple[str, ...] = DEFAULT_PARAMS  # what the function is called with
+    function: str = FunctionKind.LABELS.function
+
+    @property
+    def function_kind(self) -> FunctionKind:
+        """How the label process calls the function and checks what it returns."""
+        return self.kind.function_kind
+
+    @property
+    def params(self) -> tuple[str, ...]:
+        """What the function is called with."""
+        return self.kind.function_kind.params
 
     @property
     def strategy(self) -> bool:
@@ -159,15 +172,14 @@ EXERCISES: dict[str, Exercise] = {
         starter="11-packing.py",
         kind=PackedRows(),
         task="the labels of a packed row, as TRL's collator makes them: the completion trained, each boundary -100",
-        function="packed_labels",
+        function=FunctionKind.PACKED_LABELS.function,
     ),
     "weights": Exercise(
         lesson_id="weights",
         starter="13-weights.py",
         kind=StepWeights(),
         task="each label's weight in one optimizer step (accumulation and devices), as the Trainer's gradient gives it",
-        function="token_weights",
-        params=("micro_batches",),
+        function=FunctionKind.WEIGHTS.function,
     ),
 }
 

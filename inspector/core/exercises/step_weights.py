@@ -15,7 +15,9 @@ from inspector.core.data.chat_format import ARTICLE_PAIRS, ARTICLE_TEMPLATE, Cha
 from inspector.core.errors import InspectorError
 from inspector.core.exercises.report import Case, CaseResult, Checked, CheckReport, Difference
 from inspector.core.exercises.trl_cases import IGNORE, BatchCase, PreparedCall, built_once, formatted, setup_flags
-from inspector.core.labels.custom import LabelCodeError, LabelFunction, WeightsCall
+from inspector.core.labels.process.errors import LabelCodeError
+from inspector.core.labels.process.parent import LabelFunction, WeightsCall
+from inspector.core.labels.process.protocol import FunctionKind
 from inspector.core.lessons.model import Lesson
 from inspector.core.lessons.weights import REPEATS, step_examples
 
@@ -154,6 +156,7 @@ class StepWeights:
     """Exercise 13's kind: each label's weight in an optimizer step, against the Trainer's gradient."""
 
     unit = "steps"  # what one checked case is (plural)
+    function_kind = FunctionKind.WEIGHTS  # how the label process calls it
     strategy = False  # checked on every save, never trained
     needs_model = True  # TRL's trainer on the model builds the cases
 

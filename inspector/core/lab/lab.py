@@ -38,7 +38,8 @@ if TYPE_CHECKING:
     from inspector.core.data.examples import RowProblem
     from inspector.core.exercises.registry import FoundExercise
     from inspector.core.exercises.report import CheckReport
-    from inspector.core.labels.custom import LabelCodeError, LabelFunction
+    from inspector.core.labels.process.errors import LabelCodeError
+    from inspector.core.labels.process.parent import LabelFunction
     from inspector.core.labels.reload import LabelReloader
     from inspector.core.lessons.code import CodeSpec
     from inspector.core.lessons.demos import DemoContext
@@ -219,10 +220,10 @@ class Lab:
         (`LabelHost.reload`). Runs the user's code (in the label process): call it off the UI thread."""
         return self.label_host.reload(self.loaded, self.formatted)
 
-    def prepare_labels(self) -> None:
+    def hand_over_tokenizer(self) -> None:
         """Hand the tokenizer to the label process ahead of the first call of the user's function."""
         if self.loaded is not None:
-            self.label_host.prepare(self.loaded.tokenizer)
+            self.label_host.hand_over(self.loaded.tokenizer)
 
     def stale(self, strategy: str) -> bool:
         """A custom strategy trained on an earlier version of the label function than the one loaded."""
@@ -343,7 +344,7 @@ class Lab:
         }
         custom = self.custom
         if custom is not None:
-            from inspector.core.labels.custom import LabelCodeError
+            from inspector.core.labels.process.errors import LabelCodeError
 
             try:
                 found[CUSTOM] = label_examples(CUSTOM, [fe], lm.tokenizer, max_length=lm.max_length, custom=custom)[0]

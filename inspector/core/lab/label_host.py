@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from inspector.core.data.chat_format import ChatTemplate, FormattedExample
     from inspector.core.exercises.registry import FoundExercise
     from inspector.core.exercises.report import CheckReport
-    from inspector.core.labels.custom import LabelCodeError, LabelFunction
+    from inspector.core.labels.process.errors import LabelCodeError
+    from inspector.core.labels.process.parent import LabelFunction
     from inspector.core.labels.reload import LabelReloader
     from inspector.core.models import LoadedModel
 
@@ -94,7 +95,7 @@ class LabelHost:
             return self._reload(loaded, formatted)
 
     def _reload(self, loaded: LoadedModel | None, formatted: Sequence[FormattedExample]) -> LabelFunction | LabelCodeError | None:
-        from inspector.core.labels.custom import LabelCodeError
+        from inspector.core.labels.process.errors import LabelCodeError
 
         assert self._reloader is not None
         found = self._reloader.poll()
@@ -113,12 +114,12 @@ class LabelHost:
         found.stop_others()
         return found
 
-    def prepare(self, tokenizer: Any) -> None:
+    def hand_over(self, tokenizer: Any) -> None:
         """Hand the tokenizer to the label process ahead of the first call of the user's function
         (seconds for a large vocabulary); nothing without one."""
         fn = self.custom
         if fn is not None:
-            fn.prepare(tokenizer)
+            fn.hand_over(tokenizer)
 
     def check(
         self, loaded: LoadedModel | None, template: ChatTemplate, trainer_turn: Callable[[], AbstractContextManager[Any]],
@@ -155,6 +156,6 @@ class LabelHost:
     def close(self) -> None:
         """The Lab closes: the label process ends, and whatever the function is doing in it."""
         if self._reloader is not None:
-            from inspector.core.labels.sandbox import close_default
+            from inspector.core.labels.process.sandbox import close_default
 
             close_default()

@@ -62,8 +62,10 @@ def bench_labels(
     sandbox: Any = None,
 ) -> LabelBench:
     """Time `function_text`'s labels of `examples` in this process and in the label process."""
-    from inspector.core.labels.custom import LabelSource, load_label_function, run_label_file
-    from inspector.core.labels.sandbox import Sandbox
+    from inspector.core.labels.process.parent import load_label_function
+    from inspector.core.labels.process.protocol import LabelSource
+    from inspector.core.labels.process.sandbox import Sandbox
+    from inspector.core.labels.process.worker import run_label_file  # the same work, in this process
 
     with tempfile.TemporaryDirectory(prefix="causallm-inspect-bench-") as folder:
         path = Path(folder) / "article_mask.py"

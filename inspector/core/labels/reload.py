@@ -6,9 +6,9 @@ file (no UI, no threads here).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-from inspector.core.labels.custom import DEFAULT_PARAMS, LabelCodeError, LabelFunction, LabelSource, load_label_function
+from inspector.core.labels.process.errors import LabelCodeError
+from inspector.core.labels.process.parent import LabelFunction, load_label_function
+from inspector.core.labels.process.protocol import FunctionKind, LabelSource
 
 
 class LabelReloader:
@@ -22,17 +22,20 @@ class LabelReloader:
     """
 
     def __init__(
-        self, spec: str | LabelSource, *, params: Sequence[str] = DEFAULT_PARAMS, strategy: bool = True,
-        exercise: str | None = None,
+        self, spec: str | LabelSource, *, kind: FunctionKind = FunctionKind.LABELS, strategy: bool = True,
     ) -> None:
         self.source = spec if isinstance(spec, LabelSource) else LabelSource.parse(spec)
-        self.params = tuple(params)  # what the function is called with (an exercise's own)
+        self.kind = kind  # what kind of function it is (an exercise's own)
         self.strategy = strategy  # a label strategy the views show and train; False: an exercise's function, checked only
-        self.exercise = exercise  # the lesson id of the exercise whose starter the file is, if any
         self.current: LabelFunction | None = None
         self.error: LabelCodeError | None = None
         self._previous: LabelFunction | None = None
         self._stamp: tuple[int, int] | None = None
+
+    @property
+    def params(self) -> tuple[str, ...]:
+        """What the function is called with (its kind's parameters)."""
+        return self.kind.params
 
     def _stat(self) -> tuple[int, int] | None:
         try:
@@ -44,7 +47,7 @@ class LabelReloader:
     def load(self) -> LabelFunction:
         """The first load: a LabelCodeError if the file does not load (nothing to fall back on)."""
         self._stamp = self._stat()
-        self.current = load_label_function(self.source, params=self.params)
+        self.current = load_label_function(self.source, kind=self.kind)
         self.error = None
         return self.current
 
@@ -54,7 +57,7 @@ class LabelReloader:
             return None
         self._stamp = stamp
         try:
-            fn = load_label_function(self.source, params=self.params)
+            fn = load_label_function(self.source, kind=self.kind)
         except LabelCodeError as exc:
             if self.error is not None and self.error.to_dict() == exc.to_dict():
                 return None  # saved again with the same problem

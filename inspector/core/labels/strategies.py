@@ -8,7 +8,7 @@
   `completion_only_loss=True`; TRL is asked, not imitated. Where its labels differ from
   `mask` (a multi-turn text trains only its last answer), the difference is shown.
 - `custom`: the user's own label function (`--labels-from FILE[:FUNCTION]`,
-  inspector.core.labels.custom), an optional fourth strategy, shown under the function's name.
+  inspector.core.labels.process), an optional fourth strategy, shown under the function's name.
 
 `STRATEGIES` are the three built-ins, always there; `strategies_with(custom)` adds `custom`
 where a label function is loaded.
@@ -37,7 +37,7 @@ STRATEGY_TITLES = {
 
 
 class LabelMaker(Protocol):
-    """What the `custom` strategy needs of a label function (inspector.core.labels.custom.LabelFunction)."""
+    """What the `custom` strategy needs of a label function (inspector.core.labels.process.parent.LabelFunction)."""
 
     @property
     def name(self) -> str: ...
@@ -286,3 +286,23 @@ def differing_positions(a: LabeledExample, b: LabeledExample) -> list[int]:
         if ra is None or rb is None or ra.id != rb.id or ra.label != rb.label:
             out.append(i)
     return out
+
+
+@dataclass(frozen=True)
+class LabelDiff:
+    """Where the custom labels differ from a reference strategy's, for one example."""
+
+    reference: str
+    positions: tuple[int, ...]
+
+    @property
+    def count(self) -> int:
+        return len(self.positions)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"reference": self.reference, "positions": list(self.positions), "count": self.count}
+
+
+def diff_labels(custom: LabeledExample, reference: LabeledExample) -> LabelDiff:
+    """Positions whose label differs between the custom labels and a reference strategy's (mask, copy or trl)."""
+    return LabelDiff(reference.strategy, tuple(differing_positions(custom, reference)))

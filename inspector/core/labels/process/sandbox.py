@@ -1,9 +1,9 @@
 """The parent's side of the label process: your label function runs where it can be stopped.
 
-A `Sandbox` starts the zygote of `inspector.core.labels.child` on first use, hands it the
+A `Sandbox` starts the zygote of `child` on first use, hands it the
 tokenizers the function is called with, and keeps one warm worker per version of the user's
 file (a fork of the zygote: milliseconds). Every call is one request with all its examples,
-answered within a time limit per example (`--labels-timeout`, default `DEFAULT_TIMEOUT` s);
+answered within a time limit per example (`--labels-timeout`, default `protocol.DEFAULT_TIMEOUT` s);
 past it, or when the worker dies (a crash, an `os._exit` that got through, the kernel's OOM
 killer), the worker is gone, the call comes back as the user's `LabelCodeError` (where it
 was, from the watchdog's or `faulthandler`'s frames), and the next call forks a fresh one.
@@ -26,28 +26,35 @@ import threading
 import time
 import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-DEFAULT_TIMEOUT = 5.0  # seconds per example a label function may take
-START_TIMEOUT = 60.0  # the zygote's start and a tokenizer's hand-over (transformers' import, a big vocabulary)
+from inspector.core.data.tokenizer_variants import derivation
+from inspector.core.labels.process.channel import Channel
+from inspector.core.labels.process.errors import WorkerGone
+from inspector.core.labels.process.protocol import (
+    DEFAULT_TIMEOUT,
+    GRACE,
+    START_TIMEOUT,
+    Answers,
+    Call,
+    Derive,
+    Done,
+    Failed,
+    Fork,
+    HandOver,
+    Item,
+    Load,
+    Loaded,
+    NeedTokenizer,
+    Printed,
+    Refused,
+    Status,
+    joined,
+)
+
 MAX_WORKERS = 3  # warm versions kept at most (the newest); older ones end
-GRACE = 3.0  # beyond the watchdog's own limit, before the parent kills a worker itself
-_derived: dict[int, tuple[Any, Any, str]] = {}  # id(tokenizer) -> (its weakref, its base's, "module:function")
-
-
-def note_derived(tokenizer: Any, base: Any, recipe: str) -> None:
-    """`tokenizer` is `recipe(base)`, `recipe` a "module:function" of ours: the label process makes
-    its own copy that way instead of receiving a pickle of it (seconds for a big vocabulary)."""
-    _derived[id(tokenizer)] = (weakref.ref(tokenizer), weakref.ref(base), recipe)
-
-
-def _derivation(tokenizer: Any) -> tuple[Any, str] | None:
-    found = _derived.get(id(tokenizer))
-    if found is None or found[0]() is not tokenizer or found[1]() is None:
-        return None
-    return found[1](), found[2]
 
 
 def memory_limit() -> int:
@@ -59,54 +66,6 @@ def memory_limit() -> int:
     return int(min(8 << 30, max(1 << 30, total // 4)))
 
 
-class WorkerGone(Exception):
-    """The worker ended (or was ended) before it answered; `status` says how, `dump` what it wrote."""
-
-    def __init__(self, why: str, status: int | None, dump: str) -> None:
-        self.why = why  # "timeout" (the parent's deadline), "ended", "replaced", "closed"
-        self.status = status
-        self.dump = dump
-        super().__init__(why)
-
-    def to_dict(self, example: int | None, timeout: float, *, while_loading: bool = False) -> dict[str, Any]:
-        """What the caller turns into the user's error (`custom.stopped_error`): how it ended, on what."""
-        return {"gone": self.why, "status": self.status, "dump": self.dump, "example": example,
-                "timeout": timeout, "while_loading": while_loading}
-
-
-KEPT = 4000  # characters of printed output kept from its start, and from its end
-
-
-@dataclass
-class Printed:
-    """What a call of the function printed (stdout and stderr): its first and last `KEPT`
-    characters (the same text when it is short) and its size in bytes."""
-
-    head: str
-    tail: str
-    bytes: int
-
-    @property
-    def whole(self) -> bool:
-        """Whether `head` is all of it."""
-        return self.bytes <= len(self.head.encode())
-
-    def then(self, later: Printed | None) -> Printed:
-        """This output followed by `later`'s."""
-        if later is None:
-            return self
-        head = (self.head + later.head)[:KEPT] if self.whole else self.head
-        tail = (self.tail + later.tail)[-KEPT:] if later.whole else later.tail
-        return Printed(head, tail, self.bytes + later.bytes)
-
-    def text(self, limit: int = 2000) -> str:
-        """The output as a user reads it: all of it when short, else its start and end with a note."""
-        if self.whole and len(self.head) <= limit:
-            return self.head
-        half = limit // 2
-        return f"{self.head[:half]}\n… ({self.bytes:,} bytes in all; the first and last lines shown) …\n{self.tail[-half:]}"
-
-
 class _Worker:
     """One worker process: the version it runs, its channel, where faulthandler writes."""
 
@@ -116,7 +75,7 @@ class _Worker:
         self.dump_path = dump_path
         self.generation = generation
         self.lock = threading.RLock()
-        self.loaded: dict[str, Any] | None = None  # the load request's reply
+        self.loaded: Loaded | Failed | None = None  # the load request's reply
         self.dead = False
 
     def read_dump(self) -> str:
@@ -138,7 +97,7 @@ class Sandbox:
         self._address = ""
         self._zygote: subprocess.Popen[bytes] | None = None
         self._control: Any = None
-        self._tokenizers: dict[int, tuple[Any, str]] = {}  # id(tokenizer) -> (weakref or object, key)
+        self._tokenizers = _TokenizerKeys()  # the zygote's key of each tokenizer handed over
         self._generation = 0  # grows with every tokenizer the zygote gets: older forks lack it
         self._key_generation: dict[str, int] = {}  # tokenizer key -> the generation it came with
         self._workers: dict[str, _Worker] = {}  # version (fingerprint) -> its worker
@@ -160,7 +119,7 @@ class Sandbox:
         self._listener = None
         self._dir = None
         self._workers = {}
-        self._tokenizers = {}
+        self._tokenizers = _TokenizerKeys()
         self._key_generation = {}
 
     # --- the zygote ---------------------------------------------------------------------------
@@ -187,7 +146,7 @@ class Sandbox:
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)  # the modules this process sees
         env.setdefault("TOKENIZERS_PARALLELISM", "false")
         self._zygote = subprocess.Popen(
-            [sys.executable, "-m", "inspector.core.labels.child", "zygote", self._address, token,
+            [sys.executable, "-m", "inspector.core.labels.process.child", "zygote", self._address, token,
              os.path.join(self._dir, "zygote.log")],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             env=env, start_new_session=os.name == "posix", close_fds=True,
@@ -198,8 +157,6 @@ class Sandbox:
 
     def _accept(self, token: str, timeout: float, *, zygote: bool = False) -> Any:
         """The channel of the process that connects with `token` (the zygote, or a worker it forked)."""
-        from inspector.core.labels.channel import Channel
-
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
@@ -235,16 +192,18 @@ class Sandbox:
         what = "the label process did not start" if zygote else "the label process could not start a worker"
         return f"{what}{': ' + log if log else ''}"
 
-    def _ask(self, request: tuple[Any, ...], timeout: float) -> tuple[Any, ...]:
-        """A request to the zygote and its reply (under the lock)."""
+    def _ask(self, request: HandOver | Derive | Fork | Status, timeout: float) -> int | None:
+        """A request to the zygote and what it answered (`Done.value`), under the lock."""
+        what = type(request).__name__.lower()
         self._control.send(request)
         if not self._control.readable(timeout):
             self._stop_zygote()
-            raise RuntimeError(f"the label process did not answer ({request[0]}) within {timeout:.0f} s")
+            raise RuntimeError(f"the label process did not answer ({what}) within {timeout:.0f} s")
         reply = self._control.recv()
-        if reply[0] == "failed":
-            raise RuntimeError(f"the label process could not {request[0]}: {reply[1]}")
-        return reply
+        if isinstance(reply, Refused):
+            raise RuntimeError(f"the label process could not {what}: {reply.reason}")
+        assert isinstance(reply, Done), reply
+        return reply.value
 
     def _stop_zygote(self) -> None:
         for worker in list(self._workers.values()):
@@ -296,29 +255,23 @@ class Sandbox:
 
     def _tokenizer_key(self, tokenizer: Any) -> str:
         """The zygote's name for `tokenizer`, handing it over first if it has not got it."""
-        found = self._tokenizers.get(id(tokenizer))
+        found = self._tokenizers.get(tokenizer)
         if found is not None:
-            ref, key = found
-            if (ref() if isinstance(ref, weakref.ref) else ref) is tokenizer:
-                return key
+            return found
         key = secrets.token_hex(6)
-        derived = _derivation(tokenizer)
-        if derived is not None:  # made from another tokenizer by a function of ours: the zygote makes it too
-            base, recipe = derived
-            self._ask(("derive", key, self._tokenizer_key(base), recipe), START_TIMEOUT)
+        derived = derivation(tokenizer)
+        if derived is not None:  # a known variant of another tokenizer: the zygote makes it too
+            base, variant = derived
+            self._ask(Derive(key, self._tokenizer_key(base), variant), START_TIMEOUT)
         else:
             payload = pickle.dumps(tokenizer, protocol=pickle.HIGHEST_PROTOCOL)
-            self._ask(("tokenizer", key, payload), START_TIMEOUT)
-        try:
-            ref: Any = weakref.ref(tokenizer)
-        except TypeError:
-            ref = tokenizer
-        self._tokenizers[id(tokenizer)] = (ref, key)
+            self._ask(HandOver(key, payload), START_TIMEOUT)
+        self._tokenizers.put(tokenizer, key)
         self._generation += 1
         self._key_generation[key] = self._generation
         return key
 
-    def prepare(self, tokenizer: Any) -> None:
+    def hand_over(self, tokenizer: Any) -> None:
         """Hand `tokenizer` to the label process now (it takes seconds for a large vocabulary), so
         the first call does not wait for it."""
         self._check_owner()
@@ -333,7 +286,8 @@ class Sandbox:
         assert self._dir is not None
         dump_path = os.path.join(self._dir, f"dump-{secrets.token_hex(4)}")
         Path(dump_path).touch()
-        _, pid = self._ask(("fork", self._address, token, dump_path, self.memory), START_TIMEOUT)
+        pid = self._ask(Fork(self._address, token, dump_path, self.memory), START_TIMEOUT)
+        assert pid is not None
         channel = self._accept(token, START_TIMEOUT)
         worker = _Worker(pid, channel, dump_path, self._generation)
         self._workers[version] = worker
@@ -362,7 +316,7 @@ class Sandbox:
             if self._control is None:
                 return None
             try:
-                return self._ask(("status", worker.pid, True), 10.0)[1]
+                return self._ask(Status(worker.pid, True), 10.0)
             except (RuntimeError, OSError, EOFError):
                 return None
 
@@ -373,7 +327,7 @@ class Sandbox:
             for version in [v for v in self._workers if v not in keep]:
                 self._kill(self._workers.pop(version))
 
-    def _worker_for(self, version: str, load: dict[str, Any], tokenizer_keys: Sequence[str]) -> _Worker:
+    def _worker_for(self, version: str, load: Load, tokenizer_keys: Sequence[str]) -> _Worker:
         """A live worker of `version` that has every tokenizer it needs, its file run."""
         with self._lock:
             self._start()
@@ -385,14 +339,14 @@ class Sandbox:
                 worker = self._fork(version)
         with worker.lock:
             if worker.loaded is None:
-                worker.loaded = self._request(worker, ("load", load, self.timeout), self.timeout + GRACE)
+                worker.loaded = self._request(worker, replace(load, timeout=self.timeout), self.timeout + GRACE)
         return worker
 
     def _generation_needed(self, keys: Sequence[str]) -> int:
         """The generation at which the last of `keys` reached the zygote (a worker forked before lacks it)."""
         return max((self._key_generation.get(k, 0) for k in keys), default=0)
 
-    def _request(self, worker: _Worker, request: tuple[Any, ...], deadline: float) -> tuple[Any, ...]:
+    def _request(self, worker: _Worker, request: Load | Call, deadline: float) -> Any:
         """Send a request to the worker and wait at most `deadline` seconds for its reply."""
         with worker.lock:
             if worker.dead:
@@ -420,80 +374,91 @@ class Sandbox:
 
     # --- what the label function asks -----------------------------------------------------------
 
-    def load(self, version: str, file: str, text: str, function: str,
-             params: Sequence[str] = ("example", "tokenizer")) -> tuple[Any, ...]:
-        """Run the file in a fresh worker: ("loaded", info, printed) or ("error", LabelCodeError dict, printed).
-
-        `params`: the parameters the function must take."""
+    def load(self, version: str, load: Load) -> Loaded | Failed:
+        """Run the file in a fresh worker: what it answered (its printed output with it)."""
         self._check_owner()
-        spec = {"file": file, "text": text, "function": function, "params": list(params)}
         try:
-            worker = self._worker_for(version, spec, ())
+            worker = self._worker_for(version, load, ())
         except WorkerGone as gone:
-            return ("error", gone.to_dict(None, self.timeout, while_loading=True), None)
+            return Failed(gone.on(None, self.timeout, while_loading=True))
         reply = worker.loaded
         assert reply is not None
-        if reply[0] != "loaded":  # a file that does not load: its worker is of no use
+        if not isinstance(reply, Loaded):  # a file that does not load: its worker is of no use
             with self._lock:
                 self._forget(worker)
         return reply
 
-    def call(self, version: str, load: dict[str, Any], items: Sequence[dict[str, Any]], tokenizers: Sequence[Any],
-             stop_on_error: bool) -> tuple[list[Any], Any]:
-        """Call the function on every item; (per item: labels or a LabelCodeError dict, printed output).
+    def call(self, version: str, load: Load, items: Sequence[Item], tokenizers: Sequence[Any],
+             stop_on_error: bool) -> tuple[list[Any], Printed | None]:
+        """Call the function on every item; (per item: its checked return or a Failed, printed output).
 
-        `tokenizers[i]` is the tokenizer item i is called with. A worker that is stopped or dies
-        fails the item it was on; with `stop_on_error` the items after it are not run, else a new
-        worker goes on with them.
+        `tokenizers[i]` is the tokenizer item i is called with (its `tokenizer` key is set here).
+        A worker that is stopped or dies fails the item it was on; with `stop_on_error` the items
+        after it are not run, else a new worker goes on with them.
         """
         self._check_owner()
         results: list[Any] = []
-        printed: list[Any] = []
+        printed: list[Printed | None] = []
         todo = list(range(len(items)))
         refork = 0
         while todo:
             with self._lock:
                 self._start()
                 keys = [self._tokenizer_key(tokenizers[i]) for i in todo]
-            batch = [dict(items[i], tokenizer=k) for i, k in zip(todo, keys)]
+            batch = [replace(items[i], tokenizer=k) for i, k in zip(todo, keys)]
             try:
                 worker = self._worker_for(version, load, keys)
-                if worker.loaded and worker.loaded[0] == "error":
-                    error = dict(worker.loaded[1])
-                    return [error for _ in items], _printed(printed + [worker.loaded[2]])
-                reply = self._request(worker, ("label", batch, self.timeout, stop_on_error),
+                if isinstance(worker.loaded, Failed):
+                    return [worker.loaded for _ in items], joined([*printed, worker.loaded.printed])
+                reply = self._request(worker, Call(batch, self.timeout, stop_on_error),
                                       self.timeout * len(batch) + GRACE)
             except WorkerGone as gone:
                 # The item it was on: the first with no answer yet.
                 at = todo[0]
-                results.append(gone.to_dict(items[at].get("example"), self.timeout))
+                results.append(Failed(gone.on(items[at].example, self.timeout)))
                 todo = todo[1:]
                 if stop_on_error:
                     break
                 continue
-            if reply[0] == "need-tokenizer":  # cannot happen with the generations right; fork anew once
+            if isinstance(reply, NeedTokenizer):  # cannot happen with the generations right; fork anew once
                 with self._lock:
                     self._forget(worker)
                 refork += 1
                 if refork > 1:
-                    raise RuntimeError(f"the label process lost a tokenizer ({reply[1]})")
+                    raise RuntimeError(f"the label process lost a tokenizer ({reply.key})")
                 continue
-            _, answers, out = reply
-            printed.append(out)
-            results.extend(answers)
-            todo = todo[len(answers):]
-            if stop_on_error and answers and not isinstance(answers[-1], list):
+            assert isinstance(reply, Answers), reply
+            printed.append(reply.printed)
+            results.extend(reply.results)
+            todo = todo[len(reply.results):]
+            if stop_on_error and reply.results and isinstance(reply.results[-1], Failed):
                 break
-        return results, _printed(printed)
+        return results, joined(printed)
 
 
-def _printed(outputs: Sequence[Any]) -> Printed | None:
-    out: Printed | None = None
-    for o in outputs:
-        if o:
-            p = Printed(o["head"], o["tail"], o["bytes"])
-            out = p if out is None else out.then(p)
-    return out
+class _TokenizerKeys:
+    """The zygote's key of each tokenizer handed over, owned by the tokenizers (weakly) where they
+    allow it, else held."""
+
+    def __init__(self) -> None:
+        self._weak: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+        self._held: list[tuple[Any, str]] = []  # tokenizers that are neither hashable nor weakly referable
+
+    def get(self, tokenizer: Any) -> str | None:
+        try:
+            return self._weak.get(tokenizer)
+        except TypeError:
+            return next((key for tok, key in self._held if tok is tokenizer), None)
+
+    def put(self, tokenizer: Any, key: str) -> None:
+        try:
+            self._weak[tokenizer] = key
+        except TypeError:
+            self._held.append((tokenizer, key))
+
+    def clear(self) -> None:
+        self._weak.clear()
+        self._held.clear()
 
 
 _default: Sandbox | None = None

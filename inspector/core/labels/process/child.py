@@ -1,14 +1,14 @@
 """What runs in the label process: the zygote, and the worker that runs your label function.
 
-The user's label function never runs in the app's process (`inspector.core.labels.sandbox` is
-the side that asks). `python -m inspector.core.labels.child` starts the **zygote**: a small,
+The user's label function never runs in the app's process (`sandbox` is the side that asks;
+`protocol` says what the two sides say). `python -m inspector.core.labels.process.child` starts the **zygote**: a small,
 single-threaded process that holds the tokenizers the function is called with (unpickled
 once; transformers is imported here only then) and forks one **worker** per version of the
 user's file. A fork costs milliseconds and shares the tokenizers' memory, so every save gets a
 fresh process without paying transformers' import again. Where there is no `fork` (Windows),
 the zygote starts each worker as a new interpreter and hands it the tokenizers' pickles.
 
-A worker runs the file and its function for the parent, one request at a time, under guards:
+A worker runs the file and its function for the parent (`worker` loads, calls and checks it), one request at a time, under guards:
 
 - a watchdog (`faulthandler.dump_traceback_later`) stops any call that runs past its time
   limit, writing where it was first, so the parent can say which line looped;
@@ -27,23 +27,33 @@ import os
 import pickle
 import sys
 import threading
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
-OUTPUT_KEPT = 4000  # characters of what the function printed kept from its start, and as many from its end
+from inspector.core.labels.process.channel import Channel, open_channel
+from inspector.core.labels.process.errors import LabelCodeError, ProcessExit, raised_error
+from inspector.core.labels.process.protocol import (
+    OUTPUT_KEPT,
+    Answers,
+    Call,
+    Derive,
+    Done,
+    Failed,
+    Fork,
+    HandOver,
+    LabelSource,
+    Load,
+    Loaded,
+    NeedTokenizer,
+    Printed,
+    Refused,
+    Status,
+)
+
 _MARKER = b"\0causallm-inspect-output-end\0"
 
-
-from inspector.core.labels.channel import Channel, open_channel  # noqa: E402
-
 # --- the worker ------------------------------------------------------------------------------
-
-
-class _Exited(BaseException):
-    """`os._exit` called by the user's code: raised instead, so the process lives on."""
-
-    def __init__(self, code: Any) -> None:
-        self.code = code
-        super().__init__(code)
 
 
 class _Output:
@@ -99,8 +109,8 @@ class _Output:
             self.head += data[:room]
         self.tail = (self.tail + data)[-OUTPUT_KEPT:]  # the last bytes, overlapping the head when short
 
-    def collect(self) -> dict[str, Any] | None:
-        """What was printed since the last collect: {"head", "tail", "bytes"}, or None."""
+    def collect(self) -> Printed | None:
+        """What was printed since the last collect, or None."""
         for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
             try:
                 if stream is not None:
@@ -116,11 +126,8 @@ class _Output:
         with self._lock:
             if not self.total:
                 return None
-            out = {
-                "head": bytes(self.head).decode("utf-8", "replace"),
-                "tail": bytes(self.tail).decode("utf-8", "replace"),
-                "bytes": self.total,
-            }
+            out = Printed(bytes(self.head).decode("utf-8", "replace"), bytes(self.tail).decode("utf-8", "replace"),
+                          self.total)
             self._reset()
         return out
 
@@ -172,7 +179,7 @@ class Worker:
         real_exit = os._exit
 
         def _exit(code: Any = 0) -> None:
-            raise _Exited(code)
+            raise ProcessExit(code)
 
         setattr(os, "_exit", _exit)  # noqa: B010 (a patch: os._exit ends the worker with a report, not silently)
         posix = sys.modules.get("posix") or sys.modules.get("nt")
@@ -187,20 +194,19 @@ class Worker:
                 request = self.channel.recv()
             except (EOFError, OSError):
                 self._real_exit(0)
-            kind = request[0]
-            if kind == "quit":
-                self._real_exit(0)
-            elif kind == "load":
-                reply = self._guarded(self._load, request[1], timeout=request[2])
-            elif kind == "label":
-                reply = self._label(*request[1:])
+            if isinstance(request, Load):
+                reply: Any = self._guarded(self._load, request, timeout=request.timeout)
+            elif isinstance(request, Call):
+                reply = self._call(request)
             else:
-                reply = ("error", {"kind": "exception", "message": f"unknown request {kind!r}"})
-            reply = (*reply, self.output.collect())
+                reply = Failed({"kind": "exception", "file": "", "line": None,
+                                "message": f"unknown request {type(request).__name__}"})
+            reply = replace(reply, printed=self.output.collect())
             try:
                 self.channel.send(reply)
             except (OSError, pickle.PicklingError, TypeError) as exc:
-                self.channel.send(("error", {"kind": "wrong-return", "message": f"the reply could not be sent: {exc}"}, None))
+                self.channel.send(Failed({"kind": "wrong-return", "file": "", "line": None,
+                                          "message": f"the reply could not be sent: {exc}"}))
 
     def _guarded(self, fn: Any, *args: Any, timeout: float, **kwargs: Any) -> Any:
         """Call `fn` with the watchdog armed: past `timeout` s the process writes where it was and exits."""
@@ -212,73 +218,33 @@ class Worker:
         finally:
             faulthandler.cancel_dump_traceback_later()
 
-    def _load(self, spec: dict[str, Any]) -> tuple[Any, ...]:
-        from inspector.core.labels.custom import LabelCodeError, LabelSource, run_label_file
+    def _load(self, load: Load) -> Loaded | Failed:
+        from inspector.core.labels.process.worker import run_label_file  # in the worker only, after the fork
 
-        source = LabelSource(__import__("pathlib").Path(spec["file"]), spec["function"])
         try:
-            self.function = run_label_file(source, spec["text"], tuple(spec.get("params") or ("example", "tokenizer")))
+            self.function = run_label_file(LabelSource(Path(load.file), load.function), load.text, load.kind)
         except LabelCodeError as exc:
-            return ("error", exc.to_dict())
+            return Failed(exc.to_dict())
         except BaseException as exc:  # noqa: BLE001 (sys.exit, os._exit, MemoryError at the file's top level)
-            return ("error", _fatal(exc, spec["file"], spec["text"], spec["function"], None, while_loading=True))
-        return ("loaded", {"def_line": self.function.def_line})
+            return Failed(raised_error(exc, load.file, load.text, load.function, while_loading=True).to_dict())
+        return Loaded(self.function.def_line)
 
-    def _label(self, items: list[dict[str, Any]], timeout: float, stop_on_error: bool) -> tuple[Any, ...]:
-        from inspector.core.labels.custom import LabelCodeError
-
+    def _call(self, call: Call) -> Answers | NeedTokenizer:
         fn = self.function
         results: list[Any] = []
-        for item in items:
-            tok = self.tokenizers.get(item["tokenizer"])
+        for item in call.items:
+            tok = self.tokenizers.get(item.tokenizer)
             if tok is None:
-                return ("need-tokenizer", item["tokenizer"])
+                return NeedTokenizer(item.tokenizer)
             try:
-                if item.get("kind") == "weights":
-                    answer = self._guarded(fn.call_weights, item["micro_batches"], example=item["example"], timeout=timeout)
-                else:
-                    answer = self._guarded(
-                        fn.call, item["input_ids"], tok, text=item["text"], attention_mask=item["attention_mask"],
-                        example=item["example"], extra=item.get("extra"), timeout=timeout,
-                    )
-                results.append(answer)
+                results.append(self._guarded(fn.answer, item, tok, timeout=call.timeout))
             except LabelCodeError as exc:
-                results.append(exc.to_dict())
+                results.append(Failed(exc.to_dict()))
             except BaseException as exc:  # noqa: BLE001 (sys.exit, os._exit inside the function)
-                results.append(_fatal(exc, fn.file, fn.text, fn.name, item["example"]))
-            if stop_on_error and not isinstance(results[-1], list):
+                results.append(Failed(raised_error(exc, fn.file, fn.text, fn.name, example=item.example).to_dict()))
+            if call.stop_on_error and isinstance(results[-1], Failed):
                 break
-        return ("labels", results)
-
-
-def _fatal(exc: BaseException, file: str, text: str, function: str, example: int | None,
-           while_loading: bool = False) -> dict[str, Any]:
-    """An exit or a MemoryError in the user's code, as a LabelCodeError's dict."""
-    from inspector.core.labels.custom import LabelCodeError, user_frames
-
-    frames = user_frames(exc.__traceback__, file, text)
-    line = frames[-1].line if frames else None
-    where = " while the file ran" if while_loading else ""
-    if isinstance(exc, (SystemExit, _Exited)):
-        call = "os._exit" if isinstance(exc, _Exited) else "sys.exit"
-        code = exc.code if exc.code is not None else ""
-        error = LabelCodeError(
-            "exit", file, line, f"it called {call}({code!r}){where}" if code != "" else f"it called {call}(){where}",
-            frames=frames, example=example, function=function,
-            fix="return the labels instead of ending the process (the app and the command go on without it)",
-        )
-    elif isinstance(exc, MemoryError):
-        error = LabelCodeError(
-            "memory", file, line, f"it ran out of memory{where} (MemoryError)", frames=frames, example=example,
-            function=function, fix="allocate less: the label process may use a quarter of the machine's memory",
-        )
-    else:  # KeyboardInterrupt, GeneratorExit and the like, raised by the user's code
-        error = LabelCodeError(
-            "exception", file, line, f"{type(exc).__name__}: {exc}{where}" if str(exc) else f"{type(exc).__name__}{where}",
-            frames=frames, example=example, function=function, detail=f"{type(exc).__name__}: {exc}",
-            fix=f"fix {function} and save the file",
-        )
-    return error.to_dict()
+        return Answers(results)
 
 
 def _start_worker(address: str, token: str, tokenizers: dict[str, Any], dump_path: str, memory: int | None) -> None:
@@ -318,34 +284,26 @@ class Zygote:
                 try:
                     reply = self._handle(request)
                 except Exception as exc:  # noqa: BLE001 (a tokenizer that does not unpickle, a failed fork)
-                    reply = ("failed", f"{type(exc).__name__}: {exc}")
+                    reply = Refused(f"{type(exc).__name__}: {exc}")
                 self.channel.send(reply)
         finally:
             self._end_all()
 
-    def _handle(self, request: tuple[Any, ...]) -> tuple[Any, ...]:
-        kind = request[0]
-        if kind == "tokenizer":
-            _, key, payload = request
-            self.tokenizers[key] = pickle.loads(payload)  # noqa: S301 (the parent's own tokenizer)
-            self.pickles[key] = payload
-            return ("ok",)
-        if kind == "derive":
-            _, key, base, recipe = request
-            module, _, name = recipe.partition(":")
-            derive = getattr(__import__(module, fromlist=[name]), name)
-            self.tokenizers[key] = derive(self.tokenizers[base])
+    def _handle(self, request: Any) -> Any:
+        if isinstance(request, HandOver):
+            self.tokenizers[request.key] = pickle.loads(request.payload)  # noqa: S301 (the parent's own tokenizer)
+            self.pickles[request.key] = request.payload
+            return Done()
+        if isinstance(request, Derive):
+            self.tokenizers[request.key] = request.variant.make(self.tokenizers[request.base])
             if not hasattr(os, "fork"):
-                self.pickles[key] = pickle.dumps(self.tokenizers[key])
-            return ("ok",)
-        if kind == "fork":
-            _, address, token, dump_path, memory = request
-            return ("forked", self._fork(address, token, dump_path, memory))
-        if kind == "status":
-            return ("status", self._status(request[1], wait=request[2]))
-        if kind == "ping":
-            return ("pong", os.getpid(), threading.active_count())
-        return ("failed", f"unknown request {kind!r}")
+                self.pickles[request.key] = pickle.dumps(self.tokenizers[request.key])
+            return Done()
+        if isinstance(request, Fork):
+            return Done(self._fork(request.address, request.token, request.dump_path, request.memory))
+        if isinstance(request, Status):
+            return Done(self._status(request.pid, wait=request.wait))
+        return Refused(f"unknown request {type(request).__name__}")
 
     def _fork(self, address: str, token: str, dump_path: str, memory: int | None) -> int:
         if hasattr(os, "fork"):
@@ -362,7 +320,7 @@ class Zygote:
         import subprocess
 
         proc = subprocess.Popen(
-            [sys.executable, "-m", "inspector.core.labels.child", "worker", address, token, dump_path, str(memory or 0)],
+            [sys.executable, "-m", "inspector.core.labels.process.child", "worker", address, token, dump_path, str(memory or 0)],
             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         assert proc.stdin is not None
