@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from label_functions import ARTICLE, NO_EOS, PADDING, RAISES, RIGHT, WRONG_LENGTH, check_code  # tests/ is on the path
 
+from inspector.core.data.tokens import IGNORE_INDEX
 from inspector.core.errors import InspectorError
-from inspector.core.labels.strategies import IGNORE_INDEX
 from inspector.core.lessons.exercises import (
     EXERCISES,
     exercise_for,

@@ -26,9 +26,9 @@ from typing import Any
 
 from inspector.core.batches.setup import ROW_COLUMN, BatchSetup
 from inspector.core.batches.weights import ExampleWeight, apply_weights
+from inspector.core.data.tokens import IGNORE_INDEX
 from inspector.core.errors import InspectorError
 
-IGNORE_INDEX = -100
 _ROWS = "causallm_inspect_rows"  # packing-provenance columns: each token's dataset index...
 _POS = "causallm_inspect_pos"  # ... and its offset among that row's own tokens
 

@@ -28,7 +28,7 @@ from inspector.core.errors import InspectorError
 from inspector.core.data.chat_format import ARTICLE_PAIRS, ARTICLE_TEMPLATE, ChatTemplate, add_special_tokens, article_text
 from inspector.core.lessons.weights import REPEATS, step_examples
 
-IGNORE = -100
+from inspector.core.data.tokens import IGNORE_INDEX as IGNORE
 
 
 def _varied(pairs: Sequence[tuple[str, str]], repeats: Sequence[int]) -> tuple[tuple[str, str], ...]:

@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from inspector.core.data.chat_format import FormattedExample
-
-IGNORE_INDEX = -100
+from inspector.core.data.tokens import IGNORE_INDEX
 
 
 @dataclass
