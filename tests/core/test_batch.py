@@ -251,3 +251,15 @@ def test_lean_tokenizer_hashing_still_sees_every_change_and_is_undone(tiny):
             tok.chat_template = kept
         assert Hasher.hash(tok) == first
     assert _dill.Pickler.dispatch.get(type(tok)) is before
+
+
+def test_the_flags_and_a_lessons_batch_keys_are_sftconfig_fields():
+    import dataclasses
+
+    from trl import SFTConfig
+
+    from inspector.core.lessons.model import BATCH_KEYS
+
+    fields = {f.name for f in dataclasses.fields(SFTConfig)}
+    assert set(batch_setup.SFT_FLAGS) <= fields
+    assert set(BATCH_KEYS) - {"world_size"} <= set(batch_setup.SFT_FLAGS)
