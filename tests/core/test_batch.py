@@ -12,7 +12,7 @@ import pytest
 from inspector.core.batches import setup as batch_setup
 from inspector.core.batches.attention import check_attention
 from inspector.core.batches.steps import inspect_step, sft_trainer
-from inspector.core.batches.weights import step_sums
+from inspector.core.batches.token_weights import step_sums
 from inspector.core.data.chat_format import article_text
 from inspector.core.data.examples import Example, format_examples
 from inspector.core.errors import InspectorError

@@ -79,7 +79,7 @@ def test_the_trainers_gradient_gives_the_batch_cores_weights(tiny):
     under accumulation, simulated devices, copy labels, packing and average_tokens_across_devices off."""
     from inspector.core.batches.setup import examples_setup
     from inspector.core.batches.steps import inspect_step, sft_trainer
-    from inspector.core.batches.weights import gradient_weights
+    from inspector.core.batches.token_weights import gradient_weights
 
     tok = tiny.tokenizer
     fes = [add_special_tokens(article_text(w, a), tok.bos_token, tok.eos_token, ARTICLE_TEMPLATE)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from inspector.core.batches.weights import SCHEMES, step_sums
+from inspector.core.batches.token_weights import SCHEMES, step_sums
 
 
 def _clip(text: str, width: int) -> str:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from inspector.core.batches.setup import ROW_COLUMN, BatchSetup
-from inspector.core.batches.weights import ExampleWeight, apply_weights
+from inspector.core.batches.token_weights import ExampleWeight, apply_weights
 from inspector.core.data.tokens import IGNORE_INDEX
 from inspector.core.errors import InspectorError
 

@@ -4,7 +4,7 @@ checked against what TRL and the Trainer compute, on the lesson's batches and on
 The references are never written here: TRL's SFTTrainer prepares and packs the examples (the
 batch core's `examples_setup` and `sft_trainer`), its collator labels each packed row
 (`trainer.data_collator([row])`), and each label's weight in a step is read off the gradient of
-the Trainer's own loss (`batches.weights.gradient_weights`). A case's setup is sized from the
+the Trainer's own loss (`batches.token_weights.gradient_weights`). A case's setup is sized from the
 examples' lengths under the tokenizer in use (an answer cut in its middle, a piece of one token),
 so the hidden cases hold on any model.
 
@@ -235,7 +235,7 @@ def prepare_weight_case(model: Any, tokenizer: Any, case: BatchCase, template: C
     and each label's weight as the Trainer's gradient gives it."""
     from inspector.core.batches.setup import examples_setup
     from inspector.core.batches.steps import inspect_step, sft_trainer
-    from inspector.core.batches.weights import _gradients
+    from inspector.core.batches.token_weights import _gradients
 
     formatted = _formatted(tokenizer, template, case.pairs, model_name)
     flags = _setup_flags(model, tokenizer, case, formatted, device)

@@ -45,7 +45,7 @@ class WeightsView:
     accumulation: int
     num_items_in_batch: int | None
     normalisation: str
-    shares: list[Any]  # batches.weights.ExampleWeight per source row (mask labels)
+    shares: list[Any]  # batches.token_weights.ExampleWeight per source row (mask labels)
     copy_shares: list[Any]  # the same rows under copy labels (completion_only_loss=False)
     copy_items: int | None
     versus: dict[str, GradientStats] = field(default_factory=dict)  # "a vs b" -> stats
