@@ -76,6 +76,7 @@ class BatchSetup:
     config_file: str | None = None
     given: dict[str, Any] = field(default_factory=dict)  # the SFTConfig values the user set (config and flags)
     lowered_batch_size: int | None = None  # the default batch size it was lowered from, to fit a small dataset
+    model_use_cache: bool | None = None  # the model config's own use_cache (the Trainer turns it off); set by sft_trainer
 
     def row_number(self, index: int) -> int:
         return int(self.rows[index]) if self.rows is not None else index + 1

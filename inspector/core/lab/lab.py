@@ -34,6 +34,7 @@ from inspector.core.training.burst import DEFAULT_SEED, BurstResult, BurstSettin
 from inspector.core.training.predictions import DEFAULT_TOP_K
 
 if TYPE_CHECKING:
+    from inspector.core.batches.step_types import StepView
     from inspector.core.data.examples import RowProblem
     from inspector.core.labels.custom import LabelCodeError, LabelFunction
     from inspector.core.labels.reload import LabelReloader
@@ -291,7 +292,7 @@ class Lab:
         return check_exercise(exercise, number, lesson, fn, lm.tokenizer, self.template, model_name=lm.name,
                               model=lm.model, device=str(lm.device))
 
-    def packed_row_labels(self, view: Any, micro_batch: int, batch_row: int) -> Any:
+    def packed_row_labels(self, view: StepView, micro_batch: int, batch_row: int) -> Any:
         """Exercise 11's `packed_labels` (`--labels-from` its starter) on one row of a batch view's
         step: its labels, its LabelCodeError, or None where it does not apply (no such function,
         or a micro-batch that is not padding-free). Runs the user's code: off the UI thread."""
@@ -321,9 +322,9 @@ class Lab:
             answer = greedy_answer(lm.model, lm.tokenizer, lm.tokenizer(prompt.text)["input_ids"])
         return prompt.text, answer
 
-    def batch_step(self, flags: dict[str, Any], *, step: int = 1, world_size: int = 1) -> Any:
+    def batch_step(self, flags: dict[str, Any], *, step: int = 1, world_size: int = 1) -> StepView:
         """The micro-batches of one optimizer step as TRL's SFTTrainer builds them from the
-        training rows with these SFTConfig flags (a `core.batches.steps.StepView`). Builds a
+        training rows with these SFTConfig flags (a `core.batches.step_types.StepView`). Builds a
         trainer (no training) on the untrained model: one trainer at a time."""
         from inspector.core.batches.steps import build_step
 

@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from inspector.core.batches.step_types import MicroBatch
 from inspector.core.errors import InspectorError
 from inspector.core.data.chat_format import ARTICLE_PAIRS, ARTICLE_TEMPLATE, ChatTemplate, add_special_tokens, article_text
 from inspector.core.lessons.weights import REPEATS, step_examples
@@ -169,7 +170,7 @@ def _formatted(tokenizer: Any, template: ChatTemplate, pairs: Sequence[tuple[str
 def _lengths(model: Any, tokenizer: Any, formatted: Sequence[Any], device: str) -> list[tuple[int, int]]:
     """(length, prompt length) of each example as TRL prepares it, unpacked and untruncated."""
     from inspector.core.batches.setup import examples_setup
-    from inspector.core.batches.steps import sft_trainer
+    from inspector.core.batches.trainer import sft_trainer
 
     rows = list(range(1, len(formatted) + 1))
     with tempfile.TemporaryDirectory(prefix="causallm-inspect-exercise-") as tmp:
@@ -199,7 +200,7 @@ def prepare_pack_case(model: Any, tokenizer: Any, case: BatchCase, template: Cha
                       device: str = "cpu", model_name: str = "in use") -> list[PreparedCall]:
     """Each packed row TRL makes for the case (those `case.keep` keeps), with its collator's labels."""
     from inspector.core.batches.setup import examples_setup
-    from inspector.core.batches.steps import sft_trainer
+    from inspector.core.batches.trainer import sft_trainer
 
     formatted = _formatted(tokenizer, template, case.pairs, model_name)
     flags = _setup_flags(model, tokenizer, case, formatted, device)
@@ -234,7 +235,8 @@ def prepare_weight_case(model: Any, tokenizer: Any, case: BatchCase, template: C
     """Step 1 of the case's SFTTrainer on `case.world_size` simulated devices: its micro-batches
     and each label's weight as the Trainer's gradient gives it."""
     from inspector.core.batches.setup import examples_setup
-    from inspector.core.batches.steps import inspect_step, sft_trainer
+    from inspector.core.batches.steps import inspect_step
+    from inspector.core.batches.trainer import sft_trainer
     from inspector.core.batches.token_weights import _gradients
 
     formatted = _formatted(tokenizer, template, case.pairs, model_name)
@@ -243,7 +245,7 @@ def prepare_weight_case(model: Any, tokenizer: Any, case: BatchCase, template: C
     with tempfile.TemporaryDirectory(prefix="causallm-inspect-exercise-") as tmp:
         setup = examples_setup(formatted, rows, "the exercise's examples", flags, output_dir=tmp, device=device)
         with sft_trainer(model, tokenizer, setup) as trainer:
-            view = inspect_step(trainer, step=1, world_size=case.world_size)
+            view = inspect_step(trainer, setup, step=1, world_size=case.world_size)
             found = _gradients(trainer, view)
     micro_batches = []
     for mb in view.micro_batches:
@@ -285,11 +287,11 @@ def prepared_calls(kind: str, model: Any, tokenizer: Any, cases: Sequence[BatchC
     return calls
 
 
-def row_fields(tokenizer: Any, mb: Any, batch_row: int, mask_reason: str) -> dict[str, Any] | None:
-    """Exercise 11's example dict for one row of a batch view's micro-batch (`batches.steps.MicroBatch`):
+def row_fields(tokenizer: Any, mb: MicroBatch, batch_row: int, mask_reason: str) -> dict[str, Any] | None:
+    """Exercise 11's example dict for one row of a batch view's micro-batch (`batches.step_types.MicroBatch`):
     its fields as the check gives them, `completion_mask` 0 where the prepared row masked the token
     (`mask_reason`) or where it is padding; None for a micro-batch that is not padding-free."""
-    from inspector.core.batches.steps import PADDING
+    from inspector.core.batches.step_types import PADDING
 
     positions = mb.rows_of("position_ids")
     if positions is None or "attention_mask" in mb.batch:
