@@ -264,3 +264,17 @@ def test_the_flags_and_a_lessons_batch_keys_are_sftconfig_fields():
     fields = {f.name for f in dataclasses.fields(SFTConfig)}
     assert set(batch_setup.SFT_FLAGS) <= fields
     assert set(BATCH_KEYS) - {"world_size"} <= set(batch_setup.SFT_FLAGS)
+
+
+def test_the_setup_travels_beside_the_trainer_and_the_view_is_built_whole(tiny):
+    import dataclasses
+
+    with view_trainer(tiny, per_device_train_batch_size=2) as (trainer, s):
+        view = inspect_step(trainer, s, step=1)
+        assert not [k for k in vars(trainer) if k.startswith("causallm_inspect")]  # nothing of ours on TRL's object
+        assert tiny.model.config.use_cache is False  # the Trainer's, while it lives
+    assert s.model_use_cache is True and tiny.model.config.use_cache is True  # the model's own, kept and put back
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        view.notes = []
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        view.micro_batches[0].weights = {}

@@ -223,7 +223,7 @@ class StepView:
     micro_batches_per_epoch: int  # per rank
     world_size: int  # simulated ranks
     micro_batches: list[MicroBatch]  # micro-step by micro-step, rank by rank
-    settings: dict[str, Any]  # the trainer's arguments that shape a batch (`steps.settings_of`)
+    settings: dict[str, Any]  # the trainer's arguments that shape a batch, and the world size
     source: str  # what the rows are, for the header
     dataset_rows: int  # rows handed to SFTTrainer
     prepared_rows: int  # sequences TRL prepared from them (packed or not)
