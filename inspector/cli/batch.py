@@ -8,6 +8,7 @@ receives; `--check-attention` measures whether packed segments see each other.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import tempfile
 from pathlib import Path
 
@@ -105,12 +106,14 @@ def _build(args: argparse.Namespace, flags: dict, tmp: str) -> tuple:
             formatted, [ex.row for ex in examples], source, flags, output_dir=tmp, device=loaded.device, config_file=args.config
         )
     from inspector.core.batches.attention import check_attention
-    from inspector.core.batches.steps import inspect_step, sft_trainer
+    from inspector.core.batches.steps import inspect_step
+    from inspector.core.batches.trainer import sft_trainer
 
     status("building TRL's SFTTrainer (no training) and its data loader")
     with sft_trainer(loaded.model, loaded.tokenizer, setup) as trainer:
-        view = inspect_step(trainer, step=args.step, world_size=args.world_size)
+        view = inspect_step(trainer, setup, step=args.step, world_size=args.world_size)
         if args.check_attention:
             status("running each segment alone and in its micro-batch")
-            view.attention = check_attention(trainer, view, setup.attn_implementation)
+            report = check_attention(trainer, view, setup.attn_implementation, model_use_cache=setup.model_use_cache)
+            view = dataclasses.replace(view, attention=report)
     return view, loaded.name

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from inspector.core.data.chat_format import ARTICLE_EXAMPLES, add_special_tokens
-from inspector.core.labels.strategies import IGNORE_INDEX, label_example
+from inspector.core.data.tokens import IGNORE_INDEX
+from inspector.core.labels.strategies import label_example
 from inspector.core.lessons.anatomy import padding_view, shift_view, tokenize_view
 from inspector.core.lessons.demos import TWO_TURNS
 

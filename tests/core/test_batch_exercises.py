@@ -78,8 +78,9 @@ def test_the_trainers_gradient_gives_the_batch_cores_weights(tiny):
     """The weights read off the Trainer's own loss (its fused head) equal those the batch core counts,
     under accumulation, simulated devices, copy labels, packing and average_tokens_across_devices off."""
     from inspector.core.batches.setup import examples_setup
-    from inspector.core.batches.steps import inspect_step, sft_trainer
-    from inspector.core.batches.weights import gradient_weights
+    from inspector.core.batches.steps import inspect_step
+    from inspector.core.batches.token_weights import gradient_weights
+    from inspector.core.batches.trainer import sft_trainer
 
     tok = tiny.tokenizer
     fes = [add_special_tokens(article_text(w, a), tok.bos_token, tok.eos_token, ARTICLE_TEMPLATE)
@@ -94,7 +95,7 @@ def test_the_trainers_gradient_gives_the_batch_cores_weights(tiny):
         with tempfile.TemporaryDirectory() as tmp:
             setup = examples_setup(fes, list(range(1, len(fes) + 1)), "x", flags, output_dir=tmp, device="cpu")
             with sft_trainer(tiny.model, tok, setup) as trainer:
-                view = inspect_step(trainer, step=1, world_size=world)
+                view = inspect_step(trainer, setup, step=1, world_size=world)
                 read = gradient_weights(trainer, view)
         counted = [mb.weights["trainer"] for mb in view.micro_batches]
         assert len(read) == len(counted)

@@ -6,9 +6,9 @@ import pytest
 from label_functions import ARTICLE, NO_EOS, PADDING, RAISES, RIGHT, WRONG_LENGTH, check_code  # tests/ is on the path
 
 from inspector.core.data.tokenizer_variants import tokenizer_adding_bos
+from inspector.core.data.tokens import IGNORE_INDEX
 from inspector.core.errors import InspectorError
 from inspector.core.exercises.registry import EXERCISES, exercise_for, find_exercise, starter_text, write_starter
-from inspector.core.labels.strategies import IGNORE_INDEX
 from inspector.core.lessons.model import lessons_dir, load_lessons
 
 

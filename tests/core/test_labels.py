@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from inspector.core.data.chat_format import ARTICLE_EXAMPLES, add_special_tokens
-from inspector.core.data.tokens import visible
+from inspector.core.data.tokens import IGNORE_INDEX, visible
 from inspector.core.errors import InspectorError
-from inspector.core.labels.strategies import IGNORE_INDEX, differing_positions, label_example, label_examples
+from inspector.core.labels.strategies import differing_positions, label_example, label_examples
 
 M = IGNORE_INDEX
 MULTI = "\n\n### Human: hi\n\n### Assistant: hola\n\n### Human: dog\n\n### Assistant: perro"

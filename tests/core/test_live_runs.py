@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from inspector.core.data.examples import article_examples, format_examples
-from inspector.core.labels.strategies import IGNORE_INDEX
+from inspector.core.data.tokens import IGNORE_INDEX
 from inspector.core.lessons.demo_runs import EOS_VARIANTS, TIMING_VARIANTS, eos_padding_run, measure_step_times
 
 FAST_LR = 1e-2  # the tiny model learns visibly in a few steps at this rate

@@ -7,7 +7,8 @@ import pytest
 
 from inspector.core.data.chat_format import ARTICLE_EXAMPLES, add_special_tokens
 from inspector.core.data.examples import article_examples, format_examples
-from inspector.core.labels.strategies import IGNORE_INDEX, label_example
+from inspector.core.data.tokens import IGNORE_INDEX
+from inspector.core.labels.strategies import label_example
 from inspector.core.lessons.pitfalls import (
     eos_masked,
     eos_masked_labels,

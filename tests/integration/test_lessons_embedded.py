@@ -7,7 +7,7 @@ import pytest
 
 from inspector.core.data.chat_format import ARTICLE_EXAMPLES, add_special_tokens
 from inspector.core.data.examples import article_examples, format_examples
-from inspector.core.labels.strategies import IGNORE_INDEX as M
+from inspector.core.data.tokens import IGNORE_INDEX as M
 
 pytestmark = pytest.mark.integration
 

@@ -21,70 +21,9 @@ config names (`attn_implementation`), or the model's own.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-TOLERANCE = 1e-4  # a difference of p(next token) above this is a dependence, not rounding
-
-
-@dataclass
-class SegmentCheck:
-    rank: int
-    micro_step: int
-    batch_row: int
-    row: int
-    start: int
-    end: int
-    max_diff: float  # the trainer's forward against the segment alone
-    at: int | None  # the position (in the batch row) of the predicted token where it is largest
-    token: str | None
-    max_diff_plain_call: float
-    at_plain_call: int | None
-    depends_on: list[int] = field(default_factory=list)  # earlier rows its predictions depended on (trainer's forward)
-    depends_on_plain_call: list[int] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "rank": self.rank,
-            "micro_step": self.micro_step,
-            "batch_row": self.batch_row,
-            "row": self.row,
-            "start": self.start,
-            "end": self.end,
-            "max_diff": self.max_diff,
-            "at": self.at,
-            "token": self.token,
-            "depends_on": self.depends_on,
-            "max_diff_plain_call": self.max_diff_plain_call,
-            "at_plain_call": self.at_plain_call,
-            "depends_on_plain_call": self.depends_on_plain_call,
-        }
-
-
-@dataclass
-class AttentionReport:
-    implementation: str
-    segments: list[SegmentCheck]
-    tolerance: float = TOLERANCE
-    plain_use_cache: bool | None = None  # the model's own config.use_cache, which the plain call runs with
-
-    @property
-    def max_diff(self) -> float:
-        return max((s.max_diff for s in self.segments), default=0.0)
-
-    @property
-    def max_diff_plain_call(self) -> float:
-        return max((s.max_diff_plain_call for s in self.segments), default=0.0)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "implementation": self.implementation,
-            "tolerance": self.tolerance,
-            "plain_call_use_cache": self.plain_use_cache,
-            "max_diff": self.max_diff,
-            "max_diff_plain_call": self.max_diff_plain_call,
-            "segments": [s.to_dict() for s in self.segments],
-        }
+from inspector.core.batches.step_types import TOLERANCE, AttentionReport, MicroBatch, Segment, SegmentCheck, StepView
 
 
 def _next_token_p_fused(model: Any, inputs: dict[str, Any], ids: Any) -> Any:
@@ -116,8 +55,18 @@ def _next_token_p_plain(model: Any, inputs: dict[str, Any], ids: Any, use_cache:
     return torch.cat(parts, dim=1) if parts else targets.float()
 
 
-def check_attention(trainer: Any, view: Any, attn_implementation: str | None = None, tolerance: float = TOLERANCE) -> Any:
-    """Compare each segment's teacher-forced p(next token) alone and inside its micro-batch, both ways."""
+def check_attention(
+    trainer: Any,
+    view: StepView,
+    attn_implementation: str | None = None,
+    tolerance: float = TOLERANCE,
+    *,
+    model_use_cache: bool | None,
+) -> AttentionReport:
+    """Compare each segment's teacher-forced p(next token) alone and inside its micro-batch, both ways.
+
+    `model_use_cache`: the model config's own use_cache, which the plain call runs with (the setup's,
+    as `trainer.sft_trainer` found it before the Trainer turned it off)."""
     import torch
 
     model = trainer.model
@@ -139,16 +88,15 @@ def check_attention(trainer: Any, view: Any, attn_implementation: str | None = N
     try:
         with torch.no_grad():
             for mb in view.micro_batches:
-                checks += _check_micro_batch(model, mb, tolerance, getattr(trainer, "causallm_inspect_use_cache", None))
+                checks += _check_micro_batch(model, mb, tolerance, model_use_cache)
     finally:
         model.train(was_training)
         if attn_implementation and own_implementation and own_implementation != attn_implementation:
             model.set_attn_implementation(own_implementation)
-    own = getattr(trainer, "causallm_inspect_use_cache", None)
-    return AttentionReport(implementation, checks, tolerance, own)
+    return AttentionReport(implementation, checks, tolerance, model_use_cache)
 
 
-def _check_micro_batch(model: Any, mb: Any, tolerance: float, use_cache: bool | None) -> list[SegmentCheck]:
+def _check_micro_batch(model: Any, mb: MicroBatch, tolerance: float, use_cache: bool | None) -> list[SegmentCheck]:
     device = next(model.parameters()).device
     inputs = {k: (v.to(device) if hasattr(v, "to") else v) for k, v in mb.batch.items() if k != "labels"}
     ids = inputs["input_ids"]
@@ -187,7 +135,7 @@ def _check_micro_batch(model: Any, mb: Any, tolerance: float, use_cache: bool | 
     return out
 
 
-def _earlier_rows(segments: Sequence[Any]) -> list[int]:
+def _earlier_rows(segments: Sequence[Segment]) -> list[int]:
     rows: list[int] = []
     for s in segments:
         if s.row not in rows:

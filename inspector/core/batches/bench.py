@@ -47,7 +47,8 @@ def batch_scale_bench(rows: int, loaded: Any, folder: Path, device: str = "cpu")
     import datasets
 
     from inspector.core.batches.setup import config_setup
-    from inspector.core.batches.steps import inspect_step, sft_trainer
+    from inspector.core.batches.steps import inspect_step
+    from inspector.core.batches.trainer import sft_trainer
 
     config = write_config(folder, rows)
     own_cache = datasets.config.HF_DATASETS_CACHE
@@ -64,7 +65,7 @@ def batch_scale_bench(rows: int, loaded: Any, folder: Path, device: str = "cpu")
                     n = step if isinstance(step, int) else None
                     if n is None:
                         n = max(1, last // 2) if step == "middle" else last
-                    view = inspect_step(trainer, step=n)
+                    view = inspect_step(trainer, setup, step=n)
                     last = view.steps_per_epoch
             seconds = time.perf_counter() - start
             out["runs"].append(

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from inspector.core.batches.weights import SCHEMES, step_sums
+from inspector.core.batches.step_types import AttentionReport, MicroBatch, StepView
+from inspector.core.batches.token_weights import SCHEMES, step_sums
 
 
 def _clip(text: str, width: int) -> str:
@@ -15,7 +14,7 @@ def _w(value: float) -> str:
     return f"{value:.4f}" if value else "·"
 
 
-def header(view: Any) -> list[str]:
+def header(view: StepView) -> list[str]:
     s = view.settings
     packing = f"packing {s['packing_strategy']}, max_length {s['max_length']}" if s["packing"] else (
         f"no packing, max_length {s['max_length']}" if s["max_length"] else "no packing, no truncation"
@@ -39,7 +38,7 @@ def header(view: Any) -> list[str]:
     return lines
 
 
-def _attention_line(mb: Any) -> str:
+def _attention_line(mb: MicroBatch) -> str:
     if "attention_mask" in mb.batch:
         across = ", across segments" if any(len(row) > 1 for row in mb.segments) else ""
         return f"an attention_mask is sent: each token attends to every earlier token of its row{across}"
@@ -51,7 +50,7 @@ def _attention_line(mb: Any) -> str:
     return "neither attention_mask nor position_ids: plain causal attention over the row"
 
 
-def micro_batch_lines(mb: Any) -> list[str]:
+def micro_batch_lines(mb: MicroBatch) -> list[str]:
     ids = mb.batch["input_ids"].tolist()
     labels = mb.batch["labels"].tolist()
     positions = mb.rows_of("position_ids")
@@ -89,7 +88,7 @@ def micro_batch_lines(mb: Any) -> list[str]:
     return lines
 
 
-def example_lines(view: Any) -> list[str]:
+def example_lines(view: StepView) -> list[str]:
     sums = step_sums(view)
     lines = [f"per example in step {view.step}:", f"   {'row':>5} {'trained':>7} {'trainer':>8} {'per-mb':>8} {'per-seq':>8}"]
     for e in view.examples:
@@ -107,7 +106,7 @@ def example_lines(view: Any) -> list[str]:
     return lines
 
 
-def attention_lines(report: Any) -> list[str]:
+def attention_lines(report: AttentionReport) -> list[str]:
     cache = "" if report.plain_use_cache is None else f", use_cache={report.plain_use_cache}"
     lines = [
         f"attention check ({report.implementation}): p(next token) of each segment alone vs inside its micro-batch",
@@ -126,7 +125,7 @@ def attention_lines(report: Any) -> list[str]:
     return lines
 
 
-def format_view(view: Any) -> str:
+def format_view(view: StepView) -> str:
     lines = header(view)
     for mb in view.micro_batches:
         lines.append("")

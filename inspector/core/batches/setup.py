@@ -29,7 +29,8 @@ from typing import Any
 
 from inspector.core.errors import InspectorError
 
-# The SFTConfig fields the command has flags for, in the order --help lists them.
+# The SFTConfig fields that shape a step's batches: the `batch` command's flags, and (all but the seed)
+# the settings a lesson's `batch:` key may give (`core.lessons.model.BATCH_KEYS` is made from these).
 SFT_FLAGS = (
     "packing",
     "packing_strategy",
@@ -37,8 +38,8 @@ SFT_FLAGS = (
     "max_length",
     "per_device_train_batch_size",
     "gradient_accumulation_steps",
-    "assistant_only_loss",
     "completion_only_loss",
+    "assistant_only_loss",
     "seed",
 )
 DEFAULT_BATCH_SIZE = 2  # with flags only: SFTConfig's 8 is more than the article's five examples
@@ -75,6 +76,7 @@ class BatchSetup:
     config_file: str | None = None
     given: dict[str, Any] = field(default_factory=dict)  # the SFTConfig values the user set (config and flags)
     lowered_batch_size: int | None = None  # the default batch size it was lowered from, to fit a small dataset
+    model_use_cache: bool | None = None  # the model config's own use_cache (the Trainer turns it off); set by sft_trainer
 
     def row_number(self, index: int) -> int:
         return int(self.rows[index]) if self.rows is not None else index + 1

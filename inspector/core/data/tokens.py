@@ -1,12 +1,14 @@
-"""Tokens as the views show them: which ids are special, and whitespace made visible.
+"""Tokens as the views show them: which ids are special, whitespace made visible, and the label
+that trains nothing.
 
-Its own module because both the label strategies and the chat-template rendering need it.
+Its own module because the label strategies, the chat-template rendering and the batch view need it.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+IGNORE_INDEX = -100  # the label PyTorch's cross-entropy skips: the token is not trained on
 _VISIBLE = str.maketrans({" ": "␣", "\n": "↵", "\t": "⇥", "\r": "␍"})
 
 

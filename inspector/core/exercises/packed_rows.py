@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from inspector.core.data.chat_format import ARTICLE_PAIRS, ARTICLE_TEMPLATE, ChatTemplate
 from inspector.core.errors import InspectorError
@@ -28,6 +28,9 @@ from inspector.core.labels.process.parent import LabelCall, LabelFunction
 from inspector.core.labels.process.protocol import FunctionKind
 from inspector.core.lessons.model import Lesson
 from inspector.core.lessons.weights import step_examples
+
+if TYPE_CHECKING:
+    from inspector.core.batches.step_types import MicroBatch, StepView
 
 EXTRA_FIELDS = ("position_ids", "seq_lengths", "completion_mask")  # the example dict's fields besides input_ids
 
@@ -79,7 +82,7 @@ def build_pack_case(model: Any, tokenizer: Any, case: BatchCase, template: ChatT
                     device: str = "cpu", model_name: str = "in use") -> list[PreparedCall]:
     """Each packed row TRL makes for the case (those `case.keep` keeps), with its collator's labels."""
     from inspector.core.batches.setup import examples_setup
-    from inspector.core.batches.steps import sft_trainer
+    from inspector.core.batches.trainer import sft_trainer
 
     examples = formatted(tokenizer, template, case.pairs, model_name)
     flags = setup_flags(model, tokenizer, case, examples, device)
@@ -109,11 +112,11 @@ def build_pack_case(model: Any, tokenizer: Any, case: BatchCase, template: ChatT
     return calls
 
 
-def row_fields(tokenizer: Any, mb: Any, batch_row: int, mask_reason: str) -> dict[str, Any] | None:
+def row_fields(tokenizer: Any, mb: MicroBatch, batch_row: int, mask_reason: str) -> dict[str, Any] | None:
     """Exercise 11's example dict for one row of a batch view's micro-batch (`batches.steps.MicroBatch`):
     its fields as the check gives them, `completion_mask` 0 where the prepared row masked the token
     (`mask_reason`) or where it is padding; None for a micro-batch that is not padding-free."""
-    from inspector.core.batches.steps import PADDING
+    from inspector.core.batches.step_types import PADDING
 
     positions = mb.rows_of("position_ids")
     if positions is None or "attention_mask" in mb.batch:
@@ -188,7 +191,7 @@ class PackedRows:
         return CheckReport(exercise, number, fn, tuple(results))
 
     @staticmethod
-    def row_labels(fn: LabelFunction, tokenizer: Any, view: Any, micro_batch: int, batch_row: int) -> Any:
+    def row_labels(fn: LabelFunction, tokenizer: Any, view: StepView, micro_batch: int, batch_row: int) -> Any:
         """`fn` on one row of a batch view's step (a `batches.steps.StepView`): its labels, its
         LabelCodeError, or None for a micro-batch that is not padding-free."""
         fields = row_fields(tokenizer, view.micro_batches[micro_batch], batch_row, view.mask_reason)

@@ -1,7 +1,7 @@
 """Exercise 13: `token_weights(micro_batches)`, each label's weight in one optimizer step
 (gradient accumulation and devices), called once per step, returning for every micro-batch,
 every row, every label its weight; against the weights the Trainer's own gradient gives
-(`batches.weights`), on the lesson's step and on hidden ones (uneven devices, a micro-batch with
+(`batches.token_weights`), on the lesson's step and on hidden ones (uneven devices, a micro-batch with
 no trained label, copy labels, packed rows).
 """
 
@@ -77,8 +77,9 @@ def build_weight_case(model: Any, tokenizer: Any, case: BatchCase, template: Cha
     """Step 1 of the case's SFTTrainer on `case.world_size` simulated devices: its micro-batches
     and each label's weight as the Trainer's gradient gives it."""
     from inspector.core.batches.setup import examples_setup
-    from inspector.core.batches.steps import inspect_step, sft_trainer
-    from inspector.core.batches.weights import _gradients
+    from inspector.core.batches.steps import inspect_step
+    from inspector.core.batches.token_weights import _gradients
+    from inspector.core.batches.trainer import sft_trainer
 
     examples = formatted(tokenizer, template, case.pairs, model_name)
     flags = setup_flags(model, tokenizer, case, examples, device)
@@ -86,7 +87,7 @@ def build_weight_case(model: Any, tokenizer: Any, case: BatchCase, template: Cha
     with tempfile.TemporaryDirectory(prefix="causallm-inspect-exercise-") as tmp:
         setup = examples_setup(examples, rows, "the exercise's examples", flags, output_dir=tmp, device=device)
         with sft_trainer(model, tokenizer, setup) as trainer:
-            view = inspect_step(trainer, step=1, world_size=case.world_size)
+            view = inspect_step(trainer, setup, step=1, world_size=case.world_size)
             found = _gradients(trainer, view)
     micro_batches = []
     for mb in view.micro_batches:

@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from inspector.core.data.chat_format import ChatTemplate, add_special_tokens, article_text
-
-IGNORE = -100
+from inspector.core.data.tokens import IGNORE_INDEX as IGNORE
 
 
 @dataclass(frozen=True)
@@ -63,7 +62,7 @@ def formatted(tokenizer: Any, template: ChatTemplate, pairs: Sequence[tuple[str,
 def _lengths(model: Any, tokenizer: Any, examples: Sequence[Any], device: str) -> list[tuple[int, int]]:
     """(length, prompt length) of each example as TRL prepares it, unpacked and untruncated."""
     from inspector.core.batches.setup import examples_setup
-    from inspector.core.batches.steps import sft_trainer
+    from inspector.core.batches.trainer import sft_trainer
 
     rows = list(range(1, len(examples) + 1))
     with tempfile.TemporaryDirectory(prefix="causallm-inspect-exercise-") as tmp:

@@ -35,6 +35,7 @@ from inspector.core.training.burst import DEFAULT_SEED, BurstResult, BurstSettin
 from inspector.core.training.predictions import DEFAULT_TOP_K
 
 if TYPE_CHECKING:
+    from inspector.core.batches.step_types import StepView
     from inspector.core.data.examples import RowProblem
     from inspector.core.exercises.registry import FoundExercise
     from inspector.core.exercises.report import CheckReport
@@ -240,7 +241,7 @@ class Lab:
         with self.one_trainer(), self.base_lock:
             yield
 
-    def packed_row_labels(self, view: Any, micro_batch: int, batch_row: int) -> Any:
+    def packed_row_labels(self, view: StepView, micro_batch: int, batch_row: int) -> Any:
         """Exercise 11's `packed_labels` on one row of a batch view's step (`LabelHost.packed_row_labels`).
         Runs the user's code: off the UI thread."""
         return self.label_host.packed_row_labels(self.loaded, view, micro_batch, batch_row)
@@ -258,9 +259,9 @@ class Lab:
             answer = greedy_answer(lm.model, lm.tokenizer, lm.tokenizer(prompt.text)["input_ids"])
         return prompt.text, answer
 
-    def batch_step(self, flags: dict[str, Any], *, step: int = 1, world_size: int = 1) -> Any:
+    def batch_step(self, flags: dict[str, Any], *, step: int = 1, world_size: int = 1) -> StepView:
         """The micro-batches of one optimizer step as TRL's SFTTrainer builds them from the
-        training rows with these SFTConfig flags (a `core.batches.steps.StepView`). Builds a
+        training rows with these SFTConfig flags (a `core.batches.step_types.StepView`). Builds a
         trainer (no training) on the untrained model: one trainer at a time."""
         from inspector.core.batches.steps import build_step
 

@@ -21,10 +21,9 @@ from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 from inspector.core.data.chat_format import FormattedExample
-from inspector.core.data.tokens import special_token_ids, visible
+from inspector.core.data.tokens import IGNORE_INDEX, special_token_ids, visible
 from inspector.core.errors import InspectorError, NothingToLearn
 
-IGNORE_INDEX = -100
 STRATEGIES = ("copy", "mask", "trl")  # the built-ins, always there
 CUSTOM = "custom"  # the user's label function, there only with --labels-from
 ALL_STRATEGIES = (*STRATEGIES, CUSTOM)

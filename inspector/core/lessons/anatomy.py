@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from inspector.core.data.chat_format import FormattedExample
-from inspector.core.labels.strategies import IGNORE_INDEX, LabeledExample, TokenRow, encode
-from inspector.core.data.tokens import visible
+from inspector.core.data.tokens import IGNORE_INDEX, visible
+from inspector.core.labels.strategies import LabeledExample, TokenRow, encode
 
 
 @dataclass(frozen=True)

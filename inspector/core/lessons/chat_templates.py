@@ -21,7 +21,8 @@ from importlib import resources
 from typing import Any
 
 from inspector.core.data.conversations import conversation, without_markers
-from inspector.core.labels.strategies import IGNORE_INDEX, TokenRow, make_rows
+from inspector.core.data.tokens import IGNORE_INDEX
+from inspector.core.labels.strategies import TokenRow, make_rows
 
 __all__ = ["conversation", "without_markers", "generation_template", "chat_template_view", "trl_assistant_only"]
 

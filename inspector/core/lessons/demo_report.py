@@ -12,7 +12,8 @@ from itertools import groupby
 
 from inspector.core.lessons.anatomy import PaddingView, ShiftView, TokenizeView
 from inspector.core.lessons.chat_templates import ChatTemplateView, TrlAssistantOnly
-from inspector.core.labels.strategies import IGNORE_INDEX, LabeledExample, TokenRow
+from inspector.core.data.tokens import IGNORE_INDEX
+from inspector.core.labels.strategies import LabeledExample, TokenRow
 from inspector.core.data.tokens import visible
 from inspector.core.lessons.demo_runs import EosRun, StepTiming
 from inspector.core.lessons.pitfalls import OldCollatorView, SpecialTokensView, TemplatePitfall

@@ -30,6 +30,7 @@ from importlib.abc import Traversable
 from pathlib import Path
 from typing import Any
 
+from inspector.core.batches.setup import SFT_FLAGS
 from inspector.core.errors import InspectorError
 from inspector.core.labels.strategies import STRATEGIES
 
@@ -38,18 +39,9 @@ VIEWS = ("labels", "training", "predictions", "learning", "batch")
 REQUIRED_KEYS = ("id", "title", "view", "strategy")
 OPTIONAL_KEYS = ("example", "epochs", "strategies", "demo", "code", "batch")
 # The batch view's settings a lesson may set (`batch: {packing: true, max_length: 64}`): SFTConfig's
-# names, plus world_size (the simulated ranks). Values are checked as the batch command checks them.
-BATCH_KEYS = (
-    "packing",
-    "packing_strategy",
-    "padding_free",
-    "max_length",
-    "per_device_train_batch_size",
-    "gradient_accumulation_steps",
-    "completion_only_loss",
-    "assistant_only_loss",
-    "world_size",
-)
+# names (the batch command's, but its seed), plus world_size (the simulated ranks). Values are checked as
+# the batch command checks them.
+BATCH_KEYS = (*(name for name in SFT_FLAGS if name != "seed"), "world_size")
 CODE_FOLDER = "code"
 _CODE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\.py$")
 _FENCE = "---"

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from inspector.core.batches.setup import BatchSetup
 from inspector.core.data.chat_format import FormattedExample
 
 
@@ -115,19 +116,20 @@ def micro_batch_losses(trainer: Any, batch: dict[str, Any], use_cache: bool | No
     return trainer_loss, plain_loss
 
 
-def _held_out_in(trainer: Any, index: int, strategy: str, max_length: int) -> tuple[PackedHeldOut, bool | None]:
+def _held_out_in(trainer: Any, setup: BatchSetup, index: int, strategy: str, max_length: int) -> tuple[PackedHeldOut, bool | None]:
     """The held-out example's last piece of two tokens or more (the one holding its end, where
     packing cut it), in whichever micro-batch of the epoch it fell: measured there."""
     from inspector.core.batches.attention import check_attention
-    from inspector.core.batches.steps import Provenance, inspect_step
+    from inspector.core.batches.provenance import Provenance
+    from inspector.core.batches.steps import inspect_step
 
     result = PackedHeldOut(strategy, max_length, found=False)
-    prov = Provenance(trainer, trainer.causallm_inspect_setup)
-    use_cache = getattr(trainer, "causallm_inspect_use_cache", None)
-    first = inspect_step(trainer, step=1, provenance=prov)
+    prov = Provenance(trainer, setup)
+    use_cache = setup.model_use_cache
+    first = inspect_step(trainer, setup, step=1, provenance=prov)
     best: tuple[Any, Any, int, int] | None = None  # (view, micro-batch, batch row, segment)
     for step in range(1, first.steps_per_epoch + 1):
-        view = first if step == 1 else inspect_step(trainer, step=step, provenance=prov)
+        view = first if step == 1 else inspect_step(trainer, setup, step=step, provenance=prov)
         for mb in view.micro_batches:
             for b, segments in enumerate(mb.segments):
                 for k, s in enumerate(segments):
@@ -140,8 +142,7 @@ def _held_out_in(trainer: Any, index: int, strategy: str, max_length: int) -> tu
     view, mb, b, k = best
     segments = mb.segments[b]
     seg = segments[k]
-    view.micro_batches = [mb]
-    report = check_attention(trainer, view)
+    report = check_attention(trainer, replace(view, micro_batches=[mb]), model_use_cache=use_cache)
     check = next(c for c in report.segments if c.batch_row == b and c.start == seg.start)
     labels = mb.batch["labels"][b].tolist()
     positions = mb.rows_of("position_ids")
@@ -175,7 +176,7 @@ def packing_view(
     max_length is the sum of every example's length, so that bfd puts them all in one row (longest
     first: the held-out example is inside unless it is the longest); wrapped cuts blocks of half that."""
     from inspector.core.batches.setup import examples_setup
-    from inspector.core.batches.steps import sft_trainer
+    from inspector.core.batches.trainer import sft_trainer
 
     formatted = [*examples, held_out]
     rows = list(range(1, len(formatted) + 1))
@@ -188,7 +189,7 @@ def packing_view(
         with tempfile.TemporaryDirectory(prefix="causallm-inspect-lesson-") as tmp:
             setup = examples_setup(formatted, rows, source, _flags(strategy, cap, 1), output_dir=tmp, device=device)
             with sft_trainer(model, tokenizer, setup) as trainer:
-                found, use_cache = _held_out_in(trainer, index, strategy, cap)
+                found, use_cache = _held_out_in(trainer, setup, index, strategy, cap)
                 view.strategies[strategy] = found
                 view.plain_use_cache = use_cache
     # Padding: `padding_examples` (default: the examples), packed by bfd to the longest pair vs unpacked.

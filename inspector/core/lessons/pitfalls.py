@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from inspector.core.data.chat_format import ARTICLE_TEMPLATE, ChatTemplate, FormattedExample
-from inspector.core.labels.strategies import IGNORE_INDEX, LabeledExample, TokenRow, label_example, make_rows
+from inspector.core.data.tokens import IGNORE_INDEX
+from inspector.core.labels.strategies import LabeledExample, TokenRow, label_example, make_rows
 
 
 def find_sublist(haystack: Sequence[int], needle: Sequence[int]) -> int | None:

@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from inspector.core.data.chat_format import FormattedExample
-
-IGNORE_INDEX = -100
+from inspector.core.data.tokens import IGNORE_INDEX
 
 
 @dataclass
@@ -84,7 +83,8 @@ def truncation_view(
     model: Any, tokenizer: Any, examples: Sequence[FormattedExample], max_length: int, *, device: str = "cpu"
 ) -> TruncationView:
     from inspector.core.batches.setup import ROW_COLUMN, examples_setup
-    from inspector.core.batches.steps import Provenance, sft_trainer
+    from inspector.core.batches.provenance import Provenance
+    from inspector.core.batches.trainer import sft_trainer
 
     rows = list(range(1, len(examples) + 1))
     roles = ["keeps all", "loses its eos", "loses every trained token"]

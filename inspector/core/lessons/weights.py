@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from inspector.core.batches.step_types import StepView
 from inspector.core.data.chat_format import FormattedExample
 
 # How many times each example's answer is said: answers of different lengths (the lesson's point).
@@ -45,7 +46,7 @@ class WeightsView:
     accumulation: int
     num_items_in_batch: int | None
     normalisation: str
-    shares: list[Any]  # batches.weights.ExampleWeight per source row (mask labels)
+    shares: list[Any]  # batches.token_weights.ExampleWeight per source row (mask labels)
     copy_shares: list[Any]  # the same rows under copy labels (completion_only_loss=False)
     copy_items: int | None
     versus: dict[str, GradientStats] = field(default_factory=dict)  # "a vs b" -> stats
@@ -102,7 +103,7 @@ def _to(batch: dict[str, Any], device: Any) -> dict[str, Any]:
     return {k: (v.to(device) if hasattr(v, "to") else v) for k, v in batch.items()}
 
 
-def step_gradients(trainer: Any, view: Any) -> dict[str, GradientStats]:
+def step_gradients(trainer: Any, view: StepView) -> dict[str, GradientStats]:
     """The step's gradient four ways, compared: trainer, per_micro_batch, per_sequence, full_batch.
 
     Two gradients are kept at a time (the trainer's and the full batch's, each cloned once);
@@ -150,21 +151,22 @@ def weights_view(
 ) -> WeightsView:
     """Step 1 of SFTTrainer on the examples (STEP_FLAGS, WORLD_SIZE ranks): shares and gradients."""
     from inspector.core.batches.setup import examples_setup
-    from inspector.core.batches.steps import inspect_step, sft_trainer
+    from inspector.core.batches.steps import inspect_step
+    from inspector.core.batches.trainer import sft_trainer
 
     rows = list(range(1, len(formatted) + 1))
     source = f"{len(formatted)} examples whose answers differ in length"
     with tempfile.TemporaryDirectory(prefix="causallm-inspect-lesson-") as tmp:
         setup = examples_setup(formatted, rows, source, dict(STEP_FLAGS), output_dir=tmp, device=device)
         with sft_trainer(model, tokenizer, setup) as trainer:
-            view = inspect_step(trainer, step=1, world_size=WORLD_SIZE)
+            view = inspect_step(trainer, setup, step=1, world_size=WORLD_SIZE)
             versus = step_gradients(trainer, view)
             lengths = {s.row: s.end - s.start for mb in view.micro_batches for r in mb.segments for s in r}
     with tempfile.TemporaryDirectory(prefix="causallm-inspect-lesson-") as tmp:
         flags = {**STEP_FLAGS, "completion_only_loss": False}
         setup = examples_setup(formatted, rows, source, flags, output_dir=tmp, device=device)
         with sft_trainer(model, tokenizer, setup) as trainer:
-            copy_view = inspect_step(trainer, step=1, world_size=WORLD_SIZE)
+            copy_view = inspect_step(trainer, setup, step=1, world_size=WORLD_SIZE)
     return WeightsView(
         micro_batches=len(view.micro_batches),
         world_size=view.world_size,

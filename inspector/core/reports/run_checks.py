@@ -108,7 +108,9 @@ def lost_stop(ids: Sequence[int], labels: Sequence[int], cap: int, stops: set[in
 
 def run_checks(model: Any, tokenizer: Any, setup: Any, *, max_steps: int = MAX_STEPS) -> RunReport:
     """Build TRL's SFTTrainer for `setup` (a `core.batches.setup.BatchSetup`) and check what it trains."""
-    from inspector.core.batches.steps import Provenance, inspect_step, sft_trainer
+    from inspector.core.batches.provenance import Provenance
+    from inspector.core.batches.steps import inspect_step
+    from inspector.core.batches.trainer import sft_trainer
 
     with sft_trainer(model, tokenizer, setup) as trainer:
         args = trainer.args
@@ -119,7 +121,7 @@ def run_checks(model: Any, tokenizer: Any, setup: Any, *, max_steps: int = MAX_S
         view = None
         if len(prepared):
             try:
-                view = inspect_step(trainer, step=1, provenance=prov)
+                view = inspect_step(trainer, setup, step=1, provenance=prov)
             except InspectorError as exc:  # e.g. a batch size larger than what TRL prepared: no step to weigh
                 notes.append(f"no step weights: {exc.problem}")
         cap = args.max_length
@@ -165,7 +167,7 @@ def run_checks(model: Any, tokenizer: Any, setup: Any, *, max_steps: int = MAX_S
         steps = view.steps_per_epoch if view is not None else 0
         read = min(steps, max_steps)
         for step in range(1, read + 1):
-            v = view if step == 1 else inspect_step(trainer, step=step, provenance=prov)
+            v = view if step == 1 else inspect_step(trainer, setup, step=step, provenance=prov)
             for ex in v.examples:
                 if ex.trained_tokens:
                     shares.append(RowShare(ex.row, step, ex.weights["trainer"], ex.trained_tokens))

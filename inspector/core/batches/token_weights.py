@@ -23,39 +23,44 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from inspector.core.batches.layout import Layout
+from inspector.core.batches.step_types import ExampleWeight, MicroBatch, StepView
+from inspector.core.data.tokens import IGNORE_INDEX
+
 SCHEMES = ("trainer", "per_micro_batch", "per_sequence")
 
 
-@dataclass
-class ExampleWeight:
-    """One source row's share of the step: its trained tokens and their total weight."""
+@dataclass(frozen=True)
+class StepWeights:
+    """The weights of one step: per rank, per micro-batch, each token's weight under each scheme, and
+    how the loss is normalised (the `StepView` fields of the same names)."""
 
-    row: int
-    trained_tokens: int
-    weights: dict[str, float]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"row": self.row, "trained_tokens": self.trained_tokens, "weights": self.weights}
+    per_rank: list[list[dict[str, list[list[float]]]]]  # [rank][micro-step][scheme][batch row][position]
+    items_per_rank: list[int]
+    num_items_in_batch: int | None
+    normalisation: str
 
 
-def apply_weights(trainer: Any, view: Any, per_rank: Sequence[Sequence[Any]]) -> None:
-    """Fill each micro-batch's `weights` and the view's per-example totals and normalisation."""
-    world = view.world_size
+def step_weights(trainer: Any, world: int, per_rank: Sequence[Sequence[tuple[dict[str, Any], Layout]]]) -> StepWeights:
+    """Each token's weight in the step under every scheme, from each rank's micro-batches (the
+    collator's tensors and their layout), with the Trainer's own count checked against them."""
     average = bool(trainer.args.average_tokens_across_devices)
-    trained = [sum(sum(row) for mb in mbs for row in mb.trained) for mbs in per_rank]
+    trained = [sum(sum(row) for _, lay in mbs for row in lay.trained) for mbs in per_rank]
     counts: list[int | None] = []
     for mbs in per_rank:
-        _, n = trainer.get_batch_samples(iter([mb.batch for mb in mbs]), len(mbs), trainer.args.device)
+        _, n = trainer.get_batch_samples(iter([batch for batch, _ in mbs]), len(mbs), trainer.args.device)
         counts.append(None if n is None else int(round(float(n))))
     uses_count = counts[0] is not None
     if uses_count and counts != trained:
         raise RuntimeError(f"the Trainer counts {counts} trained tokens per rank, the batch view {trained}")
     total = sum(trained)
-    segments = [s for mbs in per_rank for mb in mbs for row in mb.segments for s in row if s.trained]
+    segments = [s for mbs in per_rank for _, lay in mbs for row in lay.segments for s in row if s.trained]
+    out: list[list[dict[str, list[list[float]]]]] = []
     for rank, mbs in enumerate(per_rank):
         accumulation = len(mbs)
-        for mb in mbs:
-            in_mb = sum(sum(row) for row in mb.trained)
+        mine = []
+        for _, lay in mbs:
+            in_mb = sum(sum(row) for row in lay.trained)
             if uses_count:
                 n = total if (average and world > 1) else trained[rank] * world
             else:
@@ -63,19 +68,20 @@ def apply_weights(trainer: Any, view: Any, per_rank: Sequence[Sequence[Any]]) ->
             trainer_w = 1 / n if n else 0.0
             mb_w = 1 / (in_mb * accumulation * world) if in_mb else 0.0
             weights: dict[str, list[list[float]]] = {k: [] for k in SCHEMES}
-            for b, row in enumerate(mb.trained):
-                seg_w = [1 / (s.trained * len(segments)) if s.trained else 0.0 for s in mb.segments[b]]
+            for b, row in enumerate(lay.trained):
+                seg_w = [1 / (s.trained * len(segments)) if s.trained else 0.0 for s in lay.segments[b]]
                 weights["trainer"].append([trainer_w if t else 0.0 for t in row])
                 weights["per_micro_batch"].append([mb_w if t else 0.0 for t in row])
                 weights["per_sequence"].append(
-                    [seg_w[mb.token_segment[b][i]] if t else 0.0 for i, t in enumerate(row)]
+                    [seg_w[lay.token_segment[b][i]] if t else 0.0 for i, t in enumerate(row)]
                 )
-            mb.weights = weights
-    view.items_per_rank = trained
+            mine.append(weights)
+        out.append(mine)
+    num_items = None
     if uses_count:
-        view.num_items_in_batch = total if (average and world > 1) or world == 1 else None
-    view.normalisation = _normalisation(uses_count, average, world, total, trained, len(per_rank[0]))
-    view.examples = _examples(per_rank)
+        num_items = total if (average and world > 1) or world == 1 else None
+    normalisation = _normalisation(uses_count, average, world, total, trained, len(per_rank[0]))
+    return StepWeights(out, trained, num_items, normalisation)
 
 
 def _normalisation(uses_count: bool, average: bool, world: int, total: int, trained: Sequence[int], accumulation: int) -> str:
@@ -98,33 +104,33 @@ def _normalisation(uses_count: bool, average: bool, world: int, total: int, trai
     )
 
 
-def _examples(per_rank: Sequence[Sequence[Any]]) -> list[ExampleWeight]:
+def example_weights(micro_batches: Sequence[MicroBatch]) -> list[ExampleWeight]:
+    """Each source row's trained tokens and total weight in the step (rows with none included)."""
     tokens: dict[int, int] = defaultdict(int)
     sums: dict[int, dict[str, float]] = defaultdict(lambda: dict.fromkeys(SCHEMES, 0.0))
-    for mbs in per_rank:
-        for mb in mbs:
-            for b, row in enumerate(mb.trained):
-                for t, on in enumerate(row):
-                    if not on:
-                        continue
-                    r = mb.row_of(b, t)
-                    tokens[r] += 1
-                    for k in SCHEMES:
-                        sums[r][k] += mb.weights[k][b][t]
-            for row in mb.segments:  # rows with no trained token still appear, with zero weight
-                for s in row:
-                    tokens.setdefault(s.row, 0)
-                    sums.setdefault(s.row, dict.fromkeys(SCHEMES, 0.0))
+    for mb in micro_batches:
+        for b, row in enumerate(mb.trained):
+            for t, on in enumerate(row):
+                if not on:
+                    continue
+                r = mb.row_of(b, t)
+                tokens[r] += 1
+                for k in SCHEMES:
+                    sums[r][k] += mb.weights[k][b][t]
+        for row in mb.segments:  # rows with no trained token still appear, with zero weight
+            for s in row:
+                tokens.setdefault(s.row, 0)
+                sums.setdefault(s.row, dict.fromkeys(SCHEMES, 0.0))
     return [ExampleWeight(r, tokens[r], dict(sums[r])) for r in sorted(tokens)]
 
 
-def step_sums(view: Any) -> dict[str, float]:
+def step_sums(view: StepView) -> dict[str, float]:
     """The total weight of the step under each scheme (1 when the step trains anything)."""
     return {k: sum(w for mb in view.micro_batches for row in mb.weights[k] for w in row) for k in SCHEMES}
 
 
 
-def gradient_weights(trainer: Any, view: Any) -> list[list[list[float]]]:
+def gradient_weights(trainer: Any, view: StepView) -> list[list[list[float]]]:
     """Each label's weight in the step, read off the gradient of the Trainer's own loss.
 
     Every micro-batch goes through `trainer.compute_loss` twice, with the backbone's last hidden
@@ -143,7 +149,7 @@ def gradient_weights(trainer: Any, view: Any) -> list[list[list[float]]]:
     return [w for w, _, _ in _gradients(trainer, view)]
 
 
-def _gradients(trainer: Any, view: Any) -> list[tuple[list[list[float]], Any, Any]]:
+def _gradients(trainer: Any, view: StepView) -> list[tuple[list[list[float]], Any, Any]]:
     """Per micro-batch: (weights, G, U) as `gradient_weights` says (G and U: float64 tensors [B, T, H])."""
     import torch
 
@@ -151,7 +157,7 @@ def _gradients(trainer: Any, view: Any) -> list[tuple[list[list[float]], Any, An
     device = next(model.parameters()).device
     world = view.world_size
     average = bool(trainer.args.average_tokens_across_devices) and world > 1
-    per_rank: dict[int, list[Any]] = {}
+    per_rank: dict[int, list[MicroBatch]] = {}
     for mb in view.micro_batches:
         per_rank.setdefault(mb.rank, []).append(mb)
     counts: dict[int, Any] = {}
@@ -210,7 +216,7 @@ def _gradients(trainer: Any, view: Any) -> list[tuple[list[list[float]], Any, An
             for b in range(labels.shape[0]):
                 row = [0.0] * labels.shape[1]
                 for t in range(1, labels.shape[1]):
-                    if int(labels[b, t]) == -100:
+                    if int(labels[b, t]) == IGNORE_INDEX:
                         continue
                     uu = float((u[b, t - 1] * u[b, t - 1]).sum())
                     row[t] = float((g[b, t - 1] * u[b, t - 1]).sum()) / uu if uu > 0 else 0.0
