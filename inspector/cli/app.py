@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from inspector.cli.options import LABELS_FROM_HELP, data_options, labels_timeout_option, template, train_rows_option
+from inspector.cli.options import (
+    LABELS_FROM_HELP,
+    check_batch_config,
+    data_options,
+    labels_timeout_option,
+    template,
+    train_rows_option,
+)
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -62,14 +69,7 @@ def run(args: argparse.Namespace) -> int:
         examples, problems = read.examples, read.problems
         # The data report reads as far as the user asked (--limit; the whole file by default).
         options.update(path=data, more=read.more)
-    config = getattr(args, "config", None)
-    if config:  # a config TRL's parser refuses, or a key no field matches, fails before the screen opens
-        import tempfile
-
-        from inspector.core.batches.setup import parse
-
-        with tempfile.TemporaryDirectory(prefix="causallm-inspect-config-") as tmp:
-            parse(config, {}, output_dir=tmp, device="cpu")
+    config = check_batch_config(args)  # a config TRL's parser refuses fails before the screen opens
     reloader = None
     if getattr(args, "labels_from", None):
         from inspector.core.labels.reload import LabelReloader
