@@ -62,7 +62,7 @@ class BatchGrid(ColumnGrid):
         super().__init__(ROWS, id=id)
         self.mb: Any = None
         self.batch_row = 0
-        self.message = "press F6 once the model is loaded"
+        self.message = "the step is built once the model is loaded"  # BatchView.request says when it is being built
         self.yours: list[int] | None = None  # exercise 11's labels of the row on show (`--labels-from`)
 
     @property
@@ -287,6 +287,8 @@ packing), `≠` where they are not the collator's; it follows every save.
         self._request += 1
         if self.step_view is not None:  # what is on show until the new step comes is the old settings' step
             self.query_one("#batch-summary", Static).update("[dim]the step of the settings before (the new one is being built)[/dim]")
+        else:
+            self.query_one(BatchGrid).clear("the step is being built…")
         wait = " (after the demo or burst that is running: one trainer at a time)" if self.lab.trainer_busy else ""
         self._status(f"building TRL's SFTTrainer and its batches (no training){wait}…")
         self._compute(self._request, flags, step, world)
