@@ -24,7 +24,7 @@ from inspector.core.data.examples import TRAIN_ROWS
 from inspector.core.lab import Lab
 from inspector.core.lessons.model import Lesson, lessons_or_error
 from inspector.core.training.burst import DEFAULT_EPOCHS, DEFAULT_LEARNING_RATE, DEFAULT_SEED
-from inspector.help import help_for
+from inspector.help_text import help_for
 from inspector.messages import Failed, ModelLoaded, ModelLoadProgressed
 from inspector.palette import InspectorCommands
 from inspector.running import readable, screenshot_folder

@@ -87,3 +87,28 @@ def test_prepare_records_what_the_live_burst_trains(capsys, tiny_path, rows12):
     (run,) = prepared["runs"]
     assert run["holdouts"] == [e.holdout for e in live.epochs] == [e.holdout for e in replayed.epochs]
     assert [round(e.loss, 6) for e in replayed.epochs] == [round(e.loss, 6) for e in live.epochs]
+
+
+def test_lesson_11_batches_the_apps_training_rows_with_the_config(capsys, tiny_path, rows12, tmp_path):
+    from inspector.core.data.chat_format import ChatTemplate
+    from inspector.core.data.examples import TRAIN_ROWS, read_examples
+    from inspector.core.lab import Lab
+    from inspector.core.lessons.model import load_lessons
+
+    spaced = tmp_path / "spaced.jsonl"  # the rows on the file's lines 1, 3, 5...
+    spaced.write_text("\n\n".join(rows12.read_text().splitlines()) + "\n")
+    config = tmp_path / "sft.yaml"
+    config.write_text("seed: 7\ncompletion_only_loss: false\n")
+    template = ChatTemplate(human="### User:", assistant="### Bot:")
+    lab = Lab(str(tiny_path), device="cpu", examples=read_examples(str(spaced), template).examples, template=template,
+              train_rows=TRAIN_ROWS, batch_config=str(config))
+    lab.load()
+    lesson = load_lessons()[10]
+    with lab:
+        app = json.loads(json.dumps(lab.batch_step(lesson.batch_flags, world_size=lesson.batch_world_size).to_dict()))
+    common = ["--model", str(tiny_path), "--data", str(spaced), *MARKERS, "--config", str(config), "--json"]
+    batch = _json(capsys, "lesson", "11", "--plain", *common)["batch"]
+    assert batch == app
+    rows = {seg["row"] for mb in batch["micro_batches"] for row in mb["segments"] for seg in row}
+    assert rows and rows <= set(range(1, 2 * TRAIN_ROWS, 2))  # numbered as the file's lines, as the app numbers them
+    assert batch["settings"]["seed"] == 7 and batch["settings"]["completion_only_loss"] is False  # the config's

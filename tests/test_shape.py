@@ -20,7 +20,7 @@ def test_the_import_contracts_hold(capsys):
 
 
 def test_the_views_are_registered_once_in_the_lessons_order():
-    """A view is one file plus one line in widgets/views.py; its name is one of the lessons' VIEWS."""
+    """A view is registered once, in widgets/views.py, in the order of the lessons' VIEWS."""
     from inspector.core.lessons.model import VIEWS
     from inspector.widgets.views import VIEW_CLASSES
 

@@ -1,14 +1,14 @@
 """Command line: `causallm-inspect` opens the app; its subcommands run headless.
 
 One module per command, each with `register(subparsers)` (its options) and `run(args)`;
-`options` holds what they share. Only argparse and light core modules are imported at
-start-up, so `--help` is instant; torch and transformers load inside the command that needs
+`options` holds what they share, and `CommandLine`, the one parser: an option of the
+program means the same typed before the command as after it. Only argparse and light core
+modules are imported at start-up, so `--help` is instant; torch and transformers load inside the command that needs
 them. A problem the user can fix ends in one line on stderr and exit code 2, never a traceback.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 
@@ -27,7 +27,7 @@ from inspector.cli import (
     templates,
     train,
 )
-from inspector.cli.options import common, report_printed
+from inspector.cli.options import CommandLine, common, report_printed
 from inspector.core.errors import InspectorError
 from inspector.core.labels.process.errors import LabelCodeError
 
@@ -35,8 +35,8 @@ from inspector.core.labels.process.errors import LabelCodeError
 COMMANDS = (labels, train, predict, batch, bench, lesson, exercise, prepare, inspect_data, templates, models)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def build_parser() -> CommandLine:
+    parser = CommandLine(
         prog="causallm-inspect",
         description="See which tokens a causal LM is trained on when you fine-tune it on chat data, "
         "and what it learns. Without a command, opens the interactive app.",
@@ -44,16 +44,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     common(parser, json_flag=False)
     app.register(parser)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for command in COMMANDS:
-        command.register(sub)
+    parser.add_commands(COMMANDS)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)  # an option typed before a command that does not take it: one line
         try:
             if args.command is None:
                 return app.run(args)

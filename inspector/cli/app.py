@@ -7,6 +7,7 @@ from typing import Any
 
 from inspector.cli.options import (
     LABELS_FROM_HELP,
+    check_batch_config,
     data_options,
     exercise_of,
     labels_timeout_option,
@@ -69,14 +70,7 @@ def run(args: argparse.Namespace) -> int:
         examples, problems = read.examples, read.problems
         # The data report reads as far as the user asked (--limit; the whole file by default).
         options.update(path=data, more=read.more)
-    config = getattr(args, "config", None)
-    if config:  # a config TRL's parser refuses, or a key no field matches, fails before the screen opens
-        import tempfile
-
-        from inspector.core.batches.setup import parse
-
-        with tempfile.TemporaryDirectory(prefix="causallm-inspect-config-") as tmp:
-            parse(config, {}, output_dir=tmp, device="cpu")
+    config = check_batch_config(args)  # a config TRL's parser refuses fails before the screen opens
     reloader = None
     if getattr(args, "labels_from", None):
         from inspector.core.labels.process.sandbox import set_timeout

@@ -10,7 +10,6 @@ from inspector.cli.options import (
     at_least_one,
     comma_list,
     common,
-    data_file_options,
     dump,
     label_function,
     labels_from_option,
@@ -24,12 +23,12 @@ from inspector.core.labels.strategies import ALL_STRATEGIES, CUSTOM
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("inspect-data", help="a report over a whole dataset: trained tokens and the rows that train nothing")
-    common(p, data=False)
+    common(p, data_default="none: give FILE or --data FILE")  # --data FILE as every command takes it, and how it is read
     p.add_argument(
-        "file", metavar="FILE",
-        help="JSONL, JSON, CSV/TSV (each may be .gz, .bz2, .xz or .zst), Parquet or a saved datasets folder",
+        "file", metavar="FILE", nargs="?", default=None,
+        help="JSONL, JSON, CSV/TSV (each may be .gz, .bz2, .xz or .zst), Parquet or a saved datasets folder "
+        "(or --data FILE)",
     )
-    data_file_options(p)
     p.add_argument(
         "--num-proc",
         type=at_least_one,
@@ -88,9 +87,10 @@ def run(args: argparse.Namespace) -> int:
         raise InspectorError(f"--max-length must be at least 1, not {args.max_length}", "pass a positive number")
     from pathlib import Path
 
-    path = Path(args.file).expanduser()
+    given = data_file(args)
+    path = Path(given).expanduser()
     if not path.exists():
-        raise InspectorError(f"the data file {args.file} does not exist", "check the path")
+        raise InspectorError(f"the data file {given} does not exist", "check the path")
     detect_format(path)  # a wrong kind of file fails before the model loads
     columns = parse_columns(args.columns)
     chat_template = read_chat_template(args.chat_template) if args.chat_template else None
@@ -137,6 +137,15 @@ def run(args: argparse.Namespace) -> int:
         print(format_report(report))
     found = fail_on & set(report.counts)
     return 1 if found else 0
+
+
+def data_file(args: argparse.Namespace) -> str:
+    """The file to inspect: FILE or --data FILE, given once."""
+    if args.file is None and not args.data:
+        raise InspectorError("inspect-data needs a data file", "give it as FILE or --data FILE")
+    if args.file is not None and args.data and args.file != args.data:
+        raise InspectorError(f"two data files: {args.data} (--data) and {args.file}", "give one, as FILE or --data FILE")
+    return args.file or args.data
 
 
 def _check_run(args: argparse.Namespace, path: Any, flags: dict, loaded: Any, template: Any, report: Any) -> None:

@@ -12,7 +12,17 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from inspector.cli.options import check_data_early, common, dump, load, per_step, status, template, train_rows_option
+from inspector.cli.options import (
+    check_batch_config,
+    check_data_early,
+    common,
+    dump,
+    load,
+    per_step,
+    status,
+    template,
+    train_rows_option,
+)
 from inspector.core.errors import InspectorError
 from inspector.core.lab.context import lesson_epochs
 from inspector.core.lessons.model import Lesson, load_lessons
@@ -29,6 +39,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("number", metavar="N", help="lesson number (1, 2, ...) or id")
     p.add_argument("--plain", action="store_true", help="plain text, no colours (the default when not a terminal)")
     train_rows_option(p)
+    p.add_argument(
+        "--config",
+        metavar="FILE",
+        default=None,
+        help="a `trl sft --config` YAML: the batch view's step (lessons 11 and 13) is built with its settings "
+        "under the lesson's, as in the app",
+    )
     p.set_defaults(run=run_lesson)
 
     p = sub.add_parser("export", help="a lesson's code as a standalone script that runs on its own")
@@ -70,10 +87,10 @@ class _Run:
     ) -> None:
         from inspector.core.lab import Lab
 
-        self.args, self.lesson, self.loaded, self.template = args, lesson, loaded, template
+        self.args, self.lesson = args, lesson
         # The lesson's context and bursts, the app's: the same Lab, the same training rows.
         self.lab = Lab.around(loaded, examples, template, train_rows=args.train_rows)
-        self.formatted = self.lab.formatted
+        self.lab.use_batch_config(args.config)
         self.example = self.lab.lesson_example(lesson)
         self.epochs = lesson_epochs(lesson)
         self.json: dict[str, Any] = {}
@@ -85,14 +102,13 @@ class _Run:
     # --- the views -------------------------------------------------------------------
 
     def labels(self) -> None:
-        from inspector.core.labels.strategies import differing_positions, label_examples
+        from inspector.core.labels.strategies import differing_positions
         from inspector.core.reports.tables import labels_table
 
-        lm = self.loaded
         wanted = ("mask", "trl") if self.lesson.strategy == "trl" else (self.lesson.strategy,)
-        found = {
-            s: label_examples(s, [self.example], lm.tokenizer, lm.model, max_length=lm.max_length)[0] for s in wanted
-        }
+        # The Lab labels a text as the app's labels view does; trl (an SFTTrainer) only where wanted.
+        every = self.lab.labels(self.example.source, cancelled=lambda: "trl" not in wanted)
+        found = {s: every[s] for s in wanted}
         self.say(_heading(f"labels: {self.lesson.strategy}"))
         self.say(f"text: {self.example.text!r}")
         self.say(labels_table(found[self.lesson.strategy]))
@@ -176,14 +192,11 @@ class _Run:
         }
 
     def batch(self) -> None:
-        """The batch view (F6) as text: step 1 of an SFTTrainer with the lesson's batch settings."""
+        """The batch view (F6) as text: step 1 of an SFTTrainer as the app's Lab builds it, from the
+        training rows (numbered as in the file) with the lesson's batch settings and --config."""
         from inspector.core.batches.report import format_view
-        from inspector.core.batches.steps import build_step
 
-        flags = self.lesson.batch_settings
-        world = self.lesson.batch_world_size
-        rows = list(range(1, len(self.formatted) + 1))
-        view = build_step(self.loaded, self.formatted, rows, "the lesson's examples", flags, world_size=world)
+        view = self.lab.batch_step(self.lesson.batch_flags, world_size=self.lesson.batch_world_size)
         self.say(_heading("batch: step 1 as TRL's SFTTrainer builds it"))
         self.say(format_view(view))
         self.json["batch"] = view.to_dict()
@@ -205,6 +218,7 @@ class _Run:
 def run_lesson(args: argparse.Namespace) -> int:
     number, lesson = pick_lesson(load_lessons(), args.number)
     examples = check_data_early(args)
+    check_batch_config(args)
     loaded, markers = load(args)
     run = _Run(args, lesson, loaded, markers, examples)
     if not args.json:

@@ -1,5 +1,6 @@
-"""What the commands share: the model and data options, the burst options, and the steps
-every command takes (read the markers, read the data, load the model, print JSON).
+"""What the commands share: the one parser of the command line (`CommandLine`), the model and
+data options, the burst options, and the steps every command takes (read the markers, read the
+data, load the model, print JSON).
 
 Only argparse and light core modules are imported here; torch and transformers load inside
 the helpers that need them.
@@ -25,7 +26,72 @@ if TYPE_CHECKING:
     from inspector.core.models import LoadedModel
 
 
-def common(parser: argparse.ArgumentParser, *, json_flag: bool = True, data: bool = True) -> None:
+class CommandLine(argparse.ArgumentParser):
+    """The top-level parser, and the one place a command line is read.
+
+    A program option (one the top-level --help lists: --model, --data, --config...) means the
+    same typed before the command as after it; typed in both places, the one after the command
+    wins. Typed before a command that does not take it, it is refused with one line that says
+    where it goes, never dropped. To know what was typed, the parsers of a program option hold
+    no default (argparse's SUPPRESS): the defaults are filled in once the line is read.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.commands: dict[str, argparse.ArgumentParser] = {}
+        self.program: dict[str, argparse.Action] = {}  # the program's options, by dest
+        self.defaults: dict[str, Any] = {}  # and their defaults
+
+    def add_commands(self, commands: Sequence[Any]) -> None:
+        """The subcommands, each module's `register(subparsers)`, after the program's own options."""
+        sub = self.add_subparsers(dest="command", metavar="COMMAND", parser_class=argparse.ArgumentParser)
+        for command in commands:
+            command.register(sub)
+        self.commands = dict(sub.choices)
+        self.program = {a.dest: a for a in self._actions if a.option_strings and a.dest not in ("help", "version")}
+        self.defaults = {dest: action.default for dest, action in self.program.items()}
+        for action in self.program.values():
+            action.default = argparse.SUPPRESS
+        for name, parser in self.commands.items():
+            for action in parser._actions:
+                if action.dest in self.program:
+                    if action.default != self.defaults[action.dest]:  # one meaning: a bug of ours, not the user's
+                        raise ValueError(f"{name}'s {action.option_strings[0]} has another default than the program's")
+                    action.default = argparse.SUPPRESS
+
+    def takes(self, command: str) -> set[str]:
+        """The program options (their dests) `command` takes."""
+        return {a.dest for a in self.commands[command]._actions if a.dest in self.program}
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> tuple[argparse.Namespace, list[str]]:
+        parsed, rest = super().parse_known_args(args, namespace)
+        command = getattr(parsed, "command", None)
+        if command is not None:
+            for dest in sorted(set(self.program) - self.takes(command)):
+                if hasattr(parsed, dest):  # typed before a command that does not take it
+                    raise InspectorError(*self._where(dest, command))
+        for dest, default in self.defaults.items():
+            if not hasattr(parsed, dest):
+                setattr(parsed, dest, default)
+        return parsed, rest
+
+    def _where(self, dest: str, command: str) -> tuple[str, str]:
+        flag = max(self.program[dest].option_strings, key=len)
+        others = [name for name in self.commands if dest in self.takes(name)]
+        if not others:
+            action = self.program[dest]
+            typed = flag if action.nargs == 0 else f"{flag} {action.metavar or '…'}"
+            return f"{flag} is not an option of {command}", f"only the app takes it: causallm-inspect {typed}, with no command"
+        return f"{flag} is not an option of {command}", f"the commands that take it: {', '.join(others)}; with no command, the app"
+
+
+def common(
+    parser: argparse.ArgumentParser,
+    *,
+    json_flag: bool = True,
+    data: bool = True,
+    data_default: str = "the article's five examples",
+) -> None:
     """The model, data and chat-marker options every command has (and --json where it prints data)."""
     g = parser.add_argument_group("model and data")
     g.add_argument(
@@ -45,14 +111,14 @@ def common(parser: argparse.ArgumentParser, *, json_flag: bool = True, data: boo
             metavar="FILE",
             help="JSONL, JSON, CSV (also .gz/.bz2/.xz/.zst), Parquet or a saved datasets folder; rows of text "
             "(### Human:/### Assistant: format), prompt/completion, conversational messages (OpenAI format, tool "
-            "calls included), ShareGPT or Alpaca; default: the article's five examples",
+            f"calls included), ShareGPT or Alpaca; default: {data_default}",
         )
-        data_file_options(g)
+        _data_file_options(g)
     _common_rest(g, parser, json_flag)
 
 
-def data_file_options(g: argparse._ArgumentGroup | argparse.ArgumentParser) -> None:
-    """How a data file is read: split, limit, columns, row format, chat template (--data and inspect-data)."""
+def _data_file_options(g: argparse._ArgumentGroup | argparse.ArgumentParser) -> None:
+    """How the file of --data is read: split, limit, columns, row format, chat template."""
     from inspector.core.data.row_formats import ROW_FORMATS
 
     g.add_argument("--split", metavar="NAME", help="split of a JSON object or dataset folder (default train)")
@@ -143,7 +209,7 @@ LABELS_FROM_HELP = (
     "The file runs in a separate process, with your permissions, stopped after --labels-timeout seconds per "
     "example; a file is loaded only when named here"
 )
-LABELS_TIMEOUT_HELP = "seconds your label function may take per example (and its file to run) before it is stopped (default %(default)s)"
+LABELS_TIMEOUT_HELP = "seconds your label function may take per example (and its file to run) before it is stopped (default {})"
 
 _loaded_functions: list[LabelFunction] = []  # what the command loaded: their output is reported at its end
 
@@ -162,7 +228,10 @@ def seconds(text: str) -> float:
 def labels_timeout_option(parser: argparse.ArgumentParser | Any) -> None:
     from inspector.core.labels.process.protocol import DEFAULT_TIMEOUT
 
-    parser.add_argument("--labels-timeout", metavar="S", type=seconds, default=DEFAULT_TIMEOUT, help=LABELS_TIMEOUT_HELP)
+    # The default is written into the help: a program option's parsers hold no default (`CommandLine`).
+    parser.add_argument(
+        "--labels-timeout", metavar="S", type=seconds, default=DEFAULT_TIMEOUT, help=LABELS_TIMEOUT_HELP.format(DEFAULT_TIMEOUT)
+    )
 
 
 def labels_from_option(parser: argparse.ArgumentParser) -> None:
@@ -333,6 +402,20 @@ def data_options(args: argparse.Namespace) -> dict[str, Any]:
 def check_data_early(args: argparse.Namespace) -> list[Example]:
     """Read the data before loading the model, so a bad file fails in a second, not a minute."""
     return examples(args, template(args))
+
+
+def check_batch_config(args: argparse.Namespace) -> str | None:
+    """--config of the app and `lesson N` (the batch view's `trl sft --config` YAML), checked before
+    the model loads: one TRL's parser refuses, or with a key no field matches, fails in a second."""
+    config = getattr(args, "config", None)
+    if config:
+        import tempfile
+
+        from inspector.core.batches.setup import parse
+
+        with tempfile.TemporaryDirectory(prefix="causallm-inspect-config-") as tmp:
+            parse(config, {}, output_dir=tmp, device="cpu")
+    return config
 
 
 def dump(obj: Any) -> None:

@@ -21,6 +21,7 @@ from textual.message import Message
 from textual.widgets import Input, Label, Select, Static
 
 from inspector.core.errors import InspectorError
+from inspector.core.lessons.model import BATCH_VIEW_START
 from inspector.widgets.column_grid import Cell, ColumnGrid
 from inspector.widgets.lab_view import LabView
 from inspector.widgets.paging import Picker
@@ -31,12 +32,11 @@ if TYPE_CHECKING:
 ROWS = ("pos", "token", "position", "label", "why -100", "row", "weight")
 YOURS = "yours"  # exercise 11's labels, where its starter is --labels-from (`≠` where not the collator's)
 PACKINGS = (("no packing", "none"), ("bfd", "bfd"), ("bfd_split", "bfd_split"), ("wrapped", "wrapped"))
-# The defaults make a small step worth looking at: the article's examples packed two or three
-# to a sequence, two micro-batches accumulated (SFTConfig's own: 1024, 8, 1).
+_START = {name: str(value) for name, value in BATCH_VIEW_START.items()}  # where a lesson's step starts too
 FIELDS = (  # id, label, default, SFTConfig's name (None: the view's own)
-    ("batch-max-length", "max length", "64", "max_length"),
-    ("batch-size", "batch size", "1", "per_device_train_batch_size"),
-    ("batch-accumulation", "accumulation", "2", "gradient_accumulation_steps"),
+    ("batch-max-length", "max length", _START["max_length"], "max_length"),
+    ("batch-size", "batch size", _START["per_device_train_batch_size"], "per_device_train_batch_size"),
+    ("batch-accumulation", "accumulation", _START["gradient_accumulation_steps"], "gradient_accumulation_steps"),
     ("batch-world", "world size", "1", None),
     ("batch-step", "step", "1", None),
 )
@@ -62,7 +62,7 @@ class BatchGrid(ColumnGrid):
         super().__init__(ROWS, id=id)
         self.mb: Any = None
         self.batch_row = 0
-        self.message = "press F6 once the model is loaded"
+        self.message = "the step is built once the model is loaded"  # BatchView.request says when it is being built
         self.yours: list[int] | None = None  # exercise 11's labels of the row on show (`--labels-from`)
 
     @property
@@ -227,11 +227,10 @@ packing), `≠` where they are not the collator's; it follows every save.
         its step with them; its other SFTConfig settings apply while the lesson is open."""
         self.lesson_flags = {}
         if lesson.batch:
-            settings = lesson.batch_settings
+            flags = lesson.batch_flags  # as `lesson N` builds it
             field_names = {name for *_, name in FIELDS} | {"packing", "packing_strategy"}
-            self.lesson_flags = {k: v for k, v in settings.items() if k not in field_names}
-            defaults = {name: int(default) for _id, _label, default, name in FIELDS if name is not None}
-            self._set_fields({**defaults, "packing": False, **settings}, world_size=lesson.batch_world_size)
+            self.lesson_flags = {k: v for k, v in flags.items() if k not in field_names}
+            self._set_fields(flags, world_size=lesson.batch_world_size)
 
     def _set_fields(self, given: dict[str, Any], world_size: int | None = None) -> None:
         for field_id, _label, _default, name in FIELDS:
@@ -288,6 +287,8 @@ packing), `≠` where they are not the collator's; it follows every save.
         self._request += 1
         if self.step_view is not None:  # what is on show until the new step comes is the old settings' step
             self.query_one("#batch-summary", Static).update("[dim]the step of the settings before (the new one is being built)[/dim]")
+        else:
+            self.query_one(BatchGrid).clear("the step is being built…")
         wait = " (after the demo or burst that is running: one trainer at a time)" if self.lab.trainer_busy else ""
         self._status(f"building TRL's SFTTrainer and its batches (no training){wait}…")
         self._compute(self._request, flags, step, world)

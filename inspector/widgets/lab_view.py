@@ -1,4 +1,4 @@
-"""What the lab's views (F2 to F6) share, so that a view is one file.
+"""What the lab's views (F2 to F6) share, so that a view's behaviour is in one file.
 
 `LabView` is the base: its name in `VIEWS`, the screen's keys it answers (`ACTIONS`), the
 training news that make it stale (`STALE_AFTER`), and the lifecycle of its computation: a
@@ -9,7 +9,7 @@ replay over frames, paced by a timer that is paused whenever nothing plays, with
 app's animation setting (`animation_level == "none"`: the last frame at once).
 
 A new view subclasses one of them in its own file and is registered in `VIEW_CLASSES`
-(`inspector.widgets.views`).
+(`inspector.widgets.views`, whose docstring lists the other places that name the views).
 """
 
 from __future__ import annotations

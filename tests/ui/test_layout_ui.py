@@ -8,7 +8,7 @@ from textual.geometry import Region
 from ui_helpers import FAST_LR, started, wait_until
 
 from inspector.app import InspectorApp
-from inspector.help import help_for
+from inspector.help_text import help_for
 
 SMALL = (80, 24)
 

@@ -453,3 +453,8 @@ class Lab:
         """The lesson's demo, run now or replayed from a prepared run (`demos.demo`); takes its own locks."""
         return demos.demo(self, lesson, epochs=epochs, learning_rate=learning_rate, seed=seed, prepared=prepared,
                           progress=progress, should_stop=should_stop, on_epoch=on_epoch, again=again, waiting=waiting)
+
+    def use_batch_config(self, config: str | None) -> None:
+        """Build the batch steps from this `trl sft --config` YAML, as the app's --config does
+        (`lesson N --config`, whose lab is made `around` its model)."""
+        self.batch_config = config

@@ -42,6 +42,9 @@ OPTIONAL_KEYS = ("example", "epochs", "strategies", "demo", "code", "batch")
 # names (the batch command's, but its seed), plus world_size (the simulated ranks). Values are checked as
 # the batch command checks them.
 BATCH_KEYS = (*(name for name in SFT_FLAGS if name != "seed"), "world_size")
+# Where the batch view's fields start (SFTConfig's names; SFTConfig's own: 1024, 8, 1): the
+# article's examples packed two or three to a sequence, two micro-batches accumulated.
+BATCH_VIEW_START = {"max_length": 64, "per_device_train_batch_size": 1, "gradient_accumulation_steps": 2}
 CODE_FOLDER = "code"
 _CODE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\.py$")
 _FENCE = "---"
@@ -70,6 +73,12 @@ class Lesson:
     @property
     def batch_world_size(self) -> int:
         return int(dict(self.batch).get("world_size", 1))
+
+    @property
+    def batch_flags(self) -> dict[str, Any]:
+        """The SFTConfig flags the batch view builds this lesson's step with (the app and `lesson N`):
+        the view's start, no packing, then the lesson's own settings."""
+        return {**BATCH_VIEW_START, "packing": False, **self.batch_settings}
 
     @property
     def trains(self) -> tuple[str, ...]:
