@@ -50,23 +50,21 @@ def _live(lab: Lab, strategy: str, settings: BurstSettings, tell: Tell) -> Burst
     """The strategy's live session, made on first use on a copy of the untrained model (or on
     the model itself, for a lab that trains in place)."""
     from inspector.core.lab.sources import LiveSource
-    from inspector.core.training.session import TrainingSession
+    from inspector.core.training.start import start_session
 
     source = lab.sources.get(strategy)
     if source is not None:
         return source
     custom = lab.custom if strategy == CUSTOM else None
     lm = lab.model
+    options = dict(device=lm.device, template=lab.template, max_length=lm.max_length, custom=custom)
     if lab.in_place:
         if any(src.steps_done for src in lab.sources.values()):
             raise RuntimeError("a lab that trains in place trains one strategy: its model is not untrained")
-        session = TrainingSession(
-            lm.model, lm.tokenizer, lab.formatted, strategy, settings, device=lm.device,
-            template=lab.template, max_length=lm.max_length, custom=custom,
-        )
+        session = start_session(lm.model, lm.tokenizer, lab.formatted, strategy, settings, on_a_copy=False, **options)
     else:
         with lab.base_lock:  # the copy reads the untrained model
-            session = TrainingSession.on_a_copy(lm, lab.formatted, strategy, settings, template=lab.template, custom=custom)
+            session = start_session(lm.model, lm.tokenizer, lab.formatted, strategy, settings, **options)
     source = lab.sources[strategy] = LiveSource(session)
     predictions.watch_source(lab, source)
     if session.skipped:
