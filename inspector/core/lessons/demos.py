@@ -67,7 +67,7 @@ class DemoSpec:
     on_demand: bool  # trains: runs when asked, not when the lesson opens
     run: Callable[[DemoContext], tuple[str, Any]]
     covers_view: bool = False  # headless: the demo's runs replace the view's own burst
-    makes_trainer: bool = False  # builds HF trainers (the app runs one at a time: see `InspectorApp.one_trainer`)
+    makes_trainer: bool = False  # builds HF trainers (made one at a time: see `Lab.one_trainer`)
 
     @property
     def prepared(self) -> bool:
