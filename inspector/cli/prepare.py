@@ -46,13 +46,12 @@ def run(args: argparse.Namespace) -> int:
     epochs = args.epochs or PREPARED_BURSTS * longest
     seed = args.seed if args.seed is not None else DEFAULT_SEED
     settings = BurstSettings(epochs=epochs, learning_rate=args.lr, seed=seed)
-    from inspector.core.models import writable_folder
-    from inspector.core.runs.prepare import store_dir
+    from inspector.core.recording import ready_store
 
-    writable_folder(store_dir())  # before minutes of training, not after
+    folder = ready_store()  # checked writable before minutes of training, not after
     loaded, markers = load(args)
     from inspector.core.lab import Lab
-    from inspector.core.runs.prepare import prepare_demos, prepare_runs
+    from inspector.core.recording import prepare_demos, prepare_runs
 
     # The training slice as the app takes it: the first --train-rows examples that can be formatted.
     lab = Lab(args.model, examples=examples, template=markers, train_rows=args.train_rows if args.data else None)
@@ -76,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
                     for run in runs
                 ],
                 "demos": [{"name": d.name, "key": d.key, "seconds": d.seconds} for d in demos],
-                "store": str(store_dir()),
+                "store": str(folder),
             }
         )
         return 0
@@ -88,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         )
     for demo in demos:
         print(f"lesson demo {demo.name}: stored ({demo.seconds:.1f} s)")
-    print(f"stored in {store_dir()}, keyed by model, examples, strategy, settings and library versions")
+    print(f"stored in {folder}, keyed by model, examples, strategy, settings and library versions")
     print("causallm-inspect (with the same --model and --data) replays them: see 'runs' in the Training view; "
           "the lesson demos stored replay when their lesson opens or on g")
     return 0

@@ -126,7 +126,7 @@ masked.
         picker.display = len(self.choices) > 1
         yield picker
         if self.data_source is not None:
-            yield ProblemList(self.data_source, id="problem-list")
+            yield ProblemList(self.data_source, self.lab, id="problem-list")
         note = Static("", id="row-problems")
         note.display = False
         yield note
@@ -203,7 +203,7 @@ masked.
         """The model is loaded: run the data report over the file (`reading`: how it was read)."""
         self.reading = reading
         if reading is not None and self.data_source is not None:
-            self.query_one(ProblemList).check(self.lab, reading)
+            self.query_one(ProblemList).check(reading)
 
     def on_data_checked(self, message: DataChecked) -> None:
         message.stop()
@@ -256,7 +256,7 @@ masked.
             why = item.problem if isinstance(item, RowProblem) else f"the file has no row {row} any more"
             self.post_message(RowRead(row, kind, problem=why))
             return
-        self.lab.extra_examples[item.text] = item
+        self.lab.add_example(item)
         self.post_message(RowRead(row, kind, item))
 
     def on_row_read(self, message: RowRead) -> None:

@@ -145,9 +145,7 @@ last. Train with `c`, `m`, `t` (`+` in the training view trains more epochs).
 
     @property
     def text(self) -> str:
-        from inspector.core.lab.predictions import default_texts
-
-        texts = default_texts(self.lab)
+        texts = self.lab.default_texts()
         return texts[min(self.choice, len(texts) - 1)]
 
     # PlayingView's frames: the epochs.

@@ -2,8 +2,9 @@
 
 The rows that cannot be read show at once (the app finds them while reading the file);
 the rest (no trained token, an eos never trained, a template not found, truncation) come
-from the data report (`inspect_data`, the same one `causallm-inspect inspect-data`
-prints), which the list's worker computes once the model is loaded (`check`).
+from the data report (the same one `causallm-inspect inspect-data` prints), which the list's
+worker asks the Lab for once the model is loaded (`check`); the problems' words are the
+report's too, through the Lab (a view asks the Lab, never the reports).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from textual.message import Message
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
-from inspector.core.reports.data_report import FIXES, PROBLEMS
 from inspector.messages import DataChecked, DataCheckProgressed, Failed, worker_error
 from inspector.widgets.paging import LaidOutPaging
 
@@ -49,9 +49,10 @@ from any view, comes back to this list.
             self.detail = detail
             super().__init__()
 
-    def __init__(self, source: str, *, id: str | None = None) -> None:
+    def __init__(self, source: str, lab: Lab, *, id: str | None = None) -> None:
         super().__init__(id=id, compact=True)
         self.source = source
+        self.lab = lab
         self.problems: list[Any] = []  # Problem-like: row, kind, detail, strategy
         self.border_title = f"problem rows · {source}"
         self.state = "reading"
@@ -80,25 +81,13 @@ from any view, comes back to this list.
         self.border_subtitle = note
 
     @work(thread=True, exclusive=True, group="data-check", exit_on_error=False)
-    def check(self, lab: Lab, reading: dict[str, Any]) -> None:
+    def check(self, reading: dict[str, Any]) -> None:
         """The data report over the rows of the file (`reading`: how the app read it, `path` included).
 
         Its result bubbles up (`DataChecked`) to the labels view, which lists it here.
         """
-        from inspector.core.reports.data_report import inspect_data
-
-        options = {k: v for k, v in reading.items() if k not in ("path", "more")}
-        total = options.get("limit")  # None: the whole file
-        report = inspect_data(
-            reading["path"],
-            lab.model,
-            strategies=("copy", "mask"),
-            template=lab.template,
-            max_length=lab.model.max_length,
-            batch_size=64,
-            progress=lambda n: self.post_message(DataCheckProgressed(n, total)),
-            **options,
-        )
+        total = reading.get("limit")  # None: the whole file
+        report = self.lab.check_data(reading, progress=lambda n: self.post_message(DataCheckProgressed(n, total)))
         self.post_message(DataChecked(report))
 
     def on_data_check_progressed(self, message: DataCheckProgressed) -> None:
@@ -126,6 +115,7 @@ from any view, comes back to this list.
             return
         p = self.problems[int(event.option.id)]
         if p.row is not None:
-            self.post_message(self.Picked(p.row, p.kind, f"{p.detail}: {FIXES.get(p.kind, '')}"))
+            self.post_message(self.Picked(p.row, p.kind, f"{p.detail}: {self.lab.problem_words(p.kind)[1]}"))
         else:
-            self.notify(f"{PROBLEMS[p.kind]}. {FIXES[p.kind]}.", title=p.kind, timeout=8)
+            what, fix = self.lab.problem_words(p.kind)
+            self.notify(f"{what}. {fix}.", title=p.kind, timeout=8)

@@ -312,7 +312,7 @@ steps, `x` resets every strategy to the untrained model.
                     continue
                 if result is None:  # a replay with nothing more to show: said already
                     continue
-                source = lab.sources[strategy].label
+                source = lab.source_label(strategy)
                 self.post_message(BurstFinished(strategy, result, source=source))
                 if result.stopped:
                     break

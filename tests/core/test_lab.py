@@ -10,7 +10,7 @@ from inspector.core.lab import Lab
 from inspector.core.lab.context import lesson_epochs, predicted_text
 from inspector.core.lab.sources import LiveSource, ReplaySource
 from inspector.core.lessons.model import load_lessons
-from inspector.core.runs.prepare import prepare_runs
+from inspector.core.recording import prepare_runs
 from inspector.core.training.burst import DEFAULT_EPOCHS, BurstSettings
 
 SETTINGS = BurstSettings(epochs=2, learning_rate=1e-2)
@@ -43,7 +43,7 @@ def test_a_live_burst_reports_every_step_and_continues(tiny_path):
     assert [p.done for p in seen["steps"]] == list(range(1, 11))
     assert [p.log.loss for p in seen["steps"]] == [s.loss for s in result.steps]
     assert [log.epoch for log in seen["epochs"]] == [1, 2]
-    assert isinstance(lab.sources["mask"], LiveSource) and lab.sources["mask"].steps_done > 0
+    assert isinstance(lab.bursts.sources["mask"], LiveSource) and lab.bursts.sources["mask"].steps_done > 0
     more, _ = _burst(lab, "mask", BurstSettings(epochs=1, learning_rate=1e-2))
     assert lab.sessions["mask"].steps_done == 15 and len(more.steps) == 5
     assert lab.training_now is None
@@ -61,7 +61,7 @@ def test_predictions_have_a_row_per_trained_strategy_and_are_cached(tiny_path):
     assert [r.input_id for r in after.rows["mask"]] == [r.input_id for r in first.rows["untrained"]]
     assert after.rows["mask"] != first.rows["untrained"]  # trained at 1e-2: other probabilities
     lab.reset()
-    assert lab.sources == {} and lab.predictions(text).rows["mask"] is None
+    assert lab.bursts.sources == {} and lab.predictions(text).rows["mask"] is None
 
 
 def test_a_replay_has_the_interface_of_a_live_burst_and_the_same_numbers(tiny_path):
@@ -70,7 +70,7 @@ def test_a_replay_has_the_interface_of_a_live_burst_and_the_same_numbers(tiny_pa
     settings = BurstSettings(epochs=2, learning_rate=1e-2)
     said: list[str] = []
     replayed, seen = _burst(lab, "mask", settings, speed=0.0, tell=lambda text, severity: said.append(text))
-    assert isinstance(lab.sources["mask"], ReplaySource) and lab.replaying("mask")
+    assert isinstance(lab.bursts.sources["mask"], ReplaySource) and lab.replaying("mask")
     assert seen["start"][0][:2] == (2, 10) and seen["start"][0][2].startswith("replay of a run prepared")
     assert [s.loss for s in replayed.steps] == [s["loss"] for s in run.result["steps"][:10]]
     assert [p.done for p in seen["steps"]] == list(range(1, 11))

@@ -7,7 +7,7 @@ import pytest
 
 from inspector.core.lab import Lab
 from inspector.core.lab.sources import ReplaySource
-from inspector.core.runs.prepare import prepare_runs
+from inspector.core.recording import prepare_runs
 from inspector.core.training.burst import BurstSettings
 from inspector.core.training.learning import heat_map_lines, means, shade
 from inspector.core.training.predictions import PredictionRow, prediction_input, teacher_forced
@@ -83,7 +83,7 @@ def test_a_replay_shows_the_epochs_its_prepared_run_stored(tiny_path):
     text = lab.predicted_text()
     (run,) = prepare_runs(lab, ["mask"], BurstSettings(epochs=3, learning_rate=1e-2))
     lab.burst("mask", BurstSettings(epochs=2, learning_rate=1e-2), speed=0.0)
-    assert isinstance(lab.sources["mask"], ReplaySource)
+    assert isinstance(lab.bursts.sources["mask"], ReplaySource)
     curve = lab.learning(text).curves["mask"]
     assert sorted(curve.epochs) == [0, 1, 2]
     assert curve.epochs[2] == run.predictions_for(text, 2)

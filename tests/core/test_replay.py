@@ -25,7 +25,7 @@ def _prepare(lm, strategies, settings, *, texts=()):
     """prepare's bursts through a Lab around `lm`, on the article's five examples."""
     from inspector.core.data.chat_format import ARTICLE_TEMPLATE
     from inspector.core.lab import Lab
-    from inspector.core.runs.prepare import prepare_runs
+    from inspector.core.recording import prepare_runs
 
     with Lab.around(lm, list(ARTICLE_EXAMPLES), ARTICLE_TEMPLATE, train_rows=len(ARTICLE_EXAMPLES)) as lab:
         return prepare_runs(lab, strategies, settings, texts=texts)
@@ -161,7 +161,7 @@ def test_a_demo_is_stored_and_found_for_its_context_only(tiny):
     from inspector.core.data.chat_format import ARTICLE_TEMPLATE
     from inspector.core.lab import Lab
     from inspector.core.lessons.model import load_lessons
-    from inspector.core.runs.prepare import prepare_demo
+    from inspector.core.recording import prepare_demo
 
     lesson = next(lesson for lesson in load_lessons() if lesson.demo == "eos-padding")
     lab = Lab.around(tiny, list(ARTICLE_EXAMPLES), ARTICLE_TEMPLATE, train_rows=5)
@@ -186,7 +186,7 @@ def test_demos_that_build_trainers_are_prepared_and_replay_without_one(tiny, mon
     from inspector.core.lab import Lab
     from inspector.core.lessons import packing, weights
     from inspector.core.lessons.model import load_lessons
-    from inspector.core.runs.prepare import prepare_demos
+    from inspector.core.recording import prepare_demos
 
     lessons = {lesson.demo: lesson for lesson in load_lessons() if lesson.demo in ("shift", "packing", "weights")}
     lab = Lab.around(tiny, list(ARTICLE_EXAMPLES), ARTICLE_TEMPLATE, train_rows=5)

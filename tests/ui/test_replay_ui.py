@@ -269,7 +269,7 @@ async def test_a_prepared_talk_replays_every_lessons_burst_and_demo(tiny_path, c
         assert demos == 6
         assert app.lab.sessions == {}  # every burst was a replay: no model was trained
         assert all(app.lab.replaying(s) for s in ("copy", "mask", "trl"))
-        assert app.lab.sources["mask"].epochs_shown == 9  # lessons 4 and 10, then `a`: three bursts of 3
+        assert app.lab.bursts.sources["mask"].epochs_shown == 9  # lessons 4 and 10, then `a`: three bursts of 3
         assert app.errors == []
 
 
@@ -295,7 +295,7 @@ async def test_a_run_prepared_on_own_data_replays_in_the_app_on_that_data(tiny_p
         await pilot.press("f3", "m")
         await wait_until(pilot, lambda: not app.main.training_view.running and "mask" in app.main.training_view.results, what="the burst")
         assert app.lab.replaying("mask") and app.lab.sessions == {}
-        assert app.lab.sources["mask"].prepared.steps_per_epoch == 2  # rows 1 and 3: the broken row 2 is skipped
+        assert app.lab.bursts.sources["mask"].prepared.steps_per_epoch == 2  # rows 1 and 3: the broken row 2 is skipped
 
 
 async def test_with_no_prepared_run_the_selector_says_live_and_why(tiny_path):

@@ -91,6 +91,7 @@ def demo_context(
         lesson_example(lesson, loaded, template, formatted),
         device=loaded.device,
         template=template,
+        max_length=loaded.max_length,
         strategy=lesson.strategy,
         epochs=lesson_epochs(lesson) if epochs is None else epochs,
         learning_rate=learning_rate,

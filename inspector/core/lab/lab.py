@@ -1,11 +1,12 @@
 """The lab: one model, its examples and one burst source per strategy, behind every front end.
 
 A `Lab` owns the loaded model, the formatted examples (and the slice the bursts train on),
-one `BurstSource` per strategy (live training, or the replay of a prepared run), the cache
-of teacher-forced predictions, the locks that let the app's workers share the model, and
-the lesson context (`inspector.core.lab.context`). This class is the facade; the work is
-done by concept in `bursts` (sources, locks, refusals, reset), `predictions` (one cache for
-the predictions and the learning curves) and `demos` (a lesson's panel, live or replayed).
+the locks that let the app's workers share the model and the lesson context
+(`inspector.core.lab.context`), and composes three parts, each owning its state: `bursts`
+(`Bursts`: a source per strategy, live or a prepared run's replay, their locks, refusals,
+reset), `prediction_cache` (`PredictionCache`: teacher-forced rows, the texts watched) and
+`demos` (`Demos`: a lesson's panel, live or replayed). The parts read the Lab as a
+`Workbench` and import no Lab; front ends ask the Lab only, which hands the work on.
 The app drives one from its workers; `train`, `predict`, `lesson N` and `prepare` build one
 around the model they loaded. No UI here: the callers pass callbacks and show what comes back.
 
@@ -25,13 +26,14 @@ from typing import TYPE_CHECKING, Any
 from inspector.core.data.chat_format import ARTICLE_TEMPLATE, ChatTemplate, FormattedExample
 from inspector.core.data.examples import Example, article_examples
 from inspector.core.errors import InspectorError
-from inspector.core.lab import bursts, context, demos
-from inspector.core.lab import predictions as predicting
+from inspector.core.lab import context
+from inspector.core.lab.bursts import Bursts
 from inspector.core.lab.label_host import LabelHost
-from inspector.core.lab.predictions import Predictions
-from inspector.core.lab.sources import BurstSource, StepProgress
-from inspector.core.labels.strategies import ALL_STRATEGIES, CUSTOM, display_name, strategies_with
-from inspector.core.training.burst import DEFAULT_SEED, BurstResult, BurstSettings, EpochLog
+from inspector.core.lab.lesson_demos import DemoOutcome, Demos
+from inspector.core.lab.prediction_cache import PredictionCache, Predictions
+from inspector.core.lab.turns import TrainerTurn
+from inspector.core.labels.strategies import CUSTOM, display_name, strategies_with
+from inspector.core.training.burst import BurstResult, BurstSettings
 from inspector.core.training.predictions import DEFAULT_TOP_K
 
 if TYPE_CHECKING:
@@ -46,10 +48,10 @@ if TYPE_CHECKING:
     from inspector.core.lessons.demos import DemoContext
     from inspector.core.lessons.model import Lesson
     from inspector.core.models import LoadedModel
+    from inspector.core.reports.data_report import DataReport
     from inspector.core.training.learning import Learning
     from inspector.core.training.session import TrainingSession
 
-Tell = bursts.Tell
 __all__ = ["Lab", "Loaded", "Predictions"]
 
 
@@ -102,17 +104,18 @@ class Lab:
         self.loaded: LoadedModel | None = None
         self.formatted: list[FormattedExample] = []  # the examples the bursts train on
         self.train_examples: list[Example] = []  # the same, as read
-        self.extra_examples: dict[str, Example] = {}  # data rows read on demand (past the rows kept)
+        self._extra_examples: dict[str, Example] = {}  # data rows read on demand (past the rows kept)
         self._formatted_by_text: dict[str, FormattedExample] = {}
-        self.sources: dict[str, BurstSource] = {}
-        self.prediction_cache: dict[tuple[Any, ...], list[Any]] = {}  # teacher-forced rows (`predictions`)
-        self.watched: set[str] = set()  # texts recorded after every epoch besides the defaults (`learning`)
+        self._examples_lock = threading.Lock()  # for the two above: a worker adds a row read on demand
         self.base_lock = threading.Lock()  # the untrained model: read by labels, predictions, copies
-        self.source_locks = {s: threading.Lock() for s in ALL_STRATEGIES}
-        self._trainer_lock = threading.Lock()
-        self.training_now: str | None = None  # the strategy a burst trains (or replays) right now
+        self.one_trainer = TrainerTurn()  # `with lab.one_trainer():` HF trainers one at a time
         self.data_error: str | None = None  # no example could be formatted: no training until fixed
         self.closing = threading.Event()  # set on quit: bursts and demos end after their current step
+        # The parts: each owns its state and reads this lab through `Workbench`.
+        self.bursts = Bursts(self, base_lock=self.base_lock, one_trainer=self.one_trainer,
+                             on_new_source=lambda source: self.prediction_cache.watch_source(source))
+        self.prediction_cache = PredictionCache(self, self.bursts, base_lock=self.base_lock)
+        self.demos = Demos(self, base_lock=self.base_lock, one_trainer=self.one_trainer)
 
     @classmethod
     def around(
@@ -190,15 +193,39 @@ class Lab:
         from inspector.core.data.chat_format import add_special_tokens
         from inspector.core.data.examples import format_examples
 
-        if text in self._formatted_by_text:
-            return self._formatted_by_text[text]
+        with self._examples_lock:
+            if text in self._formatted_by_text:
+                return self._formatted_by_text[text]
+            extra = self._extra_examples.get(text)
         lm = self.model
-        if text in self.extra_examples:  # a data row read on demand: formatted as training would
-            (fe,) = format_examples([self.extra_examples[text]], lm.tokenizer, self.template, lm.name)
-            self._formatted_by_text[text] = fe
+        if extra is not None:  # a data row read on demand: formatted as training would
+            (fe,) = format_examples([extra], lm.tokenizer, self.template, lm.name)
+            with self._examples_lock:
+                self._formatted_by_text[text] = fe
             return fe
         tok = lm.tokenizer
         return add_special_tokens(text, tok.bos_token, tok.eos_token, self.template, model_name=lm.name)
+
+    def add_example(self, example: Example) -> None:
+        """A data row read on demand (past the rows kept), formatted as training would (any thread)."""
+        with self._examples_lock:
+            self._extra_examples[example.text] = example
+
+    def check_data(self, reading: dict[str, Any], progress: Callable[[int], None] | None = None) -> DataReport:
+        """`inspect-data`'s report on the file the examples came from (`reading`: its `path` and how it
+        was read), for copy and mask in this lab's turn markers; `progress` hears the rows done."""
+        from inspector.core.reports.data_report import inspect_data
+
+        options, lm = {k: v for k, v in reading.items() if k not in ("path", "more")}, self.model
+        return inspect_data(reading["path"], lm, strategies=("copy", "mask"), template=self.template,
+                            max_length=lm.max_length, batch_size=64, progress=progress, **options)
+
+    @staticmethod
+    def problem_words(kind: str) -> tuple[str, str]:
+        """What a data problem of this kind means, and its fix (`inspect-data`'s words)."""
+        from inspector.core.reports.data_report import FIXES, PROBLEMS
+
+        return PROBLEMS.get(kind, ""), FIXES.get(kind, "")
 
     # --- the strategies, and the user's label function (its host: `label_host`) -----------
 
@@ -249,15 +276,8 @@ class Lab:
     # --- the lesson context -----------------------------------------------------------------
 
     def holdout(self, settings: BurstSettings) -> tuple[str, str]:
-        """The held-out prompt a burst of `settings` answers after each epoch, and the untrained
-        model's answer to it (before any burst of a lab that trains in place)."""
-        from inspector.core.training.session import greedy_answer, holdout_prompt
-
-        lm = self.model
-        prompt = holdout_prompt(lm.tokenizer, settings.holdout, self.template)
-        with self.base_lock:
-            answer = greedy_answer(lm.model, lm.tokenizer, lm.tokenizer(prompt.text)["input_ids"])
-        return prompt.text, answer
+        """The held-out prompt a burst of `settings` answers, and the untrained model's answer (`Bursts.holdout`)."""
+        return self.bursts.holdout(settings)
 
     def batch_step(self, flags: dict[str, Any], *, step: int = 1, world_size: int = 1) -> StepView:
         """The micro-batches of one optimizer step as TRL's SFTTrainer builds them from the
@@ -287,42 +307,18 @@ class Lab:
 
     def demo_context(self, lesson: Lesson, **options: Any) -> DemoContext:
         """The context of a lesson's demo; `options` as `context.demo_context` takes them."""
-        return context.demo_context(lesson, self.model, self.template, self.formatted, **options)
+        return self.demos.context(lesson, **options)
 
     def code_spec(self) -> CodeSpec:
         """What the exported code of a lesson needs to know of this lab (`causallm-inspect export`)."""
         from inspector.core.lessons.code import CodeSpec
 
-        return CodeSpec(
-            model=self.model_spec,
-            device=self.device,
-            examples=tuple(e.text for e in self.examples),
-            template=self.template,
-            bos_token=self.special_tokens["bos_token"],
-            eos_token=self.special_tokens["eos_token"],
-        )
-
-    # --- locks ------------------------------------------------------------------------------
-
-    @contextmanager
-    def one_trainer(self, waiting: Callable[[], None] | None = None) -> Iterator[None]:
-        """A turn to make or run HF trainers; `waiting` is called first if it must wait.
-
-        Making a Trainer or an SFTTrainer (their TrainingArguments, in fact) resets accelerate's
-        process-wide AcceleratorState, which a training loop reads at every step: a trainer made
-        during a burst failed it. Bursts, TRL's labels and the demos that train take turns;
-        and a turn puts that state back if a refused trainer left it reset.
-        """
-        from inspector.core.labels.trl_bridge import accelerate_state_kept
-
-        if waiting is not None and self._trainer_lock.locked():
-            waiting()
-        with self._trainer_lock, accelerate_state_kept():
-            yield
+        return CodeSpec(model=self.model_spec, device=self.device, examples=tuple(e.text for e in self.examples),
+                        template=self.template, **self.special_tokens)
 
     @property
-    def trainer_busy(self) -> bool:
-        return self._trainer_lock.locked()
+    def trainer_busy(self) -> bool:  # a burst, a demo or TRL's labels hold the trainer turn right now
+        return self.one_trainer.busy
 
     # --- labels -----------------------------------------------------------------------------
 
@@ -369,45 +365,44 @@ class Lab:
         _, offsets = encode(fe, self.model.tokenizer)
         return token_roles(fe, offsets, self.model.tokenizer)
 
-    # --- bursts (inspector.core.lab.bursts) --------------------------------------------------
+    # --- bursts (`self.bursts`) ---------------------------------------------------------------
 
     @property
     def sessions(self) -> dict[str, TrainingSession]:
         """The strategies trained live, and their sessions."""
-        return {s: src.session for s, src in self.sources.items() if src.session is not None}
+        return self.bursts.sessions
+
+    @property
+    def training_now(self) -> str | None:  # the strategy a burst trains (or replays) right now
+        return self.bursts.training_now
 
     def replaying(self, strategy: str) -> bool:
-        source = self.sources.get(strategy)
-        return source is not None and source.replays
+        return self.bursts.replaying(strategy)
 
-    def settings_of(self, strategy: str) -> BurstSettings | None:
-        """The settings a live strategy was first trained with (None: not trained live)."""
-        source = self.sources.get(strategy)
-        return None if source is None else source.settings
+    def settings_of(self, strategy: str) -> BurstSettings | None:  # those it was first trained with live
+        return self.bursts.settings_of(strategy)
+
+    def source_label(self, strategy: str) -> str:
+        """Where the strategy's bursts come from, in words ("live", or the prepared run it replays)."""
+        return self.bursts.label_of(strategy)
+
+    def epoch_rows(self, strategy: str, text: str) -> dict[int, list[Any]]:
+        """`text`'s teacher-forced rows after each epoch the strategy trained or replayed (a text watched)."""
+        return self.bursts.epoch_rows(strategy, text)
 
     def refusal(self, strategy: str, speed: float | None) -> tuple[str, str] | None:
-        """Why a burst of `strategy` cannot run now (`bursts.refusal`), or None."""
-        return bursts.refusal(self, strategy, speed)
+        """Why a burst of `strategy` cannot run now (`Bursts.refusal`), or None."""
+        return self.bursts.refusal(strategy, speed)
 
-    def burst(
-        self,
-        strategy: str,
-        settings: BurstSettings,
-        *,
-        speed: float | None = None,
-        on_start: Callable[[int, int, str], None] | None = None,
-        on_step: Callable[[StepProgress], None] | None = None,
-        on_epoch: Callable[[EpochLog], None] | None = None,
-        should_stop: Callable[[], bool] | None = None,
-        tell: Tell | None = None,
-    ) -> BurstResult | None:
-        """`settings.epochs` more epochs of `strategy` (`bursts.burst`); None when a replay has no more."""
-        return bursts.burst(self, strategy, settings, speed=speed, on_start=on_start, on_step=on_step,
-                            on_epoch=on_epoch, should_stop=should_stop, tell=tell)
+    def burst(self, strategy: str, settings: BurstSettings, **options: Any) -> BurstResult | None:
+        """`settings.epochs` more epochs of `strategy`, None when a replay has no more; `options` are
+        `Bursts.burst`'s (the replay `speed`, on_start, on_step, on_epoch, should_stop, tell)."""
+        return self.bursts.burst(strategy, settings, **options)
 
     def reset(self) -> None:
-        """Every strategy back to the untrained model: close every source, give the memory back."""
-        bursts.reset(self)
+        """Every strategy back to the untrained model: forget the rows, close every source, give the memory back."""
+        self.prediction_cache.clear()
+        self.bursts.reset()
 
     def close(self) -> None:
         """The app is quitting: running bursts and demos end after their current step; then reset."""
@@ -415,44 +410,30 @@ class Lab:
         self.reset()
         self.label_host.close()  # the label process and whatever your function is doing in it
 
-    # --- predictions and learning (inspector.core.lab.predictions) ---------------------------
-
-    @property
-    def untrained_gone(self) -> bool:
-        """Whether the untrained model is no more: a lab training in place trained it."""
-        return self.in_place and any(src.steps_done for src in self.sources.values())
+    # --- predictions and learning (`self.prediction_cache`) ------------------------------------
 
     def predictions(self, text: str, top_k: int = DEFAULT_TOP_K) -> Predictions:
         """Teacher-forced rows of the untrained model and of every strategy trained or replayed."""
-        return predicting.predictions(self, text, top_k)
+        return self.prediction_cache.predictions(text, top_k)
 
     def watch(self, text: str) -> None:
         """Record `text`'s rows after every epoch from now on, in every source (`learning`)."""
-        predicting.watch(self, text)
+        self.prediction_cache.watch(text)
 
     def learning(self, text: str) -> Learning:
         """Per strategy, `text`'s teacher-forced rows after every epoch (0: untrained) and the losses."""
-        return predicting.learning(self, text)
+        return self.prediction_cache.learning(text)
 
-    # --- demos (inspector.core.lab.demos) -----------------------------------------------------
+    def default_texts(self) -> list[str]:
+        """The texts every live source watches: the held-out example, then the first training example."""
+        return self.prediction_cache.default_texts()
 
-    def demo(
-        self,
-        lesson: Lesson,
-        *,
-        epochs: int | None = None,
-        learning_rate: float | None = None,
-        seed: int = DEFAULT_SEED,
-        prepared: bool = False,
-        progress: Callable[[str], None] | None = None,
-        should_stop: Callable[[], bool] | None = None,
-        on_epoch: Callable[[str, Any], None] | None = None,
-        again: str = "close other programs and run it again",
-        waiting: Callable[[], None] | None = None,
-    ) -> demos.DemoOutcome:
-        """The lesson's demo, run now or replayed from a prepared run (`demos.demo`); takes its own locks."""
-        return demos.demo(self, lesson, epochs=epochs, learning_rate=learning_rate, seed=seed, prepared=prepared,
-                          progress=progress, should_stop=should_stop, on_epoch=on_epoch, again=again, waiting=waiting)
+    # --- demos (`self.demos`) ---------------------------------------------------------------------
+
+    def demo(self, lesson: Lesson, **options: Any) -> DemoOutcome:
+        """The lesson's demo, run now or replayed from a prepared run, under its own locks; `options`
+        are `Demos.run`'s (epochs, learning_rate, seed, prepared, the callbacks, again, waiting)."""
+        return self.demos.run(lesson, **options)
 
     def use_batch_config(self, config: str | None) -> None:
         """Build the batch steps from this `trl sft --config` YAML, as the app's --config does

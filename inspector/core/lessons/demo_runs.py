@@ -1,13 +1,15 @@
-"""Short training runs that two lessons start on request: timing a step of each strategy,
-and training with the closing `eos` masked.
+"""Short training runs that lessons start on request: timing a step of each strategy, and
+training label variants side by side (the closing `eos` masked, the examples truncated).
 
-Both train copies of the model (the original is left untouched) through the same
-`TrainingSession` the training view uses, so the numbers are the app's own.
+Each run trains a copy of the model (the original is left untouched) in a session made by
+`training.start.start_session`, the function the Lab's live bursts make theirs with: the
+run's turn markers and `max_length` are required there, so a demo's held-out question is
+asked in the markers the bursts use. The demos' settings and callbacks are their own (no
+burst source, no replay, no locks: the Lab's demos take the locks around the whole demo).
 """
 
 from __future__ import annotations
 
-import copy
 import gc
 import statistics
 import time
@@ -15,9 +17,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from inspector.core.data.chat_format import FormattedExample
+from inspector.core.data.chat_format import ChatTemplate, FormattedExample
 from inspector.core.training.burst import BurstSettings, EpochLog
-from inspector.core.training.session import TrainingSession
+from inspector.core.training.start import start_session
 from inspector.core.training.step_times import wait_for_device
 
 # (name, strategy, BurstSettings changes). The last two show where a step's time goes.
@@ -71,6 +73,8 @@ def measure_step_times(
     tokenizer: Any,
     examples: Sequence[FormattedExample],
     *,
+    template: ChatTemplate,
+    max_length: int | None,
     device: str = "cpu",
     epochs: int = TIMING_EPOCHS,
     learning_rate: float | None = None,
@@ -90,7 +94,8 @@ def measure_step_times(
         progress(f"timing {name}")
         settings = BurstSettings(epochs=epochs, learning_rate=learning_rate, seed=seed, max_new_tokens=1, **change)
         timer = _step_timer(device)
-        session = TrainingSession(copy.deepcopy(model), tokenizer, examples, strategy, settings, device=device)
+        session = start_session(model, tokenizer, examples, strategy, settings, device=device, template=template,
+                                max_length=max_length)
         with session:
             session.run(extra_callbacks=[timer], should_stop=should_stop)
             lengths = [len(ex.rows) for ex in session.labeled]
@@ -140,6 +145,8 @@ def label_variants_run(
     examples: Sequence[FormattedExample],
     variants: Sequence[tuple[str, Callable[[Any], Any] | None]],
     *,
+    template: ChatTemplate,
+    max_length: int | None,
     device: str = "cpu",
     epochs: int = 3,
     learning_rate: float | None = None,
@@ -150,7 +157,7 @@ def label_variants_run(
 ) -> EosRun:
     """Train `mask` once per variant, each on a fresh copy of the model, its labels changed by
     the variant's function (None: as they are) before the first step; after every epoch the
-    copy answers the held-out prompt greedily with room for `max_new_tokens`."""
+    copy answers the held-out prompt (in `template`'s markers) greedily with room for `max_new_tokens`."""
     from inspector.core.training.session import greedy_answer
 
     settings = BurstSettings(epochs=epochs, learning_rate=learning_rate, seed=seed, max_new_tokens=max_new_tokens)
@@ -158,7 +165,8 @@ def label_variants_run(
     for variant, change in variants:
         if should_stop():
             break
-        session = TrainingSession(copy.deepcopy(model), tokenizer, examples, "mask", settings, device=device)
+        session = start_session(model, tokenizer, examples, "mask", settings, device=device, template=template,
+                                max_length=max_length)
         with session:
             if run is None:
                 untrained = greedy_answer(session.model, tokenizer, session.prompt_ids, max_new_tokens)

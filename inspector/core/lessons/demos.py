@@ -32,6 +32,7 @@ class DemoContext:
     example: FormattedExample  # the lesson's example, or the first training example
     device: str = "cpu"
     template: ChatTemplate = ARTICLE_TEMPLATE
+    max_length: int | None = None  # the model's: where the runs' examples are cut, as the bursts' are
     strategy: str = "copy"
     epochs: int = 3
     learning_rate: float | None = None
@@ -43,8 +44,9 @@ class DemoContext:
     again: str = "close other programs and run it again"
 
     def training_options(self) -> dict[str, Any]:
-        """What a demo that trains copies passes on: the device, the burst settings, the callbacks."""
-        return dict(device=self.device, epochs=self.epochs, learning_rate=self.learning_rate, seed=self.seed,
+        """What a demo that trains copies passes on: the device, the turn markers and `max_length`
+        its sessions are made with (`training.start.start_session`), the burst settings, the callbacks."""
+        return dict(device=self.device, template=self.template, max_length=self.max_length, epochs=self.epochs, learning_rate=self.learning_rate, seed=self.seed,
                     on_epoch=self.on_epoch, should_stop=self.should_stop)
 
     def formatted(self, text: str) -> FormattedExample:
@@ -65,7 +67,7 @@ class DemoSpec:
     on_demand: bool  # trains: runs when asked, not when the lesson opens
     run: Callable[[DemoContext], tuple[str, Any]]
     covers_view: bool = False  # headless: the demo's runs replace the view's own burst
-    makes_trainer: bool = False  # builds HF trainers (the app runs one at a time: see `InspectorApp.one_trainer`)
+    makes_trainer: bool = False  # builds HF trainers (made one at a time: see `Lab.one_trainer`)
 
     @property
     def prepared(self) -> bool:
@@ -142,6 +144,8 @@ def _step_timing(ctx: DemoContext) -> tuple[str, Any]:
         ctx.model,
         ctx.tokenizer,
         ctx.examples,
+        template=ctx.template,
+        max_length=ctx.max_length,
         device=ctx.device,
         learning_rate=ctx.learning_rate,
         seed=ctx.seed,

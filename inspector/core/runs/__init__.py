@@ -1,1 +1,2 @@
-"""Prepared runs: bursts and lesson demos run once by `causallm-inspect prepare`, stored, and replayed."""
+"""Prepared runs on disk: the bursts and lesson demos `causallm-inspect prepare` ran once
+(`inspector.core.recording`, above the Lab), stored here for the Lab to replay (below it)."""

@@ -1,6 +1,6 @@
 """Prepared runs for talks, their storage: find, save, load and explain a stored run or demo.
 
-`causallm-inspect prepare` (`inspector.core.runs.prepare`) trains each strategy once
+`causallm-inspect prepare` (`inspector.core.recording`) trains each strategy once
 through the Lab and stores here what the app shows of a burst: per-step losses, the held-out answer and teacher-forced predictions after every
 epoch, runtimes. A run is keyed by the model (its weights' fingerprint), the examples,
 the strategy, the burst settings (epochs aside: a stored run of N epochs replays any burst

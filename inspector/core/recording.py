@@ -1,17 +1,19 @@
-"""`causallm-inspect prepare`, its core: run every burst and the lessons' demos that train or
-make HF trainers once through the Lab, live, as the app would run them, and store what they
-report for a replay.
+"""`causallm-inspect prepare`, its core: record a talk. Run every burst and the lessons' demos
+that train or make HF trainers once through the Lab, live, as the app would run them, and
+store what they report for a replay. It sits above the Lab (it drives one), the run store
+(`core.runs.store`) below it; the command reaches the store only through `ready_store`.
 
 The bursts are the Lab's own (`Lab.burst`, each strategy on a fresh copy of the untrained
 model, in the Lab's turn markers and training rows); what a replay shows of them (per-step
 losses and seconds, the held-out answers, the teacher-forced rows of the watched texts
-after every epoch) is what the Lab's live source recorded. `store` only keeps the files.
+after every epoch) is what the Lab's live source recorded (`Lab.epoch_rows`). `store` only keeps the files.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from inspector.core.runs import store
@@ -24,7 +26,15 @@ if TYPE_CHECKING:
     from inspector.core.training.burst import EpochLog
 
 Progress = Callable[[str], None]
-store_dir = store.store_dir  # where the runs are kept, for the command to check and say
+
+
+def ready_store() -> Path:
+    """The folder the runs are stored in, checked writable now (before minutes of training, not after)."""
+    from inspector.core.models import writable_folder
+
+    folder = store.store_dir()
+    writable_folder(folder)
+    return folder
 
 
 def prepare_runs(
@@ -62,10 +72,9 @@ def prepare_runs(
         result = lab.burst(strategy, settings, on_step=on_step, on_epoch=on_epoch,
                            tell=lambda text, severity: progress(text))
         assert result is not None  # live: a burst always reports
-        source = lab.sources[strategy]
         predictions: dict[str, dict[str, list[dict[str, Any]]]] = {}
         for text in targets:
-            for epoch, rows in source.epoch_rows(text).items():
+            for epoch, rows in lab.epoch_rows(strategy, text).items():
                 predictions.setdefault(str(epoch), {})[text] = [r.to_dict() for r in rows]
         spec = store.run_spec(fingerprint, lab.formatted, strategy, settings, held_out, versions)
         run = store.PreparedRun(
