@@ -21,13 +21,13 @@ def _epochs(result: dict) -> list[tuple[float, str]]:
 
 
 def test_the_app_train_and_lesson_give_the_same_epochs(capsys, tiny_path, rows12):
-    from inspector.core.data.chat_format import ChatTemplate
+    from inspector.core.data.chat_format import TurnMarkers
     from inspector.core.data.examples import TRAIN_ROWS, read_examples
     from inspector.core.lab import Lab
     from inspector.core.training.burst import BurstSettings
 
     # The app's Lab: the data read as the app reads it, the first TRAIN_ROWS rows trained.
-    template = ChatTemplate(human="### User:", assistant="### Bot:")
+    template = TurnMarkers(human="### User:", assistant="### Bot:")
     lab = Lab(str(tiny_path), device="cpu", examples=read_examples(str(rows12), template).examples, template=template, train_rows=TRAIN_ROWS)
     lab.load()
     with lab:
@@ -67,14 +67,14 @@ def test_predict_after_a_burst_is_the_lab_s_prediction(capsys, tiny_path, rows12
 
 
 def test_prepare_records_what_the_live_burst_trains(capsys, tiny_path, rows12):
-    from inspector.core.data.chat_format import ChatTemplate
+    from inspector.core.data.chat_format import TurnMarkers
     from inspector.core.data.examples import TRAIN_ROWS, read_examples
     from inspector.core.lab import Lab
     from inspector.core.training.burst import BurstSettings
 
     prepared = _json(capsys, "prepare", "--model", str(tiny_path), "--data", str(rows12), *MARKERS, "--strategies",
                      "copy", "--epochs", "3", "--no-demos", "--json")
-    template = ChatTemplate(human="### User:", assistant="### Bot:")
+    template = TurnMarkers(human="### User:", assistant="### Bot:")
     lab = Lab(str(tiny_path), device="cpu", examples=read_examples(str(rows12), template).examples, template=template,
               train_rows=TRAIN_ROWS)
     lab.load()
@@ -90,7 +90,7 @@ def test_prepare_records_what_the_live_burst_trains(capsys, tiny_path, rows12):
 
 
 def test_lesson_11_batches_the_apps_training_rows_with_the_config(capsys, tiny_path, rows12, tmp_path):
-    from inspector.core.data.chat_format import ChatTemplate
+    from inspector.core.data.chat_format import TurnMarkers
     from inspector.core.data.examples import TRAIN_ROWS, read_examples
     from inspector.core.lab import Lab
     from inspector.core.lessons.model import load_lessons
@@ -99,7 +99,7 @@ def test_lesson_11_batches_the_apps_training_rows_with_the_config(capsys, tiny_p
     spaced.write_text("\n\n".join(rows12.read_text().splitlines()) + "\n")
     config = tmp_path / "sft.yaml"
     config.write_text("seed: 7\ncompletion_only_loss: false\n")
-    template = ChatTemplate(human="### User:", assistant="### Bot:")
+    template = TurnMarkers(human="### User:", assistant="### Bot:")
     lab = Lab(str(tiny_path), device="cpu", examples=read_examples(str(spaced), template).examples, template=template,
               train_rows=TRAIN_ROWS, batch_config=str(config))
     lab.load()

@@ -10,7 +10,7 @@ from inspector.core.errors import InspectorError
 from inspector.core.labels.strategies import STRATEGIES
 
 if TYPE_CHECKING:
-    from inspector.core.data.chat_format import ChatTemplate
+    from inspector.core.data.chat_format import TurnMarkers
     from inspector.core.data.examples import Example
     from inspector.core.models import LoadedModel
 
@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bench_labels(args: argparse.Namespace, loaded: LoadedModel, template: ChatTemplate, examples: list[Example]) -> int:
+def _bench_labels(args: argparse.Namespace, loaded: LoadedModel, template: TurnMarkers, examples: list[Example]) -> int:
     from inspector.core.data.examples import format_examples
     from inspector.core.labels.bench import bench_labels, format_label_bench
 
@@ -134,7 +134,7 @@ def _bench_labels(args: argparse.Namespace, loaded: LoadedModel, template: ChatT
 
 
 def _bench_memory(
-    args: argparse.Namespace, loaded: LoadedModel, template: ChatTemplate, examples: list[Example], strategies: list[str]
+    args: argparse.Namespace, loaded: LoadedModel, template: TurnMarkers, examples: list[Example], strategies: list[str]
 ) -> int:
     from inspector.core.data.examples import format_examples
     from inspector.core.training.bench_memory import format_memory_report, memory_bench
@@ -158,7 +158,7 @@ def _bench_memory(
 
 
 def _bench_profile(
-    args: argparse.Namespace, loaded: LoadedModel, template: ChatTemplate, examples: list[Example], strategies: list[str]
+    args: argparse.Namespace, loaded: LoadedModel, template: TurnMarkers, examples: list[Example], strategies: list[str]
 ) -> int:
     from dataclasses import asdict, replace
 

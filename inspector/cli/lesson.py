@@ -28,7 +28,7 @@ from inspector.core.lab.context import lesson_epochs
 from inspector.core.lessons.model import Lesson, load_lessons
 
 if TYPE_CHECKING:
-    from inspector.core.data.chat_format import ChatTemplate
+    from inspector.core.data.chat_format import TurnMarkers
     from inspector.core.data.examples import Example
     from inspector.core.models import LoadedModel
 
@@ -83,7 +83,7 @@ class _Run:
     """Everything one `lesson N` run computes, printed as it goes (or kept for --json)."""
 
     def __init__(
-        self, args: argparse.Namespace, lesson: Lesson, loaded: LoadedModel, template: ChatTemplate, examples: list[Example]
+        self, args: argparse.Namespace, lesson: Lesson, loaded: LoadedModel, template: TurnMarkers, examples: list[Example]
     ) -> None:
         from inspector.core.lab import Lab
 

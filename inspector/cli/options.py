@@ -18,7 +18,7 @@ from inspector.core.errors import InspectorError
 from inspector.core.labels.strategies import ALL_STRATEGIES, CUSTOM
 
 if TYPE_CHECKING:
-    from inspector.core.data.chat_format import ChatTemplate
+    from inspector.core.data.chat_format import TurnMarkers
     from inspector.core.data.examples import Example
     from inspector.core.exercises.registry import FoundExercise
     from inspector.core.labels.process.parent import LabelFunction
@@ -338,9 +338,9 @@ def comma_list(text: str, known: Sequence[str], flag: str) -> list[str]:
 # --- shared steps ---------------------------------------------------------------------------
 
 
-def template(args: argparse.Namespace) -> ChatTemplate:
+def template(args: argparse.Namespace) -> TurnMarkers:
     """The chat markers of --human-marker and --assistant-marker (\\n and \\t understood)."""
-    from inspector.core.data.chat_format import ChatTemplate
+    from inspector.core.data.chat_format import TurnMarkers
 
     def unescape(s: str | None, default: str) -> str:
         # Shells make typing a newline awkward, so \n and \t are understood; nothing else is touched.
@@ -348,8 +348,8 @@ def template(args: argparse.Namespace) -> ChatTemplate:
             return default
         return s.replace("\\\\", "\0").replace("\\n", "\n").replace("\\t", "\t").replace("\0", "\\")
 
-    t = ChatTemplate()
-    return ChatTemplate(unescape(args.human_marker, t.human), unescape(args.assistant_marker, t.assistant))
+    t = TurnMarkers()
+    return TurnMarkers(unescape(args.human_marker, t.human), unescape(args.assistant_marker, t.assistant))
 
 
 def status(msg: str) -> None:
@@ -357,7 +357,7 @@ def status(msg: str) -> None:
     print(f"… {msg}", file=sys.stderr, flush=True)
 
 
-def load(args: argparse.Namespace, *, tokenizer_only: bool = False) -> tuple[LoadedModel, ChatTemplate]:
+def load(args: argparse.Namespace, *, tokenizer_only: bool = False) -> tuple[LoadedModel, TurnMarkers]:
     """The model of --model (after checking the markers, which is quick) and the chat markers."""
     from inspector.core.models import load_model
 
@@ -376,7 +376,7 @@ def load(args: argparse.Namespace, *, tokenizer_only: bool = False) -> tuple[Loa
     return loaded, markers
 
 
-def examples(args: argparse.Namespace, markers: ChatTemplate) -> list[Example]:
+def examples(args: argparse.Namespace, markers: TurnMarkers) -> list[Example]:
     """The examples of --data, or the article's five."""
     from inspector.core.data.examples import article_examples, load_examples
 

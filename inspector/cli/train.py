@@ -25,7 +25,7 @@ from inspector.cli.options import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from inspector.core.data.chat_format import ChatTemplate
+    from inspector.core.data.chat_format import TurnMarkers
     from inspector.core.data.examples import Example
     from inspector.core.lab import Lab
     from inspector.core.labels.process.parent import LabelFunction
@@ -119,7 +119,7 @@ def _settings(args: argparse.Namespace) -> BurstSettings:
 def run_burst(
     args: argparse.Namespace,
     loaded: LoadedModel,
-    template: ChatTemplate,
+    template: TurnMarkers,
     examples: list[Example],
     *,
     verbose: bool,

@@ -23,7 +23,7 @@ from textual.reactive import reactive
 from inspector.messages import Failed, worker_error
 
 if TYPE_CHECKING:
-    from inspector.core.data.chat_format import ChatTemplate
+    from inspector.core.data.chat_format import TurnMarkers
     from inspector.core.lab import Lab
 
 # The training news a view may follow (the main screen passes each on to every view).
@@ -36,7 +36,7 @@ class ViewOptions:
     settings on show, the runs selector, and the data's rows and file."""
 
     examples: list[str]
-    template: ChatTemplate
+    template: TurnMarkers
     predict_choices: list[tuple[str, str]]
     settings: tuple[int, float, int]
     runs: str = "1"

@@ -9,10 +9,10 @@ from textual.widgets import RadioSet, TextArea
 from inspector.core.data.chat_format import split_turns
 
 if TYPE_CHECKING:
-    from inspector.core.data.chat_format import ChatTemplate
+    from inspector.core.data.chat_format import TurnMarkers
 
 
-def example_label(index: int | str, text: str, template: ChatTemplate) -> str:
+def example_label(index: int | str, text: str, template: TurnMarkers) -> str:
     """'1 · How do you say "dog" in… → perro' for the picker."""
     turns = split_turns(text, template)
     human = next((t.content.strip() for t in turns if t.role == "human"), text.strip())

@@ -30,7 +30,7 @@ from inspector.widgets.token_details import TokenDetails
 from inspector.widgets.token_grid import TokenGrid
 
 if TYPE_CHECKING:
-    from inspector.core.data.chat_format import ChatTemplate
+    from inspector.core.data.chat_format import TurnMarkers
     from inspector.core.lab import Lab
 
 
@@ -78,7 +78,7 @@ masked.
         self,
         lab: Lab,
         examples: list[str],
-        template: ChatTemplate,
+        template: TurnMarkers,
         *,
         rows: list[int] | None = None,
         data_source: str | None = None,

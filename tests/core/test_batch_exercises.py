@@ -8,7 +8,7 @@ import tempfile
 import pytest
 from label_functions import check_code  # tests/ is on the path
 
-from inspector.core.data.chat_format import ARTICLE_PAIRS, ARTICLE_TEMPLATE, add_special_tokens, article_text
+from inspector.core.data.chat_format import ARTICLE_MARKERS, ARTICLE_PAIRS, add_special_tokens, article_text
 from inspector.core.exercises.registry import EXERCISES, find_exercise, starter_text
 from inspector.core.lessons.model import load_lessons
 from inspector.core.lessons.weights import step_examples
@@ -83,7 +83,7 @@ def test_the_trainers_gradient_gives_the_batch_cores_weights(tiny):
     from inspector.core.batches.trainer import sft_trainer
 
     tok = tiny.tokenizer
-    fes = [add_special_tokens(article_text(w, a), tok.bos_token, tok.eos_token, ARTICLE_TEMPLATE)
+    fes = [add_special_tokens(article_text(w, a), tok.bos_token, tok.eos_token, ARTICLE_MARKERS)
            for w, a in step_examples(ARTICLE_PAIRS)]
     step = {"per_device_train_batch_size": 1, "gradient_accumulation_steps": 2}
     for flags, world in (
@@ -231,7 +231,7 @@ def test_the_batch_views_rows_give_exercise_11_the_fields_the_check_gives(tiny):
         model, tokenizer, device = tiny.model, tiny.tokenizer, "cpu"
 
     tok = tiny.tokenizer
-    fes = [add_special_tokens(article_text(w, a), tok.bos_token, tok.eos_token, ARTICLE_TEMPLATE)
+    fes = [add_special_tokens(article_text(w, a), tok.bos_token, tok.eos_token, ARTICLE_MARKERS)
            for w, a in step_examples(ARTICLE_PAIRS)]
     flags = {"packing": True, "packing_strategy": "bfd_split", "max_length": 21, "per_device_train_batch_size": 1,
              "gradient_accumulation_steps": 16}

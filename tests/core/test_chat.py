@@ -6,7 +6,7 @@ import pytest
 
 from inspector.core.data.chat_format import (
     ARTICLE_EXAMPLES,
-    ChatTemplate,
+    TurnMarkers,
     add_special_tokens,
     article_text,
     holdout_text,
@@ -69,7 +69,7 @@ def test_model_without_bos_is_a_clear_error():
 
 
 def test_custom_template():
-    t = ChatTemplate("<user>", "<bot>")
+    t = TurnMarkers("<user>", "<bot>")
     fe = add_special_tokens("<user> hi<bot> hola", "[B]", "[E]", t)
     assert fe.text == "<user> hi<bot>[B] hola[E]"
     assert [t.role for t in split_turns("<user> hi<bot> hola", t)] == ["human", "assistant"]
@@ -77,7 +77,7 @@ def test_custom_template():
 
 def test_overlapping_markers_are_refused():
     with pytest.raises(InspectorError, match="overlap"):
-        ChatTemplate("### A", "### A:")
+        TurnMarkers("### A", "### A:")
 
 
 @pytest.mark.parametrize(

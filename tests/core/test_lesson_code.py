@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from inspector.core.data.chat_format import ChatTemplate
+from inspector.core.data.chat_format import TurnMarkers
 from inspector.core.errors import InspectorError
 from inspector.core.lessons.code import (
     CodeSpec,
@@ -50,7 +50,7 @@ def test_the_default_is_the_embedded_model_and_the_article_data():
 
 
 def test_other_markers_and_tokens_reach_the_script():
-    spec = CodeSpec(template=ChatTemplate("\nUser:", "\nBot:"), bos_token="<s>", eos_token="</s>")
+    spec = CodeSpec(template=TurnMarkers("\nUser:", "\nBot:"), bos_token="<s>", eos_token="</s>")
     code = render_code(LESSONS[1], 2, spec)
     assert "HUMAN, ASSISTANT = '\\nUser:', '\\nBot:'" in code
     assert "BOS_TOKEN, EOS_TOKEN = '<s>', '</s>'" in code

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from inspector.core.data.chat_format import ARTICLE_TEMPLATE, add_special_tokens
+from inspector.core.data.chat_format import ARTICLE_MARKERS, add_special_tokens
 from inspector.core.errors import InspectorError
 from inspector.core.labels.strategies import STRATEGIES
 from inspector.core.lessons.demos import DEMOS
@@ -57,7 +57,7 @@ def test_every_shipped_lesson_loads_with_its_fields():
         assert lesson.demo is None or lesson.demo in DEMOS
         assert set(lesson.trains) <= set(STRATEGIES)
         if lesson.example is not None:  # the example is a chat text the app can format
-            fe = add_special_tokens(lesson.example, "<s>", "</s>", ARTICLE_TEMPLATE)
+            fe = add_special_tokens(lesson.example, "<s>", "</s>", ARTICLE_MARKERS)
             assert fe.answer_spans
 
 

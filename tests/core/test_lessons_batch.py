@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from inspector.core.data.chat_format import (
+    ARTICLE_MARKERS,
     ARTICLE_PAIRS,
-    ARTICLE_TEMPLATE,
     HOLDOUT_ANSWER,
     HOLDOUT_WORD,
     add_special_tokens,
@@ -19,7 +19,7 @@ from inspector.core.lessons.weights import same_within_float_error, step_example
 
 
 def _fe(tok, text):
-    return add_special_tokens(text, tok.bos_token, tok.eos_token, ARTICLE_TEMPLATE)
+    return add_special_tokens(text, tok.bos_token, tok.eos_token, ARTICLE_MARKERS)
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from inspector.core.data.chat_format import ARTICLE_PAIRS, ARTICLE_TEMPLATE, ChatTemplate, article_text
+from inspector.core.data.chat_format import ARTICLE_MARKERS, ARTICLE_PAIRS, TurnMarkers, article_text
 from inspector.core.data.examples import article_examples, format_examples
 from inspector.core.data.tokens import IGNORE_INDEX
 from inspector.core.lessons.demo_runs import EOS_VARIANTS, TIMING_VARIANTS, eos_padding_run, measure_step_times
@@ -25,7 +25,7 @@ def _one_thread():
 def test_step_times_of_each_variant(tiny):
     fes = format_examples(article_examples(), tiny.tokenizer)
     before = [p.detach().clone() for p in tiny.model.parameters()]
-    rows = measure_step_times(tiny.model, tiny.tokenizer, fes, template=ARTICLE_TEMPLATE, max_length=tiny.max_length, epochs=1)
+    rows = measure_step_times(tiny.model, tiny.tokenizer, fes, template=ARTICLE_MARKERS, max_length=tiny.max_length, epochs=1)
     assert [r.name for r in rows] == [v[0] for v in TIMING_VARIANTS]
     for r in rows:
         assert r.steps == 4  # five steps, the first one a warm-up
@@ -38,7 +38,7 @@ def test_step_times_of_each_variant(tiny):
 
 def test_a_stop_request_ends_the_timing_early(tiny):
     fes = format_examples(article_examples(), tiny.tokenizer)
-    assert measure_step_times(tiny.model, tiny.tokenizer, fes, template=ARTICLE_TEMPLATE, max_length=tiny.max_length,
+    assert measure_step_times(tiny.model, tiny.tokenizer, fes, template=ARTICLE_MARKERS, max_length=tiny.max_length,
                               epochs=1, should_stop=lambda: True) == []
 
 
@@ -46,7 +46,7 @@ def test_with_the_eos_masked_the_model_never_learns_to_stop(tiny):
     fes = format_examples(article_examples(), tiny.tokenizer)
     seen = []
     run = eos_padding_run(
-        tiny.model, tiny.tokenizer, fes, template=ARTICLE_TEMPLATE, max_length=tiny.max_length, epochs=2,
+        tiny.model, tiny.tokenizer, fes, template=ARTICLE_MARKERS, max_length=tiny.max_length, epochs=2,
         learning_rate=FAST_LR, on_epoch=lambda v, log: seen.append(v)
     )
     assert list(run.answers) == list(EOS_VARIANTS) and seen == ["mask", "mask", "mask, eos masked", "mask, eos masked"]
@@ -66,7 +66,7 @@ def test_lesson_10_s_demo_asks_its_held_out_question_in_the_run_s_markers(tiny):
     from inspector.core.lessons.demos import run_demo
     from inspector.core.lessons.model import load_lessons
 
-    markers = ChatTemplate("User:", "Bot:")
+    markers = TurnMarkers("User:", "Bot:")
     texts = [article_text(w, a, markers) for w, a in ARTICLE_PAIRS]
     lab = Lab.around(tiny, texts, markers, train_rows=len(texts))
     lesson = load_lessons()[9]

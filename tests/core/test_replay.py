@@ -23,11 +23,11 @@ SETTINGS = BurstSettings(epochs=2, learning_rate=1e-2)
 
 def _prepare(lm, strategies, settings, *, texts=()):
     """prepare's bursts through a Lab around `lm`, on the article's five examples."""
-    from inspector.core.data.chat_format import ARTICLE_TEMPLATE
+    from inspector.core.data.chat_format import ARTICLE_MARKERS
     from inspector.core.lab import Lab
     from inspector.core.recording import prepare_runs
 
-    with Lab.around(lm, list(ARTICLE_EXAMPLES), ARTICLE_TEMPLATE, train_rows=len(ARTICLE_EXAMPLES)) as lab:
+    with Lab.around(lm, list(ARTICLE_EXAMPLES), ARTICLE_MARKERS, train_rows=len(ARTICLE_EXAMPLES)) as lab:
         return prepare_runs(lab, strategies, settings, texts=texts)
 
 
@@ -158,13 +158,13 @@ def test_a_miss_says_how_the_nearest_prepared_run_differs(tiny):
 
 
 def test_a_demo_is_stored_and_found_for_its_context_only(tiny):
-    from inspector.core.data.chat_format import ARTICLE_TEMPLATE
+    from inspector.core.data.chat_format import ARTICLE_MARKERS
     from inspector.core.lab import Lab
     from inspector.core.lessons.model import load_lessons
     from inspector.core.recording import prepare_demo
 
     lesson = next(lesson for lesson in load_lessons() if lesson.demo == "eos-padding")
-    lab = Lab.around(tiny, list(ARTICLE_EXAMPLES), ARTICLE_TEMPLATE, train_rows=5)
+    lab = Lab.around(tiny, list(ARTICLE_EXAMPLES), ARTICLE_MARKERS, train_rows=5)
     stored = prepare_demo(lab, lesson, epochs=1, learning_rate=1e-2)
     ctx = lab.demo_context(lesson, epochs=1, learning_rate=1e-2)
     found, why = replay.find_demo(tiny, ctx, "eos-padding")
@@ -182,14 +182,14 @@ def test_a_demo_is_stored_and_found_for_its_context_only(tiny):
 def test_demos_that_build_trainers_are_prepared_and_replay_without_one(tiny, monkeypatch):
     """Lessons 11 and 13's demos (TRL trainers, forward and backward passes, computed when the
     lesson opens) are stored by prepare like those that train; a prepared lab replays them."""
-    from inspector.core.data.chat_format import ARTICLE_TEMPLATE
+    from inspector.core.data.chat_format import ARTICLE_MARKERS
     from inspector.core.lab import Lab
     from inspector.core.lessons import packing, weights
     from inspector.core.lessons.model import load_lessons
     from inspector.core.recording import prepare_demos
 
     lessons = {lesson.demo: lesson for lesson in load_lessons() if lesson.demo in ("shift", "packing", "weights")}
-    lab = Lab.around(tiny, list(ARTICLE_EXAMPLES), ARTICLE_TEMPLATE, train_rows=5)
+    lab = Lab.around(tiny, list(ARTICLE_EXAMPLES), ARTICLE_MARKERS, train_rows=5)
     stored = {d.name: d for d in prepare_demos(lab, list(lessons.values()))}
     assert sorted(stored) == ["packing", "weights"]  # the shift's forward pass is quick: never stored
     assert all(replay.find_demo(tiny, lab.demo_context(lessons[n]), n)[0] is not None for n in stored)

@@ -31,8 +31,10 @@ HOLDOUT_ANSWER = "bueno"
 
 
 @dataclass(frozen=True)
-class ChatTemplate:
-    """The two markers that open a human and an assistant turn."""
+class TurnMarkers:
+    """The two markers that open a human and an assistant turn in the article's plain-text format
+    (`--human-marker`, `--assistant-marker`); a Jinja chat template (`--chat-template`) is another
+    thing, read in `data.conversations`."""
 
     human: str = HUMAN_MARKER
     assistant: str = ASSISTANT_MARKER
@@ -50,7 +52,7 @@ class ChatTemplate:
             )
 
 
-ARTICLE_TEMPLATE = ChatTemplate()
+ARTICLE_MARKERS = TurnMarkers()
 
 
 def article_question(word: str) -> str:
@@ -58,7 +60,7 @@ def article_question(word: str) -> str:
     return f'How do you say "{word}" in Spanish?'
 
 
-def article_text(word: str, answer: str | None = None, template: ChatTemplate = ARTICLE_TEMPLATE) -> str:
+def article_text(word: str, answer: str | None = None, template: TurnMarkers = ARTICLE_MARKERS) -> str:
     """`'\\n\\n### Human: How do you say "dog" in Spanish?\\n\\n### Assistant: perro'`.
 
     Without an answer it is the prompt the model completes.
@@ -76,7 +78,7 @@ class Turn:
     content: str
 
 
-def split_turns(text: str, template: ChatTemplate = ARTICLE_TEMPLATE) -> list[Turn]:
+def split_turns(text: str, template: TurnMarkers = ARTICLE_MARKERS) -> list[Turn]:
     """Split a text into its turns; text before the first marker is a preamble."""
     pattern = "(" + "|".join(re.escape(m) for m in (template.human, template.assistant)) + ")"
     parts = re.split(pattern, text)
@@ -104,7 +106,7 @@ class FormattedExample:
     prompt_end: int
     bos: str
     eos: str
-    template: ChatTemplate = field(default=ARTICLE_TEMPLATE)
+    template: TurnMarkers = field(default=ARTICLE_MARKERS)
     # "article": built by add_special_tokens; "chat": rendered by a tokenizer's chat template,
     # which writes its own special tokens (so the tokenizer must not add any).
     kind: str = "article"
@@ -138,7 +140,7 @@ def add_special_tokens(
     text: str,
     bos: str | None,
     eos: str | None,
-    template: ChatTemplate = ARTICLE_TEMPLATE,
+    template: TurnMarkers = ARTICLE_MARKERS,
     *,
     final_eos: bool = True,
     model_name: str = "in use",
@@ -194,7 +196,7 @@ def add_special_tokens(
     )
 
 
-def holdout_text(holdout: str, template: ChatTemplate = ARTICLE_TEMPLATE) -> str:
+def holdout_text(holdout: str, template: TurnMarkers = ARTICLE_MARKERS) -> str:
     """The held-out prompt, before formatting.
 
     A single word is asked the article's question ("good" -> 'How do you say "good" in

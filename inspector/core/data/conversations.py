@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from inspector.core.data.chat_format import (
-    ARTICLE_TEMPLATE,
-    ChatTemplate,
+    ARTICLE_MARKERS,
     FormattedExample,
+    TurnMarkers,
     add_special_tokens,
     split_turns,
 )
@@ -97,7 +97,7 @@ class EmptyAnswer(InspectorError):
     kind = "empty-answer"
 
 
-def to_article_text(messages: Sequence[dict[str, str]], template: ChatTemplate = ARTICLE_TEMPLATE) -> str:
+def to_article_text(messages: Sequence[dict[str, str]], template: TurnMarkers = ARTICLE_MARKERS) -> str:
     """The conversation in the article's format: system text first, then human/assistant turns.
 
     A tool call and a tool's result are written as such (`[calls get_weather]`, `[tool
@@ -122,7 +122,7 @@ def to_article_text(messages: Sequence[dict[str, str]], template: ChatTemplate =
     return out
 
 
-def conversation(text: str, template: ChatTemplate = ARTICLE_TEMPLATE) -> list[dict[str, str]]:
+def conversation(text: str, template: TurnMarkers = ARTICLE_MARKERS) -> list[dict[str, str]]:
     """A `### Human:` / `### Assistant:` text as chat messages (user / assistant): the
     inverse of `to_article_text`."""
     roles = {"human": "user", "assistant": "assistant"}
@@ -329,7 +329,7 @@ def _found_spans(
 def format_messages(
     messages: Sequence[dict[str, Any]],
     tokenizer: Any,
-    template: ChatTemplate = ARTICLE_TEMPLATE,
+    template: TurnMarkers = ARTICLE_MARKERS,
     chat_template: str | None = None,
     *,
     tools: Sequence[Any] | None = None,

@@ -15,9 +15,9 @@ from typing import Any
 
 from inspector.core.data.chat_format import (
     ARTICLE_EXAMPLES,
-    ARTICLE_TEMPLATE,
-    ChatTemplate,
+    ARTICLE_MARKERS,
     FormattedExample,
+    TurnMarkers,
     add_special_tokens,
 )
 from inspector.core.errors import InspectorError
@@ -44,7 +44,7 @@ def article_examples() -> list[Example]:
     return [Example(text, i + 1) for i, text in enumerate(ARTICLE_EXAMPLES)]
 
 
-def row_to_text(obj: Any, template: ChatTemplate, where: str) -> str:
+def row_to_text(obj: Any, template: TurnMarkers, where: str) -> str:
     """The chat text of one data row, or an error naming the row and what is wrong."""
     if not isinstance(obj, dict):
         raise InspectorError(
@@ -94,7 +94,7 @@ class RowProblem(InspectorError):
 
 def _scan(
     path: str | Path,
-    template: ChatTemplate,
+    template: TurnMarkers,
     *,
     split: str | None,
     limit: int | None,
@@ -142,7 +142,7 @@ def _scan(
 
 def load_examples(
     path: str | Path,
-    template: ChatTemplate = ARTICLE_TEMPLATE,
+    template: TurnMarkers = ARTICLE_MARKERS,
     *,
     split: str | None = None,
     limit: int | None = None,
@@ -181,7 +181,7 @@ APP_ROWS = 2000  # rows the app reads when --limit does not say (the report `ins
 
 def read_examples(
     path: str | Path,
-    template: ChatTemplate = ARTICLE_TEMPLATE,
+    template: TurnMarkers = ARTICLE_MARKERS,
     *,
     split: str | None = None,
     limit: int | None = None,
@@ -221,7 +221,7 @@ def read_examples(
 def format_examples(
     examples: Sequence[Example],
     tokenizer: Any,
-    template: ChatTemplate = ARTICLE_TEMPLATE,
+    template: TurnMarkers = ARTICLE_MARKERS,
     model_name: str = "in use",
 ) -> list[FormattedExample]:
     """The article's `add_special_tokens` on every example; errors name the row."""
@@ -254,7 +254,7 @@ TRAIN_ROWS = 8  # examples of a data file the app's bursts train on (and `prepar
 def format_leniently(
     examples: Sequence[Example],
     tokenizer: Any,
-    template: ChatTemplate = ARTICLE_TEMPLATE,
+    template: TurnMarkers = ARTICLE_MARKERS,
     model_name: str = "in use",
 ) -> tuple[list[tuple[Example, FormattedExample]], list[RowProblem]]:
     """Each example formatted as training formats it; one that cannot be is listed as a RowProblem
@@ -275,7 +275,7 @@ def format_leniently(
 def read_row(
     path: str | Path,
     row: int,
-    template: ChatTemplate = ARTICLE_TEMPLATE,
+    template: TurnMarkers = ARTICLE_MARKERS,
     *,
     split: str | None = None,
     columns: dict[str, str] | None = None,

@@ -20,8 +20,8 @@ from typing import Any
 
 from inspector.core.data.chat_format import (
     ARTICLE_EXAMPLES,
-    ChatTemplate,
     FormattedExample,
+    TurnMarkers,
     add_special_tokens,
     article_text,
 )
@@ -72,13 +72,13 @@ class ExampleLabels:
     strategy = True  # a label strategy the views show and train
     needs_model = False  # the tokenizer is enough
 
-    def build_cases(self, lesson: Lesson, model: Any, tokenizer: Any, template: ChatTemplate, *,
+    def build_cases(self, lesson: Lesson, model: Any, tokenizer: Any, template: TurnMarkers, *,
                     model_name: str, device: str) -> None:
         """Nothing to build ahead: the cases are made at check time from the tokenizer."""
 
     def check(
         self, exercise: Checked, number: int, lesson: Lesson, fn: LabelFunction, tokenizer: Any,
-        template: ChatTemplate, *, model_name: str, model: Any = None, device: str = "cpu",
+        template: TurnMarkers, *, model_name: str, model: Any = None, device: str = "cpu",
     ) -> CheckReport:
         """Run the function on the lesson's examples and the hidden ones; compare with the reference."""
         cases = [*self.lesson_cases(lesson), *self.hidden_cases]

@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from inspector.core.data.chat_format import ARTICLE_PAIRS, ARTICLE_TEMPLATE, ChatTemplate
+from inspector.core.data.chat_format import ARTICLE_MARKERS, ARTICLE_PAIRS, TurnMarkers
 from inspector.core.errors import InspectorError
 from inspector.core.exercises.report import Case, CaseResult, Checked, CheckReport, Difference
 from inspector.core.exercises.trl_cases import (
@@ -78,7 +78,7 @@ def pack_cases(lesson_flags: Mapping[str, Any]) -> tuple[BatchCase, ...]:
     )
 
 
-def build_pack_case(model: Any, tokenizer: Any, case: BatchCase, template: ChatTemplate = ARTICLE_TEMPLATE, *,
+def build_pack_case(model: Any, tokenizer: Any, case: BatchCase, template: TurnMarkers = ARTICLE_MARKERS, *,
                     device: str = "cpu", model_name: str = "in use") -> list[PreparedCall]:
     """Each packed row TRL makes for the case (those `case.keep` keeps), with its collator's labels."""
     from inspector.core.batches.setup import examples_setup
@@ -163,7 +163,7 @@ class PackedRows:
     strategy = False  # checked on every save, never trained
     needs_model = True  # TRL's trainer on the model builds the cases
 
-    def build_cases(self, lesson: Lesson, model: Any, tokenizer: Any, template: ChatTemplate, *,
+    def build_cases(self, lesson: Lesson, model: Any, tokenizer: Any, template: TurnMarkers, *,
                     model_name: str, device: str) -> list[PreparedCall]:
         """The packed rows of every case, with the collator's labels: built by TRL once."""
         return built_once("packed rows", model, tokenizer, pack_cases(lesson.batch_settings), template,
@@ -172,7 +172,7 @@ class PackedRows:
 
     def check(
         self, exercise: Checked, number: int, lesson: Lesson, fn: LabelFunction, tokenizer: Any,
-        template: ChatTemplate, *, model_name: str, model: Any = None, device: str = "cpu",
+        template: TurnMarkers, *, model_name: str, model: Any = None, device: str = "cpu",
     ) -> CheckReport:
         """The user's function on TRL's packed rows, against the collator's labels."""
         built = self.build_cases(lesson, model, tokenizer, template, model_name=model_name, device=device)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from inspector.core.data.chat_format import ARTICLE_EXAMPLES, ARTICLE_TEMPLATE, ChatTemplate
+from inspector.core.data.chat_format import ARTICLE_EXAMPLES, ARTICLE_MARKERS, TurnMarkers
 from inspector.core.errors import InspectorError
 from inspector.core.exercises.example_labels import (
     EMPTY_ANSWER,
@@ -67,12 +67,12 @@ class Kind(Protocol):
     @property
     def needs_model(self) -> bool: ...  # its cases are built by TRL's trainer on the model
 
-    def build_cases(self, lesson: Lesson, model: Any, tokenizer: Any, template: ChatTemplate, *,
+    def build_cases(self, lesson: Lesson, model: Any, tokenizer: Any, template: TurnMarkers, *,
                     model_name: str, device: str) -> Any: ...
 
     def check(
         self, exercise: Checked, number: int, lesson: Lesson, fn: LabelFunction, tokenizer: Any,
-        template: ChatTemplate, *, model_name: str, model: Any = None, device: str = "cpu",
+        template: TurnMarkers, *, model_name: str, model: Any = None, device: str = "cpu",
     ) -> CheckReport: ...
 
 
@@ -247,7 +247,7 @@ def write_starter(exercise: Exercise, path: Path, *, force: bool = False) -> Pat
 
 
 def build_cases(
-    exercise: Exercise, lesson: Lesson, model: Any, tokenizer: Any, template: ChatTemplate = ARTICLE_TEMPLATE, *,
+    exercise: Exercise, lesson: Lesson, model: Any, tokenizer: Any, template: TurnMarkers = ARTICLE_MARKERS, *,
     model_name: str = "in use", device: str = "cpu",
 ) -> None:
     """Build (once) the packs or steps an exercise of `needs_model` is checked on: this is where
@@ -262,7 +262,7 @@ def check_exercise(
     lesson: Lesson,
     fn: LabelFunction,
     tokenizer: Any,
-    template: ChatTemplate = ARTICLE_TEMPLATE,
+    template: TurnMarkers = ARTICLE_MARKERS,
     *,
     model_name: str = "in use",
     model: Any = None,

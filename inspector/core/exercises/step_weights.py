@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from inspector.core.data.chat_format import ARTICLE_PAIRS, ARTICLE_TEMPLATE, ChatTemplate
+from inspector.core.data.chat_format import ARTICLE_MARKERS, ARTICLE_PAIRS, TurnMarkers
 from inspector.core.errors import InspectorError
 from inspector.core.exercises.report import Case, CaseResult, Checked, CheckReport, Difference
 from inspector.core.exercises.trl_cases import IGNORE, BatchCase, PreparedCall, built_once, formatted, setup_flags
@@ -72,7 +72,7 @@ def weight_cases(lesson_flags: Mapping[str, Any], lesson_world: int) -> tuple[Ba
     )
 
 
-def build_weight_case(model: Any, tokenizer: Any, case: BatchCase, template: ChatTemplate = ARTICLE_TEMPLATE, *,
+def build_weight_case(model: Any, tokenizer: Any, case: BatchCase, template: TurnMarkers = ARTICLE_MARKERS, *,
                       device: str = "cpu", model_name: str = "in use") -> PreparedCall:
     """Step 1 of the case's SFTTrainer on `case.world_size` simulated devices: its micro-batches
     and each label's weight as the Trainer's gradient gives it."""
@@ -161,7 +161,7 @@ class StepWeights:
     strategy = False  # checked on every save, never trained
     needs_model = True  # TRL's trainer on the model builds the cases
 
-    def build_cases(self, lesson: Lesson, model: Any, tokenizer: Any, template: ChatTemplate, *,
+    def build_cases(self, lesson: Lesson, model: Any, tokenizer: Any, template: TurnMarkers, *,
                     model_name: str, device: str) -> list[PreparedCall]:
         """Step 1 of every case with the Trainer's weights: built by TRL once."""
         return built_once("step weights", model, tokenizer, weight_cases(lesson.batch_settings, lesson.batch_world_size),
@@ -170,7 +170,7 @@ class StepWeights:
 
     def check(
         self, exercise: Checked, number: int, lesson: Lesson, fn: LabelFunction, tokenizer: Any,
-        template: ChatTemplate, *, model_name: str, model: Any = None, device: str = "cpu",
+        template: TurnMarkers, *, model_name: str, model: Any = None, device: str = "cpu",
     ) -> CheckReport:
         """The user's function on each case's step, against the Trainer's weights."""
         built = self.build_cases(lesson, model, tokenizer, template, model_name=model_name, device=device)

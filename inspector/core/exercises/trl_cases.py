@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from inspector.core.data.chat_format import ChatTemplate, add_special_tokens, article_text
+from inspector.core.data.chat_format import TurnMarkers, add_special_tokens, article_text
 from inspector.core.data.tokens import IGNORE_INDEX as IGNORE
 
 
@@ -50,7 +50,7 @@ class PreparedCall:
     count: int = 0  # a weights case: the trained labels of the step
 
 
-def formatted(tokenizer: Any, template: ChatTemplate, pairs: Sequence[tuple[str, str]], model_name: str) -> list[Any]:
+def formatted(tokenizer: Any, template: TurnMarkers, pairs: Sequence[tuple[str, str]], model_name: str) -> list[Any]:
     """The case's examples as training formats them, with the tokenizer's special tokens."""
     return [
         add_special_tokens(article_text(w, a, template), tokenizer.bos_token, tokenizer.eos_token, template,
@@ -97,7 +97,7 @@ _built: weakref.WeakKeyDictionary[Any, weakref.WeakKeyDictionary[Any, dict[tuple
 BuildCase = Callable[[BatchCase], list[PreparedCall]]
 
 
-def built_once(what: str, model: Any, tokenizer: Any, cases: Sequence[BatchCase], template: ChatTemplate,
+def built_once(what: str, model: Any, tokenizer: Any, cases: Sequence[BatchCase], template: TurnMarkers,
                build: BuildCase) -> list[PreparedCall]:
     """The calls of every case (`build(case)` each), built once per model, tokenizer, template and
     cases; `what` names the exercise's kind."""

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 from inspector.core.data.chat_format import (
     HOLDOUT_ANSWER,
     HOLDOUT_WORD,
-    ChatTemplate,
     FormattedExample,
+    TurnMarkers,
     add_special_tokens,
     article_text,
 )
@@ -32,19 +32,19 @@ def lesson_epochs(lesson: Lesson) -> int:
     return lesson.epochs or DEFAULT_EPOCHS
 
 
-def predicted_text(template: ChatTemplate) -> str:
+def predicted_text(template: TurnMarkers) -> str:
     """The text whose teacher-forced predictions the lessons show: the held-out example with its answer."""
     return article_text(HOLDOUT_WORD, HOLDOUT_ANSWER, template)
 
 
-def predicted_example(loaded: LoadedModel, template: ChatTemplate) -> FormattedExample:
+def predicted_example(loaded: LoadedModel, template: TurnMarkers) -> FormattedExample:
     """`predicted_text` with the model's special tokens, as training formats it."""
     tok = loaded.tokenizer
     return add_special_tokens(predicted_text(template), tok.bos_token, tok.eos_token, template, model_name=loaded.name)
 
 
 def lesson_example(
-    lesson: Lesson, loaded: LoadedModel, template: ChatTemplate, formatted: Sequence[FormattedExample]
+    lesson: Lesson, loaded: LoadedModel, template: TurnMarkers, formatted: Sequence[FormattedExample]
 ) -> FormattedExample:
     """The example a lesson looks at: its own text where it has one, else the first training example."""
     if lesson.example:
@@ -58,7 +58,7 @@ def lesson_example(
 def demo_context(
     lesson: Lesson,
     loaded: LoadedModel,
-    template: ChatTemplate,
+    template: TurnMarkers,
     formatted: Sequence[FormattedExample],
     *,
     model: Any = None,

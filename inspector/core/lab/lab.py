@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from inspector.core.data.chat_format import ARTICLE_TEMPLATE, ChatTemplate, FormattedExample
+from inspector.core.data.chat_format import ARTICLE_MARKERS, FormattedExample, TurnMarkers
 from inspector.core.data.examples import Example, article_examples
 from inspector.core.errors import InspectorError
 from inspector.core.lab import context
@@ -73,7 +73,7 @@ class Lab:
         *,
         device: str = "auto",
         examples: Sequence[Example | str] | None = None,
-        template: ChatTemplate | None = None,
+        template: TurnMarkers | None = None,
         trust_remote_code: bool = False,
         bos_token: str | None = None,
         eos_token: str | None = None,
@@ -93,7 +93,7 @@ class Lab:
         # rows are those computed before it (`predictions`, `learning`), and one strategy trains.
         self.in_place = in_place
         self.device = device
-        self.template = template or ARTICLE_TEMPLATE
+        self.template = template or ARTICLE_MARKERS
         self.examples = [
             e if isinstance(e, Example) else Example(e, i + 1, "given")
             for i, e in enumerate(examples or article_examples())
@@ -122,7 +122,7 @@ class Lab:
         cls,
         loaded: LoadedModel,
         examples: Sequence[Example | str],
-        template: ChatTemplate,
+        template: TurnMarkers,
         *,
         train_rows: int,
         custom: LabelFunction | None = None,

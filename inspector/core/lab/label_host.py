@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from inspector.core.errors import InspectorError
 
 if TYPE_CHECKING:
-    from inspector.core.data.chat_format import ChatTemplate, FormattedExample
+    from inspector.core.data.chat_format import FormattedExample, TurnMarkers
     from inspector.core.exercises.registry import FoundExercise
     from inspector.core.exercises.report import CheckReport
     from inspector.core.labels.process.errors import LabelCodeError
@@ -122,7 +122,7 @@ class LabelHost:
             fn.hand_over(tokenizer)
 
     def check(
-        self, loaded: LoadedModel | None, template: ChatTemplate, trainer_turn: Callable[[], AbstractContextManager[Any]],
+        self, loaded: LoadedModel | None, template: TurnMarkers, trainer_turn: Callable[[], AbstractContextManager[Any]],
     ) -> CheckReport | None:
         """Where the file is an exercise's starter: the check of its current version, as
         `exercise N --check` runs it; else None. Exercises 11 and 13 build their packs and steps

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from inspector.core.data.chat_format import ChatTemplate, FormattedExample
+    from inspector.core.data.chat_format import FormattedExample, TurnMarkers
     from inspector.core.data.examples import Example
     from inspector.core.labels.custom import LabelFunction
     from inspector.core.models import LoadedModel
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 class Workbench(Protocol):
     """The Lab as its parts see it (see the module's docstring)."""
 
-    template: ChatTemplate
+    template: TurnMarkers
     formatted: list[FormattedExample]  # the examples the bursts train on
     train_examples: list[Example]  # the same, as read
     in_place: bool  # a command's one burst trains the loaded model itself

@@ -19,10 +19,10 @@ from typing import Any
 
 from inspector.core.data.chat_format import (
     ARTICLE_EXAMPLES,
-    ARTICLE_TEMPLATE,
+    ARTICLE_MARKERS,
     HOLDOUT_ANSWER,
     HOLDOUT_WORD,
-    ChatTemplate,
+    TurnMarkers,
     holdout_text,
 )
 from inspector.core.errors import InspectorError
@@ -45,7 +45,7 @@ class CodeSpec:
     learning_rate: float = DEFAULT_LEARNING_RATE
     seed: int = DEFAULT_SEED
     examples: tuple[str, ...] = ARTICLE_EXAMPLES
-    template: ChatTemplate = field(default=ARTICLE_TEMPLATE)
+    template: TurnMarkers = field(default=ARTICLE_MARKERS)
     bos_token: str | None = None
     eos_token: str | None = None
 

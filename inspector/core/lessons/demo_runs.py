@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from inspector.core.data.chat_format import ChatTemplate, FormattedExample
+from inspector.core.data.chat_format import TurnMarkers, FormattedExample
 from inspector.core.training.burst import BurstSettings, EpochLog
 from inspector.core.training.start import start_session
 from inspector.core.training.step_times import wait_for_device
@@ -73,7 +73,7 @@ def measure_step_times(
     tokenizer: Any,
     examples: Sequence[FormattedExample],
     *,
-    template: ChatTemplate,
+    template: TurnMarkers,
     max_length: int | None,
     device: str = "cpu",
     epochs: int = TIMING_EPOCHS,
@@ -145,7 +145,7 @@ def label_variants_run(
     examples: Sequence[FormattedExample],
     variants: Sequence[tuple[str, Callable[[Any], Any] | None]],
     *,
-    template: ChatTemplate,
+    template: TurnMarkers,
     max_length: int | None,
     device: str = "cpu",
     epochs: int = 3,

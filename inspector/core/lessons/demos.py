@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from inspector.core.lessons import demo_report as report
-from inspector.core.data.chat_format import ARTICLE_TEMPLATE, ChatTemplate, FormattedExample, add_special_tokens
+from inspector.core.data.chat_format import ARTICLE_MARKERS, TurnMarkers, FormattedExample, add_special_tokens
 
 # The two-exchange text the padding and chat-template demos use beside the lesson's example.
 TWO_TURNS = (
@@ -31,7 +31,7 @@ class DemoContext:
     examples: list[FormattedExample]  # the training examples, formatted
     example: FormattedExample  # the lesson's example, or the first training example
     device: str = "cpu"
-    template: ChatTemplate = ARTICLE_TEMPLATE
+    template: TurnMarkers = ARTICLE_MARKERS
     max_length: int | None = None  # the model's: where the runs' examples are cut, as the bursts' are
     strategy: str = "copy"
     epochs: int = 3

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from inspector.core.data.chat_format import ARTICLE_TEMPLATE, ChatTemplate, FormattedExample
+from inspector.core.data.chat_format import ARTICLE_MARKERS, TurnMarkers, FormattedExample
 from inspector.core.data.tokens import IGNORE_INDEX
 from inspector.core.labels.strategies import LabeledExample, TokenRow, label_example, make_rows
 
@@ -128,7 +128,7 @@ class TemplatePitfall:
 
 
 def template_pitfall(
-    tokenizer: Any, examples: Sequence[FormattedExample], template: ChatTemplate = ARTICLE_TEMPLATE
+    tokenizer: Any, examples: Sequence[FormattedExample], template: TurnMarkers = ARTICLE_MARKERS
 ) -> TemplatePitfall:
     """Every way of writing the response template, checked against this tokenizer and these
     examples (the first one is shown token by token)."""
@@ -216,7 +216,7 @@ class SpecialTokensView:
 
 
 def special_tokens_view(
-    tokenizer: Any, fe: FormattedExample, template: ChatTemplate = ARTICLE_TEMPLATE
+    tokenizer: Any, fe: FormattedExample, template: TurnMarkers = ARTICLE_MARKERS
 ) -> SpecialTokensView:
     """The notebook's fix: both markers as additional special tokens, on a copy of the tokenizer.
 

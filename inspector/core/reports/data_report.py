@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from inspector.core.data.chat_format import ARTICLE_TEMPLATE, ChatTemplate
+from inspector.core.data.chat_format import ARTICLE_MARKERS, TurnMarkers
 from inspector.core.data.readers import cores
 from inspector.core.data.template_fit import FIX as FIT_FIX
 from inspector.core.data.template_fit import KIND as NOT_FOR_THIS_MODEL
@@ -163,7 +163,7 @@ def inspect_data(
     loaded: LoadedModel,
     *,
     strategies: Sequence[str] = ("copy", "mask"),
-    template: ChatTemplate = ARTICLE_TEMPLATE,
+    template: TurnMarkers = ARTICLE_MARKERS,
     chat_template: str | None = None,
     max_length: int | None = None,
     split: str | None = None,

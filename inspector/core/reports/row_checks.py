@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from inspector.core.data.chat_format import ARTICLE_TEMPLATE, ChatTemplate, FormattedExample
+from inspector.core.data.chat_format import ARTICLE_MARKERS, FormattedExample, TurnMarkers
 from inspector.core.errors import InspectorError
 
 
@@ -47,7 +47,7 @@ class RowChecker:
     tokenizer: Any
     model_name: str
     strategies: Sequence[str]
-    template: ChatTemplate = ARTICLE_TEMPLATE
+    template: TurnMarkers = ARTICLE_MARKERS
     chat_template: str | None = None
     max_length: int | None = None
     model: Any = None  # only for the trl strategy

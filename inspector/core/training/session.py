@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from inspector.core.data.chat_format import (
-    ARTICLE_TEMPLATE,
-    ChatTemplate,
+    ARTICLE_MARKERS,
     FormattedExample,
+    TurnMarkers,
     add_special_tokens,
     holdout_text,
 )
@@ -68,7 +68,7 @@ def greedy_answer(model: Any, tokenizer: Any, prompt_ids: Sequence[int], max_new
 
 
 def holdout_prompt(
-    tokenizer: Any, holdout: str, template: ChatTemplate = ARTICLE_TEMPLATE, model_name: str = "in use"
+    tokenizer: Any, holdout: str, template: TurnMarkers = ARTICLE_MARKERS, model_name: str = "in use"
 ) -> FormattedExample:
     """The held-out prompt formatted the way training examples are, ending at the answer's `bos`."""
     return add_special_tokens(
@@ -100,7 +100,7 @@ class TrainingSession:
         settings: BurstSettings = BurstSettings(),
         *,
         device: str = "cpu",
-        template: ChatTemplate = ARTICLE_TEMPLATE,
+        template: TurnMarkers = ARTICLE_MARKERS,
         max_length: int | None = None,
         custom: LabelMaker | None = None,
     ) -> None:
@@ -147,7 +147,7 @@ class TrainingSession:
         strategy: str,
         settings: BurstSettings = BurstSettings(),
         *,
-        template: ChatTemplate = ARTICLE_TEMPLATE,
+        template: TurnMarkers = ARTICLE_MARKERS,
         custom: LabelMaker | None = None,
     ) -> TrainingSession:
         """A session training a deep copy of a LoadedModel's model, so the original stays untrained."""

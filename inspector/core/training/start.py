@@ -12,7 +12,7 @@ import copy
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from inspector.core.data.chat_format import ChatTemplate, FormattedExample
+from inspector.core.data.chat_format import FormattedExample, TurnMarkers
 from inspector.core.training.burst import BurstSettings
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ def start_session(
     settings: BurstSettings,
     *,
     device: str,
-    template: ChatTemplate,
+    template: TurnMarkers,
     max_length: int | None,
     custom: LabelMaker | None = None,
     on_a_copy: bool = True,
