@@ -27,7 +27,7 @@ def screenshot_folder() -> Path:
 
 def readable(error: BaseException) -> str:
     """A user-facing line for any worker error: InspectorError as it is, others by type and message."""
-    from inspector.core.labels.process.errors import LabelCodeError
+    from inspector.core.labels.process.code_errors import LabelCodeError
 
     if isinstance(error, LabelCodeError):  # the user's own code: where, and their frames
         return error.report()

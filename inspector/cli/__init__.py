@@ -29,7 +29,7 @@ from inspector.cli import (
 )
 from inspector.cli.options import CommandLine, common, report_printed
 from inspector.core.errors import InspectorError
-from inspector.core.labels.process.errors import LabelCodeError
+from inspector.core.labels.process.code_errors import LabelCodeError
 
 # In the order `--help` lists them.
 COMMANDS = (labels, train, predict, batch, bench, lesson, exercise, prepare, inspect_data, templates, models)

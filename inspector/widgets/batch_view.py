@@ -369,7 +369,7 @@ packing), `≠` where they are not the collator's; it follows every save.
         self._draw()
 
     def _draw(self) -> None:
-        from inspector.core.labels.process.errors import LabelCodeError
+        from inspector.core.labels.process.code_errors import LabelCodeError
 
         view = self.step_view
         m, b = self.places[self.index]

@@ -86,7 +86,7 @@ class LabelFunctionFollower(Widget):
 
     def on_label_function_follower_reloaded(self, message: Reloaded) -> None:
         """Say what the reload found (the message goes on to the screen, which updates the views)."""
-        from inspector.core.labels.process.errors import LabelCodeError
+        from inspector.core.labels.process.code_errors import LabelCodeError
 
         found = message.found
         if isinstance(found, LabelCodeError):

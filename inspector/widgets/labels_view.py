@@ -414,7 +414,7 @@ masked.
             self._apply(message)
 
     def _apply(self, message: LabelsComputed) -> None:
-        from inspector.core.labels.process.errors import LabelCodeError
+        from inspector.core.labels.process.code_errors import LabelCodeError
 
         self.labelings = {s: lab for s, lab in message.labelings.items() if not isinstance(lab, LabelCodeError)}
         errors = [lab for lab in message.labelings.values() if isinstance(lab, LabelCodeError)]

@@ -212,7 +212,7 @@ def test_a_weight_that_is_not_a_finite_number_and_a_wrong_signature_are_named(ti
     assert err is not None and err.kind == "wrong-return" and "not a finite number" in err.message
     f = tmp_path / "two.py"
     f.write_text("def token_weights(micro_batches, tokenizer):\n    return []\n")
-    from inspector.core.labels.process.errors import LabelCodeError
+    from inspector.core.labels.process.code_errors import LabelCodeError
     from inspector.core.labels.process.parent import load_label_function
     from inspector.core.labels.process.protocol import FunctionKind
 

@@ -11,7 +11,7 @@ from label_functions import RIGHT
 
 from inspector.core.data.chat_format import ARTICLE_EXAMPLES, add_special_tokens
 from inspector.core.errors import InspectorError
-from inspector.core.labels.process.errors import LabelCodeError
+from inspector.core.labels.process.code_errors import LabelCodeError
 from inspector.core.labels.process.parent import load_label_function
 from inspector.core.labels.process.protocol import LabelSource
 from inspector.core.labels.strategies import (

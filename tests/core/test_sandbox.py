@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from inspector.core.data.chat_format import ARTICLE_EXAMPLES, add_special_tokens
-from inspector.core.labels.process.errors import LabelCodeError
+from inspector.core.labels.process.code_errors import LabelCodeError
 from inspector.core.labels.process.parent import LabelCall, load_label_function
 from inspector.core.labels.process.protocol import Printed
 from inspector.core.labels.process.sandbox import Sandbox

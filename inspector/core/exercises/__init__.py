@@ -1,7 +1,7 @@
 """Exercises: write a lesson's function yourself, and have it checked.
 
 `registry` says which lessons have one (its function, parameters, starter file, kind of check)
-and finds the exercise a file is the starter of; `report` holds what a check finds; each kind of
+and finds the exercise a file is the starter of; `check_report` holds what a check finds; each kind of
 check has its module: `example_labels` (per-example labels: lessons 4, 8 and 10),
 `packed_rows` (a packed row's labels: 11) and `step_weights` (each label's weight in an
 optimizer step: 13), the last two on cases TRL builds (`trl_cases`).

@@ -26,8 +26,8 @@ from inspector.core.data.chat_format import (
     article_text,
 )
 from inspector.core.data.tokenizer_variants import TokenizerVariant, variant_of
-from inspector.core.exercises.report import Case, CaseResult, Checked, CheckReport, Difference
-from inspector.core.labels.process.errors import LabelCodeError
+from inspector.core.exercises.check_report import Case, CaseResult, Checked, CheckReport, Difference
+from inspector.core.labels.process.code_errors import LabelCodeError
 from inspector.core.labels.process.parent import LabelCall, LabelFunction
 from inspector.core.labels.process.protocol import FunctionKind
 from inspector.core.labels.strategies import IGNORE_INDEX, encode, label_example, make_rows

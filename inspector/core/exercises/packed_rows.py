@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from inspector.core.data.chat_format import ARTICLE_MARKERS, ARTICLE_PAIRS, TurnMarkers
 from inspector.core.errors import InspectorError
-from inspector.core.exercises.report import Case, CaseResult, Checked, CheckReport, Difference
+from inspector.core.exercises.check_report import Case, CaseResult, Checked, CheckReport, Difference
 from inspector.core.exercises.trl_cases import (
     IGNORE,
     BatchCase,
@@ -23,7 +23,7 @@ from inspector.core.exercises.trl_cases import (
     setup_flags,
     visible,
 )
-from inspector.core.labels.process.errors import LabelCodeError
+from inspector.core.labels.process.code_errors import LabelCodeError
 from inspector.core.labels.process.parent import LabelCall, LabelFunction
 from inspector.core.labels.process.protocol import FunctionKind
 from inspector.core.lessons.model import Lesson

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 from inspector.core.data.chat_format import ARTICLE_EXAMPLES, ARTICLE_MARKERS, TurnMarkers
 from inspector.core.errors import InspectorError
+from inspector.core.exercises.check_report import Case, Checked, CheckReport
 from inspector.core.exercises.example_labels import (
     EMPTY_ANSWER,
     EMPTY_FIRST_ANSWER,
@@ -41,7 +42,6 @@ from inspector.core.exercises.example_labels import (
     padded_article_cases,
 )
 from inspector.core.exercises.packed_rows import PackedRows
-from inspector.core.exercises.report import Case, Checked, CheckReport
 from inspector.core.exercises.step_weights import StepWeights
 from inspector.core.labels.process.parent import LabelFunction
 from inspector.core.labels.process.protocol import FunctionKind

@@ -39,9 +39,9 @@ from inspector.core.training.predictions import DEFAULT_TOP_K
 if TYPE_CHECKING:
     from inspector.core.batches.step_types import StepView
     from inspector.core.data.examples import RowProblem
+    from inspector.core.exercises.check_report import CheckReport
     from inspector.core.exercises.registry import FoundExercise
-    from inspector.core.exercises.report import CheckReport
-    from inspector.core.labels.process.errors import LabelCodeError
+    from inspector.core.labels.process.code_errors import LabelCodeError
     from inspector.core.labels.process.parent import LabelFunction
     from inspector.core.labels.reload import LabelReloader
     from inspector.core.lessons.code import CodeSpec
@@ -341,7 +341,7 @@ class Lab:
         }
         custom = self.custom
         if custom is not None:
-            from inspector.core.labels.process.errors import LabelCodeError
+            from inspector.core.labels.process.code_errors import LabelCodeError
 
             try:
                 found[CUSTOM] = label_examples(CUSTOM, [fe], lm.tokenizer, max_length=lm.max_length, custom=custom)[0]

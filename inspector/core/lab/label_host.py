@@ -19,9 +19,9 @@ from inspector.core.errors import InspectorError
 
 if TYPE_CHECKING:
     from inspector.core.data.chat_format import FormattedExample, TurnMarkers
+    from inspector.core.exercises.check_report import CheckReport
     from inspector.core.exercises.registry import FoundExercise
-    from inspector.core.exercises.report import CheckReport
-    from inspector.core.labels.process.errors import LabelCodeError
+    from inspector.core.labels.process.code_errors import LabelCodeError
     from inspector.core.labels.process.parent import LabelFunction
     from inspector.core.labels.reload import LabelReloader
     from inspector.core.models import LoadedModel
@@ -95,7 +95,7 @@ class LabelHost:
             return self._reload(loaded, formatted)
 
     def _reload(self, loaded: LoadedModel | None, formatted: Sequence[FormattedExample]) -> LabelFunction | LabelCodeError | None:
-        from inspector.core.labels.process.errors import LabelCodeError
+        from inspector.core.labels.process.code_errors import LabelCodeError
 
         assert self._reloader is not None
         found = self._reloader.poll()

@@ -6,7 +6,7 @@ file (no UI, no threads here).
 
 from __future__ import annotations
 
-from inspector.core.labels.process.errors import LabelCodeError
+from inspector.core.labels.process.code_errors import LabelCodeError
 from inspector.core.labels.process.parent import LabelFunction, load_label_function
 from inspector.core.labels.process.protocol import FunctionKind, LabelSource
 

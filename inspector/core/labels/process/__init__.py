@@ -2,7 +2,7 @@
 
 Four roles, one module each (and the processes themselves):
 
-- `errors`: a problem in the user's code (`LabelCodeError`), its frames, a worker that is gone;
+- `code_errors`: a problem in the user's code (`LabelCodeError`), its frames, a worker that is gone;
 - `protocol`: the kinds of function (`FunctionKind`), the requests and replies, every shared limit;
 - `worker`: the function where it runs: the file run, the function called by its kind, its
   return checked (imported by `child` only, and by the bench that times it in-process);

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from inspector.core.labels.process.channel import Channel, open_channel
-from inspector.core.labels.process.errors import LabelCodeError, ProcessExit, raised_error
+from inspector.core.labels.process.code_errors import LabelCodeError, ProcessExit, raised_error
 from inspector.core.labels.process.protocol import (
     OUTPUT_KEPT,
     Answers,

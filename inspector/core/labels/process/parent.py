@@ -9,7 +9,7 @@ its examples. What a function of each kind is called with and must return is sai
 11's `packed_labels(example, tokenizer)` (`LabelCall.extra`: `position_ids`, `seq_lengths`,
 `completion_mask`), lesson 13's `token_weights(micro_batches)` (`WeightsCall`).
 
-A problem in the user's code is a `LabelCodeError` (`errors`). `LabelFunction.fingerprint` (a
+A problem in the user's code is a `LabelCodeError` (`code_errors`). `LabelFunction.fingerprint` (a
 hash of the file's text and the function's name) changes whenever the file does, so a strategy
 trained with an older version can be marked stale.
 """
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from inspector.core.data.chat_format import FormattedExample
-from inspector.core.labels.process.errors import LabelCodeError, error_from
+from inspector.core.labels.process.code_errors import LabelCodeError, error_from
 from inspector.core.labels.process.protocol import (
     ExampleItem,
     Failed,

@@ -32,7 +32,7 @@ from typing import Any
 
 from inspector.core.data.tokenizer_variants import derivation
 from inspector.core.labels.process.channel import Channel
-from inspector.core.labels.process.errors import WorkerGone
+from inspector.core.labels.process.code_errors import WorkerGone
 from inspector.core.labels.process.protocol import (
     DEFAULT_TIMEOUT,
     GRACE,

@@ -17,7 +17,7 @@ by the kind's check (`KINDS`):
   must be -100 or the token's own id (the model shifts the labels itself).
 - WEIGHTS is called with one step's micro-batches and returns a weight per label.
 
-What the user's code raises becomes a `LabelCodeError` (`errors.raised_error`).
+What the user's code raises becomes a `LabelCodeError` (`code_errors.raised_error`).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from inspector.core.data.chat_format import FormattedExample
-from inspector.core.labels.process.errors import LabelCodeError, raised_error
+from inspector.core.labels.process.code_errors import LabelCodeError, raised_error
 from inspector.core.labels.process.protocol import (
     ExampleItem,
     FunctionKind,

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from inspector.core.labels.process.errors import ONE_LINE_KINDS, LabelCodeError
+from inspector.core.labels.process.code_errors import ONE_LINE_KINDS, LabelCodeError
 from inspector.core.labels.process.parent import LabelFunction
 
 SHOWN_DIFFERENCES = 3  # the first positions that differ, per example
