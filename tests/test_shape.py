@@ -37,3 +37,22 @@ def test_no_type_ignore_in_the_package():
     found = [f"{p.relative_to(root)}:{i}" for p in root.rglob("*.py")
              for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1) if "type: ignore" in line]
     assert found == []
+
+
+def test_no_module_over_500_lines():
+    """A module a newcomer can read: past 500 lines it holds more than one concern (split it by one)."""
+    root = PYPROJECT.parent / "inspector"
+    long = {str(p.relative_to(root)): n for p in root.rglob("*.py")
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > 500}
+    assert long == {}
+
+
+def test_no_two_modules_share_a_name_across_the_core_parts():
+    """`lab/predictions.py` beside `training/predictions.py` made readers open the wrong one: within
+    inspector/core a module's name says which it is (the CLI's modules are named after their commands)."""
+    root = PYPROJECT.parent / "inspector" / "core"
+    seen: dict[str, list[str]] = {}
+    for p in root.rglob("*.py"):
+        if p.name not in ("__init__.py", "bench.py"):  # each part's bench is its `bench --…` flag
+            seen.setdefault(p.name, []).append(str(p.relative_to(root)))
+    assert {name: paths for name, paths in seen.items() if len(paths) > 1} == {}

@@ -1,15 +1,21 @@
-"""Parts of the labels view: the picker's labels, the strategy buttons and the example editor."""
+"""Parts of the labels view: the picker's labels, the strategy buttons, the example editor, and the
+counts and legend under the grid."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Collection, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
+from textual.markup import escape
 from textual.widgets import RadioSet, TextArea
 
 from inspector.core.data.chat_format import split_turns
+from inspector.core.labels.strategies import differing_positions
 
 if TYPE_CHECKING:
     from inspector.core.data.chat_format import TurnMarkers
+
+LEGEND = "✓ trained   · masked: label -100, struck and grey   – position 0, never predicted"
 
 
 def example_label(index: int | str, text: str, template: TurnMarkers) -> str:
@@ -53,3 +59,26 @@ see how `mask` and `trl` differ on multi-turn text. Problems show in red below.
 
 `Tab` leaves the editor; the strategy keys work again once it is left.
 """
+
+
+def count_text(strategies: Iterable[str], strategy: str, labelings: Mapping[str, Any], pending: Collection[str],
+               name_of: Callable[[str], str]) -> str:
+    """'trained tokens  copy 22/22 [mask 2/22] trl …': each strategy's trained tokens, the one on show reversed."""
+    parts = []
+    for s in strategies:
+        lab = labelings.get(s)
+        value = "…" if s in pending else "?" if lab is None else str(lab.trained_tokens)
+        total = f"/{len(lab.rows)}" if lab is not None else ""
+        name = escape(name_of(s))
+        parts.append(f"[b reverse] {name} {value}{total} [/]" if s == strategy else f" {name} {value}{total} ")
+    return "trained tokens  " + " ".join(parts)
+
+
+def legend_text(strategy: str, labelings: Mapping[str, Any]) -> str:
+    """The legend, and how many columns mask and trl disagree on where both are known."""
+    if strategy in ("mask", "trl") and "mask" in labelings and "trl" in labelings:
+        n = len(differing_positions(labelings["mask"], labelings["trl"]))
+        if n:
+            return f"{LEGEND}   ≠ {n} column{'s' if n > 1 else ''} differ between mask and trl"
+        return f"{LEGEND}   mask and trl agree on every column"
+    return LEGEND

@@ -23,7 +23,7 @@ from inspector.messages import DataChecked, Failed, LabelsComputed, RowRead, wor
 from inspector.widgets.column_grid import ColumnGrid
 from inspector.widgets.lab_view import LabView, ViewOptions
 from inspector.widgets.label_function_panel import REFERENCE, LabelFunctionPanel
-from inspector.widgets.labels_parts import ExampleEditor, StrategyBar, example_label
+from inspector.widgets.labels_parts import LEGEND, ExampleEditor, StrategyBar, count_text, example_label, legend_text
 from inspector.widgets.paging import Picker
 from inspector.widgets.problem_list import ProblemList
 from inspector.widgets.token_details import TokenDetails
@@ -35,8 +35,6 @@ if TYPE_CHECKING:
 
 
 DEBOUNCE_SECONDS = 0.3
-LEGEND = "✓ trained   · masked: label -100, struck and grey   – position 0, never predicted"
-
 
 class LabelsView(LabView):
     """Everything about the labels of one example."""
@@ -466,8 +464,9 @@ masked.
             )
         error.update(escape(self.error) if self.error and lab is None else "")
         error.display = bool(self.error and lab is None)
-        self.query_one("#trained-count", Static).update(self._count_text())
-        self.query_one("#labels-legend", Static).update(self._legend_text())
+        self.query_one("#trained-count", Static).update(
+            count_text(self.lab.strategies, self.strategy, self.labelings, self.pending, self.lab.name_of))
+        self.query_one("#labels-legend", Static).update(legend_text(self.strategy, self.labelings))
         self.query_one(TokenDetails).show(self.strategy, grid.cursor, self.labelings)
         self._apply_point()
 
@@ -488,24 +487,6 @@ masked.
             target = min(differs) if differs else trained[0] if trained else 0
         self.grid.cursor = target
         self.grid.scroll_cursor_visible(center=True)
-
-    def _count_text(self) -> str:
-        parts = []
-        for s in self.lab.strategies:
-            lab = self.labelings.get(s)
-            value = "…" if s in self.pending else "?" if lab is None else str(lab.trained_tokens)
-            total = f"/{len(lab.rows)}" if lab is not None else ""
-            name = escape(self.lab.name_of(s))
-            parts.append(f"[b reverse] {name} {value}{total} [/]" if s == self.strategy else f" {name} {value}{total} ")
-        return "trained tokens  " + " ".join(parts)
-
-    def _legend_text(self) -> str:
-        if self.strategy in ("mask", "trl") and "mask" in self.labelings and "trl" in self.labelings:
-            n = len(differing_positions(self.labelings["mask"], self.labelings["trl"]))
-            if n:
-                return f"{LEGEND}   ≠ {n} column{'s' if n > 1 else ''} differ between mask and trl"
-            return f"{LEGEND}   mask and trl agree on every column"
-        return LEGEND
 
     @on(ColumnGrid.CursorMoved, "#token-grid")
     def _cursor_moved(self, event: ColumnGrid.CursorMoved) -> None:
