@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from inspector.core.data.chat_format import FormattedExample, TurnMarkers
     from inspector.core.data.examples import Example
-    from inspector.core.labels.custom import LabelFunction
+    from inspector.core.labels.process.parent import LabelFunction
     from inspector.core.models import LoadedModel
 
 
