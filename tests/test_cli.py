@@ -241,6 +241,18 @@ def test_custom_markers_and_special_tokens(capsys, tiny_path, tmp_path):
     assert [t["text"] for t in ex["tokens"] if not t["masked"]] == ["␣perro", "</s>"]
 
 
+def test_other_markers_without_data_write_the_article_examples_in_them(capsys, tiny_path):
+    """--human-marker/--assistant-marker and no --data: the article's five examples in those markers
+    (they were refused: the article's '### Human:' text has no 'Bot:')."""
+    code, out, _ = run(capsys, "labels", "--model", str(tiny_path), "--json", "--strategy", "mask",
+                       "--human-marker", "User:", "--assistant-marker", "Bot:")
+    assert code == 0
+    examples = json.loads(out)["examples"]
+    assert len(examples) == 5
+    assert examples[0]["text"].startswith('User: How do you say "dog" in Spanish?Bot:')
+    assert "".join(t["text"] for t in examples[0]["tokens"] if not t["masked"]).startswith("␣perro")
+
+
 def test_special_token_that_is_not_in_the_vocabulary(capsys, tiny_path):
     assert "is not a token of" in _error(capsys, "labels", "--model", str(tiny_path), "--bos-token", "<|nope|>")
 

@@ -381,7 +381,7 @@ def examples(args: argparse.Namespace, markers: TurnMarkers) -> list[Example]:
     from inspector.core.data.examples import article_examples, load_examples
 
     if not getattr(args, "data", None):
-        return article_examples()
+        return article_examples(markers)
     return load_examples(args.data, markers, **data_options(args))
 
 

@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     if args.data:  # the rows the app trains on: the first --train-rows examples that can be used
         examples = read_examples(args.data, markers, **data_options(args)).examples
     else:
-        examples = article_examples()
+        examples = article_examples(markers)
     from inspector.core.lessons.model import load_lessons
     from inspector.core.training.burst import DEFAULT_EPOCHS, DEFAULT_SEED, BurstSettings
 

@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from inspector.core.data.chat_format import (
-    ARTICLE_EXAMPLES,
     ARTICLE_MARKERS,
+    ARTICLE_PAIRS,
     FormattedExample,
     TurnMarkers,
     add_special_tokens,
+    article_text,
 )
 from inspector.core.errors import InspectorError
 
@@ -40,8 +41,10 @@ class Example:
         return f"{self.origin} {self.unit} {self.row}"
 
 
-def article_examples() -> list[Example]:
-    return [Example(text, i + 1) for i, text in enumerate(ARTICLE_EXAMPLES)]
+def article_examples(markers: TurnMarkers = ARTICLE_MARKERS) -> list[Example]:
+    """The article's five examples, written in the turn markers in use (`--human-marker`,
+    `--assistant-marker`): with other markers and no --data, the article's examples in those."""
+    return [Example(article_text(word, answer, markers), i + 1) for i, (word, answer) in enumerate(ARTICLE_PAIRS)]
 
 
 def row_to_text(obj: Any, template: TurnMarkers, where: str) -> str:

@@ -96,7 +96,7 @@ class Lab:
         self.template = template or ARTICLE_MARKERS
         self.examples = [
             e if isinstance(e, Example) else Example(e, i + 1, "given")
-            for i, e in enumerate(examples or article_examples())
+            for i, e in enumerate(examples or article_examples(self.template))
         ]
         self.trust_remote_code = trust_remote_code
         self.special_tokens = {"bos_token": bos_token, "eos_token": eos_token}
