@@ -27,6 +27,7 @@ from inspector.widgets.lab_view import LabView
 from inspector.widgets.paging import Picker
 
 if TYPE_CHECKING:
+    from inspector.core.batches.step_types import MicroBatch, StepView
     from inspector.core.lab import Lab
 
 ROWS = ("pos", "token", "position", "label", "why -100", "row", "weight")
@@ -60,7 +61,7 @@ class BatchGrid(ColumnGrid):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(ROWS, id=id)
-        self.mb: Any = None
+        self.mb: MicroBatch | None = None
         self.batch_row = 0
         self.message = "the step is built once the model is loaded"  # BatchView.request says when it is being built
         self.yours: list[int] | None = None  # exercise 11's labels of the row on show (`--labels-from`)
@@ -69,7 +70,7 @@ class BatchGrid(ColumnGrid):
     def rows(self) -> tuple[str, ...]:
         return (*ROWS, YOURS) if self.yours is not None else ROWS
 
-    def show(self, mb: Any, batch_row: int, yours: list[int] | None = None) -> None:
+    def show(self, mb: MicroBatch, batch_row: int, yours: list[int] | None = None) -> None:
         self.mb, self.batch_row = mb, batch_row
         self.yours = yours if yours is not None and len(yours) == len(mb.texts[batch_row]) else None
         self.set_row_names(self.rows)
@@ -174,7 +175,7 @@ packing), `≠` where they are not the collator's; it follows every save.
 """
 
     class Computed(Message):
-        def __init__(self, request: int, view: Any = None, error: str | None = None) -> None:
+        def __init__(self, request: int, view: StepView | None = None, error: str | None = None) -> None:
             self.request = request
             self.view = view
             self.error = error
@@ -183,7 +184,7 @@ packing), `≠` where they are not the collator's; it follows every save.
     class YoursComputed(Message):
         """Exercise 11's labels (or their LabelCodeError, or None) of the row at `place`."""
 
-        def __init__(self, view: Any, place: tuple[int, int], found: Any, version: str) -> None:
+        def __init__(self, view: StepView, place: tuple[int, int], found: Any, version: str) -> None:
             self.view = view
             self.place = place
             self.found = found
@@ -199,7 +200,7 @@ packing), `≠` where they are not the collator's; it follows every save.
     def __init__(self, lab: Lab, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.lab = lab
-        self.step_view: Any = None
+        self.step_view: StepView | None = None
         self.index = 0  # into `places`
         self._request = 0
         self._debounce: Any = None
@@ -336,7 +337,7 @@ packing), `≠` where they are not the collator's; it follows every save.
         self._compute_yours(self.step_view, place)
 
     @work(thread=True, group="batch-yours", exit_on_error=False)
-    def _compute_yours(self, view: Any, place: tuple[int, int]) -> None:
+    def _compute_yours(self, view: StepView, place: tuple[int, int]) -> None:
         version = self._version()
         self.post_message(self.YoursComputed(view, place, self.lab.packed_row_labels(view, *place), version))
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from inspector.core.errors import InspectorError
 
 if TYPE_CHECKING:
+    from inspector.core.batches.step_types import StepView
     from inspector.core.data.chat_format import FormattedExample, TurnMarkers
     from inspector.core.exercises.check_report import CheckReport
     from inspector.core.exercises.registry import FoundExercise
@@ -142,7 +143,7 @@ class LabelHost:
         return check_exercise(exercise, number, lesson, fn, loaded.tokenizer, template, model_name=loaded.name,
                               model=loaded.model, device=str(loaded.device))
 
-    def packed_row_labels(self, loaded: LoadedModel | None, view: Any, micro_batch: int, batch_row: int) -> Any:
+    def packed_row_labels(self, loaded: LoadedModel | None, view: StepView, micro_batch: int, batch_row: int) -> Any:
         """Exercise 11's `packed_labels` (`--labels-from` its starter) on one row of a batch view's
         step: its labels, its LabelCodeError, or None where it does not apply (no such function,
         or a micro-batch that is not padding-free)."""
