@@ -90,9 +90,10 @@ SHOWS = {
         "is MASKED by the old collator",
     ],
     6: [
-        "'Assistant:'           alone [266 288 87 29]  ✗ not found  (0 of 5 examples)",
-        "The first that fails: 'Assistant:'",
-        "found in 5 of 5 examples, 3 labels trained",
+        "has no chat template",
+        "with {% generation %} markers: 26 of 149 tokens",
+        "without the markers: 0 of 149",
+        "TRL, without markers: raises ValueError",
     ],
     7: [
         "vocabulary 354 → 356",
@@ -105,10 +106,9 @@ SHOWS = {
         "positions where mask and trl differ: [21, 22]",
     ],
     9: [
-        "has no chat template",
-        "with {% generation %} markers: 26 of 149 tokens",
-        "without the markers: 0 of 149",
-        "TRL, without markers: raises ValueError",
+        "'Assistant:'           alone [266 288 87 29]  ✗ not found  (0 of 5 examples)",
+        "The first that fails: 'Assistant:'",
+        "found in 5 of 5 examples, 3 labels trained",
     ],
     10: [
         "mask, eos masked   trains [-100 ×21, 331, -100]",
@@ -164,7 +164,7 @@ def test_a_lesson_by_id_and_as_json(capsys, tiny_path):
     assert main(["lesson", "template-pitfall", "--json", "--model", str(tiny_path)]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["lesson"] == {
-        "number": 6,
+        "number": 9,
         "id": "template-pitfall",
         "title": "The template that was not found",
         "view": "labels",
@@ -259,9 +259,10 @@ def test_every_exported_script_runs_and_shows_what_the_lesson_shows(capsys, tiny
         assert "TRL and the mask agree on every position" in script
         assert "the final </s>: mask trains it, the old collator MASKS it" in script
     elif n == 6:
-        assert line_with(script, "'Assistant:'").replace(",", "") == line_with(lesson, "'Assistant:'")
-        assert "old collator with the template as text: 0 labels trained" in script
-        assert line_with(script, "fix:").endswith("found in 5 of 5 examples, 3 labels trained")
+        for start in ("with {% generation %} markers", "without the markers"):
+            assert line_with(lesson, start).startswith(line_with(script, start))
+        assert "TRL, with markers: 26 labels trained, the same tokens as the mask" in script
+        assert "TRL, without markers: raises ValueError" in script
     elif n == 7:
         for start in ("before:", "after:"):
             assert line_with(script, start) == line_with(lesson, start)
@@ -270,10 +271,9 @@ def test_every_exported_script_runs_and_shows_what_the_lesson_shows(capsys, tiny
         assert line_with(script, "positions where") == line_with(lesson, "positions where")
         assert "trained by the mask only: ␣perro </s>" in script
     elif n == 9:
-        for start in ("with {% generation %} markers", "without the markers"):
-            assert line_with(lesson, start).startswith(line_with(script, start))
-        assert "TRL, with markers: 26 labels trained, the same tokens as the mask" in script
-        assert "TRL, without markers: raises ValueError" in script
+        assert line_with(script, "'Assistant:'").replace(",", "") == line_with(lesson, "'Assistant:'")
+        assert "old collator with the template as text: 0 labels trained" in script
+        assert line_with(script, "fix:").endswith("found in 5 of 5 examples, 3 labels trained")
     elif n == 10:
         for start in ("mask               epoch  1", "mask, eos masked   epoch  1"):
             assert line_with(script, start) == line_with(lesson, start)

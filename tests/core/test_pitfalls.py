@@ -179,7 +179,7 @@ def test_trl_assistant_only_loss_needs_the_markers(fresh_tiny):
 
 
 def test_a_refused_trl_trainer_leaves_the_trainers_already_made_working(fresh_tiny):
-    """TRL's refusal (lesson 9's bare template) came after its SFTConfig reset accelerate's shared
+    """TRL's refusal (lesson 6's bare template) came after its SFTConfig reset accelerate's shared
     state, and nothing set it up again: the next burst of a trained strategy failed with
     AttributeError (`AcceleratorState` object has no attribute `distributed_type`)."""
     import copy
@@ -199,7 +199,7 @@ def test_a_refused_trl_trainer_leaves_the_trainers_already_made_working(fresh_ti
     session = TrainingSession(copy.deepcopy(tiny.model), tiny.tokenizer, examples, "copy", BurstSettings(epochs=1))
     session.run(1)
     bare = trl_assistant_only(tiny.model, tiny.tokenizer, conversation(TWO_TURNS), without_markers(generation_template()))
-    assert bare.error is not None  # refused, as lesson 9 shows
+    assert bare.error is not None  # refused, as lesson 6 shows
     more = session.run(1)
     assert session.epochs_done == 2 and not more.stopped
 

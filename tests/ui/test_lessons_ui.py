@@ -118,7 +118,7 @@ async def test_a_training_demo_asked_for_during_a_burst_waits_for_it(tiny_path):
 
 
 async def test_a_strategy_trains_on_after_lesson_9_s_demo(tiny_path):
-    """Lesson 9's demo asks TRL with a template it refuses; that refusal left accelerate reset,
+    """Lesson 6's demo asks TRL with a template it refuses; that refusal left accelerate reset,
     and the next burst of a strategy trained before failed (AttributeError)."""
     from textual.widgets import Input
 
@@ -131,7 +131,7 @@ async def test_a_strategy_trains_on_after_lesson_9_s_demo(tiny_path):
         await wait_until(pilot, lambda: not app.main.training_view.running, what="the first burst")
         app.goto_lesson(lesson_index(app, "chat-template"))
         panel = app.main.demo_panel
-        await wait_until(pilot, lambda: demo_settled(app) and labels_settled(app), timeout=60, what="lesson 9")
+        await wait_until(pilot, lambda: demo_settled(app) and labels_settled(app), timeout=60, what="lesson 6")
         app.main.action_run_demo()  # again (the palette's "Run the lesson's demo"): TRL's refusal is the last trainer made
         await wait_until(pilot, lambda: demo_settled(app), timeout=60, what="the demo again")
         assert "raises ValueError" in panel.text

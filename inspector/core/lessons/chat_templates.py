@@ -1,4 +1,4 @@
-"""Chat templates and assistant-only masks (lesson 9): the same data through `apply_chat_template`.
+"""Chat templates and assistant-only masks (lesson 6): the same data through `apply_chat_template`.
 
 Rendering conversations for training (content spans, the article format and back, the
 `{% generation %}` markers) is `conversations`; this module asks transformers and TRL
