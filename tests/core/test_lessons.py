@@ -61,6 +61,16 @@ def test_every_shipped_lesson_loads_with_its_fields():
             assert fe.answer_spans
 
 
+# About two screens of the 42-column lesson pane (issue 31); what does not fit goes to docs/lessons/.
+MAX_WORDS = 300
+
+
+@pytest.mark.parametrize("lesson", load_lessons(), ids=lambda lesson: lesson.source)
+def test_every_lesson_body_fits_in_two_screens(lesson):
+    words = len(lesson.body.split())
+    assert words <= MAX_WORDS, f"lesson {lesson.source} ({lesson.id}) has {words} words, over {MAX_WORDS}"
+
+
 def test_the_track_covers_the_views_and_demos():
     by_id = {lesson.id: lesson for lesson in load_lessons()}
     assert by_id["shift"].view == "labels" and by_id["shift"].strategy == "copy" and by_id["shift"].demo == "shift"
