@@ -50,6 +50,7 @@ class InspectorApp(App[int]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f1", "help", "Help", id="help", tooltip="Explain the part in focus"),
         Binding("question_mark", "help", "Help", show=False, id="help-alt"),
+        Binding("f7", "glossary", "Glossary", show=False, id="glossary", tooltip="Every term the lessons define"),
         Binding("n", "next_lesson", "Next", id="lesson-next", tooltip="Next lesson"),
         Binding("p", "previous_lesson", "Prev", id="lesson-previous", tooltip="Previous lesson"),
         Binding("ctrl+right", "next_lesson", "Next lesson", show=False, id="lesson-next-alt"),
@@ -173,6 +174,21 @@ class InspectorApp(App[int]):
         tok = self.lab.loaded.tokenizer if self.lab.loaded is not None else None
         tokens = {"bos": tok.bos_token, "eos": tok.eos_token} if tok is not None else None
         self.push_screen(HelpScreen(help_for(self.focused or self.screen, view, tokens)))
+
+    def action_glossary(self) -> None:
+        """F7: the glossary, the current lesson's terms first (over the main screen only: F7 in it closes it)."""
+        from inspector.core.errors import InspectorError
+        from inspector.core.lessons.glossary import load_glossary
+        from inspector.screens.glossary import GlossaryScreen
+
+        if self.screen is not self.main:
+            return
+        try:
+            glossary = load_glossary(lesson_ids={lesson.id for lesson in self.lessons} if self.lessons else None)
+        except InspectorError as exc:
+            self.show_error("The glossary could not be read", str(exc))
+            return
+        self.push_screen(GlossaryScreen(glossary, self.lessons, self.main.lesson_index if self.lessons else None))
 
     def deliver_screenshot(
         self, filename: str | None = None, path: str | None = None, time_format: str | None = None

@@ -18,6 +18,7 @@ GENERAL = """\
 | `l` | the lesson pane on the left: wide → narrow → hidden (below 120 columns it starts narrow) |
 | `Tab` / `Shift+Tab` | move the focus |
 | `F1` or `?` | this help, for the part in focus |
+| `F7` | the glossary: every term the lessons define, this lesson's first; type to filter |
 | `Ctrl+P` | command palette: jump to a lesson, train, switch strategy… |
 | `Ctrl+Q` | quit |
 

@@ -57,6 +57,7 @@ class InspectorCommands(Provider):
         out.append(("Show code", screen("show_code"), "the code behind this lesson's view, runnable on its own"))
         out.append(("Run the lesson's demo", screen("run_demo"), "compute the lesson's panel again (some train copies)"))
         out.append(("Help", of_app("help"), "explain the part in focus"))
+        out.append(("Glossary", of_app("glossary"), "every term the lessons define, this lesson's first (F7)"))
         return out
 
     async def search(self, query: str) -> Hits:

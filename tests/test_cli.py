@@ -332,3 +332,15 @@ def test_a_cache_folder_that_cannot_be_made_is_one_clear_line(capsys, tiny_path,
     monkeypatch.setenv("CAUSALLM_INSPECT_CACHE", str(blocker / "cache"))
     line = _error(capsys, *[str(tiny_path) if a == "TINY" else a for a in command])
     assert f"the cache folder {blocker / 'cache'}" in line and "CAUSALLM_INSPECT_CACHE" in line
+
+
+def test_glossary_prints_every_term_one_term_or_the_nearest(capsys):
+    code, out, _ = run(capsys, "glossary")
+    assert code == 0
+    assert out.startswith("lesson 1: What a causal LM is trained on\n  causal language model\n")
+    assert "\n  micro-batch\n" in out and "lesson 13: " in out
+    code, out, _ = run(capsys, "glossary", "Micro-batches")  # any case, a plural
+    assert code == 0 and out.startswith("micro-batch  (lesson 11: ") and out.count("\n") > 1
+    line = _error(capsys, "glossary", "microbach")
+    assert line == ("causallm-inspect: error: no term 'microbach' in the glossary. The nearest: micro-batch; "
+                    "`causallm-inspect glossary` lists them all.")

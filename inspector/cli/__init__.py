@@ -18,6 +18,7 @@ from inspector.cli import (
     batch,
     bench,
     exercise,
+    glossary,
     inspect_data,
     labels,
     lesson,
@@ -32,7 +33,7 @@ from inspector.core.errors import InspectorError
 from inspector.core.labels.process.code_errors import LabelCodeError
 
 # In the order `--help` lists them.
-COMMANDS = (labels, train, predict, batch, bench, lesson, exercise, prepare, inspect_data, templates, models)
+COMMANDS = (labels, train, predict, batch, bench, lesson, exercise, glossary, prepare, inspect_data, templates, models)
 
 
 def build_parser() -> CommandLine:

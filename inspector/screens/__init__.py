@@ -1,1 +1,1 @@
-"""The app's screens: the main lesson screen and the help dialog."""
+"""The app's screens: the main lesson screen and its dialogs (help, code, glossary)."""
