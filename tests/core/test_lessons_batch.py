@@ -14,7 +14,13 @@ from inspector.core.data.chat_format import (
     article_text,
 )
 from inspector.core.lessons.packing import packing_text, packing_view
-from inspector.core.lessons.truncation import cut_before_eos, truncation_examples, truncation_text, truncation_view
+from inspector.core.lessons.truncation import (
+    default_cut,
+    sft_default_max_length,
+    truncation_examples,
+    truncation_text,
+    truncation_view,
+)
 from inspector.core.lessons.weights import same_within_float_error, step_examples, weights_view
 
 
@@ -77,24 +83,34 @@ def test_max_length_is_chosen_so_each_cut_happens_once(truncated):
     assert view.dropped == 1
 
 
-def test_packing_drops_nothing_but_leaves_prompt_only_chunks(truncated):
+def test_packing_drops_nothing_but_leaves_pieces_that_train_nothing(truncated):
     view, _ = truncated
     by = {p.strategy: p for p in view.packed}
     assert set(by) == {"bfd_split", "wrapped"}
+    total = sum(c.tokens for c in view.rows)
     for p in by.values():
-        assert p.chunks > p.sequences - 1 and p.prompt_only >= 1 and p.prompt_only_tokens >= p.prompt_only
+        assert p.tokens == total and p.pieces > p.sequences - 1 and p.untrained >= 1
+        assert p.untrained_tokens >= p.untrained
+    # bfd_split puts row 2's cut eos in a piece of its own: position_ids restart there, the collator masks its label
+    assert by["bfd_split"].cut_eos == "first of its piece" and by["wrapped"].cut_eos == "trained"
     text = truncation_text(view)
-    assert "rows dropped: 1 of 3" in text and "lost only its eos and is kept and trained" in text
+    assert "rows dropped: 1 of 3" in text and "row 2 is kept and trains its answer, never the stop" in text
+    assert "row 3 has no trained token left: without packing TRL drops it" in text
+    assert "row 2's cut eos under bfd_split: keeps it as the first token of a piece" in text
 
 
-def test_cut_before_eos_removes_only_the_last_token(tiny):
-    from inspector.core.labels.strategies import label_example
+def test_sft_config_s_default_max_length_against_the_training_rows(tiny):
+    from trl import SFTConfig
 
     tok = tiny.tokenizer
-    lab = label_example("mask", _fe(tok, article_text("dog", "perro")), tok)
-    cut = cut_before_eos(lab, tok)
-    assert lab.input_ids[-1] == tok.eos_token_id and cut.input_ids == lab.input_ids[:-1]
-    assert cut.labels == lab.labels[:-1] and cut.trained_tokens == lab.trained_tokens - 1
+    examples = [_fe(tok, article_text(w, a)) for w, a in ARTICLE_PAIRS]
+    assert sft_default_max_length() == SFTConfig(output_dir="unused", report_to="none", use_cpu=True, bf16=False).max_length
+    d = default_cut(tiny.model, tok, examples)
+    assert (d.max_length, d.rows, d.longer) == (sft_default_max_length(), 5, 0)
+    assert d.longest == max(len(tok(fe.text)["input_ids"]) for fe in examples)
+    long = _fe(tok, article_text("dog", " ".join(["perro"] * (d.max_length + 1))))  # past the default
+    d = default_cut(tiny.model, tok, [*examples, long])
+    assert (d.rows, d.longer) == (6, 1) and d.longest > d.max_length
 
 
 @pytest.fixture(scope="module")
