@@ -126,6 +126,9 @@ SHOWS = {
         "found in 5 of 5 examples, 3 labels trained",
     ],
     10: [
+        "the example padded beside a longer one (44 pads)",
+        "transformers' DataCollatorForLanguageModeling: [331, -100 ×45] → eos masked ✗",
+        "TRL's DataCollatorForLanguageModeling: [331, 1, -100 ×44] → eos trained ✓",
         "mask, eos masked   trains [-100 ×21, 331, -100]",
         "mask               epoch  3",
         "mask, eos masked   epoch  3",
@@ -294,7 +297,8 @@ def test_every_exported_script_runs_and_shows_what_the_lesson_shows(capsys, tiny
         assert "old collator with the template as text: 0 labels trained" in script
         assert line_with(script, "fix:").endswith("found in 5 of 5 examples, 3 labels trained")
     elif n == 10:
-        for start in ("mask               epoch  1", "mask, eos masked   epoch  1"):
+        starts = ("this tokenizer's pad", "transformers' DataCollator", "TRL's DataCollator")
+        for start in ("mask               epoch  1", "mask, eos masked   epoch  1", *starts):
             assert line_with(script, start) == line_with(lesson, start)
     elif n == 11:  # the same segment, the same forward passes: the same digits
         assert "the held-out one is at [115,138)" in script and "attention_mask sent: False" in script

@@ -158,13 +158,14 @@ def _step_timing(ctx: DemoContext) -> tuple[str, Any]:
 def _eos_padding(ctx: DemoContext) -> tuple[str, Any]:
     from inspector.core.labels.strategies import label_example
     from inspector.core.lessons.demo_runs import eos_padding_run
-    from inspector.core.lessons.pitfalls import pad_is_eos_collator_labels
+    from inspector.core.lessons.pitfalls import pad_eos_collators
 
     ids = label_example("copy", ctx.example, ctx.tokenizer).input_ids
-    pad_labels = pad_is_eos_collator_labels(ctx.tokenizer, ids)
+    longer = label_example("copy", ctx.formatted(ctx.example.source + TWO_TURNS), ctx.tokenizer).input_ids  # two more turns
+    collators = pad_eos_collators(ctx.tokenizer, ids, longer)
     run = eos_padding_run(ctx.model, ctx.tokenizer, ctx.examples, **ctx.training_options())
     differs = ctx.tokenizer.pad_token_id != ctx.tokenizer.eos_token_id
-    return report.eos_text(run, pad_labels, differs), run
+    return report.eos_text(run, collators, differs), run
 
 
 def _packing(ctx: DemoContext) -> tuple[str, Any]:
