@@ -161,6 +161,7 @@ SHOWS = {
         "found: the Trainer's gradient equals the full-batch gradient of the same examples within float error; "
         "the per-micro-batch one does not",
         "num_items_in_batch 188",
+        "num_items_in_batch: used (LlamaForCausalLM's forward accepts loss kwargs)",
         "per_micro_batch vs full batch  cosine 0.964644  norm ratio 0.971162",
     ],
 }
@@ -343,3 +344,4 @@ def same_weights_figures(lesson: str, script: str) -> None:
     for name in ("trainer vs full batch", "per_micro_batch vs full batch"):
         assert _gradient_figures(line_with(script, name)) == _gradient_figures(line_with(lesson, name))
     assert _ints(line_with(script, "copy labels")) == _ints(line_with(lesson, "copy labels"))[-1:]
+    assert line_with(script, "num_items_in_batch:") == line_with(lesson, "num_items_in_batch:")

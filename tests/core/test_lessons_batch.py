@@ -21,7 +21,7 @@ from inspector.core.lessons.truncation import (
     truncation_text,
     truncation_view,
 )
-from inspector.core.lessons.weights import same_within_float_error, step_examples, weights_view
+from inspector.core.lessons.weights import same_within_float_error, step_examples, weights_text, weights_view
 
 
 def _fe(tok, text):
@@ -130,6 +130,25 @@ def test_every_trained_token_weighs_one_over_n_of_the_whole_step(weighed):
         assert e.weights["trainer"] == pytest.approx(e.trained_tokens / n, abs=1e-12)
         assert e.weights["per_sequence"] == pytest.approx(1 / len(weighed.shares), abs=1e-12)
     assert len({e.trained_tokens for e in weighed.shares}) > 1  # the answers differ in length
+
+
+def test_num_items_in_batch_is_used_where_the_model_s_forward_accepts_loss_kwargs(tiny, weighed, monkeypatch):
+    from transformers import LlamaForCausalLM
+
+    assert weighed.accepts_loss_kwargs and not weighed.compute_loss_func
+    assert weighed.num_items_used == "num_items_in_batch: used (LlamaForCausalLM's forward accepts loss kwargs)"
+    # A model that says it takes no loss kwargs (as Gemma3Model does): the Trainer passes no count, each
+    # micro-batch's mean is used, and the Trainer's gradient is the per-micro-batch one.
+    monkeypatch.setattr(LlamaForCausalLM, "accepts_loss_kwargs", False, raising=False)
+    tok = tiny.tokenizer
+    off = weights_view(tiny.model, tok, [_fe(tok, article_text(w, a)) for w, a in step_examples(ARTICLE_PAIRS)])
+    assert not off.accepts_loss_kwargs and off.num_items_in_batch is None
+    assert off.num_items_used.startswith("num_items_in_batch: not used (LlamaForCausalLM's forward takes no loss kwargs")
+    assert "each micro-batch's mean loss" in weights_text(off)
+    for e in off.shares:
+        assert e.weights["trainer"] == pytest.approx(e.weights["per_micro_batch"], abs=1e-12)
+    assert same_within_float_error(off.versus["per_micro_batch vs trainer"])
+    assert not same_within_float_error(off.versus["trainer vs full batch"])
 
 
 def test_the_trainer_s_gradient_is_the_full_batch_s_and_the_per_micro_batch_one_is_not(weighed):
