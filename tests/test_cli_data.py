@@ -83,9 +83,8 @@ def test_prepare_command(capsys, tiny_path):
     out = capsys.readouterr().out
     assert "copy: 1 epochs stored" in out and "mask: 1 epochs stored" in out
     assert "lesson demo step-timing: stored" in out and "lesson demo eos-padding: stored" in out
-    assert "lesson demo truncation: stored" in out
     # and those that build TRL trainers when their lesson opens
-    for name in ("chat-template", "packing", "weights"):
+    for name in ("chat-template", "packing", "truncation", "weights"):
         assert f"lesson demo {name}: stored" in out
     assert len(list(replay.store_dir().glob("*.json"))) == 8  # two bursts, six lesson demos
 

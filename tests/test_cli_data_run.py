@@ -91,3 +91,31 @@ def test_packing_that_splits_rows_truncates_no_answer(capsys, tiny_path, tmp_pat
     assert "truncated-answer" not in data["problem_counts"] and data["problem_counts"]["prompt-only-chunk"] >= 1
     data = json.loads(run(capsys, *base, "--packing")[1])  # bfd cuts what does not fit
     assert data["problem_counts"]["truncated-answer"] == 4
+
+
+def test_the_advice_for_a_lost_stop_token_names_the_max_length_that_keeps_it(capsys, tiny_path, tmp_path):
+    path = jsonl(tmp_path, ROWS)
+    code, out, _ = run(capsys, "inspect-data", str(path), "--model", str(tiny_path), "--max-length", "20", "--json")
+    data = json.loads(out)
+    longest = data["run"]["fixes"]["answer-loses-stop-token"].split("at least ")[1].split(" ")[0]
+    (line,) = [x for x in data["summary"] if x.startswith("answer-loses-stop-token")]
+    assert f"raise max_length to at least {longest} (the longest of those rows)" in line
+    assert "bfd_split keeps the cut tokens as another piece" in line and "keep_end" not in line
+    # that max_length keeps every stop token: the problem is gone
+    code, out, _ = run(capsys, "inspect-data", str(path), "--model", str(tiny_path), "--max-length", longest,
+                       "--fail-on", "answer-loses-stop-token")  # fmt: skip
+    assert code == 0 and int(longest) > 20
+
+
+def test_a_config_with_keep_end_is_run_as_trl_runs_it_and_said_deprecated(capsys, tiny_path, tmp_path):
+    import trl
+
+    path = jsonl(tmp_path, ROWS)
+    config = tmp_path / "sft.yaml"
+    config.write_text("max_length: 20\ntruncation_mode: keep_end\n")
+    code, out, _ = run(capsys, "inspect-data", str(path), "--model", str(tiny_path), "--config", str(config))
+    assert code == 0 and "truncation_mode keep_end" in out
+    assert f"truncation_mode keep_end is deprecated by TRL (to be removed in v2.0); TRL {trl.__version__} still runs it" in out
+    assert "answer-loses-stop-token" not in out  # keep_end cuts the start: every answer keeps its end
+    code, out, _ = run(capsys, "batch", "--model", str(tiny_path), "--config", str(config), "--data", str(path))
+    assert code == 0 and out.count("truncation_mode keep_end is deprecated by TRL") == 1

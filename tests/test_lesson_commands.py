@@ -59,6 +59,21 @@ def line_with(text: str, start: str) -> str:
     raise AssertionError(f"no line starts with {start!r} in:\n{text[-2000:]}")
 
 
+def trl_version() -> str:
+    import trl
+
+    return trl.__version__
+
+
+def sft_default() -> int | None:
+    """SFTConfig's default max_length on the TRL installed (1024 in TRL 1.16)."""
+    import dataclasses
+
+    from trl import SFTConfig
+
+    return next(f.default for f in dataclasses.fields(SFTConfig) if f.name == "max_length")
+
+
 # What each lesson's headless run must show, beyond its prose.
 SHOWS = {
     1: [
@@ -111,6 +126,9 @@ SHOWS = {
         "found in 5 of 5 examples, 3 labels trained",
     ],
     10: [
+        "the example padded beside a longer one (44 pads)",
+        "transformers' DataCollatorForLanguageModeling: [331, -100 ×45] → eos masked ✗",
+        "TRL's DataCollatorForLanguageModeling: [331, 1, -100 ×44] → eos trained ✓",
         "mask, eos masked   trains [-100 ×21, 331, -100]",
         "mask               epoch  3",
         "mask, eos masked   epoch  3",
@@ -131,14 +149,19 @@ SHOWS = {
         "row 2 (loses its eos): 25 tokens → kept, 3 of 4 trained tokens, its eos is gone",
         "row 3 (loses every trained token): 27 tokens → DROPPED by TRL",
         "rows dropped: 1 of 3",
-        "packing bfd_split: 4 sequences, 5 chunks; 1 hold only prompt tokens",
-        "truncated (no eos) epoch  3",
+        "row 2 is kept and trains its answer, never the stop: lesson 10 shows what that does",
+        "row 3 has no trained token left: without packing TRL drops it",
+        "packing bfd_split: 4 sequences, 5 pieces, every token kept; 2 train nothing (25 tokens",
+        "row 2's cut eos under bfd_split: keeps it as the first token of a piece, whose label is not trained",
+        "row 2's cut eos under wrapped: trains it",
+        f"SFTConfig's default max_length on TRL {trl_version()}: {sft_default()}; 0 of the 5 training rows are longer",
     ],
     13: [
         "one optimizer step: 4 micro-batches (2 accumulation steps × 2 simulated devices); each trained token weighs 1/28",
         "found: the Trainer's gradient equals the full-batch gradient of the same examples within float error; "
         "the per-micro-batch one does not",
         "num_items_in_batch 188",
+        "num_items_in_batch: used (LlamaForCausalLM's forward accepts loss kwargs)",
         "per_micro_batch vs full batch  cosine 0.964644  norm ratio 0.971162",
     ],
 }
@@ -275,7 +298,8 @@ def test_every_exported_script_runs_and_shows_what_the_lesson_shows(capsys, tiny
         assert "old collator with the template as text: 0 labels trained" in script
         assert line_with(script, "fix:").endswith("found in 5 of 5 examples, 3 labels trained")
     elif n == 10:
-        for start in ("mask               epoch  1", "mask, eos masked   epoch  1"):
+        starts = ("this tokenizer's pad", "transformers' DataCollator", "TRL's DataCollator")
+        for start in ("mask               epoch  1", "mask, eos masked   epoch  1", *starts):
             assert line_with(script, start) == line_with(lesson, start)
     elif n == 11:  # the same segment, the same forward passes: the same digits
         assert "the held-out one is at [115,138)" in script and "attention_mask sent: False" in script
@@ -304,13 +328,14 @@ def same_packing_figures(lesson: str, script: str) -> None:
 
 
 def same_truncation_figures(lesson: str, script: str) -> None:
-    """The cut rows as TRL prepares them, and epoch 1 of both trained copies (the script trains one)."""
+    """The cut rows as TRL prepares them, the packed pieces, the cut eos and SFTConfig's default max_length."""
     assert line_with(script, "max_length").startswith(line_with(lesson, "max_length").split(", no packing")[0])
-    for row, figures in (("row 1:", 3), ("row 2:", 3), ("row 3:", 2)):  # row, tokens, trained tokens kept
-        assert _ints(line_with(script, row))[:figures] == _ints(line_with(lesson, row.replace(":", " (")))[:figures]
-    assert line_with(script, "rows dropped") == line_with(lesson, "rows dropped")
-    for start in ("full               epoch  1", "truncated (no eos) epoch  1"):
+    for row in ("row 1", "row 2", "row 3"):  # row, tokens, trained tokens kept, of
+        assert _ints(line_with(script, f"{row}:")) == _ints(line_with(lesson, f"{row} ("))
+    for start in ("rows dropped", "packing bfd_split", "packing wrapped", "SFTConfig's default max_length"):
         assert line_with(script, start) == line_with(lesson, start)
+    fates = [x.strip() for x in lesson.splitlines() if "'s cut eos under " in x]
+    assert fates == [x.strip() for x in script.splitlines() if "'s cut eos under " in x]
 
 
 def same_weights_figures(lesson: str, script: str) -> None:
@@ -319,3 +344,4 @@ def same_weights_figures(lesson: str, script: str) -> None:
     for name in ("trainer vs full batch", "per_micro_batch vs full batch"):
         assert _gradient_figures(line_with(script, name)) == _gradient_figures(line_with(lesson, name))
     assert _ints(line_with(script, "copy labels")) == _ints(line_with(lesson, "copy labels"))[-1:]
+    assert line_with(script, "num_items_in_batch:") == line_with(lesson, "num_items_in_batch:")

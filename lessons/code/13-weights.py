@@ -60,6 +60,15 @@ lm = trainer.model
 lm.eval()
 n = sum(int((b["labels"][..., 1:] != -100).sum()) for b in micro)  # what get_batch_samples counts, all ranks
 print(f"one optimizer step: {len(micro)} micro-batches; each trained token weighs 1/{n}")
+# transformers' Trainer counts num_items_in_batch only for a model whose forward accepts loss kwargs, or a compute_loss_func
+kind = type(model).__name__
+if trainer.model_accepts_loss_kwargs:
+    print(f"num_items_in_batch: used ({kind}'s forward accepts loss kwargs)")
+elif trainer.compute_loss_func is not None:
+    print("num_items_in_batch: used (a compute_loss_func is given)")
+else:
+    print(f"num_items_in_batch: not used ({kind}'s forward takes no loss kwargs and no compute_loss_func is given): "
+          "each micro-batch's mean loss, divided by the accumulation steps")
 grads = {}
 for name in ("trainer", "per_micro_batch", "full_batch"):
     lm.zero_grad(set_to_none=True)

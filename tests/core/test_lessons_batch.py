@@ -14,8 +14,14 @@ from inspector.core.data.chat_format import (
     article_text,
 )
 from inspector.core.lessons.packing import packing_text, packing_view
-from inspector.core.lessons.truncation import cut_before_eos, truncation_examples, truncation_text, truncation_view
-from inspector.core.lessons.weights import same_within_float_error, step_examples, weights_view
+from inspector.core.lessons.truncation import (
+    default_cut,
+    sft_default_max_length,
+    truncation_examples,
+    truncation_text,
+    truncation_view,
+)
+from inspector.core.lessons.weights import same_within_float_error, step_examples, weights_text, weights_view
 
 
 def _fe(tok, text):
@@ -77,24 +83,34 @@ def test_max_length_is_chosen_so_each_cut_happens_once(truncated):
     assert view.dropped == 1
 
 
-def test_packing_drops_nothing_but_leaves_prompt_only_chunks(truncated):
+def test_packing_drops_nothing_but_leaves_pieces_that_train_nothing(truncated):
     view, _ = truncated
     by = {p.strategy: p for p in view.packed}
     assert set(by) == {"bfd_split", "wrapped"}
+    total = sum(c.tokens for c in view.rows)
     for p in by.values():
-        assert p.chunks > p.sequences - 1 and p.prompt_only >= 1 and p.prompt_only_tokens >= p.prompt_only
+        assert p.tokens == total and p.pieces > p.sequences - 1 and p.untrained >= 1
+        assert p.untrained_tokens >= p.untrained
+    # bfd_split puts row 2's cut eos in a piece of its own: position_ids restart there, the collator masks its label
+    assert by["bfd_split"].cut_eos == "first of its piece" and by["wrapped"].cut_eos == "trained"
     text = truncation_text(view)
-    assert "rows dropped: 1 of 3" in text and "lost only its eos and is kept and trained" in text
+    assert "rows dropped: 1 of 3" in text and "row 2 is kept and trains its answer, never the stop" in text
+    assert "row 3 has no trained token left: without packing TRL drops it" in text
+    assert "row 2's cut eos under bfd_split: keeps it as the first token of a piece" in text
 
 
-def test_cut_before_eos_removes_only_the_last_token(tiny):
-    from inspector.core.labels.strategies import label_example
+def test_sft_config_s_default_max_length_against_the_training_rows(tiny):
+    from trl import SFTConfig
 
     tok = tiny.tokenizer
-    lab = label_example("mask", _fe(tok, article_text("dog", "perro")), tok)
-    cut = cut_before_eos(lab, tok)
-    assert lab.input_ids[-1] == tok.eos_token_id and cut.input_ids == lab.input_ids[:-1]
-    assert cut.labels == lab.labels[:-1] and cut.trained_tokens == lab.trained_tokens - 1
+    examples = [_fe(tok, article_text(w, a)) for w, a in ARTICLE_PAIRS]
+    assert sft_default_max_length() == SFTConfig(output_dir="unused", report_to="none", use_cpu=True, bf16=False).max_length
+    d = default_cut(tiny.model, tok, examples)
+    assert (d.max_length, d.rows, d.longer) == (sft_default_max_length(), 5, 0)
+    assert d.longest == max(len(tok(fe.text)["input_ids"]) for fe in examples)
+    long = _fe(tok, article_text("dog", " ".join(["perro"] * (d.max_length + 1))))  # past the default
+    d = default_cut(tiny.model, tok, [*examples, long])
+    assert (d.rows, d.longer) == (6, 1) and d.longest > d.max_length
 
 
 @pytest.fixture(scope="module")
@@ -114,6 +130,25 @@ def test_every_trained_token_weighs_one_over_n_of_the_whole_step(weighed):
         assert e.weights["trainer"] == pytest.approx(e.trained_tokens / n, abs=1e-12)
         assert e.weights["per_sequence"] == pytest.approx(1 / len(weighed.shares), abs=1e-12)
     assert len({e.trained_tokens for e in weighed.shares}) > 1  # the answers differ in length
+
+
+def test_num_items_in_batch_is_used_where_the_model_s_forward_accepts_loss_kwargs(tiny, weighed, monkeypatch):
+    from transformers import LlamaForCausalLM
+
+    assert weighed.accepts_loss_kwargs and not weighed.compute_loss_func
+    assert weighed.num_items_used == "num_items_in_batch: used (LlamaForCausalLM's forward accepts loss kwargs)"
+    # A model that says it takes no loss kwargs (as Gemma3Model does): the Trainer passes no count, each
+    # micro-batch's mean is used, and the Trainer's gradient is the per-micro-batch one.
+    monkeypatch.setattr(LlamaForCausalLM, "accepts_loss_kwargs", False, raising=False)
+    tok = tiny.tokenizer
+    off = weights_view(tiny.model, tok, [_fe(tok, article_text(w, a)) for w, a in step_examples(ARTICLE_PAIRS)])
+    assert not off.accepts_loss_kwargs and off.num_items_in_batch is None
+    assert off.num_items_used.startswith("num_items_in_batch: not used (LlamaForCausalLM's forward takes no loss kwargs")
+    assert "each micro-batch's mean loss" in weights_text(off)
+    for e in off.shares:
+        assert e.weights["trainer"] == pytest.approx(e.weights["per_micro_batch"], abs=1e-12)
+    assert same_within_float_error(off.versus["per_micro_batch vs trainer"])
+    assert not same_within_float_error(off.versus["trainer vs full batch"])
 
 
 def test_the_trainer_s_gradient_is_the_full_batch_s_and_the_per_micro_batch_one_is_not(weighed):

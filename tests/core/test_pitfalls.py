@@ -15,7 +15,7 @@ from inspector.core.lessons.pitfalls import (
     find_sublist,
     old_collator_labels,
     old_collator_view,
-    pad_is_eos_collator_labels,
+    pad_eos_collators,
     special_tokens_view,
     template_candidates,
     template_pitfall,
@@ -118,11 +118,22 @@ def test_eos_masked_labels(tiny):
     assert eos_masked(lab, tiny.tokenizer).trained_tokens == 1
 
 
-def test_pad_equal_to_eos_masks_the_eos_in_the_lm_collator(tiny):
-    lab = label_example("copy", fmt(tiny), tiny.tokenizer)
-    labels = pad_is_eos_collator_labels(tiny.tokenizer, lab.input_ids)
-    assert labels == lab.input_ids[:-1] + [M]
-    assert tiny.tokenizer.pad_token == "<pad>"  # a copy was changed, not the tokenizer in use
+def test_pad_equal_to_eos_masks_the_eos_in_transformers_collator_not_in_trl_s(tiny):
+    from inspector.core.lessons.demos import TWO_TURNS
+
+    tok = tiny.tokenizer
+    lab = label_example("copy", fmt(tiny), tok)
+    longer = label_example("copy", fmt(tiny, ARTICLE_EXAMPLES[0] + TWO_TURNS), tok)
+    hf, trl = pad_eos_collators(tok, lab.input_ids, longer.input_ids)
+    pads = len(longer.input_ids) - len(lab.input_ids)
+    assert hf.name.startswith("transformers'") and trl.name.startswith("TRL's")
+    assert hf.eos_at == trl.eos_at == len(lab.input_ids) - 1 and hf.pads == trl.pads == pads
+    assert hf.labels == lab.input_ids[:-1] + [M] * (1 + pads)  # every pad id masked: the eos with them
+    assert trl.labels == lab.input_ids + [M] * pads  # -100 by length: the eos kept
+    assert not hf.eos_trained and trl.eos_trained
+    assert tok.pad_token == "<pad>"  # a copy was changed, not the tokenizer in use
+    with pytest.raises(ValueError, match="must be longer"):
+        pad_eos_collators(tok, longer.input_ids, lab.input_ids)
 
 
 def test_chat_template_masks_with_and_without_markers(fresh_tiny):

@@ -37,7 +37,7 @@ def test_lesson_11_plain_and_export_agree_on_gemma(capsys, tmp_path):
 
 
 def test_lesson_12_plain_and_export_agree_on_gemma(capsys, tmp_path):
-    same_truncation_figures(*_plain_and_script(capsys, 12, tmp_path, "--epochs", "1"))
+    same_truncation_figures(*_plain_and_script(capsys, 12, tmp_path))
 
 
 def test_lesson_13_plain_and_export_agree_on_gemma(capsys, tmp_path):

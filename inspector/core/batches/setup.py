@@ -159,6 +159,9 @@ def parse(
 ) -> tuple[Any, Any, Any, Any]:
     """(ScriptArguments, SFTConfig, ModelConfig, DatasetMixtureConfig) from the config file and the flags
     (which win over the file, as on `trl sft`'s command line)."""
+    from inspector.core.quiet import quiet_libraries
+
+    quiet_libraries()  # TRL's own warnings as it parses (keep_end's is said in one line by the views)
     check_values(flags)
     argv: list[str] = []
     if config_file is not None:

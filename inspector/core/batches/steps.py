@@ -22,6 +22,19 @@ from inspector.core.batches.trainer import sft_trainer
 from inspector.core.errors import InspectorError
 
 
+def keep_end_note(args: Any) -> str | None:
+    """One line where the config sets `truncation_mode: keep_end`, which TRL deprecated (to be removed in
+    v2.0): still accepted (TRL's FutureWarning is left out: `core.quiet`), and simulated as TRL runs it."""
+    if args.truncation_mode != "keep_end":
+        return None
+    import trl
+
+    return (
+        f"truncation_mode keep_end is deprecated by TRL (to be removed in v2.0); TRL {trl.__version__} still runs it "
+        "and so does this view (long rows lose their start): a max_length that fits the rows lasts"
+    )
+
+
 def _settings(trainer: Any, world_size: int) -> dict[str, Any]:
     args = trainer.args
     acc = args.accelerator_config
@@ -125,7 +138,7 @@ def inspect_step(
     for m in range(max(len(r) for r in per_rank)):  # micro-step by micro-step, rank by rank
         micro_batches += [r[m] for r in per_rank if m < len(r)]
     dropped_rows, summary = prov.dropped_rows()
-    notes = []
+    notes = [note] if (note := keep_end_note(trainer.args)) else []
     lowered = setup.lowered_batch_size
     if lowered:
         notes.append(

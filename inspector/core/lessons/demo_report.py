@@ -16,7 +16,7 @@ from inspector.core.data.tokens import IGNORE_INDEX
 from inspector.core.labels.strategies import LabeledExample, TokenRow
 from inspector.core.data.tokens import visible
 from inspector.core.lessons.demo_runs import EosRun, StepTiming
-from inspector.core.lessons.pitfalls import OldCollatorView, SpecialTokensView, TemplatePitfall
+from inspector.core.lessons.pitfalls import CollatorLabels, OldCollatorView, SpecialTokensView, TemplatePitfall
 
 
 def compact_labels(labels: Sequence[int]) -> str:
@@ -277,13 +277,16 @@ def timing_text(rows: Sequence[StepTiming], device: str, threads: int, again: st
     return "\n".join(lines)
 
 
-def eos_text(run: EosRun, pad_eos_labels: Sequence[int], pad_differs: bool) -> str:
+def eos_text(run: EosRun, collators: Sequence[CollatorLabels], pad_differs: bool) -> str:
+    first = collators[0]
     lines = [
         ("this tokenizer's pad differs from its eos; " if pad_differs else "this tokenizer's pad IS its eos; ")
-        + "with tokenizer.pad_token = tokenizer.eos_token, DataCollatorForLanguageModeling labels the example"
-        f" [… {', '.join(str(x) for x in pad_eos_labels[-3:])}]"
-        + (": its eos is masked" if pad_eos_labels and pad_eos_labels[-1] == IGNORE_INDEX else ""),
+        + f"with tokenizer.pad_token = tokenizer.eos_token and the example padded beside a longer one ({first.pads} pads), "
+        "its labels from the last answer token on:"
     ]
+    for c in collators:
+        verdict = "eos trained ✓" if c.eos_trained else "eos masked ✗"
+        lines.append(f"  {c.name}: {compact_labels(c.labels[c.eos_at - 1:])} → {verdict}")
     for variant, labels in run.trained_labels.items():
         lines.append(f"  {variant:<18} trains {compact_labels(labels)}")
     lines.append(f"held-out prompt {visible(run.prompt)!r}, greedy:")

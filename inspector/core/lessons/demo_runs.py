@@ -1,5 +1,5 @@
 """Short training runs that lessons start on request: timing a step of each strategy, and
-training label variants side by side (the closing `eos` masked, the examples truncated).
+training label variants side by side (the closing `eos` masked).
 
 Each run trains a copy of the model (the original is left untouched) in a session made by
 `training.start.start_session`, the function the Lab's live bursts make theirs with: the

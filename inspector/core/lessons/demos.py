@@ -3,8 +3,8 @@ picks one; the app's demo panel and `lesson N --plain` run the same function and
 same text.
 
 Quick demos (the tokenizer, one forward pass) run as soon as their lesson opens; those that
-train (`step-timing`, `eos-padding`, `truncation`) run when asked. Those that train or build
-HF trainers (`chat-template`, `packing` and `weights` too) are stored by `causallm-inspect
+train (`step-timing`, `eos-padding`) run when asked. Those that train or build HF trainers
+(`chat-template`, `packing`, `truncation` and `weights` too) are stored by `causallm-inspect
 prepare`, and a prepared talk replays them (`DemoSpec.prepared`).
 """
 
@@ -158,13 +158,14 @@ def _step_timing(ctx: DemoContext) -> tuple[str, Any]:
 def _eos_padding(ctx: DemoContext) -> tuple[str, Any]:
     from inspector.core.labels.strategies import label_example
     from inspector.core.lessons.demo_runs import eos_padding_run
-    from inspector.core.lessons.pitfalls import pad_is_eos_collator_labels
+    from inspector.core.lessons.pitfalls import pad_eos_collators
 
     ids = label_example("copy", ctx.example, ctx.tokenizer).input_ids
-    pad_labels = pad_is_eos_collator_labels(ctx.tokenizer, ids)
+    longer = label_example("copy", ctx.formatted(ctx.example.source + TWO_TURNS), ctx.tokenizer).input_ids  # two more turns
+    collators = pad_eos_collators(ctx.tokenizer, ids, longer)
     run = eos_padding_run(ctx.model, ctx.tokenizer, ctx.examples, **ctx.training_options())
     differs = ctx.tokenizer.pad_token_id != ctx.tokenizer.eos_token_id
-    return report.eos_text(run, pad_labels, differs), run
+    return report.eos_text(run, collators, differs), run
 
 
 def _packing(ctx: DemoContext) -> tuple[str, Any]:
@@ -194,13 +195,7 @@ def _weights(ctx: DemoContext) -> tuple[str, Any]:
 
 def _truncation(ctx: DemoContext) -> tuple[str, Any]:
     from inspector.core.data.chat_format import ARTICLE_PAIRS, article_text
-    from inspector.core.lessons.truncation import (
-        training_text,
-        truncated_training_run,
-        truncation_examples,
-        truncation_text,
-        truncation_view,
-    )
+    from inspector.core.lessons.truncation import default_cut, truncation_examples, truncation_text, truncation_view
 
     word, answer = ARTICLE_PAIRS[0]
     examples, cap = truncation_examples(
@@ -208,9 +203,9 @@ def _truncation(ctx: DemoContext) -> tuple[str, Any]:
     )
     ctx.progress("truncating with TRL's SFTTrainer")
     v = truncation_view(ctx.model, ctx.tokenizer, examples, cap, device=ctx.device)
-    ctx.progress("training the full and the truncated examples")
-    run = truncated_training_run(ctx.model, ctx.tokenizer, ctx.examples, **ctx.training_options())
-    return truncation_text(v) + "\n" + training_text(run), (v, run)
+    ctx.progress("the training rows against SFTConfig's default max_length")
+    default = default_cut(ctx.model, ctx.tokenizer, ctx.examples, device=ctx.device)
+    return truncation_text(v, default), (v, default)
 
 
 DEMOS: dict[str, DemoSpec] = {
@@ -223,7 +218,7 @@ DEMOS: dict[str, DemoSpec] = {
     "step-timing": DemoSpec("Seconds per step, measured", True, _step_timing, makes_trainer=True),
     "eos-padding": DemoSpec("Training with the eos masked", True, _eos_padding, covers_view=True, makes_trainer=True),
     "packing": DemoSpec("The held-out example alone and packed", False, _packing, makes_trainer=True),
-    "truncation": DemoSpec("The answer that lost its end", True, _truncation, makes_trainer=True),
+    "truncation": DemoSpec("The answer that lost its end", False, _truncation, makes_trainer=True),
     "weights": DemoSpec("Whose tokens weigh: one step's gradient three ways", False, _weights, makes_trainer=True),
 }
 

@@ -256,14 +256,40 @@ def eos_masked(lab: LabeledExample, tokenizer: Any) -> LabeledExample:
     return LabeledExample(f"{lab.strategy}, eos masked", make_rows(tokenizer, lab.input_ids, labels), lab.formatted)
 
 
-def pad_is_eos_collator_labels(tokenizer: Any, input_ids: Sequence[int]) -> list[int]:
-    """The labels transformers' `DataCollatorForLanguageModeling(mlm=False)` makes when the
-    pad token is set to the eos token (the common `tokenizer.pad_token = tokenizer.eos_token`)."""
-    from transformers import DataCollatorForLanguageModeling
+@dataclass(frozen=True)
+class CollatorLabels:
+    name: str
+    labels: list[int]  # the example's row of the padded batch
+    eos_at: int  # where its closing eos sits in that row
+    pads: int  # pad tokens the batch added to it
 
+    @property
+    def eos_trained(self) -> bool:
+        return self.labels[self.eos_at] != IGNORE_INDEX
+
+
+def pad_eos_collators(tokenizer: Any, input_ids: Sequence[int], longer_ids: Sequence[int]) -> list[CollatorLabels]:
+    """The example padded in a batch beside a longer one, with the pad token set to the eos (the
+    common `tokenizer.pad_token = tokenizer.eos_token`), through the two collators named
+    `DataCollatorForLanguageModeling`: transformers' (`mlm=False`), which labels every pad id -100,
+    the eos with it; and TRL 1.x's (`trl.trainer.sft_trainer`, built from `pad_token_id` alone),
+    which pads the labels with -100 by length and keeps the eos. The tokenizer in use is left alone."""
+    from transformers import DataCollatorForLanguageModeling as TransformersCollator
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling as TrlCollator
+
+    if len(longer_ids) <= len(input_ids):
+        raise ValueError("the second example must be longer: the first one is to be padded")
     tok = copy.deepcopy(tokenizer)
     tok.pad_token = tok.eos_token
-    batch = DataCollatorForLanguageModeling(tok, mlm=False)([{"input_ids": list(input_ids)}])
-    return [int(x) for x in batch["labels"][0].tolist()]
-
-
+    examples = [{"input_ids": list(input_ids)}, {"input_ids": list(longer_ids)}]
+    out = []
+    for name, collator in (
+        ("transformers' DataCollatorForLanguageModeling", TransformersCollator(tok, mlm=False)),
+        ("TRL's DataCollatorForLanguageModeling", TrlCollator(pad_token_id=tok.pad_token_id)),
+    ):
+        batch = collator(examples)
+        mask = [int(x) for x in batch["attention_mask"][0].tolist()]
+        real = [i for i, m in enumerate(mask) if m]
+        labels = [int(x) for x in batch["labels"][0].tolist()]
+        out.append(CollatorLabels(name, labels, real[-1], len(mask) - len(real)))
+    return out

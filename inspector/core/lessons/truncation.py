@@ -1,19 +1,20 @@
-"""Lesson 12's demo: the answer that lost its end.
+"""Lesson 12's demo: the answer that lost its end (it trains nothing: lesson 10 trained a copy
+with its eos masked, which is what a cut eos does).
 
 Three examples and a `max_length` chosen from their lengths: one keeps every token, one loses
 only its closing eos, one's prompt fills max_length so it keeps no trained token. TRL's
 SFTTrainer (its own preparation, through the batch core) truncates them: the panel counts what
 it kept, what it dropped and what it trains; with packing (`bfd_split`, `wrapped`) it counts the
-chunks that hold only prompt tokens. Then two copies of the model are trained with the mask
-strategy, one on the full examples and one on the same examples cut before their eos.
+pieces that train nothing, labels read from the trainer's own collator. Then SFTConfig's default
+`max_length` on the TRL installed, and how many of the training rows are longer than it.
 """
 
 from __future__ import annotations
 
-import copy
-import gc
+import dataclasses
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,12 +35,16 @@ class RowCut:
 
 
 @dataclass
-class PackedChunks:
+class PackedPieces:
     strategy: str
     sequences: int
-    chunks: int
-    prompt_only: int  # chunks with no trained label
-    prompt_only_tokens: int  # what they cost: tokens run through the model, no loss
+    pieces: int
+    untrained: int  # pieces with no scored label: they run through the model and train nothing
+    untrained_tokens: int
+    tokens: int  # tokens in the pieces: every token of the rows when nothing is dropped
+    # The eos the unpacked cut loses, packed: "trained", "not trained", "first of its piece" (never
+    # trained: under bfd_split position_ids restart there and the collator sets its label to -100), "gone".
+    cut_eos: str = ""
 
 
 @dataclass
@@ -48,7 +53,23 @@ class TruncationView:
     truncation_mode: str
     rows: list[RowCut]
     dropped: int  # rows TRL's preparation left out
-    packed: list[PackedChunks] = field(default_factory=list)
+    packed: list[PackedPieces] = field(default_factory=list)
+
+    @property
+    def eos_lost(self) -> RowCut | None:
+        """The first row kept and trained whose closing eos the cut took."""
+        return next((c for c in self.rows if c.kept and c.trained_kept and not c.eos_trained and c.trained_full > c.trained_kept), None)
+
+
+@dataclass(frozen=True)
+class DefaultCut:
+    """SFTConfig's own max_length, and the training rows (as TRL prepares them, untruncated) longer than it."""
+
+    trl_version: str
+    max_length: int | None
+    rows: int
+    longer: int
+    longest: int
 
 
 def truncation_examples(make: Callable[[str, str], FormattedExample], tokenizer: Any, word: str, answer: str) -> tuple[list[FormattedExample], int]:
@@ -76,57 +97,109 @@ def truncation_examples(make: Callable[[str, str], FormattedExample], tokenizer:
 
 
 def _trained(labels: Sequence[int]) -> int:
+    """Labels a causal LM scores: every one but the first (nothing predicts it)."""
     return sum(1 for x in list(labels)[1:] if x != IGNORE_INDEX)
+
+
+@contextmanager
+def _trainer(model: Any, tokenizer: Any, examples: Sequence[FormattedExample], source: str, flags: dict[str, Any], device: str) -> Iterator[tuple[Any, Any]]:
+    """(setup, trainer): TRL's SFTTrainer on the examples (batch size 1), in a temporary output folder."""
+    from inspector.core.batches.setup import examples_setup
+    from inspector.core.batches.trainer import sft_trainer
+
+    rows = list(range(1, len(examples) + 1))
+    with tempfile.TemporaryDirectory(prefix="causallm-inspect-lesson-") as tmp:
+        setup = examples_setup(examples, rows, source, {"per_device_train_batch_size": 1, **flags}, output_dir=tmp, device=device)
+        with sft_trainer(model, tokenizer, setup) as trainer:
+            yield setup, trainer
+
+
+def _packed(
+    model: Any, tokenizer: Any, examples: Sequence[FormattedExample], max_length: int, strategy: str, device: str,
+    watch: int | None = None,
+) -> PackedPieces:
+    """The pieces of TRL's packed sequences, and those whose labels, as the trainer's collator gives
+    them (position_ids restart at each piece under bfd_split, so its first label is -100), train
+    nothing; and what becomes of the closing eos of row index `watch`."""
+    from inspector.core.batches.provenance import Provenance
+
+    flags = {"max_length": max_length, "packing": True, "packing_strategy": strategy}
+    with _trainer(model, tokenizer, examples, "the lesson's truncation examples", flags, device) as (setup, trainer):
+        prov = Provenance(trainer, setup)
+        pieces = untrained = untrained_tokens = tokens = 0
+        last = len(prov.row(watch)["input_ids"]) - 1 if watch is not None else -1
+        cut_eos = "gone" if watch is not None else ""
+        for s in range(len(trainer.train_dataset)):
+            labels = trainer.data_collator([trainer.train_dataset[s]])["labels"][0].tolist()
+            for piece in prov.pieces(s):
+                pieces += 1
+                tokens += piece.length
+                scored = [t for t in range(max(piece.start, 1), piece.start + piece.length) if labels[t] != IGNORE_INDEX]
+                if not scored:
+                    untrained += 1
+                    untrained_tokens += piece.length
+                if piece.index == watch and piece.row_start <= last < piece.row_start + piece.length:
+                    at = piece.start + last - piece.row_start
+                    if at in scored:
+                        cut_eos = "trained"
+                    else:
+                        cut_eos = "first of its piece" if at == piece.start else "not trained"
+        return PackedPieces(strategy, len(trainer.train_dataset), pieces, untrained, untrained_tokens, tokens, cut_eos)
 
 
 def truncation_view(
     model: Any, tokenizer: Any, examples: Sequence[FormattedExample], max_length: int, *, device: str = "cpu"
 ) -> TruncationView:
-    from inspector.core.batches.setup import ROW_COLUMN, examples_setup
     from inspector.core.batches.provenance import Provenance
-    from inspector.core.batches.trainer import sft_trainer
+    from inspector.core.batches.setup import ROW_COLUMN
 
-    rows = list(range(1, len(examples) + 1))
     roles = ["keeps all", "loses its eos", "loses every trained token"]
-    source = "the lesson's truncation examples"
-    flags = {"max_length": max_length, "packing": False, "per_device_train_batch_size": 1}
-    with tempfile.TemporaryDirectory(prefix="causallm-inspect-lesson-") as tmp:
-        setup = examples_setup(examples, rows, source, flags, output_dir=tmp, device=device)
-        with sft_trainer(model, tokenizer, setup) as trainer:
-            prov = Provenance(trainer, setup)
-            mode = str(trainer.args.truncation_mode)
-            kept = {int(r[ROW_COLUMN]): r for r in trainer.train_dataset}
-            out = []
-            for i in range(len(examples)):
-                full = prov.row(i)
-                cut = RowCut(rows[i], roles[i] if i < len(roles) else "", len(full["input_ids"]), _trained(full["labels"]), i in kept)
-                if i in kept:
-                    ids, labels = list(kept[i]["input_ids"]), list(kept[i]["labels"])
-                    cut.trained_kept = _trained(labels)
-                    cut.eos_trained = ids[-1] == tokenizer.eos_token_id and labels[-1] != IGNORE_INDEX
-                    cut.ends_with = tokenizer.convert_ids_to_tokens(ids[-1])
-                out.append(cut)
+    flags = {"max_length": max_length, "packing": False}
+    with _trainer(model, tokenizer, examples, "the lesson's truncation examples", flags, device) as (setup, trainer):
+        prov = Provenance(trainer, setup)
+        mode = str(trainer.args.truncation_mode)
+        kept = {int(r[ROW_COLUMN]): r for r in trainer.train_dataset}
+        out = []
+        for i in range(len(examples)):
+            full = prov.row(i)
+            cut = RowCut(i + 1, roles[i] if i < len(roles) else "", len(full["input_ids"]), _trained(full["labels"]), i in kept)
+            if i in kept:
+                ids, labels = list(kept[i]["input_ids"]), list(kept[i]["labels"])
+                cut.trained_kept = _trained(labels)
+                cut.eos_trained = ids[-1] == tokenizer.eos_token_id and labels[-1] != IGNORE_INDEX
+                cut.ends_with = tokenizer.convert_ids_to_tokens(ids[-1])
+            out.append(cut)
     view = TruncationView(max_length, mode, out, sum(1 for c in out if not c.kept))
+    lost = view.eos_lost
     for strategy in ("bfd_split", "wrapped"):
-        flags = {"max_length": max_length, "packing": True, "packing_strategy": strategy, "per_device_train_batch_size": 1}
-        with tempfile.TemporaryDirectory(prefix="causallm-inspect-lesson-") as tmp:
-            setup = examples_setup(examples, rows, source, flags, output_dir=tmp, device=device)
-            with sft_trainer(model, tokenizer, setup) as trainer:
-                prov = Provenance(trainer, setup)
-                chunks = only = only_tokens = 0
-                for s in range(len(trainer.train_dataset)):
-                    labels = list(trainer.train_dataset[s]["labels"])
-                    for piece in prov.pieces(s):
-                        chunks += 1
-                        part = labels[piece.start : piece.start + piece.length]
-                        if all(x == IGNORE_INDEX for x in part):
-                            only += 1
-                            only_tokens += piece.length
-                view.packed.append(PackedChunks(strategy, len(trainer.train_dataset), chunks, only, only_tokens))
+        view.packed.append(_packed(model, tokenizer, examples, max_length, strategy, device, lost.row - 1 if lost else None))
     return view
 
 
-def truncation_text(v: TruncationView) -> str:
+def sft_default_max_length() -> int | None:
+    """SFTConfig's own default `max_length`, read from the dataclass of the TRL installed."""
+    from trl import SFTConfig
+
+    return next(f.default for f in dataclasses.fields(SFTConfig) if f.name == "max_length")
+
+
+def default_cut(model: Any, tokenizer: Any, examples: Sequence[FormattedExample], *, device: str = "cpu") -> DefaultCut:
+    """How many of `examples` SFTConfig's default max_length cuts: TRL's SFTTrainer with no max_length
+    given, and each row's length as its own preparation makes it untruncated (its tokenizing, its eos)."""
+    import trl
+
+    from inspector.core.batches.provenance import Provenance
+
+    default = sft_default_max_length()
+    with _trainer(model, tokenizer, examples, "the training rows", {"packing": False}, device) as (setup, trainer):
+        if trainer.args.max_length != default:
+            raise RuntimeError(f"SFTConfig's default max_length is {default}, the trainer's {trainer.args.max_length}")
+        lengths = [len(ids) for ids in Provenance(trainer, setup).unpacked["input_ids"]]
+    longer = sum(1 for n in lengths if default is not None and n > default)
+    return DefaultCut(trl.__version__, default, len(lengths), longer, max(lengths, default=0))
+
+
+def truncation_text(v: TruncationView, default: DefaultCut | None = None) -> str:
     lines = [f"max_length {v.max_length}, truncation_mode {v.truncation_mode}, no packing (TRL's SFTTrainer prepares the rows):"]
     for c in v.rows:
         if not c.kept:
@@ -138,55 +211,33 @@ def truncation_text(v: TruncationView) -> str:
     if v.truncation_mode == "keep_start":
         lines.append("keep_start keeps the first max_length tokens: what is cut is the end, where the answer and its eos are")
     lines.append(f"rows dropped: {v.dropped} of {len(v.rows)}")
-    eos_lost = [c for c in v.rows if c.kept and c.trained_kept and not c.eos_trained and c.trained_full > c.trained_kept]
-    if eos_lost:
-        lines.append(
-            f"row {eos_lost[0].row} lost only its eos and is kept and trained: the model learns its answer, never where it stops"
-        )
+    lost = v.eos_lost
+    if lost:
+        lines.append(f"row {lost.row} is kept and trains its answer, never the stop: lesson 10 shows what that does")
+    gone = [c for c in v.rows if not c.kept]
+    if gone:
+        lines.append(f"row {gone[0].row} has no trained token left: without packing TRL drops it")
+    total = sum(c.tokens for c in v.rows)
+    said = {"trained": "trains it", "not trained": "keeps it untrained", "gone": "drops it",
+            "first of its piece": "keeps it as the first token of a piece, whose label is not trained"}
     for p in v.packed:
+        kept = "every token kept" if p.tokens == total else f"{total - p.tokens} of {total} tokens dropped"
         lines.append(
-            f"packing {p.strategy}: {p.sequences} sequences, {p.chunks} chunks; {p.prompt_only} hold only prompt "
-            f"tokens ({p.prompt_only_tokens} tokens run through the model for no loss)"
+            f"packing {p.strategy}: {p.sequences} sequences, {p.pieces} pieces, {kept}; {p.untrained} "
+            f"train nothing ({p.untrained_tokens} tokens run through the model for no loss)"
         )
+        if lost and p.cut_eos:
+            lines.append(f"   row {lost.row}'s cut eos under {p.strategy}: {said[p.cut_eos]}")
+    if default is not None:
+        lines.append(default_text(default))
     return "\n".join(lines)
 
 
-VARIANTS = ("full", "truncated (no eos)")
-
-
-def cut_before_eos(lab: Any, tokenizer: Any) -> Any:
-    """The labelled example without its closing eos, as max_length one token short leaves it."""
-    from inspector.core.labels.strategies import LabeledExample, make_rows
-
-    ids, labels = lab.input_ids, lab.labels
-    n = len(ids) - 1 if ids and ids[-1] == tokenizer.eos_token_id else len(ids)
-    return LabeledExample(f"{lab.strategy}, truncated", make_rows(tokenizer, ids[:n], labels[:n]), lab.formatted)
-
-
-def truncated_training_run(model: Any, tokenizer: Any, examples: Sequence[FormattedExample], **options: Any) -> Any:
-    """Train `mask` on copies of the model: the full examples, then the examples cut before their
-    eos (`options` as `demo_runs.label_variants_run` takes them)."""
-    from inspector.core.lessons.demo_runs import label_variants_run
-
-    variants = ((VARIANTS[0], None), (VARIANTS[1], lambda lab: cut_before_eos(lab, tokenizer)))
-    return label_variants_run(model, tokenizer, examples, variants, **options)
-
-
-def training_text(run: Any) -> str:
-    """The answers of `truncated_training_run` (a `demo_runs.EosRun`), epoch by epoch, with what they show."""
-    lines = [f"held-out prompt {run.prompt!r}; untrained answer {run.untrained!r}"]
-    for variant, logs in run.answers.items():
-        for log in logs:
-            verdict = "stops ✓" if run.stops(log.holdout) else "runs on ✗"
-            lines.append(f"   {variant:<18} epoch {log.epoch:>2}  {log.holdout!r}  {verdict}")
-    full, cut = run.answers.get(VARIANTS[0], []), run.answers.get(VARIANTS[1], [])
-    if full and cut:
-        full_stops = any(run.stops(log.holdout) for log in full)
-        cut_stops = any(run.stops(log.holdout) for log in cut)
-        if full_stops and not cut_stops:
-            lines.append("found: the full copy learned to stop; the truncated copy's answers run on, as in lesson 10")
-        elif not full_stops and not cut_stops:
-            lines.append(f"found: neither copy stops within {len(full)} epochs here: try more epochs to see the difference")
-        elif cut_stops:
-            lines.append("found: the truncated copy stopped too on this model (from the eos in its prompts' turns, not its answers)")
-    return "\n".join(lines)
+def default_text(d: DefaultCut) -> str:
+    if d.max_length is None:
+        return f"SFTConfig's default max_length on TRL {d.trl_version}: None (no truncation unless you set one)"
+    rows = "row" if d.rows == 1 else "rows"
+    return (
+        f"SFTConfig's default max_length on TRL {d.trl_version}: {d.max_length}; {d.longer} of the {d.rows} training "
+        f"{rows} are longer (the longest has {d.longest} tokens)"
+    )

@@ -6,7 +6,9 @@ The step is the batch core's (`inspect_step`): SFTTrainer's data loader on each 
 - **trainer**: `SFTTrainer.compute_loss(micro_batch, num_items_in_batch=N)` for every micro-batch
   of every rank, backward, summed (DDP's averaging of the ranks cancels the loss's
   multiplication by the number of processes; here there is one process, which multiplies by 1).
-  N is the Trainer's own count (`get_batch_samples`) over the whole step.
+  N is the Trainer's own count (`get_batch_samples`) over the whole step; the Trainer counts it
+  only where the model's forward accepts loss kwargs (`model_accepts_loss_kwargs`) or a
+  `compute_loss_func` is given, and the demo says which. Without it, each micro-batch's mean.
 - **per_micro_batch**: each micro-batch's mean loss, divided by accumulation steps × ranks (the
   normalisation before transformers PR #34191).
 - **per_sequence**: each sequence's own mean loss, averaged over the sequences of the step.
@@ -51,6 +53,23 @@ class WeightsView:
     copy_items: int | None
     versus: dict[str, GradientStats] = field(default_factory=dict)  # "a vs b" -> stats
     lengths: dict[int, int] = field(default_factory=dict)  # row -> tokens
+    # Read off the trainer built: whether it passes num_items_in_batch on (transformers' Trainer counts
+    # it only where the model's forward accepts loss kwargs or a compute_loss_func is given).
+    model_class: str = ""
+    accepts_loss_kwargs: bool = False
+    compute_loss_func: bool = False
+
+    @property
+    def num_items_used(self) -> str:
+        """One line: does the Trainer divide by num_items_in_batch for this model, and why."""
+        if self.accepts_loss_kwargs:
+            return f"num_items_in_batch: used ({self.model_class}'s forward accepts loss kwargs)"
+        if self.compute_loss_func:
+            return "num_items_in_batch: used (a compute_loss_func is given)"
+        return (
+            f"num_items_in_batch: not used ({self.model_class}'s forward takes no loss kwargs and no compute_loss_func "
+            "is given): each micro-batch's mean loss, divided by the accumulation steps"
+        )
 
 
 def step_examples(pairs: Sequence[tuple[str, str]], repeats: Sequence[int] = REPEATS) -> list[tuple[str, str]]:
@@ -120,8 +139,11 @@ def step_gradients(trainer: Any, view: StepView) -> dict[str, GradientStats]:
     out: dict[str, GradientStats] = {}
     try:
         model.zero_grad(set_to_none=True)
+        # Without a count (a forward that takes no loss kwargs) each micro-batch's mean loss is divided
+        # by the accumulation steps (Trainer.training_step) and averaged over the ranks (DDP).
+        scale = 1 if n is not None else parts
         for mb in mbs:
-            trainer.compute_loss(model, _to(mb.batch, device), num_items_in_batch=n).backward()
+            (trainer.compute_loss(model, _to(mb.batch, device), num_items_in_batch=n) / scale).backward()
         trainer_grad = [g.clone() for g in _grads(model)]
         model.zero_grad(set_to_none=True)
         full = trainer.data_collator([trainer.train_dataset[s] for s in samples])
@@ -160,6 +182,7 @@ def weights_view(
         setup = examples_setup(formatted, rows, source, dict(STEP_FLAGS), output_dir=tmp, device=device)
         with sft_trainer(model, tokenizer, setup) as trainer:
             view = inspect_step(trainer, setup, step=1, world_size=WORLD_SIZE)
+            used = (bool(trainer.model_accepts_loss_kwargs), trainer.compute_loss_func is not None)
             versus = step_gradients(trainer, view)
             lengths = {s.row: s.end - s.start for mb in view.micro_batches for r in mb.segments for s in r}
     with tempfile.TemporaryDirectory(prefix="causallm-inspect-lesson-") as tmp:
@@ -178,6 +201,9 @@ def weights_view(
         copy_items=copy_view.num_items_in_batch,
         versus=versus,
         lengths=lengths,
+        model_class=type(model).__name__,
+        accepts_loss_kwargs=used[0],
+        compute_loss_func=used[1],
     )
 
 
@@ -190,6 +216,7 @@ def weights_text(v: WeightsView) -> str:
     lines = [
         f"one optimizer step: {v.micro_batches} micro-batches ({v.accumulation} accumulation steps × {v.world_size} "
         f"simulated devices); {v.normalisation}",
+        v.num_items_used,
         f"each example's share of the step (mask labels: completion only; num_items_in_batch {v.num_items_in_batch}):",
         f"   {'row':>4} {'tokens':>6} {'trained':>7} {'trainer':>8} {'per-mb':>8} {'per-seq':>8}",
     ]

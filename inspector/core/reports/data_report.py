@@ -115,7 +115,8 @@ class DataReport:
                 rows = self.rows_with(kind)
                 shown = ", ".join(map(str, rows[:10])) + (", …" if len(rows) > 10 else "")
                 where = f" (rows {shown})" if rows else ""
-                lines.append(f"{kind}: {n}{where}: {FIXES[kind]}")
+                fix = self.run.fix(kind) if self.run is not None and kind in RUN_FIXES else FIXES[kind]
+                lines.append(f"{kind}: {n}{where}: {fix}")
         return lines or ["no problems found"]
 
     def format_found(self) -> str:

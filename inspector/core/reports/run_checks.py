@@ -31,7 +31,8 @@ RUN_PROBLEMS = {
     "packing-crosses-examples": "packed examples attend to each other: a segment's tokens see the examples packed before it",
 }
 RUN_FIXES = {
-    "answer-loses-stop-token": "raise max_length, shorten those rows, or set truncation_mode: keep_end",
+    "answer-loses-stop-token": "raise max_length to at least the longest of those rows, or shorten or drop them; "
+    "with packing, packing_strategy bfd_split keeps the cut tokens as another piece (its first label untrained)",
     "dropped-by-truncation": "raise max_length, or shorten the prompts of those rows",
     "prompt-only-chunk": "use packing_strategy bfd (whole rows), or raise max_length",
     "packing-crosses-examples": "use packing_strategy bfd with padding_free (position_ids restart per example)",
@@ -61,6 +62,16 @@ class RunReport:
     problems: list[Problem] = field(default_factory=list)
     shares: list[RowShare] = field(default_factory=list)  # heaviest first
     notes: list[str] = field(default_factory=list)
+    longest: dict[str, int] = field(default_factory=dict)  # problem kind -> the longest of its rows, in tokens
+
+    def fix(self, kind: str) -> str:
+        """The fix of a problem kind, naming the max_length that keeps every row of it whole where known."""
+        n = self.longest.get(kind)
+        if kind == "answer-loses-stop-token" and n:
+            return RUN_FIXES[kind].replace("at least the longest of those rows", f"at least {n} (the longest of those rows)")
+        if kind == "dropped-by-truncation" and n:
+            return f"raise max_length (to {n}, the longest of those rows, keeps them whole), or shorten the prompts of those rows"
+        return RUN_FIXES[kind]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -70,6 +81,7 @@ class RunReport:
             "steps_read": self.steps_read,
             "shares": [s.to_dict() for s in self.shares],
             "notes": self.notes,
+            "fixes": {kind: self.fix(kind) for kind in self.longest},
         }
 
     def heaviest(self, n: int = 5) -> str:
@@ -109,7 +121,7 @@ def lost_stop(ids: Sequence[int], labels: Sequence[int], cap: int, stops: set[in
 def run_checks(model: Any, tokenizer: Any, setup: Any, *, max_steps: int = MAX_STEPS) -> RunReport:
     """Build TRL's SFTTrainer for `setup` (a `core.batches.setup.BatchSetup`) and check what it trains."""
     from inspector.core.batches.provenance import Provenance
-    from inspector.core.batches.steps import inspect_step
+    from inspector.core.batches.steps import inspect_step, keep_end_note
     from inspector.core.batches.trainer import sft_trainer
 
     with sft_trainer(model, tokenizer, setup) as trainer:
@@ -117,6 +129,7 @@ def run_checks(model: Any, tokenizer: Any, setup: Any, *, max_steps: int = MAX_S
         prepared = trainer.train_dataset
         problems: list[Problem] = []
         notes: list[str] = []
+        longest: dict[str, int] = {}
         prov = Provenance(trainer, setup)
         view = None
         if len(prepared):
@@ -124,6 +137,8 @@ def run_checks(model: Any, tokenizer: Any, setup: Any, *, max_steps: int = MAX_S
                 view = inspect_step(trainer, setup, step=1, provenance=prov)
             except InspectorError as exc:  # e.g. a batch size larger than what TRL prepared: no step to weigh
                 notes.append(f"no step weights: {exc.problem}")
+        if note := keep_end_note(args):
+            notes.append(note)
         cap = args.max_length
         packing = bool(args.packing)
         truncates = cap is not None and (not packing or args.packing_strategy == "bfd")
@@ -136,6 +151,7 @@ def run_checks(model: Any, tokenizer: Any, setup: Any, *, max_steps: int = MAX_S
                 cut = lost_stop(row["input_ids"], row["labels"], cap, stops)
                 if cut is not None:
                     s, e = cut
+                    longest["answer-loses-stop-token"] = max(longest.get("answer-loses-stop-token", 0), len(row["input_ids"]))
                     problems.append(
                         Problem(
                             setup.row_number(i),
@@ -145,7 +161,9 @@ def run_checks(model: Any, tokenizer: Any, setup: Any, *, max_steps: int = MAX_S
                         )
                     )
         if not packing and cap is not None:
-            dropped, _summary = prov.dropped_rows()
+            dropped, summary = prov.dropped_rows()
+            if dropped and len(dropped) == summary["rows_dropped"]:  # every dropped row listed: its longest is known
+                longest["dropped-by-truncation"] = max(d.end - d.start for d in dropped)
             for d in dropped:
                 problems.append(
                     Problem(d.row, "dropped-by-truncation", f"{d.end - d.start} tokens, none trained within max_length {cap}")
@@ -183,4 +201,4 @@ def run_checks(model: Any, tokenizer: Any, setup: Any, *, max_steps: int = MAX_S
             problems.append(Problem(r, "packing-crosses-examples", crossing[r]))
         shares.sort(key=lambda s: (-s.share, s.step, s.row))
         settings = dict(view.settings) if view is not None else {"max_length": cap, "truncation_mode": args.truncation_mode, "packing": packing}
-    return RunReport(settings, len(prepared), steps, read, problems, shares, notes)
+    return RunReport(settings, len(prepared), steps, read, problems, shares, notes, longest)
