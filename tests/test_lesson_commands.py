@@ -93,10 +93,14 @@ SHOWS = {
         "training: mask",
         "mask: prompt",
         "mask, position by position",
+        "under copy: 22 of 23 tokens scored, each weighs 1/22 = 0.0455 of the loss",
+        "under mask:  2 of 23 tokens scored, each weighs 1/2 = 0.5000 of the loss",
+        "an answer token weighs 11.0× more under mask than under copy",
         "seconds per training step",
         "mask, LM head at trained positions only",
         "mask, embedding frozen",
         "mask vs copy: ",
+        "'mask, LM head at trained positions only' is what TRL 1.16's SFTTrainer does",
     ],
     5: [
         "trl (TRL SFTTrainer, completion-only loss): 2 of 23 tokens trained",
@@ -112,6 +116,8 @@ SHOWS = {
     ],
     7: [
         "vocabulary 354 → 356",
+        "model.resize_token_embeddings(356): embedding rows 354 → 356; the LM head is tied to it: the same rows",
+        "the new rows start at the average token (mean_resizing=True, the default)",
         "before: 23 tokens, mask labels [-100 ×21, 331, 1]",
         "after:  15 tokens, mask labels [-100 ×13, 331, 1]",
     ],
@@ -124,6 +130,9 @@ SHOWS = {
         "'Assistant:'           alone [266 288 87 29]  ✗ not found  (0 of 5 examples)",
         "The first that fails: 'Assistant:'",
         "found in 5 of 5 examples, 3 labels trained",
+        "after the marker and its space: …#␣Assistant:␣ | perro</s>",
+        "✗ not a prefix: at token 20 the prompt alone has ␣, the whole ␣perro; TRL warns",
+        "1 of 5 splits merges tokens across the boundary on this tokenizer",
     ],
     10: [
         "the example padded beside a longer one (44 pads)",
@@ -137,6 +146,8 @@ SHOWS = {
         "======== batch: step 1 as TRL's SFTTrainer builds it",
         "no attention_mask, position_ids restart at each segment",
         "bfd (max_length 144): the held-out segment is after other examples in its row",
+        "the keys it sent: input_ids, labels, position_ids, cu_seq_lens_q, cu_seq_lens_k, max_length_q, max_length_k,"
+        " seq_idx",
         "labels at the 5 segment boundaries: all -100",
         "the trainer's forward looked at earlier rows: none; the plain call: 1, 2, 3, 4, 5",
         "found: inside the bfd pack the trainer's forward equals the example alone",
@@ -276,6 +287,8 @@ def test_every_exported_script_runs_and_shows_what_the_lesson_shows(capsys, tiny
         if n == 4:
             assert "seconds per training step" in script and "mask, embedding frozen" in script
             assert line_with(script, "mask labels of example 1") == "mask labels of example 1: 2 of 23 tokens trained"
+            for start in ("under copy:", "under mask:", "an answer token weighs", "measured on the model in use"):
+                assert line_with(script, start) == line_with(lesson, start)
     elif n == 5:
         for start in ("create_special_mask  [", "old collator         ["):
             assert line_with(script, start).startswith(line_with(lesson, start))
@@ -290,6 +303,9 @@ def test_every_exported_script_runs_and_shows_what_the_lesson_shows(capsys, tiny
         for start in ("before:", "after:"):
             assert line_with(script, start) == line_with(lesson, start)
         assert "embedding matrix now (356, 32)" in script
+        assert "the LM head is tied to the embedding: the same new rows" in script
+        for start in ("its 2 new rows vs the mean", "with mean_resizing=False"):  # the same seeded rows
+            assert line_with(script, start) == line_with(lesson, start)
     elif n == 8:
         assert line_with(script, "positions where") == line_with(lesson, "positions where")
         assert "trained by the mask only: ␣perro </s>" in script
@@ -297,12 +313,18 @@ def test_every_exported_script_runs_and_shows_what_the_lesson_shows(capsys, tiny
         assert line_with(script, "'Assistant:'").replace(",", "") == line_with(lesson, "'Assistant:'")
         assert "old collator with the template as text: 0 labels trained" in script
         assert line_with(script, "fix:").endswith("found in 5 of 5 examples, 3 labels trained")
+        splits = [x.strip() for x in lesson.splitlines() if x.strip().startswith(("✓ a prefix", "✗ not a prefix"))]
+        assert len(splits) == 5
+        assert [x.strip() for x in script.splitlines() if x.strip().startswith(("✓ a prefix", "✗ not a prefix"))] == splits
+        assert line_with(script, "1 of 5 splits merges") == line_with(lesson, "1 of 5 splits merges").split(":")[0]
     elif n == 10:
         starts = ("this tokenizer's pad", "transformers' DataCollator", "TRL's DataCollator")
         for start in ("mask               epoch  1", "mask, eos masked   epoch  1", *starts):
             assert line_with(script, start) == line_with(lesson, start)
     elif n == 11:  # the same segment, the same forward passes: the same digits
         assert "the held-out one is at [115,138)" in script and "attention_mask sent: False" in script
+        sent = line_with(lesson, "the keys it sent:").split(": ")[1]  # bfd's, read off TRL's batch
+        assert line_with(script, "the keys the collator sent:") == f"the keys the collator sent: {sent}"
         same_packing_figures(lesson, script)
     elif n == 12:
         same_truncation_figures(lesson, script)

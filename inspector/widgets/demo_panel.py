@@ -3,7 +3,8 @@ shift, the measured seconds per step...
 
 The panel shows what `inspector.core.lessons.demos` computes, as text, in its own workers:
 quick demos run on the untrained model itself (under the lab's base-model lock) when their
-lesson opens; the ones that train run on a copy of it when asked (`g`). With the runs
+lesson opens; the ones that train run on a copy of it when asked (`g`), their quick part (if
+they have one: lesson 4's weights) shown meanwhile. With the runs
 selector on a replay, the demos `causallm-inspect prepare` stores (those that train or build
 HF trainers) replay what it recorded, labelled as a replay, and run live where nothing
 matches. Results are kept per lesson, so a lesson visited again shows its last result at once.
@@ -82,7 +83,8 @@ shift, the tokens of a response template alone and in context, the labels with t
 templates as special tokens, a chat template's assistant mask... Quick ones run as soon
 as the lesson opens. Those that train copies of the model (the seconds-per-step
 measurement, the masked-`eos` run) start with `g` and take a while on a CPU; the
-training view stays usable meanwhile.
+training view stays usable meanwhile. Lesson 4's shows its quick part at once (what each
+trained token weighs in the loss), and `g` adds the seconds per step.
 
 In a talk prepared with `causallm-inspect prepare`, the demos that train or build TRL
 trainers (the chat template's, packing's and the gradient's too) replay what it recorded
@@ -118,6 +120,8 @@ Press `s` for the code that computes the lesson's view, runnable on its own.
         self.lesson_id: str | None = None
         self.spec: Any = None
         self.results: dict[str, str] = {}  # lesson id -> the demo's text
+        self.quick_parts: dict[str, str] = {}  # lesson id -> the quick part of a demo that trains
+        self.quick_running: set[str] = set()  # lesson ids whose quick part is computing
         self.sources: dict[str, str] = {}  # lesson id -> "live", or the prepared run it replays
         self.running: set[str] = set()  # lesson ids whose demo is computing
         self.ready = False
@@ -173,8 +177,20 @@ Press `s` for the code that computes the lesson's view, runnable on its own.
             self._refresh()
 
     def _maybe_start(self) -> None:
-        if self.ready and not self.spec.on_demand and self.lesson_id not in self.results:
+        if not self.ready or self.lesson_id in self.results:
+            return
+        if not self.spec.on_demand:
             self.start()
+        elif self.spec.quick is not None and self.lesson_id not in self.quick_parts:
+            self._start_quick()
+
+    def _start_quick(self) -> None:
+        """Compute the quick part of the current lesson's demo that trains (`DemoSpec.quick`)."""
+        if self.lesson is None or self.lesson.id in self.quick_running:
+            return
+        self.quick_running.add(self.lesson.id)
+        self._refresh()
+        self._run_quick_part(self.lesson)
 
     def start(self) -> None:
         """Compute the current lesson's demo in a worker, which posts the result back."""
@@ -212,6 +228,15 @@ Press `s` for the code that computes the lesson's view, runnable on its own.
     @work(thread=True, exclusive=True, group="demo-run", exit_on_error=False)
     def _run_training_demo(self, lesson: Lesson, number: int, shown: tuple[int, float | None, int], prepared: bool) -> None:
         self._run_demo(lesson, number, shown, prepared)
+
+    @work(thread=True, exclusive=True, group="demo", exit_on_error=False)
+    def _run_quick_part(self, lesson: Lesson) -> None:
+        try:
+            result = self.lab.demo(lesson, quick=True)
+        except InspectorError as exc:
+            self.post_message(DemoComputed(lesson.id, error=str(exc), quick=True))
+            return
+        self.post_message(DemoComputed(lesson.id, result.text, quick=True))
 
     def _run_demo(self, lesson: Lesson, number: int, shown: tuple[int, float | None, int], prepared: bool) -> None:
         """The Lab's demo of the lesson (it takes its own locks); with `prepared`, a demo that
@@ -265,7 +290,9 @@ Press `s` for the code that computes the lesson's view, runnable on its own.
 
     def on_demo_computed(self, message: DemoComputed) -> None:
         message.stop()
-        if message.error is not None:
+        if message.quick:
+            self.quick_finished(message.lesson_id, message.text, message.error)
+        elif message.error is not None:
             self.failed(message.lesson_id, message.error)
         else:
             self.finished(message.lesson_id, message.text, message.source)
@@ -282,6 +309,15 @@ Press `s` for the code that computes the lesson's view, runnable on its own.
             self._refresh()
             self.screen.refresh_bindings()  # `g` computes a replayed quick demo now
 
+    def quick_finished(self, lesson_id: str, text: str, error: str | None = None) -> None:
+        self.quick_running.discard(lesson_id)
+        if error is None:
+            self.quick_parts[lesson_id] = text
+        if lesson_id == self.lesson_id:
+            self._refresh()
+            if error is not None:
+                self.query_one("#demo-status", Static).update(f"[b]failed:[/b] {escape(error)}")
+
     @property
     def replaying(self) -> bool:
         """The text on show is the replay of a prepared run, not computed now."""
@@ -295,6 +331,7 @@ Press `s` for the code that computes the lesson's view, runnable on its own.
     def failed(self, lesson_id: str | None, problem: str) -> None:
         if lesson_id is None:
             self.running.clear()
+            self.quick_running.clear()
         else:
             self.running.discard(lesson_id)
         if lesson_id in (None, self.lesson_id):
@@ -305,8 +342,9 @@ Press `s` for the code that computes the lesson's view, runnable on its own.
 
     @property
     def text(self) -> str:
-        """The text on show (for tests and the command palette)."""
-        return self.results.get(self.lesson_id or "", "")
+        """The text on show (for tests and the command palette): the demo's, or its quick part."""
+        lesson_id = self.lesson_id or ""
+        return self.results.get(lesson_id) or self.quick_parts.get(lesson_id, "")
 
     def _refresh(self) -> None:
         status = self.query_one("#demo-status", Static)
@@ -324,6 +362,13 @@ Press `s` for the code that computes the lesson's view, runnable on its own.
                 f"[b]⟲ {escape(self.sources[lesson_id])}[/b] · with runs set to live in the Training view, "
                 "[b]g[/b] runs it now · [b]s[/b] shows the code"
             )
+        elif lesson_id in self.quick_running:
+            status.update("… computing")
+        elif on_demand and lesson_id not in self.results and lesson_id in self.quick_parts:
+            status.update(
+                "computed on the model in use · [b]g[/b] runs the rest (it trains copies of the model)"
+                " · [b]s[/b] shows the code"
+            )
         elif on_demand:
             status.update(
                 "[b]g[/b] runs it again · [b]s[/b] shows the code"
@@ -332,7 +377,7 @@ Press `s` for the code that computes the lesson's view, runnable on its own.
             )
         else:
             status.update("computed on the model in use · [b]s[/b] shows the code")
-        text = self.results.get(lesson_id, "")
+        text = self.text
         body.update(WrappedDemoText(text) if text else "")
         self.query_one("#demo-scroll").display = bool(text)  # no result yet: the status line alone
         self.call_after_refresh(self._show_more_hint)

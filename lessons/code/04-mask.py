@@ -1,8 +1,28 @@
 # include: _training.py
 # include: _predict.py
-# %% Strategy 2: the human part masked, trained; copy beside it for the contrast
+# %% The mask labels, and the loss as the mean over the labels scored: what one weighs under copy and under mask
 first = tokenizer(add_special_tokens(EXAMPLES[0]))["input_ids"]
 print_labels(first, create_special_mask(first), "mask labels of example 1")
+labellings = {"copy": list(first), "mask": create_special_mask(first)}
+scored = {name: sum(1 for x in labels[1:] if x != -100) for name, labels in labellings.items()}
+print("The loss is the mean over the labels scored (positions 1.. whose label is not -100), example 1:")
+for name, n in scored.items():
+    print(f"  under {name}: {n:>2} of {len(first)} tokens scored, each weighs 1/{n} = {1 / n:.4f} of the loss")
+ratio = scored["copy"] / scored["mask"]
+print(f"  an answer token weighs {ratio:.1f}× more under mask than under copy: at the same learning rate"
+      f" its gradient is {ratio:.1f}× larger")
+with torch.no_grad():
+    logits = model(input_ids=torch.tensor([first], device=model.device)).logits[0].float()
+rows = [i - 1 for i, x in enumerate(labellings["mask"]) if i > 0 and x != -100]  # the logits that predict the answer
+grads = {}
+for name, labels in labellings.items():
+    leaf = logits.clone().requires_grad_(True)
+    loss = torch.nn.functional.cross_entropy(leaf[:-1], torch.tensor(labels[1:], device=leaf.device), ignore_index=-100)
+    grads[name] = float(torch.autograd.grad(loss, leaf)[0][rows].norm())
+print(f"  measured on the model in use, the gradient of the loss at the logits that predict the answer (norm):"
+      f" copy {grads['copy']:.4g}, mask {grads['mask']:.4g} ({grads['mask'] / grads['copy']:.1f}×)")
+
+# %% Strategy 2: the human part masked, trained; copy beside it for the contrast
 print_predictions(model, "untrained")
 copy_epochs, mask_epochs = EveryEpoch(), EveryEpoch()
 copy_model, _ = train(lambda ids: list(ids), "copy", callbacks=[copy_epochs])
@@ -51,6 +71,9 @@ variants = [
     ("mask, LM head at trained positions only", create_special_mask, TrainedPositionsTrainer, False),
     ("mask, embedding frozen", create_special_mask, Trainer, True),
 ]
+# "LM head at trained positions only" is what TRL 1.16's SFTTrainer does with its fused LM head
+# (add_fused_lm_head, loss_type="nll"): log-probabilities only where the next label is not -100,
+# on CUDA or XPU with Triton. Here a Trainer runs the LM head at those positions (logits_to_keep).
 print(f"seconds per training step on {args.device} ({torch.get_num_threads()} torch threads), warm-up step left out:")
 for name, labels_of, trainer_class, frozen in variants:
     lm = copy.deepcopy(model)

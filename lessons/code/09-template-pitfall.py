@@ -44,3 +44,47 @@ else:
         f"  fix: take the ids from the context, {fixed}: found in {found_in} of {len(texts)} examples,"
         f" {sum(1 for x in labels[1:] if x != -100)} labels trained"
     )
+
+# %% Today: TRL tokenizes prompt and prompt+completion apart, and starts the completion where they first differ
+from trl.data_utils import common_prefix_length
+
+
+def visible(text):
+    return text.replace(" ", "␣").replace("\n", "↵").replace("\t", "⇥") or "∅"
+
+
+def tokens(ids):
+    return " ".join(show(t) for t in ids) or "nothing"
+
+
+formatted = add_special_tokens(EXAMPLE)
+cut = formatted.rindex(tokenizer.bos_token) + len(tokenizer.bos_token)  # lesson 5's split: after the bos
+splits = [("after the bos that follows the marker (lesson 5)", formatted[:cut], formatted[cut:])]
+k = EXAMPLE.rindex(ASSISTANT)
+end = k + len(ASSISTANT)
+cuts = [("after the marker", end)]
+if EXAMPLE[end : end + 1] == " ":
+    cuts.append(("after the marker and its space", end + 1))
+cuts.append(("before the marker (it goes in the completion)", k))
+if len(ASSISTANT) - len(ASSISTANT.lstrip("\n")) >= 2:
+    cuts.append(("between the marker's newlines", k + 1))
+seen = set()
+for name, at in cuts:
+    if 0 < at < len(EXAMPLE) and at not in seen:
+        seen.add(at)
+        splits.append((name, EXAMPLE[:at], EXAMPLE[at:] + tokenizer.eos_token))  # TRL appends the eos
+merging = 0
+for name, prompt, completion in splits:
+    prompt_ids = tokenizer(text=prompt)["input_ids"]  # as SFTTrainer tokenizes a prompt/completion row
+    ids = tokenizer(text=prompt + completion)["input_ids"]
+    start = common_prefix_length(prompt_ids, ids)
+    print(f"  {name}: …{visible(prompt[-13:])} | {visible(completion)}")
+    if start == len(prompt_ids):
+        print(f"    ✓ a prefix: the completion starts at token {start}; TRL trains {tokens(ids[start:])}")
+    else:
+        merging += 1
+        print(f"    ✗ not a prefix: at token {start} the prompt alone has {tokens(prompt_ids[start:])}, the whole"
+              f" {show(ids[start])}; TRL warns \"The tokenized prompt is not a prefix of the tokenized"
+              f" prompt+completion\", leaves {tokens(prompt_ids[start:])} out and trains {tokens(ids[start:])}")
+print(f"{merging} of {len(splits)} splits {'merges' if merging == 1 else 'merge'} tokens across the boundary on this tokenizer" if merging
+      else f"Nothing merges across any of the {len(splits)} splits on this tokenizer: TRL would not warn.")

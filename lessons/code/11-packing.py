@@ -50,6 +50,7 @@ segments = list(zip(starts, starts[1:]))
 start, end = next((s, e) for s, e in segments if row[s:e] == held_out_ids)
 print(f"bfd packs {len(segments)} examples in one row of {len(row)} tokens; the held-out one is at [{start},{end})"
       f"{' (first: nothing before it)' if start == 0 else ''}; attention_mask sent: {'attention_mask' in batch}")
+print(f"the keys the collator sent: {', '.join(batch)}")
 labels = batch["labels"][0].tolist()
 print(f"labels at the segment boundaries: {[labels[s] for s, _ in segments[1:]]}")
 lm.eval()

@@ -1,4 +1,5 @@
-"""The first lessons' computed views: the shift inside the model, the tokens, the padding."""
+"""The first lessons' computed views: the shift inside the model, the tokens, the padding, and the
+weight of each scored label in the loss."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import pytest
 
 from inspector.core.data.chat_format import ARTICLE_EXAMPLES, add_special_tokens
 from inspector.core.data.tokens import IGNORE_INDEX
-from inspector.core.labels.strategies import label_example
-from inspector.core.lessons.anatomy import padding_view, shift_view, tokenize_view
+from inspector.core.labels.strategies import LabeledExample, label_example, make_rows
+from inspector.core.lessons.anatomy import loss_weights, padding_view, shift_view, tokenize_view
+from inspector.core.lessons.demo_report import loss_weights_text
 from inspector.core.lessons.demos import TWO_TURNS
 
 
@@ -69,3 +71,27 @@ def test_right_padding_keeps_the_loss_left_padding_scores_a_pad(tiny):
         assert list(rows[0].ids) == batch["input_ids"][0].tolist()
         assert list(rows[0].attention) == batch["attention_mask"][0].tolist()
         assert list(rows[0].labels) == batch["labels"][0].tolist()
+
+
+def test_the_loss_is_a_mean_over_the_scored_labels(tiny):
+    """22 labels scored under copy, 2 under mask: an answer token weighs 11 times more under mask,
+    and the gradient that reaches the answer's logits is 11 times larger, measured."""
+    labs = [label_example(s, fmt(tiny), tiny.tokenizer) for s in ("copy", "mask")]
+    v = loss_weights(tiny.model, labs)
+    assert (v.tokens, v.scored, v.answer) == (23, {"copy": 22, "mask": 2}, (21, 22))
+    assert v.weight("copy") == pytest.approx(1 / 22) and v.weight("mask") == 0.5
+    assert v.answer_grad["mask"] / v.answer_grad["copy"] == pytest.approx(11.0, rel=1e-4)
+    text = loss_weights_text(v)
+    assert "under copy: 22 of 23 tokens scored, each weighs 1/22 = 0.0455 of the loss" in text
+    assert "under mask:  2 of 23 tokens scored, each weighs 1/2 = 0.5000 of the loss" in text
+    assert "an answer token weighs 11.0× more under mask than under copy" in text
+    assert text.splitlines()[-1].endswith("(11.0×)")
+
+
+def test_loss_weights_when_a_labelling_scores_nothing(tiny):
+    copy = label_example("copy", fmt(tiny), tiny.tokenizer)
+    nothing = LabeledExample("mask", make_rows(tiny.tokenizer, copy.input_ids, [IGNORE_INDEX] * len(copy.rows)))
+    v = loss_weights(tiny.model, [copy, nothing])
+    assert v.scored["mask"] == 0 and v.weight("mask") == 0.0 and v.answer == ()
+    text = loss_weights_text(v)
+    assert "under mask:  0 of 23 tokens scored: nothing to weigh" in text and "×" not in text

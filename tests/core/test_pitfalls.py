@@ -9,6 +9,7 @@ from inspector.core.data.chat_format import ARTICLE_EXAMPLES, add_special_tokens
 from inspector.core.data.examples import article_examples, format_examples
 from inspector.core.data.tokens import IGNORE_INDEX
 from inspector.core.labels.strategies import label_example
+from inspector.core.lessons.demo_report import resize_lines, special_tokens_text
 from inspector.core.lessons.pitfalls import (
     eos_masked,
     eos_masked_labels,
@@ -16,6 +17,7 @@ from inspector.core.lessons.pitfalls import (
     old_collator_labels,
     old_collator_view,
     pad_eos_collators,
+    resize_check,
     special_tokens_view,
     template_candidates,
     template_pitfall,
@@ -221,3 +223,69 @@ def test_a_text_without_an_assistant_turn_is_no_conversation():
 
     with pytest.raises(InspectorError, match="no assistant turn"):
         conversation("\n\n### Human: hello")
+
+
+def test_resized_rows_start_at_the_mean_of_the_old_rows(tiny):
+    """transformers' mean_resizing (the default): the new rows are the old rows' mean, give or take
+    a noise of 1e-9 times their covariance; with mean_resizing=False they start at random. The
+    model in use is left alone."""
+    import torch
+
+    before = tiny.model.get_input_embeddings().weight.detach().clone()
+    view = special_tokens_view(tiny.tokenizer, fmt(tiny), model=tiny.model)
+    r = view.resize
+    assert (r.rows_before, r.rows_after, r.added, r.tied) == (354, 356, 2, True)
+    assert r.mean_distance < 1e-4 * r.spread and r.mean_cosine > 0.999999 and r.at_mean
+    assert r.random_distance > 0.5 * r.spread and r.random_cosine < 0.9
+    assert torch.equal(tiny.model.get_input_embeddings().weight, before)  # resized a copy
+    assert special_tokens_view(tiny.tokenizer, fmt(tiny), model=tiny.model).resize == r  # seeded: the same rows
+    text = special_tokens_text(view)
+    assert "model.resize_token_embeddings(356): embedding rows 354 → 356; the LM head is tied to it" in text
+    assert "the new rows start at the average token (mean_resizing=True, the default)" in text
+
+
+def test_a_resize_that_adds_no_row_says_so(tiny):
+    r = resize_check(tiny.model, 354)
+    assert (r.added, r.at_mean) == (0, False)
+    assert resize_lines(r, 354) == [
+        "  model.resize_token_embeddings(354): the embedding already has 354 rows: it adds none;"
+        " the LM head is tied to it: the same rows"
+    ]
+    assert "it REMOVES 4 of them" in resize_lines(resize_check(tiny.model, 350), 350)[0]
+
+
+def test_where_trl_starts_the_completion_at_each_split(tiny):
+    """TRL's common_prefix_length on the tiny byte-level tokenizer: a prompt that ends with the
+    marker's space is not a prefix (" " alone vs " perro"); the other splits are."""
+    from inspector.core.lessons.split_point import split_points, split_text
+
+    v = split_points(tiny.tokenizer, fmt(tiny))
+    assert v.trl_function and v.trl_version
+    by_name = {c.name: c for c in v.checks}
+    assert list(by_name) == [
+        "after the bos that follows the marker (lesson 5)",
+        "after the marker",
+        "after the marker and its space",
+        "before the marker (it goes in the completion)",
+        "between the marker's newlines",
+    ]
+    lesson5 = by_name["after the bos that follows the marker (lesson 5)"]
+    assert lesson5.is_prefix and [r.text for r in lesson5.trained] == ["␣perro", "</s>"]
+    space = by_name["after the marker and its space"]
+    assert space.prompt.endswith("Assistant: ") and space.completion == "perro</s>"
+    assert not space.is_prefix and [r.text for r in space.left_out] == ["␣"]
+    assert space.start == len(space.prompt_rows) - 1 and [r.text for r in space.trained] == ["␣perro", "</s>"]
+    assert v.merging == (space,)
+    before = by_name["before the marker (it goes in the completion)"]
+    assert before.is_prefix and [r.text for r in before.trained][:3] == ["↵", "↵", "###"]
+    text = split_text(v)
+    assert "✗ not a prefix: at token 20 the prompt alone has ␣, the whole ␣perro" in text
+    assert "1 of 5 splits merges tokens across the boundary" in text
+
+
+def test_where_nothing_merges_the_split_text_says_so(tiny):
+    from inspector.core.lessons.split_point import SplitPoints, split_points, split_text
+
+    v = split_points(tiny.tokenizer, fmt(tiny))
+    kept = SplitPoints(tuple(c for c in v.checks if c.is_prefix), v.trl_version, v.trl_function)
+    assert split_text(kept).endswith("Nothing merges across any of the 4 splits on this tokenizer: TRL would not warn.")

@@ -86,6 +86,28 @@ async def test_the_eos_demo_trains_when_asked(tiny_path):
         assert app.errors == []
 
 
+async def test_lesson_4_shows_what_a_trained_token_weighs_at_once_and_times_on_g(tiny_path):
+    """The step-timing demo trains, so it waits for g; its quick part (each scored label's weight
+    under copy and under mask) shows as the lesson opens, and the status says g runs the rest."""
+    app = make_app(tiny_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        app.goto_lesson(lesson_index(app, "mask"))
+        panel = app.main.demo_panel
+        await wait_until(pilot, lambda: "an answer token weighs 11.0×" in panel.text, what="the quick part")
+        assert "under mask:  2 of 23 tokens scored, each weighs 1/2 = 0.5000 of the loss" in panel.text
+        assert "seconds per training step" not in panel.text and not panel.running
+        status = str(panel.query_one("#demo-status", Static).render())
+        assert "runs the rest (it trains copies of the model)" in status
+        assert app.main.check_action("run_demo", ())
+        app.goto_lesson(lesson_index(app, "copy"))
+        await pilot.pause()
+        app.goto_lesson(lesson_index(app, "mask"))  # kept: shown again at once, not computed again
+        await pilot.pause()
+        assert "an answer token weighs 11.0×" in panel.text and not panel.quick_running
+        assert app.errors == []
+
+
 async def test_a_training_demo_asked_for_during_a_burst_waits_for_it(tiny_path):
     """The eos demo makes trainers; made while a burst ran, they reset accelerate's shared state
     under it and one of the two failed (AttributeError). The demo now waits its turn, and says so."""

@@ -76,11 +76,13 @@ class Demos:
         on_epoch: Callable[[str, Any], None] | None = None,
         again: str = "close other programs and run it again",
         waiting: Callable[[], None] | None = None,
+        quick: bool = False,
     ) -> DemoOutcome:
         """Run the lesson's demo with these burst settings (`epochs` None: the lesson's); with
         `prepared`, a demo that prepare stores (it trains or makes trainers: `DemoSpec.prepared`)
         replays its stored run where one matches, and runs live where none does. `waiting` is
-        called when the demo must wait for a running burst's trainer."""
+        called when the demo must wait for a running burst's trainer. With `quick`, only the
+        demo's quick part (`DemoSpec.quick`), live, on the untrained model under the base lock."""
         from inspector.core.lessons.demos import DEMOS, run_demo
 
         if lesson.demo is None:
@@ -91,6 +93,13 @@ class Demos:
             epochs=epochs, learning_rate=learning_rate, seed=seed, progress=progress, should_stop=should_stop,
             on_epoch=on_epoch, again=again,
         )
+        if quick:
+            if spec.quick is None:
+                raise InspectorError(f"the demo of lesson {lesson.id} has no quick part", "run the whole demo")
+            start = time.perf_counter()
+            with self._base_lock:
+                result = run_demo(name, self.context(lesson, **options), quick_only=True)
+            return DemoOutcome(name, result.title, result.text, LIVE, time.perf_counter() - start)
         if prepared and spec.prepared:
             from inspector.core.runs import store
 

@@ -1,8 +1,11 @@
-"""What one training example is made of: the shift inside the model, the tokens, the padding.
+"""What one training example is made of: the shift inside the model, the tokens, the padding,
+and what each scored label weighs in its loss.
 
-Computed on the model and tokenizer in use for the first two lessons: the loss the model
+Computed on the model and tokenizer in use for the first lessons: the loss the model
 returns next to the same loss computed by hand, the tokens of the formatted example with
-its special tokens, and one example's loss alone, right-padded and left-padded in a batch.
+its special tokens, one example's loss alone, right-padded and left-padded in a batch, and
+(lesson 4) the weight 1/N of each of the N labels copy and mask score, with the gradient
+that reaches the answer's logits under each.
 """
 
 from __future__ import annotations
@@ -180,3 +183,51 @@ def padding_view(model: Any, tokenizer: Any, short: LabeledExample, long: Labele
         scored_right=scored(out["right"][0][0].labels),
         scored_left=scored(out["left"][0][0].labels),
     )
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """One example's loss under several labellings: the mean over the labels it scores.
+
+    Each scored label weighs 1/N of the loss, N the labels scored (positions 1.. whose label is
+    not -100); `answer_grad` is measured: the norm of the loss's gradient at the logits that
+    predict the positions the last labelling scores (the answer and its eos, under mask).
+    """
+
+    tokens: int
+    scored: dict[str, int]  # labelling -> labels scored
+    answer: tuple[int, ...]  # positions whose label the last labelling scores
+    answer_grad: dict[str, float]  # labelling -> |d loss / d logits| over the rows predicting `answer`
+
+    def weight(self, name: str) -> float:
+        return 1.0 / self.scored[name] if self.scored[name] else 0.0
+
+
+def loss_weights(model: Any, labs: Sequence[LabeledExample]) -> LossWeights:
+    """The weight of each scored label under each labelling of one example (the same ids), and
+    the gradient at the logits that predict the last labelling's scored positions, measured."""
+    import torch
+    import torch.nn.functional as F
+
+    ids = labs[0].input_ids
+    answer = tuple(i for i, x in enumerate(labs[-1].labels) if i > 0 and x != IGNORE_INDEX)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            tensor = torch.tensor([ids], device=model.device)
+            logits = model(input_ids=tensor, attention_mask=torch.ones_like(tensor)).logits[0].float()
+    finally:
+        model.train(was_training)
+    rows = [i - 1 for i in answer]  # the logits at position i - 1 predict the token at i
+    grads: dict[str, float] = {}
+    for lab in labs:
+        if not lab.trained_tokens or not rows:
+            grads[lab.strategy] = 0.0
+            continue
+        leaf = logits.detach().clone().requires_grad_(True)
+        labels = torch.tensor(lab.labels, device=leaf.device)
+        loss = F.cross_entropy(leaf[:-1], labels[1:], ignore_index=IGNORE_INDEX)  # the mean over scored labels
+        (grad,) = torch.autograd.grad(loss, leaf)
+        grads[lab.strategy] = float(grad[rows].norm())
+    return LossWeights(len(ids), {lab.strategy: lab.trained_tokens for lab in labs}, answer, grads)

@@ -10,13 +10,19 @@ import textwrap
 from collections.abc import Sequence
 from itertools import groupby
 
-from inspector.core.lessons.anatomy import PaddingView, ShiftView, TokenizeView
+from inspector.core.lessons.anatomy import LossWeights, PaddingView, ShiftView, TokenizeView
 from inspector.core.lessons.chat_templates import ChatTemplateView, TrlAssistantOnly
 from inspector.core.data.tokens import IGNORE_INDEX
 from inspector.core.labels.strategies import LabeledExample, TokenRow
 from inspector.core.data.tokens import visible
 from inspector.core.lessons.demo_runs import EosRun, StepTiming
-from inspector.core.lessons.pitfalls import CollatorLabels, OldCollatorView, SpecialTokensView, TemplatePitfall
+from inspector.core.lessons.pitfalls import (
+    CollatorLabels,
+    OldCollatorView,
+    ResizeCheck,
+    SpecialTokensView,
+    TemplatePitfall,
+)
 
 
 def compact_labels(labels: Sequence[int]) -> str:
@@ -94,6 +100,29 @@ def shift_text(v: ShiftView, strategy: str) -> str:
         label = "-100 (masked)" if p.label == IGNORE_INDEX else str(p.label)
         lines.append(f"{p.position:>4}  {p.reads[:16]:<16} {p.scored_on[:16]:<16} {label:>8}")
     lines.append(f"{len(v.pairs):>4}  (the last position has no next token: nothing to score)")
+    return "\n".join(lines)
+
+
+def loss_weights_text(v: LossWeights, names: Sequence[str] = ("copy", "mask")) -> str:
+    """Lesson 4's quick part: the loss is a mean over the scored labels, so fewer of them weigh more."""
+    lines = ["The loss is the mean over the labels scored (positions 1.. whose label is not -100), example 1:"]
+    for name in names:
+        n = v.scored[name]
+        weight = f", each weighs 1/{n} = {v.weight(name):.4f} of the loss" if n else ": nothing to weigh"
+        lines.append(f"  under {name}: {n:>2} of {v.tokens} tokens scored{weight}")
+    first, last = names[0], names[-1]
+    if v.scored[first] and v.scored[last]:
+        ratio = v.scored[first] / v.scored[last]
+        lines.append(
+            f"  an answer token weighs {ratio:.1f}× more under {last} than under {first}: at the same learning rate"
+            f" its gradient is {ratio:.1f}× larger"
+        )
+    if v.answer_grad.get(first):
+        measured = v.answer_grad[last] / v.answer_grad[first]
+        lines.append(
+            f"  measured on the model in use, the gradient of the loss at the logits that predict the answer"
+            f" (norm): {first} {v.answer_grad[first]:.4g}, {last} {v.answer_grad[last]:.4g} ({measured:.1f}×)"
+        )
     return "\n".join(lines)
 
 
@@ -200,14 +229,41 @@ def special_tokens_text(v: SpecialTokensView) -> str:
     lines = [
         "tokenizer.add_special_tokens({'additional_special_tokens': [human marker, assistant marker]})",
         f"  new ids: {added}; vocabulary {v.vocab_before} → {v.vocab_after}",
-        f"  model.resize_token_embeddings({v.vocab_after}) adds {v.vocab_after - v.vocab_before} embedding rows that no"
-        " training has touched",
+        *(resize_lines(v.resize, v.vocab_after) if v.resize is not None else [
+            f"  model.resize_token_embeddings({v.vocab_after}) adds {v.vocab_after - v.vocab_before} embedding rows"
+            " that no training has touched"]),
         f"  before: {len(v.before.rows)} tokens, mask labels {compact_labels(v.before.labels)}",
         f"  after:  {len(v.after.rows)} tokens, mask labels {compact_labels(v.after.labels)}",
         "  tokens after:",
         *wrapped([r.text for r in v.after.rows], indent="    "),
     ]
     return "\n".join(lines)
+
+
+def resize_lines(r: ResizeCheck, size: int) -> list[str]:
+    """What resize_token_embeddings did to a copy of the model, measured: where its new rows start."""
+    head = "; the LM head is tied to it: the same rows" if r.tied else ""
+    if r.added == 0:
+        return [f"  model.resize_token_embeddings({size}): the embedding already has {r.rows_before} rows: it adds none{head}"]
+    if r.added < 0:
+        return [
+            f"  model.resize_token_embeddings({size}): the embedding had {r.rows_before} rows, more than the tokenizer's"
+            f" vocabulary: it REMOVES {-r.added} of them{head}"
+        ]
+    lines = [
+        f"  model.resize_token_embeddings({size}): embedding rows {r.rows_before} → {r.rows_after}{head}",
+        f"  its {r.added} new rows vs the mean of the {r.rows_before} old rows: at most {r.mean_distance:.1e} apart,"
+        f" cosine {r.mean_cosine:.6f} (an old row lies {r.spread:.3g} from that mean on average)",
+    ]
+    lines.append(
+        "  the new rows start at the average token (mean_resizing=True, the default): untrained, not random"
+        if r.at_mean else "  the new rows do NOT start at the mean of the old rows here"
+    )
+    lines.append(
+        f"  with mean_resizing=False they would start at random: {r.random_distance:.3g} from the mean,"
+        f" cosine {r.random_cosine:.2f} with it"
+    )
+    return lines
 
 
 def chat_template_text(v: ChatTemplateView, marked: TrlAssistantOnly | None, bare: TrlAssistantOnly | None) -> str:

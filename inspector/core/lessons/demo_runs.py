@@ -30,6 +30,9 @@ TIMING_VARIANTS: tuple[tuple[str, str, dict], ...] = (
     ("mask, embedding frozen", "mask", {"train_embeddings": False}),
 )
 
+# The variant that stands for TRL's fused LM head (`fused_head_note`).
+TRAINED_HEAD = TIMING_VARIANTS[2][0]
+
 TIMING_EPOCHS = 2  # ten steps per variant on the article's five examples, nine of them timed
 
 Progress = Callable[[str], None]
@@ -119,6 +122,29 @@ def measure_step_times(
             )
         )
     return out
+
+
+def fused_head_note() -> str:
+    """What the variant `TRAINED_HEAD` stands for: TRL's SFTTrainer (1.16) adds a fused LM head, read
+    off the TRL installed (its version, and whether it has `add_fused_lm_head`). Nothing of TRL is timed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        installed = version("trl")
+        from trl.trainer.utils import add_fused_lm_head  # noqa: F401
+    except PackageNotFoundError:
+        return f"{TRAINED_HEAD!r}: TRL is not installed here; TRL 1.16's SFTTrainer computes the LM head this way"
+    except ImportError:
+        return (
+            f"{TRAINED_HEAD!r}: the TRL installed ({installed}) has no add_fused_lm_head; TRL 1.16's SFTTrainer"
+            " adds one that computes the LM head this way"
+        )
+    return (
+        f"{TRAINED_HEAD!r} is what TRL 1.16's SFTTrainer does (TRL {installed} is installed): its fused LM head"
+        ' (add_fused_lm_head, loss_type="nll", the default) computes log-probabilities only where the next'
+        " label is not -100, on a CUDA or XPU device with Triton (elsewhere at every position). Timed here with"
+        " a Trainer that runs the LM head at those positions (logits_to_keep), not with TRL's kernel."
+    )
 
 
 @dataclass

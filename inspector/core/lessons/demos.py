@@ -3,8 +3,10 @@ picks one; the app's demo panel and `lesson N --plain` run the same function and
 same text.
 
 Quick demos (the tokenizer, one forward pass) run as soon as their lesson opens; those that
-train (`step-timing`, `eos-padding`) run when asked. Those that train or build HF trainers
-(`chat-template`, `packing`, `truncation` and `weights` too) are stored by `causallm-inspect
+train (`step-timing`, `eos-padding`) run when asked. A demo that trains may have a
+quick part (`DemoSpec.quick`: lesson 4's weight of each scored label), shown when its lesson
+opens and at the head of the whole demo's text. Those that train or build
+HF trainers (`chat-template`, `packing`, `truncation` and `weights` too) are stored by `causallm-inspect
 prepare`, and a prepared talk replays them (`DemoSpec.prepared`).
 """
 
@@ -68,6 +70,9 @@ class DemoSpec:
     run: Callable[[DemoContext], tuple[str, Any]]
     covers_view: bool = False  # headless: the demo's runs replace the view's own burst
     makes_trainer: bool = False  # builds HF trainers (made one at a time: see `Lab.one_trainer`)
+    # A demo that trains: its quick part (the tokenizer, a forward pass), computed when the lesson
+    # opens; the whole demo's text begins with it.
+    quick: Callable[[DemoContext], tuple[str, Any]] | None = None
 
     @property
     def prepared(self) -> bool:
@@ -105,16 +110,19 @@ def _old_collator(ctx: DemoContext) -> tuple[str, Any]:
 
 def _template_pitfall(ctx: DemoContext) -> tuple[str, Any]:
     from inspector.core.lessons.pitfalls import template_pitfall
+    from inspector.core.lessons.split_point import split_points, split_text
 
     examples = [ctx.example, *(e for e in ctx.examples if e.text != ctx.example.text)]
     v = template_pitfall(ctx.tokenizer, examples, ctx.template)
-    return report.pitfall_text(v), v
+    splits = split_points(ctx.tokenizer, ctx.example)
+    return report.pitfall_text(v) + "\n\n" + split_text(splits), (v, splits)
 
 
 def _special_tokens(ctx: DemoContext) -> tuple[str, Any]:
     from inspector.core.lessons.pitfalls import special_tokens_view
 
-    v = special_tokens_view(ctx.tokenizer, ctx.example, ctx.template)
+    ctx.progress("resizing a copy of the model's embedding")
+    v = special_tokens_view(ctx.tokenizer, ctx.example, ctx.template, model=ctx.model, seed=ctx.seed)
     return report.special_tokens_text(v), v
 
 
@@ -135,10 +143,18 @@ def _chat_template(ctx: DemoContext) -> tuple[str, Any]:
     return report.chat_template_text(v, marked, bare), (v, marked, bare)
 
 
+def _loss_weights(ctx: DemoContext) -> tuple[str, Any]:
+    from inspector.core.labels.strategies import label_example
+    from inspector.core.lessons.anatomy import loss_weights
+
+    v = loss_weights(ctx.model, [label_example(s, ctx.example, ctx.tokenizer) for s in ("copy", "mask")])
+    return report.loss_weights_text(v), v
+
+
 def _step_timing(ctx: DemoContext) -> tuple[str, Any]:
     import torch
 
-    from inspector.core.lessons.demo_runs import measure_step_times
+    from inspector.core.lessons.demo_runs import fused_head_note, measure_step_times
 
     rows = measure_step_times(
         ctx.model,
@@ -152,7 +168,8 @@ def _step_timing(ctx: DemoContext) -> tuple[str, Any]:
         progress=ctx.progress,
         should_stop=ctx.should_stop,
     )
-    return report.timing_text(rows, ctx.device, torch.get_num_threads(), ctx.again), rows
+    text = report.timing_text(rows, ctx.device, torch.get_num_threads(), ctx.again)
+    return text + "\n" + fused_head_note(), rows
 
 
 def _eos_padding(ctx: DemoContext) -> tuple[str, Any]:
@@ -215,7 +232,9 @@ DEMOS: dict[str, DemoSpec] = {
     "template-pitfall": DemoSpec("Template tokens alone and in context", False, _template_pitfall),
     "special-tokens": DemoSpec("Templates as special tokens", False, _special_tokens),
     "chat-template": DemoSpec("Chat template and assistant mask", False, _chat_template, makes_trainer=True),
-    "step-timing": DemoSpec("Seconds per step, measured", True, _step_timing, makes_trainer=True),
+    "step-timing": DemoSpec(
+        "What a trained token weighs; seconds per step", True, _step_timing, makes_trainer=True, quick=_loss_weights
+    ),
     "eos-padding": DemoSpec("Training with the eos masked", True, _eos_padding, covers_view=True, makes_trainer=True),
     "packing": DemoSpec("The held-out example alone and packed", False, _packing, makes_trainer=True),
     "truncation": DemoSpec("The answer that lost its end", False, _truncation, makes_trainer=True),
@@ -223,7 +242,15 @@ DEMOS: dict[str, DemoSpec] = {
 }
 
 
-def run_demo(name: str, ctx: DemoContext) -> DemoResult:
+def run_demo(name: str, ctx: DemoContext, *, quick_only: bool = False) -> DemoResult:
+    """The demo's text and data; with `quick_only`, its quick part alone (`DemoSpec.quick`). The
+    whole of a demo with a quick part begins with that part's text (its data is the rest's)."""
     spec = DEMOS[name]
+    if quick_only:
+        if spec.quick is None:
+            raise ValueError(f"the demo {name} has no quick part")
+        text, data = spec.quick(ctx)
+        return DemoResult(name, spec.title, text, data)
+    first = spec.quick(ctx)[0] + "\n\n" if spec.quick is not None else ""
     text, data = spec.run(ctx)
-    return DemoResult(name, spec.title, text, data)
+    return DemoResult(name, spec.title, first + text, data)

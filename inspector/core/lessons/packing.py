@@ -33,6 +33,7 @@ class PackedHeldOut:
     depends_on_plain_call: list[int] = field(default_factory=list)
     at_plain_call: int | None = None
     sends_attention_mask: bool = False
+    keys: list[str] = field(default_factory=list)  # what the collator sent, in its order
     restarts_positions: bool = False
     boundary_labels: list[int] = field(default_factory=list)  # the label at each segment's first token
     loss_trainer: dict[str, float] = field(default_factory=dict)  # "eval"/"train" -> loss
@@ -154,6 +155,7 @@ def _held_out_in(trainer: Any, setup: BatchSetup, index: int, strategy: str, max
     result.depends_on_plain_call = check.depends_on_plain_call
     result.at_plain_call = check.at_plain_call
     result.sends_attention_mask = "attention_mask" in mb.batch
+    result.keys = list(mb.batch)
     result.restarts_positions = positions is not None and all(positions[b][s.start] == 0 for s in segments)
     result.boundary_labels = [labels[s.start] for s in segments[1:]]
     if strategy == "bfd":
@@ -226,6 +228,12 @@ def packing_text(v: PackingView, tolerance: float = 1e-4) -> str:
         sent = "an attention_mask" if s.sends_attention_mask else "no attention_mask"
         pos = ", position_ids restart at 0 at every segment" if s.restarts_positions else ""
         lines.append(f"{s.strategy} (max_length {s.max_length}): the held-out segment is {where}; the collator sends {sent}{pos}")
+        lines.append(f"   the keys it sent: {', '.join(s.keys)}")
+        if "cu_seq_lens_q" in s.keys:
+            lines.append(
+                "   (cu_seq_lens_q/k and max_length_q/k: where each segment starts and the longest, for FlashAttention's"
+                " varlen kernels; seq_idx: each token's segment, for linear-attention layers)"
+            )
         if s.boundary_labels:
             all_masked = all(x == -100 for x in s.boundary_labels)
             lines.append(

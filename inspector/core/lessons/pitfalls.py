@@ -1,5 +1,6 @@
 """The pitfalls the lessons show live: template tokenization, the removed TRL collator,
-templates as special tokens, and a masked `eos`.
+templates as special tokens (and the embedding rows `resize_token_embeddings` adds for them),
+and a masked `eos`.
 
 Everything is computed on the tokenizer (and, where said, the model) in use, so a lesson
 states what this model does rather than what the article's Bloom did.
@@ -207,21 +208,82 @@ def old_collator_view(tokenizer: Any, fe: FormattedExample) -> OldCollatorView:
 
 
 @dataclass(frozen=True)
+class ResizeCheck:
+    """What `model.resize_token_embeddings(n)` did to a copy of the model's input embedding."""
+
+    rows_before: int
+    rows_after: int
+    tied: bool  # the LM head shares the embedding's weight: its new rows are the same rows
+    spread: float = 0.0  # mean distance (L2) of an old row from the mean of the old rows
+    mean_distance: float = 0.0  # largest distance of a new row from that mean (mean_resizing=True, the default)
+    mean_cosine: float = 0.0  # smallest cosine of a new row with that mean
+    random_distance: float = 0.0  # ... of a row added with mean_resizing=False (random init), the largest
+    random_cosine: float = 0.0  # ... its cosine with the mean, the largest
+
+    @property
+    def added(self) -> int:
+        return self.rows_after - self.rows_before
+
+    @property
+    def at_mean(self) -> bool:
+        """The new rows start at the old rows' mean: closer to it than 1% of an old row's distance."""
+        return self.added > 0 and self.mean_distance < 0.01 * self.spread
+
+
+def resize_check(model: Any, rows: int, seed: int = 1) -> ResizeCheck:
+    """Resize a copy of the model to `rows` embedding rows as the notebook does, and measure the
+    new rows against the mean of the old ones; then add as many with `mean_resizing=False`
+    (transformers' random init) for comparison. Seeded: the mean-resized rows carry a tiny
+    random part (a multivariate normal around the mean with 1e-9 times the old rows' covariance)."""
+    import torch
+
+    lm = copy.deepcopy(model)
+    old = lm.get_input_embeddings().weight.detach().float().clone()
+    n = old.shape[0]
+    devices = [lm.device.index or 0] if lm.device.type == "cuda" else []
+
+    def resized(size: int, mean_resizing: bool) -> Any:
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            lm.resize_token_embeddings(size, mean_resizing=mean_resizing)
+        return lm.get_input_embeddings().weight.detach().float()
+
+    weight = resized(rows, True)
+    head = lm.get_output_embeddings()
+    tied = head is not None and head.weight.data_ptr() == lm.get_input_embeddings().weight.data_ptr()
+    if rows <= n:
+        del lm
+        return ResizeCheck(n, weight.shape[0], tied)
+    mean = old.mean(dim=0)
+
+    def distances(new: Any) -> tuple[float, float, float]:
+        d = (new - mean).norm(dim=1)
+        cos = torch.nn.functional.cosine_similarity(new, mean[None], dim=1)
+        return float(d.max()), float(cos.min()), float(cos.max())
+
+    mean_d, mean_cos, _ = distances(weight[n:].clone())
+    random_d, _, random_cos = distances(resized(2 * rows - n, False)[rows:].clone())
+    del lm
+    return ResizeCheck(n, rows, tied, float((old - mean).norm(dim=1).mean()), mean_d, mean_cos, random_d, random_cos)
+
+
+@dataclass(frozen=True)
 class SpecialTokensView:
     added: tuple[tuple[str, int], ...]  # (template, its new id)
     vocab_before: int
     vocab_after: int  # rows the embedding must have after resize_token_embeddings
     before: LabeledExample  # mask labels with the templates as ordinary text
     after: LabeledExample  # mask labels with each template one special token
+    resize: ResizeCheck | None = None  # what resize_token_embeddings did to a copy of the model
 
 
 def special_tokens_view(
-    tokenizer: Any, fe: FormattedExample, template: TurnMarkers = ARTICLE_MARKERS
+    tokenizer: Any, fe: FormattedExample, template: TurnMarkers = ARTICLE_MARKERS, model: Any = None, seed: int = 1
 ) -> SpecialTokensView:
     """The notebook's fix: both markers as additional special tokens, on a copy of the tokenizer.
 
-    The model is left alone; `vocab_after` is the size `model.resize_token_embeddings`
-    would give its embedding, whose new rows start untrained.
+    With `model`, a copy of it is resized to the new vocabulary (`resize_check`, seeded with
+    `seed`); the model itself is left alone.
     """
     tok = copy.deepcopy(tokenizer)
     before_len = len(tok)
@@ -233,6 +295,7 @@ def special_tokens_view(
         vocab_after=len(tok),
         before=label_example("mask", fe, tokenizer),
         after=label_example("mask", fe, tok),
+        resize=resize_check(model, len(tok), seed) if model is not None else None,
     )
 
 
