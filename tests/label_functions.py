@@ -22,9 +22,26 @@ RIGHT = ARTICLE.replace("if tok_id == tokenizer.bos_token_id:", "if tok_id == to
 NO_EOS = RIGHT.replace("human_text = True\n        elif", "human_text = True\n            example['labels'][idx] = -100\n        elif")
 RAISES = "def make_labels(example, tokenizer):\n    return example['labels'][len(example['text'])]\n"
 WRONG_LENGTH = "def make_labels(example, tokenizer):\n    return example['labels'] + [-100]\n"
+# Exercise 10 by the attention_mask, which its example does not have.
 PADDING = '''
 def make_labels(example, tokenizer):
     return [t if m else -100 for t, m in zip(example["input_ids"], example["attention_mask"])]
+'''
+# Exercise 10 from the ids alone: the run of pad ids that ends the row, less its first (the text's eos).
+PADDING_FROM_IDS = '''
+def make_labels(example, tokenizer):
+    ids = example["input_ids"]
+    end = len(ids)
+    while end > 1 and ids[end - 1] == tokenizer.pad_token_id and ids[end - 2] == tokenizer.pad_token_id:
+        end -= 1
+    return [t if i < end else -100 for i, t in enumerate(ids)]
+'''
+# Exercise 8: TRL's completion, what follows the last bos.
+LAST_ANSWER = '''
+def make_labels(example, tokenizer):
+    ids = example["input_ids"]
+    last = max(i for i, t in enumerate(ids) if t == tokenizer.bos_token_id)
+    return [-100 if i <= last else t for i, t in enumerate(ids)]
 '''
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from label_functions import NO_EOS, RIGHT
+from label_functions import LAST_ANSWER, NO_EOS, RIGHT
 
 from inspector.cli import main
 
@@ -41,6 +41,21 @@ def test_check_passes_a_right_function_and_fails_an_off_by_one(capsys, tiny_path
     data = json.loads(out)
     assert code == 1 and data["passed"] is False
     assert data["results"][0]["differences"] == [{"position": 22, "token": "</s>", "expected": 1, "got": -100}]
+
+
+def test_exercise_8_is_checked_against_trl_and_the_mask_answer_fails_it(capsys, tiny_path, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert run(capsys, "exercise", "8")[0] == 0
+    code, out, err = run(capsys, "exercise", "8", "--check", "--model", str(tiny_path))  # the starter: one turn only
+    assert code == 1 and "✓ hidden: one turn" in out and "1 of 5 examples pass" in out
+    assert "asking TRL's SFTTrainer for the reference" in err
+    mask, last = tmp_path / "mask.py", tmp_path / "last.py"
+    mask.write_text(RIGHT)
+    last.write_text(LAST_ANSWER)
+    code, out, _ = run(capsys, "exercise", "8", "--check", str(mask), "--model", str(tiny_path))
+    assert code == 1 and "✗ lesson example: 2 positions differ: position 21 '␣perro': expected -100, got" in out
+    code, out, _ = run(capsys, "exercise", "multi-turn", "--check", str(last), "--model", str(tiny_path))
+    assert code == 0 and "5 of 5 examples pass: all match the reference" in out
 
 
 def test_check_of_a_file_that_does_not_load_exits_2(capsys, tiny_path, tmp_path):

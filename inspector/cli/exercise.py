@@ -21,8 +21,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="write the starter file of a lesson's exercise (4, 8, 10, 11, 13), or --check yours against the reference",
         description="Without --check: write the lesson's starter file (the function's signature, the task, a TODO) "
         "to the current folder. With --check FILE[:FUNCTION]: run your function on the lesson's examples and on "
-        "hidden ones and compare it with the reference. The file's code runs in a separate process, stopped "
-        "after --labels-timeout seconds per example; a file is loaded only when named here.",
+        "hidden ones and compare it with the reference: 4 the mask strategy (every answer trained), 8 TRL's "
+        "completion-only labels (only the last answer), 10 the copy labels with the padding masked (pad == eos, "
+        "no attention_mask), 11 TRL's collator on packed rows, 13 each label's weight in an optimizer step. "
+        "8, 11 and 13 load the model: TRL's SFTTrainer gives their reference. The file's code runs in a separate "
+        "process, stopped after --labels-timeout seconds per example; a file is loaded only when named here.",
     )
     common(p, data=False)
     p.add_argument("number", metavar="N", help="lesson number (4, 8, 10, 11 or 13) or id")
@@ -67,12 +70,12 @@ def run(args: argparse.Namespace) -> int:
             f"write the starter with: causallm-inspect exercise {number}, or give --check FILE",
         )
     fn = load_function(source, args, exercise.function_kind)  # a file that does not load: exit 2 with the user's traceback
-    # Exercises 11 and 13 are checked against TRL's trainer on the model; the others need its tokenizer only.
+    # Exercises 8, 11 and 13 are checked against TRL's trainer on the model; 4 and 10 need its tokenizer only.
     loaded, markers = load(args, tokenizer_only=not exercise.needs_model)
     from inspector.core.exercises.registry import check_exercise
 
     if exercise.needs_model:
-        status("building the packs and steps with TRL's SFTTrainer")
+        status(f"asking TRL's SFTTrainer for the reference on the {exercise.unit}")
     report = check_exercise(
         exercise, number, lesson, fn, loaded.tokenizer, markers, model_name=loaded.name,
         model=loaded.model if exercise.needs_model else None, device=str(loaded.device),

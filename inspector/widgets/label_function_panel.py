@@ -14,7 +14,7 @@ from textual.widgets import Static
 
 from inspector.core.labels.strategies import differing_positions
 
-REFERENCE = "mask"  # the strategy the user's labels are compared with
+REFERENCE = "mask"  # the strategy the user's labels are compared with, unless an exercise says another
 SHOWN_FAILURES = 3  # an exercise's failing examples listed here (the CLI's check lists every one)
 
 
@@ -30,8 +30,8 @@ class LabelFunctionPanel(Static):
 ## Your label function
 
 The labels your function (`--labels-from FILE[:FUNCTION]`) gives the example on show,
-compared with the `mask` strategy: the columns where they differ are marked `≠` in the grid
-and counted here. Save the file and the columns follow within a second. An error in your
+compared with the `mask` strategy (with `trl` for exercise 8's file, `copy` for exercise
+10's): the columns where they differ are marked `≠` in the grid and counted here. Save the file and the columns follow within a second. An error in your
 code shows here with your file, line and the frames of your code; the app keeps using the
 last version that worked. Your code runs in a process of its own, started by this app: a loop,
 an exit or a crash in it stops that process, never the app.
@@ -56,31 +56,32 @@ wherever you are (the batch view of lessons 11 and 13).
         error: Any = None,
         load_error: Any = None,
         pending: bool = False,
+        reference: str = REFERENCE,
     ) -> None:
         """Update for the strategy on show; `error`: the function failed on this text;
-        `load_error`: the file's latest version does not load."""
+        `load_error`: the file's latest version does not load; `reference`: the strategy compared with."""
         self.differs = []
         lines: list[str] = []
         if load_error is not None:
             lines.append("[b]✗ your latest save does not load[/b] (still using the last version that did):")
             lines.append(escape(load_error.report()))
         if strategy == "custom":
-            custom, reference = labelings.get("custom"), labelings.get(REFERENCE)
+            custom, theirs = labelings.get("custom"), labelings.get(reference)
             if error is not None:
                 lines.append(f"[b]✗ {escape(name)} failed on this example:[/b]")
                 lines.append(escape(error.report()))
-            elif pending or custom is None or reference is None:
+            elif pending or custom is None or theirs is None:
                 lines.append(f"{escape(name)}: running your function…")
             else:
-                self.differs = differing_positions(custom, reference)
+                self.differs = differing_positions(custom, theirs)
                 n = len(self.differs)
                 if n:
                     lines.append(
-                        f"≠ {escape(name)} differs from {REFERENCE} at {n} position{'s' if n > 1 else ''}: "
+                        f"≠ {escape(name)} differs from {reference} at {n} position{'s' if n > 1 else ''}: "
                         f"{_positions(self.differs)}"
                     )
                 else:
-                    lines.append(f"✓ {escape(name)} gives the labels of {REFERENCE} at every position")
+                    lines.append(f"✓ {escape(name)} gives the labels of {reference} at every position")
         report = self.exercise
         if report is not None:
             ok = sum(r.passed for r in report.results)

@@ -22,7 +22,7 @@ from inspector.core.labels.strategies import differing_positions
 from inspector.messages import DataChecked, Failed, LabelsComputed, RowRead, worker_error
 from inspector.widgets.column_grid import ColumnGrid
 from inspector.widgets.lab_view import LabView, ViewOptions
-from inspector.widgets.label_function_panel import REFERENCE, LabelFunctionPanel
+from inspector.widgets.label_function_panel import LabelFunctionPanel
 from inspector.widgets.labels_parts import LEGEND, ExampleEditor, StrategyBar, count_text, example_label, legend_text
 from inspector.widgets.paging import Picker
 from inspector.widgets.problem_list import ProblemList
@@ -424,6 +424,7 @@ masked.
 
     def refresh_view(self) -> None:
         grid = self.grid
+        reference = self.lab.label_host.compared_with  # what yours is compared with (an exercise's own)
         lab = self.labelings.get(self.strategy)
         error = self.query_one("#labels-error", Static)
         if lab is None:
@@ -442,15 +443,15 @@ masked.
                 grid.clear("")
         else:
             differs: list[int] = []
-            if self.strategy == "custom" and REFERENCE in self.labelings:
-                differs = differing_positions(lab, self.labelings[REFERENCE])
+            if self.strategy == "custom" and reference in self.labelings:
+                differs = differing_positions(lab, self.labelings[reference])
             elif "mask" in self.labelings and "trl" in self.labelings:
                 differs = differing_positions(self.labelings["mask"], self.labelings["trl"])
             grid.show(
                 lab,
                 differs,
                 show_differs=self.strategy in ("mask", "trl", "custom"),
-                differs_row=f"≠{REFERENCE}" if self.strategy == "custom" else "mask≠trl",
+                differs_row=f"≠{reference}" if self.strategy == "custom" else "mask≠trl",
                 roles=self.roles if self.roles is not None and len(self.roles) == len(lab.rows) else None,
             )
         if self.lab.label_host.followed is not None:
@@ -461,6 +462,7 @@ masked.
                 error=self.custom_error,
                 load_error=self.lab.label_host.load_error,
                 pending="custom" in self.pending,
+                reference=reference,
             )
         error.update(escape(self.error) if self.error and lab is None else "")
         error.display = bool(self.error and lab is None)

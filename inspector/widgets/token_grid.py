@@ -40,7 +40,8 @@ One column per token of the formatted example, in order:
   `system`, `user`, `assistant`, `call` (an assistant's tool call) or `tool` (a tool's
   result); blank for the template's own text between messages.
 - **mask≠trl**: `≠` where the `mask` and `trl` strategies disagree (shown under those two);
-  under your own label function (`--labels-from`), **≠mask**: where yours differs from mask.
+  under your own label function (`--labels-from`), **≠mask**: where yours differs from mask
+  (**≠trl** for exercise 8's file, **≠copy** for exercise 10's).
 
 Keys: `←`/`→` select a column (its details show below), `Home`/`End` jump, the mouse
 selects too. Wide examples scroll sideways.

@@ -21,7 +21,8 @@ def packed_labels(example, tokenizer):
       "completion_mask"  1 for a token of an answer (TRL's completion: the answer and its eos),
                          0 for a prompt token;
       "labels"           a copy of input_ids for you to change;
-      "attention_mask"   all 1 ("text": the row decoded, for printing).
+      "attention_mask"   all 1 (the row is padding-free);
+      "text"             the row decoded, for printing.
     `tokenizer` is the model's tokenizer.
 
     The task: a label of -100 is not scored. Train (keep the token's own id) every completion

@@ -6,7 +6,8 @@ Watch it in the app:   causallm-inspect --labels-from THIS_FILE   (checked on ev
 The check builds optimizer steps with TRL's SFTTrainer (gradient accumulation, simulated
 devices, padding, packing), calls your function once per step, and compares your weights
 with the weights the Trainer's own loss gives each label, read off its gradient. Some steps
-are hidden: uneven devices, a micro-batch with no trained label, copy labels.
+are hidden: uneven devices (3 of them), a micro-batch with no trained label (wrapped
+packing), copy labels on padded rows, packed rows without padding (bfd) on 2 devices.
 """
 
 

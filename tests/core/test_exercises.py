@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 import pytest
-from label_functions import ARTICLE, NO_EOS, PADDING, RAISES, RIGHT, WRONG_LENGTH, check_code  # tests/ is on the path
+from label_functions import (  # tests/ is on the path
+    ARTICLE,
+    LAST_ANSWER,
+    NO_EOS,
+    PADDING,
+    PADDING_FROM_IDS,
+    RAISES,
+    RIGHT,
+    WRONG_LENGTH,
+    check_code,
+)
 
 from inspector.core.data.tokenizer_variants import tokenizer_adding_bos
 from inspector.core.data.tokens import IGNORE_INDEX
@@ -71,7 +81,6 @@ def test_a_right_function_passes_every_example(tiny, tmp_path):
     assert any("three turns" in n for n in names)
     assert report.results[0].line() == "✓ lesson example 1"
     assert report.text().splitlines()[-1] == "10 of 10 examples pass: all match the reference"
-    assert check(tmp_path, RIGHT, tiny, "multi-turn").passed
 
 
 def test_the_articles_function_fails_only_where_the_tokenizer_adds_a_bos(tiny, tmp_path):
@@ -108,12 +117,87 @@ def test_an_exception_and_a_wrong_return_fail_their_examples_with_the_users_line
     assert "returned 24 labels for 23 tokens" in report.results[0].line()
 
 
+def test_exercise_8_is_trls_last_answer_and_the_mask_answer_fails_it(tiny, tmp_path):
+    """Exercise 8's reference is the trl strategy (TRL's SFTTrainer asked): only the last answer trained."""
+    from inspector.core.data.chat_format import add_special_tokens
+    from inspector.core.labels.strategies import label_examples
+
+    ex = EXERCISES["multi-turn"]
+    assert ex.needs_model and ex.strategy and ex.compared_with == "trl"
+    right = check(tmp_path, LAST_ANSWER, tiny, "multi-turn")
+    assert right.passed, right.text()
+    assert [r.case.name for r in right.results] == [
+        "lesson example", "hidden: one turn", "hidden: three turns",
+        "hidden: three turns, a tokenizer that adds its own bos", "hidden: an empty last answer",
+    ]
+    # Exercise 4's right answer trains every answer: it fails wherever there are two or more.
+    mask = check(tmp_path, RIGHT, tiny, "multi-turn")
+    assert not mask.passed
+    assert [r.case.name for r in mask.results if r.passed] == ["hidden: one turn"]
+    _, lesson = lesson_of("multi-turn")
+    fe = add_special_tokens(lesson.example, tiny.tokenizer.bos_token, tiny.tokenizer.eos_token)
+    (trl,) = label_examples("trl", [fe], tiny.tokenizer, tiny.model)
+    first = mask.results[0]
+    trained_first = [p for p, (m, t) in enumerate(zip(label_examples("mask", [fe], tiny.tokenizer)[0].labels, trl.labels))
+                     if m != t]
+    assert [d.position for d in first.differences] == trained_first  # the first answer and its eos
+    assert all(d.expected == IGNORE_INDEX and d.got != IGNORE_INDEX for d in first.differences)
+    assert first.line().startswith(f"✗ lesson example: {len(trained_first)} positions differ: position {trained_first[0]} ")
+    assert "last bos" in first.hint
+    # The empty last answer: TRL trains its eos alone.
+    empty = next(r for r in right.results if r.case.name == "hidden: an empty last answer")
+    assert empty.passed
+    # The unedited starter (the one-turn code) passes one turn only.
+    starter = check(tmp_path, starter_text(ex), tiny, "multi-turn")
+    assert [r.case.name for r in starter.results if r.passed] == ["hidden: one turn"]
+
+
+def test_exercise_8s_reference_is_the_trl_strategy_on_every_case(tiny, tmp_path):
+    """The labels the check expects are the trl strategy's (TRL's collator), case by case, the
+    empty last answer training its eos alone."""
+    from inspector.core.data.chat_format import ARTICLE_MARKERS, add_special_tokens
+    from inspector.core.data.tokenizer_variants import TokenizerVariant, variant_of
+    from inspector.core.labels.strategies import label_examples
+
+    ex = EXERCISES["multi-turn"]
+    _, lesson = lesson_of("multi-turn")
+    rows = ex.kind.build_cases(lesson, tiny.model, tiny.tokenizer, ARTICLE_MARKERS, model_name="tiny", device="cpu")
+    cases = [*ex.kind.lesson_cases(lesson), *ex.kind.hidden_cases]
+    tok = tiny.tokenizer
+    for case, (ids, labels) in zip(cases, rows, strict=True):
+        t = variant_of(tok, TokenizerVariant.ADDS_BOS) if case.bos_added else tok
+        fe = add_special_tokens(case.text, tok.bos_token, tok.eos_token)
+        (trl,) = label_examples("trl", [fe], t, tiny.model)
+        assert (ids, labels) == (trl.input_ids, trl.labels), case.name
+        last_bos = max(p for p, i in enumerate(ids) if i == tok.bos_token_id)
+        assert labels == [IGNORE_INDEX] * (last_bos + 1) + ids[last_bos + 1:], case.name
+    *_, (ids, labels) = rows
+    assert [x for x in labels if x != IGNORE_INDEX] == [tok.eos_token_id]  # an empty last answer: its eos alone
+
+
 def test_the_padding_exercise(tiny, tmp_path):
-    starter = check(tmp_path, starter_text(EXERCISES["eos-padding"]), tiny, "eos-padding")
+    ex = EXERCISES["eos-padding"]
+    starter = check(tmp_path, starter_text(ex), tiny, "eos-padding")
     r = starter.results[0]
     assert not r.passed and [d.token for d in r.differences] == ["</s>"]  # the eos that ends the text
-    assert "attention_mask" in r.hint
-    assert check(tmp_path, PADDING, tiny, "eos-padding").passed
+    assert "run of eos at the end of the row" in r.hint
+    two = next(r for r in starter.results if r.case.name == "hidden: two turns, padded")
+    assert [d.token for d in two.differences] == ["</s>", "</s>"]  # the first answer's eos too
+    # No padding, but pad == eos still: the row's one eos is the text's, and the starter masks it.
+    unpadded = next(r for r in starter.results if r.case.name == "hidden: not padded")
+    assert [d.token for d in unpadded.differences] == ["</s>"] and "run of eos" in unpadded.hint
+    assert not any(r.passed for r in starter.results)
+    right = check(tmp_path, PADDING_FROM_IDS, tiny, "eos-padding")
+    assert right.passed, right.text()
+    assert len(right.results) == 9 and any(r.case.name == "hidden: not padded" for r in right.results)
+    # The attention_mask is withheld: a function that reads it fails with the user's KeyError, said once.
+    by_mask = check(tmp_path, PADDING, tiny, "eos-padding")
+    assert not any(r.passed for r in by_mask.results)
+    assert all(r.error is not None and r.error.message == "KeyError: 'attention_mask'" for r in by_mask.results)
+    text = by_mask.text()
+    assert text.count("Traceback (your code only)") == 1 and "✗ 9 examples (lesson example 1, padded," in text
+    assert "line 3: KeyError: 'attention_mask'" in text
+    assert text.count("hint: this exercise's example has no 'attention_mask'") == 1
     # The mask labels are not what this exercise asks: the prompt is kept here.
     assert not check(tmp_path, RIGHT, tiny, "eos-padding").passed
 

@@ -11,7 +11,7 @@ from textual.widgets import Input
 from ui_helpers import FAST_LR, started, wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from label_functions import NO_EOS, RIGHT  # noqa: E402
+from label_functions import LAST_ANSWER, NO_EOS, RIGHT  # noqa: E402
 
 from inspector.app import InspectorApp  # noqa: E402
 from inspector.core.labels.reload import LabelReloader  # noqa: E402
@@ -103,6 +103,32 @@ async def test_an_exercise_file_is_checked_on_every_save(tiny_path, tmp_path):
         _save(file, head + RIGHT.lstrip())
         await wait_until(pilot, lambda: "all pass ✓" in _panel(app), timeout=30, what="the check after the save")
         assert "✗" not in _panel(app)
+
+
+async def test_exercise_8s_file_is_yours_compared_with_trl_and_checked_on_save(tiny_path, tmp_path):
+    """Exercise 8 is a label strategy checked against TRL: its starter (one turn right) differs from
+    trl on lesson 8's two turns; after a right save, yours gives trl's labels and the check passes."""
+    from inspector.core.exercises.registry import EXERCISES, write_starter
+
+    file = write_starter(EXERCISES["multi-turn"], tmp_path / "exercise_8_multi_turn.py")
+    app = _app(tiny_path, file)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await wait_until(pilot, lambda: "exercise 8: 1 of 5" in _panel(app), timeout=60, what="the first check")
+        app.main.show_lesson(7)  # lesson 8: its two-turn example
+        view = app.main.labels_view
+        await pilot.press("4")
+        assert view.strategy == "custom"
+        await wait_until(pilot, lambda: {"custom", "trl"} <= set(view.labelings) and not view.pending, timeout=30,
+                         what="yours and trl's labels")
+        assert "differs from trl at" in _panel(app) and "✗ lesson example" in _panel(app)
+        head = file.read_text().split("def make_labels")[0]
+        _save(file, head + LAST_ANSWER.lstrip())
+        await wait_until(pilot, lambda: "all pass ✓" in _panel(app), timeout=60, what="the check after the save")
+        await wait_until(pilot, lambda: "gives the labels of trl at every position" in _panel(app), timeout=30,
+                         what="yours equal to trl's")
+        assert view.labelings["custom"].labels == view.labelings["trl"].labels != view.labelings["mask"].labels
+        assert app.errors == []
 
 
 async def test_a_trains_all_four_and_the_footer_says_so(tiny_path, tmp_path):

@@ -5,14 +5,18 @@ docstring stating the task, a `TODO`) from the lessons' `exercises/` folder; `--
 checks it (`check_exercise`) by its exercise's kind of check:
 
 - lessons 4 (`mask`), 8 (`multi-turn`) and 10 (`eos-padding`): a label strategy,
-  `make_labels(example, tokenizer)` (`example_labels.ExampleLabels`);
+  `make_labels(example, tokenizer)` (`example_labels.ExampleLabels`): 4 against the mask
+  strategy (every answer trained), 8 against the trl strategy (TRL's completion-only loss: the
+  last answer only), 10 against the copy labels with the padding masked (pad == eos, and no
+  attention_mask given);
 - lesson 11 (`packing`): `packed_labels(example, tokenizer)` on TRL's packed rows
   (`packed_rows.PackedRows`);
 - lesson 13 (`weights`): `token_weights(micro_batches)`, each label's weight in an optimizer
   step (`step_weights.StepWeights`).
 
 Exercises 11 and 13 name their own function and are not label strategies: the app checks them
-on every save but does not train them; they need the model, not only its tokenizer.
+on every save but does not train them. Exercises 8, 11 and 13 need the model, not only its
+tokenizer: their references are asked of TRL's SFTTrainer.
 
 A result per case says whether it matches, and where not, the first positions that differ
 (expected vs got). An error in the user's code on one case fails that case with the error (file,
@@ -32,7 +36,7 @@ from inspector.core.errors import InspectorError
 from inspector.core.exercises.check_report import Case, Checked, CheckReport
 from inspector.core.exercises.example_labels import (
     EMPTY_ANSWER,
-    EMPTY_FIRST_ANSWER,
+    EMPTY_LAST_ANSWER,
     THREE_TURNS,
     TWO_TURNS,
     ExampleLabels,
@@ -83,6 +87,7 @@ class Exercise:
     kind: Kind
     task: str  # one line
     function: str = FunctionKind.LABELS.function
+    compared_with: str = "mask"  # the built-in strategy the labels view compares a label strategy's labels with
 
     @property
     def function_kind(self) -> FunctionKind:
@@ -140,16 +145,18 @@ EXERCISES: dict[str, Exercise] = {
         lesson_id="multi-turn",
         starter="08-multi-turn.py",
         kind=ExampleLabels(
-            Reference.MASK,
+            Reference.TRL,
             lesson_cases=own_example,
             hidden_cases=(
                 Case("hidden: one turn", ARTICLE_EXAMPLES[1], hidden=True),
                 Case("hidden: three turns", THREE_TURNS, hidden=True),
                 Case("hidden: three turns, a tokenizer that adds its own bos", THREE_TURNS, hidden=True, bos_added=True),
-                Case("hidden: an empty first answer", EMPTY_FIRST_ANSWER, hidden=True),
+                Case("hidden: an empty last answer", EMPTY_LAST_ANSWER, hidden=True),
             ),
         ),
-        task="train every assistant turn of a conversation, each with its closing eos; mask every human turn",
+        task="TRL's completion-only labels of a conversation: only the last answer and its eos trained, "
+        "everything through the last bos -100",
+        compared_with="trl",
     ),
     "eos-padding": Exercise(
         lesson_id="eos-padding",
@@ -164,8 +171,12 @@ EXERCISES: dict[str, Exercise] = {
                 Case("hidden: an empty answer, padded", EMPTY_ANSWER, hidden=True, padded=4),
                 Case("hidden: not padded", ARTICLE_EXAMPLES[3], hidden=True),
             ),
+            withheld=("attention_mask",),
+            pads_with_eos=True,  # "not padded" too: its row ends with one eos, the text's own
         ),
-        task="labels copied from input_ids with the padding masked, when pad == eos: keep the eos that ends the text",
+        task="labels copied from input_ids with the padding masked, when pad == eos and no attention_mask: "
+        "keep the eos that ends the text",
+        compared_with="copy",
     ),
     "packing": Exercise(
         lesson_id="packing",
@@ -250,9 +261,10 @@ def build_cases(
     exercise: Exercise, lesson: Lesson, model: Any, tokenizer: Any, template: TurnMarkers = ARTICLE_MARKERS, *,
     model_name: str = "in use", device: str = "cpu",
 ) -> None:
-    """Build (once) the packs or steps an exercise of `needs_model` is checked on: this is where
-    TRL's trainer runs (the app takes its trainer turn around it); the check itself then only
-    calls the user's function. Nothing for the other exercises."""
+    """Build (once) what an exercise of `needs_model` is checked against (8: TRL's labels of each
+    example; 11, 13: the packs or steps): this is where TRL's trainer runs (the app takes its
+    trainer turn around it); the check itself then only calls the user's function. Nothing for
+    the other exercises."""
     exercise.kind.build_cases(lesson, model, tokenizer, template, model_name=model_name, device=device)
 
 
@@ -270,7 +282,7 @@ def check_exercise(
 ) -> CheckReport:
     """Run the function on the lesson's cases and the hidden ones; compare with the reference.
 
-    Exercises 11 and 13 (`needs_model`) build their cases with TRL's SFTTrainer on `model`."""
+    Exercises 8, 11 and 13 (`needs_model`) ask TRL's SFTTrainer on `model` for their reference."""
     if exercise.needs_model and model is None:
         raise InspectorError(
             f"exercise {number} is checked against TRL's trainer: it needs the model, not only its tokenizer",

@@ -1,8 +1,9 @@
 """Exercise 13: `token_weights(micro_batches)`, each label's weight in one optimizer step
 (gradient accumulation and devices), called once per step, returning for every micro-batch,
 every row, every label its weight; against the weights the Trainer's own gradient gives
-(`batches.token_weights`), on the lesson's step and on hidden ones (uneven devices, a micro-batch with
-no trained label, copy labels, packed rows).
+(`batches.token_weights`), on the lesson's step and on hidden ones (uneven devices (3 of them), a
+micro-batch with no trained label (wrapped packing), copy labels on padded rows, packed rows without
+padding (bfd) on 2 devices).
 """
 
 from __future__ import annotations

@@ -62,6 +62,12 @@ class LabelHost:
         return self._custom
 
     @property
+    def compared_with(self) -> str:
+        """The built-in strategy the labels view compares the user's labels with: the exercise's
+        (8: trl, 10: copy) where the file is one's starter, else mask."""
+        return self.exercise.exercise.compared_with if self.exercise is not None else "mask"
+
+    @property
     def load_error(self) -> LabelCodeError | None:
         """The error of the last saved version that was not used (it stays until a later save)."""
         return None if self._reloader is None else self._reloader.error

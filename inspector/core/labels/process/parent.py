@@ -46,13 +46,14 @@ class LabelCall:
     attention_mask: Sequence[int] | None = None
     example: int | None = None  # 1-based, for the messages
     extra: Mapping[str, Any] | None = None  # more fields of the example dict (a packed row's position_ids)
+    withheld: tuple[str, ...] = ()  # keys left out of the example dict (exercise 10 gives no attention_mask)
 
     def item(self) -> ExampleItem:
         """The call as the label process receives it (the sandbox names the tokenizer)."""
         return ExampleItem(
             [int(i) for i in self.input_ids],
             None if self.attention_mask is None else [int(m) for m in self.attention_mask],
-            self.text, self.example, None if self.extra is None else dict(self.extra), "",
+            self.text, self.example, None if self.extra is None else dict(self.extra), "", tuple(self.withheld),
         )
 
 

@@ -146,6 +146,7 @@ class ExampleItem:
     example: int | None  # 1-based, for the messages
     extra: Mapping[str, Any] | None  # more fields of the example dict (a packed row's position_ids)
     tokenizer: str  # the zygote's key of the tokenizer it is called with
+    withheld: tuple[str, ...] = ()  # keys left out of the example dict (exercise 10: attention_mask)
 
 
 @dataclass(frozen=True)

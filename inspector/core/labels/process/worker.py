@@ -72,15 +72,19 @@ class LoadedFunction:
         return KINDS[self.kind](self, item, tokenizer)
 
     def call(self, input_ids: Sequence[int], tokenizer: Any, *, text: str = "", attention_mask: Sequence[int] | None = None,
-             example: int | None = None, extra: Mapping[str, Any] | None = None) -> list[int]:
+             example: int | None = None, extra: Mapping[str, Any] | None = None,
+             withheld: Sequence[str] = ()) -> list[int]:
         """The function's labels for one tokenized example, checked; a LabelCodeError otherwise.
 
-        `extra`: more fields of the example dict (a packed row's `position_ids`, `seq_lengths`)."""
+        `extra`: more fields of the example dict (a packed row's `position_ids`, `seq_lengths`);
+        `withheld`: keys left out of it (exercise 10 gives no `attention_mask`)."""
         ids = [int(i) for i in input_ids]
         mask = [1] * len(ids) if attention_mask is None else [int(m) for m in attention_mask]
         arg = {"input_ids": list(ids), "attention_mask": mask, "labels": list(ids), "text": text}
         for key, value in (extra or {}).items():
             arg.setdefault(key, copy.deepcopy(value))
+        for key in withheld:
+            arg.pop(key, None)
         return check_labels(self, self._run(example, arg, tokenizer), ids, example=example)
 
     def call_weights(self, micro_batches: Sequence[Mapping[str, Any]], *, example: int | None = None) -> list[list[list[float]]]:
@@ -115,7 +119,7 @@ class LoadedFunction:
 def _call_example(fn: LoadedFunction, item: Item, tokenizer: Any) -> list[Any]:
     assert isinstance(item, ExampleItem), f"{fn.kind.name} is called on examples"
     return fn.call(item.input_ids, tokenizer, text=item.text, attention_mask=item.attention_mask,
-                   example=item.example, extra=item.extra)
+                   example=item.example, extra=item.extra, withheld=item.withheld)
 
 
 def _call_step(fn: LoadedFunction, item: Item, tokenizer: Any) -> list[Any]:
