@@ -125,8 +125,9 @@ class LessonFacts(Vertical):
             return
         notes = version_notes(lesson)
         options = dict(prepared=self.prepared.get(lesson.id), measured=self.measured.get(lesson.id))
-        versions = version_lines(notes, narrow=self.narrow)
-        speaker = speaker_lines(lesson, self.number, narrow=self.narrow, **options)
+        form = "narrow" if self.narrow else "pane"
+        versions = version_lines(notes, form=form)
+        speaker = speaker_lines(lesson, self.number, form=form, **options)
         for widget_id, lines in (("#facts-versions", versions), ("#facts-speaker", speaker)):
             static = self.query_one(widget_id, Static)
             static.update("\n".join(lines))
@@ -134,5 +135,5 @@ class LessonFacts(Vertical):
         self.query_one("#facts-versions").set_class(any(n.differs for n in notes), "-differs")
         self.lines = [*versions, *speaker]
         self.display = bool(self.lines)
-        # The narrow pane's short lines: the whole of them on hover.
-        self.tooltip = "\n".join(header_lines(lesson, self.number, **options)) if self.narrow else None
+        # The pane's short lines: the whole of them (`lesson N --plain`'s) on hover.
+        self.tooltip = "\n".join(header_lines(lesson, self.number, **options)) or None

@@ -67,14 +67,16 @@ def test_a_differing_major_minor_is_a_warning_in_words(monkeypatch):
     monkeypatch.setattr(facts, "installed_version", lambda lib: installed.get(lib))
     two = lesson('describes: {trl: "1.16", transformers: "5.25"}')
     assert facts.version_lines(facts.version_notes(two)) == ["describes TRL 1.16, transformers 5.25 · installed 1.16.0, 5.25.0"]
-    assert facts.version_lines(facts.version_notes(two), narrow=True) == ["TRL 1.16 = 1.16.0"]
+    assert facts.version_lines(facts.version_notes(two), form="narrow") == ["TRL 1.16 = 1.16.0"]
+    assert facts.version_lines(facts.version_notes(two), form="pane") == [  # the wide pane: 39 columns a line
+        "describes TRL 1.16 · installed 1.16.0", "transformers 5.25 · installed 5.25.0"]
     installed["trl"] = "1.17.2"  # a patch release never warns, a minor one does
     notes = facts.version_notes(two)
     assert [n.differs for n in notes] == [True, False]
     wide = facts.version_lines(notes)
     assert wide == ["describes transformers 5.25 · installed 5.25.0",
                     "⚠ TRL 1.17.2 installed: this lesson describes 1.16, details may differ"]
-    assert facts.version_lines(notes, narrow=True) == ["⚠ TRL 1.17.2, lesson 1.16"]
+    assert facts.version_lines(notes, form="narrow") == ["⚠ TRL 1.17.2, lesson 1.16"]
     del installed["trl"]
     assert "⚠ TRL is not installed" in facts.version_lines(facts.version_notes(two))[-1]
     assert facts.major_minor("1.16.0.dev0") == (1, 16) == facts.major_minor("1.16")
@@ -116,13 +118,18 @@ def test_the_speaker_line_says_how_long_and_what_is_prepared():
     only_demo = lesson('live: {seconds: 40, setup: "Gemma 3 270M, 2-core CPU", date: 2026-12-07}')
     assert facts.speaker_lines(only_demo, 10, measured=12.4)[0] == "live: 12 s, as it ran here"
     assert facts.speaker_lines(lesson(), 10) == ["live: not measured (scripts/lesson_times.py)"]
+    # The wide pane's: the prepared line within its 39 columns, the command short.
+    pane = [facts.speaker_lines(measured, 10, prepared=state, form="pane")[1] for state in (none, some, done)]
+    assert pane == ["prepared: none · prepare --lessons 10", "prepared: some · prepare --lessons 10",
+                    f"prepared: yes, recorded {done.date}"]
+    assert all(len(line) <= 39 for line in pane)
     # The narrow pane's line: one, 17 columns at most.
     for state in (None, none, some, done):
         for shown, ran in ((measured, None), (measured, 500.0), (only_demo, 12.0), (only_demo, 599.0), (lesson(), None)):
-            (line,) = facts.speaker_lines(shown, 10, prepared=state, narrow=True, measured=ran)
+            (line,) = facts.speaker_lines(shown, 10, prepared=state, form="narrow", measured=ran)
             assert len(line) <= 17, line
-    assert facts.speaker_lines(measured, 10, prepared=none, narrow=True) == ["live 95 s ⟲ no"]
-    assert facts.speaker_lines(only_demo, 10, prepared=done, narrow=True, measured=12.0) == ["took 12 s ⟲ yes"]
+    assert facts.speaker_lines(measured, 10, prepared=none, form="narrow") == ["live 95 s ⟲ no"]
+    assert facts.speaker_lines(only_demo, 10, prepared=done, form="narrow", measured=12.0) == ["took 12 s ⟲ yes"]
 
 
 def test_what_a_shipped_lesson_trains_and_records():

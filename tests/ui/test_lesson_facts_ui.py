@@ -22,7 +22,7 @@ def lesson_index(app, lesson_id: str) -> int:
 
 def checked(facts) -> bool:
     """The Lab was asked whether a prepared run exists (a worker), and the answer is on show."""
-    return any(line.startswith("prepared run:") for line in facts.lines)
+    return any(line.startswith("prepared:") for line in facts.lines)
 
 
 async def test_the_lesson_pane_shows_the_version_and_the_speakers_lines(tiny_path):
@@ -39,8 +39,9 @@ async def test_the_lesson_pane_shows_the_version_and_the_speakers_lines(tiny_pat
         assert facts.lines == [
             f"describes TRL 1.16 · installed {version('trl')}",
             f"live ≈ {seconds_text(lesson.live.seconds)} ({lesson.live.setup})",
-            "prepared run: none: causallm-inspect prepare --lessons 10",
+            "prepared: none · prepare --lessons 10",
         ]
+        assert "prepared run: none: causallm-inspect prepare --lessons 10" in str(facts.tooltip)  # in full on hover
         assert facts.display and facts.region.bottom <= main.query_one("#lesson-scroll").region.y  # above the prose
         assert not facts.query_one("#facts-versions").has_class("-differs")
         # A demo run live here (chat templates: it builds TRL trainers when the lesson opens): its own time.

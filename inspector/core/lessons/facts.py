@@ -7,8 +7,8 @@ major.minor that differs is a warning, with a mark and words. `live:` is what
 `scripts/lesson_times.py --write` measured; a demo run live in this session replaces its
 part. What a lesson trains (`lesson_bursts`, `prepared_demo`) is what `causallm-inspect
 prepare --lessons N` records for it; the Lab says which of it is stored (`PreparedState`).
-The app's lesson pane and `lesson N --plain` show the same lines (`header_lines`); the
-narrow pane (17 columns) gets a shorter form of each.
+The app's lesson pane and `lesson N --plain` show the same lines (`header_lines`), the pane
+in a shorter form (`FORMS`).
 """
 
 from __future__ import annotations
@@ -100,24 +100,31 @@ class PreparedState:
 
 # --- the lines ---------------------------------------------------------------------------
 
+# The forms of the lines: "plain" (`lesson N --plain`, the pane's tooltip: whole), "pane" (the
+# wide lesson pane, 39 columns: the prepared line names the command short) and "narrow" (the
+# narrow pane, 17 columns: one short line of each).
+FORMS = ("plain", "pane", "narrow")
 
-def version_lines(notes: list[VersionNote], *, narrow: bool = False) -> list[str]:
+
+def version_lines(notes: list[VersionNote], *, form: str = "plain") -> list[str]:
     """"describes TRL 1.16 · installed 1.16.0"; a library whose installed major.minor differs is a
     warning ("⚠ ..."). Narrow: "TRL 1.16 = 1.16.0", the first library only where none differs."""
     if not notes:
         return []
-    differing = [n for n in notes if n.differs]
     warnings = [
-        (f"⚠ {n.name} {n.installed or 'not installed'}, lesson {n.described}" if narrow else
+        (f"⚠ {n.name} {n.installed or 'not installed'}, lesson {n.described}" if form == "narrow" else
          f"⚠ {n.name} {n.installed} installed: this lesson describes {n.described}, details may differ"
          if n.installed else f"⚠ {n.name} is not installed: this lesson describes {n.described}")
-        for n in differing
+        for n in notes if n.differs
     ]
     same = [n for n in notes if not n.differs]
-    if narrow:
+    if form == "narrow":
         return warnings or [f"{same[0].name} {same[0].described} = {same[0].installed}"]
     if not same:
         return warnings
+    if form == "pane":  # a line per library, each within the pane's width
+        return [f"{'describes ' if i == 0 else ''}{n.name} {n.described} · installed {n.installed}"
+                for i, n in enumerate(same)] + warnings
     described = ", ".join(f"{n.name} {n.described}" for n in same)
     installed = ", ".join(str(n.installed) for n in same)
     return [f"describes {described} · installed {installed}", *warnings]
@@ -138,34 +145,39 @@ def live_seconds(live: LiveTime | None, measured: float | None) -> tuple[float |
     return live.seconds - live.demo + measured, "partly here"
 
 
-def prepared_text(state: PreparedState | None, number: int, *, narrow: bool = False) -> str:
+def prepared_text(state: PreparedState | None, number: int, *, form: str = "plain") -> str:
     """Whether a prepared run of the lesson is stored for the model in use ("" while unknown)."""
     if state is None or not state.needed:
         return ""
-    if narrow:
-        return "⟲ yes" if state.complete else "⟲ no" if len(state.missing) == len(state.needed) else "⟲ some"
+    every = state.complete
+    none = len(state.missing) == len(state.needed)
+    if form == "narrow":
+        return "⟲ yes" if every else "⟲ no" if none else "⟲ some"
+    if form == "pane":
+        command = f"prepare --lessons {number}"
+        return f"prepared: yes, recorded {state.date}" if every else f"prepared: {'none' if none else 'some'} · {command}"
     command = f"causallm-inspect prepare --lessons {number}"
-    if state.complete:
+    if every:
         return f"prepared run: yes, recorded {state.date}"
-    if len(state.missing) == len(state.needed):
+    if none:
         return f"prepared run: none: {command}"
     return f"prepared run: {', '.join(state.missing)} missing: {command}"
 
 
 def speaker_lines(
     lesson: Lesson, number: int, *, prepared: PreparedState | None = None, measured: float | None = None,
-    narrow: bool = False,
+    form: str = "plain",
 ) -> list[str]:
     """For a lesson that trains: how long it takes live and whether a prepared run exists."""
     if not trains(lesson):
         return []
     seconds, source = live_seconds(lesson.live, measured)
-    ready = prepared_text(prepared, number, narrow=narrow)
-    if narrow:
+    ready = prepared_text(prepared, number, form=form)
+    if form == "narrow":
         live = "live ? s" if seconds is None else f"{'took' if source == 'here' else 'live'} {seconds_text(seconds)}"
         return [f"{live} {ready}".strip()]
     if seconds is None:
-        live = "live: not measured (scripts/lesson_times.py)"
+        live = "live: not measured" + (" (scripts/lesson_times.py)" if form == "plain" else "")
     elif source == "here":
         live = f"live: {seconds_text(seconds)}, as it ran here"
     elif source == "partly here":
@@ -178,8 +190,8 @@ def speaker_lines(
 
 def header_lines(
     lesson: Lesson, number: int, *, prepared: PreparedState | None = None, measured: float | None = None,
-    narrow: bool = False,
+    form: str = "plain",
 ) -> list[str]:
     """The lines above the lesson's prose: versions, then the speaker's (live time, prepared run)."""
-    return [*version_lines(version_notes(lesson), narrow=narrow),
-            *speaker_lines(lesson, number, prepared=prepared, measured=measured, narrow=narrow)]
+    return [*version_lines(version_notes(lesson), form=form),
+            *speaker_lines(lesson, number, prepared=prepared, measured=measured, form=form)]
