@@ -153,13 +153,15 @@ class DemoComputed(Message):
     """A lesson's demo finished: its text, or the problem that stopped it."""
 
     def __init__(
-        self, lesson_id: str, text: str = "", error: str | None = None, source: str = "live", quick: bool = False
+        self, lesson_id: str, text: str = "", error: str | None = None, source: str = "live", quick: bool = False,
+        seconds: float = 0.0,
     ) -> None:
         self.lesson_id = lesson_id
         self.text = text
         self.error = error
         self.source = source  # "live", or the label of the prepared run shown
         self.quick = quick  # only the quick part of a demo that trains (`DemoSpec.quick`)
+        self.seconds = seconds  # how long it ran (as recorded, for a replay)
         super().__init__()
 
 

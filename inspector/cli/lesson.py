@@ -79,8 +79,9 @@ def _heading(text: str) -> str:
 # --- lesson N ------------------------------------------------------------------------------
 
 
-class _Run:
-    """Everything one `lesson N` run computes, printed as it goes (or kept for --json)."""
+class LessonRun:
+    """Everything one `lesson N` run computes, printed as it goes (or kept for --json);
+    `scripts/lesson_times.py` times `compute` to measure a lesson's live seconds."""
 
     def __init__(
         self, args: argparse.Namespace, lesson: Lesson, loaded: LoadedModel, template: TurnMarkers, examples: list[Example]
@@ -95,9 +96,40 @@ class _Run:
         self.epochs = lesson_epochs(lesson)
         self.json: dict[str, Any] = {}
 
+    def prepared(self) -> Any:
+        """Which of what `prepare --lessons N` records for the lesson is stored for this model and
+        these rows, with the lesson's burst settings (a `PreparedState`)."""
+        from inspector.core.training.burst import BurstSettings
+
+        return self.lab.prepared_state(self.lesson, BurstSettings(epochs=self.epochs))
+
     def say(self, text: str = "") -> None:
         if not self.args.json:
             print(text, flush=True)
+
+    def compute(self) -> dict[str, float]:
+        """The lesson's view (its bursts where it trains, unless its demo covers it), then its demo;
+        returns the wall seconds of the bursts ("bursts") and of the demo ("demo") where it ran them."""
+        import time
+
+        from inspector.core.lessons.demos import DEMOS
+
+        lesson = self.lesson
+        covered = lesson.demo is not None and DEMOS[lesson.demo].covers_view
+        seconds: dict[str, float] = {}
+        start = time.perf_counter()
+        if lesson.view == "labels":
+            self.labels()
+        elif lesson.view == "batch":
+            self.batch()
+        elif not covered:
+            self.training(full_table=lesson.view == "predictions")
+            seconds["bursts"] = time.perf_counter() - start
+        if lesson.demo:
+            start = time.perf_counter()
+            self.demo()
+            seconds["demo"] = time.perf_counter() - start
+        return seconds
 
     # --- the views -------------------------------------------------------------------
 
@@ -220,21 +252,18 @@ def run_lesson(args: argparse.Namespace) -> int:
     examples = check_data_early(args)
     check_batch_config(args)
     loaded, markers = load(args)
-    run = _Run(args, lesson, loaded, markers, examples)
-    if not args.json:
-        _print_prose(lesson, number, plain=args.plain or not sys.stdout.isatty())
-    from inspector.core.lessons.demos import DEMOS
+    run = LessonRun(args, lesson, loaded, markers, examples)
+    from inspector.core.lessons.facts import header_lines, version_notes
 
-    covered = lesson.demo is not None and DEMOS[lesson.demo].covers_view
+    if not args.json:
+        _print_prose(lesson, number, header_lines(lesson, number, prepared=run.prepared()),
+                     plain=args.plain or not sys.stdout.isatty())
+    run.json["versions"] = [
+        {"library": n.library, "describes": n.described, "installed": n.installed, "differs": n.differs}
+        for n in version_notes(lesson)
+    ]
     with run.lab:
-        if lesson.view == "labels":
-            run.labels()
-        elif lesson.view == "batch":
-            run.batch()
-        elif not covered:
-            run.training(full_table=lesson.view == "predictions")
-        if lesson.demo:
-            run.demo()
+        run.compute()
     if args.json:
         dump(
             {
@@ -246,15 +275,24 @@ def run_lesson(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_prose(lesson: Lesson, number: int, *, plain: bool) -> None:
+def _print_prose(lesson: Lesson, number: int, header: list[str], *, plain: bool) -> None:
+    """The title, the lines the app shows above the prose (versions described and installed; for a
+    lesson that trains, how long it takes live and whether a prepared run exists), the prose."""
     if plain:
         print(f"Lesson {number}: {lesson.title}\n")
+        if header:
+            print("\n".join(header) + "\n")
         print(lesson.body.rstrip())
         return
     from rich.console import Console
     from rich.markdown import Markdown
+    from rich.text import Text
 
-    Console().print(Markdown(f"*Lesson {number}*\n\n{lesson.body}"))
+    console = Console()
+    console.print(Markdown(f"*Lesson {number}*"))
+    for line in header:
+        console.print(Text(line, style="bold" if line.startswith("⚠") else "dim"))
+    console.print(Markdown(lesson.body))
 
 
 # --- export N ------------------------------------------------------------------------------

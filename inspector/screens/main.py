@@ -34,6 +34,7 @@ from inspector.widgets.demo_panel import DemoPanel
 from inspector.widgets.lab_view import LabView, ViewOptions
 from inspector.widgets.label_function_follower import LabelFunctionFollower
 from inspector.widgets.labels_view import LabelsView
+from inspector.widgets.lesson_facts import LessonFacts
 from inspector.widgets.lesson_list import LessonList
 from inspector.widgets.lesson_pane import LessonPane
 from inspector.widgets.model_status import ModelStatus
@@ -74,7 +75,7 @@ class MainScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Header()
         with Horizontal(id="body"):
-            yield LessonPane(self.lessons, id="side")
+            yield LessonPane(self.lessons, self.lab, id="side")
             with Vertical(id="right"):
                 yield DemoPanel(self.lab, id="demo-panel")
                 with ContentSwitcher(id="views", initial="labels-view"):
@@ -90,6 +91,7 @@ class MainScreen(Screen[None]):
         # Demos that train follow the training view's settings and its runs selector.
         self.demo_panel.settings = self.training_view.read_settings
         self.demo_panel.source = self.training_view.read_source
+        self.lesson_facts.settings = self.training_view.read_settings  # prepared runs of these settings
         self.show_lesson(0)
         # Load after the first frame is painted: importing torch in the worker holds the GIL.
         self.call_after_refresh(lambda: self.post_message(self.Painted()))
@@ -115,6 +117,10 @@ class MainScreen(Screen[None]):
     @property
     def demo_panel(self) -> DemoPanel:
         return self.query_one(DemoPanel)
+
+    @property
+    def lesson_facts(self) -> LessonFacts:
+        return self.query_one(LessonFacts)
 
     @property
     def model_status(self) -> ModelStatus:
@@ -154,6 +160,7 @@ class MainScreen(Screen[None]):
             view.show_lesson(lesson)
         self.demo_panel.show_for(lesson, index + 1)
         self.show_view(lesson.view)
+        self.lesson_facts.check()  # after the views took the lesson's settings
 
     def show_view(self, view: str) -> None:
         self.view = view
@@ -196,6 +203,11 @@ class MainScreen(Screen[None]):
         for view in self.views.values():
             view.model_ready()
         self.demo_panel.model_ready()
+        self.lesson_facts.model_ready()
+
+    def on_demo_panel_timed(self, message: DemoPanel.Timed) -> None:
+        """A lesson's demo ran live: the facts above its prose show how long it took."""
+        self.lesson_facts.demo_timed(message.lesson_id, message.seconds)
 
     def model_failed(self, problem: str) -> None:
         self.model_status.failed(problem)

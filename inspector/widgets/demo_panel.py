@@ -23,6 +23,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.containers import Vertical, VerticalScroll
 from textual.markup import escape
+from textual.message import Message
 from textual.widgets import Static
 
 from inspector.core.errors import InspectorError
@@ -74,6 +75,14 @@ def demo_lines(screen_height: int) -> int:
 
 class DemoPanel(Vertical):
     """A lesson's computed panel: a status line and the result's text, scrollable."""
+
+    class Timed(Message):
+        """A lesson's demo ran live in `seconds` (the lesson pane shows it)."""
+
+        def __init__(self, lesson_id: str, seconds: float) -> None:
+            self.lesson_id = lesson_id
+            self.seconds = seconds
+            super().__init__()
 
     HELP = """\
 ## Demo panel
@@ -274,7 +283,7 @@ Press `s` for the code that computes the lesson's view, runnable on its own.
         if not result.replayed and (worker.is_cancelled or lab.closing.is_set()):
             self.post_message(DemoComputed(lesson.id, error="stopped before it finished; g runs it again"))
             return
-        self.post_message(DemoComputed(lesson.id, result.text, source=result.source))
+        self.post_message(DemoComputed(lesson.id, result.text, source=result.source, seconds=result.seconds))
 
     def on_worker_state_changed(self, event: Any) -> None:
         error = worker_error(event)
@@ -296,6 +305,8 @@ Press `s` for the code that computes the lesson's view, runnable on its own.
             self.failed(message.lesson_id, message.error)
         else:
             self.finished(message.lesson_id, message.text, message.source)
+            if message.source == "live":
+                self.post_message(self.Timed(message.lesson_id, message.seconds))
 
     def progressed(self, lesson_id: str, text: str) -> None:
         if lesson_id == self.lesson_id:

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from inspector.core.labels.reload import LabelReloader
     from inspector.core.lessons.code import CodeSpec
     from inspector.core.lessons.demos import DemoContext
+    from inspector.core.lessons.facts import PreparedState
     from inspector.core.lessons.model import Lesson
     from inspector.core.models import LoadedModel
     from inspector.core.reports.data_report import DataReport
@@ -308,6 +309,32 @@ class Lab:
     def demo_context(self, lesson: Lesson, **options: Any) -> DemoContext:
         """The context of a lesson's demo; `options` as `context.demo_context` takes them."""
         return self.demos.context(lesson, **options)
+
+    def prepared_state(self, lesson: Lesson, settings: BurstSettings) -> PreparedState:
+        """What `prepare --lessons N` records for the lesson (its view's bursts, its slow demo) and which
+        of it is stored for the model in use, the training rows and these burst settings (its demo's
+        context built with them, as the app's demo panel builds it). Reads the store: off the UI thread."""
+        from inspector.core.lessons.facts import PreparedState, lesson_bursts, prepared_demo
+        from inspector.core.runs import store
+
+        needed: list[str] = []
+        found: dict[str, float | None] = {}  # what is needed -> when it was recorded (None: not stored)
+        for strategy in lesson_bursts(lesson):
+            needed.append(f"{strategy} run")
+            run, _ = store.find(self.model, self.formatted, strategy, settings, self.predicted_text(), explain=False)
+            found[needed[-1]] = None if run is None else run.created
+        demo = prepared_demo(lesson)
+        if demo is not None:
+            needed.append(f"demo {demo}")
+            try:
+                ctx = self.demo_context(lesson, epochs=settings.epochs, learning_rate=settings.learning_rate,
+                                        seed=settings.seed)
+                stored, _ = store.find_demo(self.model, ctx, demo)
+            except InspectorError:  # no example to run it on: nothing stored for it either
+                stored = None
+            found[needed[-1]] = None if stored is None else stored.created
+        missing = tuple(what for what in needed if found[what] is None)
+        return PreparedState(tuple(needed), missing, min((t for t in found.values() if t is not None), default=None))
 
     def code_spec(self) -> CodeSpec:
         """What the exported code of a lesson needs to know of this lab (`causallm-inspect export`)."""

@@ -12,6 +12,9 @@ A lesson file looks like this::
     strategies: [copy, mask]  # optional: what `lesson N` trains headless (default: strategy)
     demo: template-pitfall    # optional: a computed panel (inspector.core.lessons.demos.DEMOS)
     code: 06-template-pitfall.py  # the code behind the view, in lessons/code/
+    describes: {trl: "1.16"}  # optional: the library versions the prose describes (trl, transformers)
+    live: {seconds: 35, setup: "Gemma 3 270M, 2-core CPU", date: 2026-12-07}  # optional: written by
+                              # scripts/lesson_times.py --write: how long what the lesson trains takes live
     ---
     # Markdown body ...
 
@@ -37,7 +40,12 @@ from inspector.core.labels.strategies import STRATEGIES
 # The app's views, in their keys' order (F2 to F6): a lesson opens one of them.
 VIEWS = ("labels", "training", "predictions", "learning", "batch")
 REQUIRED_KEYS = ("id", "title", "view", "strategy")
-OPTIONAL_KEYS = ("example", "epochs", "strategies", "demo", "code", "batch")
+OPTIONAL_KEYS = ("example", "epochs", "strategies", "demo", "code", "batch", "describes", "live")
+# The libraries whose version a lesson's prose may describe (`describes: {trl: "1.16"}`), and how
+# the lessons name them.
+LIBRARIES = {"trl": "TRL", "transformers": "transformers"}
+_VERSION = re.compile(r"^[0-9]+\.[0-9]+(\.[0-9]+)?$")
+_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 # The batch view's settings a lesson may set (`batch: {packing: true, max_length: 64}`): SFTConfig's
 # names (the batch command's, but its seed), plus world_size (the simulated ranks). Values are checked as
 # the batch command checks them.
@@ -48,6 +56,17 @@ BATCH_VIEW_START = {"max_length": 64, "per_device_train_batch_size": 1, "gradien
 CODE_FOLDER = "code"
 _CODE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*\.py$")
 _FENCE = "---"
+
+
+@dataclass(frozen=True)
+class LiveTime:
+    """How long what a lesson trains (its bursts, its demo) took live, measured by
+    `scripts/lesson_times.py` as `lesson N --json` runs it, on what, and when."""
+
+    seconds: float
+    setup: str  # the model and the machine, e.g. "Gemma 3 270M, 2-core CPU" (not `on`: YAML reads that as true)
+    date: str  # YYYY-MM-DD
+    demo: float | None = None  # of `seconds`, the demo's, where the lesson trains bursts too
 
 
 @dataclass(frozen=True)
@@ -64,6 +83,8 @@ class Lesson:
     demo: str | None = None  # a computed panel, a key of inspector.core.lessons.demos.DEMOS
     code: str | None = None  # the file in lessons/code/ with the code behind the view
     batch: tuple[tuple[str, Any], ...] = ()  # the batch view's settings (BATCH_KEYS), in the file's order
+    describes: tuple[tuple[str, str], ...] = ()  # (library, version) the prose describes, e.g. ("trl", "1.16")
+    live: LiveTime | None = None  # how long what the lesson trains took live, measured
 
     @property
     def batch_settings(self) -> dict[str, Any]:
@@ -169,6 +190,8 @@ def parse_lesson(text: str, source: str = "<lesson>") -> Lesson:
             f"give the name of a .py file in the lessons' {CODE_FOLDER}/ folder",
         )
     batch = _batch(meta.get("batch"), source) if "batch" in meta else ()
+    describes = _describes(meta["describes"], source) if "describes" in meta else ()
+    live = _live(meta["live"], source) if "live" in meta else None
     if not body.strip():
         raise InspectorError(f"lesson {source} has no text after its front matter", "write the lesson in Markdown")
     return Lesson(
@@ -184,7 +207,62 @@ def parse_lesson(text: str, source: str = "<lesson>") -> Lesson:
         demo=demo,
         code=code,
         batch=batch,
+        describes=describes,
+        live=live,
     )
+
+
+def _describes(value: Any, source: str) -> tuple[tuple[str, str], ...]:
+    """The `describes:` key: library -> the version (major.minor, in quotes) the prose describes."""
+    example = 'write e.g. \'describes: {trl: "1.16"}\''
+    if not isinstance(value, dict) or not value:
+        raise InspectorError(f"lesson {source}: key 'describes' must be a mapping of libraries to versions, not {value!r}",
+                             example)
+    out = []
+    for library, version in value.items():
+        if library not in LIBRARIES:
+            raise InspectorError(f"lesson {source}: key 'describes' names {library!r}",
+                                 f"name only {', '.join(LIBRARIES)}")
+        if isinstance(version, float):  # YAML reads 1.10 as 1.1: a version must be quoted
+            raise InspectorError(f"lesson {source}: the {library} version in 'describes' is the number {version!r}",
+                                 f'write it in quotes, e.g. {library}: "1.16"')
+        if not isinstance(version, str) or not _VERSION.match(version.strip()):
+            raise InspectorError(f"lesson {source}: the {library} version in 'describes' is {version!r}",
+                                 f'give major.minor in quotes, e.g. {library}: "1.16"')
+        out.append((str(library), version.strip()))
+    return tuple(out)
+
+
+def _live(value: Any, source: str) -> LiveTime:
+    """The `live:` key: seconds (a positive number), setup (a text), date (YYYY-MM-DD), demo (optional)."""
+    import datetime
+
+    fix = "run scripts/lesson_times.py --write, which measures it and writes the key"
+    if not isinstance(value, dict):
+        raise InspectorError(f"lesson {source}: key 'live' must be a mapping, not {value!r}", fix)
+    unknown = sorted(str(k) for k in value if k not in ("seconds", "setup", "date", "demo"))
+    missing = [k for k in ("seconds", "setup", "date") if k not in value]
+    if unknown or missing:
+        what = f"has an unknown setting '{unknown[0]}'" if unknown else f"lacks '{missing[0]}'"
+        raise InspectorError(f"lesson {source}: key 'live' {what}", "give seconds, setup and date (and demo): " + fix)
+    numbers = {}
+    for name in ("seconds", "demo"):
+        number = value.get(name)
+        if name in value and (isinstance(number, bool) or not isinstance(number, (int, float)) or number < 0):
+            raise InspectorError(f"lesson {source}: live '{name}' is {number!r}", "give a number of seconds, 0 or more")
+        numbers[name] = None if number is None else float(number)
+    if numbers["demo"] is not None and numbers["demo"] > numbers["seconds"]:
+        raise InspectorError(f"lesson {source}: live 'demo' ({numbers['demo']:g} s) is more than 'seconds'",
+                             "the demo's seconds are part of the lesson's: " + fix)
+    setup = value["setup"]
+    if not isinstance(setup, str) or not setup.strip():
+        raise InspectorError(f"lesson {source}: live 'setup' is {setup!r}",
+                             'name the model and machine, e.g. "Gemma 3 270M, 2-core CPU"')
+    date = value["date"]
+    date = date.isoformat() if isinstance(date, datetime.date) else date
+    if not isinstance(date, str) or not _DATE.match(date):
+        raise InspectorError(f"lesson {source}: live 'date' is {value['date']!r}", "give the day measured, e.g. 2026-12-07")
+    return LiveTime(numbers["seconds"] or 0.0, setup.strip(), date, numbers["demo"])
 
 
 def _batch(value: Any, source: str) -> tuple[tuple[str, Any], ...]:

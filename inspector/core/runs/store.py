@@ -312,11 +312,12 @@ def stored_runs_of(loaded: LoadedModel) -> list[str]:
 
 
 def find(loaded: LoadedModel, examples: Sequence[FormattedExample], strategy: str, settings: BurstSettings,
-         predict_text: str) -> tuple[PreparedRun | None, str]:
-    """The prepared run that recorded exactly this burst (or a longer one), if any, or why not."""
+         predict_text: str, *, explain: bool = True) -> tuple[PreparedRun | None, str]:
+    """The prepared run that recorded exactly this burst (or a longer one), if any, or why not
+    (`explain`: how the nearest stored run differs, which reads every stored run)."""
     spec = run_spec(model_fingerprint(loaded), examples, strategy, settings, predict_text, library_versions())
     run, why = load(spec_key(spec))
-    if run is None and why == "none stored":
+    if run is None and why == "none stored" and explain:
         return None, explain_miss(spec)
     if run is not None and run.epochs < settings.epochs:
         return None, f"prepared for {run.epochs} epochs only"
