@@ -9,8 +9,9 @@
 
 The key holds the wall seconds (the demo's part apart, as `demo`, where the lesson trains bursts
 too), the model and machine they were measured on (`--on` names the machine, default "N-core
-CPU" or the GPU's name; ", busy" is added where the load average exceeded the CPU's cores while
-the lesson ran, so that a speaker reads those seconds as pessimistic) and the day. The app's lesson pane and `lesson N --plain` show it. Only
+CPU" or the GPU's name; ", busy" is added where other programs used more than BUSY of the
+machine's CPU time while the lesson ran (from /proc/stat, less this process's own), so that a
+speaker reads those seconds as pessimistic) and the day. The app's lesson pane and `lesson N --plain` show it. Only
 the front matter changes: the `live:` line is replaced, or added before the closing `---`.
 """
 
@@ -27,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 KEY = "live:"
+BUSY = 0.25  # the share of the machine's CPU time other programs used above which it was busy
 FENCE = "---"
 
 
@@ -60,9 +62,26 @@ def machine(device: str) -> str:
     return f"{cores()}-core {'Apple GPU' if device == 'mps' else 'CPU'}"
 
 
-def load_average() -> float:
-    """The last minute's load average (0 where the system has none)."""
-    return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+def cpu_seconds() -> tuple[float, float | None]:
+    """The CPU time this process has used (all its threads), and the whole machine's (None where
+    /proc/stat cannot be read)."""
+    t = os.times()
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+        # user nice system idle iowait irq softirq steal: all but idle and iowait are busy
+        machine = (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        machine = None
+    return t.user + t.system, machine
+
+
+def others_share(before: tuple[float, float | None], after: tuple[float, float | None], wall: float) -> float | None:
+    """The share of the machine's CPU time that other programs used between `before` and `after`."""
+    if before[1] is None or after[1] is None or wall <= 0:
+        return None
+    others = (after[1] - before[1]) - (after[0] - before[0])
+    return max(0.0, others / (wall * (os.cpu_count() or 1)))
 
 
 def model_words(loaded) -> str:
@@ -103,17 +122,18 @@ def main(argv: list[str] | None = None) -> int:
             print(f"lesson {number} ({lesson.id}): trains nothing, no live time to measure", flush=True)
             continue
         run = LessonRun(args, lesson, loaded, markers, examples)
-        load = load_average()
+        cpu = cpu_seconds()
         start = time.perf_counter()
         with run.lab:
             parts = run.compute()
         total = time.perf_counter() - start
-        load = max(load, load_average())
-        busy = not loaded.device.startswith(("cuda", "mps")) and load > cores()
+        others = others_share(cpu, cpu_seconds(), total)
+        busy = not loaded.device.startswith(("cuda", "mps")) and others is not None and others > BUSY
         line = live_line(parts, setup + (", busy" if busy else ""), day)
         detail = ", ".join(f"{k} {v:.1f} s" for k, v in parts.items())
-        print(f"lesson {number} ({lesson.id}): {sum(parts.values()):.1f} s ({detail}; {total:.1f} s with the views; "
-              f"load average {load:.1f} on {cores()} cores)", flush=True)
+        said = "" if others is None else f"; other programs used {others:.0%} of the CPU"
+        print(f"lesson {number} ({lesson.id}): {sum(parts.values()):.1f} s ({detail}; {total:.1f} s with the views{said})",
+              flush=True)
         if options.write:
             path = Path(str(lessons_dir())) / lesson.source
             path.write_text(with_live(path.read_text(encoding="utf-8"), line), encoding="utf-8")
