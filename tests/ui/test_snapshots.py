@@ -3,7 +3,7 @@ timing-dependent numbers are on screen). Update with `pytest --snapshot-update` 
 
 from __future__ import annotations
 
-from ui_helpers import FAST_LR, demo_settled, labels_settled, started, wait_until
+from ui_helpers import FAST_LR, demo_settled, facts_settled, labels_settled, started, wait_until
 
 from inspector.app import InspectorApp
 
@@ -38,6 +38,7 @@ def test_training_view_before_a_burst(snap_compare, tiny_named):
     async def run_before(pilot):
         await started(pilot)
         pilot.app.goto_lesson(2)  # strategy 1, copy: the training view
+        await wait_until(pilot, lambda: facts_settled(pilot.app), what="the lesson pane's lines")
         await pilot.pause()
 
     assert snap_compare(make_app(tiny_named), terminal_size=SIZE, run_before=run_before)
@@ -49,6 +50,8 @@ def test_predictions_view_untrained(snap_compare, tiny_named):
         pilot.app.goto_lesson(3)  # strategy 2, mask: the predictions view, its demo not run yet
         view = pilot.app.main.views["predictions"]
         await wait_until(pilot, lambda: view.length > 0)
+        # Lesson 4's panel computes what a trained token weighs as it opens, and the pane whether it is prepared.
+        await wait_until(pilot, lambda: demo_settled(pilot.app) and facts_settled(pilot.app), what="lesson 4's panels")
         view.jump(True)  # the animation's last frame
         view.step(-2)  # select the answer's first guess
         view.grid.scroll_cursor_visible(center=True)  # a scroll that depends on the cursor only
@@ -73,6 +76,7 @@ def test_learning_view_after_two_copy_epochs(snap_compare, tiny_named):
         await wait_until(pilot, lambda: view.learning is not None and "copy" in view.learning.curves)
         await wait_until(pilot, lambda: not view.playing)
         await pilot.press("end", "left")  # select the answer's first position
+        await wait_until(pilot, lambda: facts_settled(pilot.app), what="the lesson pane's lines")
         await pilot.pause()
 
     assert snap_compare(make_app(tiny_named), terminal_size=SIZE, run_before=run_before)

@@ -32,13 +32,26 @@ def demo_settled(app) -> bool:
     panel = app.main.demo_panel
     if not panel.display or panel.spec is None:
         return True
-    return panel.spec.on_demand or (bool(panel.text) and not panel.running)
+    if panel.spec.on_demand:  # waits for `g`; its quick part (lesson 4's weights) is computed at once
+        return panel.spec.quick is None or panel.lesson_id in panel.quick_parts
+    return bool(panel.text) and not panel.running
+
+
+def facts_settled(app) -> bool:
+    """The lesson pane's lines are drawn: for a lesson that trains, whether a prepared run is stored."""
+    from inspector.core.lessons.facts import trains
+    from inspector.widgets.lesson_facts import LessonFacts
+
+    facts = app.main.query_one(LessonFacts)
+    lesson = facts.lesson
+    return lesson is None or not trains(lesson) or lesson.id in facts.prepared
 
 
 async def started(pilot) -> None:
     """Wait for the model, the first labels and the first lesson's demo panel."""
     await wait_until(pilot, lambda: labels_settled(pilot.app) or bool(pilot.app.errors), what="the model and labels")
     await wait_until(pilot, lambda: demo_settled(pilot.app) or bool(pilot.app.errors), what="the demo panel")
+    await wait_until(pilot, lambda: facts_settled(pilot.app) or bool(pilot.app.errors), what="the lesson pane's lines")
     await pilot.pause()
 
 
