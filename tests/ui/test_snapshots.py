@@ -52,6 +52,8 @@ def test_predictions_view_untrained(snap_compare, tiny_named):
         await wait_until(pilot, lambda: view.length > 0)
         # Lesson 4's panel computes what a trained token weighs as it opens, and the pane whether it is prepared.
         await wait_until(pilot, lambda: demo_settled(pilot.app) and facts_settled(pilot.app), what="lesson 4's panels")
+        await pilot.pause()  # the panel's new height laid out before the grid scrolls to its cursor
+        await pilot.pause()
         view.jump(True)  # the animation's last frame
         view.step(-2)  # select the answer's first guess
         view.grid.scroll_cursor_visible(center=True)  # a scroll that depends on the cursor only
