@@ -53,8 +53,8 @@ selects too. Wide examples scroll sideways.
         "token-grid--trained-label",
         "token-grid--special",
         "token-grid--differs",
-        "token-grid--role-call",
-        "token-grid--role-tool",
+        "token-grid--role-tool_call",
+        "token-grid--role-tool_result",
     }
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -112,7 +112,7 @@ selects too. Wide examples scroll sideways.
         name = self.row_names[row] if row < len(self.row_names) - 1 else ROWS[-1]
         if name == "role":
             role = self.roles[column] if self.roles is not None else ""
-            return role, layers + ((f"token-grid--role-{role}",) if role in ("call", "tool") else ())
+            return role, layers + ((f"token-grid--role-{role}",) if role in ("tool_call", "tool_result") else ())
         if name == "pos":
             return str(r.position), layers
         if name == "token":

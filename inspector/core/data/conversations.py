@@ -29,9 +29,8 @@ from inspector.core.data.chat_format import (
     add_special_tokens,
     split_turns,
 )
+from inspector.core.data.reasoning import ASSISTANT_ROLES, TOOL_ROLES
 from inspector.core.errors import InspectorError
-
-ASSISTANT_ROLES = ("assistant", "model", "gpt", "bot")
 
 
 def read_chat_template(path: str | Path) -> str:
@@ -88,7 +87,6 @@ def tool_turns(messages: Sequence[dict[str, Any]]) -> list[str]:
     return out
 
 
-TOOL_ROLES = ("tool", "function", "ipython")
 
 
 class EmptyAnswer(InspectorError):
@@ -281,7 +279,10 @@ def render_chat(
 def _found_spans(
     msgs: list[dict[str, Any]], text: str, tokenizer: Any, template: str, tools: Sequence[Any] | None, where: str
 ) -> list[tuple[int, int]]:
-    """Each answer's content located in the rendering, with the special token that closes it."""
+    """Each answer's content located in the rendering (with its think block, where the template
+    renders the reasoning), through the special token that closes it."""
+    from inspector.core.data.reasoning import answer_of, reasoning_of, think_block
+
     specials = _special_strings(tokenizer)
     spans: list[tuple[int, int]] = []
     by_prefix: list[tuple[int, int] | None] | None = None
@@ -309,9 +310,15 @@ def _found_spans(
                 pos = span[1]
                 continue
         content = m["content"]
+        block = None
+        if m["role"] in ASSISTANT_ROLES and (reasoning := reasoning_of(m)):
+            block = think_block(text, pos, len(text), reasoning.text)  # the answer comes after its reasoning
+            pos = block[1] if block else pos
         idx, length = (text.find(content, pos), len(content)) if content else (-1, 0)
         if idx < 0 and content.strip():  # templates often trim the content
             idx, length = text.find(content.strip(), pos), len(content.strip())
+        if idx < 0 and m["role"] in ASSISTANT_ROLES and answer_of(m).strip():  # a template that drops inline <think>
+            idx, length = text.find(answer_of(m).strip(), pos), len(answer_of(m).strip())
         if m["role"] in ASSISTANT_ROLES:
             if idx < 0:
                 raise InspectorError(
@@ -320,7 +327,7 @@ def _found_spans(
                 )
             end = idx + length
             closer = next((sp for sp in specials if text.startswith(sp, end)), None)
-            spans.append((idx, end + (len(closer) if closer else 0)))
+            spans.append((block[0] if block else idx, end + (len(closer) if closer else 0)))
         if idx >= 0:
             pos = idx + length
     return spans
@@ -336,6 +343,9 @@ def format_messages(
     model_name: str = "in use",
     where: str = "the row",
 ) -> FormattedExample:
+    from inspector.core.data.reasoning import check_messages
+
+    check_messages(messages, where)
     if chat_template or getattr(tokenizer, "chat_template", None):
         return render_chat(messages, tokenizer, chat_template, tools=tools, where=where)
     turns = tool_turns(messages)
@@ -349,48 +359,3 @@ def format_messages(
     return add_special_tokens(
         to_article_text(messages, template), tokenizer.bos_token, tokenizer.eos_token, template, model_name=model_name
     )
-
-
-def token_roles(fe: FormattedExample, offsets: Sequence[tuple[int, int]], tokenizer: Any) -> list[str] | None:
-    """The role of the message each token belongs to, for a conversation rendered by a chat
-    template: "system", "user", "assistant", "call" (an assistant message's tool call),
-    "tool" (a tool's result), or "" for the template's own text between messages. None for
-    the article's format (its two roles are what the labels show) or where the template does
-    not render a conversation's beginning as the beginning of the whole (no prefix to cut at).
-    """
-    from inspector.core.data.row_formats import tool_calls_of
-
-    if fe.kind != "chat" or not fe.messages or fe.chat_template is None:
-        return None
-    msgs = list(fe.messages)
-    ends: list[int] = []
-    try:
-        for i in range(len(msgs)):
-            upto, _ = render(tokenizer, msgs[: i + 1], fe.chat_template, fe.tools)
-            if not fe.text.startswith(upto):
-                return None
-            ends.append(len(upto))
-    except Exception:  # noqa: BLE001 -- a template may refuse a conversation cut short: no roles then
-        return None
-    spans = []
-    start = 0
-    for m, end in zip(msgs, ends):
-        role = m["role"]
-        if role in ASSISTANT_ROLES:
-            role = "assistant"
-            calls = tool_calls_of(m)
-            at = fe.text.find(calls[0], start, end) if calls else -1
-            if at >= 0:  # the call, from its name on (after the answer's own text, if any)
-                spans.append((start, at, role))
-                start, role = at, "call"
-        elif role in TOOL_ROLES:
-            role = "tool"
-        elif role in ("human", "user"):
-            role = "user"
-        spans.append((start, end, role))
-        start = end
-    out = []
-    for a, b in offsets:
-        mid = (a + b) / 2 if b > a else a
-        out.append(next((role for s, e, role in spans if s <= mid < e), ""))
-    return out

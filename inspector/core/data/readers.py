@@ -362,7 +362,15 @@ def classify(data: dict[str, Any]) -> tuple[str | None, str | None]:
     )
 
 
-MESSAGE_KEYS = ("role", "content", "tool_calls", "name", "tool_call_id")
+MESSAGE_KEYS = (
+    "role",
+    "content",
+    "tool_calls",
+    "name",
+    "tool_call_id",
+    *("reasoning_content", "reasoning", "thinking"),  # reasoning.REASONING_FIELDS
+    *("weight", "train", "loss"),  # reasoning.FLAG_FIELDS: per-message flags
+)
 
 
 def messages_of(kind: str, data: dict[str, Any]) -> list[dict[str, Any]]:

@@ -385,7 +385,7 @@ class Lab:
     def roles(self, text: str) -> list[str] | None:
         """The role of each token of `text` (user, assistant, call, tool...) where a chat template
         rendered it; None for the article's format (`conversations.token_roles`)."""
-        from inspector.core.data.conversations import token_roles
+        from inspector.core.data.roles import token_roles
         from inspector.core.labels.strategies import encode
 
         fe = self.formatted_for(text)
