@@ -38,16 +38,22 @@ def read_chat_template(path: str | Path) -> str:
     p = Path(path).expanduser()
     if not p.is_file():
         if p.exists() or "/" in str(path) or str(path).endswith(".jinja"):
-            raise InspectorError(f"the chat template file {path} does not exist", "check the path given to --chat-template")
+            raise InspectorError(
+                f"the chat template file {path} does not exist", "check the path given to --chat-template"
+            )
         from inspector.core.data.trl_templates import resolve
 
         return resolve(str(path)).text
     try:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise InspectorError(f"the chat template {path} is not readable UTF-8 text", "save it as a UTF-8 .jinja file") from exc
+        raise InspectorError(
+            f"the chat template {path} is not readable UTF-8 text", "save it as a UTF-8 .jinja file"
+        ) from exc
     if "{%" not in text and "{{" not in text:
-        raise InspectorError(f"{path} does not look like a Jinja chat template", "give a .jinja file with {% ... %} tags")
+        raise InspectorError(
+            f"{path} does not look like a Jinja chat template", "give a .jinja file with {% ... %} tags"
+        )
     return text
 
 
@@ -85,8 +91,6 @@ def tool_turns(messages: Sequence[dict[str, Any]]) -> list[str]:
         elif m["role"] in TOOL_ROLES:
             out.append(f"message {i} is a tool result ({m['role']})")
     return out
-
-
 
 
 class EmptyAnswer(InspectorError):
@@ -233,7 +237,9 @@ def render_chat(
     """
     template = chat_template or tokenizer.chat_template
     if not template:
-        raise InspectorError(f"{where}: the tokenizer has no chat template", "pass one with --chat-template FILE or NAME")
+        raise InspectorError(
+            f"{where}: the tokenizer has no chat template", "pass one with --chat-template FILE or NAME"
+        )
     msgs = [dict(m) for m in messages]
     marked = has_generation_markers(template)
     try:
@@ -247,7 +253,8 @@ def render_chat(
                 "use a template that renders tools (qwen2_5, qwen3, llama3_2...: `causallm-inspect templates`)",
             ) from exc
         raise InspectorError(
-            f"{where}: the chat template failed to render ({said})", "check the template, or the roles of the messages",
+            f"{where}: the chat template failed to render ({said})",
+            "check the template, or the roles of the messages",
             kind="bad-row",
         ) from exc
     _check_tools_rendered(msgs, text, where)
@@ -255,7 +262,9 @@ def render_chat(
         spans = list(generated)  # an empty answer's block is empty: it trains nothing
         if not any(b > a for a, b in spans):
             if any(m["role"] in ASSISTANT_ROLES and not m["content"].strip() and not m.get("tool_calls") for m in msgs):
-                raise EmptyAnswer(f"{where}: the assistant's answer is empty: nothing is trained", "write the answer, or drop the row")
+                raise EmptyAnswer(
+                    f"{where}: the assistant's answer is empty: nothing is trained", "write the answer, or drop the row"
+                )
             raise InspectorError(
                 f"{where}: no assistant message appears inside the chat template's {{% generation %}} markers",
                 "check that the template marks what the assistant writes",

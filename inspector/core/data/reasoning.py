@@ -121,8 +121,8 @@ def think_block(text: str, lo: int, hi: int, reasoning: str | None) -> tuple[int
     inner = (reasoning or "").strip()
     if inner:
         at = text.find(inner, lo, hi)
-        if at < 0:
-            return None
+        if at < 0:  # dropped by the template: an empty block may stand in its place
+            return think_block(text, lo, hi, None)
         a, b = at, at + len(inner)
         best, opener = -1, ""
         for o in THINK_OPENERS:

@@ -21,6 +21,18 @@ from typing import Any
 from inspector.core.data.chat_format import FormattedExample
 from inspector.core.data.reasoning import ASSISTANT_ROLES, TOOL_ROLES, answer_of, reasoning_of, think_block
 
+# The texts that close a turn in the common templates (a found message runs through one).
+TURN_CLOSERS = (
+    "<|im_end|>",
+    "<|eot_id|>",
+    "<end_of_turn>",
+    "<turn|>",
+    "<｜end▁of▁sentence｜>",
+    "<|end|>",
+    "<|return|>",
+    "<|call|>",
+    "</s>",
+)
 ROLES = ("system", "user", "assistant", "reasoning", "tool_call", "tool_result", "")
 
 
@@ -78,7 +90,7 @@ def _closers(text: str, end: int, hi: int) -> int:
     tail = text[end:hi]
     # the call runs to the last non-space character before the message's trailing special texts
     cut = len(tail.rstrip())
-    for marker in ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<｜end▁of▁sentence｜>", "<|end|>", "<|call|>", "</s>"):
+    for marker in TURN_CLOSERS:
         at = tail.rfind(marker)
         if 0 <= at < cut:
             cut = at
@@ -127,13 +139,17 @@ def _found_ends(fe: FormattedExample) -> tuple[list[int], list[int]]:
             if at >= 0:
                 end = at + len(a)
         rest = text[end:]
-        for marker in ("<|im_end|>", "<|eot_id|>", "<end_of_turn>", "<｜end▁of▁sentence｜>", "<|end|>", "</s>"):
+        for marker in TURN_CLOSERS:
             if rest.startswith(marker):
                 end += len(marker)
                 break
+        while end < len(text) and text[end] == "\n":  # the line break after a turn is the turn's
+            end += 1
         ends.append(end)
         bodies.append(body)
         pos = end
+    if ends:
+        ends[-1] = len(text)  # the template's text after the last message is that message's
     return ends, bodies
 
 
