@@ -132,6 +132,8 @@ def turn_lines(t: Turn, lab: LabeledExample, tokenizer: Any) -> list[str]:
     parts = [f"tokens {t.start}-{t.end - 1}" if t.end > t.start else "no tokens", f"{t.trained} trained"]
     if t.reasoning_present and not t.reasoning_rendered:
         parts.append("its reasoning is not in this render (the template drops it)")
+    elif t.empty_reasoning_trained:
+        parts.append(f"an empty think block ({t.reasoning_tokens} tokens) trained as part of the answer")
     elif t.reasoning_tokens or t.reasoning_present:
         parts.append(f"reasoning {t.reasoning_trained} of {t.reasoning_tokens} trained")
     if t.tool_call_tokens:
