@@ -211,3 +211,15 @@ def test_train_trains_the_rows_the_policy_gives(capsys, model, tmp_path):
         counts[policy] = (json.loads(capsys.readouterr().out)["trained_tokens"], labelled["examples"][0]["trained_tokens"])
     assert counts["all"][0] == counts["all"][1] and counts["last"][0] == counts["last"][1]
     assert counts["last"][0] < counts["all"][0]
+
+
+def test_deepseek_prefills_the_think_opener_and_trl_trains_what_mask_trains(capsys, model, tmp_path):
+    data = rows(tmp_path, REASONED)
+    out = {s: labels(capsys, model, data, "--chat-template", "deepseek_r1_distill", "--strategy", s)[0] for s in ("mask", "trl")}
+    ex = out["mask"]["examples"][0]
+    assert trained(out["trl"]["examples"][0]) == trained(ex)
+    for turn in ex["turns"]:
+        assert turn["context_matches_inference"] is False
+        assert turn["prefilled"].endswith("<think>\n")
+        assert turn["differing_positions"]["training"] == []
+        assert turn["inference_prompt_tokens"] == turn["first_trained"] + len(turn["differing_positions"]["inference"])
