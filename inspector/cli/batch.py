@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from inspector.cli.options import common, dump, load, sft_config_flags, status
+from inspector.core.errors import InspectorError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -90,6 +91,11 @@ def _build(args: argparse.Namespace, flags: dict, tmp: str) -> tuple:
             from_config = batch_setup.config_setup(
                 args.config, flags, output_dir=tmp, device=device, chat_template=template_text
             )
+    if from_config is not None and args.turn_policy != "all":
+        raise InspectorError(
+            f"--turn-policy {args.turn_policy} applies to the rows of --data, not to the dataset of {Path(args.config).name}",
+            "pass the rows with --data FILE, or leave --turn-policy out",
+        )
     if from_config is None:
         from inspector.cli.options import check_data_early
 
@@ -98,10 +104,16 @@ def _build(args: argparse.Namespace, flags: dict, tmp: str) -> tuple:
     if from_config is not None:
         setup = from_config
     else:
+        from inspector.cli.turns import policy_rows, say_flags_ignored
         from inspector.core.data.examples import format_examples
 
         formatted = format_examples(examples, loaded.tokenizer, markers, loaded.name)
-        source = f"{Path(args.data).name} ({len(examples)} rows)" if args.data else f"the article's {len(examples)} examples"
+        say_flags_ignored(examples, ["trl"])  # the batch is TRL's SFTTrainer's
+        read = len(examples)
+        examples, formatted, _ = policy_rows(args, examples, formatted, loaded.tokenizer, flags=False)
+        source = f"{Path(args.data).name} ({read} rows)" if args.data else f"the article's {read} examples"
+        if len(formatted) != read:
+            source += f", {len(formatted)} after --turn-policy {args.turn_policy}"
         setup = batch_setup.examples_setup(
             formatted, [ex.row for ex in examples], source, flags, output_dir=tmp, device=loaded.device, config_file=args.config
         )

@@ -83,7 +83,6 @@ def run(args: argparse.Namespace) -> int:
         return _bench_memory(args, loaded, template, examples, strategies)
     if args.profile:
         return _bench_profile(args, loaded, template, examples, strategies)
-    from inspector.core.data.examples import format_examples
     from inspector.core.models import load_model
     from inspector.core.training.bench import format_report, run_bench
     from inspector.core.training.burst import DEFAULT_LORA_LEARNING_RATE, BurstSettings
@@ -96,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         return seconds
 
     settings = BurstSettings(epochs=args.epochs, **({"learning_rate": args.lr} if args.lr else {}))
-    formatted = format_examples(examples, loaded.tokenizer, template, loaded.name)
+    formatted = _formatted(args, loaded, template, examples)
     status(f"benchmarking {len(strategies)} strategies x {len(options)} options, {args.epochs} epochs each")
 
     def progress(r: Any) -> None:
@@ -119,11 +118,19 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bench_labels(args: argparse.Namespace, loaded: LoadedModel, template: TurnMarkers, examples: list[Example]) -> int:
+def _formatted(args: argparse.Namespace, loaded: LoadedModel, template: TurnMarkers, examples: list[Example]) -> list:
+    """The examples formatted for the model, as the rows --turn-policy gives."""
+    from inspector.cli.turns import policy_rows
     from inspector.core.data.examples import format_examples
-    from inspector.core.labels.bench import bench_labels, format_label_bench
 
     formatted = format_examples(examples, loaded.tokenizer, template, loaded.name)
+    return policy_rows(args, examples, formatted, loaded.tokenizer)[1]
+
+
+def _bench_labels(args: argparse.Namespace, loaded: LoadedModel, template: TurnMarkers, examples: list[Example]) -> int:
+    from inspector.core.labels.bench import bench_labels, format_label_bench
+
+    formatted = _formatted(args, loaded, template, examples)
     status(f"labels: the article's function on {len(formatted)} examples, in this process and in the label process")
     report = bench_labels(loaded.tokenizer, formatted)
     if args.json:
@@ -136,12 +143,11 @@ def _bench_labels(args: argparse.Namespace, loaded: LoadedModel, template: TurnM
 def _bench_memory(
     args: argparse.Namespace, loaded: LoadedModel, template: TurnMarkers, examples: list[Example], strategies: list[str]
 ) -> int:
-    from inspector.core.data.examples import format_examples
     from inspector.core.training.bench_memory import format_memory_report, memory_bench
     from inspector.core.training.burst import BurstSettings
 
     settings = BurstSettings(epochs=args.epochs, **({"learning_rate": args.lr} if args.lr else {}))
-    formatted = format_examples(examples, loaded.tokenizer, template, loaded.name)
+    formatted = _formatted(args, loaded, template, examples)
     status(f"memory: {', '.join(strategies)} in turn, {args.epochs} epochs each, then {strategies[0]} again, then a reset")
     report = memory_bench(
         loaded,
@@ -162,12 +168,11 @@ def _bench_profile(
 ) -> int:
     from dataclasses import asdict, replace
 
-    from inspector.core.data.examples import format_examples
     from inspector.core.training.burst import BurstSettings
     from inspector.core.training.profile import format_profile, profile_step
 
     settings = BurstSettings(epochs=1, **({"learning_rate": args.lr} if args.lr else {}))
-    formatted = format_examples(examples, loaded.tokenizer, template, loaded.name)
+    formatted = _formatted(args, loaded, template, examples)
     profiles = []
     for strategy in strategies:
         for stock in (True, False):

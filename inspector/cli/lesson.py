@@ -86,11 +86,13 @@ class LessonRun:
     def __init__(
         self, args: argparse.Namespace, lesson: Lesson, loaded: LoadedModel, template: TurnMarkers, examples: list[Example]
     ) -> None:
+        from inspector.cli.turns import use_policy_rows
         from inspector.core.lab import Lab
 
         self.args, self.lesson = args, lesson
         # The lesson's context and bursts, the app's: the same Lab, the same training rows.
         self.lab = Lab.around(loaded, examples, template, train_rows=args.train_rows)
+        use_policy_rows(self.lab, args)  # the rows --turn-policy trains
         self.lab.use_batch_config(args.config)
         self.example = self.lab.lesson_example(lesson)
         self.epochs = lesson_epochs(lesson)

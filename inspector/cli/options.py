@@ -139,6 +139,9 @@ def _data_file_options(g: argparse._ArgumentGroup | argparse.ArgumentParser) -> 
         "TRL ships (llama3, qwen2_5, qwen3, gemma3...; its _training variant with generation markers where there is one; "
         "`causallm-inspect templates` lists them)",
     )
+    from inspector.cli.turns import turn_options
+
+    turn_options(g)
 
 
 def _common_rest(g: argparse._ArgumentGroup, parser: argparse.ArgumentParser, json_flag: bool) -> None:
@@ -400,7 +403,10 @@ def data_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def check_data_early(args: argparse.Namespace) -> list[Example]:
-    """Read the data before loading the model, so a bad file fails in a second, not a minute."""
+    """Read the data before loading the model, so a bad file (or --inference-template) fails in a second, not a minute."""
+    from inspector.cli.turns import check_turn_options
+
+    check_turn_options(args)
     return examples(args, template(args))
 
 

@@ -7,6 +7,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from inspector.cli.options import comma_list, common, data_options, dump, load, status, template, train_rows_option
+from inspector.cli.turns import check_turn_options, say_flags_ignored, use_policy_rows
 from inspector.core.errors import InspectorError
 from inspector.core.labels.strategies import STRATEGIES
 
@@ -91,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
     from inspector.core.data.examples import article_examples, read_examples
 
     markers = template(args)
+    check_turn_options(args)  # a bad --inference-template fails before the model loads
     if args.data:  # the rows the app trains on: the first --train-rows examples that can be used
         examples = read_examples(args.data, markers, **data_options(args)).examples
     else:
@@ -118,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
     lab = Lab(args.model, examples=examples, template=markers, train_rows=args.train_rows if args.data else None)
     if lab.use(loaded).data_error:
         raise InspectorError(f"no row of {args.data} can be formatted for training", "check it with inspect-data")
+    say_flags_ignored(lab.train_examples, strategies)
+    use_policy_rows(lab, args)  # the rows --turn-policy trains
     with lab:
         texts = [ex.text for ex in lab.train_examples]
         runs = prepare_runs(lab, strategies, settings, texts=texts, progress=status)

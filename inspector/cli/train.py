@@ -21,6 +21,7 @@ from inspector.cli.options import (
     load,
     per_step,
 )
+from inspector.cli.turns import say_flags_ignored, use_policy_rows
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -133,6 +134,12 @@ def run_burst(
 
     settings = _settings(args)
     lab = Lab.around(loaded, examples, template, train_rows=len(examples), custom=custom, in_place=True)
+    say_flags_ignored(examples, [args.strategy])
+    try:
+        use_policy_rows(lab, args, flags=args.strategy != "trl")  # the rows --turn-policy trains
+    except BaseException:
+        lab.close()
+        raise
     total = 0
 
     def on_start(epochs: int, steps: int, label: str) -> None:
