@@ -118,3 +118,34 @@ def test_a_checked_exercise_given_to_a_command_as_labels_says_what_to_run(capsys
     assert run(capsys, "exercise", "11")[0] == 0
     code, _, err = run(capsys, "labels", "--labels-from", "exercise_11_packing.py", "--model", str(tiny_path))
     assert code == 2 and "exercise 11's file" in err and "causallm-inspect exercise 11 --check exercise_11_packing.py" in err
+
+
+def test_exercise_15_checks_the_final_answer_on_the_tokenizer_alone(capsys, tiny_path, tmp_path, monkeypatch):
+    from label_functions import AFTER_THE_TOOLS, FINAL_ANSWER, course
+
+    from inspector.core.lessons import model
+
+    lessons = course()  # lesson 15's file comes from its own branch: a stand-in until then
+    monkeypatch.setattr(model, "load_lessons", lambda *a, **k: lessons)
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run(capsys, "exercise", "15")
+    assert code == 0 and "watch its check in the app" in out
+    starter = tmp_path / "exercise_15_tool_calls.py"
+    assert "def final_answer_labels(example, tokenizer):" in starter.read_text()
+    code, out, err = run(capsys, "exercise", "15", "--check", "--model", str(tiny_path))
+    assert code == 1 and "2 of 16 conversations pass" in out and "asking TRL's SFTTrainer" not in err
+    assert "✗ example: a tool call, then the answer (qwen3_training): " in out and "which calls a tool" in out
+    bug = tmp_path / "bug.py"
+    bug.write_text(AFTER_THE_TOOLS)
+    code, out, _ = run(capsys, "exercise", "tool-calls", "--check", f"{bug}:final_answer_labels", "--model",
+                       str(tiny_path), "--json")
+    data = json.loads(out)
+    assert code == 1 and data["lesson"] == "tool-calls" and not any(r["passed"] for r in data["results"])
+    assert "tool-result-trained" in data["results"][0]["hint"]
+    assert "the tool's result" in data["results"][0]["differences"][0]["where"]
+    starter.write_text(starter.read_text().split("def final_answer_labels")[0] + FINAL_ANSWER.lstrip())
+    code, out, _ = run(capsys, "exercise", "15", "--check", str(starter), "--model", str(tiny_path))
+    assert code == 0 and "16 of 16 conversations pass: all match the reference" in out
+    # Not a label strategy: given to a command as labels, it says what to run instead.
+    code, _, err = run(capsys, "labels", "--labels-from", str(starter), "--model", str(tiny_path))
+    assert code == 2 and "exercise 15's file" in err and "causallm-inspect exercise 15 --check" in err

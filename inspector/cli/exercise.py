@@ -18,24 +18,25 @@ from inspector.core.errors import InspectorError
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "exercise",
-        help="write the starter file of a lesson's exercise (4, 8, 10, 11, 13), or --check yours against the reference",
+        help="write the starter file of a lesson's exercise (4, 8, 10, 11, 13, 15), or --check yours against the reference",
         description="Without --check: write the lesson's starter file (the function's signature, the task, a TODO) "
         "to the current folder. With --check FILE[:FUNCTION]: run your function on the lesson's examples and on "
         "hidden ones and compare it with the reference: 4 the mask strategy (every answer trained), 8 TRL's "
         "completion-only labels (only the last answer), 10 the copy labels with the padding masked (pad == eos, "
-        "no attention_mask), 11 TRL's collator on packed rows, 13 each label's weight in an optimizer step. "
+        "no attention_mask), 11 TRL's collator on packed rows, 13 each label's weight in an optimizer step, 15 the "
+        "final answer after the tool calls (the final turn policy) on conversations through two chat templates. "
         "8, 11 and 13 load the model: TRL's SFTTrainer gives their reference. The file's code runs in a separate "
         "process, stopped after --labels-timeout seconds per example; a file is loaded only when named here.",
     )
     common(p, data=False)
-    p.add_argument("number", metavar="N", help="lesson number (4, 8, 10, 11 or 13) or id")
+    p.add_argument("number", metavar="N", help="lesson number (4, 8, 10, 11, 13 or 15) or id")
     p.add_argument(
         "--check",
         metavar="FILE[:FUNCTION]",
         nargs="?",
         const="",
         default=None,
-        help="check your function (default: the starter file's name in this folder; FUNCTION defaults to the exercise's: make_labels, packed_labels, token_weights)",
+        help="check your function (default: the starter file's name in this folder; FUNCTION defaults to the exercise's: make_labels, packed_labels, token_weights, final_answer_labels)",
     )
     labels_timeout_option(p)
     p.add_argument("-o", "--output", metavar="FILE", help="where to write the starter file (default exercise_N_ID.py)")
@@ -70,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
             f"write the starter with: causallm-inspect exercise {number}, or give --check FILE",
         )
     fn = load_function(source, args, exercise.function_kind)  # a file that does not load: exit 2 with the user's traceback
-    # Exercises 8, 11 and 13 are checked against TRL's trainer on the model; 4 and 10 need its tokenizer only.
+    # Exercises 8, 11 and 13 are checked against TRL's trainer on the model; 4, 10 and 15 need its tokenizer only.
     loaded, markers = load(args, tokenizer_only=not exercise.needs_model)
     from inspector.core.exercises.registry import check_exercise
 

@@ -39,7 +39,8 @@ an exit or a crash in it stops that process, never the app.
 A starter file of `causallm-inspect exercise N` is checked on every save, a line per failing
 example. Exercises 11 (`packed_labels`) and 13 (`token_weights`) are not label strategies:
 they are checked against TRL's trainer on the model, and a notification says the result
-wherever you are (the batch view of lessons 11 and 13).
+wherever you are (the batch view of lessons 11 and 13). Exercise 15 (`final_answer_labels`) is
+not one either: it is checked on conversations with tool calls that its check renders.
 """
 
     def __init__(self, *, id: str | None = None) -> None:

@@ -13,6 +13,7 @@ from label_functions import (  # tests/ is on the path
     RIGHT,
     WRONG_LENGTH,
     check_code,
+    course,
 )
 
 from inspector.core.data.tokenizer_variants import tokenizer_adding_bos
@@ -32,15 +33,15 @@ check = check_code  # tests/label_functions.py
 
 
 def test_the_lessons_with_an_exercise_and_their_starters(tmp_path):
-    lessons = load_lessons()
+    lessons = course()
     numbers = [i + 1 for i, les in enumerate(lessons) if les.id in EXERCISES]
-    assert numbers == [4, 8, 10, 11, 13]
+    assert numbers == [4, 8, 10, 11, 13, 15]
     for ex in EXERCISES.values():
         text = starter_text(ex)
         assert f"def {ex.function}({', '.join(ex.params)}):" in text and "TODO" in text
         assert (lessons_dir() / "exercises" / ex.starter).is_file()  # shipped with the lessons (force-include)
         compile(text, ex.starter, "exec")
-    with pytest.raises(InspectorError, match=r"lesson 3 \(.*\) has no exercise. Choose lesson 4, 8, 10, 11 or 13"):
+    with pytest.raises(InspectorError, match=r"lesson 3 \(.*\) has no exercise. Choose lesson 4, 8, 10, 11, 13 or 15"):
         exercise_for(lessons[2], 3, lessons)
     path = write_starter(EXERCISES["mask"], tmp_path / "ex.py")
     assert path.read_text() == starter_text(EXERCISES["mask"])
@@ -53,7 +54,7 @@ def test_the_lessons_with_an_exercise_and_their_starters(tmp_path):
 
 
 def test_the_one_finder_knows_each_starter_and_refuses_other_files(tmp_path):
-    lessons = load_lessons()
+    lessons = course()
     for number, lesson in ((i + 1, les) for i, les in enumerate(lessons) if les.id in EXERCISES):
         f = write_starter(EXERCISES[lesson.id], tmp_path / f"{lesson.id}.py")
         found = find_exercise(f, lessons)

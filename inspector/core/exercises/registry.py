@@ -12,10 +12,13 @@ checks it (`check_exercise`) by its exercise's kind of check:
 - lesson 11 (`packing`): `packed_labels(example, tokenizer)` on TRL's packed rows
   (`packed_rows.PackedRows`);
 - lesson 13 (`weights`): `token_weights(micro_batches)`, each label's weight in an optimizer
-  step (`step_weights.StepWeights`).
+  step (`step_weights.StepWeights`);
+- lesson 15 (`tool-calls`): `final_answer_labels(example, tokenizer)`, a conversation with tool
+  calls trained on its final answer only (the `final` turn policy), on conversations rendered
+  by two template families (`final_answer.FinalAnswers`).
 
-Exercises 11 and 13 name their own function and are not label strategies: the app checks them
-on every save but does not train them. Exercises 8, 11 and 13 need the model, not only its
+Exercises 11, 13 and 15 name their own function and are not label strategies: the app checks
+them on every save but does not train them. Exercises 8, 11 and 13 need the model, not only its
 tokenizer: their references are asked of TRL's SFTTrainer.
 
 A result per case says whether it matches, and where not, the first positions that differ
@@ -45,6 +48,7 @@ from inspector.core.exercises.example_labels import (
     own_example,
     padded_article_cases,
 )
+from inspector.core.exercises.final_answer import FinalAnswers
 from inspector.core.exercises.packed_rows import PackedRows
 from inspector.core.exercises.step_weights import StepWeights
 from inspector.core.labels.process.parent import LabelFunction
@@ -191,6 +195,14 @@ EXERCISES: dict[str, Exercise] = {
         kind=StepWeights(),
         task="each label's weight in one optimizer step (accumulation and devices), as the Trainer's gradient gives it",
         function=FunctionKind.WEIGHTS.function,
+    ),
+    "tool-calls": Exercise(
+        lesson_id="tool-calls",
+        starter="15-tool-calls.py",
+        kind=FinalAnswers(),
+        task="train only the final answer after the tools: the last assistant message that calls no tool, "
+        "its end-of-turn included",
+        function=FunctionKind.FINAL_ANSWER_LABELS.function,
     ),
 }
 

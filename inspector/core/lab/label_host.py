@@ -2,9 +2,10 @@
 version in use, its reload on save, and the check of the exercise its file is the starter of.
 
 The file is a label strategy (the views show and train it as `custom`), or an exercise's own
-function (11: `packed_labels`, 13: `token_weights`) that is checked on every save and never
-trained. Which exercise the file belongs to is found once, by whoever builds the Lab, and given
-here (`exercises.registry.find_exercise`); a save reloads the function, never the lessons.
+function (11: `packed_labels`, 13: `token_weights`, 15: `final_answer_labels`) that is checked
+on every save and never trained. Which exercise the file belongs to is found once, by whoever
+builds the Lab, and given here (`exercises.registry.find_exercise`); a save reloads the
+function, never the lessons.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ class LabelHost:
     @property
     def custom(self) -> LabelFunction | None:
         """The user's label function (its last version that loaded), or None without --labels-from
-        and where the file is an exercise whose function is not a label strategy (11, 13: checked
+        and where the file is an exercise whose function is not a label strategy (11, 13, 15: checked
         on save, never trained)."""
         if self._reloader is not None:
             return self._reloader.current if self._reloader.strategy else None

@@ -38,7 +38,8 @@ from inspector.core.labels.strategies import CUSTOM, LabeledExample, check_lengt
 
 @dataclass(frozen=True)
 class LabelCall:
-    """One call of a LABELS or PACKED_LABELS function: a tokenized example and the tokenizer it is called with."""
+    """One call of a LABELS, PACKED_LABELS or FINAL_ANSWER_LABELS function: a tokenized example and the
+    tokenizer it is called with."""
 
     input_ids: Sequence[int]
     tokenizer: Any

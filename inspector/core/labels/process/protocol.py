@@ -39,6 +39,14 @@ class FunctionKind(Enum):
         "one packed row",
         "a label per token: -100 or the token's id",
     )
+    #: `final_answer_labels(example, tokenizer)`: a conversation's labels under the `final` turn
+    #: policy; the example dict also has `messages`, `message`, `roles` and `assistant_mask` (lesson 15).
+    FINAL_ANSWER_LABELS = (
+        "final_answer_labels",
+        ("example", "tokenizer"),
+        "one conversation",
+        "a label per token: -100 or the token's id",
+    )
     #: `token_weights(micro_batches)`: the weight of every label of one optimizer step (lesson 13).
     WEIGHTS = (
         "token_weights",
@@ -147,7 +155,8 @@ class Load:
 
 @dataclass(frozen=True)
 class ExampleItem:
-    """One call of a LABELS or PACKED_LABELS function: a tokenized example (and a packed row's fields)."""
+    """One call of a LABELS, PACKED_LABELS or FINAL_ANSWER_LABELS function: a tokenized example (and a
+    packed row's or a conversation's fields)."""
 
     input_ids: list[int]
     attention_mask: list[int] | None

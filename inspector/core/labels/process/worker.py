@@ -4,13 +4,14 @@ Only the label process's worker (`child`) runs this, and the bench, which times 
 in its own process. A function is called as its `FunctionKind` says, and its return checked
 by the kind's check (`KINDS`):
 
-- LABELS and PACKED_LABELS are called once per example, in the article's style of
+- LABELS, PACKED_LABELS and FINAL_ANSWER_LABELS are called once per example, in the article's style of
   `create_special_mask`, as `make_labels(example, tokenizer)` where `example` is a fresh dict
   of plain lists::
 
       {"input_ids": [...], "attention_mask": [1, ...], "labels": [...copied from input_ids...], "text": "..."}
 
-  (a packed row's dict also has `position_ids`, `seq_lengths` and `completion_mask`). It returns
+  (a packed row's dict also has `position_ids`, `seq_lengths` and `completion_mask`; a
+  conversation's, `messages`, `message`, `roles` and `assistant_mask`). It returns
   the labels: a list of ints, or the example dict with its `labels` set (as the article's
   function does). A 1-D torch tensor or numpy array of integers is accepted too and converted;
   floats, bools, nested lists and `None` are refused, each with its own message. Every label
@@ -148,6 +149,7 @@ def _call_step(fn: LoadedFunction, item: Item, tokenizer: Any) -> list[Any]:
 KINDS: dict[FunctionKind, Callable[[LoadedFunction, Item, Any], list[Any]]] = {
     FunctionKind.LABELS: _call_example,
     FunctionKind.PACKED_LABELS: _call_example,
+    FunctionKind.FINAL_ANSWER_LABELS: _call_example,
     FunctionKind.WEIGHTS: _call_step,
 }
 
