@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from inspector.core.data.chat_format import FormattedExample
-from inspector.core.data.reasoning import THINK_OPENERS, reasoning_of, untrained_by_flag
+from inspector.core.data.reasoning import ASSISTANT_ROLES, THINK_OPENERS, reasoning_of, untrained_by_flag
 from inspector.core.labels.turn_policy import (
     DEFAULT_POLICY,
     POLICY_HELP,
@@ -344,7 +344,12 @@ def findings(
         n = sum(1 for r, lab in zip(roles, labels) if r == "tool_result" and lab != -100)
         if n:
             out.append(("tool-result-trained", f"{n} tokens of tool results are trained"))
-    flagged = [(i + 1, f) for i, m in enumerate(fe.messages or ()) if (f := untrained_by_flag(m))]
+    # only an assistant message's flag matters: TRL never trains the others anyway
+    flagged = [
+        (i + 1, f)
+        for i, m in enumerate(fe.messages or ())
+        if m["role"] in ASSISTANT_ROLES and (f := untrained_by_flag(m))
+    ]
     if flagged:
         said = ", ".join(f"message {i} ({f})" for i, f in flagged)
         out.append(("message-flags-ignored", f"TRL's SFTTrainer trains {said} anyway: it has no such field"))
