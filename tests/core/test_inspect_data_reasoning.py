@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 from sample_rows import jsonl
 
 from inspector.core.data.conversations import read_chat_template
@@ -88,6 +89,20 @@ def test_the_turn_policy_and_the_inference_template_are_honoured(tiny, tmp_path)
     assert split.examples == 1 + 2 + 1 + 2 + 1 + 1 and split.turn_policy == "split"
     same = inspect_data(path, tiny, chat_template=read_chat_template("qwen3"), inference_template="qwen3_training")
     assert "reasoning-context-differs" not in found(same)  # compared with the training template itself
+
+
+@pytest.mark.parametrize("policy", ["all", "split"])
+def test_an_inference_template_that_raises_on_tools_is_counted(tiny, tmp_path, policy):
+    refuses = tmp_path / "no_tools.jinja"
+    refuses.write_text(
+        "{% for m in messages %}{% if m.tool_calls %}{{ raise_exception('no tool calls here') }}{% endif %}"
+        "<s>{{ m.role }}\n{{ m.content }}</s>{% endfor %}{% if add_generation_prompt %}<s>assistant\n{% endif %}"
+    )
+    rows = {1: ROWS[1], 2: TOOL_ROW}
+    report = inspect_data(write(tmp_path, rows), tiny, chat_template=read_chat_template("qwen3"),
+                          inference_template=str(refuses), turn_policy=policy)  # fmt: skip
+    (bad,) = [p for p in report.problems if p.kind == "bad-row"]
+    assert bad.row == 2 and "no tool calls here" in bad.detail and "pass --inference-template" in bad.detail
 
 
 def test_each_kind_on_exactly_its_rows_deepseek(tiny, tmp_path):

@@ -57,6 +57,9 @@ REASONING_FIXES = {
 }
 
 
+CANNOT_COMPARE = "pass --inference-template with a template that renders these messages"
+
+
 def inference_for(tokenizer: Any, training_template: str | None, given: str | None = None) -> InferenceTemplate | None:
     """The template contexts are compared with. A template named with --inference-template that
     cannot be found is the user's error (raised); none found otherwise: no comparison (None)."""
@@ -141,8 +144,13 @@ def check_row(
             out.append((exc.kind or "bad-row", f"{exc.problem} ({exc.fix})" if exc.fix else exc.problem, strategy))
             turns = []
         for kind, detail in findings(fe, turns, aligned, labels):
-            if kind != FLAGS_IGNORED:  # said once per row (flag_problems), whatever the strategy
+            if kind != FLAGS_IGNORED:  # said once per row (flag_findings), whatever the strategy
                 out.append((kind, detail, strategy))
+        for t in turns:
+            if t.trained and t.context_matches_inference is None:  # the inference template raised on the messages
+                # Counted as --turn-policy split counts it (the same template cannot make that row), once per row.
+                detail = f"turn {t.number} (message {t.message}): {t.verdict} ({CANNOT_COMPARE})"
+                out.append(("bad-row", detail, None))
     return RowReasoning(out, reasoning)
 
 

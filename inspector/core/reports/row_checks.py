@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from inspector.core.data.chat_format import ARTICLE_MARKERS, FormattedExample, TurnMarkers
 from inspector.core.errors import InspectorError
+
+if TYPE_CHECKING:
+    from inspector.core.reports.reasoning_checks import Finding
 
 CONVERSATIONAL = ("messages", "conversational-prompt-completion")  # the rows a chat template renders
 
@@ -177,6 +180,7 @@ class RowChecker:
                     labels[strategy] = (fe, ids, offsets, custom_labels[i], roles)
                 elif strategy == "trl" and i in trl_labels:
                     labels[strategy] = self._trl_view(trl_labels[i], fe, ids, offsets, roles)
+            said: set[Finding] = set()  # a finding about the row (no strategy) is said once
             for strategy in strategies:
                 if strategy not in labels:
                     continue
@@ -184,7 +188,8 @@ class RowChecker:
                 closers = [self._closer(s_fe, s_offsets, span) for span in s_fe.answer_spans] if s_offsets else []
                 self._check_strategy(unit.row, s_fe, s_ids, lab, strategy, closers, out)
                 found = rc.check_row(s_fe, s_ids, s_offsets, lab, strategy, tok, self.inference, s_roles)
-                out.problems.extend(Problem(unit.row, *f) for f in found.findings)
+                out.problems.extend(Problem(unit.row, *f) for f in found.findings if f[2] is not None or f not in said)
+                said.update(f for f in found.findings if f[2] is None)
                 out.reasoning[strategy] = out.reasoning.get(strategy, 0) + found.reasoning_trained
 
     def _units(self, formatted: list[tuple[Job, FormattedExample]], out: BatchResult) -> list[_Unit]:
