@@ -63,7 +63,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="exit 1 if any of these problems is found (comma-separated, or 'any'): "
         "bad-row, mixed-format, template-not-found, template-not-for-this-model, no-trained-tokens, eos-not-trained, "
         "truncated-answer, pad-equals-eos, empty-answer, stop-token-not-trained, tool-call-dropped, "
-        "mask-methods-disagree; with --config or SFTConfig flags also answer-loses-stop-token, "
+        "mask-methods-disagree, reasoning-context-differs, reasoning-not-trained, empty-reasoning-trained, "
+        "reasoning-prefilled, tool-result-trained, message-flags-ignored; with --config or SFTConfig flags also answer-loses-stop-token, "
         "dropped-by-truncation, prompt-only-chunk, packing-crosses-examples",
     )
     p.set_defaults(run=run)
@@ -126,6 +127,9 @@ def run(args: argparse.Namespace) -> int:
         num_proc=args.num_proc or cores(),
         progress=progress,
         custom=custom,
+        # --turn-policy and --inference-template are the shared options' (cli.options)
+        turn_policy=getattr(args, "turn_policy", None) or "all",
+        inference_template=getattr(args, "inference_template", None),
     )
     if tty:
         print("\r", end="", file=sys.stderr)

@@ -6,7 +6,10 @@ answer whose closing eos / end-of-turn token is never trained, truncation that c
 answer, a template that is not found, a chat template made for another model (its turn
 markers not tokens of this vocabulary: `data.template_fit`), pad == eos, empty answers, tool
 calls a format cannot show, and masks that differ by the method that finds them
-(`labels.mask_audit`).
+(`labels.mask_audit`); and, for reasoning traces and tool calls (`reasoning_checks`), trained
+turns whose context differs from inference's, reasoning dropped or masked, empty think blocks
+trained, prefilled think openers, tool results trained, per-message flags TRL ignores, and the
+share of trained tokens that are reasoning, under a turn policy (`--turn-policy`).
 
 With `num_proc` above 1 the batches are checked in worker processes (`row_checks`), at most
 a few batches ahead of the one being added to the report, so memory stays flat; the report
@@ -27,6 +30,7 @@ from inspector.core.data.readers import cores
 from inspector.core.data.template_fit import FIX as FIT_FIX
 from inspector.core.data.template_fit import KIND as NOT_FOR_THIS_MODEL
 from inspector.core.errors import InspectorError
+from inspector.core.reports.reasoning_checks import REASONING_FIXES, REASONING_PROBLEMS, format_share, share_dict
 from inspector.core.reports.row_checks import BatchResult, Job, Problem, RowChecker
 from inspector.core.reports.run_checks import RUN_FIXES, RUN_PROBLEMS, RunReport
 
@@ -51,6 +55,7 @@ PROBLEMS = {
     "stop-token-not-trained": "the chat template's generation markers leave the end-of-turn token out: the model never learns to stop",
     "tool-call-dropped": "a tool call or tool result that the format in use cannot show: the row is refused",
     "mask-methods-disagree": "generation markers, prefix rendering and the prompt/completion split train different tokens",
+    **REASONING_PROBLEMS,  # reasoning traces, tool results, per-message flags (reasoning_checks)
     **RUN_PROBLEMS,  # with --config or SFTConfig flags: what TRL's SFTTrainer prepares (run_checks)
 }
 FIXES = {
@@ -67,6 +72,7 @@ FIXES = {
     "(TRL's _training variants: `causallm-inspect templates`)",
     "tool-call-dropped": "pass --chat-template with a template that renders tools (qwen2_5, qwen3, llama3_2...)",
     "mask-methods-disagree": "check the template's {% generation %} markers against what the model writes",
+    **REASONING_FIXES,
     **RUN_FIXES,
 }
 KEEP_ROWS = 1000  # rows listed per problem kind; the counts are always complete
@@ -76,6 +82,7 @@ KEEP_ROWS = 1000  # rows listed per problem kind; the counts are always complete
 class StrategyTotals:
     trained_tokens: int = 0
     tokens: int = 0
+    reasoning_tokens: int = 0  # trained tokens whose role is reasoning (a think block, its markers included)
 
     @property
     def trained_fraction(self) -> float:
@@ -98,6 +105,9 @@ class DataReport:
     counts: Counter = field(default_factory=Counter)
     seconds: float = 0.0
     run: RunReport | None = None  # with --config or SFTConfig flags: TRL's prepared dataset and the step weights
+    turn_policy: str = "all"  # which assistant turns are trained (labels.turn_policy)
+    inference_template: str | None = None  # what the training contexts are compared with, for display
+    reasoning_rows: int = 0  # rows whose messages carry reasoning
 
     def add(self, problem: Problem) -> None:
         self.counts[problem.kind] += 1
@@ -140,6 +150,10 @@ class DataReport:
                 s: {"trained_tokens": t.trained_tokens, "tokens": t.tokens, "trained_fraction": t.trained_fraction}
                 for s, t in self.totals.items()
             },
+            "turn_policy": self.turn_policy,
+            "inference_template": self.inference_template,
+            "reasoning_rows": self.reasoning_rows,
+            "reasoning_share": {s: share_dict(t.reasoning_tokens, t.trained_tokens) for s, t in self.totals.items()},
             "problem_counts": dict(self.counts),
             "problems": [asdict(p) for p in self.problems],
             "summary": self.summary(),
@@ -175,17 +189,24 @@ def inspect_data(
     num_proc: int = 1,
     progress: Callable[[int], None] | None = None,
     custom: LabelMaker | None = None,
+    turn_policy: str = "all",
+    inference_template: str | None = None,
 ) -> DataReport:
     """Read the data in batches and count each strategy's trained tokens and problems.
 
     `custom` (the user's label function) is needed for the `custom` strategy; an error in
     its code stops the report (a LabelCodeError), it is not a problem of the row.
+    `turn_policy` says which assistant turns are trained (`split`: one row per turn);
+    `inference_template` (a file or a TRL name) is what each trained turn's context is
+    compared with, by default the model's own (or the original of a TRL training variant).
     """
     from inspector.core.data.readers import classify, describe_file, iter_records
     from inspector.core.labels.strategies import check_strategy
+    from inspector.core.reports.reasoning_checks import check_policy, inference_for
 
     for s in strategies:
         check_strategy(s, custom)
+    check_policy(turn_policy)
 
     start = time.perf_counter()
     tok = loaded.tokenizer
@@ -202,7 +223,12 @@ def inspect_data(
     if "trl" in strategies or "custom" in strategies:
         num_proc = 1  # TRL's trainer needs the model, the user's function lives in this process: one process
     model = loaded.model if "trl" in strategies else None
-    checker = RowChecker(tok, loaded.name, list(strategies), template, chat_template, max_length, model, custom=custom)
+    inference = inference_for(tok, chat_template or getattr(tok, "chat_template", None), inference_template)
+    checker = RowChecker(
+        tok, loaded.name, list(strategies), template, chat_template, max_length, model, custom=custom,
+        policy=turn_policy, inference=inference,
+    )
+    report.turn_policy, report.inference_template = turn_policy, inference.name if inference else None
     if tok.pad_token_id is not None and tok.pad_token_id == tok.eos_token_id:
         report.add(Problem(None, "pad-equals-eos", f"pad and eos are both {tok.eos_token!r}"))
     _check_template(report, checker)
@@ -297,6 +323,9 @@ def _merge(report: DataReport, early: list[Problem], result: BatchResult) -> Non
     for strategy, (trained, tokens) in result.totals.items():
         report.totals[strategy].trained_tokens += trained
         report.totals[strategy].tokens += tokens
+    for strategy, reasoning in result.reasoning.items():
+        report.totals[strategy].reasoning_tokens += reasoning
+    report.reasoning_rows += result.reasoning_rows
 
 
 class _Runner:
@@ -372,6 +401,15 @@ def _check(jobs: list[Job]) -> BatchResult:
     return check_in_worker(jobs)
 
 
+def _policy_lines(report: DataReport) -> list[str]:
+    from inspector.core.labels.turn_policy import POLICY_HELP
+
+    if report.inference_template is None and report.turn_policy == "all":
+        return []
+    compared = f"; trained contexts compared with {report.inference_template}" if report.inference_template else ""
+    return [f"turn policy {report.turn_policy} ({POLICY_HELP[report.turn_policy]}){compared}", ""]
+
+
 def format_report(report: DataReport) -> str:
     from inspector.core.data.row_formats import FORMAT_TITLES
 
@@ -385,12 +423,14 @@ def format_report(report: DataReport) -> str:
             "tokenizer"
         ),
         "",
+        *_policy_lines(report),
         "trained tokens per strategy:",
     ]
     width = max([5, *map(len, report.totals)])
     for s, t in report.totals.items():
         lines.append(f"  {s:<{width}} {t.trained_tokens:>10} of {t.tokens:<10} {100 * t.trained_fraction:6.2f}%")
     lines.append("")
+    lines.extend(format_share({s: (t.reasoning_tokens, t.trained_tokens) for s, t in report.totals.items()}, report.reasoning_rows))
     if report.run is not None:
         lines.extend(_format_run(report.run))
     if report.counts:
