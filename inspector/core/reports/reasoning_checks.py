@@ -171,7 +171,8 @@ def format_share(shares: dict[str, tuple[int, int]], rows: int) -> list[str]:
     """The text report's lines: each strategy's trained reasoning tokens of its trained tokens."""
     if not rows and not any(r for r, _ in shares.values()):
         return []
-    lines = [f"reasoning share of trained tokens ({rows} rows carry reasoning; think markers and empty blocks count):"]
+    carry = "1 row carries" if rows == 1 else f"{rows} rows carry"
+    lines = [f"reasoning share of trained tokens ({carry} reasoning; think markers and empty blocks count):"]
     width = max([5, *map(len, shares)])
     for s, (r, t) in shares.items():
         lines.append(f"  {s:<{width}} {r:>10} of {t:<10} {100 * r / t if t else 0.0:6.2f}%")
