@@ -20,7 +20,7 @@ from textual.command import CommandList, CommandPalette, DiscoveryHit, Hit, Hits
 from textual.message import Message
 from textual.widgets import Button, Input, OptionList
 
-from inspector.core.labels.turns import POLICY_HELP, TURN_POLICIES
+from inspector.core.labels.turn_policy import POLICY_HELP, TURN_POLICIES
 from inspector.core.lessons.model import VIEWS
 from inspector.messages import Command
 

@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     turn_policy = getattr(args, "turn_policy", None) or "all"
     inference_template = getattr(args, "inference_template", None)
     if inference_template:  # a name TRL does not ship, or no such file, fails before the screen opens
-        from inspector.core.labels.turns import inference_template_for
+        from inspector.core.labels.turn_policy import inference_template_for
 
         inference_template_for(None, None, inference_template)
     reloader = None

@@ -19,7 +19,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Footer, Header, Input, TextArea
 
-from inspector.core.labels.turns import POLICY_HELP
+from inspector.core.labels.turn_policy import POLICY_HELP
 from inspector.messages import (
     BurstFinished,
     BurstStarted,

@@ -19,13 +19,13 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import Label, Select, Static
 
-from inspector.core.labels.turns import POLICY_HELP, TURN_POLICIES
+from inspector.core.labels.turn_policy import POLICY_HELP, TURN_POLICIES
 from inspector.widgets.paging import Picker
 
 if TYPE_CHECKING:
     from inspector.core.lab import Lab
     from inspector.core.lab.policy import TurnsShown
-    from inspector.core.labels.turns import Turn
+    from inspector.core.labels.turn_context import Turn
 
 POLICY_NAMES = {"all": "all turns", "last": "last turn", "final": "final answer", "split": "split by turn"}
 KEEP = 6  # tokens kept on each side of a long run that both contexts share

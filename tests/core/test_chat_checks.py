@@ -178,7 +178,7 @@ def test_the_audit_finds_a_generation_prompt_the_template_does_not_write(tiny, t
 
 def test_each_token_knows_its_message_s_role_and_a_tool_call_is_a_call(tiny):
     from inspector.core.data.chat_format import add_special_tokens
-    from inspector.core.data.conversations import token_roles
+    from inspector.core.data.roles import token_roles
     from inspector.core.labels.strategies import encode
 
     tok = tiny.tokenizer
@@ -190,12 +190,12 @@ def test_each_token_knows_its_message_s_role_and_a_tool_call_is_a_call(tiny):
     by_role: dict[str, str] = {}
     for row, role in zip(lab.rows, roles):
         by_role[role] = by_role.get(role, "") + row.text
-    assert "get_weather" in by_role["call"] and "Paris" in by_role["call"]
-    assert "sunny" in by_role["tool"] and "weather␣in␣Paris" in by_role["user"]
+    assert "get_weather" in by_role["tool_call"] and "Paris" in by_role["tool_call"]
+    assert "sunny" in by_role["tool_result"] and "weather␣in␣Paris" in by_role["user"]
     assert "It␣is␣sunny" in by_role["assistant"]
     # The call's tokens are trained, the tool's result is not.
-    assert all(not r.masked for r, role in zip(lab.rows, roles) if role == "call" and r.text.strip("␣↵"))
-    assert all(r.masked for r, role in zip(lab.rows, roles) if role == "tool")
+    assert all(not r.masked for r, role in zip(lab.rows, roles) if role == "tool_call" and r.text.strip("␣↵"))
+    assert all(r.masked for r, role in zip(lab.rows, roles) if role == "tool_result")
     article = add_special_tokens("\n\n### Human: dog\n\n### Assistant: perro", tok.bos_token, tok.eos_token)
     assert token_roles(article, encode(article, tok)[1], tok) is None  # the article's format: the labels say it all
 

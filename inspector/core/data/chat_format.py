@@ -113,6 +113,10 @@ class FormattedExample:
     messages: tuple[dict[str, Any], ...] | None = None
     chat_template: str | None = None
     tools: tuple[Any, ...] | None = None  # the row's tool definitions, given to the chat template
+    # Set by a turn policy (labels.turn_policy): which of a split row's rows this is, and for TRL the
+    # message where the completion starts (the row goes to TRL as conversational prompt/completion).
+    part: tuple[int, int] | None = None
+    completion_from: int | None = None
 
     @property
     def add_special(self) -> bool:

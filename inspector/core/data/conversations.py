@@ -29,9 +29,8 @@ from inspector.core.data.chat_format import (
     add_special_tokens,
     split_turns,
 )
+from inspector.core.data.reasoning import ASSISTANT_ROLES, TOOL_ROLES
 from inspector.core.errors import InspectorError
-
-ASSISTANT_ROLES = ("assistant", "model", "gpt", "bot")
 
 
 def read_chat_template(path: str | Path) -> str:
@@ -39,16 +38,22 @@ def read_chat_template(path: str | Path) -> str:
     p = Path(path).expanduser()
     if not p.is_file():
         if p.exists() or "/" in str(path) or str(path).endswith(".jinja"):
-            raise InspectorError(f"the chat template file {path} does not exist", "check the path given to --chat-template")
+            raise InspectorError(
+                f"the chat template file {path} does not exist", "check the path given to --chat-template"
+            )
         from inspector.core.data.trl_templates import resolve
 
         return resolve(str(path)).text
     try:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise InspectorError(f"the chat template {path} is not readable UTF-8 text", "save it as a UTF-8 .jinja file") from exc
+        raise InspectorError(
+            f"the chat template {path} is not readable UTF-8 text", "save it as a UTF-8 .jinja file"
+        ) from exc
     if "{%" not in text and "{{" not in text:
-        raise InspectorError(f"{path} does not look like a Jinja chat template", "give a .jinja file with {% ... %} tags")
+        raise InspectorError(
+            f"{path} does not look like a Jinja chat template", "give a .jinja file with {% ... %} tags"
+        )
     return text
 
 
@@ -86,9 +91,6 @@ def tool_turns(messages: Sequence[dict[str, Any]]) -> list[str]:
         elif m["role"] in TOOL_ROLES:
             out.append(f"message {i} is a tool result ({m['role']})")
     return out
-
-
-TOOL_ROLES = ("tool", "function", "ipython")
 
 
 class EmptyAnswer(InspectorError):
@@ -235,7 +237,9 @@ def render_chat(
     """
     template = chat_template or tokenizer.chat_template
     if not template:
-        raise InspectorError(f"{where}: the tokenizer has no chat template", "pass one with --chat-template FILE or NAME")
+        raise InspectorError(
+            f"{where}: the tokenizer has no chat template", "pass one with --chat-template FILE or NAME"
+        )
     msgs = [dict(m) for m in messages]
     marked = has_generation_markers(template)
     try:
@@ -249,7 +253,8 @@ def render_chat(
                 "use a template that renders tools (qwen2_5, qwen3, llama3_2...: `causallm-inspect templates`)",
             ) from exc
         raise InspectorError(
-            f"{where}: the chat template failed to render ({said})", "check the template, or the roles of the messages",
+            f"{where}: the chat template failed to render ({said})",
+            "check the template, or the roles of the messages",
             kind="bad-row",
         ) from exc
     _check_tools_rendered(msgs, text, where)
@@ -257,7 +262,9 @@ def render_chat(
         spans = list(generated)  # an empty answer's block is empty: it trains nothing
         if not any(b > a for a, b in spans):
             if any(m["role"] in ASSISTANT_ROLES and not m["content"].strip() and not m.get("tool_calls") for m in msgs):
-                raise EmptyAnswer(f"{where}: the assistant's answer is empty: nothing is trained", "write the answer, or drop the row")
+                raise EmptyAnswer(
+                    f"{where}: the assistant's answer is empty: nothing is trained", "write the answer, or drop the row"
+                )
             raise InspectorError(
                 f"{where}: no assistant message appears inside the chat template's {{% generation %}} markers",
                 "check that the template marks what the assistant writes",
@@ -281,7 +288,10 @@ def render_chat(
 def _found_spans(
     msgs: list[dict[str, Any]], text: str, tokenizer: Any, template: str, tools: Sequence[Any] | None, where: str
 ) -> list[tuple[int, int]]:
-    """Each answer's content located in the rendering, with the special token that closes it."""
+    """Each answer's content located in the rendering (with its think block, where the template
+    renders the reasoning), through the special token that closes it."""
+    from inspector.core.data.reasoning import answer_of, reasoning_of, think_block
+
     specials = _special_strings(tokenizer)
     spans: list[tuple[int, int]] = []
     by_prefix: list[tuple[int, int] | None] | None = None
@@ -309,9 +319,15 @@ def _found_spans(
                 pos = span[1]
                 continue
         content = m["content"]
+        block = None
+        if m["role"] in ASSISTANT_ROLES and (reasoning := reasoning_of(m)):
+            block = think_block(text, pos, len(text), reasoning.text)  # the answer comes after its reasoning
+            pos = block[1] if block else pos
         idx, length = (text.find(content, pos), len(content)) if content else (-1, 0)
         if idx < 0 and content.strip():  # templates often trim the content
             idx, length = text.find(content.strip(), pos), len(content.strip())
+        if idx < 0 and m["role"] in ASSISTANT_ROLES and answer_of(m).strip():  # a template that drops inline <think>
+            idx, length = text.find(answer_of(m).strip(), pos), len(answer_of(m).strip())
         if m["role"] in ASSISTANT_ROLES:
             if idx < 0:
                 raise InspectorError(
@@ -320,7 +336,7 @@ def _found_spans(
                 )
             end = idx + length
             closer = next((sp for sp in specials if text.startswith(sp, end)), None)
-            spans.append((idx, end + (len(closer) if closer else 0)))
+            spans.append((block[0] if block else idx, end + (len(closer) if closer else 0)))
         if idx >= 0:
             pos = idx + length
     return spans
@@ -336,6 +352,9 @@ def format_messages(
     model_name: str = "in use",
     where: str = "the row",
 ) -> FormattedExample:
+    from inspector.core.data.reasoning import check_messages
+
+    check_messages(messages, where)
     if chat_template or getattr(tokenizer, "chat_template", None):
         return render_chat(messages, tokenizer, chat_template, tools=tools, where=where)
     turns = tool_turns(messages)
@@ -349,48 +368,3 @@ def format_messages(
     return add_special_tokens(
         to_article_text(messages, template), tokenizer.bos_token, tokenizer.eos_token, template, model_name=model_name
     )
-
-
-def token_roles(fe: FormattedExample, offsets: Sequence[tuple[int, int]], tokenizer: Any) -> list[str] | None:
-    """The role of the message each token belongs to, for a conversation rendered by a chat
-    template: "system", "user", "assistant", "call" (an assistant message's tool call),
-    "tool" (a tool's result), or "" for the template's own text between messages. None for
-    the article's format (its two roles are what the labels show) or where the template does
-    not render a conversation's beginning as the beginning of the whole (no prefix to cut at).
-    """
-    from inspector.core.data.row_formats import tool_calls_of
-
-    if fe.kind != "chat" or not fe.messages or fe.chat_template is None:
-        return None
-    msgs = list(fe.messages)
-    ends: list[int] = []
-    try:
-        for i in range(len(msgs)):
-            upto, _ = render(tokenizer, msgs[: i + 1], fe.chat_template, fe.tools)
-            if not fe.text.startswith(upto):
-                return None
-            ends.append(len(upto))
-    except Exception:  # noqa: BLE001 -- a template may refuse a conversation cut short: no roles then
-        return None
-    spans = []
-    start = 0
-    for m, end in zip(msgs, ends):
-        role = m["role"]
-        if role in ASSISTANT_ROLES:
-            role = "assistant"
-            calls = tool_calls_of(m)
-            at = fe.text.find(calls[0], start, end) if calls else -1
-            if at >= 0:  # the call, from its name on (after the answer's own text, if any)
-                spans.append((start, at, role))
-                start, role = at, "call"
-        elif role in TOOL_ROLES:
-            role = "tool"
-        elif role in ("human", "user"):
-            role = "user"
-        spans.append((start, end, role))
-        start = end
-    out = []
-    for a, b in offsets:
-        mid = (a + b) / 2 if b > a else a
-        out.append(next((role for s, e, role in spans if s <= mid < e), ""))
-    return out

@@ -237,11 +237,19 @@ def format_examples(
                 where = ex.where
                 out.append(
                     format_messages(
-                        ex.messages, tokenizer, template, ex.chat_template, tools=ex.tools, model_name=model_name, where=where
+                        ex.messages,
+                        tokenizer,
+                        template,
+                        ex.chat_template,
+                        tools=ex.tools,
+                        model_name=model_name,
+                        where=where,
                     )
                 )
                 continue
-            out.append(add_special_tokens(ex.text, tokenizer.bos_token, tokenizer.eos_token, template, model_name=model_name))
+            out.append(
+                add_special_tokens(ex.text, tokenizer.bos_token, tokenizer.eos_token, template, model_name=model_name)
+            )
         except InspectorError as exc:
             if ex.origin == "article":
                 raise

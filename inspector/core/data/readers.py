@@ -48,7 +48,14 @@ class Record:
 
 
 COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zst": "zstd"}
-_SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet"}
+_SUFFIXES = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "json",
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".parquet": "parquet",
+}
 
 
 def compression_of(path: Path) -> str | None:
@@ -58,7 +65,11 @@ def compression_of(path: Path) -> str | None:
 
 def detect_format(path: Path) -> str:
     if path.is_dir():
-        if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists() or (path / "state.json").exists():
+        if (
+            (path / "dataset_info.json").exists()
+            or (path / "dataset_dict.json").exists()
+            or (path / "state.json").exists()
+        ):
             return "hf-disk"
         raise InspectorError(
             f"the folder {path} is not a saved Hugging Face dataset (no dataset_info.json or dataset_dict.json)",
@@ -183,7 +194,8 @@ def iter_records(
         if compression_of(p) is None or isinstance(exc, InspectorError):
             raise
         raise InspectorError(
-            f"{p.name} could not be decompressed as {compression_of(p)} ({exc})", "check the file, or decompress it first"
+            f"{p.name} could not be decompressed as {compression_of(p)} ({exc})",
+            "check the file, or decompress it first",
         ) from exc
 
 
@@ -219,7 +231,9 @@ def _json(p: Path, split: str | None) -> Iterator[Record]:
     except UnicodeDecodeError as exc:
         raise InspectorError(f"{p.name} is not UTF-8 text", "save the file as UTF-8") from exc
     except RecursionError as exc:
-        raise InspectorError(f"{p.name} {TOO_DEEP}", "flatten the data: rows of plain objects, lists and strings") from exc
+        raise InspectorError(
+            f"{p.name} {TOO_DEEP}", "flatten the data: rows of plain objects, lists and strings"
+        ) from exc
     except json.JSONDecodeError as exc:
         hint = " (one object per line is JSONL: name the file .jsonl)" if exc.msg.startswith("Extra data") else ""
         raise InspectorError(
@@ -237,7 +251,9 @@ def _json(p: Path, split: str | None) -> Iterator[Record]:
     elif split:
         raise InspectorError(f"--split {split}: {p.name} is one list of rows, with no splits", "leave out --split")
     if not isinstance(obj, list):
-        raise InspectorError(f"{p.name} holds a JSON {type(obj).__name__}, not a list of rows", "write a list of objects")
+        raise InspectorError(
+            f"{p.name} holds a JSON {type(obj).__name__}, not a list of rows", "write a list of objects"
+        )
     for n, item in enumerate(obj, start=1):
         yield _as_record(n, item)
 
@@ -315,7 +331,9 @@ def _hf_disk(p: Path, split: str | None) -> Iterator[Record]:
 
 def _no_split(p: Path, split: str | None) -> None:
     if split:
-        raise InspectorError(f"--split {split}: {p.name} has no splits", "splits exist only in JSON objects and dataset folders")
+        raise InspectorError(
+            f"--split {split}: {p.name} has no splits", "splits exist only in JSON objects and dataset folders"
+        )
 
 
 def _as_record(n: int, obj: Any) -> Record:
@@ -331,7 +349,9 @@ def _is_messages(value: Any) -> bool:
     return (
         isinstance(value, list)
         and bool(value)
-        and all(isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in value)
+        and all(
+            isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in value
+        )
     )
 
 
@@ -362,7 +382,15 @@ def classify(data: dict[str, Any]) -> tuple[str | None, str | None]:
     )
 
 
-MESSAGE_KEYS = ("role", "content", "tool_calls", "name", "tool_call_id")
+MESSAGE_KEYS = (
+    "role",
+    "content",
+    "tool_calls",
+    "name",
+    "tool_call_id",
+    *("reasoning_content", "reasoning", "thinking"),  # reasoning.REASONING_FIELDS
+    *("weight", "train", "loss"),  # reasoning.FLAG_FIELDS: per-message flags
+)
 
 
 def messages_of(kind: str, data: dict[str, Any]) -> list[dict[str, Any]]:

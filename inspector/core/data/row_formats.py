@@ -86,7 +86,7 @@ def _sharegpt(data: dict[str, Any]) -> dict[str, Any]:
         messages.append({"role": "system", "content": system})
     for i, turn in enumerate(turns, start=1):
         if not isinstance(turn, dict):
-            raise RowFormatError(f"turn {i} of \"conversations\" is a {type(turn).__name__}, not an object")
+            raise RowFormatError(f'turn {i} of "conversations" is a {type(turn).__name__}, not an object')
         who = turn.get("from", turn.get("role"))
         value = turn.get("value", turn.get("content"))
         if not isinstance(who, str):
@@ -121,7 +121,9 @@ def _sharegpt_calls(value: Any, i: int) -> list[dict[str, Any]]:
     for call in calls:
         if not isinstance(call, dict) or not isinstance(call.get("name"), str):
             raise RowFormatError(f'turn {i} (function_call) is not {{"name": ..., "arguments": ...}}')
-        out.append({"type": "function", "function": {"name": call["name"], "arguments": _arguments(call.get("arguments", {}))}})
+        out.append(
+            {"type": "function", "function": {"name": call["name"], "arguments": _arguments(call.get("arguments", {}))}}
+        )
     return out
 
 

@@ -24,14 +24,16 @@ __all__ = ["FIX", "KIND", "NotAToken", "describe", "not_single_tokens", "problem
 
 KIND = "template-not-for-this-model"  # the problem's name, as inspect-data reports it
 FIX = (
-    "use this model's own chat template, or one made for it "
-    "(`causallm-inspect templates` lists TRL's, by model family)"
+    "use this model's own chat template, or one made for it (`causallm-inspect templates` lists TRL's, by model family)"
 )
 _SPECIAL_LOOKING = re.compile(r"<\|[^<>|\s]{1,64}\|>|<｜[^<>\s]{1,64}?｜>|</?[A-Za-z_][\w.\-]{0,63}>")
 # Plain words as contents: nothing in them looks like a special token.
 _PROBES = (
-    [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Dog?"},
-     {"role": "assistant", "content": "Perro."}],
+    [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Dog?"},
+        {"role": "assistant", "content": "Perro."},
+    ],
     [{"role": "user", "content": "Dog?"}, {"role": "assistant", "content": "Perro."}],
 )
 

@@ -30,7 +30,9 @@ def tokenizer_adding_bos(tokenizer: Any) -> Any:
     bos = tok.bos_token
     backend = tok.backend_tokenizer
     prepend = processors.TemplateProcessing(single=f"{bos} $A", special_tokens=[(bos, tok.bos_token_id)])
-    backend.post_processor = processors.Sequence([backend.post_processor, prepend]) if backend.post_processor else prepend
+    backend.post_processor = (
+        processors.Sequence([backend.post_processor, prepend]) if backend.post_processor else prepend
+    )
     return tok
 
 

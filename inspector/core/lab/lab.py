@@ -413,7 +413,7 @@ class Lab:
     def roles(self, text: str, policy: str | None = None, part: int = 0) -> list[str] | None:
         """The role of each token of `text` (user, assistant, reasoning, tool_call...) where a chat
         template rendered it; None for the article's format (`roles.token_roles`)."""
-        from inspector.core.data.conversations import token_roles
+        from inspector.core.data.roles import token_roles
         from inspector.core.labels.strategies import encode
 
         rows = self.shown_rows(text, policy)

@@ -17,13 +17,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from inspector.core.errors import InspectorError
-from inspector.core.labels.turns import DEFAULT_POLICY, TURN_POLICIES
+from inspector.core.labels.turn_policy import DEFAULT_POLICY, TURN_POLICIES
 
 if TYPE_CHECKING:
     from inspector.core.data.chat_format import FormattedExample
     from inspector.core.data.examples import Example
     from inspector.core.labels.strategies import LabeledExample
-    from inspector.core.labels.turns import InferenceTemplate, Turn
+    from inspector.core.labels.turn_context import Turn
+    from inspector.core.labels.turn_policy import InferenceTemplate
 
 
 def check_policy(policy: str) -> str:
@@ -57,7 +58,7 @@ class TurnPolicy:
 
     def inference(self, tokenizer: Any, fe: FormattedExample) -> InferenceTemplate:
         """The template the model answers with, for rows rendered by `fe.chat_template`."""
-        from inspector.core.labels.turns import inference_template_for
+        from inspector.core.labels.turn_policy import inference_template_for
 
         with self._lock:
             key = fe.chat_template
@@ -73,14 +74,14 @@ class TurnPolicy:
         self, examples: Sequence[Example], formatted: Sequence[FormattedExample], tokenizer: Any, policy: str | None = None
     ) -> tuple[list[Example], list[FormattedExample]]:
         """The rows the bursts train under the policy (or `policy`): split makes several of an example."""
-        from inspector.core.labels.turns import policy_examples
+        from inspector.core.labels.turn_policy import policy_examples
 
         policy = check_policy(policy or self.policy)
         return policy_examples(examples, formatted, policy, tokenizer, self._inference_of(tokenizer, formatted))
 
     def parts(self, fe: FormattedExample, tokenizer: Any, policy: str | None = None) -> list[FormattedExample]:
         """The rows the policy (or `policy`) makes of one formatted example, as the bursts would train them."""
-        from inspector.core.labels.turns import policy_examples
+        from inspector.core.labels.turn_policy import policy_examples
 
         policy = check_policy(policy or self.policy)
         _, rows = policy_examples([None], [fe], policy, tokenizer, self._inference_of(tokenizer, [fe]))
@@ -90,7 +91,7 @@ class TurnPolicy:
         """Each assistant turn of a labelled row: its trained tokens in the training render's context
         beside the inference prompt (`labels.turns.turn_reports`)."""
         from inspector.core.labels.strategies import encode, make_rows
-        from inspector.core.labels.turns import turn_reports
+        from inspector.core.labels.turn_context import turn_reports
 
         fe = labeled.formatted
         ids = [r.id for r in labeled.rows]

@@ -222,7 +222,9 @@ def label_examples(
         if model is None:
             raise ValueError("the trl strategy needs the model: TRL's SFTTrainer makes the labels")
         from inspector.core.labels.trl_bridge import trl_dataset_rows
+        from inspector.core.labels.turn_policy import trl_view
 
+        examples = [trl_view(fe, tokenizer) for fe in examples]  # split rows as TRL renders them
         out = []
         for i, (fe, (ids, labels)) in enumerate(zip(examples, trl_dataset_rows(model, tokenizer, examples))):
             check_length(ids, max_length, i)

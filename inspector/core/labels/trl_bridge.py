@@ -90,7 +90,14 @@ def prompt_completion_dataset(examples: Sequence[FormattedExample]) -> Any:
     from datasets import Dataset
 
     if is_conversational(examples):
-        columns: dict[str, list[Any]] = {"messages": [list(fe.messages or ()) for fe in examples]}
+        columns: dict[str, list[Any]]
+        if policy_rows(examples):  # a turn policy: each row's trained turn is its completion
+            columns = {
+                "prompt": [list(fe.messages or ())[: fe.completion_from] for fe in examples],
+                "completion": [list(fe.messages or ())[fe.completion_from : (fe.completion_from or 0) + 1] for fe in examples],
+            }
+        else:
+            columns = {"messages": [list(fe.messages or ()) for fe in examples]}
         if any(fe.tools for fe in examples):  # TRL reads a "tools" column, JSON text as well as lists
             import json
 
@@ -99,6 +106,17 @@ def prompt_completion_dataset(examples: Sequence[FormattedExample]) -> Any:
     return Dataset.from_dict(
         {"prompt": [fe.prompt for fe in examples], "completion": [fe.completion for fe in examples]}
     )
+
+
+def policy_rows(examples: Sequence[FormattedExample]) -> bool:
+    """Rows a turn policy (last, final, split) made: TRL trains them as conversational
+    prompt/completion, the completion being the one trained turn (`labels.turn_context`)."""
+    marked = {fe.completion_from is not None for fe in examples}
+    if len(marked) > 1:
+        raise InspectorError(
+            "some rows have one trained turn and others all of theirs", "use one --turn-policy for the whole run"
+        )
+    return marked == {True}
 
 
 def is_conversational(examples: Sequence[FormattedExample]) -> bool:
@@ -146,7 +164,12 @@ def make_sft_trainer(
         from inspector.core.data.conversations import has_generation_markers
         from inspector.core.data.trl_templates import training_variant
 
-        if not has_generation_markers(examples[0].chat_template):
+        if policy_rows(examples):
+            # prompt/completion rows: the completion is trained from the split point, no markers needed
+            template_file = Path(output_dir) / "chat_template.jinja"
+            template_file.write_text(examples[0].chat_template or "", encoding="utf-8")
+            extra = {"completion_only_loss": True, "chat_template_path": str(template_file)}
+        elif not has_generation_markers(examples[0].chat_template):
             # said before TRL is asked: it would refuse the same way
             offer = training_variant(tokenizer, examples[0].chat_template or "")
             if offer:
@@ -156,10 +179,11 @@ def make_sft_trainer(
                     "(get_training_chat_template); the mask strategy works without",
                 )
             raise no_markers
-        # TRL's loss on assistant turns only, from the template's {% generation %} markers.
-        template_file = Path(output_dir) / "chat_template.jinja"
-        template_file.write_text(examples[0].chat_template or "", encoding="utf-8")
-        extra = {"assistant_only_loss": True, "chat_template_path": str(template_file)}
+        else:
+            # TRL's loss on assistant turns only, from the template's {% generation %} markers.
+            template_file = Path(output_dir) / "chat_template.jinja"
+            template_file.write_text(examples[0].chat_template or "", encoding="utf-8")
+            extra = {"assistant_only_loss": True, "chat_template_path": str(template_file)}
     else:
         extra = {"completion_only_loss": True}
     with accelerate_state_kept():  # a refused SFTTrainer leaves it reset
