@@ -111,20 +111,17 @@ class TurnPolicy:
         note = "" if found else "the chat template's render could not be cut into its messages"
         return TurnsShown(found, tokens, trained, prompts, inference.name, note)
 
+    def differing_turns(
+        self, examples: Sequence[Example], formatted: Sequence[FormattedExample], tokenizer: Any
+    ) -> dict[int, list[Turn]]:
+        """Per data row, its trained turns whose context differs from inference's (with the mask
+        strategy's labels of the rows as the policy made them); rows without one are left out."""
+        from inspector.core.labels.strategies import label_example
 
-def differing_turns(
-    examples: Sequence[Example], formatted: Sequence[FormattedExample], tokenizer: Any, policy: TurnPolicy
-) -> dict[int, list[Turn]]:
-    """Per data row, its trained turns whose context differs from inference's (with the mask
-    strategy's labels of the rows as the policy makes them); rows without one are left out."""
-    from inspector.core.labels.strategies import label_example
-
-    out: dict[int, list[Turn]] = {}
-    for ex, fe in zip(examples, formatted):
-        if fe.kind != "chat" or not fe.messages:
-            continue
-        shown = policy.turns(label_example("mask", fe, tokenizer), tokenizer)
-        bad = [t for t in shown.turns if t.context_matches_inference is False]
-        if bad:
-            out.setdefault(ex.row, []).extend(bad)
-    return out
+        out: dict[int, list[Turn]] = {}
+        for ex, fe in zip(examples, formatted):
+            if fe.kind != "chat" or not fe.messages:
+                continue
+            shown = self.turns(label_example("mask", fe, tokenizer), tokenizer)
+            out.setdefault(ex.row, []).extend(t for t in shown.turns if t.context_matches_inference is False)
+        return {row: turns for row, turns in out.items() if turns}
