@@ -469,7 +469,8 @@ turn's training context beside the inference prompt.
             count_text(self.lab.strategies, self.strategy, self.labelings, self.pending, self.lab.name_of))
         self.query_one("#labels-legend", Static).update(legend_text(self.strategy, self.labelings, self.roles))
         self.query_one(TokenDetails).show(self.strategy, grid.cursor, self.labelings)
-        self.show_turns(lab, self.grid, self.query_one("#labels-legend"), self.query_one(TokenDetails))
+        self.show_turns(lab, self.grid, self.query_one("#labels-legend"), self.query_one(TokenDetails),
+                        self.query_one(ExampleEditor))
         self._apply_point()
 
     def point_at_interesting_column(self) -> None:

@@ -35,6 +35,13 @@ DIFFERS = "bold reverse"
 class PolicyBar(Horizontal):
     """The turn policy, and with split the row of the example on show."""
 
+    DEFAULT_CSS = """
+    PolicyBar { height: 1; margin-top: 1; }
+    PolicyBar #policy-label { padding: 0 1 0 0; }
+    PolicyBar #turn-policy { width: 20; }
+    PolicyBar #policy-part { width: 1fr; padding: 0 0 0 2; color: $text-muted; }
+    """
+
     HELP = """\
 ## Turn policy
 
@@ -119,6 +126,12 @@ Changing the policy resets the strategies trained so far (they trained other row
 class TurnsPanel(VerticalScroll, can_focus=True):
     """Each assistant turn: trained tokens, their training context, the inference prompt (see the module)."""
 
+    DEFAULT_CSS = """
+    TurnsPanel { height: 1fr; min-height: 8; border: round $panel-lighten-1; padding: 0 1; scrollbar-size-vertical: 1; }
+    TurnsPanel:focus { border: round $accent; }
+    TurnsPanel #turns-text { width: 1fr; text-wrap: wrap; text-overflow: fold; }
+    """
+
     HELP = """\
 ## Turns: training beside inference
 
@@ -139,8 +152,9 @@ turn trains nothing. `i` goes back to the grid; `↑`/`↓` scroll.
 """
 
     class Computed(Message):
-        def __init__(self, key: Any, shown: TurnsShown | None, error: str | None = None) -> None:
+        def __init__(self, key: Any, labeled: Any, shown: TurnsShown | None, error: str | None = None) -> None:
             self.key = key
+            self.labeled = labeled
             self.shown = shown
             self.error = error
             super().__init__()
@@ -149,28 +163,30 @@ turn trains nothing. `i` goes back to the grid; `↑`/`↓` scroll.
         super().__init__(id=id)
         self.lab = lab
         self.key: Any = None  # what is asked or on show: (text, policy, part, strategy)
+        self.labeled: Any = None  # the labels asked for or on show
         self.shown: TurnsShown | None = None
-        self._cache: dict[Any, TurnsShown] = {}
+        self._cache: dict[Any, tuple[Any, TurnsShown]] = {}  # key -> (the labels, their turns)
 
     def compose(self) -> ComposeResult:
         yield Static("", id="turns-text")
 
     def clear(self, message: str) -> None:
-        self.key, self.shown = None, None
+        self.key, self.labeled, self.shown = None, None, None
         self.query_one("#turns-text", Static).update(Text(message, style="italic"))
 
     def forget(self) -> None:
         """The labels changed (a new policy, a new label function): compute the turns again."""
         self._cache.clear()
-        self.key = None
+        self.key = self.labeled = None
 
     def follow(self, key: Any, labeled: Any, strategy: str) -> None:
         """Show the turns of `labeled` (the labels of the strategy on show), computed once per key."""
-        if key == self.key and self.shown is not None:
-            return
-        self.key = key
-        if key in self._cache:
-            self._draw(self._cache[key], strategy)
+        if key == self.key and labeled is self.labeled:
+            return  # asked already, or on show
+        self.key, self.labeled = key, labeled
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] is labeled:
+            self._draw(hit[1], strategy)
             return
         self.query_one("#turns-text", Static).update(Text("comparing each turn with the inference prompt…",
                                                           style="italic"))
@@ -181,16 +197,16 @@ turn trains nothing. `i` goes back to the grid; `↑`/`↓` scroll.
         from inspector.core.errors import InspectorError
 
         try:
-            self.post_message(self.Computed(key, self.lab.turns(labeled)))
+            self.post_message(self.Computed(key, labeled, self.lab.turns(labeled)))
         except InspectorError as exc:
-            self.post_message(self.Computed(key, None, str(exc)))
+            self.post_message(self.Computed(key, labeled, None, str(exc)))
 
     def on_turns_panel_computed(self, message: Computed) -> None:
         message.stop()
         if message.shown is not None:
-            self._cache[message.key] = message.shown
-        if message.key != self.key:
-            return  # another example, strategy or policy is on show now
+            self._cache[message.key] = (message.labeled, message.shown)
+        if message.key != self.key or message.labeled is not self.labeled:
+            return  # other labels are on show now (another example, strategy or policy)
         if message.shown is None:
             self.clear(f"the turns could not be compared: {message.error}")
             return
@@ -208,26 +224,33 @@ turn trains nothing. `i` goes back to the grid; `↑`/`↓` scroll.
 def verdict_line(turn: Turn) -> Text:
     """'✓ same context as at inference', '✗ differs: …' or '– not trained: …' (a mark and words)."""
     if turn.context_matches_inference is True:
-        return Text.assemble(("  ✓ same context", "bold"), f": {turn.verdict}")
+        return Text.assemble(("  ✓ ", "bold"), (turn.verdict, "bold"))
     if turn.context_matches_inference is False:
         return Text.assemble(("  ✗ differs", "bold"), f": {turn.verdict}")
     return Text(f"  – {turn.verdict}", style="dim")
 
 
-def tokens_text(tokens: list[str], differing: set[int], *, shorten: bool = True) -> Text:
-    """The tokens in a row, the differing runs marked «≠ … »; a long run both share shortened."""
+def tokens_text(tokens: list[str], differing: set[int], gaps: dict[int, int] | None = None, *,
+                shorten: bool = True, other: str = "") -> Text:
+    """The tokens in a row, the differing runs marked «≠ … », where the other side has tokens this one
+    lacks «≠ N only `other`»; a long run both share shortened (never across a mark)."""
+    gaps = gaps or {}
     out = Text("    ")
     i = 0
-    while i < len(tokens):
-        j = i
+    while i <= len(tokens):
+        if i in gaps:
+            out.append(f"«≠ {_count(gaps[i], 'token')} only {other}»", style="bold")
+        if i == len(tokens):
+            break
+        j = i + 1
         if i in differing:
-            while j < len(tokens) and j in differing:
+            while j < len(tokens) and j in differing and j not in gaps:
                 j += 1
             out.append("«≠", style="bold")
             out.append("".join(tokens[i:j]), style=DIFFERS)
             out.append("»", style="bold")
         else:
-            while j < len(tokens) and j not in differing:
+            while j < len(tokens) and j not in differing and j not in gaps:
                 j += 1
             run = tokens[i:j]
             if shorten and len(run) > 2 * KEEP + 3:
@@ -256,13 +279,14 @@ def turn_text(turn: Turn, shown: TurnsShown) -> Text:
         lines += [Text(f"  trained · {_count(len(trained), 'token')}"), tokens_text(trained, set(), shorten=False)]
         context = shown.tokens[: turn.first_trained]
         only = set(turn.training_only)
+        in_context, in_prompt = shown.gaps.get(turn.number, ({}, {}))
         lines += [Text(f"  training context · {_count(len(context), 'token')} · «≠» {len(only)} not at inference"),
-                  tokens_text(context, only)]
+                  tokens_text(context, only, in_context, other="at inference")]
         prompt = shown.inference.get(turn.number)
         if prompt is not None and turn.context_matches_inference is not None:
             lines += [Text(f"  inference prompt · {_count(len(prompt), 'token')} · «≠» "
                            f"{len(turn.inference_only)} not in training"),
-                      tokens_text(prompt, set(turn.inference_only))]
+                      tokens_text(prompt, set(turn.inference_only), in_prompt, other="in training")]
     return Text("\n").join(lines)
 
 
@@ -276,7 +300,8 @@ def turns_text(shown: TurnsShown, strategy: str, name: str, policy: str) -> Text
         f" · {name} labels · turn policy {policy} · inference template: {shown.template}\n",
         (f"{_count(differ, 'trained turn')} of {len(shown.turns)} in another context than at inference · "
          if differ else f"every trained turn of {len(shown.turns)} in the context of inference · "),
-        "«≠ … » a token one side has and the other lacks · i: back to the grid",
+        "«≠ … » tokens this side has and the other lacks, «≠ N tokens only …» where the other has more · "
+        "i: back to the grid",
     )
     return Text("\n\n").join([head, *(turn_text(t, shown) for t in shown.turns)])
 

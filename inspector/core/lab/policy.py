@@ -42,8 +42,28 @@ class TurnsShown:
     tokens: list[str]  # the training render's tokens as the grid writes them (`␣`, `↵`)
     trained: list[bool]  # whether each of them is trained
     inference: dict[int, list[str]] = field(default_factory=dict)  # turn number -> its prompt's tokens
+    # turn number -> (training context, inference prompt): before which position of each the
+    # other side has tokens this one lacks, and how many (where the marked tokens would go)
+    gaps: dict[int, tuple[dict[int, int], dict[int, int]]] = field(default_factory=dict)
     template: str = ""  # which inference template, in words
     note: str = ""  # why there are no turns to show, or what was used instead
+
+
+def gaps_of(context: Sequence[int], prompt: Sequence[int]) -> tuple[dict[int, int], dict[int, int]]:
+    """Where each side lacks tokens the other has: {position in the training context: how many
+    tokens only the inference prompt has there}, and the same for the inference prompt (the
+    alignment `turn_context` finds its differing positions with)."""
+    import difflib
+
+    in_context: dict[int, int] = {}
+    in_prompt: dict[int, int] = {}
+    matcher = difflib.SequenceMatcher(None, list(context), list(prompt), autojunk=False)
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op == "delete":
+            in_prompt[j1] = i2 - i1
+        elif op == "insert":
+            in_context[i1] = j2 - j1
+    return in_context, in_prompt
 
 
 class TurnPolicy:
@@ -62,6 +82,10 @@ class TurnPolicy:
 
         with self._lock:
             key = fe.chat_template
+            # A split row is rendered by the inference template already: the same one, under its name.
+            known = next((t for t in self._templates.values() if t.text == key), None)
+            if known is not None:
+                return known
             if key not in self._templates:
                 self._templates[key] = inference_template_for(tokenizer, fe.chat_template, self.given)
             return self._templates[key]
@@ -108,8 +132,9 @@ class TurnPolicy:
         inference = self.inference(tokenizer, fe)
         found = turn_reports(fe, ids, offsets, labels, tokenizer, inference)
         prompts = {t.number: [r.text for r in make_rows(tokenizer, t.inference_ids, t.inference_ids)] for t in found}
+        gaps = {t.number: gaps_of(ids[: t.first_trained], t.inference_ids) for t in found if t.first_trained is not None}
         note = "" if found else "the chat template's render could not be cut into its messages"
-        return TurnsShown(found, tokens, trained, prompts, inference.name, note)
+        return TurnsShown(found, tokens, trained, prompts, gaps, template=inference.name, note=note)
 
     def differing_turns(
         self, examples: Sequence[Example], formatted: Sequence[FormattedExample], tokenizer: Any
