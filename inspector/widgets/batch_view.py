@@ -47,9 +47,9 @@ FIELDS = (  # id, label, default, SFTConfig's name (None: the view's own)
 DEBOUNCE = 0.4  # seconds after the last keystroke before the step is rebuilt
 LEGEND = (
     "▶N: row N of the data starts here · position restarts at 0 for each packed example · "
-    "struck grey labels are -100 (why: the row below) · weight: the token's share of the step's loss · "
-    "N≠: a trained turn of row N has another context than at inference"
+    "struck grey labels are -100 (why: the row below) · weight: the token's share of the step's loss"
 )
+DIFFERS_LEGEND = " · N≠: a trained turn of row N has another context than at inference (the summary says which)"
 
 
 class BatchGrid(ColumnGrid):
@@ -398,6 +398,7 @@ packing), `≠` where they are not the collator's; it follows every save.
         found = self.yours.get((m, b))
         grid = self.query_one(BatchGrid)
         grid.context_differs = frozenset(self.differs)
+        self.query_one("#batch-legend", Static).update(LEGEND + (DIFFERS_LEGEND if self.differs else ""))
         grid.show(mb, b, found if isinstance(found, list) else None)
         if isinstance(found, LabelCodeError):
             self._status(f"your {found.function} failed on this row: {found.problem_anywhere()}")

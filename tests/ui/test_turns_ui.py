@@ -177,4 +177,5 @@ async def test_batch_view_marks_a_row_trained_in_another_context(qwen_tiny, chat
         assert "▶1≠" in cells
         summary = str(batch.query_one("#batch-summary").render())
         assert "≠ row 1: context differs from inference at turn 2" in summary
+        assert "N≠: a trained turn of row N has another context" in str(batch.query_one("#batch-legend").render())
         assert app.errors == []
