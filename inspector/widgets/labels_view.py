@@ -468,7 +468,7 @@ turn's training context beside the inference prompt.
         self.query_one("#trained-count", Static).update(
             count_text(self.lab.strategies, self.strategy, self.labelings, self.pending, self.lab.name_of))
         self.query_one("#labels-legend", Static).update(legend_text(self.strategy, self.labelings, self.roles))
-        self.query_one(TokenDetails).show(self.strategy, grid.cursor, self.labelings)
+        self.query_one(TokenDetails).show(self.strategy, grid.cursor, self.labelings, self.roles)
         self.show_turns(lab, self.grid, self.query_one("#labels-legend"), self.query_one(TokenDetails),
                         self.query_one(ExampleEditor))
         self._apply_point()
@@ -493,5 +493,5 @@ turn's training context beside the inference prompt.
 
     @on(ColumnGrid.CursorMoved, "#token-grid")
     def _cursor_moved(self, event: ColumnGrid.CursorMoved) -> None:
-        self.query_one(TokenDetails).show(self.strategy, event.position, self.labelings)
+        self.query_one(TokenDetails).show(self.strategy, event.position, self.labelings, self.roles)
 

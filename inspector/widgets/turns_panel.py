@@ -97,7 +97,7 @@ Changing the policy resets the strategies trained so far (they trained other row
         self.query_one("#policy-part", Static).update("")
 
     def show_part(self, part: int, parts: int) -> None:
-        self.query_one("#policy-part", Static).update(f"row {part + 1} of {parts} of this example · [ ] the others"
+        self.query_one("#policy-part", Static).update(f"row {part + 1} of {parts} of this example ([ ])"
                                                       if parts > 1 else "")
 
     def apply(self, policy: str) -> None:
@@ -127,7 +127,7 @@ class TurnsPanel(VerticalScroll, can_focus=True):
     """Each assistant turn: trained tokens, their training context, the inference prompt (see the module)."""
 
     DEFAULT_CSS = """
-    TurnsPanel { height: 1fr; min-height: 8; border: round $panel-lighten-1; padding: 0 1; scrollbar-size-vertical: 1; }
+    TurnsPanel { height: 1fr; min-height: 12; border: round $panel-lighten-1; padding: 0 1; scrollbar-size-vertical: 1; }
     TurnsPanel:focus { border: round $accent; }
     TurnsPanel #turns-text { width: 1fr; text-wrap: wrap; text-overflow: fold; }
     """
@@ -145,8 +145,9 @@ For each assistant turn of the example, under the strategy on show:
   (the model's own; for a `_training` variant TRL ships, the original it was made from; or
   `--inference-template`).
 
-Tokens that one of the two has and the other lacks are marked `«≠ … »` and counted; a long
-stretch both share is shortened to `…N same…`. The verdict: `✓` same context, `✗` what differs
+Tokens that one of the two has and the other lacks are marked `«≠ … »` and counted; where
+the other side has tokens this one lacks, `«≠ N tokens only in training»` (or `at inference`)
+says so at the place they would be. A long stretch both share is shortened to `…N same…`. The verdict: `✓` same context, `✗` what differs
 (earlier reasoning present in one only, a prefilled `<think>`, a dropped tool call), `–` the
 turn trains nothing. `i` goes back to the grid; `↑`/`↓` scroll.
 """
@@ -297,11 +298,10 @@ def turns_text(shown: TurnsShown, strategy: str, name: str, policy: str) -> Text
     differ = sum(t.context_matches_inference is False for t in shown.turns)
     head = Text.assemble(
         ("Training beside inference", "bold"),
-        f" · {name} labels · turn policy {policy} · inference template: {shown.template}\n",
-        (f"{_count(differ, 'trained turn')} of {len(shown.turns)} in another context than at inference · "
-         if differ else f"every trained turn of {len(shown.turns)} in the context of inference · "),
-        "«≠ … » tokens this side has and the other lacks, «≠ N tokens only …» where the other has more · "
-        "i: back to the grid",
+        f" · {name} · policy {policy} · inference: {shown.template}\n",
+        (f"✗ {differ} of {len(shown.turns)} turns trained in another context than at inference"
+         if differ else f"✓ every trained turn in the context of inference ({len(shown.turns)} turns)"),
+        " · «≠» marks what one side lacks",
     )
     return Text("\n\n").join([head, *(turn_text(t, shown) for t in shown.turns)])
 

@@ -14,6 +14,7 @@ from ui_helpers import FAST_LR, started, wait_until
 from inspector import app as app_module
 from inspector.cli import app as app_command
 from inspector.cli import build_parser
+from inspector.core.errors import InspectorError
 from inspector.widgets.turns_panel import TurnsPanel
 
 SIZE = (120, 40)
@@ -50,11 +51,14 @@ def chats(tmp_path):
     return path
 
 
-def build_app(monkeypatch, argv: list[str]):
-    """The app exactly as `causallm-inspect ARGV` builds it."""
+def build_app(monkeypatch, argv: list[str], **given: str):
+    """The app exactly as `causallm-inspect ARGV` builds it (`given`: options set on the parsed arguments)."""
     seen = {}
     monkeypatch.setattr(app_module.InspectorApp, "run", lambda self, **options: seen.setdefault("app", self))
-    assert app_command.run(build_parser().parse_args(argv)) == 0
+    args = build_parser().parse_args(argv)
+    for name, value in given.items():
+        setattr(args, name, value)
+    assert app_command.run(args) == 0
     app = seen["app"]
     app.burst_defaults = (1, FAST_LR, 1)
     return app
@@ -85,6 +89,10 @@ async def test_role_row_shows_reasoning_trained_or_masked(qwen_tiny, chats, monk
         assert grid.rows[first].text == "<think>" and not grid.rows[first].masked
         loss = grid.row_names.index("loss")
         assert grid.cell(loss, first)[0] == "✓"
+        grid.cursor = first
+        await pilot.pause()
+        details = str(view.query_one("#token-details").render())
+        assert "an assistant's reasoning" in details and "trained to write this thinking" in details
         legend = str(view.query_one("#labels-legend").render())
         assert "think reasoning" in legend and f"think: {len(thinking)} of {len(thinking)} reasoning tokens trained" in legend
         # `i` is offered for a conversation, in the footer's keys.
@@ -178,4 +186,21 @@ async def test_batch_view_marks_a_row_trained_in_another_context(qwen_tiny, chat
         summary = str(batch.query_one("#batch-summary").render())
         assert "≠ row 1: context differs from inference at turn 2" in summary
         assert "N≠: a trained turn of row N has another context" in str(batch.query_one("#batch-legend").render())
+        assert app.errors == []
+
+
+async def test_turn_policy_and_inference_template_from_the_command_line(qwen_tiny, chats, monkeypatch):
+    with pytest.raises(InspectorError, match="--inference-template nope: no such file"):
+        build_app(monkeypatch, _argv(qwen_tiny, chats), inference_template="nope")  # before the screen opens
+    app = build_app(monkeypatch, _argv(qwen_tiny, chats), turn_policy="split", inference_template="qwen3_training")
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        view = app.main.labels_view
+        assert view.query_one("#turn-policy", Select).value == "split"
+        assert len(app.lab.formatted) == 3 and all(fe.part is not None for fe in app.lab.formatted)
+        await pilot.press("2", "i")
+        panel = view.query_one(TurnsPanel)
+        await wait_until(pilot, lambda: panel.shown is not None and panel.key[3] == "mask", what="the turns")
+        assert panel.shown.template == "qwen3_training (TRL's)"
+        assert [t.context_matches_inference for t in panel.shown.turns] == [True]
         assert app.errors == []
