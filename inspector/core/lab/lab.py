@@ -144,8 +144,8 @@ class Lab:
         lab.loaded = loaded
         formatted = format_examples(lab.examples, loaded.tokenizer, lab.template, loaded.name)
         lab._formatted_by_text = {ex.text: fe for ex, fe in zip(lab.examples, formatted)}
-        lab.train_examples = list(lab.examples[:train_rows])
-        lab.formatted = formatted[:train_rows]
+        lab.train_examples, lab.formatted = list(lab.examples[:train_rows]), formatted[:train_rows]
+        lab._read = (lab.train_examples, lab.formatted)  # the turn policy all: as read
         return lab
 
     def __enter__(self) -> Lab:
@@ -411,8 +411,7 @@ class Lab:
         return found
 
     def roles(self, text: str, policy: str | None = None, part: int = 0) -> list[str] | None:
-        """The role of each token of `text` (user, assistant, reasoning, tool_call...) where a chat
-        template rendered it; None for the article's format (`roles.token_roles`)."""
+        """Each token's role (`roles.token_roles`: user, reasoning, tool_call...) in a chat template's render, else None."""
         from inspector.core.data.roles import token_roles
         from inspector.core.labels.strategies import encode
 
