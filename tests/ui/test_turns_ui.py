@@ -1,7 +1,8 @@
 """Reasoning and turns in the app (issue 32): the role row, the turns mode, the turn policy field
 and the batch view's mark, on a tiny model whose tokenizer knows Qwen's chat tokens, with a
-2-turn reasoning conversation through TRL's qwen3_training template (the inference template is
-then TRL's original qwen3, which drops the reasoning of earlier turns)."""
+2-turn reasoning conversation and `--chat-template qwen3`: training renders it with TRL's
+qwen3_training (which keeps every turn's reasoning), and the inference template is TRL's original
+qwen3, which drops the reasoning of the turns before the last user message."""
 
 from __future__ import annotations
 
@@ -65,7 +66,7 @@ def build_app(monkeypatch, argv: list[str], **given: str):
 
 
 def _argv(model, data) -> list[str]:
-    return ["--model", str(model), "--device", "cpu", "--data", str(data), "--chat-template", "qwen3_training", "--live"]
+    return ["--model", str(model), "--device", "cpu", "--data", str(data), "--chat-template", "qwen3", "--live"]
 
 
 def _mask_settled(view) -> bool:
