@@ -76,7 +76,7 @@ class InspectorApp(App[int]):
         **lab_options: Any,
     ) -> None:
         """`lab_options` are the Lab's (device, examples, template, trust_remote_code,
-        bos_token, eos_token, labels_from, batch_config); the bursts train the first
+        bos_token, eos_token, labels_from, batch_config, turn_policy, inference_template); the bursts train the first
         `train_rows` examples of --data (`data_name`), or every example given. The exercise
         whose starter `labels_from` follows, if any, is found here once and given to the Lab."""
         super().__init__()
@@ -245,17 +245,28 @@ class InspectorApp(App[int]):
             self.show_error("The training data has a problem", found.data_error)
         if self.data_name:
             self._data_loaded(found.problems)
+        elif self.lab.turn_policy.policy != "all":  # --turn-policy on the article's examples
+            self.main.training_view.set_data_note(self.training_note() or "")
         if lm.trust_remote_code:
             self.notify("trust_remote_code is ON: this model's own Python code was allowed to run.",
                         title="Warning", severity="warning", timeout=10)
 
     def _data_loaded(self, format_problems: list[Any]) -> None:
         """--data: list the problems known so far, say what the bursts train on, check the rest."""
+        known = sorted([*self.data_problems, *format_problems], key=lambda p: p.row)
+        self.main.data_loaded(known, self.data_options is None, self.training_note(), self.data_options)
+
+    def training_note(self) -> str | None:
+        """What the bursts train: the rows of --data, and the rows a turn policy other than all makes of them."""
         from inspector.core.data.examples import train_rows_note
 
-        known = sorted([*self.data_problems, *format_problems], key=lambda p: p.row)
-        note = train_rows_note([ex.row for ex in self.lab.train_examples], self.data_name or "", len(self.lab.examples))
-        self.main.data_loaded(known, self.data_options is None, note, self.data_options)
+        rows = list(dict.fromkeys(ex.row for ex in self.lab.train_examples))  # split: several rows of one example
+        note = train_rows_note(rows, self.data_name, len(self.lab.examples)) if self.data_name else None
+        policy = self.lab.turn_policy.policy
+        if policy == "all":
+            return note
+        said = f"turn policy {policy}: the bursts train {len(self.lab.formatted)} rows made of {len(rows)} examples"
+        return f"{note} · {said}" if note else said
 
     def _say_prepared(self, strategies: list[str]) -> None:
         """The runs selector offers prepared runs only where some are stored for this model."""

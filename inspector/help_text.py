@@ -15,6 +15,8 @@ GENERAL = """\
 | `s` | the code behind the lesson's view, runnable on its own |
 | `g` | run the lesson's demo, where it trains copies of the model |
 | `e` | with `--data`: the list of problem rows of your data |
+| `i` | labels view, a conversation: the turns mode, each assistant turn's trained tokens and training context beside the inference prompt |
+| `[` / `]` | labels view, turn policy *split by turn*: the example's other rows |
 | `l` | the lesson pane on the left: wide → narrow → hidden (below 120 columns it starts narrow) |
 | `Tab` / `Shift+Tab` | move the focus |
 | `F1` or `?` | this help, for the part in focus |

@@ -50,9 +50,11 @@ class LabelsComputed(Message):
         error: str | None = None,
         pending: tuple[str, ...] = (),
         roles: list[str] | None = None,
+        row: tuple[str, int, int] = ("all", 0, 1),
     ) -> None:
         self.text = text
         self.roles = roles  # each token's role, where a chat template rendered the text
+        self.row = row  # (turn policy, which row of the text, how many rows it makes)
         self.labelings = labelings
         self.error = error
         self.pending = pending

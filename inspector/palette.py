@@ -20,6 +20,7 @@ from textual.command import CommandList, CommandPalette, DiscoveryHit, Hit, Hits
 from textual.message import Message
 from textual.widgets import Button, Input, OptionList
 
+from inspector.core.labels.turn_policy import POLICY_HELP, TURN_POLICIES
 from inspector.core.lessons.model import VIEWS
 from inspector.messages import Command
 
@@ -50,6 +51,9 @@ class InspectorCommands(Provider):
         out.append(("Reset training", screen("reset"), "every strategy back to the untrained model"))
         out += [(f"Strategy: {lab.name_of(s)}", screen(f"show_strategy('{s}')"), "show this strategy's labels")
                 for s in lab.strategies]  # fmt: skip
+        out += [(f"Turn policy: {p}", screen(f"set_turn_policy('{p}')"), POLICY_HELP[p]) for p in TURN_POLICIES]
+        out.append(("Turns: training beside inference", screen("show_turns"),
+                    "the labels view's turns mode: each assistant turn's context beside the inference prompt (i)"))
         out += [(f"View: {v}", of_app(f"view('{v}')"), f"show the {v} view") for v in VIEWS]
         out.append(("Replay predictions", screen("show_view('predictions', True)"), "animate the guesses again"))
         out.append(("Play the epochs", screen("show_view('learning', True)"),

@@ -71,6 +71,12 @@ def run(args: argparse.Namespace) -> int:
         # The data report reads as far as the user asked (--limit; the whole file by default).
         options.update(path=data, more=read.more)
     config = check_batch_config(args)  # a config TRL's parser refuses fails before the screen opens
+    turn_policy = getattr(args, "turn_policy", None) or "all"
+    inference_template = getattr(args, "inference_template", None)
+    if inference_template:  # a name TRL does not ship, or no such file, fails before the screen opens
+        from inspector.core.labels.turn_policy import inference_template_for
+
+        inference_template_for(None, None, inference_template)
     reloader = None
     if getattr(args, "labels_from", None):
         from inspector.core.labels.process.sandbox import set_timeout
@@ -94,6 +100,8 @@ def run(args: argparse.Namespace) -> int:
         train_rows=train_rows,
         labels_from=reloader,
         batch_config=config,
+        turn_policy=turn_policy,
+        inference_template=inference_template,
     )
     return run_until_quit(app)
 

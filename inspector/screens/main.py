@@ -19,6 +19,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Footer, Header, Input, TextArea
 
+from inspector.core.labels.turn_policy import POLICY_HELP
 from inspector.messages import (
     BurstFinished,
     BurstStarted,
@@ -39,6 +40,7 @@ from inspector.widgets.lesson_list import LessonList
 from inspector.widgets.lesson_pane import LessonPane
 from inspector.widgets.model_status import ModelStatus
 from inspector.widgets.training_view import TrainingView
+from inspector.widgets.turns_panel import PolicyBar
 from inspector.widgets.views import VIEW_CLASSES
 
 if TYPE_CHECKING:
@@ -52,7 +54,7 @@ TALL_ROWS = 40  # from this many rows the lesson list grows to show all the less
 # view's method each view key calls.
 VIEW_ACTIONS = frozenset({"train", "train_all", "again", "reset", "view_key"})
 VIEW_KEYS = {"strategy": "set_strategy", "step": "step", "jump": "jump", "epoch": "step_epoch", "batch_row": "move", "toggle_play": "toggle",
-             "replay": "replay"}
+             "replay": "replay", "turns": "toggle_turns", "part": "move"}
 
 
 class MainScreen(Screen[None]):
@@ -268,6 +270,45 @@ class MainScreen(Screen[None]):
         """The labels view, showing this strategy's labels (the command palette's "Strategy: ...")."""
         self.show_view("labels")
         self.labels_view.set_strategy(strategy)
+
+    # --- the turn policy (the labels view's field, the palette) ---------------------------------
+
+    def on_policy_bar_wanted(self, message: PolicyBar.Wanted) -> None:
+        self.action_set_turn_policy(message.policy)
+
+    def action_set_turn_policy(self, policy: str) -> None:
+        """Label and train under this turn policy (its rows are made off the UI thread); not while a burst runs."""
+        bar = self.labels_view.query_one(PolicyBar)
+        if policy == self.lab.turn_policy.policy:
+            return
+        if self.training_view.running or self.lab.loaded is None:
+            bar.set_policy(self.lab.turn_policy.policy)
+            why = "Stop the running burst first (Esc)" if self.training_view.running else "Wait for the model to load"
+            self.notify(f"{why}: a turn policy makes the rows the bursts train.", severity="warning")
+            return
+        bar.display = True
+        bar.apply(policy)
+
+    def on_policy_bar_applied(self, message: PolicyBar.Applied) -> None:
+        """The lab trains another turn policy: strategies trained on the old rows start again."""
+        if message.error is not None:
+            self.labels_view.query_one(PolicyBar).set_policy(self.lab.turn_policy.policy)
+            self.post_message(Failed(f"Turn policy {message.policy} cannot be used", message.error))
+            return
+        if self.lab.bursts.sources:
+            self.training_view.reset_all()
+        self.labels_view.turn_policy_changed()
+        self.views["batch"].invalidate()
+        note = getattr(self.app, "training_note", lambda: None)()
+        self.training_view.set_data_note(note or "")
+        self.notify(f"Turn policy {message.policy}: {POLICY_HELP[message.policy]}; the bursts train "
+                    f"{len(self.lab.formatted)} rows.", title="Turn policy", timeout=6)
+
+    def action_show_turns(self) -> None:
+        """The labels view in its turns mode (the command palette's "Turns: …")."""
+        self.show_view("labels")
+        if not self.labels_view.turns_mode:
+            self.labels_view.toggle_turns()
 
     def action_show_view(self, view: str, replay: bool = False) -> None:
         self.show_view(view)

@@ -4,7 +4,9 @@ from the training rows, a column per token like the labels view.
 The rows: position, token, `position_ids` (restarting at 0 where a packed example starts),
 label (struck and grey where -100), why it is -100 (prompt, pack boundary, padding, first
 position), the source row (`▶7` where row 7's segment starts: a mark and a number, never a
-colour alone) and the token's weight in the step under the Trainer's normalisation. The
+colour alone; `7≠` where a trained turn of row 7 is trained in another context than the
+model answers it in at inference, said in words in the summary) and the token's weight in
+the step under the Trainer's normalisation. The
 settings (packing strategy, max length, batch size, accumulation, world size, step) are
 fields; a change recomputes the step off the UI thread (`Lab.batch_step`), the newest
 request wins. `[` / `]` move through the micro-batches, their ranks and their rows.
@@ -17,6 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
+from textual.markup import escape
 from textual.message import Message
 from textual.widgets import Input, Label, Select, Static
 
@@ -46,6 +49,7 @@ LEGEND = (
     "▶N: row N of the data starts here · position restarts at 0 for each packed example · "
     "struck grey labels are -100 (why: the row below) · weight: the token's share of the step's loss"
 )
+DIFFERS_LEGEND = " · N≠: a trained turn of row N has another context than at inference (the summary says which)"
 
 
 class BatchGrid(ColumnGrid):
@@ -65,6 +69,7 @@ class BatchGrid(ColumnGrid):
         self.batch_row = 0
         self.message = "the step is built once the model is loaded"  # BatchView.request says when it is being built
         self.yours: list[int] | None = None  # exercise 11's labels of the row on show (`--labels-from`)
+        self.context_differs: frozenset[int] = frozenset()  # data rows with a trained turn whose context differs
 
     @property
     def rows(self) -> tuple[str, ...]:
@@ -119,7 +124,8 @@ class BatchGrid(ColumnGrid):
             source = mb.row_of(b, column)
             if source is None:
                 return ""
-            return f"▶{source}" if self._start_of_segment(column) else str(source)
+            mark = "≠" if source in self.context_differs else ""
+            return f"▶{source}{mark}" if self._start_of_segment(column) else f"{source}{mark}"
         weight = mb.weights["trainer"][b][column]
         return f"{weight:.1%}" if weight else "·"
 
@@ -175,10 +181,13 @@ packing), `≠` where they are not the collator's; it follows every save.
 """
 
     class Computed(Message):
-        def __init__(self, request: int, view: StepView | None = None, error: str | None = None) -> None:
+        def __init__(self, request: int, view: StepView | None = None, error: str | None = None,
+                     differs: dict[int, list[Any]] | None = None, turns_error: str = "") -> None:
             self.request = request
             self.view = view
             self.error = error
+            self.differs = differs or {}  # data row -> its trained turns whose context differs from inference's
+            self.turns_error = turns_error  # why the turns could not be compared
             super().__init__()
 
     class YoursComputed(Message):
@@ -206,6 +215,8 @@ packing), `≠` where they are not the collator's; it follows every save.
         self._debounce: Any = None
         self.lesson_flags: dict[str, Any] = {}  # the open lesson's other SFTConfig settings (`batch:`)
         self.yours: dict[tuple[int, int], Any] = {}  # (micro-batch, row) -> exercise 11's labels or error
+        self.differs: dict[int, list[Any]] = {}  # data row -> its trained turns in another context than at inference
+        self.turns_error = ""
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="batch-settings"):
@@ -301,7 +312,14 @@ packing), `≠` where they are not the collator's; it follows every save.
         except InspectorError as exc:
             self.post_message(self.Computed(request, error=str(exc)))
             return
-        self.post_message(self.Computed(request, view))
+        lab = self.lab
+        examples, formatted = lab.train_examples, lab.formatted
+        try:  # which rows train a turn in another context than at inference (the turn policy's rows)
+            differs = lab.turn_policy.differing_turns(examples, formatted, lab.model.tokenizer)
+        except InspectorError as exc:
+            self.post_message(self.Computed(request, view, turns_error=f"the turns could not be compared: {exc}"))
+            return
+        self.post_message(self.Computed(request, view, differs=differs))
 
     def compute_failed(self) -> None:
         self._status("the batches could not be built: see the message")
@@ -317,6 +335,7 @@ packing), `≠` where they are not the collator's; it follows every save.
             self._status(message.error)
             return
         self.step_view = message.view
+        self.differs, self.turns_error = message.differs, message.turns_error
         self.yours = {}
         self.index = min(self.index, max(0, len(self.places) - 1))
         self._status("")
@@ -378,6 +397,8 @@ packing), `≠` where they are not the collator's; it follows every save.
         self._ask_yours((m, b))
         found = self.yours.get((m, b))
         grid = self.query_one(BatchGrid)
+        grid.context_differs = frozenset(self.differs)
+        self.query_one("#batch-legend", Static).update(LEGEND + (DIFFERS_LEGEND if self.differs else ""))
         grid.show(mb, b, found if isinstance(found, list) else None)
         if isinstance(found, LabelCodeError):
             self._status(f"your {found.function} failed on this row: {found.problem_anywhere()}")
@@ -396,8 +417,20 @@ packing), `≠` where they are not the collator's; it follows every save.
         self.query_one("#batch-summary", Static).update(
             f"step {view.step} of {view.steps_per_epoch} · micro-batch {mb.micro_step + 1} · rank {mb.rank} of "
             f"{view.world_size} · sequence {b + 1} of {len(mb.texts)} ({self.index + 1} of {len(self.places)} in the "
-            f"step, [ ] to move) · {rows} · {attention}{across}\n{view.normalisation}"
+            f"step, [ ] to move) · {rows} · {attention}{across}{self._context_note(mb.segments[b])}\n{view.normalisation}"
         )
+
+    def _context_note(self, segments: Any) -> str:
+        """'≠ row 3: context differs from inference at turn 2 (…)' for the rows of the sequence on show."""
+        lines = []
+        for row in dict.fromkeys(s.row for s in segments):
+            turns = self.differs.get(row, [])
+            if turns:
+                which = ", ".join(str(t.number) for t in turns)
+                lines.append(f"≠ row {row}: context differs from inference at turn {which} ({escape(turns[0].verdict)})")
+        if self.turns_error:
+            lines.append(escape(self.turns_error))
+        return "".join(f"\n{line}" for line in lines)
 
     def _status(self, text: str) -> None:
         self.query_one("#batch-status", Static).update(text)

@@ -11,6 +11,7 @@ from textual.widgets import RadioSet, TextArea
 
 from inspector.core.data.chat_format import split_turns
 from inspector.core.labels.strategies import differing_positions
+from inspector.widgets.token_grid import ROLE_LEGEND
 
 if TYPE_CHECKING:
     from inspector.core.data.chat_format import TurnMarkers
@@ -74,11 +75,34 @@ def count_text(strategies: Iterable[str], strategy: str, labelings: Mapping[str,
     return "trained tokens  " + " ".join(parts)
 
 
-def legend_text(strategy: str, labelings: Mapping[str, Any]) -> str:
-    """The legend, and how many columns mask and trl disagree on where both are known."""
+def waiting_text(strategy: str, custom_failed: bool, pending: Collection[str], trainer_busy: bool, error: str | None,
+                 ready: bool) -> str | None:
+    """What the grid says while the strategy on show has no labels (None: leave it as it is)."""
+    if strategy == "custom" and custom_failed:
+        return "your function failed on this example: see above"
+    if strategy in pending:
+        if strategy != "trl":
+            return "asking the tokenizer for the labels…"
+        if trainer_busy:  # TRL's trainer waits for the burst's (one trainer at a time)
+            return "asking TRL for the labels, after the running burst (one trainer at a time)…"
+        return "asking TRL for the labels…"
+    if error:
+        return "nothing to show: see the problem above"
+    return "" if ready else None
+
+
+def legend_text(strategy: str, labelings: Mapping[str, Any], roles: list[str] | None = None) -> str:
+    """The legend, how many columns mask and trl disagree on where both are known, and with a
+    conversation's roles, what the role row's words mean and how much of the reasoning is trained."""
+    text = LEGEND
     if strategy in ("mask", "trl") and "mask" in labelings and "trl" in labelings:
         n = len(differing_positions(labelings["mask"], labelings["trl"]))
-        if n:
-            return f"{LEGEND}   ≠ {n} column{'s' if n > 1 else ''} differ between mask and trl"
-        return f"{LEGEND}   mask and trl agree on every column"
-    return LEGEND
+        text += f"   ≠ {n} column{'s' if n > 1 else ''} differ between mask and trl" if n else "   mask and trl agree on every column"
+    lab = labelings.get(strategy)
+    if roles is not None and lab is not None and len(roles) == len(lab.rows):
+        text += f"\n{ROLE_LEGEND}"
+        thinking = [r for r, role in zip(lab.rows, roles) if role == "reasoning"]
+        if thinking:
+            trained = sum(not r.masked and r.position > 0 for r in thinking)
+            text += f"\nthink: {trained} of {len(thinking)} reasoning tokens trained ({len(thinking) - trained} masked)"
+    return text

@@ -23,11 +23,20 @@ from inspector.messages import DataChecked, Failed, LabelsComputed, RowRead, wor
 from inspector.widgets.column_grid import ColumnGrid
 from inspector.widgets.lab_view import LabView, ViewOptions
 from inspector.widgets.label_function_panel import LabelFunctionPanel
-from inspector.widgets.labels_parts import LEGEND, ExampleEditor, StrategyBar, count_text, example_label, legend_text
+from inspector.widgets.labels_parts import (
+    LEGEND,
+    ExampleEditor,
+    StrategyBar,
+    count_text,
+    example_label,
+    legend_text,
+    waiting_text,
+)
 from inspector.widgets.paging import Picker
 from inspector.widgets.problem_list import ProblemList
 from inspector.widgets.token_details import TokenDetails
 from inspector.widgets.token_grid import TokenGrid
+from inspector.widgets.turns_panel import PolicyBar, TurnsMode, TurnsPanel
 
 if TYPE_CHECKING:
     from inspector.core.data.chat_format import TurnMarkers
@@ -36,7 +45,7 @@ if TYPE_CHECKING:
 
 DEBOUNCE_SECONDS = 0.3
 
-class LabelsView(LabView):
+class LabelsView(TurnsMode, LabView):
     """Everything about the labels of one example."""
 
     HELP = """\
@@ -45,14 +54,15 @@ class LabelsView(LabView):
 The selected example as the model sees it: one column per token, with the label the
 loss uses for each. Pick the strategy with `1`, `2`, `3` (or the buttons), the example
 with the picker, or edit the text. `←`/`→` select a token and show why it is trained or
-masked.
+masked. With a conversation: the turn policy (which assistant turns train) and `i`, each
+turn's training context beside the inference prompt.
 """
 
     strategy: reactive[str] = reactive("copy", init=False)
 
     VIEW = "labels"
     TITLE = "Labels"
-    ACTIONS = frozenset({"strategy", "step", "jump"})
+    ACTIONS = frozenset({"strategy", "step", "jump"})  # with "turns" for a conversation, "part" for a split one
     stale = False  # it follows the example and the label function itself
 
     @classmethod
@@ -105,6 +115,8 @@ masked.
         self._ready = False
         self._point = False  # move the cursor to the telling column once labels arrive
         self._edited_choice: int | None = None  # the picker's entry for the text as edited
+        self.part, self.parts = 0, 1  # which of the rows the turn policy makes of the text is on show
+        self.turns_mode = False  # `i`: each turn's training context beside the inference prompt
 
     def compose(self) -> ComposeResult:
         yield StrategyBar(
@@ -114,6 +126,9 @@ masked.
             ),
             id="strategy-bar",
         )
+        bar = PolicyBar(self.lab, id="policy-bar")
+        bar.display = self.lab.turn_policy.policy != "all" or any(ex.messages for ex in self.lab.examples)
+        yield bar
         yield Static("", id="trained-count")
         picker: Select[int] = Picker(
             [(label, i) for i, (label, _) in enumerate(self.choices)],
@@ -134,9 +149,10 @@ masked.
         yield TokenGrid(id="token-grid")
         yield Static(LEGEND, id="labels-legend")
         yield TokenDetails("", id="token-details")
+        yield TurnsPanel(self.lab, id="turns-panel")
 
     def focus_main(self) -> None:
-        self.grid.focus()
+        (self.query_one(TurnsPanel) if self.turns_mode else self.grid).focus()
 
     @property
     def grid(self) -> TokenGrid:
@@ -171,7 +187,7 @@ masked.
         editor = self.query_one(ExampleEditor)
         if editor.text != text:
             editor.load_text(text)
-        self.text = text
+        self.text, self.part = text, 0
         self._show_row_problems()
         self.request_labels()
 
@@ -238,24 +254,9 @@ masked.
             return
         if event.kind not in ("bad-row", "mixed-format") and self.reading is not None:
             # An example the app has not read (past --limit or the first rows): read it.
-            self._read_row(event.row, event.kind, event.detail)
+            self.query_one(ProblemList).read_row(event.row, event.kind, self.reading, self.template)
             return
         self.show_unusable_row(event.row, event.kind, event.detail)
-
-    @work(thread=True, group="data-row", exit_on_error=False)
-    def _read_row(self, row: int, kind: str, detail: str) -> None:
-        """Read one row of the file that the app did not keep (streaming up to it)."""
-        from inspector.core.data.examples import RowProblem, read_row
-
-        assert self.reading is not None
-        options = {k: v for k, v in self.reading.items() if k not in ("path", "more", "limit")}
-        item = read_row(self.reading["path"], row, self.template, **options)
-        if item is None or isinstance(item, RowProblem):
-            why = item.problem if isinstance(item, RowProblem) else f"the file has no row {row} any more"
-            self.post_message(RowRead(row, kind, problem=why))
-            return
-        self.lab.add_example(item)
-        self.post_message(RowRead(row, kind, item))
 
     def on_row_read(self, message: RowRead) -> None:
         message.stop()
@@ -304,7 +305,7 @@ masked.
 
     def _retokenize(self) -> None:
         self._timer = None
-        self.text = self.query_one(ExampleEditor).text
+        self.text, self.part = self.query_one(ExampleEditor).text, 0
         self._show_edited_in_picker()
         self._show_row_problems()
         self.request_labels()
@@ -348,13 +349,14 @@ masked.
     def request_labels(self) -> None:
         if not self._ready:
             return
-        cached = self._cache.get(self.text)
+        cached = self._cache.get(self.key)
         if cached is not None and not cached.pending:
             self._apply(cached)
             return
         self.pending = self.lab.strategies
         self.refresh_view()
-        self._compute(self.text)
+        self._compute(self.key)
+
 
     def show_exercise(self, report: Any) -> None:
         """The exercise's check of the label function's current version, a line per example."""
@@ -364,33 +366,37 @@ masked.
     def label_function_changed(self) -> None:
         """The user saved their label function: its labels again, for every text (or its error shown)."""
         self._cache.clear()
+        self.query_one(TurnsPanel).forget()
         if self._ready:
             self.request_labels()
         else:
             self.refresh_view()
 
     @work(thread=True, exclusive=True, group="labels", exit_on_error=False)
-    def _compute(self, text: str) -> None:
+    def _compute(self, key: tuple[str, str, int]) -> None:
         """copy and mask at once (the tokenizer only), then trl (after a running burst: one trainer at a time)."""
         from textual.worker import get_current_worker
 
         worker = get_current_worker()
+        text, policy, part = key
         first: dict[str, Any] = {}
         roles: list[str] | None = None
+        row = (policy, part, 1)
 
         def partial(found: dict[str, Any]) -> None:
-            nonlocal roles
+            nonlocal roles, row
             first.update(found)
-            roles = self.lab.roles(text)
-            self.post_message(LabelsComputed(text, dict(found), pending=("trl",), roles=roles))
+            roles, row = self.lab.roles(text, policy, part), (policy, part, len(self.lab.shown_rows(text, policy)))
+            self.post_message(LabelsComputed(text, dict(found), pending=("trl",), roles=roles, row=row))
 
         try:
-            found = self.lab.labels(text, partial, cancelled=lambda: worker.is_cancelled)
+            found = self.lab.labels(text, partial, cancelled=lambda: worker.is_cancelled, policy=policy, part=part)
         except InspectorError as exc:
-            self.post_message(LabelsComputed(text, dict(first), error=f"trl: {exc}" if first else str(exc), roles=roles))
+            error = f"trl: {exc}" if first else str(exc)
+            self.post_message(LabelsComputed(text, dict(first), error=error, roles=roles, row=row))
             return
         if "trl" in found:  # else cancelled: a newer text is on its way
-            self.post_message(LabelsComputed(text, found, roles=roles))
+            self.post_message(LabelsComputed(text, found, roles=roles, row=row))
 
     def on_worker_state_changed(self, event: Any) -> None:
         error = worker_error(event)
@@ -406,9 +412,10 @@ masked.
 
     def on_labels_computed(self, message: LabelsComputed) -> None:
         message.stop()
+        key = (message.text, *message.row[:2])
         if not message.pending:
-            self._cache[message.text] = message
-        if message.text == self.text:
+            self._cache[key] = message
+        if key == self.key:
             self._apply(message)
 
     def _apply(self, message: LabelsComputed) -> None:
@@ -420,6 +427,7 @@ masked.
         self.roles = message.roles
         self.pending = message.pending
         self.error = message.error
+        self.rows_known(message.row[2])
         self.refresh_view()
 
     def refresh_view(self) -> None:
@@ -428,19 +436,10 @@ masked.
         lab = self.labelings.get(self.strategy)
         error = self.query_one("#labels-error", Static)
         if lab is None:
-            if self.strategy == "custom" and self.custom_error is not None:
-                grid.clear("your function failed on this example: see above")
-            elif self.strategy in self.pending:
-                if self.strategy != "trl":
-                    grid.clear("asking the tokenizer for the labels…")
-                elif self.lab.trainer_busy:  # TRL's trainer waits for the burst's (one trainer at a time)
-                    grid.clear("asking TRL for the labels, after the running burst (one trainer at a time)…")
-                else:
-                    grid.clear("asking TRL for the labels…")
-            elif self.error:
-                grid.clear("nothing to show: see the problem above")
-            elif self._ready:
-                grid.clear("")
+            waiting = waiting_text(self.strategy, self.custom_error is not None, self.pending, self.lab.trainer_busy,
+                                   self.error, self._ready)
+            if waiting is not None:
+                grid.clear(waiting)
         else:
             differs: list[int] = []
             if self.strategy == "custom" and reference in self.labelings:
@@ -468,8 +467,10 @@ masked.
         error.display = bool(self.error and lab is None)
         self.query_one("#trained-count", Static).update(
             count_text(self.lab.strategies, self.strategy, self.labelings, self.pending, self.lab.name_of))
-        self.query_one("#labels-legend", Static).update(legend_text(self.strategy, self.labelings))
-        self.query_one(TokenDetails).show(self.strategy, grid.cursor, self.labelings)
+        self.query_one("#labels-legend", Static).update(legend_text(self.strategy, self.labelings, self.roles))
+        self.query_one(TokenDetails).show(self.strategy, grid.cursor, self.labelings, self.roles)
+        self.show_turns(lab, self.grid, self.query_one("#labels-legend"), self.query_one(TokenDetails),
+                        self.query_one(ExampleEditor))
         self._apply_point()
 
     def point_at_interesting_column(self) -> None:
@@ -492,5 +493,5 @@ masked.
 
     @on(ColumnGrid.CursorMoved, "#token-grid")
     def _cursor_moved(self, event: ColumnGrid.CursorMoved) -> None:
-        self.query_one(TokenDetails).show(self.strategy, event.position, self.labelings)
+        self.query_one(TokenDetails).show(self.strategy, event.position, self.labelings, self.roles)
 

@@ -17,10 +17,11 @@ from textual.message import Message
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
-from inspector.messages import DataChecked, DataCheckProgressed, Failed, worker_error
+from inspector.messages import DataChecked, DataCheckProgressed, Failed, RowRead, worker_error
 from inspector.widgets.paging import LaidOutPaging
 
 if TYPE_CHECKING:
+    from inspector.core.data.chat_format import TurnMarkers
     from inspector.core.lab import Lab
 
 
@@ -89,6 +90,21 @@ from any view, comes back to this list.
         total = reading.get("limit")  # None: the whole file
         report = self.lab.check_data(reading, progress=lambda n: self.post_message(DataCheckProgressed(n, total)))
         self.post_message(DataChecked(report))
+
+    @work(thread=True, group="data-row", exit_on_error=False)
+    def read_row(self, row: int, kind: str, reading: dict[str, Any], template: TurnMarkers) -> None:
+        """Read one row of the file that the app did not keep (streaming up to it); the labels view
+        hears it (`RowRead`) and shows it."""
+        from inspector.core.data.examples import RowProblem, read_row
+
+        options = {k: v for k, v in reading.items() if k not in ("path", "more", "limit")}
+        item = read_row(reading["path"], row, template, **options)
+        if item is None or isinstance(item, RowProblem):
+            why = item.problem if isinstance(item, RowProblem) else f"the file has no row {row} any more"
+            self.post_message(RowRead(row, kind, problem=why))
+            return
+        self.lab.add_example(item)
+        self.post_message(RowRead(row, kind, item))
 
     def on_data_check_progressed(self, message: DataCheckProgressed) -> None:
         message.stop()

@@ -45,6 +45,28 @@ def explain(strategy: str, row: Any, labelings: dict[str, Any]) -> str:
     return f"Masked (-100): part of the prompt (everything up to the last {bos}); completion_only_loss skips it."
 
 
+ROLE_WORDS = {
+    "system": "the system message",
+    "user": "a user's message",
+    "assistant": "an assistant's answer",
+    "reasoning": "an assistant's reasoning (its think block, markers included)",
+    "tool_call": "an assistant's tool call",
+    "tool_result": "a tool's result",
+}
+
+
+def role_line(role: str, masked: bool) -> str:
+    """What the token's role means for training, for a conversation's token."""
+    words = ROLE_WORDS.get(role)
+    if words is None:
+        return "role: the template's own text between messages"
+    if role == "reasoning":
+        then = "the model reads this thinking but is not trained to write it" if masked else \
+            "the model is trained to write this thinking"
+        return f"role: {words}: {then}"
+    return f"role: {words}"
+
+
 class TokenDetails(Static):
     """What the selected column holds, and why its label is what it is."""
 
@@ -55,7 +77,7 @@ The column selected in the grid (move with `←`/`→`): its position, its text,
 input_id and label, whether the loss uses the label, and why, under the current strategy.
 """
 
-    def show(self, strategy: str, position: int, labelings: dict[str, Any]) -> None:
+    def show(self, strategy: str, position: int, labelings: dict[str, Any], roles: list[str] | None = None) -> None:
         lab = labelings.get(strategy)
         if lab is None or not 0 <= position < len(lab.rows):
             self.update("")
@@ -67,4 +89,5 @@ input_id and label, whether the loss uses the label, and why, under the current 
         self.update(
             f"position [b]{row.position}[/b] · token [b]{escape(row.text)}[/b]{kind} · input_id {row.id} · "
             f"label {row.label} → {state}\n{escape(explain(strategy, row, labelings))}"
+            + (f"\n{escape(role_line(roles[position], row.masked))}" if roles is not None and len(roles) == len(lab.rows) else "")
         )

@@ -17,6 +17,10 @@ TRAINED_MARK = "✓"
 MASKED_MARK = "·"
 UNSCORED_MARK = "–"  # position 0: nothing precedes it, so it is never predicted
 DIFFERS_MARK = "≠"
+# The role row's words, short enough for a token's column (`core.data.roles.ROLES`); the legend says them in full.
+ROLE_LABELS = {"system": "sys", "user": "user", "assistant": "asst", "reasoning": "think", "tool_call": "call",
+               "tool_result": "tool", "": ""}
+ROLE_LEGEND = "role: sys system · user · asst assistant · think reasoning · call a tool call · tool a tool's result"
 
 
 class TokenGrid(ColumnGrid):
@@ -36,9 +40,12 @@ One column per token of the formatted example, in order:
 - **loss**: `✓` the label is trained, `·` it is masked (`-100`, struck through and
   greyed: the loss skips it), `–` position 0, which nothing precedes, so it is never
   predicted.
-- **role** (conversations rendered by a chat template): the message each token belongs to:
-  `system`, `user`, `assistant`, `call` (an assistant's tool call) or `tool` (a tool's
-  result); blank for the template's own text between messages.
+- **role** (conversations rendered by a chat template): the part of the conversation each
+  token belongs to: `sys` (system), `user`, `asst` (an assistant's answer), `think` (an
+  assistant's reasoning, its `<think>` markers included, an empty block too), `call` (an
+  assistant's tool call) or `tool` (a tool's result); blank for the template's own text
+  between messages. Read it with the **loss** row: a `think` column with `✓` is reasoning
+  the model is trained to write, with `·` reasoning it only reads (or never sees).
 - **mask≠trl**: `≠` where the `mask` and `trl` strategies disagree (shown under those two);
   under your own label function (`--labels-from`), **≠mask**: where yours differs from mask
   (**≠trl** for exercise 8's file, **≠copy** for exercise 10's).
@@ -53,6 +60,7 @@ selects too. Wide examples scroll sideways.
         "token-grid--trained-label",
         "token-grid--special",
         "token-grid--differs",
+        "token-grid--role-reasoning",
         "token-grid--role-tool_call",
         "token-grid--role-tool_result",
     }
@@ -94,7 +102,7 @@ selects too. Wide examples scroll sideways.
             self.set_row_names(names)
         widths = [self.text_width(r.text, str(r.id), str(r.label), str(r.position)) for r in self.rows]
         if roles is not None:
-            widths = [max(w, len(role)) for w, role in zip(widths, roles)]
+            widths = [max(w, len(ROLE_LABELS.get(role, role))) for w, role in zip(widths, roles)]
         self.set_widths(widths)
 
     def clear(self, message: str) -> None:
@@ -112,7 +120,8 @@ selects too. Wide examples scroll sideways.
         name = self.row_names[row] if row < len(self.row_names) - 1 else ROWS[-1]
         if name == "role":
             role = self.roles[column] if self.roles is not None else ""
-            return role, layers + ((f"token-grid--role-{role}",) if role in ("tool_call", "tool_result") else ())
+            styled = role in ("reasoning", "tool_call", "tool_result")
+            return ROLE_LABELS.get(role, role), layers + ((f"token-grid--role-{role}",) if styled else ())
         if name == "pos":
             return str(r.position), layers
         if name == "token":

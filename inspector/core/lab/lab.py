@@ -30,6 +30,7 @@ from inspector.core.lab import context
 from inspector.core.lab.bursts import Bursts
 from inspector.core.lab.label_host import LabelHost
 from inspector.core.lab.lesson_demos import DemoOutcome, Demos
+from inspector.core.lab.policy import TurnPolicy
 from inspector.core.lab.prediction_cache import PredictionCache, Predictions
 from inspector.core.lab.turns import TrainerTurn
 from inspector.core.labels.strategies import CUSTOM, display_name, strategies_with
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from inspector.core.data.examples import RowProblem
     from inspector.core.exercises.check_report import CheckReport
     from inspector.core.exercises.registry import FoundExercise
+    from inspector.core.lab.policy import TurnsShown
     from inspector.core.labels.process.code_errors import LabelCodeError
     from inspector.core.labels.process.parent import LabelFunction
     from inspector.core.labels.reload import LabelReloader
@@ -84,8 +86,11 @@ class Lab:
         in_place: bool = False,
         batch_config: str | None = None,
         exercise: FoundExercise | None = None,
+        turn_policy: str = "all",
+        inference_template: str | None = None,
     ) -> None:
         self.model_spec = model_spec
+        self.turn_policy = TurnPolicy(turn_policy, inference_template)  # which turns train, and beside what
         self.batch_config = batch_config  # a `trl sft --config` YAML the batch view starts from
         # --labels-from: the user's label function (the `custom` strategy, or an exercise's own),
         # reloaded on save (the app), or loaded once (`custom`, a command).
@@ -103,8 +108,9 @@ class Lab:
         self.special_tokens = {"bos_token": bos_token, "eos_token": eos_token}
         self.train_rows = len(self.examples) if train_rows is None else train_rows
         self.loaded: LoadedModel | None = None
-        self.formatted: list[FormattedExample] = []  # the examples the bursts train on
+        self.formatted: list[FormattedExample] = []  # the examples the bursts train (under the turn policy)
         self.train_examples: list[Example] = []  # the same, as read
+        self._read: tuple[list[Example], list[FormattedExample]] = ([], [])  # the same before the policy
         self._extra_examples: dict[str, Example] = {}  # data rows read on demand (past the rows kept)
         self._formatted_by_text: dict[str, FormattedExample] = {}
         self._examples_lock = threading.Lock()  # for the two above: a worker adds a row read on demand
@@ -138,8 +144,8 @@ class Lab:
         lab.loaded = loaded
         formatted = format_examples(lab.examples, loaded.tokenizer, lab.template, loaded.name)
         lab._formatted_by_text = {ex.text: fe for ex, fe in zip(lab.examples, formatted)}
-        lab.train_examples = list(lab.examples[:train_rows])
-        lab.formatted = formatted[:train_rows]
+        lab.train_examples, lab.formatted = list(lab.examples[:train_rows]), formatted[:train_rows]
+        lab._read = (lab.train_examples, lab.formatted)  # the turn policy all: as read
         return lab
 
     def __enter__(self) -> Lab:
@@ -170,8 +176,12 @@ class Lab:
 
         pairs, problems = format_leniently(self.examples, loaded.tokenizer, self.template, loaded.name)
         self._formatted_by_text = {ex.text: fe for ex, fe in pairs}
-        self.train_examples = [ex for ex, _ in pairs[: self.train_rows]]
-        self.formatted = [fe for _, fe in pairs[: self.train_rows]]
+        self._read = ([ex for ex, _ in pairs[: self.train_rows]], [fe for _, fe in pairs[: self.train_rows]])
+        try:
+            self.train_examples, self.formatted = self.turn_policy.rows(*self._read, loaded.tokenizer)
+        except InspectorError as exc:  # the inference template cannot split a row: no training until fixed
+            self.loaded, self.data_error = loaded, str(exc)
+            return Loaded(problems, data_error=self.data_error)
         try:
             prepared = stored_runs_of(loaded)
         except OSError:  # an unreadable store: nothing to replay
@@ -206,6 +216,21 @@ class Lab:
             return fe
         tok = lm.tokenizer
         return add_special_tokens(text, tok.bos_token, tok.eos_token, self.template, model_name=lm.name)
+
+    def set_turn_policy(self, policy: str) -> None:
+        """Train (and show) under another turn policy: the rows made again (an InspectorError where
+        the inference template cannot split one: the policy stays). Off the UI thread: it renders."""
+        rows = self.turn_policy.rows(*self._read, self.model.tokenizer, policy)
+        self.turn_policy.policy = policy
+        self.train_examples, self.formatted = rows
+
+    def shown_rows(self, text: str, policy: str | None = None) -> list[FormattedExample]:
+        """The rows the turn policy (or `policy`) makes of a shown text (split: one per assistant turn)."""
+        return self.turn_policy.parts(self.formatted_for(text), self.model.tokenizer, policy)
+
+    def turns(self, labeled: Any) -> TurnsShown:
+        """Training beside inference, turn by turn, for a labelled row (`TurnPolicy.turns`)."""
+        return self.turn_policy.turns(labeled, self.model.tokenizer)
 
     def add_example(self, example: Example) -> None:
         """A data row read on demand (past the rows kept), formatted as training would (any thread)."""
@@ -350,7 +375,8 @@ class Lab:
     # --- labels -----------------------------------------------------------------------------
 
     def labels(
-        self, text: str, partial: Callable[[dict[str, Any]], None] | None = None, cancelled: Callable[[], bool] = bool
+        self, text: str, partial: Callable[[dict[str, Any]], None] | None = None, cancelled: Callable[[], bool] = bool,
+        policy: str | None = None, part: int = 0,
     ) -> dict[str, Any]:
         """The labels of `text` under every strategy: copy, mask and custom at once (the tokenizer
         and the user's code, given to `partial` first), then trl (TRL makes an SFTTrainer: after a
@@ -358,11 +384,13 @@ class Lab:
         LabelCodeError instead of labels.
 
         An InspectorError of trl comes back as the error of the strategy, under "trl:error".
+        `part`: which of the rows the turn policy (or `policy`) makes of the text (`shown_rows`).
         """
         from inspector.core.labels.strategies import label_examples
 
         lm = self.model
-        fe = self.formatted_for(text)
+        rows = self.shown_rows(text, policy)
+        fe = rows[min(part, len(rows) - 1)]
         found: dict[str, Any] = {
             s: label_examples(s, [fe], lm.tokenizer, max_length=lm.max_length)[0] for s in ("copy", "mask")
         }
@@ -382,13 +410,13 @@ class Lab:
             found["trl"] = label_examples("trl", [fe], lm.tokenizer, lm.model, max_length=lm.max_length)[0]
         return found
 
-    def roles(self, text: str) -> list[str] | None:
-        """The role of each token of `text` (user, assistant, call, tool...) where a chat template
-        rendered it; None for the article's format (`conversations.token_roles`)."""
+    def roles(self, text: str, policy: str | None = None, part: int = 0) -> list[str] | None:
+        """Each token's role (`roles.token_roles`: user, reasoning, tool_call...) in a chat template's render, else None."""
         from inspector.core.data.roles import token_roles
         from inspector.core.labels.strategies import encode
 
-        fe = self.formatted_for(text)
+        rows = self.shown_rows(text, policy)
+        fe = rows[min(part, len(rows) - 1)]
         _, offsets = encode(fe, self.model.tokenizer)
         return token_roles(fe, offsets, self.model.tokenizer)
 
