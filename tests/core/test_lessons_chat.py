@@ -3,8 +3,8 @@ under TRL's templates, and the parts of a tool call each strategy and turn polic
 
 from __future__ import annotations
 
-from inspector.core.lessons.reasoning import reasoning_view
 from inspector.core.lessons.tool_calls import PARTS, tool_calls_view
+from inspector.core.lessons.traces import reasoning_view
 
 
 def test_reasoning_turn_by_turn_training_beside_inference(tiny):

@@ -54,7 +54,7 @@ def code_values(lesson: Lesson, number: int, spec: CodeSpec) -> dict[str, Any]:
     from inspector.core.lessons.chat_templates import generation_template
     from inspector.core.data.chat_format import ARTICLE_PAIRS, article_text
     from inspector.core.lessons.demos import TWO_TURNS
-    from inspector.core.lessons.reasoning import REASONED
+    from inspector.core.lessons.traces import REASONED
     from inspector.core.lessons.tool_calls import AGENT, FLAG
     from inspector.core.lessons.weights import STEP_FLAGS, WORLD_SIZE, step_examples
 

@@ -226,7 +226,7 @@ def _truncation(ctx: DemoContext) -> tuple[str, Any]:
 
 
 def _reasoning(ctx: DemoContext) -> tuple[str, Any]:
-    from inspector.core.lessons.reasoning import reasoning_text, reasoning_view
+    from inspector.core.lessons.traces import reasoning_text, reasoning_view
 
     v = reasoning_view(ctx.tokenizer)
     return reasoning_text(v), v

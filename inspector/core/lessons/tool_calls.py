@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from inspector.core.lessons.chat_templates import _Collect
-from inspector.core.lessons.reasoning import template_text
+from inspector.core.lessons.traces import template_text
 
 TEMPLATE = "qwen3_training"
 CALL = {"type": "function", "function": {"name": "translate", "arguments": {"word": "water", "to": "es"}}}
