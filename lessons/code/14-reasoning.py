@@ -102,13 +102,17 @@ for train, original, messages in PAIRS:
     )
     ids, mask = out["input_ids"], out["assistant_masks"]
     text = render(messages, template(train))
-    think = in_block(text, encode(text)[1])
+    offsets = encode(text)[1]
+    think = in_block(text, offsets)
     read, trained, thought, matching = len(ids), sum(mask), sum(1 for m, t in zip(mask, think) if m and t), 0
-    for n, (i, (a, b)) in enumerate(zip(assistant, runs(mask)), start=1):
+    for n, i in enumerate(assistant, start=1):
+        # the turn's tokens: those whose middle character is in what rendering message i adds
+        lo, hi = len(render(messages[:i], template(train))), len(render(messages[: i + 1], template(train)))
+        turn = [p for p, (a, b) in enumerate(offsets) if mask[p] and lo <= ((a + b) / 2 if b > a else a) < hi]
         prompt_ids = encode(render(messages[:i], template(original), prompt=True))[0]
-        said = compare(ids[:a], prompt_ids)
+        said = compare(ids[: turn[0]], prompt_ids)
         matching += said.startswith("same")
-        print(f"{train} turn {n}: {b - a} trained, {sum(think[a:b])} of them reasoning · {said}")
+        print(f"{train} turn {n}: {len(turn)} trained, {sum(think[p] for p in turn)} of them reasoning · {said}")
     print(f"{train}, all: 1 row, {read} tokens read, {trained} trained ({thought} reasoning), "
           f"{matching} of {len(assistant)} trained turns in inference's context")
     # split: one row per turn, the prompt inference gives it, then the turn as the training template writes it

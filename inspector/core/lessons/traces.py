@@ -59,12 +59,13 @@ def template_text(name: str) -> str:
 
 @dataclass(frozen=True)
 class Labelled:
-    """One chat row labelled with its template's assistant mask, and its turns."""
+    """One chat row, labelled, and its turns."""
 
     ids: tuple[int, ...]
     labels: tuple[int, ...]
     roles: tuple[str, ...]
     turns: tuple[Turn, ...]
+    edges: tuple[int, ...] = ()  # trained tokens that cross a generation block's edge (merged across it)
 
     @property
     def trained(self) -> int:
@@ -75,17 +76,35 @@ class Labelled:
         return sum(1 for x, r in zip(self.labels, self.roles) if x != -100 and r == "reasoning")
 
 
-def labelled(fe: Any, tokenizer: Any, inference: Any) -> Labelled:
-    """`fe`'s tokens, its mask labels (the answer spans: a template's generation markers) and its turn reports."""
+def assistant_mask(fe: Any, tokenizer: Any, ids: Sequence[int]) -> list[int]:
+    """transformers' `assistant_masks` of the row (`apply_chat_template(..., return_assistant_tokens_mask=True)`):
+    what TRL's `assistant_only_loss` trains. A token that crosses a `{% generation %}` block's edge is in it."""
+    out = tokenizer.apply_chat_template(
+        [dict(m) for m in fe.messages], chat_template=fe.chat_template, tools=list(fe.tools) if fe.tools else None,
+        tokenize=True, return_dict=True, return_assistant_tokens_mask=True,
+    )
+    if list(out["input_ids"]) != list(ids):
+        raise ValueError("apply_chat_template tokenized the rendering differently")
+    return [int(m) for m in out["assistant_masks"]]
+
+
+def labelled(fe: Any, tokenizer: Any, inference: Any, *, marked: bool = False) -> Labelled:
+    """`fe`'s tokens, its labels and its turn reports. With `marked` (a template with generation
+    markers) the labels are the assistant mask, as TRL trains them; otherwise the answer spans."""
     from inspector.core.data.roles import token_roles
     from inspector.core.labels.strategies import encode, mask_labels
     from inspector.core.labels.turn_context import turn_reports
 
     ids, offsets = encode(fe, tokenizer)
     labels = mask_labels(ids, offsets, fe)
+    edges: tuple[int, ...] = ()
+    if marked:
+        mask = assistant_mask(fe, tokenizer, ids)
+        edges = tuple(p for p, (m, lab) in enumerate(zip(mask, labels)) if m and lab == -100)
+        labels = [t if m else -100 for t, m in zip(ids, mask)]
     roles = token_roles(fe, offsets, tokenizer) or [""] * len(ids)
     turns = turn_reports(fe, ids, offsets, labels, tokenizer, inference)
-    return Labelled(tuple(ids), tuple(labels), tuple(roles), tuple(turns))
+    return Labelled(tuple(ids), tuple(labels), tuple(roles), tuple(turns), edges)
 
 
 @dataclass(frozen=True)
@@ -96,6 +115,7 @@ class TemplateTurns:
     marked: bool  # the template has generation markers
     row: Labelled
     differing: tuple[str, ...]  # per turn: the training context's own tokens, as text ("" where none)
+    edge_texts: tuple[str, ...] = ()  # the tokens of `row.edges`, visible
 
 
 @dataclass(frozen=True)
@@ -170,16 +190,19 @@ def reasoning_view(tokenizer: Any) -> ReasoningView:
         text = template_text(name)
         inference = InferenceTemplate(template_text(answer_with), f"{answer_with} (TRL's)")
         fe = render_chat(inline(REASONED) if is_inline else list(REASONED), tokenizer, text, where=name)
-        row = labelled(fe, tokenizer, inference)
+        row = labelled(fe, tokenizer, inference, marked=has_generation_markers(text))
         differing = tuple(tokenizer.decode([row.ids[p] for p in t.training_only]) for t in row.turns)
-        templates.append(TemplateTurns(name, inference.name, is_inline, has_generation_markers(text), row, differing))
+        edge_texts = tuple(visible(tokenizer.decode([row.ids[p]])) for p in row.edges)
+        templates.append(
+            TemplateTurns(name, inference.name, is_inline, has_generation_markers(text), row, differing, edge_texts)
+        )
         if has_generation_markers(text):
             counts += _counts(fe, row, name, tokenizer, inference)
     # A turn without reasoning, through the training variant: its think block is rendered empty.
     bare = [dict(m) for m in REASONED]
     bare[1].pop("reasoning_content")
     fe = render_chat(bare, tokenizer, template_text("qwen3_training"), where="qwen3_training")
-    row = labelled(fe, tokenizer, InferenceTemplate(template_text("qwen3"), "qwen3"))
+    row = labelled(fe, tokenizer, InferenceTemplate(template_text("qwen3"), "qwen3"), marked=True)
     first = row.turns[0]
     block = [p for p in range(first.start, first.end) if row.roles[p] == "reasoning"]
     return ReasoningView(
@@ -240,6 +263,12 @@ def reasoning_text(v: ReasoningView) -> str:
         lines.append("")
         lines.append(f"{tt.template} ({marks}, {how}); inference: {tt.inference}")
         lines += [_turn_line(t, tt, d) for t, d in zip(tt.row.turns, tt.differing)]
+        if tt.row.edges:
+            shown = ", ".join(repr(tt.edge_texts[i]) for i in range(len(tt.row.edges)))
+            lines.append(
+                f"  {len(tt.row.edges)} trained token{'s' if len(tt.row.edges) != 1 else ''} cross a generation "
+                f"block's edge ({shown}): merged with the text beside it, in the assistant mask, so TRL trains them"
+            )
     lines.append("")
     n = len(v.empty_block)
     lines.append(
