@@ -213,3 +213,32 @@ def test_inference_template_order(tiny):
     assert T.inference_template_for(tok, template("qwen3")).name.startswith("the training template")
     with pytest.raises(InspectorError, match="no such file"):
         T.inference_template_for(tok, None, "nope")
+
+
+def test_parallel_calls_and_their_results_keep_their_roles(tiny):
+    """Qwen 3 closes a group of tool results only after the last: rendering up to the first is not
+    a prefix of the whole, and that message alone is found by its text."""
+    tok = tiny.tokenizer
+    calls = [
+        {"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}},
+        {"type": "function", "function": {"name": "get_time", "arguments": {"city": "Rome"}}},
+    ]
+    msgs = [
+        {"role": "user", "content": "Weather in Paris and Rome?"},
+        {"role": "assistant", "content": "", "tool_calls": calls},
+        {"role": "tool", "content": "sunny"},
+        {"role": "tool", "content": "noon"},
+        {"role": "assistant", "content": "Sunny at noon."},
+    ]
+    fe = render_chat(msgs, tok, template("qwen3_training"))
+    got = dict((role, text) for role, text in segments(fe, tok) if role in ("tool_call", "tool_result"))
+    assert got["tool_call"].endswith('"arguments": {"city": "Rome"}}\n</tool_call>')
+    assert got["tool_result"] == (
+        "<|im_start|>user\n<tool_response>\nsunny\n</tool_response>\n<tool_response>\nnoon\n</tool_response><|im_end|>\n"
+    )
+    ids, offsets, labels = labelled(fe, tok)
+    assert not [
+        k
+        for k, _ in T.findings(fe, reports(fe, tok)[0], token_roles(fe, offsets, tok), labels)
+        if k == "tool-result-trained"
+    ]

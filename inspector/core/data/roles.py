@@ -97,57 +97,54 @@ def _closers(text: str, end: int, hi: int) -> int:
     return end + len(tail[:cut].rstrip(" \n")) if cut else end
 
 
-def _prefix_ends(fe: FormattedExample, tokenizer: Any) -> tuple[list[int], list[int]] | None:
+def _found_end(text: str, m: dict[str, Any], pos: int) -> int:
+    """Where a message ends, found by its visible text from `pos` (reasoning, answer, call names),
+    through the special text that closes its turn and the line break after it."""
+    from inspector.core.data.row_formats import tool_calls_of
+
+    r = reasoning_of(m)
+    end = pos
+    for anchor in (r.text.strip() if r else "", answer_of(m).strip(), *tool_calls_of(m)):
+        at = text.find(anchor, end) if anchor else -1
+        if at >= 0:
+            end = at + len(anchor)
+    rest = text[end:]
+    closer = next((c for c in TURN_CLOSERS if rest.startswith(c)), "")
+    end += len(closer)
+    while end < len(text) and text[end] == "\n":  # the line break after a turn is the turn's
+        end += 1
+    return end
+
+
+def _ends(fe: FormattedExample, tokenizer: Any) -> tuple[list[int], list[int]]:
     """Each message's end, and where its body starts (after the generation prompt, for an
-    assistant message), by prefix rendering; None where the template is not prefix-preserving."""
+    assistant message). Where rendering the conversation up to a message gives a prefix of the
+    whole (prefix-preserving there) that is exact; where not (a template that drops earlier
+    reasoning, or closes a group of tool results only after the last), the message is found
+    by its visible text."""
     from inspector.core.data.conversations import render
 
     msgs = list(fe.messages or ())
-    ends, bodies = [], []
-    try:
-        for i, m in enumerate(msgs):
-            upto, _ = render(tokenizer, msgs[: i + 1], fe.chat_template or "", fe.tools)
-            if not fe.text.startswith(upto):
-                return None
-            body = ends[-1] if ends else 0
-            if m["role"] in ASSISTANT_ROLES:
-                head, _ = render(tokenizer, msgs[:i], fe.chat_template or "", fe.tools, add_generation_prompt=True)
-                if fe.text.startswith(head) and len(head) >= body:
+    text, template = fe.text, fe.chat_template or ""
+    ends: list[int] = []
+    bodies: list[int] = []
+    for i, m in enumerate(msgs):
+        prev = ends[-1] if ends else 0
+        try:
+            upto, _ = render(tokenizer, msgs[: i + 1], template, fe.tools)
+        except Exception:  # noqa: BLE001 -- a template may refuse a conversation cut short
+            upto = None
+        end = len(upto) if upto is not None and text.startswith(upto) and len(upto) >= prev else None
+        body = prev
+        if m["role"] in ASSISTANT_ROLES:
+            try:
+                head, _ = render(tokenizer, msgs[:i], template, fe.tools, add_generation_prompt=True)
+                if text.startswith(head) and len(head) >= prev:
                     body = len(head)
-            ends.append(len(upto))
-            bodies.append(body)
-    except Exception:  # noqa: BLE001 -- a template may refuse a conversation cut short
-        return None
-    return ends, bodies
-
-
-def _found_ends(fe: FormattedExample) -> tuple[list[int], list[int]]:
-    """Each message's end found by its visible text, in order (for templates that are not prefix-preserving)."""
-    from inspector.core.data.row_formats import tool_calls_of
-
-    text, pos = fe.text, 0
-    ends, bodies = [], []
-    for m in fe.messages or ():
-        body = pos
-        r = reasoning_of(m)
-        anchors = [r.text.strip() if r else "", answer_of(m).strip(), *tool_calls_of(m)]
-        end = pos
-        for a in anchors:
-            if not a:
-                continue
-            at = text.find(a, end)
-            if at >= 0:
-                end = at + len(a)
-        rest = text[end:]
-        for marker in TURN_CLOSERS:
-            if rest.startswith(marker):
-                end += len(marker)
-                break
-        while end < len(text) and text[end] == "\n":  # the line break after a turn is the turn's
-            end += 1
-        ends.append(end)
+            except Exception:  # noqa: BLE001 -- as above
+                pass
+        ends.append(end if end is not None else max(prev, _found_end(text, m, body)))
         bodies.append(body)
-        pos = end
     if ends:
         ends[-1] = len(text)  # the template's text after the last message is that message's
     return ends, bodies
@@ -157,8 +154,7 @@ def message_ranges(fe: FormattedExample, tokenizer: Any) -> list[MessageRange] |
     """Every message's character range in the rendering; None for the article's format."""
     if fe.kind != "chat" or not fe.messages or fe.chat_template is None:
         return None
-    found = _prefix_ends(fe, tokenizer) or _found_ends(fe)
-    ends, bodies = found
+    ends, bodies = _ends(fe, tokenizer)
     out = []
     start = 0
     for i, (m, end, body) in enumerate(zip(fe.messages, ends, bodies)):

@@ -22,7 +22,7 @@ TARGET_RATIO = 2.0  # the label process may take at most twice the in-process ti
 
 # The article's create_special_mask in the (example, tokenizer) form, the bos a tokenizer
 # prepends kept masked: the function a learner writes in lesson 4.
-ARTICLE_FUNCTION = '''
+ARTICLE_FUNCTION = """
 def make_labels(example, tokenizer):
     human_text = True
     for idx, tok_id in enumerate(example["labels"]):
@@ -33,7 +33,7 @@ def make_labels(example, tokenizer):
         elif tok_id == tokenizer.eos_token_id:
             human_text = True
     return example
-'''
+"""
 
 
 @dataclass
@@ -58,7 +58,11 @@ class LabelBench:
 
 
 def bench_labels(
-    tokenizer: Any, examples: Sequence[FormattedExample], *, repeats: int = 20, function_text: str = ARTICLE_FUNCTION,
+    tokenizer: Any,
+    examples: Sequence[FormattedExample],
+    *,
+    repeats: int = 20,
+    function_text: str = ARTICLE_FUNCTION,
     sandbox: Any = None,
 ) -> LabelBench:
     """Time `function_text`'s labels of `examples` in this process and in the label process."""
@@ -98,10 +102,12 @@ def bench_labels(
 
 def format_label_bench(b: LabelBench) -> str:
     verdict = "met" if b.met else "NOT met"
-    return "\n".join([
-        f"the article's label function on {b.examples} examples (median of {b.repeats}):",
-        f"  in this process     {b.in_process_s * 1000:8.2f} ms",
-        f"  in the label process{b.label_process_s * 1000:8.2f} ms  ({b.ratio:.2f}x; target at most {TARGET_RATIO:g}x: {verdict})",
-        f"  first call          {b.first_call_s * 1000:8.0f} ms  (the process starts, gets the tokenizer, answers)",
-        f"  same labels: {'yes' if b.same_labels else 'NO'}",
-    ])
+    return "\n".join(
+        [
+            f"the article's label function on {b.examples} examples (median of {b.repeats}):",
+            f"  in this process     {b.in_process_s * 1000:8.2f} ms",
+            f"  in the label process{b.label_process_s * 1000:8.2f} ms  ({b.ratio:.2f}x; target at most {TARGET_RATIO:g}x: {verdict})",
+            f"  first call          {b.first_call_s * 1000:8.0f} ms  (the process starts, gets the tokenizer, answers)",
+            f"  same labels: {'yes' if b.same_labels else 'NO'}",
+        ]
+    )

@@ -35,7 +35,9 @@ def token_mask(offsets: Sequence[tuple[int, int]], spans: Sequence[tuple[int, in
     return [e > s and any(a <= s and e <= b for a, b in spans) for s, e in offsets]
 
 
-def audit(fe: FormattedExample, tokenizer: Any, ids: Sequence[int], offsets: Sequence[tuple[int, int]]) -> Disagreement | None:
+def audit(
+    fe: FormattedExample, tokenizer: Any, ids: Sequence[int], offsets: Sequence[tuple[int, int]]
+) -> Disagreement | None:
     """Where (a), (b) and (c) differ on a conversation rendered by a chat template, or None."""
     from inspector.core.data.conversations import prefix_spans
 
@@ -47,7 +49,9 @@ def audit(fe: FormattedExample, tokenizer: Any, ids: Sequence[int], offsets: Seq
     positions: set[int] = set()
     if any(span is None for span in prefix):
         n = next(i for i, span in enumerate(prefix) if span is None)
-        return Disagreement((), f"prefix rendering cannot place assistant message {_nth(fe.messages, n)}: {_why(fe, tokenizer, n)}")
+        return Disagreement(
+            (), f"prefix rendering cannot place assistant message {_nth(fe.messages, n)}: {_why(fe, tokenizer, n)}"
+        )
     compared = [i for i, (s, e) in enumerate(offsets) if e > s and text[s:e].strip()]
     a = token_mask(offsets, fe.answer_spans)
     b = token_mask(offsets, [span for span in prefix if span is not None])

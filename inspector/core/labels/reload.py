@@ -22,11 +22,17 @@ class LabelReloader:
     """
 
     def __init__(
-        self, spec: str | LabelSource, *, kind: FunctionKind = FunctionKind.LABELS, strategy: bool = True,
+        self,
+        spec: str | LabelSource,
+        *,
+        kind: FunctionKind = FunctionKind.LABELS,
+        strategy: bool = True,
     ) -> None:
         self.source = spec if isinstance(spec, LabelSource) else LabelSource.parse(spec)
         self.kind = kind  # what kind of function it is (an exercise's own)
-        self.strategy = strategy  # a label strategy the views show and train; False: an exercise's function, checked only
+        self.strategy = (
+            strategy  # a label strategy the views show and train; False: an exercise's function, checked only
+        )
         self.current: LabelFunction | None = None
         self.error: LabelCodeError | None = None
         self._previous: LabelFunction | None = None

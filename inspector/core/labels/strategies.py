@@ -49,7 +49,11 @@ class LabelMaker(Protocol):
     ) -> LabeledExample: ...
 
     def labeled_many(
-        self, examples: Sequence[FormattedExample], tokenizer: Any, *, max_length: int | None = None,
+        self,
+        examples: Sequence[FormattedExample],
+        tokenizer: Any,
+        *,
+        max_length: int | None = None,
         numbers: Sequence[int] | None = None,
     ) -> list[LabeledExample]: ...
 
@@ -269,8 +273,10 @@ def skipped_note(skipped: Sequence[int], total: int) -> str:
     which = ", ".join(str(n) for n in skipped)
     one = len(skipped) == 1
     rest = total - len(skipped)
-    return (f"{'example' if one else 'examples'} {which} of {total} {'trains' if one else 'train'} no token "
-            f"(every label -100): left out, the other {rest} {'is' if rest == 1 else 'are'} trained")
+    return (
+        f"{'example' if one else 'examples'} {which} of {total} {'trains' if one else 'train'} no token "
+        f"(every label -100): left out, the other {rest} {'is' if rest == 1 else 'are'} trained"
+    )
 
 
 def differing_positions(a: LabeledExample, b: LabeledExample) -> list[int]:

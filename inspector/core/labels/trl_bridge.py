@@ -94,7 +94,9 @@ def prompt_completion_dataset(examples: Sequence[FormattedExample]) -> Any:
         if policy_rows(examples):  # a turn policy: each row's trained turn is its completion
             columns = {
                 "prompt": [list(fe.messages or ())[: fe.completion_from] for fe in examples],
-                "completion": [list(fe.messages or ())[fe.completion_from : (fe.completion_from or 0) + 1] for fe in examples],
+                "completion": [
+                    list(fe.messages or ())[fe.completion_from : (fe.completion_from or 0) + 1] for fe in examples
+                ],
             }
         else:
             columns = {"messages": [list(fe.messages or ()) for fe in examples]}

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from inspector.core.data.chat_format import FormattedExample
-from inspector.core.data.reasoning import THINK_OPENERS, reasoning_of, untrained_by_flag
+from inspector.core.data.reasoning import ASSISTANT_ROLES, THINK_OPENERS, reasoning_of, untrained_by_flag
 from inspector.core.labels.turn_policy import (
     DEFAULT_POLICY,
     POLICY_HELP,
@@ -84,7 +84,7 @@ class Turn:
     differs_beyond_prefill: bool = False  # the contexts differ elsewhere too
     verdict: str = ""
     flag: str | None = None  # the message's own "do not train" flag
-    extra: dict[str, Any] = field(default_factory=dict)
+    trained_positions: tuple[int, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -93,8 +93,12 @@ class Turn:
             "span": [self.start, self.end],
             "trained": self.trained,
             "first_trained": self.first_trained,
+            "trained_positions": list(self.trained_positions),
             "reasoning_tokens": self.reasoning_tokens,
             "reasoning_trained": self.reasoning_trained,
+            "reasoning_present": self.reasoning_present,
+            "reasoning_rendered": self.reasoning_rendered,
+            "empty_reasoning_trained": self.empty_reasoning_trained,
             "tool_call_tokens": self.tool_call_tokens,
             "tool_call_trained": self.tool_call_trained,
             "context_matches_inference": self.context_matches_inference,
@@ -251,6 +255,7 @@ def turn_reports(
             tool_call_tokens=len(calls),
             tool_call_trained=sum(1 for p in calls if labels[p] != -100),
             flag=untrained_by_flag(msgs[k]),
+            trained_positions=tuple(trained),
         )
         if first is None:
             out.append(Turn(**base, context_matches_inference=None, verdict="not trained: no context to compare"))
@@ -339,7 +344,12 @@ def findings(
         n = sum(1 for r, lab in zip(roles, labels) if r == "tool_result" and lab != -100)
         if n:
             out.append(("tool-result-trained", f"{n} tokens of tool results are trained"))
-    flagged = [(i + 1, f) for i, m in enumerate(fe.messages or ()) if (f := untrained_by_flag(m))]
+    # only an assistant message's flag matters: TRL never trains the others anyway
+    flagged = [
+        (i + 1, f)
+        for i, m in enumerate(fe.messages or ())
+        if m["role"] in ASSISTANT_ROLES and (f := untrained_by_flag(m))
+    ]
     if flagged:
         said = ", ".join(f"message {i} ({f})" for i, f in flagged)
         out.append(("message-flags-ignored", f"TRL's SFTTrainer trains {said} anyway: it has no such field"))

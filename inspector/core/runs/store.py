@@ -72,6 +72,8 @@ def run_spec(fingerprint: str, examples: Sequence[FormattedExample], strategy: s
         "format": STORE_FORMAT,
         "model": fingerprint,
         "examples": [fe.text for fe in examples],
+        # what is trained of each: a turn policy or a message's flag changes it with the same text
+        "trained": [[list(span) for span in fe.answer_spans] + [fe.completion_from] for fe in examples],
         "strategy": strategy,
         "settings": {k: v for k, v in asdict(settings).items() if k != "epochs"},
         "predict": predict_text,

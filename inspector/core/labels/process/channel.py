@@ -18,7 +18,7 @@ def connect(address: str) -> Any:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.connect(address)
     else:
-        host, _, port = address[len("tcp:"):].rpartition(":")
+        host, _, port = address[len("tcp:") :].rpartition(":")
         sock = socket.create_connection((host, int(port)))
     return sock
 

@@ -90,11 +90,13 @@ class _Output:
                 at = data.find(_MARKER)
                 while at >= 0:
                     self._keep(data[:at])
-                    data = data[at + len(_MARKER):]
+                    data = data[at + len(_MARKER) :]
                     self._seen_marker.set()
                     at = data.find(_MARKER)
                 # A marker may be split across reads: hold back what could be its start.
-                hold = next((k for k in range(min(len(_MARKER) - 1, len(data)), 0, -1) if _MARKER.startswith(data[-k:])), 0)
+                hold = next(
+                    (k for k in range(min(len(_MARKER) - 1, len(data)), 0, -1) if _MARKER.startswith(data[-k:])), 0
+                )
                 if hold:
                     self._pending = data[-hold:]
                     data = data[:-hold]
@@ -126,8 +128,9 @@ class _Output:
         with self._lock:
             if not self.total:
                 return None
-            out = Printed(bytes(self.head).decode("utf-8", "replace"), bytes(self.tail).decode("utf-8", "replace"),
-                          self.total)
+            out = Printed(
+                bytes(self.head).decode("utf-8", "replace"), bytes(self.tail).decode("utf-8", "replace"), self.total
+            )
             self._reset()
         return out
 
@@ -199,14 +202,28 @@ class Worker:
             elif isinstance(request, Call):
                 reply = self._call(request)
             else:
-                reply = Failed({"kind": "exception", "file": "", "line": None,
-                                "message": f"unknown request {type(request).__name__}"})
+                reply = Failed(
+                    {
+                        "kind": "exception",
+                        "file": "",
+                        "line": None,
+                        "message": f"unknown request {type(request).__name__}",
+                    }
+                )
             reply = replace(reply, printed=self.output.collect())
             try:
                 self.channel.send(reply)
             except (OSError, pickle.PicklingError, TypeError) as exc:
-                self.channel.send(Failed({"kind": "wrong-return", "file": "", "line": None,
-                                          "message": f"the reply could not be sent: {exc}"}))
+                self.channel.send(
+                    Failed(
+                        {
+                            "kind": "wrong-return",
+                            "file": "",
+                            "line": None,
+                            "message": f"the reply could not be sent: {exc}",
+                        }
+                    )
+                )
 
     def _guarded(self, fn: Any, *args: Any, timeout: float, **kwargs: Any) -> Any:
         """Call `fn` with the watchdog armed: past `timeout` s the process writes where it was and exits."""
@@ -320,8 +337,19 @@ class Zygote:
         import subprocess
 
         proc = subprocess.Popen(
-            [sys.executable, "-m", "inspector.core.labels.process.child", "worker", address, token, dump_path, str(memory or 0)],
-            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                sys.executable,
+                "-m",
+                "inspector.core.labels.process.child",
+                "worker",
+                address,
+                token,
+                dump_path,
+                str(memory or 0),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         assert proc.stdin is not None
         proc.stdin.write(pickle.dumps(self.pickles))

@@ -157,8 +157,14 @@ class LabelCodeError(InspectorError):
     def from_dict(cls, d: Mapping[str, Any]) -> LabelCodeError:
         """The error `to_dict` described (as the label process sends it)."""
         return cls(
-            d["kind"], d["file"], d.get("line"), d["message"], frames=[Frame(**f) for f in d.get("frames", ())],
-            example=d.get("example"), function=d.get("function", DEFAULT_FUNCTION), fix=d.get("fix", ""),
+            d["kind"],
+            d["file"],
+            d.get("line"),
+            d["message"],
+            frames=[Frame(**f) for f in d.get("frames", ())],
+            example=d.get("example"),
+            function=d.get("function", DEFAULT_FUNCTION),
+            fix=d.get("fix", ""),
             detail=d.get("detail", ""),
         )
 
@@ -185,8 +191,14 @@ def user_frames(tb: types.TracebackType | None, file: str, text: str) -> list[Fr
 
 
 def raised_error(
-    exc: BaseException, file: str, text: str, function: str, *, example: int | None = None,
-    line: int | None = None, while_loading: bool = False,
+    exc: BaseException,
+    file: str,
+    text: str,
+    function: str,
+    *,
+    example: int | None = None,
+    line: int | None = None,
+    while_loading: bool = False,
 ) -> LabelCodeError:
     """The user's error for what their code raised: an exception, an exit (`sys.exit`, `os._exit`)
     or a MemoryError, while the file ran or in a call on `example`. `line`: where it points when
@@ -201,14 +213,39 @@ def raised_error(
         return LabelCodeError("exit", file, line, said, frames=frames, example=example, function=function, fix=FIX_EXIT)
     if isinstance(exc, MemoryError):
         where = " while the file ran" if while_loading else ""
-        return LabelCodeError("memory", file, line, f"it ran out of memory{where} (MemoryError)", frames=frames,
-                              example=example, function=function, fix=FIX_MEMORY)
+        return LabelCodeError(
+            "memory",
+            file,
+            line,
+            f"it ran out of memory{where} (MemoryError)",
+            frames=frames,
+            example=example,
+            function=function,
+            fix=FIX_MEMORY,
+        )
     message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     if while_loading:
-        return LabelCodeError("exception", file, line, f"{message} (while the file ran)", frames=frames,
-                              function=function, detail=message, fix=FIX_FILE)
-    return LabelCodeError("exception", file, line, message, frames=frames, example=example, function=function,
-                          detail=message, fix=f"fix {function} and save the file")
+        return LabelCodeError(
+            "exception",
+            file,
+            line,
+            f"{message} (while the file ran)",
+            frames=frames,
+            function=function,
+            detail=message,
+            fix=FIX_FILE,
+        )
+    return LabelCodeError(
+        "exception",
+        file,
+        line,
+        message,
+        frames=frames,
+        example=example,
+        function=function,
+        detail=message,
+        fix=f"fix {function} and save the file",
+    )
 
 
 # --- a worker that was stopped or ended before it answered -----------------------------------
@@ -259,12 +296,25 @@ def stopped_error(gone: Gone, file: str, text: str, function: str) -> LabelCodeE
     example = gone.example
     during = " while the file ran" if gone.while_loading else ""
     if gone.why == "replaced":
-        return LabelCodeError("replaced", file, line, f"stopped{during}: a newer version of the file replaced it",
-                              example=example, function=function, fix="nothing to do: the newer version is used")
+        return LabelCodeError(
+            "replaced",
+            file,
+            line,
+            f"stopped{during}: a newer version of the file replaced it",
+            example=example,
+            function=function,
+            fix="nothing to do: the newer version is used",
+        )
     if gone.why == "timeout" or gone.dump.lstrip().startswith("Timeout"):
         return LabelCodeError(
-            "timeout", file, line, f"it ran for more than {gone.timeout:g} s{during} and was stopped",
-            frames=frames, example=example, function=function, fix=FIX_TIMEOUT,
+            "timeout",
+            file,
+            line,
+            f"it ran for more than {gone.timeout:g} s{during} and was stopped",
+            frames=frames,
+            example=example,
+            function=function,
+            fix=FIX_TIMEOUT,
         )
     status = gone.status
     fatal = re.search(r"Fatal Python error: (.+)", gone.dump)
@@ -282,8 +332,9 @@ def stopped_error(gone: Gone, file: str, text: str, function: str) -> LabelCodeE
         what = f"the process running it ended (exit code {status})"
     else:
         what = "the process running it ended"
-    return LabelCodeError("crashed", file, line, what + during, frames=frames, example=example, function=function,
-                          fix=FIX_CRASH)
+    return LabelCodeError(
+        "crashed", file, line, what + during, frames=frames, example=example, function=function, fix=FIX_CRASH
+    )
 
 
 def error_from(failure: Mapping[str, Any] | Gone, file: str, text: str, function: str) -> LabelCodeError:

@@ -53,7 +53,11 @@ class LabelCall:
         return ExampleItem(
             [int(i) for i in self.input_ids],
             None if self.attention_mask is None else [int(m) for m in self.attention_mask],
-            self.text, self.example, None if self.extra is None else dict(self.extra), "", tuple(self.withheld),
+            self.text,
+            self.example,
+            None if self.extra is None else dict(self.extra),
+            "",
+            tuple(self.withheld),
         )
 
 
@@ -112,9 +116,7 @@ class LabelFunction:
     def _load(self) -> Load:
         return Load(self.file, self.text, self.name, self.kind, 0.0)
 
-    def call_many(
-        self, calls: Sequence[LabelCall | WeightsCall], *, stop_on_error: bool = True
-    ) -> list[Any]:
+    def call_many(self, calls: Sequence[LabelCall | WeightsCall], *, stop_on_error: bool = True) -> list[Any]:
         """What every call returned (labels, or a WeightsCall's weights), checked, or its LabelCodeError;
         with `stop_on_error` the list ends at the first error."""
         if not calls:
@@ -127,8 +129,15 @@ class LabelFunction:
             self._last["all"] = printed if self._last.get("all") is None else self._last["all"].then(printed)
         return [error_from(r.error, self.file, self.text, self.name) if isinstance(r, Failed) else r for r in results]
 
-    def call(self, input_ids: Sequence[int], tokenizer: Any, *, text: str = "", attention_mask: Sequence[int] | None = None,
-             example: int | None = None) -> list[int]:
+    def call(
+        self,
+        input_ids: Sequence[int],
+        tokenizer: Any,
+        *,
+        text: str = "",
+        attention_mask: Sequence[int] | None = None,
+        example: int | None = None,
+    ) -> list[int]:
         """The function's labels for one tokenized example, checked; a LabelCodeError otherwise."""
         (result,) = self.call_many([LabelCall(input_ids, tokenizer, text, attention_mask, example)])
         if isinstance(result, LabelCodeError):
@@ -136,7 +145,11 @@ class LabelFunction:
         return result
 
     def labeled_many(
-        self, examples: Sequence[FormattedExample], tokenizer: Any, *, max_length: int | None = None,
+        self,
+        examples: Sequence[FormattedExample],
+        tokenizer: Any,
+        *,
+        max_length: int | None = None,
         numbers: Sequence[int] | None = None,
     ) -> list[LabeledExample]:
         """The `custom` strategy's labels of several examples in one request; the first error is raised.
@@ -177,12 +190,24 @@ def read_label_file(source: LabelSource) -> str:
     try:
         return source.path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise LabelCodeError("not-found", file, None, "there is no such file", function=source.function,
-                             fix="check the path given to --labels-from") from None
+        raise LabelCodeError(
+            "not-found",
+            file,
+            None,
+            "there is no such file",
+            function=source.function,
+            fix="check the path given to --labels-from",
+        ) from None
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise LabelCodeError("not-found", file, None, f"it cannot be read ({reason})", function=source.function,
-                             fix="give a UTF-8 Python file") from None
+        raise LabelCodeError(
+            "not-found",
+            file,
+            None,
+            f"it cannot be read ({reason})",
+            function=source.function,
+            fix="give a UTF-8 Python file",
+        ) from None
 
 
 def load_label_function(

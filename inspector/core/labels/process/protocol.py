@@ -33,11 +33,19 @@ class FunctionKind(Enum):
     LABELS = ("make_labels", ("example", "tokenizer"), "one example", "a label per token: -100 or the token's id")
     #: `packed_labels(example, tokenizer)`: a packed row's labels; the example dict also has
     #: `position_ids`, `seq_lengths` and `completion_mask` (lesson 11).
-    PACKED_LABELS = ("packed_labels", ("example", "tokenizer"), "one packed row",
-                     "a label per token: -100 or the token's id")
+    PACKED_LABELS = (
+        "packed_labels",
+        ("example", "tokenizer"),
+        "one packed row",
+        "a label per token: -100 or the token's id",
+    )
     #: `token_weights(micro_batches)`: the weight of every label of one optimizer step (lesson 13).
-    WEIGHTS = ("token_weights", ("micro_batches",), "one step's micro-batches",
-               "per micro-batch, per row, a finite number per label")
+    WEIGHTS = (
+        "token_weights",
+        ("micro_batches",),
+        "one step's micro-batches",
+        "per micro-batch, per row, a finite number per label",
+    )
 
     def __init__(self, function: str, params: tuple[str, ...], called_on: str, returns: str) -> None:
         self.function = function  # the name a file's function has unless FILE:FUNCTION says otherwise
@@ -75,7 +83,8 @@ class LabelSource:
             )
         if sep and tail and not tail.isidentifier() and not (len(head) == 1 and head.isalpha()):
             raise InspectorError(
-                f"--labels-from {spec}: {tail!r} is not a Python function name", "write FILE:FUNCTION, e.g. mask.py:make_labels"
+                f"--labels-from {spec}: {tail!r} is not a Python function name",
+                "write FILE:FUNCTION, e.g. mask.py:make_labels",
             )
         return cls(Path(text).expanduser(), DEFAULT_FUNCTION)
 

@@ -146,10 +146,21 @@ class Sandbox:
         env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)  # the modules this process sees
         env.setdefault("TOKENIZERS_PARALLELISM", "false")
         self._zygote = subprocess.Popen(
-            [sys.executable, "-m", "inspector.core.labels.process.child", "zygote", self._address, token,
-             os.path.join(self._dir, "zygote.log")],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            env=env, start_new_session=os.name == "posix", close_fds=True,
+            [
+                sys.executable,
+                "-m",
+                "inspector.core.labels.process.child",
+                "zygote",
+                self._address,
+                token,
+                os.path.join(self._dir, "zygote.log"),
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            start_new_session=os.name == "posix",
+            close_fds=True,
         )
         self._control = self._accept(token, START_TIMEOUT, zygote=True)
         self._tokenizers.clear()
@@ -388,8 +399,9 @@ class Sandbox:
                 self._forget(worker)
         return reply
 
-    def call(self, version: str, load: Load, items: Sequence[Item], tokenizers: Sequence[Any],
-             stop_on_error: bool) -> tuple[list[Any], Printed | None]:
+    def call(
+        self, version: str, load: Load, items: Sequence[Item], tokenizers: Sequence[Any], stop_on_error: bool
+    ) -> tuple[list[Any], Printed | None]:
         """Call the function on every item; (per item: its checked return or a Failed, printed output).
 
         `tokenizers[i]` is the tokenizer item i is called with (its `tokenizer` key is set here).
@@ -410,8 +422,9 @@ class Sandbox:
                 worker = self._worker_for(version, load, keys)
                 if isinstance(worker.loaded, Failed):
                     return [worker.loaded for _ in items], joined([*printed, worker.loaded.printed])
-                reply = self._request(worker, Call(batch, self.timeout, stop_on_error),
-                                      self.timeout * len(batch) + GRACE)
+                reply = self._request(
+                    worker, Call(batch, self.timeout, stop_on_error), self.timeout * len(batch) + GRACE
+                )
             except WorkerGone as gone:
                 # The item it was on: the first with no answer yet.
                 at = todo[0]
@@ -430,7 +443,7 @@ class Sandbox:
             assert isinstance(reply, Answers), reply
             printed.append(reply.printed)
             results.extend(reply.results)
-            todo = todo[len(reply.results):]
+            todo = todo[len(reply.results) :]
             if stop_on_error and reply.results and isinstance(reply.results[-1], Failed):
                 break
         return results, joined(printed)

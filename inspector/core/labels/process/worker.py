@@ -71,9 +71,17 @@ class LoadedFunction:
         """Its checked return for one item, called as its kind says; a LabelCodeError otherwise."""
         return KINDS[self.kind](self, item, tokenizer)
 
-    def call(self, input_ids: Sequence[int], tokenizer: Any, *, text: str = "", attention_mask: Sequence[int] | None = None,
-             example: int | None = None, extra: Mapping[str, Any] | None = None,
-             withheld: Sequence[str] = ()) -> list[int]:
+    def call(
+        self,
+        input_ids: Sequence[int],
+        tokenizer: Any,
+        *,
+        text: str = "",
+        attention_mask: Sequence[int] | None = None,
+        example: int | None = None,
+        extra: Mapping[str, Any] | None = None,
+        withheld: Sequence[str] = (),
+    ) -> list[int]:
         """The function's labels for one tokenized example, checked; a LabelCodeError otherwise.
 
         `extra`: more fields of the example dict (a packed row's `position_ids`, `seq_lengths`);
@@ -87,7 +95,9 @@ class LoadedFunction:
             arg.pop(key, None)
         return check_labels(self, self._run(example, arg, tokenizer), ids, example=example)
 
-    def call_weights(self, micro_batches: Sequence[Mapping[str, Any]], *, example: int | None = None) -> list[list[list[float]]]:
+    def call_weights(
+        self, micro_batches: Sequence[Mapping[str, Any]], *, example: int | None = None
+    ) -> list[list[list[float]]]:
         """`token_weights(micro_batches)`: the weight of every label of the step, checked."""
         arg = copy.deepcopy([dict(mb) for mb in micro_batches])
         return check_weights(self, self._run(example, arg), micro_batches, example=example)
@@ -118,8 +128,15 @@ class LoadedFunction:
 
 def _call_example(fn: LoadedFunction, item: Item, tokenizer: Any) -> list[Any]:
     assert isinstance(item, ExampleItem), f"{fn.kind.name} is called on examples"
-    return fn.call(item.input_ids, tokenizer, text=item.text, attention_mask=item.attention_mask,
-                   example=item.example, extra=item.extra, withheld=item.withheld)
+    return fn.call(
+        item.input_ids,
+        tokenizer,
+        text=item.text,
+        attention_mask=item.attention_mask,
+        example=item.example,
+        extra=item.extra,
+        withheld=item.withheld,
+    )
 
 
 def _call_step(fn: LoadedFunction, item: Item, tokenizer: Any) -> list[Any]:
@@ -217,10 +234,16 @@ def check_weights(
                     f"{name}: micro-batch {m}, row {b} has {len(lab_row)} labels, the weights {what}", example, fix
                 )
             for t, v in enumerate(values):
-                if isinstance(v, bool) or not isinstance(v, numbers.Real) or v != v or v in (float("inf"), float("-inf")):
+                if (
+                    isinstance(v, bool)
+                    or not isinstance(v, numbers.Real)
+                    or v != v
+                    or v in (float("inf"), float("-inf"))
+                ):
                     raise fn.wrong_return(
                         f"the weight of micro-batch {m}, row {b}, position {t} is {_kind(v)} {v!r}, not a finite number",
-                        example, "give each label's weight as a float (0.0 for a label that is not scored)",
+                        example,
+                        "give each label's weight as a float (0.0 for a label that is not scored)",
                     )
             mine.append([float(v) for v in values])
         out.append(mine)
@@ -282,11 +305,16 @@ def run_label_file(source: LabelSource, text: str, kind: FunctionKind = Function
         sys.modules.pop(module.__name__, None)
     func = module.__dict__.get(source.function)
     if not callable(func):
-        found = sorted(k for k, v in module.__dict__.items() if inspect.isfunction(v) and v.__module__ == module.__name__)
+        found = sorted(
+            k for k, v in module.__dict__.items() if inspect.isfunction(v) and v.__module__ == module.__name__
+        )
         what = "is not a function" if source.function in module.__dict__ else "is not defined"
         define = f"define {kind.signature(source.function)}"
         raise LabelCodeError(
-            "missing-function", file, None, f"{source.function} {what} in the file",
+            "missing-function",
+            file,
+            None,
+            f"{source.function} {what} in the file",
             function=source.function,
             fix=f"{define}, or name one of {', '.join(found)} as FILE:FUNCTION" if found else define,
         )
@@ -295,8 +323,11 @@ def run_label_file(source: LabelSource, text: str, kind: FunctionKind = Function
         inspect.signature(func).bind(*[None] * len(params))
     except TypeError:
         raise LabelCodeError(
-            "signature", file, lf.def_line, f"{source.function}{inspect.signature(func)} cannot be called with "
-            f"({', '.join(params)})", function=source.function,
+            "signature",
+            file,
+            lf.def_line,
+            f"{source.function}{inspect.signature(func)} cannot be called with ({', '.join(params)})",
+            function=source.function,
             fix=f"define it as {kind.signature(source.function)}",
         ) from None
     except ValueError:  # a builtin without a signature: let the call say
@@ -318,6 +349,11 @@ def _syntax_error(exc: SyntaxError, file: str, text: str, function: str) -> Labe
             detail.append("    " + " " * col + "^" * width)
     detail.append(f"{type(exc).__name__}: {exc.msg}")
     return LabelCodeError(
-        "syntax", file, line, f"{type(exc).__name__}: {exc.msg}", function=function, detail="\n".join(detail),
+        "syntax",
+        file,
+        line,
+        f"{type(exc).__name__}: {exc.msg}",
+        function=function,
+        detail="\n".join(detail),
         fix="fix the line and save the file",
     )
