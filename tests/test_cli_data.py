@@ -84,9 +84,9 @@ def test_prepare_command(capsys, tiny_path):
     assert "copy: 1 epochs stored" in out and "mask: 1 epochs stored" in out
     assert "lesson demo step-timing: stored" in out and "lesson demo eos-padding: stored" in out
     # and those that build TRL trainers when their lesson opens
-    for name in ("chat-template", "packing", "truncation", "weights"):
+    for name in ("chat-template", "packing", "truncation", "weights", "tool-calls"):
         assert f"lesson demo {name}: stored" in out
-    assert len(list(replay.store_dir().glob("*.json"))) == 8  # two bursts, six lesson demos
+    assert len(list(replay.store_dir().glob("*.json"))) == 9  # two bursts, seven lesson demos
 
 
 def test_prepare_command_json_and_bursts_only(capsys, tiny_path):

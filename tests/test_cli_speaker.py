@@ -15,12 +15,12 @@ from inspector.cli import main
 NO_MODEL = "/nonexistent/model-folder"  # a command that loads it fails on it: these must not get that far
 
 
-@pytest.mark.parametrize(("wanted", "named"), [("3,14", "lesson 14"), ("copy,nope", "lesson 'nope'"), (",", "no lesson")])
+@pytest.mark.parametrize(("wanted", "named"), [("3,16", "lesson 16"), ("copy,nope", "lesson 'nope'"), (",", "no lesson")])
 def test_a_bad_lesson_in_prepare_is_one_line_naming_it_and_the_valid_ones(capsys, wanted, named):
     assert main(["prepare", "--lessons", wanted, "--model", NO_MODEL]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--lessons" in err and named in err
-    assert "1 to 13" in err and (wanted == "," or "eos-padding" in err)  # the valid ones
+    assert "1 to 15" in err and (wanted == "," or "eos-padding" in err)  # the valid ones
     assert main(["prepare", "--lessons", "3", "--strategies", "copy", "--model", NO_MODEL]) == 2
     assert "Give one of them" in capsys.readouterr().err
 

@@ -14,7 +14,7 @@ import pytest
 
 from inspector.cli import main
 
-LESSONS = 13
+LESSONS = 15
 
 
 @pytest.fixture(autouse=True)
@@ -175,6 +175,25 @@ SHOWS = {
         "num_items_in_batch: used (LlamaForCausalLM's forward accepts loss kwargs)",
         "per_micro_batch vs full batch  cosine 0.964644  norm ratio 0.971162",
     ],
+    14: [
+        "think markers on the model in use: '<think>' is 6 tokens (< · t · h · in · k · >), '</think>' is 7",
+        "TRL's assistant_only_loss on qwen3: get_training_chat_template gives qwen3_training: ✓ it trains with that file",
+        "turn 1 (message 2): its reasoning DROPPED by the template: nothing to train · ✓ same context as at inference",
+        "turn 2 (message 4): 37 trained, 24 of them reasoning · ≠ context differs: 26 tokens only in training, "
+        "0 only at inference",
+        "earlier reasoning (message 2) is in the training context, not at inference",
+        "inference prefills a think opener '<｜Assistant｜><think>\\n' that training trains as the turn's start",
+        "15 tokens, 15 of them trained as the start of its answer",
+        "qwen3_training, split: 2 rows, 243 tokens read, 74 trained (48 reasoning), 2 of 2 trained turns in inference's context",
+    ],
+    15: [
+        "copy, all             7/7      22/22      47/47      56/56      30/30      59/59",
+        "mask, all             7/7      22/22      47/47       0/56      30/30      25/59",
+        "trl, final            0/7       0/22       0/47       0/56      15/30      13/59",
+        "TRL warned: The chat template does not include the assistant turn's end-of-turn token in the loss mask",
+        'the call marked "weight": 0: the mask trains 0 of its 76 tokens; TRL\'s SFTTrainer trains 76: it has no such field',
+        "last trains 103 tokens (the call's turn), final 0: there is no final answer",
+    ],
 }
 
 
@@ -207,12 +226,12 @@ def test_a_lesson_by_id_and_as_json(capsys, tiny_path):
     assert "✗ not found" in data["demo"]["text"]
 
 
-@pytest.mark.parametrize("wanted", ["0", "14", "nope"])
+@pytest.mark.parametrize("wanted", ["0", "16", "nope"])
 def test_a_bad_lesson_number_lists_the_valid_ones(capsys, wanted):
     for command in ("lesson", "export"):
         assert main([command, wanted]) == 2
         err = capsys.readouterr().err
-        assert err.count("\n") == 1 and "Choose a number from 1 to 13" in err and "template-pitfall" in err
+        assert err.count("\n") == 1 and "Choose a number from 1 to 15" in err and "template-pitfall" in err
 
 
 def test_export_to_stdout_fills_in_the_model(capsys, tiny_path):
@@ -330,6 +349,10 @@ def test_every_exported_script_runs_and_shows_what_the_lesson_shows(capsys, tiny
         same_truncation_figures(lesson, script)
     elif n == 13:
         same_weights_figures(lesson, script)
+    elif n == 14:
+        same_reasoning_figures(lesson, script)
+    elif n == 15:
+        same_tool_call_figures(lesson, script)
 
 
 # --- lessons 11-13: the figures the lesson and its script share (the embedded model's test uses them too)
@@ -367,3 +390,46 @@ def same_weights_figures(lesson: str, script: str) -> None:
         assert _gradient_figures(line_with(script, name)) == _gradient_figures(line_with(lesson, name))
     assert _ints(line_with(script, "copy labels")) == _ints(line_with(lesson, "copy labels"))[-1:]
     assert line_with(script, "num_items_in_batch:") == line_with(lesson, "num_items_in_batch:")
+
+
+# --- lessons 14-15: the panel's figures, computed again by the script without causallm-inspect
+
+_TURN_FIGURES = re.compile(
+    r"(\d+) trained, (\d+) of them reasoning|in the text, (\d+) tokens|(dropped)|(same context)"
+    r"|(\d+) tokens only in training, (\d+) only at inference",
+    re.IGNORECASE,
+)
+
+
+def _turn_figures(line: str) -> list[tuple[str, ...]]:
+    return [tuple(g.lower() for g in m.groups() if g) for m in _TURN_FIGURES.finditer(line)]
+
+
+def _block_turns(text: str, start: str) -> list[str]:
+    """The turn lines of one template's block of the panel (the lines after the one that starts with `start`)."""
+    lines = [x.strip() for x in text.splitlines()]
+    at = next(i for i, x in enumerate(lines) if x.startswith(start))
+    return [x for x in lines[at + 1 : at + 3] if x.startswith("turn ")]
+
+
+def same_reasoning_figures(lesson: str, script: str) -> None:
+    opener = _ints(line_with(lesson, "think markers on the model in use"))[:2]
+    assert [_ints(line_with(script, f"think marker '{m}'"))[0] for m in ("<think>", "</think>")] == opener
+    assert "get_training_chat_template, qwen3: qwen3_training yes" in script
+    assert "get_training_chat_template, deepseek_r1_distill: deepseek_r1_distill_training yes" in script
+    for name in ("qwen3", "qwen3_training", "deepseek_r1_distill_training"):
+        ours = [_turn_figures(line_with(script, f"{name} turn {n}:")) for n in (1, 2)]
+        assert ours == [_turn_figures(x) for x in _block_turns(lesson, f"{name} (")], name
+        for policy in ("all", "split"):
+            if name != "qwen3":
+                assert _ints(line_with(script, f"{name}, {policy}:")) == _ints(line_with(lesson, f"{name}, {policy}:"))
+    empty = re.compile(r"(\d+) tokens[ ,(].*?(\d+) of them trained")
+    assert empty.search(line_with(script, "empty think block:")).groups() == \
+        empty.search(line_with(lesson, "a turn with no reasoning").split("),", 1)[1]).groups()
+
+
+def same_tool_call_figures(lesson: str, script: str) -> None:
+    for row in ("copy, all", "mask, all", "mask, last", "mask, final", "trl, all", "trl, last", "trl, final"):
+        assert line_with(script, row) == line_with(lesson, row), row
+    assert _ints(line_with(script, "the call marked")) == _ints(line_with(lesson, "the call marked"))
+    assert _ints(line_with(script, "cut after the call")) == _ints(line_with(lesson, "the conversation cut after"))

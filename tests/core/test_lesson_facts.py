@@ -140,12 +140,12 @@ def test_what_a_shipped_lesson_trains_and_records():
     assert facts.prepared_demo(lessons["eos-padding"]) == "eos-padding"
     assert facts.prepared_demo(lessons["shift"]) is None  # a quick demo: never stored
     assert [lid for lid, lesson in lessons.items() if facts.trains(lesson)] == [
-        "copy", "mask", "chat-template", "eos-padding", "packing", "truncation", "weights"]
+        "copy", "mask", "chat-template", "eos-padding", "packing", "truncation", "weights", "tool-calls"]
     for lid, shipped in lessons.items():  # each lesson that trains says how long it takes live
         assert (shipped.live is not None) == facts.trains(shipped), f"{lid}: run scripts/lesson_times.py --write"
     described = {lid: dict(lesson.describes) for lid, lesson in lessons.items() if lesson.describes}
     assert sorted(described) == sorted(["mask", "trl", "chat-template", "template-pitfall", "eos-padding", "packing",
-                                        "truncation", "weights"])
+                                        "truncation", "weights", "reasoning", "tool-calls"])
     assert "transformers" in described["weights"]
 
 

@@ -41,6 +41,8 @@ TRACK = [
     "packing",
     "truncation",
     "weights",
+    "reasoning",
+    "tool-calls",
 ]
 
 
@@ -86,6 +88,8 @@ def test_the_track_covers_the_views_and_demos():
     assert by_id["packing"].view == "batch" and by_id["packing"].batch_settings["packing_strategy"] == "bfd"
     assert by_id["weights"].view == "batch" and by_id["weights"].batch_world_size == 2
     assert by_id["truncation"].demo == "truncation" and not DEMOS["truncation"].on_demand and DEMOS["truncation"].prepared
+    assert by_id["reasoning"].demo == "reasoning" and not DEMOS["reasoning"].prepared  # the tokenizer only
+    assert by_id["tool-calls"].demo == "tool-calls" and DEMOS["tool-calls"].prepared  # TRL's SFTTrainer
     # Every demo is used by a lesson, and every lesson has its own code file.
     assert {lesson.demo for lesson in by_id.values()} - {None} == set(DEMOS)
     assert len({lesson.code for lesson in by_id.values()}) == len(by_id)

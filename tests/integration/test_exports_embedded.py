@@ -1,4 +1,4 @@
-"""Lessons 11 to 13 on the embedded Gemma: `lesson N --plain` and the exported script print the
+"""Lessons 11 to 15 on the embedded Gemma: `lesson N --plain` and the exported script print the
 same figures, digit for digit (the tiny model's agreement is in tests/test_lesson_commands.py)."""
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ import sys
 import pytest
 from test_lesson_commands import (  # tests/ is on the path
     same_packing_figures,
+    same_reasoning_figures,
+    same_tool_call_figures,
     same_truncation_figures,
     same_weights_figures,
 )
@@ -42,3 +44,14 @@ def test_lesson_12_plain_and_export_agree_on_gemma(capsys, tmp_path):
 
 def test_lesson_13_plain_and_export_agree_on_gemma(capsys, tmp_path):
     same_weights_figures(*_plain_and_script(capsys, 13, tmp_path))
+
+
+def test_lesson_14_plain_and_export_agree_on_gemma(capsys, tmp_path):
+    lesson, script = _plain_and_script(capsys, 14, tmp_path)
+    same_reasoning_figures(lesson, script)
+    # Gemma cuts the think markers into plain tokens; and it merges text across a generation block's edge
+    assert "'<think>' is 3 tokens" in lesson and "cross a generation block's edge" in lesson
+
+
+def test_lesson_15_plain_and_export_agree_on_gemma(capsys, tmp_path):
+    same_tool_call_figures(*_plain_and_script(capsys, 15, tmp_path))

@@ -255,7 +255,7 @@ async def test_a_prepared_talk_replays_every_lessons_burst_and_demo(tiny_path, c
                 panel = app.main.demo_panel
                 if DEMOS[lesson.demo].on_demand:
                     await pilot.press("g")
-                # (chat-template, packing, truncation and weights replay as their lesson opens)
+                # (chat-template, packing, truncation, weights and tool-calls replay as their lesson opens)
                 await wait_until(pilot, lambda panel=panel: not panel.running and bool(panel.text), what="the demo")
                 assert panel.sources[lesson.id].startswith("replay of a run prepared"), lesson.id
                 assert panel.text == stored[lesson.demo]["text"], lesson.id
@@ -264,9 +264,9 @@ async def test_a_prepared_talk_replays_every_lessons_burst_and_demo(tiny_path, c
                 demos += 1
         await pilot.press("f3", "a")  # and all three strategies once more
         await wait_until(pilot, lambda: not app.main.training_view.running, what="all three")
-        # step-timing and eos-padding, which train; chat-template, packing, truncation and
-        # weights, which build TRL trainers when their lesson opens
-        assert demos == 6
+        # step-timing and eos-padding, which train; chat-template, packing, truncation, weights
+        # and tool-calls, which build TRL trainers when their lesson opens
+        assert demos == 7
         assert app.lab.sessions == {}  # every burst was a replay: no model was trained
         assert all(app.lab.replaying(s) for s in ("copy", "mask", "trl"))
         assert app.lab.bursts.sources["mask"].epochs_shown == 9  # lessons 4 and 10, then `a`: three bursts of 3

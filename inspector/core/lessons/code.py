@@ -54,6 +54,8 @@ def code_values(lesson: Lesson, number: int, spec: CodeSpec) -> dict[str, Any]:
     from inspector.core.lessons.chat_templates import generation_template
     from inspector.core.data.chat_format import ARTICLE_PAIRS, article_text
     from inspector.core.lessons.demos import TWO_TURNS
+    from inspector.core.lessons.traces import REASONED
+    from inspector.core.lessons.tool_calls import AGENT, FLAG
     from inspector.core.lessons.weights import STEP_FLAGS, WORLD_SIZE, step_examples
 
     model = None if spec.model in (None, "", "embedded") else spec.model
@@ -82,6 +84,9 @@ def code_values(lesson: Lesson, number: int, spec: CodeSpec) -> dict[str, Any]:
         "accumulation": STEP_FLAGS["gradient_accumulation_steps"],
         "batch_size": STEP_FLAGS["per_device_train_batch_size"],
         "chat_template": generation_template(),
+        "reasoned": [dict(m) for m in REASONED],
+        "agent": [dict(m) for m in AGENT],
+        "flag": FLAG,
     }
 
 

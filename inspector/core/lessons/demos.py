@@ -225,6 +225,20 @@ def _truncation(ctx: DemoContext) -> tuple[str, Any]:
     return truncation_text(v, default), (v, default)
 
 
+def _reasoning(ctx: DemoContext) -> tuple[str, Any]:
+    from inspector.core.lessons.traces import reasoning_text, reasoning_view
+
+    v = reasoning_view(ctx.tokenizer)
+    return reasoning_text(v), v
+
+
+def _tool_calls(ctx: DemoContext) -> tuple[str, Any]:
+    from inspector.core.lessons.tool_calls import tool_calls_text, tool_calls_view
+
+    v = tool_calls_view(ctx.tokenizer, ctx.model, ctx.progress)
+    return tool_calls_text(v), v
+
+
 DEMOS: dict[str, DemoSpec] = {
     "shift": DemoSpec("The shift, computed", False, _shift),
     "tokenize": DemoSpec("Tokens, special tokens and padding", False, _tokenize),
@@ -239,6 +253,8 @@ DEMOS: dict[str, DemoSpec] = {
     "packing": DemoSpec("The held-out example alone and packed", False, _packing, makes_trainer=True),
     "truncation": DemoSpec("The answer that lost its end", False, _truncation, makes_trainer=True),
     "weights": DemoSpec("Whose tokens weigh: one step's gradient three ways", False, _weights, makes_trainer=True),
+    "reasoning": DemoSpec("One conversation with reasoning, turn by turn, training beside inference", False, _reasoning),
+    "tool-calls": DemoSpec("A tool call and its result: which parts are trained", False, _tool_calls, makes_trainer=True),
 }
 
 
