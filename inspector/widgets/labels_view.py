@@ -18,6 +18,7 @@ from textual.timer import Timer
 from textual.widgets import RadioButton, RadioSet, Select, Static, TextArea
 
 from inspector.core.errors import InspectorError
+from inspector.core.lab.context import lesson_text
 from inspector.core.labels.strategies import differing_positions
 from inspector.messages import DataChecked, Failed, LabelsComputed, RowRead, worker_error
 from inspector.widgets.column_grid import ColumnGrid
@@ -72,8 +73,8 @@ turn's training context beside the inference prompt.
 
     def show_lesson(self, lesson: Any) -> None:
         self.set_strategy(lesson.strategy)
-        if lesson.example:
-            self.set_example(lesson.example)
+        if text := lesson_text(lesson, self.lab):
+            self.set_example(text)
         self.point_at_interesting_column()
 
     def step(self, delta: int) -> None:

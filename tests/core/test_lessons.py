@@ -179,3 +179,29 @@ def test_a_missing_code_file_names_the_lesson_and_the_key(tmp_path):
     (tmp_path / CODE_FOLDER).mkdir()
     with pytest.raises(InspectorError, match="01-a.md.*'code'.*01-missing.py"):
         load_lessons(tmp_path)
+
+
+def test_a_lesson_conversation_is_shown_through_its_chat_template(tiny):
+    """`messages:` and `chat_template:` (lessons 14 and 15): the labels view's example is the
+    conversation as the template renders it, roles and all; a bad one names the key."""
+    from inspector.core.lab.context import lesson_chat_example, lesson_text
+
+    lesson = next(x for x in load_lessons() if x.id == "reasoning")
+    chat = lesson_chat_example(lesson)
+    assert chat is not None and chat.messages == lesson.messages and "<think>" in (chat.chat_template or "")
+
+    class Lab:
+        added: list = []
+
+        def add_example(self, ex):
+            self.added.append(ex)
+
+    lab = Lab()
+    assert lesson_text(lesson, lab) == chat.text and lab.added[0].messages == lesson.messages
+    head = GOOD.split("---\n")[1]
+    for extra, said in (
+        ("messages: [{role: user}]\n", "key 'messages'"),
+        ("chat_template: qwen3\n", "'chat_template' without 'messages'"),
+    ):
+        with pytest.raises(InspectorError, match=said):
+            parse_lesson(GOOD.replace(head, head + extra), "99-demo.md")

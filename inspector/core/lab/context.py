@@ -22,6 +22,7 @@ from inspector.core.errors import InspectorError
 from inspector.core.training.burst import DEFAULT_EPOCHS, DEFAULT_SEED
 
 if TYPE_CHECKING:
+    from inspector.core.data.examples import Example
     from inspector.core.lessons.demos import DemoContext
     from inspector.core.lessons.model import Lesson
     from inspector.core.models import LoadedModel
@@ -46,13 +47,50 @@ def predicted_example(loaded: LoadedModel, template: TurnMarkers) -> FormattedEx
 def lesson_example(
     lesson: Lesson, loaded: LoadedModel, template: TurnMarkers, formatted: Sequence[FormattedExample]
 ) -> FormattedExample:
-    """The example a lesson looks at: its own text where it has one, else the first training example."""
+    """The example a lesson looks at: its own conversation or text where it has one, else the
+    first training example."""
+    chat = lesson_chat_example(lesson)
+    if chat is not None:
+        from inspector.core.data.examples import format_examples
+
+        (fe,) = format_examples([chat], loaded.tokenizer, template, loaded.name)
+        return fe
     if lesson.example:
         tok = loaded.tokenizer
         return add_special_tokens(lesson.example, tok.bos_token, tok.eos_token, template, model_name=loaded.name)
     if not formatted:
         raise InspectorError("the training data could not be formatted", "fix --data, or start without it")
     return formatted[0]
+
+
+def lesson_chat_example(lesson: Lesson) -> Example | None:
+    """A lesson's conversation (`messages:`) as a data row, rendered by its `chat_template:` (a
+    template TRL ships: its training variant, as --chat-template NAME takes it) or the model's own."""
+    if not lesson.messages:
+        return None
+    from inspector.core.data.conversations import read_chat_template, to_article_text
+    from inspector.core.data.examples import Example
+
+    template = read_chat_template(lesson.chat_template) if lesson.chat_template else None
+    return Example(
+        to_article_text(list(lesson.messages)),
+        1,
+        f"lesson {lesson.id}",
+        messages=lesson.messages,
+        chat_template=template,
+        kind="messages",
+        unit="conversation",
+    )
+
+
+def lesson_text(lesson: Lesson, lab: Any) -> str | None:
+    """The text the labels view shows for a lesson: its conversation's (given to the lab, which
+    formats it through its chat template when shown), else its own text, else None."""
+    chat = lesson_chat_example(lesson)
+    if chat is not None:
+        lab.add_example(chat)
+        return chat.text
+    return lesson.example
 
 
 def demo_context(

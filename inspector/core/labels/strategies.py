@@ -173,7 +173,18 @@ def check_length(ids: Sequence[int], max_length: int | None, index: int) -> None
 
 
 def mask_labels(ids: Sequence[int], offsets: Sequence[tuple[int, int]], fe: FormattedExample) -> list[int]:
-    """-100 everywhere except the tokens inside an answer span (answer + closing eos)."""
+    """-100 everywhere except the tokens inside an answer span (answer + closing eos).
+
+    A conversation rendered by a chat template is masked as transformers makes its
+    `assistant_masks` (what TRL's assistant_only_loss trains): a token is trained when it
+    overlaps a span, so a token the tokenizer merged across a span's edge (Gemma's `?<` before
+    DeepSeek's `<｜Assistant｜>`) is trained, as TRL trains it.
+    """
+    if fe.kind == "chat":
+        return [
+            int(t) if any(s < b and e > a for a, b in fe.answer_spans) else IGNORE_INDEX
+            for t, (s, e) in zip(ids, offsets)
+        ]
     labels: list[int] = []
     prev_trained = False
     for tid, (s, e) in zip(ids, offsets):

@@ -8,6 +8,8 @@ A lesson file looks like this::
     view: labels          # labels, training or predictions: the live view beside the prose
     strategy: mask        # copy, mask or trl: the strategy the view starts on
     example: "..."        # optional: the chat text the labels view shows
+    messages: [{role: user, content: hi}, ...]  # optional, instead: a conversation (reasoning and
+    chat_template: qwen3  # tool calls included), through a template TRL ships (or the model's own)
     epochs: 3             # optional: the burst length the training view proposes
     strategies: [copy, mask]  # optional: what `lesson N` trains headless (default: strategy)
     demo: template-pitfall    # optional: a computed panel (inspector.core.lessons.demos.DEMOS)
@@ -40,7 +42,9 @@ from inspector.core.labels.strategies import STRATEGIES
 # The app's views, in their keys' order (F2 to F6): a lesson opens one of them.
 VIEWS = ("labels", "training", "predictions", "learning", "batch")
 REQUIRED_KEYS = ("id", "title", "view", "strategy")
-OPTIONAL_KEYS = ("example", "epochs", "strategies", "demo", "code", "batch", "describes", "live")
+OPTIONAL_KEYS = (
+    *("example", "messages", "chat_template", "epochs", "strategies", "demo", "code", "batch", "describes", "live"),
+)
 # The libraries whose version a lesson's prose may describe (`describes: {trl: "1.16"}`), and how
 # the lessons name them.
 LIBRARIES = {"trl": "TRL", "transformers": "transformers"}
@@ -85,6 +89,8 @@ class Lesson:
     batch: tuple[tuple[str, Any], ...] = ()  # the batch view's settings (BATCH_KEYS), in the file's order
     describes: tuple[tuple[str, str], ...] = ()  # (library, version) the prose describes, e.g. ("trl", "1.16")
     live: LiveTime | None = None  # how long what the lesson trains took live, measured
+    messages: tuple[dict[str, Any], ...] | None = None  # a conversation the labels view shows (instead of example)
+    chat_template: str | None = None  # the name of the template TRL ships it is rendered with
 
     @property
     def batch_settings(self) -> dict[str, Any]:
@@ -168,6 +174,7 @@ def parse_lesson(text: str, source: str = "<lesson>") -> Lesson:
             f"lesson {source}: key 'example' must be a chat text, not {example!r}",
             'write it in double quotes with \\n escapes, e.g. "\\n\\n### Human: hi\\n\\n### Assistant: hola"',
         )
+    messages, chat_template = _conversation(meta, source)
     epochs = meta.get("epochs")
     if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
         raise InspectorError(f"lesson {source}: key 'epochs' is {epochs!r}", "give a whole number of at least 1")
@@ -209,26 +216,60 @@ def parse_lesson(text: str, source: str = "<lesson>") -> Lesson:
         batch=batch,
         describes=describes,
         live=live,
+        messages=messages,
+        chat_template=chat_template,
     )
+
+
+def _conversation(meta: dict[str, Any], source: str) -> tuple[tuple[dict[str, Any], ...] | None, str | None]:
+    """The `messages` a lesson shows, checked as a data row's are, and the `chat_template` NAME."""
+    messages, template = meta.get("messages"), meta.get("chat_template")
+    if messages is None:
+        if template is not None:
+            raise InspectorError(f"lesson {source}: 'chat_template' without 'messages'", "add the messages it renders")
+        return None, None
+    from inspector.core.data.readers import classify
+    from inspector.core.data.row_formats import RowFormatError, normalize
+
+    try:
+        row, _ = normalize({"messages": messages}, "openai")
+    except RowFormatError as exc:
+        raise InspectorError(
+            f"lesson {source}: key 'messages' {exc}", "write a list of {role, content} messages"
+        ) from exc
+    kind, why = classify(row)
+    if kind != "messages":
+        raise InspectorError(f"lesson {source}: key 'messages': {why}", "write a list of {role, content} messages")
+    if template is not None and not isinstance(template, str):
+        raise InspectorError(
+            f"lesson {source}: key 'chat_template' is {template!r}", "give the name of a template TRL ships"
+        )
+    return tuple(row["messages"]), template
 
 
 def _describes(value: Any, source: str) -> tuple[tuple[str, str], ...]:
     """The `describes:` key: library -> the version (major.minor, in quotes) the prose describes."""
-    example = 'write e.g. \'describes: {trl: "1.16"}\''
+    example = "write e.g. 'describes: {trl: \"1.16\"}'"
     if not isinstance(value, dict) or not value:
-        raise InspectorError(f"lesson {source}: key 'describes' must be a mapping of libraries to versions, not {value!r}",
-                             example)
+        raise InspectorError(
+            f"lesson {source}: key 'describes' must be a mapping of libraries to versions, not {value!r}", example
+        )
     out = []
     for library, version in value.items():
         if library not in LIBRARIES:
-            raise InspectorError(f"lesson {source}: key 'describes' names {library!r}",
-                                 f"name only {', '.join(LIBRARIES)}")
+            raise InspectorError(
+                f"lesson {source}: key 'describes' names {library!r}", f"name only {', '.join(LIBRARIES)}"
+            )
         if isinstance(version, float):  # YAML reads 1.10 as 1.1: a version must be quoted
-            raise InspectorError(f"lesson {source}: the {library} version in 'describes' is the number {version!r}",
-                                 f'write it in quotes, e.g. {library}: "1.16"')
+            raise InspectorError(
+                f"lesson {source}: the {library} version in 'describes' is the number {version!r}",
+                f'write it in quotes, e.g. {library}: "1.16"',
+            )
         if not isinstance(version, str) or not _VERSION.match(version.strip()):
-            raise InspectorError(f"lesson {source}: the {library} version in 'describes' is {version!r}",
-                                 f'give major.minor in quotes, e.g. {library}: "1.16"')
+            raise InspectorError(
+                f"lesson {source}: the {library} version in 'describes' is {version!r}",
+                f'give major.minor in quotes, e.g. {library}: "1.16"',
+            )
         out.append((str(library), version.strip()))
     return tuple(out)
 
@@ -252,16 +293,21 @@ def _live(value: Any, source: str) -> LiveTime:
             raise InspectorError(f"lesson {source}: live '{name}' is {number!r}", "give a number of seconds, 0 or more")
         numbers[name] = None if number is None else float(number)
     if numbers["demo"] is not None and numbers["demo"] > numbers["seconds"]:
-        raise InspectorError(f"lesson {source}: live 'demo' ({numbers['demo']:g} s) is more than 'seconds'",
-                             "the demo's seconds are part of the lesson's: " + fix)
+        raise InspectorError(
+            f"lesson {source}: live 'demo' ({numbers['demo']:g} s) is more than 'seconds'",
+            "the demo's seconds are part of the lesson's: " + fix,
+        )
     setup = value["setup"]
     if not isinstance(setup, str) or not setup.strip():
-        raise InspectorError(f"lesson {source}: live 'setup' is {setup!r}",
-                             'name the model and machine, e.g. "Gemma 3 270M, 2-core CPU"')
+        raise InspectorError(
+            f"lesson {source}: live 'setup' is {setup!r}", 'name the model and machine, e.g. "Gemma 3 270M, 2-core CPU"'
+        )
     date = value["date"]
     date = date.isoformat() if isinstance(date, datetime.date) else date
     if not isinstance(date, str) or not _DATE.match(date):
-        raise InspectorError(f"lesson {source}: live 'date' is {value['date']!r}", "give the day measured, e.g. 2026-12-07")
+        raise InspectorError(
+            f"lesson {source}: live 'date' is {value['date']!r}", "give the day measured, e.g. 2026-12-07"
+        )
     return LiveTime(numbers["seconds"] or 0.0, setup.strip(), date, numbers["demo"])
 
 
@@ -284,7 +330,9 @@ def _batch(value: Any, source: str) -> tuple[tuple[str, Any], ...]:
             raise InspectorError(f"lesson {source}: batch setting '{name}' is {value[name]!r}", "give true or false")
     world = value.get("world_size", 1)
     if isinstance(world, bool) or not isinstance(world, int) or world < 1:
-        raise InspectorError(f"lesson {source}: batch setting 'world_size' is {world!r}", "give a whole number of at least 1")
+        raise InspectorError(
+            f"lesson {source}: batch setting 'world_size' is {world!r}", "give a whole number of at least 1"
+        )
     try:
         check_values(value, f"lesson {source}'s batch settings")
     except InspectorError as exc:
