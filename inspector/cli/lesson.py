@@ -141,9 +141,19 @@ class LessonRun:
 
         wanted = ("mask", "trl") if self.lesson.strategy == "trl" else (self.lesson.strategy,)
         # The Lab labels a text as the app's labels view does; trl (an SFTTrainer) only where wanted.
-        every = self.lab.labels(self.example.source, cancelled=lambda: "trl" not in wanted)
-        found = {s: every[s] for s in wanted}
+        from inspector.core.lab.context import lesson_text
+
+        shown = lesson_text(self.lesson, self.lab) or self.example.source  # a conversation: as the app shows it
         self.say(_heading(f"labels: {self.lesson.strategy}"))
+        try:
+            every = self.lab.labels(shown, cancelled=lambda: "trl" not in wanted)
+        except InspectorError as exc:  # the lesson's own conversation, too long for a small model: its demo still runs
+            if not self.lesson.messages:
+                raise
+            self.say(f"the lesson's conversation cannot be labelled on this model: {exc.problem}. {exc.fix}.")
+            self.json["labels_error"] = exc.problem
+            return
+        found = {s: every[s] for s in wanted}
         self.say(f"text: {self.example.text!r}")
         self.say(labels_table(found[self.lesson.strategy]))
         self.say()

@@ -102,7 +102,9 @@ def test_every_front_end_builds_a_lesson_s_context_the_same_way(tiny_path):
         ctx = lab.demo_context(lesson)
         assert ctx.epochs == lesson_epochs(lesson) == (lesson.epochs or DEFAULT_EPOCHS)
         assert ctx.example == lab.lesson_example(lesson)
-        if lesson.example:
+        if lesson.messages:
+            assert ctx.example.messages == lesson.messages and ctx.example.kind == "chat"
+        elif lesson.example:
             assert ctx.example.source == lesson.example
         else:
             assert ctx.example == lab.formatted[0]
