@@ -29,7 +29,7 @@ from inspector.core.data.chat_format import (
     add_special_tokens,
     split_turns,
 )
-from inspector.core.data.reasoning import ASSISTANT_ROLES, TOOL_ROLES
+from inspector.core.data.reasoning import ASSISTANT_ROLES, TOOL_ROLES, answer_of, reasoning_of
 from inspector.core.errors import InspectorError
 
 
@@ -99,12 +99,16 @@ class EmptyAnswer(InspectorError):
     kind = "empty-answer"
 
 
-def to_article_text(messages: Sequence[dict[str, str]], template: TurnMarkers = ARTICLE_MARKERS) -> str:
+def to_article_text(
+    messages: Sequence[dict[str, str]], template: TurnMarkers = ARTICLE_MARKERS, *, reasoning: bool = True
+) -> str:
     """The conversation in the article's format: system text first, then human/assistant turns.
 
-    A tool call and a tool's result are written as such (`[calls get_weather]`, `[tool
-    result]`): the article's format has no place for them, and a row that has them is only
-    ever trained through a chat template; this text is what the app shows of the row.
+    A tool call, a tool's result and reasoning are written as such (`[calls get_weather]`,
+    `[tool result]`, `[thinks: …]`): the article's format has no place for them. A row with a
+    call or a result is only ever trained through a chat template; this text is what the app
+    shows of the row. Trained in this format (no template), a row leaves its reasoning out
+    (`reasoning=False`).
     """
     from inspector.core.data.row_formats import tool_calls_of
 
@@ -113,8 +117,11 @@ def to_article_text(messages: Sequence[dict[str, str]], template: TurnMarkers = 
         role, content = m["role"], m["content"]
         if role in ASSISTANT_ROLES:
             calls = tool_calls_of(m)
+            inline = m.get("content", "") != answer_of(m)
+            thought = reasoning_of(m) if reasoning and not inline else None  # shown, never trained in this format
             said = " ".join(x for x in (content.strip(), f"[calls {', '.join(calls)}]" if calls else "") if x)
-            out += f"{template.assistant} {said if calls else content}"
+            said = said if calls else content
+            out += f"{template.assistant} {f'[thinks: {thought.text.strip()}] ' if thought else ''}{said}"
         elif role == "system" and not out:
             out += f"System: {content}"
         elif role in TOOL_ROLES:
@@ -366,5 +373,5 @@ def format_messages(
             "`causallm-inspect templates` lists them)",
         )
     return add_special_tokens(
-        to_article_text(messages, template), tokenizer.bos_token, tokenizer.eos_token, template, model_name=model_name
+        to_article_text(messages, template, reasoning=False), tokenizer.bos_token, tokenizer.eos_token, template, model_name=model_name
     )
