@@ -175,9 +175,15 @@ def _verdict(
         return "same text as at inference, tokenized differently where the turn starts"
     why: list[str] = []
     reasoned = sorted({msg_of[p] + 1 for p in only_t if roles[p] == "reasoning" and msg_of[p] is not None})
-    if reasoned:
-        which = ", ".join(map(str, reasoned))
+    full = [n for n in reasoned if reasoning_of(messages[n - 1])]
+    empty = [n for n in reasoned if not reasoning_of(messages[n - 1])]
+    if full:
+        which = ", ".join(map(str, full))
         why.append(f"earlier reasoning (message {which}) is in the training context, not at inference")
+    if empty:
+        which = ", ".join(map(str, empty))
+        s = "s" if len(empty) > 1 else ""
+        why.append(f"an earlier empty think block{s} (message {which}) is in the training context, not at inference")
     inf_only_text = tokenizer.decode([inf[p] for p in only_i]) if only_i else ""
     earlier = [r.text.strip() for m in messages if (r := reasoning_of(m)) and r.text.strip()]
     if any(e[:30] in i_text and e[:30] not in t_text for e in earlier):
