@@ -74,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _build(args: argparse.Namespace, flags: dict, tmp: str) -> tuple:
     from inspector.core.batches import setup as batch_setup
+    from inspector.core.batches.steps import check_world_size
     from inspector.core.models import pick_device
 
     device = pick_device(args.device)
@@ -90,10 +91,12 @@ def _build(args: argparse.Namespace, flags: dict, tmp: str) -> tuple:
             from_config = batch_setup.config_setup(
                 args.config, flags, output_dir=tmp, device=device, chat_template=template_text
             )
+            check_world_size(args.world_size, len(from_config.dataset))  # before the model loads
     if from_config is None:
         from inspector.cli.options import check_data_early
 
         examples = check_data_early(args)  # a bad file fails before the model loads
+        check_world_size(args.world_size, len(examples))
     loaded, markers = load(args)
     if from_config is not None:
         setup = from_config
