@@ -290,7 +290,7 @@ def config_setup(
         extra["chat_template_path"] = str(template)
     script, sft, model_args, mixture = parse(config_file, flags, output_dir=output_dir, device=device, extra=extra)
     given = given_values(config_file, flags)
-    dataset, source = _config_dataset(script, mixture, config_file)
+    dataset, source = config_dataset(script, mixture, config_file)
     return BatchSetup(
         sft=sft,
         dataset=dataset,
@@ -323,7 +323,7 @@ def given_values(config_file: str | None, flags: Mapping[str, Any]) -> dict[str,
     return given
 
 
-def _config_dataset(script: Any, mixture: Any, config_file: str) -> tuple[Any, str]:
+def config_dataset(script: Any, mixture: Any, config_file: str) -> tuple[Any, str]:
     """The training split, loaded as `trl sft` loads it."""
     import datasets
     from trl import get_dataset
