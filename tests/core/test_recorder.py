@@ -40,7 +40,7 @@ def trainer_for(tiny_path, tmp_path, callback, **values):
     model = AutoModelForCausalLM.from_pretrained(tiny_path)
     tokenizer = AutoTokenizer.from_pretrained(tiny_path)
     dataset = load_dataset("json", data_files=str(jsonl(tmp_path, ROWS)), split="train")
-    trainer = Spied(model=model, args=args, train_dataset=dataset, processing_class=tokenizer, callbacks=[callback])
+    trainer = Spied(model=model, args=args, train_dataset=dataset, processing_class=tokenizer, callbacks=[callback] if callback else None)
     return trainer, yielded
 
 
@@ -192,3 +192,20 @@ def test_the_audit_judges_packed_attention_from_what_the_model_got(sent, impleme
     (check,) = [c for c in audit.checks if c.name == "packed sequences kept apart"]
     assert (check.status == "ok") is apart, check.detail
     assert audit.micro_batches[0]["sequences"] == 2 and audit.micro_batches[0]["trained"] == 4
+
+
+def test_the_recorder_changes_nothing_in_the_run(tiny_path, tmp_path):
+    """Into a second epoch (3 steps each): the same batches and the same weights with and without it."""
+    import torch
+
+    from inspector.recorder import RecorderCallback
+
+    runs = []
+    for callback in (RecorderCallback(tmp_path / "rec", steps=1, every=3), None):
+        folder = tmp_path / str(len(runs))
+        folder.mkdir()
+        trainer, yielded = trainer_for(tiny_path, folder, callback, max_steps=4, per_device_train_batch_size=2)
+        trainer.train()
+        runs.append((yielded, trainer.model.state_dict()))
+    (with_it, weights), (without, plain) = runs
+    assert with_it == without and all(torch.equal(weights[k], plain[k]) for k in plain)

@@ -47,11 +47,10 @@ def _states_kept(loader: Any) -> Iterator[None]:
 
     kept = []
     for s in _samplers(loader):
-        generator = getattr(s, "generator", None)
-        kept.append(
-            (s, "generator" in vars(s), generator, generator.get_state() if isinstance(generator, torch.Generator) else None,
-             vars(s).get("epoch"))
-        )
+        own = getattr(s, "__dict__", {})
+        generator = own.get("generator")
+        state = generator.get_state() if isinstance(generator, torch.Generator) else None
+        kept.append((s, "generator" in own, generator, state, own.get("epoch")))
     global_state = torch.get_rng_state()
     try:
         yield
@@ -61,7 +60,7 @@ def _states_kept(loader: Any) -> Iterator[None]:
             if had:
                 s.generator = generator
             else:
-                vars(s).pop("generator", None)
+                getattr(s, "__dict__", {}).pop("generator", None)
             if state is not None:
                 generator.set_state(state)
             if epoch is not None:
@@ -70,9 +69,9 @@ def _states_kept(loader: Any) -> Iterator[None]:
 
 def epoch_indices(loader: Any) -> tuple[list[list[int]] | None, str]:
     """This rank's batches of dataset indices over the current epoch, and how they were read (or why not)."""
-    batch_sampler = getattr(loader, "batch_sampler", None)
     if loader is None:
         return None, "the Trainer passed no training data loader to its callbacks"
+    batch_sampler = getattr(loader, "batch_sampler", None)
     if batch_sampler is None:
         return None, f"{type(loader).__name__} has no batch sampler (an iterable dataset): its rows have no indices"
     if type(batch_sampler).__name__ == "DataLoaderDispatcher" or getattr(loader, "_dispatch_batches", False):
