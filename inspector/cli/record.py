@@ -16,7 +16,7 @@ import sys
 
 def register(sub: argparse._SubParsersAction) -> None:
     from inspector.core.recorder.audit import SHARE_BAND
-    from inspector.core.recorder.callback import DEFAULT_STEPS
+    from inspector.core.recorder.record_files import DEFAULT_STEPS
 
     p = sub.add_parser(
         "record",

@@ -209,3 +209,23 @@ def test_the_recorder_changes_nothing_in_the_run(tiny_path, tmp_path):
         runs.append((yielded, trainer.model.state_dict()))
     (with_it, weights), (without, plain) = runs
     assert with_it == without and all(torch.equal(weights[k], plain[k]) for k in plain)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--to", "{tmp}/r"], "record needs the run's config"),
+        (["--config", "{cfg}", "--to", "{tmp}/r", "--steps", "0"], "--steps 0 is not a number of steps"),
+        (["--config", "{cfg}", "--to", "{tmp}/r", "--model", "{tmp}/nothing"], "the model folder {tmp}/nothing does not exist"),
+        (["--config", "{cfg}", "--to", "{tmp}/fake"], "{tmp}/fake already holds a recording"),
+    ],
+)
+def test_record_refuses_bad_input_in_one_line(capsys, tmp_path, argv, message):
+    from inspector.cli import main
+
+    _fake(tmp_path, 1, [[1]])
+    cfg = tmp_path / "sft.yaml"
+    cfg.write_text(f"datasets:\n  - path: json\n    data_files: {jsonl(tmp_path, ROWS)}\nmodel_name_or_path: {tmp_path}\nuse_cpu: true\n")
+    assert main(["record", *(a.format(tmp=tmp_path, cfg=cfg) for a in argv)]) == 2
+    lines = [x for x in capsys.readouterr().err.strip().splitlines() if not x.startswith("…")]
+    assert len(lines) == 1 and message.format(tmp=tmp_path) in lines[0]

@@ -36,9 +36,8 @@ from inspector.core.recorder.audit import SHARE_BAND, format_audit, judge
 from inspector.core.recorder.capture import ForwardCapture, MicroRecord
 from inspector.core.recorder.cross_rank import epoch_indices, gather
 from inspector.core.recorder.rank_stats import rank_stats
+from inspector.core.recorder.record_files import DEFAULT_STEPS
 from inspector.core.recorder.run_facts import run_info
-
-DEFAULT_STEPS = 3
 
 
 class RecorderStop(InspectorError):

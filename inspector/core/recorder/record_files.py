@@ -17,6 +17,7 @@ from typing import Any
 
 from inspector.core.errors import InspectorError
 
+DEFAULT_STEPS = 3  # optimizer steps a recording holds by default: the audited first and two after it
 FORMAT = "causallm-inspect recording"
 FORMAT_VERSION = 1
 RUN_FILE = "run.json"

@@ -12,11 +12,13 @@ Trainer sets up the process group from the launcher's environment as `trl sft` w
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from inspector.core.errors import InspectorError
 from inspector.core.recorder.audit import SHARE_BAND
-from inspector.core.recorder.callback import DEFAULT_STEPS, RecorderCallback
+from inspector.core.recorder.callback import RecorderCallback
+from inspector.core.recorder.record_files import DEFAULT_STEPS, RUN_FILE
 
 
 def _parse(config_file: str, values: dict[str, Any], progress: Callable[[str], None]) -> tuple[Any, Any, Any, Any]:
@@ -30,8 +32,11 @@ def _parse(config_file: str, values: dict[str, Any], progress: Callable[[str], N
         )
     if sft.push_to_hub:
         raise InspectorError(f"{config_file} sets push_to_hub: a recording runs offline and pushes nothing", "set push_to_hub: false")
-    if not model_args.model_name_or_path:
+    name = model_args.model_name_or_path
+    if not name:
         raise InspectorError(f"{config_file} names no model_name_or_path", "add it to the config, or pass --model")
+    if str(name).startswith(("/", ".", "~")) and not Path(name).expanduser().exists():
+        raise InspectorError(f"the model folder {name} does not exist", "check model_name_or_path in the config, or pass --model")
     return script, sft, model_args, mixture
 
 
@@ -85,6 +90,8 @@ def record_sft(
     from inspector.core.batches.setup import config_dataset, offline
 
     offline()
+    if (Path(to) / RUN_FILE).exists():  # before anything loads (each rank checks again as training starts)
+        raise InspectorError(f"{to} already holds a recording", "record into a new folder, or remove it")
     callback = RecorderCallback(to, steps, every, stop_on_problem=stop_on_problem, share_band=share_band)
     values: dict[str, Any] = {}
     if model:
