@@ -101,7 +101,7 @@ def micro_stats(rec: MicroRecord, *, shifts: bool, implementation: str | None, c
             n = int(trained[b, s:e].sum())
             if n == 0:
                 untrained.append([b, s, e])
-            elif k > 0 and any(window[b][t] < s for t in range(s, e) if real[b, t]):
+            elif k > 0 and any(0 <= window[b][t] < s for t in range(s, e) if real[b, t]):  # -1: attends to nothing
                 crossing.append([b, s, e])
     return {
         "micro_step": rec.micro_step,
