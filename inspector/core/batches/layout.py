@@ -94,7 +94,7 @@ def lay_out(
             size = max(size, piece.start + piece.length)
         offset += size
     return Layout(
-        texts=_token_texts(prov.trainer.processing_class, ids),
+        texts=token_texts(prov.trainer.processing_class, ids),
         segments=segments,
         token_segment=token_segment,
         reasons=reasons,
@@ -130,7 +130,8 @@ def attention_starts(batch: dict[str, Any]) -> list[list[int | None]]:
     return [[0] * length for _ in range(rows)]
 
 
-def _token_texts(tokenizer: Any, rows: list[list[int]]) -> list[list[str]]:
+def token_texts(tokenizer: Any, rows: list[list[int]]) -> list[list[str]]:
+    """Each token's text, whitespace made visible; special tokens by their name (a recording's too)."""
     from inspector.core.data.tokens import special_token_ids, visible
 
     special = special_token_ids(tokenizer)
