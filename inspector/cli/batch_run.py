@@ -1,7 +1,10 @@
-"""`causallm-inspect batch --run DIR`: a recorded step, shown as `batch` shows a simulated one (the
-same text, the same `--json` fields; what a recording does not hold is null or empty, and said), and
-with `--config FILE`, whether TRL's SFTTrainer simulated from that config equals the record, step by
-step and rank by rank (exit code 1 where it does not), with the first difference.
+"""`causallm-inspect batch --run DIR`: a recorded step, shown as `batch` shows a simulated one; with
+`--config FILE`, whether the simulation equals the record.
+
+The same text and the same `--json` fields as a simulated step; what a recording does not hold is null
+or empty, and said. With `--config`, TRL's SFTTrainer simulated from that config with the recording's
+world size is compared with every recorded step (or `--step`), rank by rank (exit code 1 where it
+differs), and the first difference is shown.
 """
 
 from __future__ import annotations

@@ -9,7 +9,9 @@ its own callback and writes its own files.
 The modules, from the top down: `callback` (the TrainerCallback, its hooks and wrappers), `audit`
 (the verdict and its table), `rank_stats` (one rank's counts), `capture` (the forward hooks and
 `MicroRecord`), `cross_rank` (gathering, the epoch's indices), `run_facts` (settings, versions,
-stop tokens), `record_files` (writing and reading the files below).
+stop tokens), `record_files` (writing and reading the files below). Reading a recording beside them:
+`step_view` (a recorded step as the batch view's `StepView`, from the tensors alone) and `compare`
+(whether the simulation of a config equals the record).
 
 A recording folder DIR:
 

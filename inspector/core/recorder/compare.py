@@ -1,7 +1,8 @@
-"""Whether a simulation equals a recording: `compare_step` sets a recorded step (`step_view.recorded_step`)
-beside the step the batch view simulates from a config (`batches.steps.inspect_step`, with the
-recording's world size), rank by rank and micro-batch by micro-batch: the tensors the model got
-(input_ids, labels, position_ids, a 2D attention_mask) and the count the Trainer passed
+"""Whether a simulation equals a recording, rank by rank and micro-batch by micro-batch.
+
+`compare_step` sets a recorded step (`step_view.recorded_step`) beside the step the batch view
+simulates from a config (`batches.steps.inspect_step`, with the recording's world size): the tensors
+the model got (input_ids, labels, position_ids, a 2D attention_mask) and the count the Trainer passed
 (num_items_in_batch). The first difference is named with its place, both values and the token there.
 """
 
