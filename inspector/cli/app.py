@@ -42,6 +42,14 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="a `trl sft --config` YAML: the batch view (F6) builds its steps with its settings (its fields start "
         "from the config's packing, max length, batch size and accumulation)",
     )
+    parser.add_argument(
+        "--run",
+        dest="recording",  # `run` is each command's function
+        metavar="DIR",
+        default=None,
+        help="a recording (`causallm-inspect record`, or RecorderCallback in your run): the app opens on the batch view "
+        "(F6) showing its recorded steps, every rank ([ ] to move); the tokens are read with the run's tokenizer, or --model's",
+    )
 
 
 def _given(value: Any) -> str | None:
@@ -71,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         # The data report reads as far as the user asked (--limit; the whole file by default).
         options.update(path=data, more=read.more)
     config = check_batch_config(args)  # a config TRL's parser refuses fails before the screen opens
+    recording = recording_source(args)  # a folder that is not a recording fails before the screen opens
     reloader = None
     if getattr(args, "labels_from", None):
         from inspector.core.labels.process.sandbox import set_timeout
@@ -94,8 +103,29 @@ def run(args: argparse.Namespace) -> int:
         train_rows=train_rows,
         labels_from=reloader,
         batch_config=config,
+        recording=recording,
     )
     return run_until_quit(app)
+
+
+def recording_source(args: argparse.Namespace) -> Any:
+    """--run DIR, checked before the screen opens: a recording, and a tokenizer to read it with (the
+    run's, or --model's). A step that cannot be read is said later, in the app."""
+    folder = getattr(args, "recording", None)
+    if not folder:
+        return None
+    from inspector.core.errors import InspectorError
+    from inspector.core.lab.recorded import RecordingSource
+    from inspector.core.recorder.record_files import open_recording
+    from inspector.core.recorder.step_view import tokenizer_name
+
+    if getattr(args, "config", None):
+        raise InspectorError(
+            "--run and --config both give the batch view its steps: a recording's, or a simulation's",
+            f"pass one; to compare them: causallm-inspect batch --run {folder} --config {args.config}",
+        )
+    rec = open_recording(folder)
+    return RecordingSource(folder, tokenizer_name(rec, args.model), trust_remote_code=bool(args.trust_remote_code))
 
 
 def exercise_reloader(spec: str) -> Any:

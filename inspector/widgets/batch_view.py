@@ -8,6 +8,10 @@ colour alone) and the token's weight in the step under the Trainer's normalisati
 settings (packing strategy, max length, batch size, accumulation, world size, step) are
 fields; a change recomputes the step off the UI thread (`Lab.batch_step`), the newest
 request wins. `[` / `]` move through the micro-batches, their ranks and their rows.
+
+With `--run DIR` (`Lab.recording`) it shows a run's recorded steps instead: the fields hold the
+run's settings (only the step can change), a segment is a sequence found in the tokens (`sN`: a
+recording holds no data rows), and a step that cannot be read is said in a notification.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from textual import on, work
 from textual.app import ComposeResult
 from textual.containers import Horizontal
+from textual.content import Content
 from textual.message import Message
 from textual.widgets import Input, Label, Select, Static
 
@@ -45,6 +50,10 @@ DEBOUNCE = 0.4  # seconds after the last keystroke before the step is rebuilt
 LEGEND = (
     "▶N: row N of the data starts here · position restarts at 0 for each packed example · "
     "struck grey labels are -100 (why: the row below) · weight: the token's share of the step's loss"
+)
+RECORDED_LEGEND = (
+    "a recording: ▶sN: the batch row's Nth sequence starts here (a recording holds no data rows) · struck grey "
+    "labels are -100 ('not recorded': a prompt's -100 and a collator's look the same) · weight: read off the run's loss"
 )
 
 
@@ -116,10 +125,12 @@ class BatchGrid(ColumnGrid):
         if name == "why -100":
             return mb.reasons[b][column] or ""
         if name == "row":
-            source = mb.row_of(b, column)
-            if source is None:
+            k = mb.token_segment[b][column]
+            if k is None:
                 return ""
-            return f"▶{source}" if self._start_of_segment(column) else str(source)
+            source = mb.segments[b][k].row
+            text = f"s{k + 1}" if source is None else str(source)  # a recording's: the sequence, not a data row
+            return f"▶{text}" if self._start_of_segment(column) else text
         weight = mb.weights["trainer"][b][column]
         return f"{weight:.1%}" if weight else "·"
 
@@ -220,14 +231,29 @@ packing), `≠` where they are not the collator's; it follows every save.
         yield Static("", id="batch-status")
 
     def on_mount(self) -> None:
-        """The fields start from the batch config's values (--config), where it sets them."""
-        self._set_fields(self.lab.batch_defaults())
+        """The fields start from the batch config's values (--config), where it sets them; with a
+        recording, from its run's, and only the step can be changed."""
+        if self.lab.recording is None:
+            self._set_fields(self.lab.batch_defaults())
+            return
+        self.query_one("#batch-legend", Static).update(RECORDED_LEGEND)
+        try:
+            given = self.lab.recording.settings()
+        except InspectorError as exc:
+            self._status(str(exc))
+            return
+        self._set_fields({k: v for k, v in given.items() if k not in ("packing", "packing_strategy")}, world_size=given["world_size"])
+        strategy = given["packing_strategy"] if given["packing"] else "none"
+        self.query_one("#batch-packing", Select).value = strategy if strategy in dict(PACKINGS).values() else "none"
+        self.query_one("#batch-step", Input).value = str(given["steps"][0] if given["steps"] else 1)
+        for widget in self.query("#batch-settings Input, #batch-packing"):
+            widget.disabled = widget.id != "batch-step"
 
     def show_lesson(self, lesson: Any) -> None:
         """A lesson with `batch:` settings (packing, truncation, accumulation, world size) shows
         its step with them; its other SFTConfig settings apply while the lesson is open."""
         self.lesson_flags = {}
-        if lesson.batch:
+        if lesson.batch and self.lab.recording is None:
             flags = lesson.batch_flags  # as `lesson N` builds it
             field_names = {name for *_, name in FIELDS} | {"packing", "packing_strategy"}
             self.lesson_flags = {k: v for k, v in flags.items() if k not in field_names}
@@ -276,11 +302,19 @@ packing), `≠` where they are not the collator's; it follows every save.
     # --- the step -------------------------------------------------------------------------
 
     def request(self) -> None:
-        """Rebuild the step with the settings on show (read here, on the UI thread)."""
-        if not self.ready:
+        """Rebuild the step with the settings on show (read here, on the UI thread); a recording's
+        step needs no model (its tokenizer loads on its own)."""
+        recording = self.lab.recording is not None
+        if not self.ready and not recording:
             return
         try:
-            flags, step, world = self.read_settings()
+            if recording:
+                flags, world, text = {}, 0, self.query_one("#batch-step", Input).value.strip()
+                if not text or int(text) < 1:
+                    raise InspectorError("step must be a whole number of at least 1", "type a recorded step in the step field")
+                step = int(text)
+            else:
+                flags, step, world = self.read_settings()
         except InspectorError as exc:
             self._status(str(exc))
             return
@@ -291,13 +325,17 @@ packing), `≠` where they are not the collator's; it follows every save.
         else:
             self.query_one(BatchGrid).clear("the step is being built…")
         wait = " (after the demo or burst that is running: one trainer at a time)" if self.lab.trainer_busy else ""
-        self._status(f"building TRL's SFTTrainer and its batches (no training){wait}…")
+        self._status(f"reading step {step} of {self.lab.recording.folder}…" if self.lab.recording is not None
+                     else f"building TRL's SFTTrainer and its batches (no training){wait}…")
         self._compute(self._request, flags, step, world)
 
     @work(thread=True, exclusive=True, group="batch", exit_on_error=False)
     def _compute(self, request: int, flags: dict[str, Any], step: int, world: int) -> None:
         try:
-            view = self.lab.batch_step(flags, step=step, world_size=world)
+            if self.lab.recording is not None:
+                view = self.lab.recording.step(step)
+            else:
+                view = self.lab.batch_step(flags, step=step, world_size=world)
         except InspectorError as exc:
             self.post_message(self.Computed(request, error=str(exc)))
             return
@@ -315,7 +353,13 @@ packing), `≠` where they are not the collator's; it follows every save.
             self.query_one(BatchGrid).clear(message.error)
             self.query_one("#batch-summary", Static).update("")
             self._status(message.error)
+            if self.lab.recording is not None:  # nothing of the step is shown: say why where it is seen
+                self.app.notify(message.error, title="The recording", severity="warning", timeout=10, markup=False)
             return
+        differ = (message.view.recording or {}).get("versions_differ")
+        if differ and self.step_view is None:  # said once, and the record is shown as written
+            self.app.notify(f"Recorded with other library versions: {', '.join(differ)}. It is shown as it was written.",
+                            title="The recording", severity="warning", timeout=10, markup=False)
         self.step_view = message.view
         self.yours = {}
         self.index = min(self.index, max(0, len(self.places) - 1))
@@ -331,7 +375,7 @@ packing), `≠` where they are not the collator's; it follows every save.
             self._draw()
 
     def _ask_yours(self, place: tuple[int, int]) -> None:
-        if not self.lab.label_host.labels_packed_rows or place in self.yours:
+        if not self.lab.label_host.labels_packed_rows or place in self.yours or self.lab.recording is not None:
             return
         self.yours[place] = None  # asked
         self._compute_yours(self.step_view, place)
@@ -388,6 +432,9 @@ packing), `≠` where they are not the collator's; it follows every save.
                 f"{', '.join(map(str, wrong[:12]))}{' …' if len(wrong) > 12 else ''}" if wrong
                 else "✓ yours: the collator's labels at every position of this row"
             )
+        if view.recording is not None:
+            self._recorded_summary(view, mb, b)
+            return
         rows = ", ".join(f"row {s.row}" for s in mb.segments[b])
         attention = "no attention_mask (padding-free)" if mb.rows_of("attention_mask") is None else "attention_mask sent"
         crosses = [s.row for s in mb.segments[b] if s.crosses]
@@ -398,6 +445,17 @@ packing), `≠` where they are not the collator's; it follows every save.
             f"{view.world_size} · sequence {b + 1} of {len(mb.texts)} ({self.index + 1} of {len(self.places)} in the "
             f"step, [ ] to move) · {rows} · {attention}{across}\n{view.normalisation}"
         )
+
+    def _recorded_summary(self, view: StepView, mb: MicroBatch, b: int) -> None:
+        crosses = [f"s{k + 1}" for k, s in enumerate(mb.segments[b]) if s.crosses]
+        across = f" · ⚠ {', '.join(crosses)} can attend to the sequences before" if crosses else ""
+        steps = ", ".join(map(str, (view.recording or {}).get("recorded_steps") or []))
+        self.query_one("#batch-summary", Static).update(Content(
+            f"recorded step {view.step} (recorded: {steps}) · micro-batch {mb.micro_step + 1} · rank {mb.rank} of "
+            f"{view.world_size} · sequence row {b + 1} of {len(mb.texts)} ({self.index + 1} of {len(self.places)} in the "
+            f"step, [ ] to move) · {len(mb.segments[b])} sequences · {(mb.recorded or {}).get('attention')}{across}\n"
+            f"{view.normalisation}"
+        ))
 
     def _status(self, text: str) -> None:
         self.query_one("#batch-status", Static).update(text)
