@@ -220,10 +220,10 @@ packing), `≠` where they are not the collator's; it follows every save.
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="batch-settings"):
-            yield Label("packing")
+            yield Label("packing", id="batch-packing-label")
             yield Picker(list(PACKINGS), value="bfd", allow_blank=False, compact=True, id="batch-packing")
             for field_id, label, default, _ in FIELDS:
-                yield Label(label)
+                yield Label(label, id=f"{field_id}-label")
                 yield Input(default, id=field_id, restrict=r"[0-9]*", compact=True)
         yield Static("", id="batch-summary")
         yield BatchGrid(id="batch-grid")
@@ -232,7 +232,8 @@ packing), `≠` where they are not the collator's; it follows every save.
 
     def on_mount(self) -> None:
         """The fields start from the batch config's values (--config), where it sets them; with a
-        recording, from its run's, and only the step can be changed."""
+        recording, from its run's: only the world size and the step are on show (the run's settings
+        are in the summary), and only the step can be changed."""
         if self.lab.recording is None:
             self._set_fields(self.lab.batch_defaults())
             return
@@ -242,12 +243,22 @@ packing), `≠` where they are not the collator's; it follows every save.
         except InspectorError as exc:
             self._status(str(exc))
             return
-        self._set_fields({k: v for k, v in given.items() if k not in ("packing", "packing_strategy")}, world_size=given["world_size"])
-        strategy = given["packing_strategy"] if given["packing"] else "none"
-        self.query_one("#batch-packing", Select).value = strategy if strategy in dict(PACKINGS).values() else "none"
-        self.query_one("#batch-step", Input).value = str(given["steps"][0] if given["steps"] else 1)
+        with self.prevent(Input.Changed, Select.Changed):  # the run's values: nothing to rebuild
+            self._set_fields({k: v for k, v in given.items() if k not in ("packing", "packing_strategy")}, world_size=given["world_size"])
+            strategy = given["packing_strategy"] if given["packing"] else "none"
+            self.query_one("#batch-packing", Select).value = strategy if strategy in dict(PACKINGS).values() else "none"
+            self.query_one("#batch-step", Input).value = str(given["steps"][0] if given["steps"] else 1)
         for widget in self.query("#batch-settings Input, #batch-packing"):
             widget.disabled = widget.id != "batch-step"
+            if widget.id not in ("batch-step", "batch-world"):
+                widget.display = self.query_one(f"#{widget.id}-label").display = False
+
+    def model_ready(self) -> None:
+        """A recording's step needs no model: it is not read again when the model comes."""
+        if self.lab.recording is not None and self.step_view is not None:
+            self.ready = True
+            return
+        super().model_ready()
 
     def show_lesson(self, lesson: Any) -> None:
         """A lesson with `batch:` settings (packing, truncation, accumulation, world size) shows
@@ -447,14 +458,18 @@ packing), `≠` where they are not the collator's; it follows every save.
         )
 
     def _recorded_summary(self, view: StepView, mb: MicroBatch, b: int) -> None:
+        n = len(mb.segments[b])
         crosses = [f"s{k + 1}" for k, s in enumerate(mb.segments[b]) if s.crosses]
         across = f" · ⚠ {', '.join(crosses)} can attend to the sequences before" if crosses else ""
         steps = ", ".join(map(str, (view.recording or {}).get("recorded_steps") or []))
+        s, how = view.settings, str((mb.recorded or {}).get("attention"))  # its first words (`batch --run` has it all)
+        packing = f"packing {s['packing_strategy']}" if s.get("packing") else "no packing"
         self.query_one("#batch-summary", Static).update(Content(
-            f"recorded step {view.step} (recorded: {steps}) · micro-batch {mb.micro_step + 1} · rank {mb.rank} of "
-            f"{view.world_size} · sequence row {b + 1} of {len(mb.texts)} ({self.index + 1} of {len(self.places)} in the "
-            f"step, [ ] to move) · {len(mb.segments[b])} sequences · {(mb.recorded or {}).get('attention')}{across}\n"
-            f"{view.normalisation}"
+            f"recorded step {view.step} (of {steps}) · micro-batch {mb.micro_step + 1} · rank {mb.rank} of {view.world_size} "
+            f"· batch row {b + 1} of {len(mb.texts)}: {n} sequence{'s' if n != 1 else ''} ([ ] {self.index + 1} of "
+            f"{len(self.places)}){across}\nthe run: {packing}, max_length {s.get('max_length')}, batch "
+            f"{s.get('per_device_train_batch_size')} × {s.get('gradient_accumulation_steps')} accumulated · attention: "
+            f"{how.split(':')[0].split(' (')[0]}\n{view.normalisation}"
         ))
 
     def _status(self, text: str) -> None:

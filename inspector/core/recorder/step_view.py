@@ -274,17 +274,14 @@ def recorded_step(rec: Recording, step: int, tokenizer: Any, *, rank: int | None
 
 def _normalisation(read_off: list[float], total: int, num_items: int | None, shown: int) -> str:
     """The loss's normalisation in words, from the weights read off the run (each weight × N)."""
-    counted = f"; num_items_in_batch {num_items}, as the Trainer passed it" if num_items is not None else ""
+    counted = f"; num_items_in_batch {num_items}" if num_items is not None else ""
     if total == 0:
         return "this step trains no token: every label is -100 (or a first position) on every rank"
     if not read_off:
         return f"the weights could not be read off the run: no loss or count was recorded ({total} trained tokens){counted}"
     low, high = min(read_off), max(read_off)
     if abs(low - 1) <= WEIGHT_TOLERANCE and abs(high - 1) <= WEIGHT_TOLERANCE:
-        return (
-            f"each trained token weighs 1/{total} (the step's trained tokens on every rank), read off the loss the run "
-            f"computed{counted}"
-        )
+        return f"each trained token weighs 1/{total} (all ranks' trained tokens), read off the run's loss{counted}"
     return (
         f"the run's loss does not weigh every trained token 1/{total}: weight × {total} is {low:.3g} to {high:.3g} across "
         f"the micro-batches (a mean per micro-batch shows so){counted}"
