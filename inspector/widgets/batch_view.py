@@ -183,6 +183,13 @@ weighs 1/N). `[` / `]` move through micro-batches, ranks and rows; `←` / `→`
 `causallm-inspect batch` prints the same with more detail. With exercise 11's starter as
 `--labels-from`, a row **yours** gives your `packed_labels` of the row on show (padding-free
 packing), `≠` where they are not the collator's; it follows every save.
+
+With `causallm-inspect --run DIR` it shows a recording's steps instead (`record`, or
+`RecorderCallback` in your own run): what the run's model received on every rank, the run's
+settings in the summary, only the step to choose. A recording holds no data rows: **row** shows
+`sN`, the batch row's Nth sequence (where `position_ids` start again), and **why -100** says
+`not recorded` (a prompt's -100 and a collator's look the same); the weight is read off the
+run's loss. `causallm-inspect batch --run DIR --config FILE` compares it with the simulation.
 """
 
     class Computed(Message):

@@ -73,7 +73,12 @@ async def test_the_app_opens_a_recording_and_brackets_go_through_the_ranks(tiny_
 
 
 def test_the_app_refuses_a_folder_that_is_not_a_recording_before_it_opens(capsys, tmp_path):
+    from core.test_recorder import _fake
+
     from inspector.cli import main
 
     assert main(["--run", str(tmp_path)]) == 2
     assert f"{tmp_path} is not a recording: it has no run.json" in capsys.readouterr().err
+    assert main(["--run", str(_fake(tmp_path, 1, [[1]]))]) == 2  # its run.json names no tokenizer
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "names no tokenizer" in line and "Pass --model" in line
