@@ -21,6 +21,9 @@ Offline means offline: before any Hugging Face library is imported (the CLI, the
 bench all import this package first), the process says it is offline and sends no usage
 data. Without these, TRL's trainers send a usage ping to the Hub from a background thread.
 `setdefault`: a user's own value stays.
+
+`RecorderCallback` (a TrainerCallback: `inspector.recorder`) is loaded on first use, so the package
+stays cheap to import.
 """
 
 import os
@@ -29,3 +32,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    if name in ("RecorderCallback", "RecorderStop"):
+        import importlib
+
+        return getattr(importlib.import_module("inspector.recorder"), name)
+    raise AttributeError(f"module 'inspector' has no attribute {name!r}")

@@ -76,7 +76,8 @@ class InspectorApp(App[int]):
         **lab_options: Any,
     ) -> None:
         """`lab_options` are the Lab's (device, examples, template, trust_remote_code,
-        bos_token, eos_token, labels_from, batch_config, turn_policy, inference_template); the bursts train the first
+        bos_token, eos_token, labels_from, batch_config, turn_policy, inference_template,
+        recording); the bursts train the first
         `train_rows` examples of --data (`data_name`), or every example given. The exercise
         whose starter `labels_from` follows, if any, is found here once and given to the Lab."""
         super().__init__()

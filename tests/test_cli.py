@@ -217,14 +217,16 @@ def test_help_does_not_import_torch():
 def test_core_does_not_import_textual():
     code = (
         "import sys, pkgutil, importlib, inspector.core as c\n"
-        "BURST_ONLY = {'inspector.core.training.tied_head', 'inspector.core.training.trl_head'}\n"
+        "BURST_ONLY = {'inspector.core.training.tied_head', 'inspector.core.training.trl_head',\n"
+        "              'inspector.core.recorder.callback', 'inspector.core.recorder.sft_run'}\n"
         "for m in pkgutil.walk_packages(c.__path__, 'inspector.core.'):\n"
         "    if m.name not in BURST_ONLY: importlib.import_module(m.name)\n"
         "print('textual' in sys.modules, 'torch' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     # No textual ever; torch only inside the functions that need it (and in tied_head and trl_head,
-    # which only a starting burst imports: their classes subclass torch's).
+    # which only a starting burst imports: their classes subclass torch's; and in the recorder's callback,
+    # a transformers TrainerCallback, which only a training run imports).
     assert out == ["False", "False"]
 
 

@@ -103,6 +103,7 @@ def test_an_unknown_key_is_named(capsys, tiny_path, tmp_path):
         (["--max-length", "0"], "max_length 0 is not a length"),
         (["--per-device-train-batch-size", "6"], "per_device_train_batch_size 6 is larger than the dataset"),
         (["--world-size", "0"], "--world-size 0 is not a number of processes"),
+        (["--world-size", "100000"], "--world-size 100000 is more than the 5 rows of the data"),  # before the model loads
     ],
 )
 def test_bad_flags_are_one_line_and_exit_2(capsys, tiny_path, argv, message):
@@ -110,6 +111,21 @@ def test_bad_flags_are_one_line_and_exit_2(capsys, tiny_path, argv, message):
     assert code == 2 and out == ""
     lines = [line for line in err.strip().splitlines() if not line.startswith("…")]
     assert len(lines) == 1 and message in lines[0], err
+
+
+def test_a_config_naming_deepspeed_is_simulated_without_it_in_one_note(capsys, tiny_path, tmp_path):
+    """DeepSpeed is not installed: its config is left out, said in one note, and the batches are the same."""
+    engine = tmp_path / "ds.json"
+    engine.write_text('{"zero_optimization": {"stage": 2}}')
+    data = jsonl(tmp_path, ROWS)
+    path = config(tmp_path, data, deepspeed=str(engine), per_device_train_batch_size=4, seed=3)
+    code, out, err = run(capsys, "batch", "--config", str(path), "--model", str(tiny_path), "--json")
+    assert code == 0, err
+    view = json.loads(out)
+    (note,) = [n for n in view["notes"] if "deepspeed" in n]
+    assert f"deepspeed: {engine}" in note and "without DeepSpeed or FSDP" in note
+    expected = reference(tiny_path, data, per_device_train_batch_size=4, seed=3)[0]
+    assert picked(view["micro_batches"][0]) == {k: v for k, v in expected.items() if k in ("input_ids", "labels")}
 
 
 @pytest.mark.parametrize(

@@ -108,3 +108,29 @@ def test_bench_label_process_compares_with_in_process_on_the_same_labels(capsys,
     assert report["examples"] == 5 and report["same_labels"] is True
     assert report["in_process_s"] > 0 and report["label_process_s"] > 0 and report["target_ratio"] == 2.0
     assert report["ratio"] == pytest.approx(report["label_process_s"] / report["in_process_s"])
+
+
+def test_recorder_bench_reports_the_recorder_s_cost(capsys, tiny_path):
+    """`bench --recorder`: steps with and without RecorderCallback, and its own work in a step (no number
+    is asserted: the bench reports them)."""
+    assert main(["bench", "--recorder", "--model", str(tiny_path), "--device", "cpu", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["steps_per_run"] == 8 and data["runs"] == 2 and data["recorded_steps"] == list(range(1, 9))
+    assert data["recorded_bytes"] > 0 and data["target_percent"] == 3
+    for name in ("without_s", "with_s", "own_s"):
+        assert 0 < data[name]["min"] <= data[name]["median"] <= data[name]["max"]
+    assert data["own_s"]["median"] < data["with_s"]["median"]  # its own work is a part of the step
+    assert data["own_percent"] == data["own_s"]["median"] / data["without_s"]["median"] * 100
+    assert data["met"] == (data["own_percent"] < 3)
+
+
+def test_recorder_cost_in_words(tiny):
+    from inspector.core.data.chat_format import ARTICLE_MARKERS
+    from inspector.core.data.examples import article_examples, format_examples
+    from inspector.core.training.bench_recorder import format_recorder_cost, recorder_cost
+
+    formatted = format_examples(article_examples(ARTICLE_MARKERS), tiny.tokenizer, ARTICLE_MARKERS, tiny.name)
+    cost = recorder_cost(tiny, formatted, steps=3, runs=1)
+    text = format_recorder_cost(cost)
+    assert cost.recorded_steps == [1, 2, 3] and "each run recorded steps 1, 2, 3" in text
+    assert f"= {cost.own_percent:.1f}% of a step without it (target under 3%: {'met' if cost.met else 'NOT MET'})" in text

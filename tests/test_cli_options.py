@@ -11,7 +11,7 @@ from inspector.cli import build_parser, main
 from inspector.core.errors import InspectorError
 
 PARSER = build_parser()
-TAIL = {"lesson": ["4"], "export": ["4"], "exercise": ["4"], "train": ["--strategy", "mask"]}  # what each must have
+TAIL = {"lesson": ["4"], "export": ["4"], "exercise": ["4"], "train": ["--strategy", "mask"], "record": ["--to", "rec"]}  # what each must have
 
 
 def typed(dest: str) -> list[str]:

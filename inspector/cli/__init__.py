@@ -25,6 +25,7 @@ from inspector.cli import (
     models,
     predict,
     prepare,
+    record,
     templates,
     train,
 )
@@ -33,7 +34,7 @@ from inspector.core.errors import InspectorError
 from inspector.core.labels.process.code_errors import LabelCodeError
 
 # In the order `--help` lists them.
-COMMANDS = (labels, train, predict, batch, bench, lesson, exercise, glossary, prepare, inspect_data, templates, models)
+COMMANDS = (labels, train, predict, batch, record, bench, lesson, exercise, glossary, prepare, inspect_data, templates, models)
 
 
 def build_parser() -> CommandLine:

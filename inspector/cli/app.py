@@ -42,6 +42,14 @@ def register(parser: argparse.ArgumentParser) -> None:
         help="a `trl sft --config` YAML: the batch view (F6) builds its steps with its settings (its fields start "
         "from the config's packing, max length, batch size and accumulation)",
     )
+    parser.add_argument(
+        "--run",
+        dest="recording",  # `run` is each command's function
+        metavar="DIR",
+        default=None,
+        help="a recording (`causallm-inspect record`, or RecorderCallback in your run): the app opens on the batch view "
+        "(F6) showing its recorded steps, every rank ([ ] to move); the tokens are read with the run's tokenizer, or --model's",
+    )
 
 
 def _given(value: Any) -> str | None:
@@ -77,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
         from inspector.core.labels.turn_policy import inference_template_for
 
         inference_template_for(None, None, inference_template)
+    recording = recording_source(args)  # a folder that is not a recording fails before the screen opens
     reloader = None
     if getattr(args, "labels_from", None):
         from inspector.core.labels.process.sandbox import set_timeout
@@ -102,8 +111,29 @@ def run(args: argparse.Namespace) -> int:
         batch_config=config,
         turn_policy=turn_policy,
         inference_template=inference_template,
+        recording=recording,
     )
     return run_until_quit(app)
+
+
+def recording_source(args: argparse.Namespace) -> Any:
+    """--run DIR, checked before the screen opens: a recording, and a tokenizer to read it with (the
+    run's, or --model's). A step that cannot be read is said later, in the app."""
+    folder = getattr(args, "recording", None)
+    if not folder:
+        return None
+    from inspector.core.errors import InspectorError
+    from inspector.core.lab.recorded import RecordingSource
+    from inspector.core.recorder.record_files import open_recording
+    from inspector.core.recorder.step_view import tokenizer_name
+
+    if getattr(args, "config", None):
+        raise InspectorError(
+            "--run and --config both give the batch view its steps: a recording's, or a simulation's",
+            f"pass one; to compare them: causallm-inspect batch --run {folder} --config {args.config}",
+        )
+    rec = open_recording(folder)
+    return RecordingSource(folder, tokenizer_name(rec, args.model), trust_remote_code=bool(args.trust_remote_code))
 
 
 def exercise_reloader(spec: str) -> Any:

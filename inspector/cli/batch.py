@@ -2,7 +2,8 @@
 
 From `trl sft`'s own YAML (`--config FILE`) or from flags with SFTConfig's names, on the
 article's examples or `--data`. `--world-size W` shows what each of W simulated ranks
-receives; `--check-attention` measures whether packed segments see each other.
+receives; `--check-attention` measures whether packed segments see each other. `--run DIR` shows a
+recorded step instead (`batch_run`).
 """
 
 from __future__ import annotations
@@ -29,14 +30,31 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="the YAML `trl sft --config FILE` takes (ScriptArguments, SFTConfig, ModelConfig, a datasets: list "
         "with local data_files); the flags below override its values; keys that match no field are refused",
     )
-    p.add_argument("--step", type=int, default=1, metavar="N", help="the optimizer step to show, from 1 (default 1)")
+    p.add_argument(
+        "--step",
+        type=int,
+        default=None,
+        metavar="N",
+        help="the optimizer step to show, from 1 (default 1; with --run the first recorded, with --run --config every recorded step)",
+    )
     p.add_argument(
         "--world-size",
         type=int,
-        default=1,
+        default=None,
         metavar="W",
         help="simulate W data-parallel processes: what each rank receives, as accelerate shards it (default 1)",
     )
+    r = p.add_argument_group("a recording (`causallm-inspect record`, or RecorderCallback in your own run)")
+    r.add_argument(
+        "--run",
+        dest="recording",  # `run` is each command's function
+        metavar="DIR",
+        default=None,
+        help="show a recorded step: what the run's model received on every rank (the tokenizer: the run's, or --model); "
+        "with --config, whether the simulation of that config equals the record, step by step and rank by rank "
+        "(exit code 1 where it does not), and the first difference",
+    )
+    r.add_argument("--rank", type=int, default=None, metavar="R", help="with --run: only rank R's micro-batches (default every rank)")
     p.add_argument("--no-shuffle", action="store_true", help="the sequential sampler (train_sampling_strategy=sequential)")
     sft_config_flags(p)
     a = p.add_argument_group("attention")
@@ -52,7 +70,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from inspector.core.batches.setup import SFT_FLAGS, check_values, offline
     from inspector.core.batches.steps import check_step
+    from inspector.core.errors import InspectorError
 
+    if args.recording:
+        from inspector.cli.batch_run import run_recording
+
+        return run_recording(args)
+    if args.rank is not None:
+        raise InspectorError("--rank picks a rank of a recording", "add --run DIR, or simulate ranks with --world-size W")
+    args.step = 1 if args.step is None else args.step
+    args.world_size = 1 if args.world_size is None else args.world_size
     offline()
     check_step(args.step, args.world_size)
     flags = {name: getattr(args, name) for name in SFT_FLAGS}
@@ -75,6 +102,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _build(args: argparse.Namespace, flags: dict, tmp: str) -> tuple:
     from inspector.core.batches import setup as batch_setup
+    from inspector.core.batches.steps import check_world_size
     from inspector.core.models import pick_device
 
     device = pick_device(args.device)
@@ -91,6 +119,7 @@ def _build(args: argparse.Namespace, flags: dict, tmp: str) -> tuple:
             from_config = batch_setup.config_setup(
                 args.config, flags, output_dir=tmp, device=device, chat_template=template_text
             )
+            check_world_size(args.world_size, len(from_config.dataset))  # before the model loads
     if from_config is not None and args.turn_policy != "all":
         raise InspectorError(
             f"--turn-policy {args.turn_policy} applies to the rows of --data, not to the dataset of {Path(args.config).name}",
@@ -100,6 +129,7 @@ def _build(args: argparse.Namespace, flags: dict, tmp: str) -> tuple:
         from inspector.cli.options import check_data_early
 
         examples = check_data_early(args)  # a bad file fails before the model loads
+        check_world_size(args.world_size, len(examples))
     loaded, markers = load(args)
     if from_config is not None:
         setup = from_config

@@ -1,4 +1,5 @@
-"""`causallm-inspect bench`: where a training step's time goes, or how fast inspect-data reads a large file."""
+"""`causallm-inspect bench`: where a training step's time goes, or how fast inspect-data reads a large file,
+or what the recorder costs a step."""
 
 from __future__ import annotations
 
@@ -58,6 +59,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(the cost of running your code where it can be stopped; target at most 2x)",
     )
     p.add_argument(
+        "--recorder",
+        action="store_true",
+        help="instead: seconds per optimizer step of TRL's SFTTrainer on the model with and without RecorderCallback "
+        "recording every step, in alternating runs: the recorder's cost as a %% of a step (target under 3%%)",
+    )
+    p.add_argument(
         "--profile",
         action="store_true",
         help="instead: the top operators of one step (torch.profiler), stock and default, for each strategy",
@@ -83,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
         return _bench_memory(args, loaded, template, examples, strategies)
     if args.profile:
         return _bench_profile(args, loaded, template, examples, strategies)
+    if args.recorder:
+        return _bench_recorder(args, loaded, template, examples)
     from inspector.core.models import load_model
     from inspector.core.training.bench import format_report, run_bench
     from inspector.core.training.burst import DEFAULT_LORA_LEARNING_RATE, BurstSettings
@@ -160,6 +169,24 @@ def _bench_memory(
         dump(report.to_dict())
     else:
         print(format_memory_report(report))
+    return 0
+
+
+def _bench_recorder(args: argparse.Namespace, loaded: LoadedModel, template: TurnMarkers, examples: list[Example]) -> int:
+    from inspector.core.batches.setup import offline
+    from inspector.core.data.examples import format_examples
+    from inspector.core.training.bench_recorder import RUNS, STEPS, format_recorder_cost, recorder_cost
+
+    offline()
+    formatted = format_examples(examples, loaded.tokenizer, template, loaded.name)
+    status(f"the recorder's cost: {RUNS} runs of {STEPS} steps without it and {RUNS} with it, alternating")
+    cost = recorder_cost(
+        loaded, formatted, on_run=lambda kind, s: status(f"{kind} the recorder: {sorted(s[1:])[len(s[1:]) // 2]:.3f} s per step")
+    )
+    if args.json:
+        dump(cost.to_dict())
+    else:
+        print(format_recorder_cost(cost))
     return 0
 
 

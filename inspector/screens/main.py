@@ -95,6 +95,8 @@ class MainScreen(Screen[None]):
         self.demo_panel.source = self.training_view.read_source
         self.lesson_facts.settings = self.training_view.read_settings  # prepared runs of these settings
         self.show_lesson(0)
+        if self.lab.recording is not None:  # --run DIR: the app opens on the recorded steps
+            self.show_view("batch")
         # Load after the first frame is painted: importing torch in the worker holds the GIL.
         self.call_after_refresh(lambda: self.post_message(self.Painted()))
 

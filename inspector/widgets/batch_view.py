@@ -10,6 +10,10 @@ the step under the Trainer's normalisation. The
 settings (packing strategy, max length, batch size, accumulation, world size, step) are
 fields; a change recomputes the step off the UI thread (`Lab.batch_step`), the newest
 request wins. `[` / `]` move through the micro-batches, their ranks and their rows.
+
+With `--run DIR` (`Lab.recording`) it shows a run's recorded steps instead: the fields hold the
+run's settings (only the step can change), a segment is a sequence found in the tokens (`sN`: a
+recording holds no data rows), and a step that cannot be read is said in a notification.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from textual.widgets import Input, Label, Select, Static
 
 from inspector.core.errors import InspectorError
 from inspector.core.lessons.model import BATCH_VIEW_START
+from inspector.widgets.batch_recorded import RECORDED_LEGEND, recorded_summary
 from inspector.widgets.column_grid import Cell, ColumnGrid
 from inspector.widgets.lab_view import LabView
 from inspector.widgets.paging import Picker
@@ -121,11 +126,13 @@ class BatchGrid(ColumnGrid):
         if name == "why -100":
             return mb.reasons[b][column] or ""
         if name == "row":
-            source = mb.row_of(b, column)
-            if source is None:
+            k = mb.token_segment[b][column]
+            if k is None:
                 return ""
+            source = mb.segments[b][k].row
             mark = "≠" if source in self.context_differs else ""
-            return f"▶{source}{mark}" if self._start_of_segment(column) else f"{source}{mark}"
+            text = f"s{k + 1}" if source is None else f"{source}{mark}"  # a recording's: the sequence, not a data row
+            return f"▶{text}" if self._start_of_segment(column) else text
         weight = mb.weights["trainer"][b][column]
         return f"{weight:.1%}" if weight else "·"
 
@@ -178,6 +185,13 @@ weighs 1/N). `[` / `]` move through micro-batches, ranks and rows; `←` / `→`
 `causallm-inspect batch` prints the same with more detail. With exercise 11's starter as
 `--labels-from`, a row **yours** gives your `packed_labels` of the row on show (padding-free
 packing), `≠` where they are not the collator's; it follows every save.
+
+With `causallm-inspect --run DIR` it shows a recording's steps instead (`record`, or
+`RecorderCallback` in your own run): what the run's model received on every rank, the run's
+settings in the summary, only the step to choose. A recording holds no data rows: **row** shows
+`sN`, the batch row's Nth sequence (where `position_ids` start again), and **why -100** says
+`not recorded` (a prompt's -100 and a collator's look the same); the weight is read off the
+run's loss. `causallm-inspect batch --run DIR --config FILE` compares it with the simulation.
 """
 
     class Computed(Message):
@@ -220,10 +234,10 @@ packing), `≠` where they are not the collator's; it follows every save.
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="batch-settings"):
-            yield Label("packing")
+            yield Label("packing", id="batch-packing-label")
             yield Picker(list(PACKINGS), value="bfd", allow_blank=False, compact=True, id="batch-packing")
             for field_id, label, default, _ in FIELDS:
-                yield Label(label)
+                yield Label(label, id=f"{field_id}-label")
                 yield Input(default, id=field_id, restrict=r"[0-9]*", compact=True)
         yield Static("", id="batch-summary")
         yield BatchGrid(id="batch-grid")
@@ -231,14 +245,40 @@ packing), `≠` where they are not the collator's; it follows every save.
         yield Static("", id="batch-status")
 
     def on_mount(self) -> None:
-        """The fields start from the batch config's values (--config), where it sets them."""
-        self._set_fields(self.lab.batch_defaults())
+        """The fields start from the batch config's values (--config), where it sets them; with a
+        recording, from its run's: only the world size and the step are on show (the run's settings
+        are in the summary), and only the step can be changed."""
+        if self.lab.recording is None:
+            self._set_fields(self.lab.batch_defaults())
+            return
+        self.query_one("#batch-legend", Static).update(RECORDED_LEGEND)
+        try:
+            given = self.lab.recording.settings()
+        except InspectorError as exc:
+            self._status(str(exc))
+            return
+        with self.prevent(Input.Changed, Select.Changed):  # the run's values: nothing to rebuild
+            self._set_fields({k: v for k, v in given.items() if k not in ("packing", "packing_strategy")}, world_size=given["world_size"])
+            strategy = given["packing_strategy"] if given["packing"] else "none"
+            self.query_one("#batch-packing", Select).value = strategy if strategy in dict(PACKINGS).values() else "none"
+            self.query_one("#batch-step", Input).value = str(given["steps"][0] if given["steps"] else 1)
+        for widget in self.query("#batch-settings Input, #batch-packing"):
+            widget.disabled = widget.id != "batch-step"
+            if widget.id not in ("batch-step", "batch-world"):
+                widget.display = self.query_one(f"#{widget.id}-label").display = False
+
+    def model_ready(self) -> None:
+        """A recording's step needs no model: it is not read again when the model comes."""
+        if self.lab.recording is not None and self.step_view is not None:
+            self.ready = True
+            return
+        super().model_ready()
 
     def show_lesson(self, lesson: Any) -> None:
         """A lesson with `batch:` settings (packing, truncation, accumulation, world size) shows
         its step with them; its other SFTConfig settings apply while the lesson is open."""
         self.lesson_flags = {}
-        if lesson.batch:
+        if lesson.batch and self.lab.recording is None:
             flags = lesson.batch_flags  # as `lesson N` builds it
             field_names = {name for *_, name in FIELDS} | {"packing", "packing_strategy"}
             self.lesson_flags = {k: v for k, v in flags.items() if k not in field_names}
@@ -287,11 +327,19 @@ packing), `≠` where they are not the collator's; it follows every save.
     # --- the step -------------------------------------------------------------------------
 
     def request(self) -> None:
-        """Rebuild the step with the settings on show (read here, on the UI thread)."""
-        if not self.ready:
+        """Rebuild the step with the settings on show (read here, on the UI thread); a recording's
+        step needs no model (its tokenizer loads on its own)."""
+        recording = self.lab.recording is not None
+        if not self.ready and not recording:
             return
         try:
-            flags, step, world = self.read_settings()
+            if recording:
+                flags, world, text = {}, 0, self.query_one("#batch-step", Input).value.strip()
+                if not text or int(text) < 1:
+                    raise InspectorError("step must be a whole number of at least 1", "type a recorded step in the step field")
+                step = int(text)
+            else:
+                flags, step, world = self.read_settings()
         except InspectorError as exc:
             self._status(str(exc))
             return
@@ -302,13 +350,17 @@ packing), `≠` where they are not the collator's; it follows every save.
         else:
             self.query_one(BatchGrid).clear("the step is being built…")
         wait = " (after the demo or burst that is running: one trainer at a time)" if self.lab.trainer_busy else ""
-        self._status(f"building TRL's SFTTrainer and its batches (no training){wait}…")
+        self._status(f"reading step {step} of {self.lab.recording.folder}…" if self.lab.recording is not None
+                     else f"building TRL's SFTTrainer and its batches (no training){wait}…")
         self._compute(self._request, flags, step, world)
 
     @work(thread=True, exclusive=True, group="batch", exit_on_error=False)
     def _compute(self, request: int, flags: dict[str, Any], step: int, world: int) -> None:
         try:
-            view = self.lab.batch_step(flags, step=step, world_size=world)
+            if self.lab.recording is not None:
+                view = self.lab.recording.step(step)
+            else:
+                view = self.lab.batch_step(flags, step=step, world_size=world)
         except InspectorError as exc:
             self.post_message(self.Computed(request, error=str(exc)))
             return
@@ -333,7 +385,13 @@ packing), `≠` where they are not the collator's; it follows every save.
             self.query_one(BatchGrid).clear(message.error)
             self.query_one("#batch-summary", Static).update("")
             self._status(message.error)
+            if self.lab.recording is not None:  # nothing of the step is shown: say why where it is seen
+                self.app.notify(message.error, title="The recording", severity="warning", timeout=10, markup=False)
             return
+        differ = (message.view.recording or {}).get("versions_differ")
+        if differ and self.step_view is None:  # said once, and the record is shown as written
+            self.app.notify(f"Recorded with other library versions: {', '.join(differ)}. It is shown as it was written.",
+                            title="The recording", severity="warning", timeout=10, markup=False)
         self.step_view = message.view
         self.differs, self.turns_error = message.differs, message.turns_error
         self.yours = {}
@@ -350,7 +408,7 @@ packing), `≠` where they are not the collator's; it follows every save.
             self._draw()
 
     def _ask_yours(self, place: tuple[int, int]) -> None:
-        if not self.lab.label_host.labels_packed_rows or place in self.yours:
+        if not self.lab.label_host.labels_packed_rows or place in self.yours or self.lab.recording is not None:
             return
         self.yours[place] = None  # asked
         self._compute_yours(self.step_view, place)
@@ -409,6 +467,9 @@ packing), `≠` where they are not the collator's; it follows every save.
                 f"{', '.join(map(str, wrong[:12]))}{' …' if len(wrong) > 12 else ''}" if wrong
                 else "✓ yours: the collator's labels at every position of this row"
             )
+        if view.recording is not None:
+            self.query_one("#batch-summary", Static).update(recorded_summary(view, mb, b, self.index, len(self.places)))
+            return
         rows = ", ".join(f"row {s.row}" for s in mb.segments[b])
         attention = "no attention_mask (padding-free)" if mb.rows_of("attention_mask") is None else "attention_mask sent"
         crosses = [s.row for s in mb.segments[b] if s.crosses]

@@ -49,7 +49,7 @@ def lay_out(
     ids = batch["input_ids"].tolist()
     labels = batch["labels"].tolist()
     positions = batch["position_ids"].tolist() if batch.get("position_ids") is not None else None
-    starts = _attention_starts(batch)
+    starts = attention_starts(batch)
     n_rows, length = len(ids), len(ids[0]) if ids else 0
     expected_rows = 1 if padding_free else len(samples)
     if n_rows != expected_rows:
@@ -94,7 +94,7 @@ def lay_out(
             size = max(size, piece.start + piece.length)
         offset += size
     return Layout(
-        texts=_token_texts(prov.trainer.processing_class, ids),
+        texts=token_texts(prov.trainer.processing_class, ids),
         segments=segments,
         token_segment=token_segment,
         reasons=reasons,
@@ -103,10 +103,11 @@ def lay_out(
     )
 
 
-def _attention_starts(batch: dict[str, Any]) -> list[list[int | None]]:
+def attention_starts(batch: dict[str, Any]) -> list[list[int | None]]:
     """The first position each token can attend to in the trainer's forward (compute_loss passes
     use_cache=False): with an attention mask, every earlier unmasked token; without one, transformers
-    builds the block-causal mask from position_ids (`find_packed_sequence_indices`); else plain causal."""
+    builds the block-causal mask from position_ids (`find_packed_sequence_indices`); else plain causal.
+    The recorder judges a real run's micro-batches with it too (`recorder.rank_stats`)."""
     ids = batch["input_ids"]
     rows, length = ids.shape
     if "attention_mask" in batch:
@@ -129,7 +130,8 @@ def _attention_starts(batch: dict[str, Any]) -> list[list[int | None]]:
     return [[0] * length for _ in range(rows)]
 
 
-def _token_texts(tokenizer: Any, rows: list[list[int]]) -> list[list[str]]:
+def token_texts(tokenizer: Any, rows: list[list[int]]) -> list[list[str]]:
+    """Each token's text, whitespace made visible; special tokens by their name (a recording's too)."""
     from inspector.core.data.tokens import special_token_ids, visible
 
     special = special_token_ids(tokenizer)

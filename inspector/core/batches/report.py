@@ -14,7 +14,27 @@ def _w(value: float) -> str:
     return f"{value:.4f}" if value else "·"
 
 
+def _recorded_header(view: StepView) -> list[str]:
+    """A recorded step's header: the run's settings as it wrote them, nothing of its data."""
+    r, s = view.recording or {}, view.settings
+    shown = f", rank {r['rank']} shown" if r.get("rank") is not None else ""
+    processes = f"{view.world_size} process{'es' if view.world_size != 1 else ''}"
+    packing = f"packing {s['packing_strategy']}" if s.get("packing") else "no packing"
+    return [
+        f"recorded step {view.step} (recorded: {', '.join(map(str, r.get('recorded_steps') or []))}) of a run of "
+        f"{r.get('trainer') or 'a Trainer'} on {processes}{shown}: {len(view.micro_batches)} micro-batch"
+        f"{'es' if len(view.micro_batches) != 1 else ''}",
+        f"recording: {r.get('folder')} · model {r.get('model')} · tokens read with {r.get('tokenizer')}",
+        f"per_device_train_batch_size {s['per_device_train_batch_size']}, gradient_accumulation_steps "
+        f"{s['gradient_accumulation_steps']}, {packing}, max_length {s.get('max_length')} (the run's arguments)",
+        f"normalisation: {view.normalisation}",
+        *(f"note: {n}" for n in view.notes),
+    ]
+
+
 def header(view: StepView) -> list[str]:
+    if view.recording is not None:
+        return _recorded_header(view)
     s = view.settings
     packing = f"packing {s['packing_strategy']}, max_length {s['max_length']}" if s["packing"] else (
         f"no packing, max_length {s['max_length']}" if s["max_length"] else "no packing, no truncation"
@@ -39,6 +59,8 @@ def header(view: StepView) -> list[str]:
 
 
 def _attention_line(mb: MicroBatch) -> str:
+    if mb.recorded is not None:
+        return f"attention as the model got it: {mb.recorded['attention']}"
     if "attention_mask" in mb.batch:
         across = ", across segments" if any(len(row) > 1 for row in mb.segments) else ""
         return f"an attention_mask is sent: each token attends to every earlier token of its row{across}"
@@ -55,14 +77,21 @@ def micro_batch_lines(mb: MicroBatch) -> list[str]:
     labels = mb.batch["labels"].tolist()
     positions = mb.rows_of("position_ids")
     shape = " × ".join(str(n) for n in mb.batch["input_ids"].shape)
+    if mb.recorded is not None:
+        got = mb.recorded
+        count = "none" if got["num_items_in_batch"] is None else f"{got['num_items_in_batch']:g} ({got['num_items_source']})"
+        loss = "not recorded" if got["loss"] is None else f"{got['loss']:.6g}"
+        what = f"num_items_in_batch {count}, loss {loss}"
+    else:
+        what = f"prepared sequences {', '.join(map(str, mb.samples))}"
     lines = [
-        f"── step {mb.step}, micro-batch {mb.micro_step}, rank {mb.rank}: input_ids {shape}, "
-        f"prepared sequences {', '.join(map(str, mb.samples))}",
+        f"── step {mb.step}, micro-batch {mb.micro_step}, rank {mb.rank}: input_ids {shape}, {what}",
         f"   {_attention_line(mb)}",
     ]
     for b, row in enumerate(ids):
         segs = " · ".join(
-            f"{k}: row {s.row} [{s.start},{s.end}) from its token {s.row_start}, {s.trained} trained"
+            (f"{k}: [{s.start},{s.end}), {s.trained} trained" if s.row is None else
+             f"{k}: row {s.row} [{s.start},{s.end}) from its token {s.row_start}, {s.trained} trained")
             + (" (sees earlier segments)" if s.crosses else "")
             for k, s in enumerate(mb.segments[b])
         )
@@ -88,7 +117,22 @@ def micro_batch_lines(mb: MicroBatch) -> list[str]:
     return lines
 
 
+def _rank_lines(view: StepView) -> list[str]:
+    """A recorded step's sums per rank (a recording knows no examples)."""
+    sums = step_sums(view)
+    lines = [f"per rank in step {view.step}:", f"   {'rank':>5} {'trained':>7} {'loss':>10}"]
+    for rank, trained in enumerate(view.items_per_rank):
+        losses = [mb.recorded["loss"] for mb in view.micro_batches if mb.rank == rank and mb.recorded]
+        if losses:
+            total = "" if None in losses else f"{sum(losses):.6g}"
+            lines.append(f"   {rank:>5} {trained:>7} {total:>10}")
+    lines.append("   weights summed over what is shown: " + ", ".join(f"{k} {v:.4f}" for k, v in sums.items()))
+    return lines
+
+
 def example_lines(view: StepView) -> list[str]:
+    if view.recording is not None:
+        return _rank_lines(view)
     sums = step_sums(view)
     lines = [f"per example in step {view.step}:", f"   {'row':>5} {'trained':>7} {'trainer':>8} {'per-mb':>8} {'per-seq':>8}"]
     for e in view.examples:

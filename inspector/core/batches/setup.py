@@ -6,7 +6,8 @@ Both ways in go through TRL's own parser, so a value means what it means to `trl
   `ScriptArguments`, `SFTConfig`, `ModelConfig` and `DatasetMixtureConfig` (the dataclasses
   `trl sft` itself parses), its dataset loaded by TRL's `get_dataset` (or `load_dataset` for a
   `dataset_name`), as `trl sft` does. `trl sft` ignores keys that match no field; here they
-  are named and refused.
+  are named and refused. DeepSpeed and FSDP (`deepspeed:`, `fsdp:`, `fsdp_config:`) are left out, said
+  in one note: one process simulates the batches without them.
 - flags with SFTConfig's names, on the article's examples or `--data`, turned into TRL's
   prompt/completion (or conversational) dataset as the `trl` strategy does.
 
@@ -42,6 +43,7 @@ SFT_FLAGS = (
     "assistant_only_loss",
     "seed",
 )
+LEFT_OUT = ("deepspeed", "fsdp", "fsdp_config")  # the sharding engines a one-process simulation runs without
 DEFAULT_BATCH_SIZE = 2  # with flags only: SFTConfig's 8 is more than the article's five examples
 ROW_COLUMN = "causallm_inspect_index"  # added to the dataset TRL prepares: each row's index, kept through tokenizing
 
@@ -76,6 +78,7 @@ class BatchSetup:
     config_file: str | None = None
     given: dict[str, Any] = field(default_factory=dict)  # the SFTConfig values the user set (config and flags)
     lowered_batch_size: int | None = None  # the default batch size it was lowered from, to fit a small dataset
+    notes: list[str] = field(default_factory=list)  # what the simulation leaves out of the config (`left_out_note`)
     model_use_cache: bool | None = None  # the model config's own use_cache (the Trainer turns it off); set by sft_trainer
 
     def row_number(self, index: int) -> int:
@@ -163,14 +166,39 @@ def parse(
 
     quiet_libraries()  # TRL's own warnings as it parses (keep_end's is said in one line by the views)
     check_values(flags)
-    argv: list[str] = []
-    if config_file is not None:
-        path = Path(config_file)
-        if not path.is_file():
-            raise InspectorError(f"the config file {config_file} does not exist", "check the path given to --config")
-        _check_yaml(path)
-        argv += ["--config", str(path)]
+    path = _checked_file(config_file)
+    if path is not None and left_out(str(path)):
+        import yaml
+
+        kept = {k: v for k, v in _yaml(path).items() if k not in LEFT_OUT}
+        path = Path(output_dir) / "config-simulated.yaml"
+        path.write_text(yaml.safe_dump(kept, allow_unicode=True), encoding="utf-8")
     values = {**dict(extra or {}), **{k: v for k, v in flags.items() if v is not None}, **forced_settings(output_dir, device)}
+    return _parse_argv(path, values, config_file)
+
+
+def parse_run(config_file: str, values: Mapping[str, Any]) -> tuple[Any, Any, Any, Any]:
+    """The four dataclasses of `trl sft --config FILE` for a real run: the config as it is (DeepSpeed
+    and FSDP included), `values` over it, nothing forced (`record`)."""
+    from inspector.core.quiet import quiet_libraries
+
+    quiet_libraries()
+    check_values(values)
+    return _parse_argv(_checked_file(config_file), values, config_file)
+
+
+def _checked_file(config_file: str | None) -> Path | None:
+    if config_file is None:
+        return None
+    path = Path(config_file)
+    if not path.is_file():
+        raise InspectorError(f"the config file {config_file} does not exist", "check the path given to --config")
+    _check_yaml(path)
+    return path
+
+
+def _parse_argv(path: Path | None, values: Mapping[str, Any], config_file: str | None) -> tuple[Any, Any, Any, Any]:
+    argv: list[str] = ["--config", str(path)] if path is not None else []
     for key, value in values.items():
         argv += [f"--{key}", _as_arg(value)]
     where = f"the config {config_file}" if config_file else "these settings"
@@ -190,11 +218,37 @@ def parse(
     return script, sft, model_args, mixture
 
 
+def _yaml(path: Path) -> Any:
+    import yaml
+
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def left_out(config_file: str | None) -> dict[str, Any]:
+    """The config's DeepSpeed and FSDP settings (`LEFT_OUT`), which a simulation runs without."""
+    if not config_file or not Path(config_file).is_file():
+        return {}
+    data = _yaml(Path(config_file))
+    return {k: data[k] for k in LEFT_OUT if isinstance(data, dict) and data.get(k) not in (None, "", [], {}, False)}
+
+
+def left_out_note(config_file: str | None) -> list[str]:
+    """One note naming what `left_out` leaves out (none when the config names neither engine)."""
+    found = left_out(config_file)
+    if not found:
+        return []
+    named = ", ".join(f"{k}: {v}" for k, v in found.items())
+    return [
+        f"left out of {Path(str(config_file)).name}: {named}; the batches are simulated in one process without "
+        "DeepSpeed or FSDP, so what they change in the loss or the weights is not shown"
+    ]
+
+
 def _check_yaml(path: Path) -> None:
     import yaml
 
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = _yaml(path)
     except yaml.YAMLError as exc:
         raise InspectorError(f"the config {path} is not valid YAML ({_first_line(exc)})", "fix the YAML") from exc
     except (OSError, UnicodeDecodeError) as exc:
@@ -236,7 +290,7 @@ def config_setup(
         extra["chat_template_path"] = str(template)
     script, sft, model_args, mixture = parse(config_file, flags, output_dir=output_dir, device=device, extra=extra)
     given = given_values(config_file, flags)
-    dataset, source = _config_dataset(script, mixture, config_file)
+    dataset, source = config_dataset(script, mixture, config_file)
     return BatchSetup(
         sft=sft,
         dataset=dataset,
@@ -245,6 +299,7 @@ def config_setup(
         attn_implementation=model_args.attn_implementation,
         config_file=config_file,
         given=given,
+        notes=left_out_note(config_file),
     )
 
 
@@ -268,7 +323,7 @@ def given_values(config_file: str | None, flags: Mapping[str, Any]) -> dict[str,
     return given
 
 
-def _config_dataset(script: Any, mixture: Any, config_file: str) -> tuple[Any, str]:
+def config_dataset(script: Any, mixture: Any, config_file: str) -> tuple[Any, str]:
     """The training split, loaded as `trl sft` loads it."""
     import datasets
     from trl import get_dataset
@@ -367,6 +422,7 @@ def examples_setup(
         batch_size_given=batch_size_given,
         config_file=config_file,
         given=given_values(config_file, flags),
+        notes=left_out_note(config_file),
     )
 
 

@@ -38,12 +38,12 @@ class Segment:
 
     `trained` is counted while the micro-batch is laid out (`layout.lay_out`), before it is built."""
 
-    row: int  # the row's number in the data
-    index: int  # the row's index in the dataset handed to SFTTrainer
+    row: int | None  # the row's number in the data (None: a recording's, which holds no rows)
+    index: int | None  # the row's index in the dataset handed to SFTTrainer
     batch_row: int
     start: int
     end: int
-    row_start: int  # the offset of its first token among the row's own tokens
+    row_start: int | None  # the offset of its first token among the row's own tokens
     attends_from: int  # the first position its tokens can attend to in the trainer's forward
     trained: int = 0  # its tokens whose label trains
 
@@ -173,6 +173,9 @@ class MicroBatch:
     attends_from: list[list[int | None]]  # the first position the token can attend to; None: padding
     dropped: list[Dropped]  # what truncation or bfd's overflow cut from the rows this micro-batch holds
     weights: dict[str, list[list[float]]]  # per scheme (`token_weights.SCHEMES`), each token's weight in the step
+    # A recorded micro-batch's own values (`recorder.step_view`): num_items_in_batch, loss, ce_sum, the
+    # attention as judged, the other inputs. None: simulated.
+    recorded: dict[str, Any] | None = None
 
     def rows_of(self, name: str) -> list[list[int]] | None:
         """The collator's tensor `name` as lists, None where the collator sent none."""
@@ -190,7 +193,7 @@ class MicroBatch:
         return None if k is None else self.segments[batch_row][k].row
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "step": self.step,
             "micro_step": self.micro_step,
             "rank": self.rank,
@@ -210,6 +213,9 @@ class MicroBatch:
                 "attends_from": self.attends_from,
             },
         }
+        if self.recorded is not None:
+            out["recorded"] = self.recorded
+        return out
 
 
 @dataclass(frozen=True)
@@ -219,14 +225,14 @@ class StepView:
     What `causallm-inspect batch` prints (`report.format_view`) and `--json` writes (`to_dict`)."""
 
     step: int  # from 1
-    steps_per_epoch: int
-    micro_batches_per_epoch: int  # per rank
+    steps_per_epoch: int | None  # None: a recording's (it holds no epoch)
+    micro_batches_per_epoch: int | None  # per rank
     world_size: int  # simulated ranks
     micro_batches: list[MicroBatch]  # micro-step by micro-step, rank by rank
     settings: dict[str, Any]  # the trainer's arguments that shape a batch, and the world size
     source: str  # what the rows are, for the header
-    dataset_rows: int  # rows handed to SFTTrainer
-    prepared_rows: int  # sequences TRL prepared from them (packed or not)
+    dataset_rows: int | None  # rows handed to SFTTrainer (None: a recording's)
+    prepared_rows: int | None  # sequences TRL prepared from them (packed or not)
     mask_reason: str  # why the dataset's own masks are -100 ("prompt", "not assistant"...)
     items_per_rank: list[int]  # trained tokens per rank, as get_batch_samples counts
     num_items_in_batch: int | None  # what the loss is divided by (None: each micro-batch's own count)
@@ -236,6 +242,10 @@ class StepView:
     dropped_summary: dict[str, int]  # the epoch's totals of what truncation and dropping cut
     notes: list[str] = field(default_factory=list)  # what was changed to make the step possible
     attention: AttentionReport | None = None  # with --check-attention
+    # Read from a recording (`recorder.step_view`): its folder, run, versions, recorded steps. A recording
+    # holds what the model received and nothing of where it came from: the fields about the data (rows,
+    # segments' rows, samples, the epoch) are None or empty, never guessed. None: simulated.
+    recording: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -258,4 +268,6 @@ class StepView:
         }
         if self.attention is not None:
             out["attention"] = self.attention.to_dict()
+        if self.recording is not None:
+            out["recording"] = self.recording
         return out

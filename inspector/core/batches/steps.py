@@ -68,6 +68,17 @@ def check_step(step: int, world_size: int) -> None:
         raise InspectorError(f"--step {step} is not a step: steps are counted from 1", "pass --step 1 or more")
 
 
+def check_world_size(world_size: int, rows: int) -> None:
+    """A simulated world no larger than the data: past it, most ranks would get only rows repeated
+    from the start (accelerate's even_batches), and simulating each of them takes a while."""
+    if world_size > rows > 0:
+        raise InspectorError(
+            f"--world-size {world_size} is more than the {rows} row{'s' if rows != 1 else ''} of the data: most ranks "
+            "would get only rows repeated from the start of the data (accelerate's even_batches)",
+            f"pass --world-size {rows} or less, or give more rows",
+        )
+
+
 def inspect_step(
     trainer: Any, setup: BatchSetup, *, step: int = 1, world_size: int = 1, provenance: Provenance | None = None
 ) -> StepView:
@@ -76,6 +87,7 @@ def inspect_step(
 
     `provenance`: one made before for this trainer, so that reading many steps prepares the rows once."""
     check_step(step, world_size)
+    check_world_size(world_size, len(setup.dataset))
     if world_size > 1 and trainer.args.accelerator_config.dispatch_batches:
         raise InspectorError(
             "dispatch_batches is on: rank 0 reads every batch and sends slices, which cannot be simulated here",
@@ -138,7 +150,7 @@ def inspect_step(
     for m in range(max(len(r) for r in per_rank)):  # micro-step by micro-step, rank by rank
         micro_batches += [r[m] for r in per_rank if m < len(r)]
     dropped_rows, summary = prov.dropped_rows()
-    notes = [note] if (note := keep_end_note(trainer.args)) else []
+    notes = [*setup.notes, *([note] if (note := keep_end_note(trainer.args)) else [])]
     lowered = setup.lowered_batch_size
     if lowered:
         notes.append(

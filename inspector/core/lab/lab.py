@@ -6,7 +6,8 @@ the locks that let the app's workers share the model and the lesson context
 (`Bursts`: a source per strategy, live or a prepared run's replay, their locks, refusals,
 reset), `prediction_cache` (`PredictionCache`: teacher-forced rows, the texts watched) and
 `demos` (`Demos`: a lesson's panel, live or replayed). The parts read the Lab as a
-`Workbench` and import no Lab; front ends ask the Lab only, which hands the work on.
+`Workbench` and import no Lab; front ends ask the Lab only, which hands the work on. With
+`--run DIR`, `recording` (`RecordingSource`) gives the batch view a run's recorded steps.
 The app drives one from its workers; `train`, `predict`, `lesson N` and `prepare` build one
 around the model they loaded. No UI here: the callers pass callbacks and show what comes back.
 
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from inspector.core.exercises.check_report import CheckReport
     from inspector.core.exercises.registry import FoundExercise
     from inspector.core.lab.policy import TurnsShown
+    from inspector.core.lab.recorded import RecordingSource
     from inspector.core.labels.process.code_errors import LabelCodeError
     from inspector.core.labels.process.parent import LabelFunction
     from inspector.core.labels.reload import LabelReloader
@@ -88,10 +90,12 @@ class Lab:
         exercise: FoundExercise | None = None,
         turn_policy: str = "all",
         inference_template: str | None = None,
+        recording: RecordingSource | None = None,
     ) -> None:
         self.model_spec = model_spec
         self.turn_policy = TurnPolicy(turn_policy, inference_template)  # which turns train, and beside what
         self.batch_config = batch_config  # a `trl sft --config` YAML the batch view starts from
+        self.recording = recording  # --run DIR: the batch view shows its recorded steps instead
         # --labels-from: the user's label function (the `custom` strategy, or an exercise's own),
         # reloaded on save (the app), or loaded once (`custom`, a command).
         self.label_host = LabelHost(labels_from, custom, exercise)
