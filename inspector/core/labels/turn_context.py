@@ -82,6 +82,7 @@ class Turn:
     inference_ids: tuple[int, ...] = ()
     prefilled: str = ""  # what the inference prompt adds at its end that the training context lacks
     differs_beyond_prefill: bool = False  # the contexts differ elsewhere too
+    tokenized_differently: bool = False  # the same text, only cut into tokens differently at the turn's start
     verdict: str = ""
     flag: str | None = None  # the message's own "do not train" flag
     trained_positions: tuple[int, ...] = ()
@@ -105,6 +106,7 @@ class Turn:
             "differing_positions": {"training": list(self.training_only), "inference": list(self.inference_only)},
             "inference_prompt_tokens": len(self.inference_ids),
             "prefilled": self.prefilled,
+            "tokenized_differently": self.tokenized_differently,
             "verdict": self.verdict,
             "flag": self.flag,
         }
@@ -283,6 +285,16 @@ def turn_reports(
             common += 1
         prefilled, beyond = _prefill(tokenizer, ctx, inf, common)
         verdict = _verdict(ids, first, inf, only_t, only_i, roles, msg_of, msgs, tokenizer, prefilled, labels)
+        # The inference prompt's text ends inside the turn's first trained token: the same text, cut
+        # into tokens differently at the turn's start (a tokenizer merging across the boundary).
+        merged = ctx != inf and tokenizer.decode(list(ids[: first + 1])).startswith(tokenizer.decode(inf))
+        if merged:
+            first_text = tokenizer.decode([ids[first]])
+            verdict = (
+                "same text as at inference, cut into tokens differently where the turn starts (its first trained "
+                f"token {_short(first_text)} also covers the end of the inference prompt)"
+            )
+            prefilled, beyond = "", False
         out.append(
             Turn(
                 **base,
@@ -292,6 +304,7 @@ def turn_reports(
                 inference_ids=tuple(inf),
                 prefilled=prefilled,
                 differs_beyond_prefill=beyond,
+                tokenized_differently=merged,
                 verdict=verdict,
             )
         )
@@ -319,7 +332,11 @@ def findings(
         if not t.trained:
             continue
         think_prefill = any(o in t.prefilled for o in THINK_OPENERS)
-        if t.context_matches_inference is False and (t.differs_beyond_prefill or not think_prefill):
+        if (
+            t.context_matches_inference is False
+            and not t.tokenized_differently
+            and (t.differs_beyond_prefill or not think_prefill)
+        ):
             out.append(("reasoning-context-differs", f"turn {t.number} (message {t.message}): {t.verdict}"))
         if think_prefill:
             out.append(
