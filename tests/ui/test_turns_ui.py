@@ -157,7 +157,7 @@ async def test_turn_policy_field_changes_what_trains(qwen_tiny, chats, monkeypat
         assert [len(fe.answer_spans) for fe in app.lab.formatted] == [1, 1]
         picker.value = "split"
         await wait_until(pilot, lambda: app.lab.turn_policy.policy == "split" and _mask_settled(view)
-                         and view.key[1] == "split", what="the split rows")
+                         and view.key[1] == "split" and view.parts == 2, what="the split rows")
         assert len(app.lab.formatted) == 3 and view.parts == 2 and view.part == 0
         assert "row 1 of 2" in str(view.query_one("#policy-part").render())
         await pilot.press("right_square_bracket")

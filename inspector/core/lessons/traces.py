@@ -100,7 +100,8 @@ def labelled(fe: Any, tokenizer: Any, inference: Any, *, marked: bool = False) -
     edges: tuple[int, ...] = ()
     if marked:
         mask = assistant_mask(fe, tokenizer, ids)
-        edges = tuple(p for p, (m, lab) in enumerate(zip(mask, labels)) if m and lab == -100)
+        inside = [any(a <= s and e <= b for a, b in fe.answer_spans) for s, e in offsets]
+        edges = tuple(p for p, (m, whole) in enumerate(zip(mask, inside)) if m and not whole)  # merged across an edge
         labels = [t if m else -100 for t, m in zip(ids, mask)]
     roles = token_roles(fe, offsets, tokenizer) or [""] * len(ids)
     turns = turn_reports(fe, ids, offsets, labels, tokenizer, inference)
