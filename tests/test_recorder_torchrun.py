@@ -67,6 +67,12 @@ def test_two_processes_record_what_each_data_loader_yielded(tiny_path, tmp_path,
             recorded = rec.micro_batches(step, rank)
             assert [{k: mb[k] for k in KEYS} for mb in recorded] == [{k: b[k] for k in KEYS} for b in got["batches"]]
             assert all(mb["num_items_in_batch"] == got["num_items_in_batch"] for mb in recorded)
+        # and `batch --run DIR --json` shows, rank by rank, what that rank's loader yielded
+        for step, got in enumerate(yielded, 1):
+            assert main(["batch", "--run", str(to), "--step", str(step), "--rank", str(rank), "--json"]) == 0
+            shown = json.loads(capsys.readouterr().out)["micro_batches"]
+            assert [{k: mb[k] for k in KEYS[:3]} | {k: mb["recorded"][k] for k in KEYS[3:]} for mb in shown] == [
+                {k: b[k] for k in KEYS} for b in got["batches"]]
     audit = rec.audit
     assert audit["problems"] == ["rows once per epoch"] and not audit["stopped"]
     (twice,) = [c for c in audit["checks"] if c["name"] == "rows once per epoch"]

@@ -211,7 +211,8 @@ def recorded_step(rec: Recording, step: int, tokenizer: Any, *, rank: int | None
                 weights=weights,
                 recorded={"num_items_in_batch": record.num_items_in_batch, "num_items_source": record.num_items_source,
                           "loss": record.loss, "ce_sum": record.ce_sum, "forward_calls": record.forward_calls,
-                          "attention": lay["how"], "other_inputs": record.other_inputs},
+                          "attention": lay["how"], "other_inputs": record.other_inputs,
+                          **{k: record.arrays[k].tolist() for k in ("cu_seq_lens_q", "cu_seq_lens_k") if record.arrays.get(k) is not None}},
             ))
     counts = {rec_.num_items_in_batch for mine in per_rank for rec_, _, _ in mine}
     num_items = int(round(counts.pop())) if len(counts) == 1 and None not in counts else None
