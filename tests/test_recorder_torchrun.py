@@ -1,7 +1,7 @@
 """`causallm-inspect record` under `torchrun --nproc_per_node 2` on CPU (gloo), the tiny model and bfd
 packing, two optimizer steps: each rank's recording equals what its own data loader yielded, micro-batch
 by micro-batch, and the audit, before the first optimizer step, finds the rows accelerate's even_batches
-repeats (11 packed sequences over 2 ranks) and nothing else. About 20 s on two cores."""
+repeats (11 packed sequences over 2 ranks) and nothing else. About 20 s on two cores; then `accelerate launch` of two CPU processes records both ranks."""
 
 from __future__ import annotations
 
@@ -90,3 +90,29 @@ def test_two_processes_record_what_each_data_loader_yielded(tiny_path, tmp_path,
             for mb in rec.micro_batches(step, rank):
                 same = simulated[(rank, mb["micro_step"])]
                 assert {k: mb[k] for k in KEYS[:3]} == {k: same[k] for k in KEYS[:3]}
+
+
+def test_accelerate_launch_records_every_rank(tiny_path, tmp_path):
+    """`accelerate launch --multi_gpu --num_processes 2` with `use_cpu: true` starts two CPU processes
+    (gloo); each records its own steps. (`--cpu --num_processes 2` starts one: accelerate's multi-CPU
+    launcher needs MPI.)"""
+    config = tmp_path / "sft.yaml"
+    config.write_text(
+        f"model_name_or_path: {tiny_path}\ndatasets:\n  - path: json\n    data_files: {jsonl(tmp_path, ROWS)}\n"
+        f"output_dir: {tmp_path / 'out'}\nuse_cpu: true\nmax_length: 48\nper_device_train_batch_size: 2\n"
+        "max_steps: 1\nreport_to: none\nsave_strategy: \"no\"\nlogging_strategy: \"no\"\ndisable_tqdm: true\n"
+    )
+    to = tmp_path / "rec"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT),
+           "HF_HOME": str(tmp_path / "hf")}  # no accelerate config of this machine's
+    argv = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+            "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "inspector", "record", "--config", str(config),
+            "--to", str(to), "--steps", "1"]
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rec = open_recording(to)
+    assert rec.world_size == 2 and rec.steps == [1] and rec.ended == [0, 1]
+    assert rec.run["distributed_type"].endswith("MULTI_CPU") and rec.audit["problems"] == []
+    shown = [row for rank in (0, 1) for mb in rec.micro_batches(1, rank) for row in mb["input_ids"]]
+    assert len(shown) == 4  # two rows on each rank
+    assert "audit of step 1, before its optimizer step (2 ranks" in done.stdout
