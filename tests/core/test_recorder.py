@@ -229,3 +229,18 @@ def test_record_refuses_bad_input_in_one_line(capsys, tmp_path, argv, message):
     assert main(["record", *(a.format(tmp=tmp_path, cfg=cfg) for a in argv)]) == 2
     lines = [x for x in capsys.readouterr().err.strip().splitlines() if not x.startswith("…")]
     assert len(lines) == 1 and message.format(tmp=tmp_path) in lines[0]
+
+
+def test_record_names_a_missing_chat_template(tiny_path, tmp_path, capsys):
+    """Conversational data and a tokenizer without a chat template (the tiny model has none): one line
+    naming the config key to set, not SFTTrainer's error."""
+    from inspector.cli import main
+
+    chats = [{"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}]}] * 2
+    cfg = tmp_path / "sft.yaml"
+    cfg.write_text(f"datasets:\n  - path: json\n    data_files: {jsonl(tmp_path, chats)}\nmodel_name_or_path: {tiny_path}\n"
+                   f"use_cpu: true\noutput_dir: {tmp_path / 'out'}\nreport_to: none\n")
+    assert main(["record", "--config", str(cfg), "--to", str(tmp_path / "r")]) == 2
+    lines = [x for x in capsys.readouterr().err.strip().splitlines() if not x.startswith("…")]
+    assert len(lines) == 1 and "has no chat template, and the data is conversational" in lines[0]
+    assert "set chat_template_path in the config" in lines[0].lower()

@@ -70,6 +70,16 @@ def _trainer(model_args: Any, sft: Any, dataset: Any, callback: RecorderCallback
         ) from exc
     except (ValueError, TypeError, KeyError, RuntimeError) as exc:
         text = str(exc).strip().splitlines()
+        if text and "chat_template is not set" in text[0]:
+            raise InspectorError(
+                f"the tokenizer of {name} has no chat template, and the data is conversational",
+                "set chat_template_path in the config: a .jinja file (TRL ships some: `causallm-inspect templates` "
+                "shows their folder) or a model folder whose tokenizer has one",
+            ) from exc
+        if text and any(k in text[0] for k in ("Connection closed by peer", "Connection reset by peer", "NCCL error")):
+            raise InspectorError(
+                "another rank stopped before this one (its error is the one to read)", "fix what that rank says, then launch again"
+            ) from exc
         raise InspectorError(f"TRL's SFTTrainer refuses this config: {text[0][:300] if text else type(exc).__name__}", "change that setting") from exc
 
 
