@@ -456,7 +456,8 @@ run's loss. `causallm-inspect batch --run DIR --config FILE` compares it with th
         found = self.yours.get((m, b))
         grid = self.query_one(BatchGrid)
         grid.context_differs = frozenset(self.differs)
-        self.query_one("#batch-legend", Static).update(LEGEND + (DIFFERS_LEGEND if self.differs else ""))
+        legend = RECORDED_LEGEND if self.lab.recording is not None else LEGEND
+        self.query_one("#batch-legend", Static).update(legend + (DIFFERS_LEGEND if self.differs else ""))
         grid.show(mb, b, found if isinstance(found, list) else None)
         if isinstance(found, LabelCodeError):
             self._status(f"your {found.function} failed on this row: {found.problem_anywhere()}")

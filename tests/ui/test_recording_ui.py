@@ -56,7 +56,10 @@ async def test_the_app_opens_a_recording_and_brackets_go_through_the_ranks(tiny_
         starts = [s.start for s in step.micro_batches[0].segments[0]]
         assert grid.cell(row, starts[1])[0] == "▶s2"  # the second sequence of the row: no data row is claimed
         summary = lambda: str(view.query_one("#batch-summary").render())  # noqa: E731
-        assert "recorded step 1" in summary() and "rank 0 of 2" in summary()
+        await wait_until(pilot, lambda: "recorded step 1" in summary(), timeout=30, what="the recorded step's summary")
+        assert "rank 0 of 2" in summary()
+        legend = str(view.query_one("#batch-legend").render())
+        assert "not recorded" in legend and "row N of the data" not in legend  # the recording's legend, once drawn
         await pilot.press("right_square_bracket")
         assert view.step_view.micro_batches[view.places[view.index][0]].rank == 1 and "rank 1 of 2" in summary()
         await pilot.press("left_square_bracket")
