@@ -229,6 +229,17 @@ def test_the_config_is_strict_and_asks_for_nothing_from_the_network():
     assert "docs/hooks/reference.py" in config["hooks"]
 
 
+def test_the_test_extra_installs_the_docs_extra():
+    """`python3 run.py test` (CI's command) installs the test extra: the build test above needs mkdocs."""
+    from packaging.requirements import Requirement
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+, as tests/test_constraints.py
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    test = [Requirement(r) for r in project["optional-dependencies"]["test"]]
+    assert any(r.name == project["name"] and "docs" in r.extras for r in test)
+    assert {Requirement(r).name for r in project["optional-dependencies"]["docs"]} >= {"mkdocs", "mkdocs-material"}
+
+
 # An asset the browser would fetch from elsewhere: a script, style, image, frame or font of another host.
 REMOTE = re.compile(r"<(?:script|link|img|iframe|source|video|audio)\b[^>]*\b(?:src|href)=[\"']?(?:https?:)?//", re.I)
 REMOTE_CSS = re.compile(r"@import\s+(?:url\()?[\"']?(?:https?:)?//|url\([\"']?(?:https?:)?//", re.I)
