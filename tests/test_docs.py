@@ -240,6 +240,23 @@ def test_the_test_extra_installs_the_docs_extra():
     assert {Requirement(r).name for r in project["optional-dependencies"]["docs"]} >= {"mkdocs", "mkdocs-material"}
 
 
+def test_run_py_docs_builds_strictly_then_serves_or_stops(monkeypatch):
+    spec = importlib.util.spec_from_file_location("run_py_docs_under_test", ROOT / "run.py")
+    run = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(run)
+    calls, rc = [], {"build": 0}
+    monkeypatch.setattr(run, "setup", lambda extras: calls.append(("setup", extras)))
+    monkeypatch.setattr(run.subprocess, "call", lambda argv, **_: calls.append(argv[3:]) or rc.get(argv[3], 0))
+    assert run.main(["docs", "build"]) == 0
+    assert calls == [("setup", "docs"), ["build", "--strict", "--config-file", str(ROOT / "mkdocs.yml")]]
+    calls.clear()
+    run.main(["docs"])
+    assert [c[0] for c in calls] == ["setup", "build", "serve"] and calls[2][-2:] == ["--dev-addr", "127.0.0.1:8000"]
+    calls.clear()
+    rc["build"] = 1  # a warning in strict mode: nothing is served
+    assert run.main(["docs"]) == 1 and [c[0] for c in calls] == ["setup", "build"]
+
+
 # An asset the browser would fetch from elsewhere: a script, style, image, frame or font of another host.
 REMOTE = re.compile(r"<(?:script|link|img|iframe|source|video|audio)\b[^>]*\b(?:src|href)=[\"']?(?:https?:)?//", re.I)
 REMOTE_CSS = re.compile(r"@import\s+(?:url\()?[\"']?(?:https?:)?//|url\([\"']?(?:https?:)?//", re.I)
