@@ -3,6 +3,8 @@
 
     python3 run.py [ARGS...]       # the app (or any causallm-inspect command: run.py labels --json)
     python3 run.py test [ARGS...]  # the test suite (pytest; ARGS go to pytest)
+    python3 run.py docs [ARGS...]  # build the docs site strictly (mkdocs.yml), then serve it on 127.0.0.1:8000
+    python3 run.py docs build      # only build it, into site/: any warning (a broken link...) fails it
 
 The first run makes `.venv/` beside this file and installs the project into it, within the
 versions of constraints.txt (those the test suite last passed with); later runs reinstall only
@@ -66,10 +68,32 @@ def setup(extras: str) -> None:
     stamp.write_text(want)
 
 
+def docs(args: list[str]) -> int:
+    """Build the site strictly; then serve it, unless `build` (or --build-only) was asked. ARGS go to mkdocs."""
+    build_only = args[:1] in (["build"], ["--build-only"])
+    rest = args[1:] if build_only else args
+    setup("docs")
+    mkdocs = [str(PY), "-m", "mkdocs"]
+    config = ["--config-file", str(ROOT / "mkdocs.yml")]
+    rc = subprocess.call([*mkdocs, "build", "--strict", *config, *(rest if build_only else [])], cwd=ROOT)
+    if rc:
+        _say("the site did not build: mkdocs.yml is strict, so each warning above is an error")
+        return rc
+    if build_only:
+        _say(f"built {ROOT / 'site'}: open site/index.html, or serve it with `python3 run.py docs`")
+        return 0
+    if not any(a in ("-a", "--dev-addr") or a.startswith("--dev-addr=") for a in rest):
+        rest = [*rest, "--dev-addr", "127.0.0.1:8000"]
+        _say("serving the docs on http://127.0.0.1:8000/ (Ctrl+C stops; a saved page is rebuilt)")
+    return subprocess.call([*mkdocs, "serve", "--strict", *config, *rest], cwd=ROOT)
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] == ["test"]:
         setup("test")
         return subprocess.call([str(PY), "-m", "pytest", *argv[1:]], cwd=ROOT)
+    if argv[:1] == ["docs"]:
+        return docs(argv[1:])
     setup("")
     return subprocess.call([str(BIN / "causallm-inspect"), *argv])
 

@@ -27,12 +27,26 @@ OK, PROBLEM, UNCHECKED = "ok", "problem", "not checked"
 SHARE_BAND = (0.05, 0.95)
 WEIGHT_TOLERANCE = 0.01  # relative: low-precision losses round, a per-micro-batch mean differs by far more
 
+# The checks, by the name the log's table, rec/audit.json ("problems") and a stop give each, in the
+# table's order. docs/recording.md documents every one (tests/test_docs.py); Check takes no other name.
+NO_TOKEN = "sequences that train no token"
+STOP_TOKENS = "stop tokens trained"
+SHARE = "trained share within the band"
+CROSSING = "packed sequences kept apart"
+TWICE = "rows once per epoch"
+WEIGHTS = "every trained token weighs 1/N"
+CHECKS = (NO_TOKEN, STOP_TOKENS, SHARE, CROSSING, TWICE, WEIGHTS)
+
 
 @dataclass(frozen=True)
 class Check:
     name: str
     status: str  # OK, PROBLEM or UNCHECKED
     detail: str
+
+    def __post_init__(self) -> None:
+        if self.name not in CHECKS:  # a bug of ours: a check the docs do not name
+            raise ValueError(f"audit check {self.name!r} is not in CHECKS")
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "status": self.status, "detail": self.detail}
@@ -109,7 +123,7 @@ def _weight_x_n(r: dict[str, Any], total: int, divisor: int, world: int) -> floa
 
 
 def _no_token(rows: list[dict[str, Any]], total: int) -> Check:
-    name = "sequences that train no token"
+    name = NO_TOKEN
     if total == 0:
         return Check(name, PROBLEM, "the whole step trains no token: every label is -100 on every rank")
     empty = [(r["rank"], r["micro_step"]) for r in rows if r["trained"] == 0]
@@ -123,7 +137,7 @@ def _no_token(rows: list[dict[str, Any]], total: int) -> Check:
 
 
 def _stop_tokens(stats: list[dict[str, Any]], stop_tokens: dict[int, str]) -> Check:
-    name = "stop tokens trained"
+    name = STOP_TOKENS
     if not stop_tokens:
         return Check(name, UNCHECKED, "no stop token known (no tokenizer eos, generation config or chat template)")
     sums: dict[str, list[int]] = defaultdict(lambda: [0, 0])
@@ -151,11 +165,11 @@ def _stop_tokens(stats: list[dict[str, Any]], stop_tokens: dict[int, str]) -> Ch
 
 def _share(rows: list[dict[str, Any]], band: tuple[float, float]) -> Check:
     low, high = band
-    name = f"trained share within {low:.0%}–{high:.0%}"
+    name = SHARE
     tokens = sum(r["tokens"] for r in rows)
     trained = sum(r["trained"] for r in rows)
     share = trained / tokens if tokens else 0.0
-    detail = f"{trained} of {tokens} real tokens train ({share:.1%})"
+    detail = f"{trained} of {tokens} real tokens train ({share:.1%}; the band: {low:.0%}–{high:.0%})"
     if share < low:
         return Check(name, PROBLEM, detail + ": almost nothing trains, check the masks (prompt, assistant, truncation)")
     if share > high:
@@ -164,7 +178,7 @@ def _share(rows: list[dict[str, Any]], band: tuple[float, float]) -> Check:
 
 
 def _crossing(rows: list[dict[str, Any]]) -> Check:
-    name = "packed sequences kept apart"
+    name = CROSSING
     packed = sum(r["packed_rows"] for r in rows)
     if not packed:
         return Check(name, OK, "no batch row holds more than one sequence")
@@ -180,7 +194,7 @@ def _crossing(rows: list[dict[str, Any]]) -> Check:
 
 
 def _twice(stats: list[dict[str, Any]]) -> Check:
-    name = "rows once per epoch"
+    name = TWICE
     if any(s["epoch_batches"] is None for s in stats):
         why = next(s["epoch_how"] for s in stats if s["epoch_batches"] is None)
         return Check(name, UNCHECKED, why)
@@ -203,7 +217,7 @@ def _twice(stats: list[dict[str, Any]]) -> Check:
 
 
 def _weights(rows: list[dict[str, Any]], total: int) -> Check:
-    name = "every trained token weighs 1/N"
+    name = WEIGHTS
     measured = [r for r in rows if r["weight_x_n"] is not None]
     if not total:
         return Check(name, UNCHECKED, "no token trains")

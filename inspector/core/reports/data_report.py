@@ -41,6 +41,8 @@ if TYPE_CHECKING:
     from inspector.core.models import LoadedModel
 
 
+# Every problem kind the report can give, with what it means (FIXES: what to do); the one list:
+# DataReport.add takes no other kind, and docs/data.md documents each (tests/test_docs.py).
 PROBLEMS = {
     "bad-row": "the row cannot be read, or fits none of TRL's dataset types",
     "mixed-format": "the row is of another type than the rows before it",
@@ -110,6 +112,8 @@ class DataReport:
     reasoning_rows: int = 0  # rows whose messages carry reasoning
 
     def add(self, problem: Problem) -> None:
+        if problem.kind not in PROBLEMS:  # a bug of ours: summary() would leave it out, docs/data.md not name it
+            raise ValueError(f"problem kind {problem.kind!r} is not in PROBLEMS")
         self.counts[problem.kind] += 1
         if self.counts[problem.kind] <= KEEP_ROWS:
             self.problems.append(problem)
