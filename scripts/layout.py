@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """The package's layout, made from its own docstrings: every package and module with the first line
-of its docstring, so README's Layout cannot drift from the code.
+of its docstring, so the docs' layout page (docs/contributing/layout.md) cannot drift from the code.
 
     python3 scripts/layout.py            # print the layout
-    python3 scripts/layout.py --write    # write it into README.md between the layout markers
-    python3 scripts/layout.py --check    # exit 1 when README.md's layout is not the code's
+    python3 scripts/layout.py --write    # write it into docs/contributing/layout.md between the layout markers
+    python3 scripts/layout.py --check    # exit 1 when that page's layout is not the code's
 
 tests/test_layout.py runs the check.
 """
@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-README = ROOT / "README.md"
+PAGE = ROOT / "docs" / "contributing" / "layout.md"
 START = "<!-- layout: made by scripts/layout.py from the docstrings; edit those, then run it with --write -->"
 END = "<!-- layout end -->"
 WIDTH = 34  # the name column
@@ -47,11 +47,11 @@ def layout() -> str:
     return "```\n" + "\n".join(lines) + "\n```"
 
 
-def readme_with(text: str, block: str) -> str:
+def page_with(text: str, block: str) -> str:
     head, start, rest = text.partition(START)
     _, end, tail = rest.partition(END)
     if not start or not end:
-        raise SystemExit(f"README.md has no layout markers: put {START!r} and {END!r} where the layout goes")
+        raise SystemExit(f"{PAGE.relative_to(ROOT)} has no layout markers: put {START!r} and {END!r} where the layout goes")
     return f"{head}{START}\n{block}\n{END}{tail}"
 
 
@@ -60,13 +60,13 @@ def main(argv: list[str]) -> int:
     if not argv:
         print(block)
         return 0
-    text = README.read_text(encoding="utf-8")
+    text = PAGE.read_text(encoding="utf-8")
     if argv == ["--write"]:
-        README.write_text(readme_with(text, block), encoding="utf-8")
+        PAGE.write_text(page_with(text, block), encoding="utf-8")
         return 0
     if argv == ["--check"]:
-        if readme_with(text, block) != text:
-            print("README.md's layout is not the code's: run python3 scripts/layout.py --write", file=sys.stderr)
+        if page_with(text, block) != text:
+            print(f"{PAGE.relative_to(ROOT)}'s layout is not the code's: run python3 scripts/layout.py --write", file=sys.stderr)
             return 1
         return 0
     print(__doc__, file=sys.stderr)

@@ -1,4 +1,5 @@
-"""README's Layout is the code's: the tree scripts/layout.py makes from the modules' docstrings."""
+"""The docs' layout page (docs/contributing/layout.md) is the code's: the tree scripts/layout.py makes from the
+modules' docstrings."""
 
 from __future__ import annotations
 
@@ -15,10 +16,10 @@ def _layout():
     return module
 
 
-def test_the_readme_layout_is_made_from_the_docstrings():
+def test_the_layout_page_is_made_from_the_docstrings():
     layout = _layout()
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert layout.readme_with(text, layout.layout()) == text, "run: python3 scripts/layout.py --write"
+    text = (ROOT / "docs" / "contributing" / "layout.md").read_text(encoding="utf-8")
+    assert layout.page_with(text, layout.layout()) == text, "run: python3 scripts/layout.py --write"
 
 
 def test_every_module_says_what_it_is_for():

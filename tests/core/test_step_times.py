@@ -9,7 +9,8 @@ from inspector.core.lessons.demo_runs import StepTiming
 from inspector.core.training.burst import StepLog
 from inspector.core.training.step_times import StepSpread, compare
 
-# Quiet runs, as the benchmark measured them on the embedded Gemma on 2 cores (README).
+# Quiet runs, as the benchmark measured them on the embedded Gemma on 2 cores
+# (2026-11-28: docs/performance.md).
 COPY = [1.04, 1.02, 1.05, 1.09, 1.03, 1.04, 1.06, 1.04, 1.05]
 MASK = [1.05, 1.03, 1.06, 1.07, 1.05, 1.04, 1.06, 1.05, 1.05]
 FROZEN = [0.41, 0.40, 0.42, 0.41, 0.45, 0.38, 0.41, 0.41, 0.42]

@@ -8,7 +8,7 @@ animations run meanwhile. Afterwards `settle` checks that the app answers a key 
 left alone, nothing keeps running: no timer of ours ticking, no messages going round.
 
 `tests/ui/test_soak.py` runs a few short seeds in the suite; `scripts/soak.py` runs longer
-ones (see the README's Tests section).
+ones (see docs/contributing/tests.md).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Each seed types a few hundred keys, often many at once (see `soak.py`), with bur
 and the predictions animation running, then checks that the app answers a key and goes
 quiet when left alone. A key costs the app a tenth of a second of CPU or more (mostly
 Textual restyling and recomposing the footer), so the suite keeps the walks short;
-`scripts/soak.py` runs long ones (see the README's Tests section). Skip with -m "not soak".
+`scripts/soak.py` runs long ones (see docs/contributing/tests.md). Skip with -m "not soak".
 """
 
 from __future__ import annotations

@@ -6,10 +6,10 @@ median seconds per step, with the spread of the steps beside it, shows both: a s
 machine gives steps within a few percent of each other, a busy one does not, and then two
 medians cannot be compared.
 
-The thresholds, measured on the embedded Gemma 3 270M on a quiet 2-core CPU (README,
-Benchmark): the steps of one run stay within 1.1-1.2x of each other (copy 1.02-1.09 s,
-frozen embedding 0.38-0.45 s), except a lone hiccup now and then (trl 0.99-5.12 s: one
-step; a garbage collection, the screen redrawing). So the spread is measured without the
+The thresholds, measured on the embedded Gemma 3 270M on a quiet 2-core CPU on 2026-11-28
+(docs/performance.md, the speed options): the steps of one run stay within 1.1-1.2x of each
+other (copy 1.02-1.09 s, frozen embedding 0.38-0.45 s), except a lone hiccup now and then
+(trl 0.99-5.12 s: one step; a garbage collection, the screen redrawing). So the spread is measured without the
 slowest step, and a spread over `BUSY_RATIO` (the second-slowest step 1.5x the fastest)
 means something else had the CPU for more than a moment. Two medians closer than
 `SAME_BAND` (or than half the steps' own spread, when that is larger) are no clear
