@@ -290,3 +290,18 @@ def test_the_site_builds_strictly_offline_with_every_page(tmp_path):
     remote = [str(p.relative_to(site)) for p in site.rglob("*.html") if REMOTE.search(p.read_text(encoding="utf-8"))]
     remote += [str(p.relative_to(site)) for p in site.rglob("*.css") if REMOTE_CSS.search(p.read_text(encoding="utf-8"))]
     assert not remote, f"pages that would fetch an asset from the network: {remote}"
+
+
+def test_the_readme_is_one_screen_with_the_picture_the_commands_and_links_that_resolve():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= 120
+    for command in ("python3 run.py ", "python3 run.py test", "python3 run.py docs"):
+        assert command in text
+    links = re.findall(r"\]\(((?!https?:)[^)#\s]+)", text)
+    assert "docs/images/labels.svg" in links
+    missing = [link for link in links if not (ROOT / link).is_file()]
+    assert not missing, f"README links to files that are not in the repository: {missing}"
+    from inspector.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if a.choices and isinstance(a.choices, dict)).choices
+    assert [c for c in commands if f"| `{c}` |" not in text] == []  # every command, one line each
