@@ -63,7 +63,7 @@ def test_every_shipped_lesson_loads_with_its_fields():
             assert fe.answer_spans
 
 
-# About two screens of the 42-column lesson pane (issue 31); what does not fit goes to docs/lessons/.
+# About two screens of the 42-column lesson pane; what does not fit goes to docs/lessons/.
 MAX_WORDS = 300
 
 
