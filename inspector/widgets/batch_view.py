@@ -227,6 +227,8 @@ run's loss. `causallm-inspect batch --run DIR --config FILE` compares it with th
         self.index = 0  # into `places`
         self._request = 0
         self._debounce: Any = None
+        self._recorded_step: int | None = None  # a recording's step on show or on its way: not read again
+        # (when the model comes, or a field's first Changed ends its debounce)
         self.lesson_flags: dict[str, Any] = {}  # the open lesson's other SFTConfig settings (`batch:`)
         self.yours: dict[tuple[int, int], Any] = {}  # (micro-batch, row) -> exercise 11's labels or error
         self.differs: dict[int, list[Any]] = {}  # data row -> its trained turns in another context than at inference
@@ -266,13 +268,6 @@ run's loss. `causallm-inspect batch --run DIR --config FILE` compares it with th
             widget.disabled = widget.id != "batch-step"
             if widget.id not in ("batch-step", "batch-world"):
                 widget.display = self.query_one(f"#{widget.id}-label").display = False
-
-    def model_ready(self) -> None:
-        """A recording's step needs no model: it is not read again when the model comes."""
-        if self.lab.recording is not None and self.step_view is not None:
-            self.ready = True
-            return
-        super().model_ready()
 
     def show_lesson(self, lesson: Any) -> None:
         """A lesson with `batch:` settings (packing, truncation, accumulation, world size) shows
@@ -338,6 +333,9 @@ run's loss. `causallm-inspect batch --run DIR --config FILE` compares it with th
                 if not text or int(text) < 1:
                     raise InspectorError("step must be a whole number of at least 1", "type a recorded step in the step field")
                 step = int(text)
+                if step == self._recorded_step:
+                    return
+                self._recorded_step = step
             else:
                 flags, step, world = self.read_settings()
         except InspectorError as exc:
@@ -381,7 +379,7 @@ run's loss. `causallm-inspect batch --run DIR --config FILE` compares it with th
         if message.request != self._request:
             return  # a newer request is on its way
         if message.error is not None:
-            self.step_view = None
+            self.step_view, self._recorded_step = None, None
             self.query_one(BatchGrid).clear(message.error)
             self.query_one("#batch-summary", Static).update("")
             self._status(message.error)

@@ -37,9 +37,12 @@ def two_ranks(tiny_path, tmp_path):
     return root
 
 
-async def test_the_app_opens_a_recording_and_brackets_go_through_the_ranks(tiny_path, two_ranks):
+async def test_the_app_opens_a_recording_and_brackets_go_through_the_ranks(tiny_path, two_ranks, monkeypatch):
     from inspector.core.lab.recorded import RecordingSource
 
+    reads: list[int] = []
+    read = RecordingSource.step
+    monkeypatch.setattr(RecordingSource, "step", lambda self, step: reads.append(step) or read(self, step))
     app = InspectorApp(model=str(tiny_path), device="cpu", learning_rate=FAST_LR, runs="live",
                        recording=RecordingSource(str(two_ranks), str(tiny_path)))
     async with app.run_test(size=SIZE) as pilot:
@@ -58,6 +61,8 @@ async def test_the_app_opens_a_recording_and_brackets_go_through_the_ranks(tiny_
         summary = lambda: str(view.query_one("#batch-summary").render())  # noqa: E731
         await wait_until(pilot, lambda: "recorded step 1" in summary(), timeout=30, what="the recorded step's summary")
         assert "rank 0 of 2" in summary()
+        await pilot.pause(0.5)
+        assert reads == [1]  # read once: not again when the model came, nor for the fields' first values
         legend = str(view.query_one("#batch-legend").render())
         assert "not recorded" in legend and "row N of the data" not in legend  # the recording's legend, once drawn
         await pilot.press("right_square_bracket")
