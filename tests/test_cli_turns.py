@@ -181,6 +181,9 @@ def test_bad_turn_options_are_one_line(capsys, model, tmp_path):
         "causallm-inspect: error: --inference-template no_such_template: no such file, nor a template TRL ships. "
         "Give a .jinja file, or one of the names `causallm-inspect templates` lists (e.g. qwen3)."
     ]
+    assert main(["labels", "--model", model, "--chat-template", "no_such_template"]) == 2  # no --data: still checked
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("causallm-inspect: error: --chat-template no_such_template: no such file, nor a template TRL ships")
     with pytest.raises(SystemExit) as exit_:
         main(["labels", "--model", model, "--turn-policy", "every"])
     err = capsys.readouterr().err

@@ -384,6 +384,10 @@ def examples(args: argparse.Namespace, markers: TurnMarkers) -> list[Example]:
     from inspector.core.data.examples import article_examples, load_examples
 
     if not getattr(args, "data", None):
+        if getattr(args, "chat_template", None):  # a wrong name is said even where no conversation uses it
+            from inspector.core.data.conversations import read_chat_template
+
+            read_chat_template(args.chat_template)
         return article_examples(markers)
     return load_examples(args.data, markers, **data_options(args))
 
