@@ -104,8 +104,8 @@ def reference() -> str:
     lines += _options(parser, parser.defaults)
     for name, command in parsers.items():
         lines += ["", f"## causallm-inspect {name} {{ #{name} }}", "", _text(helps[name])]
-        if command.description:
-            lines += ["", _text(command.description)]
+        if command.description and command.description.rstrip(".") != helps[name].rstrip("."):
+            lines += ["", _text(command.description)]  # more than the one line `--help` lists
         lines += _usage(command)
         lines += _options(command, parser.defaults)
     return "\n".join(lines) + "\n"

@@ -48,6 +48,9 @@ class CommandLine(argparse.ArgumentParser):
         for command in commands:
             command.register(sub)
         self.commands = dict(sub.choices)
+        for choice in sub._choices_actions:  # `COMMAND --help` opens with what the command does, as `--help` lists it
+            if self.commands[choice.dest].description is None:
+                self.commands[choice.dest].description = choice.help + "."
         self.program = {a.dest: a for a in self._actions if a.option_strings and a.dest not in ("help", "version")}
         self.defaults = {dest: action.default for dest, action in self.program.items()}
         for action in self.program.values():
