@@ -245,6 +245,15 @@ async def wait_for(pilot: Any, condition: Callable[[], bool], what: str, timeout
         await pilot.pause(0.02)
 
 
+async def workers_done(app: Any, pilot: Any, timeout: float) -> None:
+    """Every worker finished: done, failed (the app's crash handling reports it) or cancelled.
+
+    Not `workers.wait_for_complete()`: it raises WorkerCancelled when an exclusive worker (a
+    prediction the next key superseded) is cancelled while it waits, which is the app working.
+    """
+    await wait_for(pilot, lambda: all(w.is_finished for w in app.workers), "the workers to finish", timeout)
+
+
 async def settle(app: Any, pilot: Any, counter: DispatchCounter, report: SoakReport) -> dict[str, Any]:
     """After the storm: the app answers a key at once, then, left alone, goes quiet. Returns what it measured."""
     await pilot.resize_terminal(120, 40)
@@ -263,11 +272,11 @@ async def settle(app: Any, pilot: Any, counter: DispatchCounter, report: SoakRep
     answered = time.monotonic() - started
     # Left alone: bursts are stopped (as Esc does), workers finish, the animation ends.
     app.main.training_view.stop()
-    await asyncio.wait_for(app.workers.wait_for_complete(), timeout=300)
+    await workers_done(app, pilot, 300)
     await pilot.press("f4")
     predictions = app.main.views["predictions"]
     await wait_for(pilot, lambda: not app.main.training_view.running, "the bursts to end", 60)
-    await asyncio.wait_for(app.workers.wait_for_complete(), timeout=120)
+    await workers_done(app, pilot, 120)
     await wait_for(pilot, lambda: not predictions.playing, "the predictions animation to end", 60)
     counts, cpu = await idle_window(pilot, counter, 1.0)
     timers = [t for t in running_timers(app) if not t.startswith(TEXTUAL_TIMERS)]
