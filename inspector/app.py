@@ -21,13 +21,14 @@ from textual.widgets import OptionList
 from textual.worker import Worker, WorkerState
 
 from inspector.core.data.examples import TRAIN_ROWS
+from inspector.core.errors import in_words
 from inspector.core.lab import Lab
 from inspector.core.lessons.model import Lesson, lessons_or_error
 from inspector.core.training.burst import DEFAULT_EPOCHS, DEFAULT_LEARNING_RATE, DEFAULT_SEED
 from inspector.help_text import help_for
 from inspector.messages import Failed, ModelLoaded, ModelLoadProgressed
 from inspector.palette import InspectorCommands
-from inspector.running import readable, screenshot_folder
+from inspector.running import screenshot_folder
 from inspector.screens.help import HelpScreen
 from inspector.screens.main import MainScreen
 from inspector.screens.too_small import cover_if_too_small
@@ -209,13 +210,13 @@ class InspectorApp(App[int]):
 
     def on_failed(self, message: Failed) -> None:
         """A view's worker failed (it has cleared its own pending state), or a request was refused."""
-        text = message.text if message.text is not None else readable(message.error or RuntimeError("unknown"))
+        text = message.text if message.text is not None else in_words(message.error or RuntimeError("unknown"))
         self.show_error(message.title, text)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         if event.state != WorkerState.ERROR or event.worker.error is None:
             return
-        text = readable(event.worker.error)
+        text = in_words(event.worker.error)
         if event.worker.group == "load":
             self.sub_title = "no model loaded"
             self.main.model_failed(text)

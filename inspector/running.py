@@ -1,5 +1,5 @@
-"""Running the app: the process's exit once it quits, where screenshots go, and a worker
-error in words. Nothing here imports torch."""
+"""Running the app: the process's exit once it quits, and where screenshots go. Nothing here
+imports torch."""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from textual.app import App
-
-from inspector.core.errors import InspectorError
 
 
 def screenshot_folder() -> Path:
@@ -23,22 +21,6 @@ def screenshot_folder() -> Path:
     if downloads.is_dir() and os.access(downloads, os.W_OK):
         return downloads
     return Path.cwd()
-
-
-def readable(error: BaseException) -> str:
-    """A user-facing line for any worker error: InspectorError as it is, others by type and message."""
-    from inspector.core.labels.process.code_errors import LabelCodeError
-
-    if isinstance(error, LabelCodeError):  # the user's own code: where, and their frames
-        return error.report()
-    if isinstance(error, InspectorError):
-        return str(error)
-    lines = str(error).strip().splitlines()
-    message = lines[0][:300] if lines else ""
-    text = f"{type(error).__name__}: {message}" if message else type(error).__name__
-    if "out of memory" in str(error).lower() or type(error).__name__ == "OutOfMemoryError":
-        text += ". The model does not fit: try --device cpu, fewer epochs, or a smaller model."
-    return text
 
 
 WORKER_THREADS = "inspector-worker"

@@ -31,7 +31,6 @@ from inspector.cli import (
 )
 from inspector.cli.options import CommandLine, common, report_printed
 from inspector.core.errors import InspectorError
-from inspector.core.labels.process.code_errors import LabelCodeError
 
 # In the order `--help` lists them.
 COMMANDS = (labels, train, predict, batch, record, bench, lesson, exercise, glossary, prepare, inspect_data, templates, models)
@@ -60,11 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return args.run(args)
         finally:
             report_printed(sys.stderr)  # what your label function printed: on stderr, never in the output
-    except LabelCodeError as exc:  # the user's own code: where, and their frames of the traceback
+    except InspectorError as exc:  # one line; the user's own code's: where, and their frames of the traceback
         print(f"causallm-inspect: error: {exc.report()}", file=sys.stderr)
-        return 2
-    except InspectorError as exc:
-        print(f"causallm-inspect: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("causallm-inspect: interrupted", file=sys.stderr)

@@ -24,6 +24,24 @@ class InspectorError(Exception):
             return f"{self.problem}."
         return f"{self.problem}. {self.fix[0].upper()}{self.fix[1:]}."
 
+    def report(self) -> str:
+        """What the CLI and the app show: this line; a subclass with more to say (the user's own
+        code: where, and their frames) gives several."""
+        return str(self)
+
+
+def in_words(error: BaseException) -> str:
+    """A user-facing text for any error a command or a view's worker meets: an InspectorError's
+    own report, anything else by its type and first line (a bug of ours, or a library's)."""
+    if isinstance(error, InspectorError):
+        return error.report()
+    lines = str(error).strip().splitlines()
+    message = lines[0][:300] if lines else ""
+    text = f"{type(error).__name__}: {message}" if message else type(error).__name__
+    if "out of memory" in str(error).lower() or type(error).__name__ == "OutOfMemoryError":
+        text += ". The model does not fit: try --device cpu, fewer epochs, or a smaller model."
+    return text
+
 
 class NothingToLearn(InspectorError):
     """A burst refused before its first step: its labels train no token of any example."""

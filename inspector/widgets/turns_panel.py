@@ -19,6 +19,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import Label, Select, Static
 
+from inspector.core.errors import in_words
 from inspector.core.labels.turn_policy import POLICY_HELP, TURN_POLICIES
 from inspector.widgets.paging import Picker
 
@@ -107,12 +108,10 @@ Changing the policy resets the strategies trained so far (they trained other row
 
     @work(thread=True, exclusive=True, group="turn-policy", exit_on_error=False)
     def _make_rows(self, policy: str) -> None:
-        from inspector.running import readable
-
         try:
             self.lab.set_turn_policy(policy)
         except Exception as exc:  # noqa: BLE001 -- an InspectorError, or a template's own: said in one line
-            self.post_message(self.Applied(policy, readable(exc)))
+            self.post_message(self.Applied(policy, in_words(exc)))
             return
         self.post_message(self.Applied(policy))
 

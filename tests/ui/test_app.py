@@ -413,18 +413,6 @@ async def test_a_failed_labels_worker_is_shown_and_the_view_stops_waiting(tiny_p
         assert view.pending == () and "could not be made" in (view.error or "")
 
 
-def test_out_of_memory_says_what_to_do():
-    from inspector.core.errors import InspectorError
-    from inspector.running import readable as _readable
-
-    class OutOfMemoryError(RuntimeError):
-        pass
-
-    assert "smaller model" in _readable(OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB"))
-    error = InspectorError("bad thing", "do this")
-    assert _readable(error) == str(error)  # already written for the user
-
-
 def test_run_app_builds_the_app_from_the_command_line(monkeypatch, tmp_path):
     import json
 
