@@ -172,6 +172,25 @@ async def test_turn_policy_field_changes_what_trains(qwen_tiny, chats, monkeypat
         assert app.errors == []
 
 
+async def test_a_turn_policy_the_lab_refuses_is_one_message_and_the_policy_stays(qwen_tiny, chats, monkeypatch):
+    app = build_app(monkeypatch, _argv(qwen_tiny, chats))
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        view = app.main.labels_view
+        await wait_until(pilot, lambda: app.lab.loaded is not None, what="the model")
+
+        def refuse(policy):
+            raise InspectorError(f"the inference template cannot split row 1 for {policy}", "pick another turn policy")
+
+        monkeypatch.setattr(app.lab, "set_turn_policy", refuse)
+        picker = view.query_one("#turn-policy", Select)
+        picker.value = "split"
+        await wait_until(pilot, lambda: bool(app.errors), what="the refusal")
+        assert app.errors == ["the inference template cannot split row 1 for split. Pick another turn policy."]
+        await wait_until(pilot, lambda: picker.value == "all", what="the field back on the policy in use")
+        assert app.lab.turn_policy.policy == "all" and len(app.lab.formatted) == 2
+
+
 async def test_batch_view_marks_a_row_trained_in_another_context(qwen_tiny, chats, monkeypatch):
     app = build_app(monkeypatch, _argv(qwen_tiny, chats))
     async with app.run_test(size=SIZE) as pilot:
