@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import sys
 import time
 import traceback
 from collections import Counter, deque
@@ -30,6 +31,7 @@ from textual.widgets import Input, Select, TextArea
 from ui_helpers import QUIET_MESSAGES, DispatchCounter, idle_window, own_messages, post_key, running_timers, started
 
 import inspector.app as app_module
+import inspector.core.errors as errors_module
 from inspector.core.errors import InspectorError
 from inspector.screens.code import CodeScreen
 from inspector.screens.help import HelpScreen
@@ -88,21 +90,28 @@ class SoakReport:
 def recording_crashes(report: SoakReport) -> Iterator[None]:
     """Note every worker error that is a bug rather than the user's: anything but an InspectorError.
 
-    Every worker error reaches `readable`: a view posts `Failed` with it, the app makes it readable.
+    Every worker error is put in words by `core.errors.in_words` (a view posts `Failed` with it and
+    the app words it; the turns panel words its own): each module of the app that took that name
+    gets a wrapper for the walk.
     """
-    real = app_module.readable
+    real = errors_module.in_words
 
-    def readable(error: BaseException) -> str:
+    def in_words(error: BaseException) -> str:
         if not isinstance(error, InspectorError):
             where = "".join(traceback.format_exception(error)[-14:])
             report.crashes.append(f"{type(error).__name__}: {error}\n{where}")
         return real(error)
 
-    app_module.readable = readable
+    users = [m for name, m in list(sys.modules.items())
+             if name.startswith("inspector.") and m is not errors_module and getattr(m, "in_words", None) is real]
+    assert app_module in users, "the app no longer words worker errors with core.errors.in_words: update the soak"
+    for module in users:
+        module.in_words = in_words
     try:
         yield
     finally:
-        app_module.readable = real
+        for module in users:
+            module.in_words = real
 
 
 def _pick(rng: random.Random, keys: list[tuple[str, float]]) -> str:
