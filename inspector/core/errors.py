@@ -35,12 +35,17 @@ def in_words(error: BaseException) -> str:
     own report, anything else by its type and first line (a bug of ours, or a library's)."""
     if isinstance(error, InspectorError):
         return error.report()
-    lines = str(error).strip().splitlines()
-    message = lines[0][:300] if lines else ""
-    text = f"{type(error).__name__}: {message}" if message else type(error).__name__
+    text = briefly(error, 300)
     if "out of memory" in str(error).lower() or type(error).__name__ == "OutOfMemoryError":
         text += ". The model does not fit: try --device cpu, fewer epochs, or a smaller model."
     return text
+
+
+def briefly(error: BaseException, limit: int) -> str:
+    """An exception as its type and the first `limit` characters of its message's first line
+    ("TemplateError: Conversation roles must alternate"), to quote inside a message of ours."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0][:limit]}" if lines else type(error).__name__
 
 
 class NothingToLearn(InspectorError):

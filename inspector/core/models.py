@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from inspector.core.errors import InspectorError
+from inspector.core.errors import InspectorError, briefly
 
 EMBEDDED = "embedded"
 EMBEDDED_TITLE = "Gemma 3 270M (embedded, Q4_K_M GGUF de-quantized to fp32)"
@@ -263,7 +263,7 @@ def ensure_gguf(path: Path, progress: Progress = lambda msg: None) -> tuple[Path
         raise
     except Exception as exc:
         raise InspectorError(
-            f"{path} could not be read as a GGUF model ({type(exc).__name__}: {_first_line(exc)})",
+            f"{path} could not be read as a GGUF model ({briefly(exc, 200)})",
             "pass a GGUF file of a causal language model that transformers supports",
         ) from exc
     return target, False

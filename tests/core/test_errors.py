@@ -3,7 +3,7 @@ turns panel show for a worker's failure."""
 
 from __future__ import annotations
 
-from inspector.core.errors import InspectorError, in_words
+from inspector.core.errors import InspectorError, briefly, in_words
 from inspector.core.labels.process.code_errors import Frame, LabelCodeError
 
 
@@ -33,3 +33,8 @@ def test_out_of_memory_says_what_to_do():
 
     text = in_words(OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB"))
     assert text.startswith("OutOfMemoryError: CUDA out of memory") and "smaller model" in text
+
+
+def test_a_library_error_quoted_briefly():
+    assert briefly(ValueError("roles must alternate user/assistant\nat message 3"), 12) == "ValueError: roles must a"
+    assert briefly(RuntimeError(""), 50) == "RuntimeError"

@@ -30,7 +30,7 @@ from inspector.core.data.chat_format import (
     split_turns,
 )
 from inspector.core.data.reasoning import ASSISTANT_ROLES, TOOL_ROLES, answer_of, reasoning_of
-from inspector.core.errors import InspectorError
+from inspector.core.errors import InspectorError, briefly
 
 
 def read_chat_template(path: str | Path) -> str:
@@ -252,7 +252,7 @@ def render_chat(
     try:
         text, generated = render(tokenizer, msgs, template, tools, markers=marked)
     except Exception as exc:  # jinja2 errors, sandbox refusals, template's own raise_exception
-        said = f"{type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:160]}"
+        said = briefly(exc, 160)
         turns = tool_turns(msgs)
         if turns:  # a template with no place for tool turns often refuses their roles
             raise ToolCallDropped(

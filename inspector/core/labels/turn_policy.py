@@ -20,7 +20,7 @@ from typing import Any
 
 from inspector.core.data.chat_format import FormattedExample
 from inspector.core.data.reasoning import untrained_by_flag
-from inspector.core.errors import InspectorError
+from inspector.core.errors import InspectorError, briefly
 
 TURN_POLICIES = ("all", "last", "final", "split")
 DEFAULT_POLICY = "all"
@@ -164,7 +164,7 @@ def split_row(
     except Exception as exc:  # noqa: BLE001 -- the template's own refusal, said in one line
         raise InspectorError(
             f"the inference template cannot render the conversation before message {k + 1} "
-            f"({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:120]})",
+            f"({briefly(exc, 120)})",
             "pass --inference-template with a template that renders these messages",
         ) from exc
     turn = None
@@ -198,7 +198,7 @@ def trl_split(
     except Exception as exc:  # noqa: BLE001 -- the template's own refusal, said in one line
         raise InspectorError(
             f"the chat template cannot render the conversation up to message {len(msgs)} "
-            f"({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:120]})",
+            f"({briefly(exc, 120)})",
             "pass a template that renders these messages",
         ) from exc
     return text, (_common(prompt, text), len(text))
